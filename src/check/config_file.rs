@@ -1,0 +1,136 @@
+//! Rules about a VM's configuration.nix, read syntactically (never
+//! evaluated): a clone of the GRUB/SeaBIOS template must not switch to
+//! systemd-boot or import disko, and it has no hardware-configuration.nix
+//! until `pve integrate` has run.
+
+use rnix::ast::{self, HasEntry};
+use rowan::ast::AstNode;
+
+use crate::diag::Diagnostic;
+use crate::fleet::eval::attr_name;
+use crate::fleet::Loaded;
+
+pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (h, p) in l.fleet.vms() {
+        if !p.clones_template() || p.readonly {
+            continue;
+        }
+        let Some(cfg) = &h.configuration_file else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(&cfg.value) else {
+            continue;
+        };
+        let findings = scan(&text);
+        let shown = crate::fleet::value::display_path(&cfg.value, &l.root_dir);
+        if findings.systemd_boot {
+            out.push(
+                Diagnostic::error("systemd-boot", cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
+                    .help("use `boot.loader.grub = { enable = true; devices = [ \"nodev\" ]; };` as hosts/vm_base does"),
+            );
+        }
+        if findings.disko {
+            out.push(
+                Diagnostic::error("disko", cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
+                    .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
+            );
+        }
+        if findings.imports_hardware {
+            let hw = cfg.value.with_file_name("hardware-configuration.nix");
+            if !hw.exists() {
+                out.push(
+                    Diagnostic::warning("needs-integrate", cfg.span, format!("`{}` has no hardware-configuration.nix yet", h.name))
+                        .help(format!("run `pve integrate {}` once the VM is up; it generates the file from the VM", h.name)),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Findings {
+    pub systemd_boot: bool,
+    pub disko: bool,
+    pub imports_hardware: bool,
+}
+
+/// Walks every `a.b.c = value;` with its full path from the enclosing sets.
+pub fn scan(text: &str) -> Findings {
+    let mut f = Findings::default();
+    let parse = rnix::Root::parse(text);
+    for node in parse.syntax().descendants() {
+        let Some(apv) = ast::AttrpathValue::cast(node) else {
+            continue;
+        };
+        let path = full_path(&apv);
+        let value = apv
+            .value()
+            .map(|v| v.syntax().text().to_string())
+            .unwrap_or_default();
+        if path.ends_with("systemd-boot.enable") && value.trim() == "true" {
+            f.systemd_boot = true;
+        }
+        if path == "imports" || path.ends_with(".imports") {
+            f.disko |= value.contains("disko");
+            f.imports_hardware |= value.contains("hardware-configuration.nix");
+        }
+        // `boot.loader.systemd-boot = { enable = true; };`
+        if path.ends_with("systemd-boot") && value.contains("enable") && value.contains("true") {
+            if let Some(ast::Expr::AttrSet(set)) = apv.value() {
+                f.systemd_boot |= set.attrpath_values().any(|e| {
+                    e.attrpath().map(|p| p.syntax().text().to_string()) == Some("enable".into())
+                        && e.value().map(|v| v.syntax().text().to_string()) == Some("true".into())
+                });
+            }
+        }
+    }
+    f
+}
+
+fn full_path(apv: &ast::AttrpathValue) -> String {
+    let mut parts = Vec::new();
+    let own = |a: &ast::AttrpathValue| -> String {
+        a.attrpath()
+            .map(|p| {
+                p.attrs()
+                    .map(|x| attr_name(&x).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(".")
+            })
+            .unwrap_or_default()
+    };
+    parts.push(own(apv));
+    let mut node = apv.syntax().parent();
+    while let Some(n) = node {
+        if let Some(outer) = ast::AttrpathValue::cast(n.clone()) {
+            parts.push(own(&outer));
+        }
+        node = n.parent();
+    }
+    parts.reverse();
+    parts.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_systemd_boot_in_any_spelling() {
+        assert!(scan("{ boot.loader.systemd-boot.enable = true; }").systemd_boot);
+        assert!(scan("{ boot = { loader = { systemd-boot.enable = true; }; }; }").systemd_boot);
+        assert!(scan("{ boot.loader.systemd-boot = { enable = true; }; }").systemd_boot);
+        assert!(!scan("{ boot.loader.systemd-boot.enable = false; }").systemd_boot);
+    }
+
+    #[test]
+    fn finds_disko_and_hardware_imports() {
+        let f =
+            scan("{ imports = [ ./hardware-configuration.nix inputs.disko.nixosModules.disko ]; }");
+        assert!(f.disko && f.imports_hardware);
+        let f = scan("{pkgs, ...}: { imports = [ ./hardware-configuration.nix ]; }");
+        assert!(!f.disko && f.imports_hardware);
+    }
+}

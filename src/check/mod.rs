@@ -1,0 +1,46 @@
+//! `pve check`: every rule is one small function from the loaded fleet to
+//! diagnostics. The library never prints; the CLI renders the result.
+
+mod config_file;
+mod rules;
+
+use crate::diag::Diagnostic;
+use crate::fleet::Loaded;
+
+/// A rule: looks at the fleet and reports what is wrong.
+type Rule = fn(&Loaded) -> Vec<Diagnostic>;
+
+/// Every rule, in the order their findings are most useful to read.
+pub const RULES: &[(&str, Rule)] = &[
+    ("host-name", rules::host_names),
+    ("required", rules::required_keys),
+    ("proxmox-config", rules::proxmox_config),
+    ("duplicate-vmid", rules::duplicate_vmids),
+    ("vmid-range", rules::vmid_range),
+    ("duplicates", rules::duplicate_names),
+    ("resources", rules::resources),
+    ("disk", rules::disk),
+    ("template", rules::template_compatibility),
+    ("node", rules::nodes),
+    ("files", rules::host_files),
+    ("public-key", rules::public_keys),
+    ("configuration", config_file::configuration_files),
+];
+
+/// All findings for a fleet: the model's own (unknown keys, wrong types)
+/// first, then every rule's, sorted by position.
+pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
+    let mut out = loaded.diagnostics.clone();
+    for (_, rule) in RULES {
+        out.extend(rule(loaded));
+    }
+    out.sort_by_key(|d| (d.span.start(), d.severity, d.code));
+    out.dedup();
+    out
+}
+
+/// What the findings mean for the exit code: errors fail, warnings only
+/// with `strict`.
+pub fn fails(diags: &[Diagnostic], strict: bool) -> bool {
+    diags.iter().any(|d| d.is_error() || strict)
+}

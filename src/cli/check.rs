@@ -1,0 +1,59 @@
+use crate::check;
+use crate::diag::{render_human, JsonDiagnostic};
+use crate::error::{exit, Result};
+
+use super::Context;
+
+/// Validate hosts.nix: every host spec, the files it points at, and the
+/// template rules.
+///
+/// Errors fail the check (exit 1); warnings are shown and fail it only with
+/// --strict. A file that cannot be read or evaluated exits 2.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  pve check\n  pve check --strict --format json | jq '.[] | select(.code == \"duplicate-vmid\")'"
+)]
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Fail on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// rustc-style: file:line:col, the source line, a caret and help.
+    Human,
+    /// A JSON array, one object per finding.
+    Json,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let diags = check::check(&loaded);
+    let failed = check::fails(&diags, args.strict);
+    match args.format {
+        Format::Json => {
+            let json: Vec<_> = diags
+                .iter()
+                .map(|d| JsonDiagnostic::new(d, &loaded.file))
+                .collect();
+            let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
+            text.push('\n');
+            super::print(&text)?;
+        }
+        Format::Human => {
+            eprint!("{}", render_human(&diags, &loaded.file));
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            let warnings = diags.len() - errors;
+            let hosts = loaded.fleet.hosts.len();
+            eprintln!(
+                "{}: {hosts} hosts, {errors} errors, {warnings} warnings",
+                loaded.file.path.display()
+            );
+        }
+    }
+    Ok(if failed { exit::FINDINGS } else { exit::OK })
+}

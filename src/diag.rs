@@ -1,0 +1,170 @@
+//! Diagnostics: what `pve check` and every failing load report. The library
+//! only builds them; the CLI renders them rustc-style or as JSON.
+
+use std::path::PathBuf;
+
+use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, Config};
+use rowan::TextRange;
+use serde::Serialize;
+
+use crate::fleet::SourceFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding, anchored in hosts.nix (or another file when `file` says so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Stable code, e.g. `duplicate-vmid`: scripts may match on it.
+    pub code: &'static str,
+    pub severity: Severity,
+    pub span: TextRange,
+    pub message: String,
+    pub help: Option<String>,
+    /// Secondary places, e.g. the first definition of a duplicate.
+    pub related: Vec<(TextRange, String)>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, span: TextRange, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            span,
+            message: message.into(),
+            help: None,
+            related: Vec::new(),
+        }
+    }
+    pub fn warning(code: &'static str, span: TextRange, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, span, message)
+        }
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    pub fn related(mut self, span: TextRange, note: impl Into<String>) -> Self {
+        self.related.push((span, note.into()));
+        self
+    }
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The JSON shape of a diagnostic (`pve check --format json`).
+#[derive(Debug, Serialize)]
+pub struct JsonDiagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl JsonDiagnostic {
+    pub fn new(d: &Diagnostic, file: &SourceFile) -> Self {
+        let (line, column) = file.line_col(d.span.start().into());
+        let (end_line, end_column) = file.line_col(d.span.end().into());
+        JsonDiagnostic {
+            code: d.code,
+            severity: d.severity,
+            file: file.path.clone(),
+            line,
+            column,
+            end_line,
+            end_column,
+            message: d.message.clone(),
+            help: d.help.clone(),
+        }
+    }
+}
+
+/// rustc-style text: `error[code]: message`, `--> file:line:col`, the
+/// source line with a caret, and the help.
+pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
+    let name = file.path.display().to_string();
+    let files = SimpleFile::new(name, file.text.as_str());
+    let mut out = String::new();
+    let config = Config::default();
+    for d in diags {
+        let cs = match d.severity {
+            Severity::Error => CsDiagnostic::error(),
+            Severity::Warning => CsDiagnostic::warning(),
+        };
+        let mut labels = vec![Label::primary((), range(d.span))];
+        labels.extend(
+            d.related
+                .iter()
+                .map(|(span, note)| Label::secondary((), range(*span)).with_message(note)),
+        );
+        let notes = d.help.iter().map(|h| format!("help: {h}")).collect();
+        let cs = cs
+            .with_code(d.code)
+            .with_message(&d.message)
+            .with_labels(labels)
+            .with_notes(notes);
+        let _ = term::emit_to_string(&mut out, &config, &files, &cs);
+    }
+    out
+}
+
+fn range(span: TextRange) -> std::ops::Range<usize> {
+    span.start().into()..span.end().into()
+}
+
+/// The closest candidate within a small edit distance, for "did you mean".
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_close_spellings_only() {
+        let keys = ["vmid", "cores", "memory", "diskInterface"];
+        assert_eq!(did_you_mean("core", keys), Some("cores"));
+        assert_eq!(did_you_mean("memroy", keys), Some("memory"));
+        assert_eq!(did_you_mean("diskinterface", keys), Some("diskInterface"));
+        assert_eq!(did_you_mean("banana", keys), None);
+    }
+}

@@ -1,0 +1,169 @@
+//! hosts.nix: finding it, reading it, parsing it with rnix, evaluating the
+//! data subset of Nix, and the typed fleet model built from the result.
+
+pub mod eval;
+pub mod model;
+pub mod scope;
+pub mod source;
+pub mod syntax;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+
+pub use model::{Fleet, Host, ProxmoxConfig, ProxmoxSpec, SopsConfig, Spanned};
+pub use source::SourceFile;
+pub use value::{Kind, Value};
+
+use crate::diag::Diagnostic;
+
+pub const HOSTS_FILE: &str = "hosts.nix";
+
+/// Why hosts.nix could not be read or evaluated (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("no {HOSTS_FILE} in {} or any folder above it", start.display())]
+    NotFound { start: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is {bytes} bytes; files over {} bytes are refused", path.display(), source::MAX_FILE_BYTES)]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{}:{line}:{column}: the file is not valid UTF-8", path.display())]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    #[error("{}: {}", file.location(diagnostic.span.start().into()), diagnostic.message)]
+    Invalid {
+        file: Box<SourceFile>,
+        diagnostic: Box<Diagnostic>,
+    },
+}
+
+impl FleetError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            FleetError::NotFound { .. } => Some(format!(
+                "run inside your fleet repository, or pass `--hosts PATH/TO/{HOSTS_FILE}`"
+            )),
+            FleetError::NotUtf8 { .. } => Some("save the file as UTF-8".into()),
+            FleetError::Invalid { diagnostic, .. } => diagnostic.help.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// hosts.nix, read, evaluated and typed.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub file: SourceFile,
+    /// Absolute folder of hosts.nix: every relative path starts here.
+    pub root_dir: PathBuf,
+    pub value: Value,
+    pub fleet: Fleet,
+    /// Problems found while typing the fleet (unknown keys, wrong types).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The explicit file, or `hosts.nix` in `start` or the nearest folder above.
+pub fn find_hosts_file(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, FleetError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    for dir in start.ancestors() {
+        let candidate = dir.join(HOSTS_FILE);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(FleetError::NotFound {
+        start: start.to_path_buf(),
+    })
+}
+
+pub fn load(path: &Path) -> Result<Loaded, FleetError> {
+    let file = SourceFile::read(path)?;
+    load_source(file)
+}
+
+/// Parses and evaluates text already in memory (also used by the editor to
+/// prove an edit before writing it).
+pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
+    let root_dir = std::path::absolute(file.dir()).map_err(|source| FleetError::Io {
+        path: file.path.clone(),
+        source,
+    })?;
+    let value = match evaluate_text(&file.text, &root_dir) {
+        Ok(v) => v,
+        Err(d) => {
+            return Err(FleetError::Invalid {
+                file: Box::new(file),
+                diagnostic: Box::new(d),
+            })
+        }
+    };
+    let Some(attrs) = value.as_attrs() else {
+        let d = Diagnostic::error(
+            "not-a-set",
+            value.span,
+            format!(
+                "hosts.nix must evaluate to an attribute set, not {}",
+                value.kind.type_name()
+            ),
+        )
+        .help("write `{ myhost = { ... }; }`, optionally inside `let ... in`");
+        return Err(FleetError::Invalid {
+            file: Box::new(file),
+            diagnostic: Box::new(d),
+        });
+    };
+    let (fleet, diagnostics) = Fleet::from_value(attrs);
+    Ok(Loaded {
+        file,
+        root_dir,
+        value,
+        fleet,
+        diagnostics,
+    })
+}
+
+/// Parse, scope-check and evaluate strictly. Runs on a thread with a large
+/// stack so that deep but legal input cannot overflow it; depth is bounded
+/// by [`syntax::MAX_NESTING`] and [`eval::MAX_DEPTH`] as well.
+pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
+    let text = text.to_string();
+    let base_dir = base_dir.to_path_buf();
+    let worker = std::thread::Builder::new()
+        .name("nix-eval".into())
+        .stack_size(256 * 1024 * 1024)
+        .spawn(move || evaluate_on_this_thread(&text, &base_dir));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(result)) => result,
+        _ => Err(Diagnostic::error(
+            "internal",
+            rowan::TextRange::default(),
+            "the evaluator stopped unexpectedly",
+        )),
+    }
+}
+
+fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
+    let root = syntax::parse(text)?;
+    let expr = root.expr().ok_or_else(|| {
+        Diagnostic::error("syntax", rowan::TextRange::default(), "the file is empty")
+    })?;
+    let to_diag = |e: eval::EvalError| {
+        let d = Diagnostic::error("eval", e.span, e.message);
+        match e.help {
+            Some(h) => d.help(h),
+            None => d,
+        }
+    };
+    scope::check(&expr).map_err(to_diag)?;
+    eval::Evaluator::new(base_dir)
+        .eval_strict(&expr)
+        .map_err(to_diag)
+}

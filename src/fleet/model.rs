@@ -1,0 +1,581 @@
+//! The typed fleet: what hosts.nix means once evaluated. Built leniently:
+//! a wrong type or an unknown key becomes a diagnostic (so `pve check`
+//! reports every problem at once) and the field is left unset.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rowan::TextRange;
+
+use super::value::{Attrs, Kind, Value};
+use crate::diag::{did_you_mean, Diagnostic};
+
+/// A value and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: TextRange,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    pub proxmox: Option<ProxmoxConfig>,
+    pub sops: SopsConfig,
+    /// Hosts sorted by attribute name.
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub name_span: TextRange,
+    pub span: TextRange,
+    /// Every attribute as written, including those other modules own.
+    pub attrs: Attrs,
+    pub configuration_file: Option<Spanned<PathBuf>>,
+    pub home_file: Option<Spanned<PathBuf>>,
+    pub hostname: Option<Spanned<String>>,
+    pub ssh_alias: Option<Spanned<String>>,
+    pub public_key: Option<Spanned<String>>,
+    pub proxmox: Option<ProxmoxSpec>,
+}
+
+impl Host {
+    /// The machine's hostname: `hostname`, or the attribute name.
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_ref().map_or(&self.name, |h| &h.value)
+    }
+}
+
+/// A `virtiofs` share (a set, or one of a list of sets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Virtiofs {
+    pub mapping: String,
+    pub cache: Option<String>,
+    pub direct_io: Option<bool>,
+    pub expose_acl: Option<bool>,
+    pub expose_xattr: Option<bool>,
+    pub span: TextRange,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxmoxSpec {
+    pub span: TextRange,
+    pub vmid: Option<Spanned<i64>>,
+    pub cores: Option<Spanned<i64>>,
+    pub memory: Option<Spanned<i64>>,
+    pub disk: Option<Spanned<String>>,
+    pub storage: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub bios: Option<Spanned<String>>,
+    pub machine: Option<Spanned<String>>,
+    pub cpu_type: Option<Spanned<String>>,
+    pub disk_interface: Option<Spanned<String>>,
+    pub clone_from_template: Option<Spanned<bool>>,
+    pub ignore_init: bool,
+    pub tags: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub ignore_changes_extra: Vec<String>,
+    pub readonly: bool,
+    pub virtiofs: Vec<Virtiofs>,
+    /// Extension: the cluster node this VM lives on (default `_proxmox.node`).
+    pub node: Option<Spanned<String>>,
+    /// Extension: adopt an existing VM with an OpenTofu `import` block.
+    pub import: bool,
+    /// Extension: network bridge (default `_proxmox.bridge` or "vmbr0").
+    pub bridge: Option<String>,
+    /// Extension: VLAN tag on the network device.
+    pub vlan: Option<Spanned<i64>>,
+    /// Extension: fixed MAC address.
+    pub mac_address: Option<Spanned<String>>,
+}
+
+impl ProxmoxSpec {
+    pub fn clones_template(&self) -> bool {
+        self.clone_from_template.as_ref().is_none_or(|c| c.value)
+    }
+}
+
+pub const PROXMOX_KEYS: &[&str] = &[
+    "vmid",
+    "cores",
+    "memory",
+    "disk",
+    "storage",
+    "name",
+    "bios",
+    "machine",
+    "cpuType",
+    "diskInterface",
+    "cloneFromTemplate",
+    "ignoreInit",
+    "tags",
+    "description",
+    "ignoreChangesExtra",
+    "readonly",
+    "virtiofs",
+    "node",
+    "import",
+    "bridge",
+    "vlan",
+    "macAddress",
+];
+
+pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
+    "host",
+    "node",
+    "defaultStorage",
+    "templateVmid",
+    "endpoint",
+    "insecure",
+    "providerVersion",
+    "vmidRange",
+    "nodes",
+    "backend",
+    "user",
+    "bridge",
+];
+
+#[derive(Debug, Clone)]
+pub struct ProxmoxConfig {
+    pub span: TextRange,
+    pub host: Option<Spanned<String>>,
+    pub node: Option<Spanned<String>>,
+    pub default_storage: Option<Spanned<String>>,
+    pub template_vmid: Option<Spanned<i64>>,
+    pub endpoint: Option<String>,
+    pub insecure: Option<bool>,
+    pub provider_version: Option<String>,
+    /// Inclusive range of VMIDs `pve new` may hand out (default 100–999).
+    pub vmid_range: (i64, i64),
+    pub vmid_range_span: Option<TextRange>,
+    pub nodes: Option<Vec<String>>,
+    pub backend: Option<Value>,
+    pub user: Option<String>,
+    pub bridge: Option<String>,
+}
+
+pub const DEFAULT_VMID_RANGE: (i64, i64) = (100, 999);
+
+#[derive(Debug, Clone, Default)]
+pub struct SopsConfig {
+    pub span: Option<TextRange>,
+    /// name → age recipient or ssh-ed25519 public key.
+    pub admins: BTreeMap<String, Spanned<String>>,
+    /// Where .sops.yaml goes, relative to the fleet root.
+    pub path: Option<Spanned<String>>,
+    /// Extra creation rules, passed through as written.
+    pub rules: Option<Value>,
+}
+
+/// Reads one attribute set, recording diagnostics for wrong types and, when
+/// `strict`, for keys it was not asked about.
+struct Reader<'a> {
+    attrs: &'a Attrs,
+    context: &'a str,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Reader<'a> {
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.attrs.get(key).map(|a| &a.value)
+    }
+
+    fn wrong_type(&mut self, key: &str, v: &Value, want: &str) {
+        self.diags.push(
+            Diagnostic::error(
+                "wrong-type",
+                v.span,
+                format!(
+                    "`{}{key}` must be {want}, not {}",
+                    self.context,
+                    v.kind.type_name()
+                ),
+            )
+            .help(format!("write `{key} = {};`", example_of(want))),
+        );
+    }
+
+    fn string(&mut self, key: &str) -> Option<Spanned<String>> {
+        let v = self.get(key)?;
+        match &v.kind {
+            Kind::Str(s) => Some(Spanned {
+                value: s.clone(),
+                span: v.span,
+            }),
+            _ => {
+                self.wrong_type(key, v, "a string");
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, key: &str) -> Option<Spanned<i64>> {
+        let v = self.get(key)?;
+        match v.kind {
+            Kind::Int(i) => Some(Spanned {
+                value: i,
+                span: v.span,
+            }),
+            _ => {
+                self.wrong_type(key, v, "an integer");
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, key: &str) -> Option<Spanned<bool>> {
+        let v = self.get(key)?;
+        match v.kind {
+            Kind::Bool(b) => Some(Spanned {
+                value: b,
+                span: v.span,
+            }),
+            _ => {
+                self.wrong_type(key, v, "true or false");
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, key: &str) -> Option<Spanned<PathBuf>> {
+        let v = self.get(key)?;
+        match &v.kind {
+            Kind::Path(p) => Some(Spanned {
+                value: p.clone(),
+                span: v.span,
+            }),
+            _ => {
+                self.wrong_type(key, v, "a path");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Option<Vec<String>> {
+        let v = self.get(key)?;
+        let items = match &v.kind {
+            Kind::List(items) => items,
+            _ => {
+                self.wrong_type(key, v, "a list of strings");
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item.as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    self.wrong_type(key, item, "a list of strings");
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn reject_unknown(&mut self, known: &[&str]) {
+        for (key, attr) in self.attrs {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let mut d = Diagnostic::error(
+                "unknown-key",
+                attr.name_span,
+                format!("unknown key `{}{key}`", self.context),
+            );
+            d = match did_you_mean(key, known.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(format!("known keys: {}", known.join(", "))),
+            };
+            self.diags.push(d);
+        }
+    }
+}
+
+fn example_of(want: &str) -> &'static str {
+    match want {
+        "a string" => "\"...\"",
+        "an integer" => "4",
+        "true or false" => "true",
+        "a path" => "./hosts/NAME/configuration.nix",
+        "a list of strings" => "[ \"a\" \"b\" ]",
+        _ => "{ ... }",
+    }
+}
+
+impl Fleet {
+    /// Builds the typed fleet from the evaluated file. The root must be a set
+    /// (checked by the caller).
+    pub fn from_value(root: &Attrs) -> (Fleet, Vec<Diagnostic>) {
+        let mut diags = Vec::new();
+        let mut fleet = Fleet::default();
+        for (name, attr) in root {
+            let value = &attr.value;
+            match name.as_str() {
+                "_proxmox" => fleet.proxmox = read_proxmox_config(value, &mut diags),
+                "_sops" => fleet.sops = read_sops(value, &mut diags),
+                n if n.starts_with('_') => {}
+                _ => {
+                    if let Some(attrs) = value.as_attrs() {
+                        fleet.hosts.push(read_host(
+                            name,
+                            attr.name_span,
+                            value.span,
+                            attrs,
+                            &mut diags,
+                        ));
+                    }
+                }
+            }
+        }
+        (fleet, diags)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Hosts that are VMs on Proxmox.
+    pub fn vms(&self) -> impl Iterator<Item = (&Host, &ProxmoxSpec)> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.proxmox.as_ref().map(|p| (h, p)))
+    }
+}
+
+fn expect_set<'v>(value: &'v Value, what: &str, diags: &mut Vec<Diagnostic>) -> Option<&'v Attrs> {
+    let attrs = value.as_attrs();
+    if attrs.is_none() {
+        diags.push(
+            Diagnostic::error(
+                "wrong-type",
+                value.span,
+                format!("`{what}` must be a set, not {}", value.kind.type_name()),
+            )
+            .help(format!("write `{what} = {{ ... }};`")),
+        );
+    }
+    attrs
+}
+
+fn read_host(
+    name: &str,
+    name_span: TextRange,
+    span: TextRange,
+    attrs: &Attrs,
+    diags: &mut Vec<Diagnostic>,
+) -> Host {
+    let ctx = format!("{name}.");
+    let mut r = Reader {
+        attrs,
+        context: &ctx,
+        diags,
+    };
+    let configuration_file = r.path("configurationFile");
+    let home_file = r.path("homeFile");
+    let hostname = r.string("hostname");
+    let ssh_alias = r.string("sshAlias");
+    let public_key = r.string("publicKey");
+    let proxmox = attrs
+        .get("proxmox")
+        .and_then(|a| {
+            expect_set(&a.value, &format!("{name}.proxmox"), diags).map(|p| (a.value.span, p))
+        })
+        .map(|(span, p)| read_proxmox_spec(name, span, p, diags));
+    Host {
+        name: name.to_string(),
+        name_span,
+        span,
+        attrs: attrs.clone(),
+        configuration_file,
+        home_file,
+        hostname,
+        ssh_alias,
+        public_key,
+        proxmox,
+    }
+}
+
+fn read_proxmox_spec(
+    host: &str,
+    span: TextRange,
+    attrs: &Attrs,
+    diags: &mut Vec<Diagnostic>,
+) -> ProxmoxSpec {
+    let ctx = format!("{host}.proxmox.");
+    let mut r = Reader {
+        attrs,
+        context: &ctx,
+        diags,
+    };
+    r.reject_unknown(PROXMOX_KEYS);
+    let disk = match r.get("disk") {
+        Some(v) => match &v.kind {
+            Kind::Str(s) => Some(Spanned {
+                value: s.clone(),
+                span: v.span,
+            }),
+            _ => {
+                r.wrong_type("disk", v, "a string");
+                None
+            }
+        },
+        None => None,
+    };
+    let spec = ProxmoxSpec {
+        span,
+        vmid: r.int("vmid"),
+        cores: r.int("cores"),
+        memory: r.int("memory"),
+        disk,
+        storage: r.string("storage"),
+        name: r.string("name"),
+        bios: r.string("bios"),
+        machine: r.string("machine"),
+        cpu_type: r.string("cpuType"),
+        disk_interface: r.string("diskInterface"),
+        clone_from_template: r.bool("cloneFromTemplate"),
+        ignore_init: r.bool("ignoreInit").is_some_and(|b| b.value),
+        tags: r.strings("tags"),
+        description: r.string("description").map(|s| s.value),
+        ignore_changes_extra: r.strings("ignoreChangesExtra").unwrap_or_default(),
+        readonly: r.bool("readonly").is_some_and(|b| b.value),
+        virtiofs: Vec::new(),
+        node: r.string("node"),
+        import: r.bool("import").is_some_and(|b| b.value),
+        bridge: r.string("bridge").map(|s| s.value),
+        vlan: r.int("vlan"),
+        mac_address: r.string("macAddress"),
+    };
+    let virtiofs = match attrs.get("virtiofs") {
+        Some(a) => read_virtiofs(host, &a.value, diags),
+        None => Vec::new(),
+    };
+    ProxmoxSpec { virtiofs, ..spec }
+}
+
+const VIRTIOFS_KEYS: &[&str] = &[
+    "mapping",
+    "cache",
+    "direct_io",
+    "expose_acl",
+    "expose_xattr",
+];
+
+fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virtiofs> {
+    let items: Vec<&Value> = match &v.kind {
+        Kind::List(items) => items.iter().collect(),
+        Kind::Attrs(_) => vec![v],
+        _ => {
+            diags.push(Diagnostic::error(
+                "wrong-type",
+                v.span,
+                format!(
+                    "`{host}.proxmox.virtiofs` must be a set or a list of sets, not {}",
+                    v.kind.type_name()
+                ),
+            ));
+            return Vec::new();
+        }
+    };
+    let ctx = format!("{host}.proxmox.virtiofs.");
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let attrs = expect_set(item, &format!("{host}.proxmox.virtiofs"), diags)?;
+            let mut r = Reader {
+                attrs,
+                context: &ctx,
+                diags,
+            };
+            r.reject_unknown(VIRTIOFS_KEYS);
+            Some(Virtiofs {
+                mapping: r
+                    .string("mapping")
+                    .map_or_else(|| "containers".to_string(), |s| s.value),
+                cache: r.string("cache").map(|s| s.value),
+                direct_io: r.bool("direct_io").map(|b| b.value),
+                expose_acl: r.bool("expose_acl").map(|b| b.value),
+                expose_xattr: r.bool("expose_xattr").map(|b| b.value),
+                span: item.span,
+            })
+        })
+        .collect()
+}
+
+fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<ProxmoxConfig> {
+    let attrs = expect_set(v, "_proxmox", diags)?;
+    let mut r = Reader {
+        attrs,
+        context: "_proxmox.",
+        diags,
+    };
+    r.reject_unknown(PROXMOX_CONFIG_KEYS);
+    let (vmid_range, vmid_range_span) = match r.get("vmidRange") {
+        Some(range) => match range
+            .as_list()
+            .map(|l| l.iter().map(Value::as_int).collect::<Vec<_>>())
+            .as_deref()
+        {
+            Some([Some(lo), Some(hi)]) => ((*lo, *hi), Some(range.span)),
+            _ => {
+                r.wrong_type("vmidRange", range, "a list of two integers");
+                (DEFAULT_VMID_RANGE, Some(range.span))
+            }
+        },
+        None => (DEFAULT_VMID_RANGE, None),
+    };
+    Some(ProxmoxConfig {
+        span: v.span,
+        host: r.string("host"),
+        node: r.string("node"),
+        default_storage: r.string("defaultStorage"),
+        template_vmid: r.int("templateVmid"),
+        endpoint: r.string("endpoint").map(|s| s.value),
+        insecure: r.bool("insecure").map(|b| b.value),
+        provider_version: r.string("providerVersion").map(|s| s.value),
+        vmid_range,
+        vmid_range_span,
+        nodes: r.strings("nodes"),
+        backend: r.get("backend").cloned(),
+        user: r.string("user").map(|s| s.value),
+        bridge: r.string("bridge").map(|s| s.value),
+    })
+}
+
+fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
+    let Some(attrs) = expect_set(v, "_sops", diags) else {
+        return SopsConfig::default();
+    };
+    let mut r = Reader {
+        attrs,
+        context: "_sops.",
+        diags,
+    };
+    let path = r.string("path");
+    let rules = r.get("rules").cloned();
+    let mut admins = BTreeMap::new();
+    if let Some(a) = attrs.get("admins").map(|a| &a.value) {
+        if let Some(set) = expect_set(a, "_sops.admins", diags) {
+            for (name, attr) in set {
+                match attr.value.as_str() {
+                    Some(s) => {
+                        admins.insert(name.clone(), Spanned { value: s.to_string(), span: attr.value.span });
+                    }
+                    None => diags.push(Diagnostic::error(
+                        "wrong-type",
+                        attr.value.span,
+                        format!("`_sops.admins.{name}` must be a string (an age1... recipient or an ssh-ed25519 key)"),
+                    )),
+                }
+            }
+        }
+    }
+    SopsConfig {
+        span: Some(v.span),
+        admins,
+        path,
+        rules,
+    }
+}

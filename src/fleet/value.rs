@@ -1,0 +1,228 @@
+//! Fully evaluated Nix values. Every value remembers the text range of the
+//! expression that produced it, so a diagnostic can point at it and an edit
+//! can go straight to its syntax node.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use rowan::TextRange;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub kind: Kind,
+    pub span: TextRange,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// An absolute, lexically normalised path.
+    Path(PathBuf),
+    List(Vec<Value>),
+    Attrs(Attrs),
+}
+
+/// An attribute: where its name was written and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attr {
+    pub name_span: TextRange,
+    pub value: Value,
+}
+
+/// Attribute sets are sorted by name, as Nix sorts them.
+pub type Attrs = BTreeMap<String, Attr>;
+
+impl Kind {
+    /// The type name Nix uses in its messages ("a string", "a set", ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a Boolean",
+            Kind::Int(_) => "an integer",
+            Kind::Float(_) => "a float",
+            Kind::Str(_) => "a string",
+            Kind::Path(_) => "a path",
+            Kind::List(_) => "a list",
+            Kind::Attrs(_) => "a set",
+        }
+    }
+}
+
+impl Value {
+    pub fn as_attrs(&self) -> Option<&Attrs> {
+        match &self.kind {
+            Kind::Attrs(a) => Some(a),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_int(&self) -> Option<i64> {
+        match self.kind {
+            Kind::Int(i) => Some(i),
+            _ => None,
+        }
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.kind {
+            Kind::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match &self.kind {
+            Kind::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// JSON as `nix-instantiate --eval --strict --json` prints it (keys
+    /// sorted, no spaces, floats with six significant digits), except that a
+    /// path prints as its text relative to `base` (`./hosts/x.nix`) instead of
+    /// being copied into the Nix store.
+    pub fn to_nix_json(&self, base: &Path) -> String {
+        let mut out = String::new();
+        write_json(self, base, &mut out);
+        out
+    }
+}
+
+fn write_json(v: &Value, base: &Path, out: &mut String) {
+    match &v.kind {
+        Kind::Null => out.push_str("null"),
+        Kind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Kind::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Kind::Float(f) => out.push_str(&format_float(*f)),
+        Kind::Str(s) => write_json_string(s, out),
+        Kind::Path(p) => write_json_string(&display_path(p, base), out),
+        Kind::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, base, out);
+            }
+            out.push(']');
+        }
+        Kind::Attrs(attrs) => {
+            out.push('{');
+            for (i, (name, attr)) in attrs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(name, out);
+                out.push(':');
+                write_json(&attr.value, base, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Nix 2.x escapes only quotes, backslashes and control characters.
+fn write_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A path as the user wrote it: `./x` relative to `base` when it lies below
+/// it, otherwise absolute.
+pub fn display_path(p: &Path, base: &Path) -> String {
+    match p.strip_prefix(base) {
+        Ok(rel) if rel.as_os_str().is_empty() => "./.".to_string(),
+        Ok(rel) => format!("./{}", rel.display()),
+        Err(_) => p.display().to_string(),
+    }
+}
+
+/// C++ `ostream << double` with the default precision, as Nix prints floats
+/// (`%g` with six significant digits: 0.1 + 0.2 is `0.3`, 1e20 is `1e+20`).
+pub fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        return if f.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    if f.is_infinite() {
+        return if f < 0.0 { "-inf" } else { "inf" }.to_string();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // Round to six significant digits first; the exponent of the rounded
+    // value decides between fixed and scientific notation, as %g does.
+    let sci = format!("{f:.5e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (5 - exp).max(0) as usize;
+        trim_fraction(&format!("{f:.decimals$}")).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_nix_2_8() {
+        // Each expected text was printed by nix-instantiate 2.8 for the same value.
+        let cases = [
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (0.1 + 0.2, "0.3"),
+            (1e20, "1e+20"),
+            (123456789.123, "1.23457e+08"),
+            (-2.5, "-2.5"),
+            (1.0e-7, "1e-07"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(format_float(f), want, "{f}");
+        }
+    }
+
+    #[test]
+    fn paths_print_relative_to_the_fleet_root() {
+        let base = Path::new("/fleet");
+        assert_eq!(
+            display_path(Path::new("/fleet/hosts/a.nix"), base),
+            "./hosts/a.nix"
+        );
+        assert_eq!(display_path(Path::new("/etc/x"), base), "/etc/x");
+    }
+}

@@ -1,0 +1,76 @@
+//! SSH keys and age: parsing ssh-ed25519 public keys, and (in `age`) the
+//! conversion to age recipients and identities that ssh-to-age performs.
+
+use base64::Engine as _;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("expected `ssh-ed25519 AAAA...`, got an empty value")]
+    Empty,
+    #[error("{0} keys are not supported; only ssh-ed25519 keys convert to age")]
+    WrongType(String),
+    #[error("the key data is not valid base64")]
+    BadBase64,
+    #[error("the key data is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// Parses `ssh-ed25519 AAAA... [comment]` (also with leading known_hosts or
+/// authorized_keys fields) into the 32-byte Ed25519 point.
+pub fn parse_ed25519_public(line: &str) -> Result<[u8; 32], KeyError> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    let Some(pos) = fields.iter().position(|f| is_key_type(f)) else {
+        return Err(KeyError::Malformed("no key type such as ssh-ed25519 found"));
+    };
+    let kind = fields[pos];
+    if kind != "ssh-ed25519" {
+        return Err(KeyError::WrongType(kind.to_string()));
+    }
+    let data = fields
+        .get(pos + 1)
+        .ok_or(KeyError::Malformed("the base64 key data is missing"))?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| KeyError::BadBase64)?;
+    let mut r = Wire(&blob);
+    if r.string()? != b"ssh-ed25519" {
+        return Err(KeyError::Malformed("the key data names another key type"));
+    }
+    let point = r.string()?;
+    if !r.0.is_empty() {
+        return Err(KeyError::Malformed("trailing bytes after the key"));
+    }
+    point
+        .try_into()
+        .map_err(|_| KeyError::Malformed("an Ed25519 key is 32 bytes"))
+}
+
+fn is_key_type(f: &str) -> bool {
+    f.starts_with("ssh-") || f.starts_with("ecdsa-sha2-") || f.starts_with("sk-")
+}
+
+/// Reader for the SSH wire format (RFC 4251 strings).
+pub(crate) struct Wire<'a>(pub &'a [u8]);
+
+impl<'a> Wire<'a> {
+    pub fn string(&mut self) -> Result<&'a [u8], KeyError> {
+        let len = self.u32()? as usize;
+        if self.0.len() < len {
+            return Err(KeyError::Malformed("truncated key data"));
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(s)
+    }
+    pub fn u32(&mut self) -> Result<u32, KeyError> {
+        if self.0.len() < 4 {
+            return Err(KeyError::Malformed("truncated key data"));
+        }
+        let (n, rest) = self.0.split_at(4);
+        self.0 = rest;
+        Ok(u32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+    }
+}

@@ -1,0 +1,11 @@
+//! pve-fleet: run a NixOS fleet on Proxmox VE from one hosts.nix.
+//!
+//! `fleet` reads hosts.nix; `check` validates it; the CLI in `cli` only
+//! parses arguments and dispatches.
+
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod error;
+pub mod fleet;
+pub mod keys;
