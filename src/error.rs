@@ -57,6 +57,19 @@ impl AppError {
     }
 }
 
+impl From<crate::runner::RunError> for AppError {
+    fn from(e: crate::runner::RunError) -> Self {
+        let help = e.help();
+        let code_two = matches!(e, crate::runner::RunError::Missing { .. });
+        let message = e.to_string();
+        if code_two {
+            AppError::Input { message, help }
+        } else {
+            AppError::External { message, help }
+        }
+    }
+}
+
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 /// Exit codes, as documented in `--help`.

@@ -9,3 +9,5 @@ pub mod diag;
 pub mod error;
 pub mod fleet;
 pub mod keys;
+pub mod runner;
+pub mod shell;
