@@ -8,6 +8,7 @@ pub mod cli;
 pub mod diag;
 pub mod error;
 pub mod fleet;
+pub mod fsutil;
 pub mod keys;
 pub mod runner;
 pub mod shell;
