@@ -99,7 +99,11 @@ pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
     let name = file.path.display().to_string();
     let files = SimpleFile::new(name, file.text.as_str());
     let mut out = String::new();
-    let config = Config::default();
+    // rustc's own look: `--> file:line:col`, `|` borders, `^` carets.
+    let config = Config {
+        chars: term::Chars::ascii(),
+        ..Config::default()
+    };
     for d in diags {
         let cs = match d.severity {
             Severity::Error => CsDiagnostic::error(),

@@ -153,7 +153,10 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
 pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
     let mut seen: BTreeMap<(Option<String>, i64), (&Host, TextRange)> = BTreeMap::new();
     let mut out = Vec::new();
-    for (h, p) in l.fleet.vms() {
+    // In file order, so "first" means first in the file.
+    let mut vms: Vec<_> = l.fleet.vms().collect();
+    vms.sort_by_key(|(h, _)| h.span.start());
+    for (h, p) in vms {
         let Some(vmid) = &p.vmid else { continue };
         // VMIDs are unique per cluster, so the node does not matter.
         match seen.get(&(None, vmid.value)) {
@@ -229,7 +232,9 @@ pub fn duplicate_names(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut aliases: BTreeMap<String, (&str, TextRange)> = BTreeMap::new();
     let mut hostnames: BTreeMap<String, (&str, TextRange)> = BTreeMap::new();
-    for h in &l.fleet.hosts {
+    let mut hosts: Vec<_> = l.fleet.hosts.iter().collect();
+    hosts.sort_by_key(|h| h.span.start());
+    for h in hosts {
         let hostname_span = h.hostname.as_ref().map_or(h.name_span, |s| s.span);
         let checks = [
             (

@@ -11,6 +11,11 @@ use crate::diag::Diagnostic;
 pub const MAX_NESTING: usize = 256;
 
 pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
+    let only_trivia = rnix::tokenize(text)
+        .all(|(k, _)| matches!(k, SyntaxKind::TOKEN_WHITESPACE | SyntaxKind::TOKEN_COMMENT));
+    if only_trivia {
+        return Err(empty());
+    }
     check_nesting(text)?;
     let parse = rnix::Root::parse(text);
     if let Some(err) = parse.errors().first() {
@@ -18,12 +23,18 @@ pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
     }
     let root = parse.tree();
     if root.expr().is_none() {
-        return Err(
-            Diagnostic::error("syntax", TextRange::empty(0.into()), "the file is empty")
-                .help("hosts.nix must hold an attribute set: `{ myhost = { ... }; }`"),
-        );
+        return Err(empty());
     }
     Ok(root)
+}
+
+fn empty() -> Diagnostic {
+    Diagnostic::error(
+        "syntax",
+        TextRange::empty(0.into()),
+        "the file is empty: it holds no Nix expression",
+    )
+    .help("hosts.nix must hold an attribute set: `{ myhost = { ... }; }`")
 }
 
 fn check_nesting(text: &str) -> Result<(), Diagnostic> {
