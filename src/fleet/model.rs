@@ -30,8 +30,6 @@ pub struct Host {
     pub name: String,
     pub name_span: TextRange,
     pub span: TextRange,
-    /// Every attribute as written, including those other modules own.
-    pub attrs: Attrs,
     pub configuration_file: Option<Spanned<PathBuf>>,
     pub home_file: Option<Spanned<PathBuf>>,
     pub hostname: Option<Spanned<String>>,
@@ -387,7 +385,6 @@ fn read_host(
         name: name.to_string(),
         name_span,
         span,
-        attrs: attrs.clone(),
         configuration_file,
         home_file,
         hostname,

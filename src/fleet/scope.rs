@@ -195,6 +195,9 @@ fn walk_attrpath(
 ) -> Result<(), EvalError> {
     if let Some(p) = p {
         for a in p.attrs() {
+            if matches!(a, ast::Attr::Ident(_)) {
+                continue;
+            }
             attr_name(&a)?;
             if let ast::Attr::Str(s) = &a {
                 walk_interpolations(s.syntax(), scopes, d)?;
@@ -213,6 +216,8 @@ fn walk_set<N: HasEntry>(
     scopes: &mut Vec<HashSet<String>>,
     d: usize,
 ) -> Result<(), EvalError> {
+    // Only `rec` sets and `let` bind their names; plain sets only need
+    // their `inherit x;` sources checked.
     let mut names = HashSet::new();
     for entry in node.entries() {
         match entry {
@@ -220,19 +225,25 @@ fn walk_set<N: HasEntry>(
                 let from = inh.from().and_then(|f| f.expr());
                 for a in inh.attrs() {
                     let name = attr_name(&a)?;
-                    if from.is_none() {
-                        let bound = scopes.iter().any(|s| s.contains(&name));
-                        if !bound {
-                            return Err(EvalError::new(a.syntax().text_range(), format!("undefined variable '{name}'"))
-                                .with_help("`inherit x;` copies `x` from the enclosing scope; bind it there first"));
-                        }
+                    if from.is_none() && !scopes.iter().any(|s| s.contains(&name)) {
+                        return Err(EvalError::new(
+                            a.syntax().text_range(),
+                            format!("undefined variable '{name}'"),
+                        )
+                        .with_help(
+                            "`inherit x;` copies `x` from the enclosing scope; bind it there first",
+                        ));
                     }
-                    names.insert(name);
+                    if rec {
+                        names.insert(name);
+                    }
                 }
             }
             ast::Entry::AttrpathValue(apv) => {
-                if let Some(first) = apv.attrpath().and_then(|p| p.attrs().next()) {
-                    names.insert(attr_name(&first)?);
+                if rec {
+                    if let Some(first) = apv.attrpath().and_then(|p| p.attrs().next()) {
+                        names.insert(attr_name(&first)?);
+                    }
                 }
                 walk_attrpath(apv.attrpath(), scopes, d)?;
             }

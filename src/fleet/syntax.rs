@@ -76,11 +76,11 @@ fn parse_error(err: &ParseError, text: &str) -> Diagnostic {
                 snippet(text, *r)
             ),
         ),
-        ParseError::UnexpectedWanted(got, r, wanted) => (
+        ParseError::UnexpectedWanted(_, r, wanted) => (
             *r,
             format!(
-                "unexpected {}, expected {}",
-                describe(*got),
+                "unexpected `{}`, expected {}",
+                snippet(text, *r),
                 wanted
                     .iter()
                     .map(|k| describe(*k))
@@ -134,6 +134,10 @@ fn describe(kind: SyntaxKind) -> String {
         TOKEN_IDENT => "a name",
         TOKEN_STRING_END => "the end of the string",
         TOKEN_INTERPOL_END => "`}` closing `${`",
+        TOKEN_L_PAREN => "`(`",
+        TOKEN_L_BRACK => "`[`",
+        TOKEN_REC => "`rec`",
+        TOKEN_STRING_START => "a string",
         TOKEN_ERROR => "an invalid token",
         other => {
             return format!("{other:?}")
