@@ -9,6 +9,9 @@
 //!   against tests/flake/stub-nixpkgs.nix, a STAND-IN for nixpkgs that
 //!   installs the cargo-built binaries instead of compiling them.
 
+// A test fails by panicking; an unwrap names the line.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -195,17 +198,25 @@ fn fleet_expr(fleet: &Path) -> String {
     )
 }
 
+/// The stand-in nixpkgs, installing `pve_bin` and `proxmox_ops_bin`.
+fn stub_expr(pve_bin: &Path, proxmox_ops_bin: &Path) -> String {
+    format!(
+        "(import {} {{ pveBin = {}; proxmoxOpsBin = {}; }})",
+        nix_path(&repo().join("tests/flake/stub-nixpkgs.nix")),
+        nix_path(pve_bin),
+        nix_path(proxmox_ops_bin),
+    )
+}
+
 /// flake.nix's outputs with the stand-in nixpkgs, `self` at `fleet`.
 fn flake_expr(fleet: &Path, pve_bin: &Path, proxmox_ops_bin: &Path) -> String {
     format!(
         "let flake = import {flake};
-           nixpkgs = import {stub} {{ pveBin = {pve}; proxmoxOpsBin = {ops}; }};
+           nixpkgs = {stub};
            self = flake.outputs {{ inherit self nixpkgs; }} // {{ outPath = {fleet}; }};
          in self",
         flake = nix_path(&repo().join("flake.nix")),
-        stub = nix_path(&repo().join("tests/flake/stub-nixpkgs.nix")),
-        pve = nix_path(pve_bin),
-        ops = nix_path(proxmox_ops_bin),
+        stub = stub_expr(pve_bin, proxmox_ops_bin),
         fleet = nix_path(fleet),
     )
 }
@@ -240,7 +251,10 @@ fn lib_finds_hosts_nix_and_copies_only_the_fleet() {
     ));
     assert_eq!(v["asPath"], "hosts.nix");
     assert_eq!(v["asString"], "hosts.nix");
-    assert_eq!(v["systems"], serde_json::json!(["x86_64-linux", "aarch64-linux"]));
+    assert_eq!(
+        v["systems"],
+        serde_json::json!(["x86_64-linux", "aarch64-linux"])
+    );
     let top: Vec<&str> = v["top"]
         .as_array()
         .unwrap()
@@ -432,10 +446,7 @@ fn flake_outputs_have_the_documented_shape() {
            sameDefault = o.packages.x86_64-linux.default == o.packages.x86_64-linux.pve;
          }}",
         flake_expr(fleet.path(), Path::new(PVE), Path::new(PROXMOX_OPS)),
-        stub = format!(
-            "(import {} {{ pveBin = null; proxmoxOpsBin = null; }})",
-            nix_path(&repo().join("tests/flake/stub-nixpkgs.nix"))
-        ),
+        stub = stub_expr(Path::new(PVE), Path::new(PROXMOX_OPS)),
     ));
     let both = |names: serde_json::Value| serde_json::json!({"aarch64-linux": names.clone(), "x86_64-linux": names});
     assert_eq!(
@@ -451,7 +462,10 @@ fn flake_outputs_have_the_documented_shape() {
             "packages"
         ])
     );
-    assert_eq!(v["packages"], both(serde_json::json!(["default", "pve", "tofu-config"])));
+    assert_eq!(
+        v["packages"],
+        both(serde_json::json!(["default", "pve", "tofu-config"]))
+    );
     assert_eq!(
         v["apps"],
         both(serde_json::json!([
@@ -477,7 +491,14 @@ fn flake_outputs_have_the_documented_shape() {
     );
     assert_eq!(v["shells"], both(serde_json::json!(["default"])));
     for p in [
-        "cargo", "clippy", "rustfmt", "opentofu", "sops", "age", "ssh-to-age", "nix",
+        "cargo",
+        "clippy",
+        "rustfmt",
+        "opentofu",
+        "sops",
+        "age",
+        "ssh-to-age",
+        "nix",
     ] {
         let name = format!("stub-{p}");
         assert!(
@@ -574,12 +595,7 @@ fn flake_checks_build_through_the_nixpkgs_glue() {
         .build(&format!(
             "let o = {flake}; in (o.lib.mkFleet {{ src = {}; hostsFile = \"hosts.nix\"; pkgs = {}.legacyPackages.${{builtins.currentSystem}}; }}).checks.host-specs",
             nix_path(broken.path()),
-            format!(
-                "(import {} {{ pveBin = {}; proxmoxOpsBin = {}; }})",
-                nix_path(&repo().join("tests/flake/stub-nixpkgs.nix")),
-                nix_path(Path::new(PVE)),
-                nix_path(Path::new(PROXMOX_OPS)),
-            ),
+            stub_expr(Path::new(PVE), Path::new(PROXMOX_OPS)),
         ))
         .expect_err("mkFleet's check must fail on a duplicate VMID");
     assert!(log.contains("error[duplicate-vmid]"), "{log}");
@@ -605,12 +621,7 @@ fn flake_module_gives_a_fleet_repository_its_outputs() {
          in per",
         flake = flake_expr(fleet.path(), Path::new(PVE), Path::new(PROXMOX_OPS)),
         fleet = nix_path(fleet.path()),
-        stub = format!(
-            "(import {} {{ pveBin = {}; proxmoxOpsBin = {}; }})",
-            nix_path(&repo().join("tests/flake/stub-nixpkgs.nix")),
-            nix_path(Path::new(PVE)),
-            nix_path(Path::new(PROXMOX_OPS)),
-        ),
+        stub = stub_expr(Path::new(PVE), Path::new(PROXMOX_OPS)),
     );
     let v = nix.eval(&format!(
         "let per = {expr}; in {{ apps = builtins.mapAttrs (n: a: builtins.attrNames a) per.apps;
@@ -624,7 +635,10 @@ fn flake_module_gives_a_fleet_repository_its_outputs() {
         v["checks"],
         serde_json::json!(["generated-files-in-sync", "host-specs"])
     );
-    assert_eq!(v["apps"]["tofu-plan"], serde_json::json!(["program", "type"]));
+    assert_eq!(
+        v["apps"]["tofu-plan"],
+        serde_json::json!(["program", "type"])
+    );
     let out = nix
         .build(&format!("({expr}).checks.host-specs"))
         .unwrap_or_else(|log| panic!("{log}"));
@@ -710,5 +724,137 @@ fn apps_run_pve_subcommands_with_the_runtime_tools_on_path() {
                 .any(|l| l.starts_with("path:") && l.ends_with(":/usr/bin:/bin")),
             "{text}"
         );
+    }
+}
+
+/// The repository's flake files and example fleet in a temp folder (a
+/// `path:` flake copies its whole folder, and the checkout has target/), and
+/// a `path:` flake around the stand-in nixpkgs with the cargo-built binaries.
+fn flake_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let root = repo();
+    let repo_copy = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("hosts.nix"), repo_copy.path().join("hosts.nix")).unwrap();
+    for d in ["hosts", "vms", "secrets", "nix"] {
+        if root.join(d).is_dir() {
+            copy_dir(&root.join(d), &repo_copy.path().join(d));
+        }
+    }
+    for f in ["flake.nix", "Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(root.join(f), repo_copy.path().join(f)).unwrap();
+    }
+
+    let stub = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root.join("tests/flake/stub-nixpkgs.nix"),
+        stub.path().join("stub-nixpkgs.nix"),
+    )
+    .unwrap();
+    std::fs::copy(PVE, stub.path().join("pve")).unwrap();
+    std::fs::copy(PROXMOX_OPS, stub.path().join("proxmox-ops")).unwrap();
+    std::fs::write(
+        stub.path().join("flake.nix"),
+        "{ outputs = _: import ./stub-nixpkgs.nix { pveBin = ./pve; proxmoxOpsBin = ./proxmox-ops; }; }\n",
+    )
+    .unwrap();
+    (repo_copy, stub)
+}
+
+/// The `out` path in `nix build --json` output (2.8 has no --print-out-paths).
+fn built_out(stdout: &[u8]) -> PathBuf {
+    let v: Value = serde_json::from_slice(stdout).unwrap();
+    PathBuf::from(v[0]["outputs"]["out"].as_str().unwrap())
+}
+
+/// `nix <args> path:<repo>[#attr] --override-input nixpkgs path:<stub>`.
+fn nix_flake(nix: &Nix, args: &[&str], attr: &str, flake: &Path, stub: &Path) -> Output {
+    let mut c = nix.cmd("nix");
+    c.env(
+        "NIX_CONFIG",
+        "substituters =\nsandbox = false\nbuild-users-group =\nexperimental-features = nix-command flakes\n",
+    )
+    .args(args)
+    .arg(format!("path:{}{attr}", flake.display()))
+    .args(["--override-input", "nixpkgs"])
+    .arg(format!("path:{}", stub.display()))
+    .arg("--no-write-lock-file");
+    c.output().expect("nix runs (Debian: apt install nix-bin)")
+}
+
+#[test]
+fn nix_flake_check_build_and_run_with_stub_nixpkgs() {
+    let nix = Nix::new();
+    let (flake, stub) = flake_dirs();
+    let (flake, stub) = (flake.path(), stub.path());
+
+    // Evaluates every output of both systems and checks its type (apps
+    // are apps, checks and packages derivations, ...); builds the checks
+    // once `pve render` exists.
+    let render = render_merged();
+    let args: &[&str] = if render {
+        &["flake", "check"]
+    } else {
+        &["flake", "check", "--no-build"]
+    };
+    let out = nix_flake(&nix, args, "", flake, stub);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "nix flake check failed:\n{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    // nix build .#checks.<system>.host-specs
+    let system = nix.eval("builtins.currentSystem");
+    let system = system.as_str().unwrap();
+    let out = nix_flake(
+        &nix,
+        &["build", "--no-link", "--json"],
+        &format!("#checks.{system}.host-specs"),
+        flake,
+        stub,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(built_out(&out.stdout)).unwrap(),
+        "pve check: hosts.nix passed\n"
+    );
+
+    // nix run .#pve -- --version: the wrapper runs the packaged binary.
+    let mut c = nix.cmd("nix");
+    let out = c
+        .env(
+            "NIX_CONFIG",
+            "substituters =\nsandbox = false\nbuild-users-group =\nexperimental-features = nix-command flakes\n",
+        )
+        .args(["run", "--no-write-lock-file", "--override-input", "nixpkgs"])
+        .arg(format!("path:{}", stub.display()))
+        .arg(format!("path:{}#pve", flake.display()))
+        .args(["--", "--version"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "pve 0.1.0\n");
+
+    // nix build .#tofu-config
+    if render {
+        let out = nix_flake(
+            &nix,
+            &["build", "--no-link", "--json"],
+            "#tofu-config",
+            flake,
+            stub,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = std::fs::read(built_out(&out.stdout).join("config.tf.json")).unwrap();
+        serde_json::from_slice::<Value>(&json).unwrap();
     }
 }
