@@ -15,7 +15,7 @@
       runHook postBuild
     '';
     installPhase = ''
-      touch "$out"
+      mkdir -p "$out"
     '';
     doCheck = false;
     doInstallCheck = false;

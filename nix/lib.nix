@@ -63,7 +63,8 @@ rec {
     name: src:
     builtins.path {
       inherit name;
-      path = toString src;
+      # A path stays a path (no string round trip); `self` gives its outPath.
+      path = if builtins.isAttrs src then src.outPath else src;
       filter = keepInSource;
     };
 

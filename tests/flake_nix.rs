@@ -183,28 +183,41 @@ fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
-/// `runCommand` as a plain derivation: /bin/sh, the host's coreutils.
-const PLAIN_RUN_COMMAND: &str = r#"(name: env: script: derivation (env // {
-  inherit name; system = builtins.currentSystem; builder = "/bin/sh";
-  args = [ "-c" script ]; PATH = "/usr/bin:/bin"; }))"#;
+/// The PATH builders get: this process's (coreutils, as stdenv has; it
+/// also works inside a Nix build, where /usr/bin does not exist).
+fn host_path() -> String {
+    std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+}
+
+/// `runCommand` as a plain derivation: /bin/sh and the host's coreutils.
+fn plain_run_command() -> String {
+    format!(
+        "(name: env: script: derivation (env // {{
+           inherit name; system = builtins.currentSystem; builder = \"/bin/sh\";
+           args = [ \"-c\" script ]; PATH = {}; }}))",
+        nix_str(&host_path())
+    )
+}
 
 /// nix/fleet.nix for `fleet`, with the cargo-built pve.
 fn fleet_expr(fleet: &Path) -> String {
     format!(
-        "import {} {{ pve = {}; src = {}; hostsFile = \"hosts.nix\"; runCommand = {PLAIN_RUN_COMMAND}; }}",
+        "import {} {{ pve = {}; src = {}; hostsFile = \"hosts.nix\"; runCommand = {}; }}",
         nix_path(&repo().join("nix/fleet.nix")),
         nix_path(Path::new(PVE)),
         nix_path(fleet),
+        plain_run_command(),
     )
 }
 
 /// The stand-in nixpkgs, installing `pve_bin` and `proxmox_ops_bin`.
 fn stub_expr(pve_bin: &Path, proxmox_ops_bin: &Path) -> String {
     format!(
-        "(import {} {{ pveBin = {}; proxmoxOpsBin = {}; }})",
+        "(import {} {{ pveBin = {}; proxmoxOpsBin = {}; path = {}; }})",
         nix_path(&repo().join("tests/flake/stub-nixpkgs.nix")),
         nix_path(pve_bin),
         nix_path(proxmox_ops_bin),
+        nix_str(&host_path()),
     )
 }
 
@@ -656,7 +669,7 @@ fn apps_run_pve_subcommands_with_the_runtime_tools_on_path() {
     let recorder = bins.path().join("record");
     std::fs::write(
         &recorder,
-        "#!/bin/sh\nbasename \"$0\"\nfor a in \"$@\"; do echo \"arg:$a\"; done\n\
+        "#!/bin/sh\necho \"${0##*/}\"\nfor a in \"$@\"; do echo \"arg:$a\"; done\n\
          for t in tofu ssh sops nixos-rebuild; do echo \"tool:$(command -v $t)\"; done\n\
          echo \"path:$PATH\"\n",
     )
@@ -753,7 +766,10 @@ fn flake_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
     std::fs::copy(PROXMOX_OPS, stub.path().join("proxmox-ops")).unwrap();
     std::fs::write(
         stub.path().join("flake.nix"),
-        "{ outputs = _: import ./stub-nixpkgs.nix { pveBin = ./pve; proxmoxOpsBin = ./proxmox-ops; }; }\n",
+        format!(
+            "{{ outputs = _: import ./stub-nixpkgs.nix {{ pveBin = ./pve; proxmoxOpsBin = ./proxmox-ops; path = {}; }}; }}\n",
+            nix_str(&host_path())
+        ),
     )
     .unwrap();
     (repo_copy, stub)

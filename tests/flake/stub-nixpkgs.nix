@@ -5,12 +5,13 @@
 #     here (pveBin, proxmoxOpsBin) instead of compiling, and keeps the
 #     arguments it got in `stubArgs` so the tests can inspect them;
 #   - runCommand / writeShellScriptBin are plain derivations with builder
-#     /bin/sh and the host's /usr/bin:/bin on PATH (stdenv's coreutils);
+#     /bin/sh and the host's PATH (`path`: coreutils, as stdenv has);
 #   - every tool (opentofu, openssh, ...) is a package whose bin/ holds
 #     stand-in scripts that print "stub <name>" and their arguments.
 {
   pveBin,
   proxmoxOpsBin,
+  path ? "/usr/bin:/bin",
 }:
 let
   mkPkgs =
@@ -27,7 +28,7 @@ let
               "-c"
               script
             ];
-            PATH = "/usr/bin:/bin";
+            PATH = path;
           }
         );
 
