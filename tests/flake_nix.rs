@@ -874,3 +874,94 @@ fn nix_flake_check_build_and_run_with_stub_nixpkgs() {
         serde_json::from_slice::<Value>(&json).unwrap();
     }
 }
+
+/// The first ```nix block after `marker` in docs/flake.md.
+fn doc_block(marker: &str) -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/flake.md")).unwrap();
+    let after = &doc[doc.find(marker).expect("marker in docs/flake.md")..];
+    let start = after.find("```nix\n").unwrap() + "```nix\n".len();
+    let len = after[start..].find("```\n").unwrap();
+    after[start..start + len].to_string()
+}
+
+#[test]
+fn the_documented_consumer_flake_checks_its_own_fleet() {
+    let nix = Nix::new();
+    let (repo_copy, stub) = flake_dirs();
+    let consumer = example_fleet();
+    for junk in ["target", ".git", "result", "vms/tofu/.state"] {
+        std::fs::remove_dir_all(consumer.path().join(junk)).unwrap();
+    }
+    std::fs::remove_file(consumer.path().join("vms/tofu/old.tfstate")).unwrap();
+    std::fs::write(
+        consumer.path().join("flake.nix"),
+        doc_block("<!-- consumer-flake"),
+    )
+    .unwrap();
+    // The consumer's fleet differs from this repository's: a new VM.
+    edit(
+        &consumer.path().join("hosts.nix"),
+        "vmid = 111;",
+        "vmid = 104;",
+    );
+
+    let run = |args: &[&str], attr: &str| {
+        let mut c = nix.cmd("nix");
+        c.env(
+            "NIX_CONFIG",
+            "substituters =\nsandbox = false\nbuild-users-group =\nexperimental-features = nix-command flakes\n",
+        )
+        .args(args)
+        .arg(format!("path:{}{attr}", consumer.path().display()))
+        .args(["--no-write-lock-file", "--override-input", "pve-fleet"])
+        .arg(format!("path:{}", repo_copy.path().display()))
+        .args(["--override-input", "nixpkgs"])
+        .arg(format!("path:{}", stub.path().display()));
+        c.output().unwrap()
+    };
+
+    let out = run(&["flake", "check", "--no-build"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    let system = nix.eval("builtins.currentSystem");
+    let system = system.as_str().unwrap();
+    let out = run(
+        &["build", "--no-link", "--json", "--print-build-logs"],
+        &format!("#checks.{system}.host-specs"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the consumer's duplicate VMID must fail"
+    );
+    assert!(stderr.contains("error[duplicate-vmid]"), "{stderr}");
+
+    edit(
+        &consumer.path().join("hosts.nix"),
+        "vmid = 104;",
+        "vmid = 112;",
+    );
+    let out = run(
+        &["build", "--no-link", "--json"],
+        &format!("#checks.{system}.host-specs"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = json_keys(&run(&["eval", "--json"], &format!("#apps.{system}")));
+    assert_eq!(names.len(), 8, "{names:?}");
+}
+
+fn json_keys(out: &Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_object().unwrap().keys().cloned().collect()
+}

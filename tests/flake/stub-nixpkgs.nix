@@ -115,6 +115,17 @@ let
     pkgs;
 in
 {
+  # The nixpkgs flake's lib, as far as the consumer flake in docs/flake.md
+  # uses it.
+  lib.genAttrs =
+    names: f:
+    builtins.listToAttrs (
+      map (n: {
+        name = n;
+        value = f n;
+      }) names
+    );
+
   legacyPackages = {
     x86_64-linux = mkPkgs "x86_64-linux";
     aarch64-linux = mkPkgs "aarch64-linux";
