@@ -64,6 +64,10 @@ impl Nix {
                 "NIX_CONFIG",
                 "substituters =\nsandbox = false\nbuild-users-group =\n",
             )
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env_remove("XDG_CONFIG_DIRS")
+            .env_remove("NIX_USER_CONF_FILES")
             .env_remove("NIX_REMOTE")
             .env_remove("NIX_PATH");
         c
