@@ -147,6 +147,10 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
+        // OpenTofu state of someone's `pve plan` in the checkout.
+        if [".state", ".terraform"].contains(&entry.file_name().to_string_lossy().as_ref()) {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
@@ -156,17 +160,45 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A copy of the repository's example fleet (hosts.nix, hosts/, vms/,
-/// secrets/), plus things that must never reach the store.
-fn example_fleet() -> tempfile::TempDir {
+/// What of the repository is not the example fleet.
+const NOT_FLEET: &[&str] = &[
+    "target",
+    ".git",
+    "result",
+    ".pve.lock",
+    "src",
+    "tests",
+    "docs",
+    "scripts",
+    ".ci",
+    "nix",
+    "templates",
+    "flake.nix",
+    "flake.lock",
+];
+
+/// A copy of the repository's example fleet (hosts.nix, hosts/, vms/, the
+/// generated files wherever render puts them, Cargo.toml for the flake).
+fn fleet_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let root = repo();
-    std::fs::copy(root.join("hosts.nix"), dir.path().join("hosts.nix")).unwrap();
-    for d in ["hosts", "vms", "secrets"] {
-        if root.join(d).is_dir() {
-            copy_dir(&root.join(d), &dir.path().join(d));
+    for entry in std::fs::read_dir(repo()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if NOT_FLEET.contains(&name.as_str()) || name.starts_with("result-") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dir.path().join(&name));
+        } else {
+            std::fs::copy(entry.path(), dir.path().join(&name)).unwrap();
         }
     }
+    dir
+}
+
+/// The example fleet plus things that must never reach the store.
+fn example_fleet() -> tempfile::TempDir {
+    let dir = fleet_copy();
     for junk in [
         "target/release/junk",
         ".git/HEAD",
@@ -749,16 +781,9 @@ fn apps_run_pve_subcommands_with_the_runtime_tools_on_path() {
 /// a `path:` flake around the stand-in nixpkgs with the cargo-built binaries.
 fn flake_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
     let root = repo();
-    let repo_copy = tempfile::tempdir().unwrap();
-    std::fs::copy(root.join("hosts.nix"), repo_copy.path().join("hosts.nix")).unwrap();
-    for d in ["hosts", "vms", "secrets", "nix"] {
-        if root.join(d).is_dir() {
-            copy_dir(&root.join(d), &repo_copy.path().join(d));
-        }
-    }
-    for f in ["flake.nix", "Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(root.join(f), repo_copy.path().join(f)).unwrap();
-    }
+    let repo_copy = fleet_copy();
+    copy_dir(&root.join("nix"), &repo_copy.path().join("nix"));
+    std::fs::copy(root.join("flake.nix"), repo_copy.path().join("flake.nix")).unwrap();
 
     let stub = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -892,11 +917,9 @@ fn doc_block(marker: &str) -> String {
 fn the_documented_consumer_flake_checks_its_own_fleet() {
     let nix = Nix::new();
     let (repo_copy, stub) = flake_dirs();
-    let consumer = example_fleet();
-    for junk in ["target", ".git", "result", "vms/tofu/.state"] {
-        std::fs::remove_dir_all(consumer.path().join(junk)).unwrap();
-    }
-    std::fs::remove_file(consumer.path().join("vms/tofu/old.tfstate")).unwrap();
+    let consumer = fleet_copy();
+    std::fs::remove_file(consumer.path().join("Cargo.toml")).unwrap();
+    std::fs::remove_file(consumer.path().join("Cargo.lock")).unwrap();
     std::fs::write(
         consumer.path().join("flake.nix"),
         doc_block("<!-- consumer-flake"),
