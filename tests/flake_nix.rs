@@ -493,6 +493,7 @@ fn flake_outputs_have_the_documented_shape() {
            testsDoCheck = o.checks.x86_64-linux.cargo-test.stubArgs.doCheck;
            clippy = o.checks.x86_64-linux.clippy.stubArgs.buildPhase;
            sameDefault = o.packages.x86_64-linux.default == o.packages.x86_64-linux.pve;
+           source = names (builtins.readDir o.packages.x86_64-linux.pve.stubArgs.src);
          }}",
         flake_expr(fleet.path(), Path::new(PVE), Path::new(PROXMOX_OPS)),
         stub = stub_expr(Path::new(PVE), Path::new(PROXMOX_OPS)),
@@ -614,6 +615,25 @@ fn flake_outputs_have_the_documented_shape() {
         .unwrap()
         .contains("cargo clippy --offline --release --all-targets -- -D warnings"));
     assert_eq!(v["sameDefault"], true);
+
+    // The package's source: the repository (askama's templates/ among
+    // it), without build output and VCS data.
+    let source: Vec<&str> = v["source"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    let mut want = vec!["Cargo.toml", "Cargo.lock", "src", "tests", "hosts.nix"];
+    if repo().join("templates").is_dir() {
+        want.push("templates");
+    }
+    for kept in want {
+        assert!(source.contains(&kept), "{kept} missing from {source:?}");
+    }
+    for dropped in ["target", ".git"] {
+        assert!(!source.contains(&dropped), "{dropped} in {source:?}");
+    }
 }
 
 #[test]
