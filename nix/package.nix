@@ -1,0 +1,60 @@
+# The pve and proxmox-ops binaries, built from Cargo.lock (no network in the
+# build). The paths of the programs pve runs are baked in at build time
+# (src/runner.rs reads them with option_env!); PATH is the fallback when a
+# baked path does not exist.
+{
+  lib,
+  rustPlatform,
+  openssh,
+  opentofu,
+  sops,
+  nixos-rebuild,
+  nix,
+  age,
+  python3,
+  # true for the `cargo-test` check; the package itself skips the tests so
+  # `nix run` never waits for them.
+  doCheck ? false,
+}:
+let
+  pure = import ./lib.nix;
+  cargoToml = builtins.fromTOML (builtins.readFile ../Cargo.toml);
+in
+rustPlatform.buildRustPackage {
+  pname = if doCheck then "pve-fleet-tests" else "pve-fleet";
+  inherit (cargoToml.package) version;
+
+  # The whole repository (src/, templates/ for askama, tests/, the example
+  # fleet), without target/, .git and OpenTofu state.
+  src = pure.cleanSource "pve-fleet-source" ../.;
+  cargoLock.lockFile = ../Cargo.lock;
+
+  env = {
+    PVE_SSH = "${openssh}/bin/ssh";
+    PVE_SSH_KEYGEN = "${openssh}/bin/ssh-keygen";
+    PVE_TOFU = "${opentofu}/bin/tofu";
+    PVE_SOPS = "${sops}/bin/sops";
+    PVE_NIXOS_REBUILD = "${nixos-rebuild}/bin/nixos-rebuild";
+    PVE_NIX = "${nix}/bin/nix";
+  };
+
+  inherit doCheck;
+  # What the tests run for real: Nix (the evaluator oracle, private stores
+  # under $TMPDIR), age, OpenSSH (client and sshd), python3.
+  nativeCheckInputs = [
+    nix
+    age
+    openssh
+    python3
+  ];
+  preCheck = ''
+    export HOME="$TMPDIR"
+  '';
+
+  meta = {
+    description = "Run a NixOS fleet on Proxmox VE from one hosts.nix";
+    license = lib.licenses.mit;
+    mainProgram = "pve";
+    platforms = lib.platforms.linux;
+  };
+}
