@@ -199,10 +199,12 @@ impl Confirm for Prompt {
             return Err(AppError::input(format!(
                 "refusing to {action} without confirmation: there is no terminal to ask on"
             ))
-            .with_help(
+            .with_help(if must_type.is_some() {
+                "review the plan above and pass --yes to go ahead from a script"
+            } else {
                 "review the plan above and pass --yes to go ahead from a script; \
-                 or run `pve plan` first: `pve apply` applies a plan saved from the current hosts.nix without asking",
-            ));
+                 or run `pve plan` first: `pve apply` applies a plan saved from the current hosts.nix without asking"
+            }));
         }
         let mut err = std::io::stderr().lock();
         let hint = must_type.map_or("[y/N]".to_string(), |w| format!("[type {w}]"));
@@ -258,6 +260,7 @@ fn config_json(loaded: &Loaded) -> Result<String> {
     let default_node = px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone());
     let mut vms = Map::new();
     let mut imports = Vec::new();
+    let mut outputs = Map::new();
     for (host, spec) in loaded.fleet.vms() {
         let Some(vmid) = spec.vmid.as_ref().map(|v| v.value) else {
             continue;
@@ -289,6 +292,10 @@ fn config_json(loaded: &Loaded) -> Result<String> {
                 "id": format!("{}/{vmid}", node.as_deref().unwrap_or("pve")),
             }));
         }
+        outputs.insert(
+            format!("{}_vm_id", host.name),
+            json!({"value": format!("${{{}.{}.vm_id}}", tofu::guard::VM_RESOURCE, host.name)}),
+        );
         vms.insert(host.name.clone(), body);
     }
     let mut root = json!({
@@ -300,6 +307,9 @@ fn config_json(loaded: &Loaded) -> Result<String> {
     }
     if !imports.is_empty() {
         root["import"] = imports.into();
+    }
+    if !outputs.is_empty() {
+        root["output"] = outputs.into();
     }
     let mut text = serde_json::to_string_pretty(&root)
         .map_err(|e| AppError::input(format!("cannot render the OpenTofu config: {e}")))?;

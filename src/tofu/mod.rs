@@ -245,13 +245,16 @@ impl Tofu {
     }
 
     fn cmd(&self) -> Cmd {
-        let mut c = Cmd::new(Tool::Tofu)
+        Cmd::new(Tool::Tofu)
             .cwd(&self.dir)
-            .env("TF_IN_AUTOMATION", "1");
-        if let Some(t) = &self.token {
-            c = c.secret_env(token::ENV, t.expose());
-        }
-        c
+            .env("TF_IN_AUTOMATION", "1")
+    }
+
+    /// For the commands that talk to Proxmox (plan, apply): only they get
+    /// the token.
+    fn cmd_with_token(&self) -> Result<Cmd, AppError> {
+        let t = self.token.as_ref().ok_or_else(token::missing)?;
+        Ok(self.cmd().secret_env(token::ENV, t.expose()))
     }
 
     fn require_token(&self) -> Result<(), AppError> {
@@ -334,11 +337,12 @@ impl Tofu {
             .args(args)
             .timeout(INIT_TIMEOUT)
             .run()
-            .map_err(|e| {
-                external(e, "`tofu init` failed").with_help(
+            .map_err(|e| match e {
+                RunError::Missing { .. } => AppError::from(e),
+                e => external(e, "`tofu init` failed").with_help(
                     "check the provider version and backend in hosts.nix and your network; \
-                 `PVE_LOG=1` shows the command",
-                )
+                     `PVE_LOG=1` shows the command",
+                ),
             })?;
         step.done();
         let text = serde_json::to_string_pretty(&want).unwrap_or_default() + "\n";
@@ -412,7 +416,7 @@ impl Tofu {
             }
         );
         let out = self
-            .cmd()
+            .cmd_with_token()?
             .args(args)
             .timeout(PLAN_TIMEOUT)
             .interactive()
@@ -444,9 +448,8 @@ impl Tofu {
     /// `tofu apply <saved plan>`, output shown as it comes. The plan is
     /// spent afterwards, whatever happened.
     pub fn apply_saved(&self) -> Result<(), AppError> {
-        self.require_token()?;
         let result = self
-            .cmd()
+            .cmd_with_token()?
             .args(["apply", "-input=false", PLAN_FILE])
             .timeout(APPLY_TIMEOUT)
             .interactive()
