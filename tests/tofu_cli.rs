@@ -939,3 +939,63 @@ fn each_command_has_help_with_an_example() {
         assert!(stdout.contains(&format!("pve {cmd}")), "{cmd}: {stdout}");
     }
 }
+
+/// Runs `pve ARGS` on a pseudo-terminal (util-linux `script`), typing
+/// `answer`.
+fn on_terminal(fx: &Fx, args: &str, answer: &str) -> (Option<i32>, String) {
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let cmd = fx.pve();
+    let o = std::process::Command::new("script")
+        .args(["-qec", &format!("{pve} {args}"), "/dev/null"])
+        .current_dir(&fx.root)
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("PVE_LOG")
+        .stdin({
+            let (r, mut w) = std::io::pipe().expect("pipe");
+            std::io::Write::write_all(&mut w, answer.as_bytes()).expect("write");
+            r
+        })
+        .output()
+        .expect("util-linux `script` runs pve on a terminal");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_apply_and_destroy_ask_first() {
+    let fx = Fx::new();
+    let (code, text) = on_terminal(&fx, "apply", "n\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Apply the plan above? [y/N]"), "{text}");
+    assert!(text.contains("Nothing applied."), "{text}");
+    assert_eq!(count(&fx.subcommands(), "apply"), 0);
+
+    let (code, text) = on_terminal(&fx, "apply", "y\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Apply complete!"), "{text}");
+
+    // Destroy wants the word typed out; "yes" is not enough.
+    let (code, text) = on_terminal(&fx, "destroy", "yes\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("Type `destroy` to go on:"), "{text}");
+    assert!(text.contains("Nothing destroyed."), "{text}");
+    assert_eq!(
+        fx.state().expect("state")["resources"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    let (code, text) = on_terminal(&fx, "destroy", "destroy\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        fx.state().expect("state")["resources"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}

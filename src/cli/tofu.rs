@@ -207,8 +207,8 @@ impl Confirm for Prompt {
             }));
         }
         let mut err = std::io::stderr().lock();
-        let hint = must_type.map_or("[y/N]".to_string(), |w| format!("[type {w}]"));
-        let _ = write!(err, "{question} {hint} ");
+        let hint = if must_type.is_some() { "" } else { " [y/N]" };
+        let _ = write!(err, "{question}{hint} ");
         let _ = err.flush();
         drop(err);
         let mut line = String::new();

@@ -24,7 +24,7 @@ impl Step {
                 const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
                 let mut i = 0;
                 while !s.load(Ordering::Relaxed) {
-                    eprint!("\r{} {m}…", FRAMES[i % FRAMES.len()]);
+                    eprint!("\r\x1b[2K{} {m}…", FRAMES[i % FRAMES.len()]);
                     let _ = std::io::stderr().flush();
                     i += 1;
                     std::thread::sleep(Duration::from_millis(120));
@@ -52,7 +52,7 @@ impl Step {
         if let Some(h) = self.spinner.take() {
             let _ = h.join();
             eprintln!(
-                "\r  {} {word} ({:.1}s)",
+                "\r\x1b[2K  {} {word} ({:.1}s)",
                 self.message,
                 self.start.elapsed().as_secs_f64()
             );
