@@ -999,3 +999,18 @@ fn on_a_terminal_apply_and_destroy_ask_first() {
         Some(0)
     );
 }
+
+#[test]
+fn a_fleet_that_fails_pve_check_is_not_planned() {
+    let fx = Fx::new();
+    fx.edit_hosts("vmid = 109;", "vmid = 111;");
+    let o = fx.pve().args(["apply", "--yes"]).output().expect("run");
+    let (_, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not planning from it"), "{stderr}");
+    assert!(
+        stderr.contains("hosts.nix:"),
+        "the diagnostics point into hosts.nix: {stderr}"
+    );
+    assert!(fx.calls().is_empty());
+}

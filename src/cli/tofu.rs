@@ -147,6 +147,20 @@ struct Session {
 impl Session {
     fn open(ctx: &Context, needs_token: bool) -> Result<Session> {
         let loaded = ctx.load()?;
+        if needs_token {
+            // Never plan from a fleet `pve check` rejects.
+            let diags = crate::check::check(&loaded);
+            if crate::check::fails(&diags, false) {
+                eprint!("{}", crate::diag::render_human(&diags, &loaded.file));
+                let errors = diags.iter().filter(|d| d.is_error()).count();
+                return Err(AppError::input(format!(
+                    "{} has {errors} error{}; not planning from it",
+                    loaded.file.path.display(),
+                    if errors == 1 { "" } else { "s" }
+                ))
+                .with_help("fix them (`pve check` lists them) and run again"));
+            }
+        }
         let config = Config::new(&config_json(&loaded)?)?;
         let token = if needs_token {
             Some(ApiToken::discover()?.ok_or_else(tofu::token::missing)?)
