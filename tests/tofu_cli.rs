@@ -1014,3 +1014,26 @@ fn a_fleet_that_fails_pve_check_is_not_planned() {
     );
     assert!(fx.calls().is_empty());
 }
+
+#[test]
+fn output_reads_while_another_pve_holds_the_lock() {
+    let fx = Fx::new();
+    assert_eq!(
+        fx.pve()
+            .args(["apply", "--yes"])
+            .output()
+            .expect("run")
+            .status
+            .code(),
+        Some(0)
+    );
+    let _held =
+        pve_fleet::fsutil::RepoLock::acquire(&fx.root, std::time::Duration::ZERO).expect("lock");
+    let o = fx
+        .pve_no_token()
+        .args(["output", "sandbox_vm_id"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
+    assert_eq!(out(&o).0, "111\n");
+}

@@ -97,7 +97,7 @@ struct GuardArgs {
 
 pub fn plan(ctx: &Context, args: PlanArgs) -> Result<u8> {
     let s = Session::open(ctx, true)?;
-    let inv = SshInventory::new(&s.loaded)?;
+    let inv = SshInventory::new(&s.loaded);
     let guard = s.guard(&inv, args.guard.skip_state_guard);
     tofu::plan(&s.tofu, &s.config, &guard, &mut Prompt { yes: false })?;
     Ok(exit::OK)
@@ -105,7 +105,7 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> Result<u8> {
 
 pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<u8> {
     let s = Session::open(ctx, true)?;
-    let inv = SshInventory::new(&s.loaded)?;
+    let inv = SshInventory::new(&s.loaded);
     let guard = s.guard(&inv, args.guard.skip_state_guard);
     let outcome = tofu::apply(&s.tofu, &s.config, &guard, &mut Prompt { yes: args.yes })?;
     Ok(outcome_code(outcome))
@@ -168,7 +168,10 @@ impl Session {
             None
         };
         let dir = tofu::workdir(&loaded.root_dir)?;
-        let lock = if needs_token {
+        let tofu = Tofu::new(dir, token);
+        // Commands that change files lock the repository; `pve output`
+        // only reads once the folder is initialised.
+        let lock = if needs_token || !tofu.is_initialised() {
             Some(RepoLock::acquire(
                 &loaded.root_dir,
                 Duration::from_secs(30),
@@ -178,7 +181,7 @@ impl Session {
         };
         Ok(Session {
             config,
-            tofu: Tofu::new(dir, token),
+            tofu,
             loaded,
             _lock: lock,
         })
@@ -337,45 +340,48 @@ fn config_json(loaded: &Loaded) -> Result<String> {
 /// MERGE: the lead may swap this for `remote::proxmox`. `qm list` shows the
 /// VMs of the node SSH lands on; clusters need /cluster/resources.
 struct SshInventory {
-    target: Option<String>,
+    host: Option<String>,
+    user: String,
 }
 
 impl SshInventory {
-    fn new(loaded: &Loaded) -> Result<SshInventory> {
+    fn new(loaded: &Loaded) -> SshInventory {
         let px = loaded.fleet.proxmox.as_ref();
-        let host = px.and_then(|p| p.host.as_ref()).map(|h| h.value.clone());
-        let user = px
-            .and_then(|p| p.user.clone())
-            .unwrap_or_else(|| "root".into());
-        let target = match host {
-            None => None,
-            Some(h) => {
-                let ok = |s: &str| {
-                    !s.is_empty()
-                        && !s.starts_with('-')
-                        && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
-                };
-                if !ok(&h) || !ok(&user) {
-                    return Err(AppError::input(format!(
-                        "`_proxmox.host` / `_proxmox.user` in hosts.nix is not a host name or address: {h:?}"
-                    )));
-                }
-                Some(format!("{user}@{h}"))
-            }
-        };
-        Ok(SshInventory { target })
+        SshInventory {
+            host: px.and_then(|p| p.host.as_ref()).map(|h| h.value.clone()),
+            user: px
+                .and_then(|p| p.user.clone())
+                .unwrap_or_else(|| "root".into()),
+        }
     }
-}
 
-impl Inventory for SshInventory {
-    fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
-        let Some(target) = &self.target else {
+    /// `user@host`, refusing anything ssh could read as an option.
+    fn target(&self) -> Result<String> {
+        let Some(host) = &self.host else {
             return Err(AppError::input(
                 "the OpenTofu state is empty and `_proxmox.host` is not set, so pve cannot check which VMs exist",
             )
             .with_help("set `_proxmox.host` in hosts.nix, or pass --skip-state-guard if no VM of this fleet exists yet"));
         };
+        let ok = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with('-')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
+        };
+        if !ok(host) || !ok(&self.user) {
+            return Err(AppError::input(format!(
+                "`_proxmox.host` or `_proxmox.user` in hosts.nix is not a plain host or user name: {:?}",
+                format!("{}@{host}", self.user)
+            )));
+        }
+        Ok(format!("{}@{host}", self.user))
+    }
+}
+
+impl Inventory for SshInventory {
+    fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
+        let target = self.target()?;
         let step = tofu::progress::Step::start(format!(
             "The state is empty: checking {target} for existing VMs"
         ));
@@ -450,5 +456,34 @@ mod tests {
             assert_eq!(got, want, "{text}");
         }
         assert!(parse_qm_list("bash: qm: command not found\n").is_err());
+    }
+
+    #[test]
+    fn the_ssh_target_cannot_be_an_option() {
+        let inv = |host: Option<&str>, user: &str| SshInventory {
+            host: host.map(str::to_string),
+            user: user.to_string(),
+        };
+        assert_eq!(
+            inv(Some("192.168.1.12"), "root").target().expect("ok"),
+            "root@192.168.1.12"
+        );
+        assert_eq!(
+            inv(Some("pve.lan"), "ops").target().expect("ok"),
+            "ops@pve.lan"
+        );
+        for (h, u) in [
+            ("-oProxyCommand=x", "root"),
+            ("pve", "-x"),
+            ("a b", "root"),
+            ("h;rm", "root"),
+        ] {
+            assert!(inv(Some(h), u).target().is_err(), "{u}@{h}");
+        }
+        let err = inv(None, "root").target().expect_err("no host");
+        assert!(err
+            .help()
+            .unwrap_or_default()
+            .contains("--skip-state-guard"));
     }
 }

@@ -244,6 +244,11 @@ impl Tofu {
         &self.dir
     }
 
+    /// `tofu init` has run here.
+    pub fn is_initialised(&self) -> bool {
+        self.dir.join(".terraform").is_dir() && self.dir.join(INIT_MARKER).is_file()
+    }
+
     fn cmd(&self) -> Cmd {
         Cmd::new(Tool::Tofu)
             .cwd(&self.dir)
@@ -656,7 +661,8 @@ pub fn destroy(
     Ok(Outcome::Applied)
 }
 
-/// `pve output`.
+/// `pve output`: reads only, once the folder is initialised (so it can run
+/// while an apply holds the repository lock).
 pub fn output(
     tofu: &Tofu,
     config: &Config,
@@ -664,7 +670,9 @@ pub fn output(
     name: Option<&str>,
     confirm: &mut dyn Confirm,
 ) -> Result<String, AppError> {
-    tofu.prepare(config, confirm)?;
+    if !tofu.is_initialised() {
+        tofu.prepare(config, confirm)?;
+    }
     tofu.output(json, name)
 }
 
