@@ -123,7 +123,26 @@ impl Fx {
             .as_array()?
             .iter()
             .find(|r| r["name"] == vm)
-            .and_then(|r| r["instances"][0]["attributes"]["cpu"]["cores"].as_i64())
+            .and_then(|r| {
+                // A block is an object or a list of one (JSON syntax).
+                let cpu = &r["instances"][0]["attributes"]["cpu"];
+                cpu["cores"].as_i64().or_else(|| cpu[0]["cores"].as_i64())
+            })
+    }
+
+    /// Sets the outputs recorded in the state, as `tofu apply` would have
+    /// (so these tests do not depend on which outputs the config renders).
+    fn set_state_outputs(&self) {
+        let mut state = self.state().expect("state");
+        state["outputs"] = serde_json::json!({
+            "sandbox_ip": {"sensitive": false, "type": "string", "value": "192.0.2.11"},
+            "vmids": {"sensitive": false, "type": ["object", {"sandbox": "number"}], "value": {"sandbox": 111}}
+        });
+        fs::write(
+            self.state_dir().join("terraform.tfstate"),
+            state.to_string(),
+        )
+        .expect("write");
     }
 
     fn edit_hosts(&self, from: &str, to: &str) {
@@ -715,13 +734,36 @@ fn output_passes_tofu_json_through() {
     let json: Json = serde_json::from_str(&stdout).expect("json");
     let state = fx.state().expect("state");
     assert_eq!(json, state["outputs"]);
-    assert_eq!(json["sandbox_vm_id"]["value"], 111);
+    fx.set_state_outputs();
     let o = fx
         .pve_no_token()
-        .args(["output", "sandbox_vm_id"])
+        .args(["output", "--json"])
         .output()
         .expect("run");
-    assert_eq!(out(&o).0, "111\n");
+    let (stdout, _) = out(&o);
+    assert_eq!(
+        serde_json::from_str::<Json>(&stdout).expect("json"),
+        fx.state().expect("state")["outputs"]
+    );
+    assert!(
+        stdout.starts_with("{\n  \""),
+        "pretty-printed as tofu does: {stdout}"
+    );
+    let o = fx
+        .pve_no_token()
+        .args(["output", "sandbox_ip"])
+        .output()
+        .expect("run");
+    assert_eq!(out(&o).0, "\"192.0.2.11\"\n");
+    let o = fx
+        .pve_no_token()
+        .args(["output", "--json", "vmids"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        serde_json::from_str::<Json>(&out(&o).0).expect("json"),
+        serde_json::json!({"sandbox": 111})
+    );
     let o = fx
         .pve_no_token()
         .args(["output", "nope"])
@@ -1027,13 +1069,14 @@ fn output_reads_while_another_pve_holds_the_lock() {
             .code(),
         Some(0)
     );
+    fx.set_state_outputs();
     let _held =
         pve_fleet::fsutil::RepoLock::acquire(&fx.root, std::time::Duration::ZERO).expect("lock");
     let o = fx
         .pve_no_token()
-        .args(["output", "sandbox_vm_id"])
+        .args(["output", "sandbox_ip"])
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
-    assert_eq!(out(&o).0, "111\n");
+    assert_eq!(out(&o).0, "\"192.0.2.11\"\n");
 }
