@@ -59,7 +59,7 @@ pub struct ApplyArgs {
 /// through unchanged. Sensitive outputs are printed in clear text with --json.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  pve output\n  pve output --json | jq -r '.sandbox_ip.value'\n  pve output --json sandbox_ip"
+    after_help = "Examples:\n  pve output\n  pve output --json | jq 'map_values(.value)'\n  pve output --json NAME"
 )]
 pub struct OutputArgs {
     /// Print JSON, as `tofu output -json`.
