@@ -12,3 +12,4 @@ pub mod fsutil;
 pub mod keys;
 pub mod runner;
 pub mod shell;
+pub mod tofu;

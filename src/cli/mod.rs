@@ -3,6 +3,7 @@
 
 mod check;
 mod eval;
+mod tofu;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -49,6 +50,10 @@ pub struct Cli {
 pub enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Plan(tofu::PlanArgs),
+    Apply(tofu::ApplyArgs),
+    Output(tofu::OutputArgs),
+    Destroy(tofu::DestroyArgs),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -57,6 +62,10 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(a) => check::run(&ctx, a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Plan(a) => tofu::plan(&ctx, a),
+        Command::Apply(a) => tofu::apply(&ctx, a),
+        Command::Output(a) => tofu::output(&ctx, a),
+        Command::Destroy(a) => tofu::destroy(&ctx, a),
     }
 }
 

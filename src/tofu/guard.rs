@@ -1,0 +1,235 @@
+//! The state guard: when OpenTofu's state is missing or empty it believes
+//! nothing exists and plans to create every VM again. If any VM the config
+//! manages already exists on Proxmox, refuse, and say how to adopt it.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value as Json;
+
+use crate::error::AppError;
+
+/// The resource type of a Proxmox VM in the bpg/proxmox provider.
+pub const VM_RESOURCE: &str = "proxmox_virtual_environment_vm";
+
+/// What exists on Proxmox. `remote::proxmox` provides the real one.
+pub trait Inventory {
+    fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError>;
+}
+
+/// A VM resource of the rendered config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedVm {
+    /// The resource name: `proxmox_virtual_environment_vm.<name>`.
+    pub name: String,
+    pub vmid: i64,
+    pub node: Option<String>,
+    /// An `import` block adopts it: existing on Proxmox is expected.
+    pub imported: bool,
+}
+
+impl ManagedVm {
+    pub fn address(&self) -> String {
+        format!("{VM_RESOURCE}.{}", self.name)
+    }
+}
+
+/// The VMs a rendered config manages, sorted by name.
+pub fn managed_vms(config: &Json) -> Vec<ManagedVm> {
+    let imported: BTreeSet<String> = blocks(config.get("import"))
+        .filter_map(|b| b.get("to").and_then(Json::as_str).map(str::to_string))
+        .collect();
+    let mut out = Vec::new();
+    let Some(vms) = config
+        .get("resource")
+        .and_then(|r| r.get(VM_RESOURCE))
+        .and_then(Json::as_object)
+    else {
+        return out;
+    };
+    for (name, body) in vms {
+        // A resource body may be one object or a list of one (JSON syntax).
+        let Some(body) = blocks(Some(body)).next() else {
+            continue;
+        };
+        let vmid = match body.get("vm_id") {
+            Some(Json::Number(n)) => n.as_i64(),
+            Some(Json::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        let Some(vmid) = vmid else { continue };
+        let node = body
+            .get("node_name")
+            .and_then(Json::as_str)
+            .map(str::to_string);
+        let address = format!("{VM_RESOURCE}.{name}");
+        out.push(ManagedVm {
+            name: name.clone(),
+            vmid,
+            node,
+            imported: imported.contains(&address),
+        });
+    }
+    out
+}
+
+/// An object, or each object of a list.
+fn blocks(v: Option<&Json>) -> impl Iterator<Item = &Json> {
+    let items: Vec<&Json> = match v {
+        Some(Json::Array(a)) => a.iter().filter(|x| x.is_object()).collect(),
+        Some(o @ Json::Object(_)) => vec![o],
+        _ => Vec::new(),
+    };
+    items.into_iter()
+}
+
+/// Refuses when the state is empty and a managed (not imported) VM already
+/// exists on Proxmox. Asks the inventory only when it matters.
+pub fn check(
+    state_empty: bool,
+    vms: &[ManagedVm],
+    inventory: &dyn Inventory,
+    default_node: Option<&str>,
+) -> Result<(), AppError> {
+    if !state_empty {
+        return Ok(());
+    }
+    let at_risk: Vec<&ManagedVm> = vms.iter().filter(|v| !v.imported).collect();
+    if at_risk.is_empty() {
+        return Ok(());
+    }
+    let existing = inventory.existing_vmids()?;
+    let clashing: Vec<&ManagedVm> = at_risk
+        .into_iter()
+        .filter(|v| existing.contains(&v.vmid))
+        .collect();
+    if clashing.is_empty() {
+        return Ok(());
+    }
+    let list = clashing
+        .iter()
+        .map(|v| format!("{} (VMID {})", v.name, v.vmid))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut help = String::from(
+        "OpenTofu's state is missing or empty, so it would plan to create these VMs again. \
+         Restore the state if you have it (vms/tofu/.state/terraform.tfstate or your backend), \
+         or adopt the existing VMs, either by adding `import = true;` to each one's `proxmox` set \
+         in hosts.nix (pve then renders an import block), or by importing them by hand in the \
+         state folder with the API token in the environment:",
+    );
+    for v in &clashing {
+        let node = v.node.as_deref().or(default_node).unwrap_or("NODE");
+        help.push_str(&format!(
+            "\n      tofu import {} {node}/{}",
+            v.address(),
+            v.vmid
+        ));
+    }
+    help.push_str("\n    (--skip-state-guard skips this check; only use it when you know these VMIDs are free)");
+    Err(AppError::input(format!(
+        "refusing to plan: the OpenTofu state is empty but {list} already exist{} on Proxmox",
+        if clashing.len() == 1 { "s" } else { "" }
+    ))
+    .with_help(help))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    struct Fake {
+        ids: BTreeSet<i64>,
+        asked: Cell<u32>,
+    }
+    impl Inventory for Fake {
+        fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
+            self.asked.set(self.asked.get() + 1);
+            Ok(self.ids.clone())
+        }
+    }
+    fn fake(ids: &[i64]) -> Fake {
+        Fake {
+            ids: ids.iter().copied().collect(),
+            asked: Cell::new(0),
+        }
+    }
+
+    fn config() -> Json {
+        serde_json::json!({
+            "import": [{"to": "proxmox_virtual_environment_vm.igpu", "id": "prom/109"}],
+            "resource": {"proxmox_virtual_environment_vm": {
+                "sandbox": {"vm_id": 111, "node_name": "prom"},
+                "igpu": [{"vm_id": 109, "node_name": "prom"}],
+                "web": {"vm_id": "120"}
+            }}
+        })
+    }
+
+    #[test]
+    fn reads_vms_and_import_blocks_from_the_config() {
+        let vms = managed_vms(&config());
+        let summary: Vec<_> = vms
+            .iter()
+            .map(|v| (v.name.as_str(), v.vmid, v.node.as_deref(), v.imported))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("igpu", 109, Some("prom"), true),
+                ("sandbox", 111, Some("prom"), false),
+                ("web", 120, None, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn fires_when_state_is_empty_and_a_managed_vmid_exists() {
+        let vms = managed_vms(&config());
+        let inv = fake(&[100, 111, 120]);
+        let err = check(true, &vms, &inv, Some("pve")).expect_err("must refuse");
+        let msg = err.to_string();
+        assert!(msg.contains("sandbox (VMID 111), web (VMID 120)"), "{msg}");
+        let help = err.help().unwrap_or_default();
+        assert!(
+            help.contains("tofu import proxmox_virtual_environment_vm.sandbox prom/111"),
+            "{help}"
+        );
+        // Without node_name in the config, the default node is used.
+        assert!(
+            help.contains("tofu import proxmox_virtual_environment_vm.web pve/120"),
+            "{help}"
+        );
+        assert!(help.contains("import = true;"), "{help}");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn an_imported_vm_may_exist() {
+        let vms = managed_vms(&config());
+        let inv = fake(&[109, 9000]);
+        check(true, &vms, &inv, None).expect("109 is imported, 9000 unmanaged");
+        assert_eq!(inv.asked.get(), 1);
+    }
+
+    #[test]
+    fn with_state_present_proxmox_is_not_even_asked() {
+        let vms = managed_vms(&config());
+        let inv = fake(&[111]);
+        check(false, &vms, &inv, None).expect("state present");
+        assert_eq!(inv.asked.get(), 0);
+    }
+
+    #[test]
+    fn an_inventory_failure_is_reported() {
+        struct Down;
+        impl Inventory for Down {
+            fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
+                Err(AppError::external("cannot reach Proxmox"))
+            }
+        }
+        let vms = managed_vms(&config());
+        let err = check(true, &vms, &Down, None).expect_err("must fail");
+        assert_eq!(err.exit_code(), 3);
+    }
+}

@@ -1,0 +1,740 @@
+//! OpenTofu behind one small module: a working folder holding the rendered
+//! `config.tf.json`, `tofu init` only when the `terraform` block changed,
+//! plans saved next to the SHA-256 of the config they were made from, and
+//! an apply that refuses a plan made from another config.
+//!
+//! OpenTofu itself does not notice config edits after `plan -out`: the plan
+//! file embeds a snapshot of the config and `apply FILE` uses that snapshot
+//! (reference/tools.md §4.2). So the hash check lives here.
+//!
+//! The API token reaches `tofu` only through its environment.
+
+pub mod guard;
+pub mod progress;
+pub mod token;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::fsutil::write_atomic;
+use crate::runner::{Cmd, RunError, Tool};
+
+pub use guard::{Inventory, ManagedVm};
+pub use token::ApiToken;
+
+/// The rendered config inside the working folder.
+pub const CONFIG_FILE: &str = "config.tf.json";
+/// The saved plan (`tofu plan -out`).
+pub const PLAN_FILE: &str = "pve.tfplan";
+/// What the saved plan was made from.
+pub const PLAN_META: &str = "pve.tfplan.json";
+/// What the last `tofu init` was run for.
+pub const INIT_MARKER: &str = ".pve-init.json";
+/// Overrides the working folder.
+pub const WORKDIR_ENV: &str = "TOFU_WORKDIR";
+
+const INIT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const PLAN_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+const APPLY_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
+const QUICK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The working folder: `TOFU_WORKDIR` (relative to the current folder), else
+/// `vms/tofu/.state` under the fleet root.
+pub fn workdir(fleet_root: &Path) -> Result<PathBuf, AppError> {
+    match std::env::var_os(WORKDIR_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| AppError::input(format!("cannot read the current folder: {e}")))?;
+                Ok(cwd.join(p))
+            }
+        }
+        None => Ok(fleet_root.join("vms").join("tofu").join(".state")),
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A rendered config: its text, parsed form and hashes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    text: String,
+    json: Json,
+    sha256: String,
+}
+
+impl Config {
+    /// Takes the rendered JSON; refuses text that is not a JSON object.
+    pub fn new(text: &str) -> Result<Config, AppError> {
+        let json: Json = serde_json::from_str(text).map_err(|e| {
+            AppError::input(format!(
+                "the rendered OpenTofu config is not valid JSON: {e}"
+            ))
+        })?;
+        if !json.is_object() {
+            return Err(AppError::input(
+                "the rendered OpenTofu config is not a JSON object",
+            ));
+        }
+        let mut text = text.to_string();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(Config {
+            sha256: sha256_hex(text.as_bytes()),
+            text,
+            json,
+        })
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn json(&self) -> &Json {
+        &self.json
+    }
+
+    /// The VMs this config manages.
+    pub fn managed_vms(&self) -> Vec<ManagedVm> {
+        guard::managed_vms(&self.json)
+    }
+
+    /// Hashes of the parts of the `terraform` block `tofu init` depends on:
+    /// (everything but the backend, the backend).
+    fn init_hashes(&self) -> InitMarker {
+        let mut tf = self.json.get("terraform").cloned().unwrap_or(Json::Null);
+        // A block may be written as a list of one object.
+        if let Json::Array(a) = &tf {
+            tf = a.first().cloned().unwrap_or(Json::Null);
+        }
+        let backend = match &mut tf {
+            Json::Object(o) => o.remove("backend").unwrap_or(Json::Null),
+            _ => Json::Null,
+        };
+        // serde_json's maps are sorted, so this text is canonical.
+        let canon = |v: &Json| sha256_hex(v.to_string().as_bytes());
+        InitMarker {
+            terraform_sha256: canon(&tf),
+            backend_sha256: canon(&backend),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InitMarker {
+    terraform_sha256: String,
+    backend_sha256: String,
+}
+
+/// Which state a plan was made against (from `tofu state pull`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StateId {
+    pub lineage: Option<String>,
+    pub serial: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub id: StateId,
+    /// Managed resources recorded in the state.
+    pub resources: usize,
+}
+
+impl State {
+    pub fn is_empty(&self) -> bool {
+        self.resources == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanKind {
+    Apply,
+    Destroy,
+}
+
+/// The sidecar of a saved plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMeta {
+    pub kind: PlanKind,
+    pub config_sha256: String,
+    pub state: StateId,
+    /// `tofu plan -detailed-exitcode` said there are changes.
+    pub changes: bool,
+}
+
+/// Whether a saved plan may be applied now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavedPlan {
+    Usable(PlanMeta),
+    Missing,
+    /// Made from another config (hosts.nix changed since).
+    ConfigChanged,
+    /// The state changed since (another apply ran).
+    StateChanged,
+    /// A destroy plan; `apply` never applies one.
+    Destroy,
+}
+
+impl SavedPlan {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SavedPlan::Usable(_) => "the saved plan matches the current config",
+            SavedPlan::Missing => "there is no saved plan",
+            SavedPlan::ConfigChanged => {
+                "the saved plan was made from a different config (hosts.nix changed since `pve plan`)"
+            }
+            SavedPlan::StateChanged => {
+                "the saved plan is stale: the OpenTofu state changed since it was made"
+            }
+            SavedPlan::Destroy => "the saved plan is a destroy plan",
+        }
+    }
+}
+
+/// Asks the user before something happens.
+pub trait Confirm {
+    /// `question` is shown; when `must_type` is given, the answer must be
+    /// that word. Without a way to ask (no terminal, no --yes) it returns an
+    /// error naming `action`.
+    fn confirm(
+        &mut self,
+        action: &str,
+        question: &str,
+        must_type: Option<&str>,
+    ) -> Result<bool, AppError>;
+}
+
+/// What an apply or destroy ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    NoChanges,
+    Declined,
+}
+
+/// OpenTofu in one working folder.
+pub struct Tofu {
+    dir: PathBuf,
+    token: Option<ApiToken>,
+}
+
+impl Tofu {
+    pub fn new(dir: impl Into<PathBuf>, token: Option<ApiToken>) -> Tofu {
+        Tofu {
+            dir: dir.into(),
+            token,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `tofu init` has run here.
+    pub fn is_initialised(&self) -> bool {
+        self.dir.join(".terraform").is_dir() && self.dir.join(INIT_MARKER).is_file()
+    }
+
+    fn cmd(&self) -> Cmd {
+        Cmd::new(Tool::Tofu)
+            .cwd(&self.dir)
+            .env("TF_IN_AUTOMATION", "1")
+    }
+
+    /// For the commands that talk to Proxmox (plan, apply): only they get
+    /// the token.
+    fn cmd_with_token(&self) -> Result<Cmd, AppError> {
+        let t = self.token.as_ref().ok_or_else(token::missing)?;
+        Ok(self.cmd().secret_env(token::ENV, t.expose()))
+    }
+
+    fn require_token(&self) -> Result<(), AppError> {
+        if self.token.is_none() {
+            return Err(token::missing());
+        }
+        Ok(())
+    }
+
+    /// Creates the folder (private: state and plans hold secrets), keeps it
+    /// out of git, writes the config when it changed, and runs `tofu init`
+    /// when needed. Returns whether init ran.
+    pub fn prepare(&self, config: &Config, confirm: &mut dyn Confirm) -> Result<bool, AppError> {
+        self.create_dir()?;
+        let path = self.dir.join(CONFIG_FILE);
+        let current = std::fs::read(&path).ok();
+        if current.as_deref() != Some(config.text.as_bytes()) {
+            write_atomic(&path, config.text.as_bytes())?;
+        }
+        self.init_if_needed(config, confirm)
+    }
+
+    fn create_dir(&self) -> Result<(), AppError> {
+        use std::os::unix::fs::DirBuilderExt;
+        if !self.dir.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| {
+                    AppError::input(format!(
+                        "cannot create the OpenTofu folder {}: {e}",
+                        self.dir.display()
+                    ))
+                })?;
+        }
+        let ignore = self.dir.join(".gitignore");
+        if !ignore.exists() {
+            write_atomic(
+                &ignore,
+                b"# OpenTofu state, plans and providers: never commit (they hold secrets).\n*\n",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn init_if_needed(&self, config: &Config, confirm: &mut dyn Confirm) -> Result<bool, AppError> {
+        let want = config.init_hashes();
+        let marker_path = self.dir.join(INIT_MARKER);
+        let have: Option<InitMarker> = std::fs::read(&marker_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let initialised = self.dir.join(".terraform").is_dir();
+        let mut args = vec!["init", "-input=false", "-no-color"];
+        let why = match &have {
+            Some(h) if initialised && *h == want => return Ok(false),
+            Some(h) if initialised => {
+                if h.terraform_sha256 != want.terraform_sha256 {
+                    args.push("-upgrade");
+                }
+                if h.backend_sha256 != want.backend_sha256 {
+                    if !confirm.confirm(
+                        "move the OpenTofu state to the new backend",
+                        "The backend in hosts.nix changed. Copy the existing state to the new backend?",
+                        None,
+                    )? {
+                        return Err(AppError::input(
+                            "the backend changed and copying the state was declined",
+                        )
+                        .with_help("put the old backend back in hosts.nix, or run again and accept"));
+                    }
+                    args.extend(["-migrate-state", "-force-copy"]);
+                }
+                "the provider or backend settings changed"
+            }
+            _ => "first run in this folder",
+        };
+        let step = progress::Step::start(format!("Initialising OpenTofu ({why})"));
+        self.cmd()
+            .args(args)
+            .timeout(INIT_TIMEOUT)
+            .run()
+            .map_err(|e| match e {
+                RunError::Missing { .. } => AppError::from(e),
+                e => external(e, "`tofu init` failed").with_help(
+                    "check the provider version and backend in hosts.nix and your network; \
+                     `PVE_LOG=1` shows the command",
+                ),
+            })?;
+        step.done();
+        let text = serde_json::to_string_pretty(&want).unwrap_or_default() + "\n";
+        write_atomic(&marker_path, text.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Reads the state through the backend (`tofu state pull`).
+    pub fn state(&self) -> Result<State, AppError> {
+        let out = self
+            .cmd()
+            .args(["state", "pull"])
+            .timeout(QUICK_TIMEOUT)
+            .run()
+            .map_err(|e| external(e, "cannot read the OpenTofu state"))?;
+        parse_state(&out.stdout)
+    }
+
+    fn plan_paths(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join(PLAN_FILE), self.dir.join(PLAN_META))
+    }
+
+    /// Removes the saved plan and its sidecar.
+    pub fn discard_plan(&self) {
+        let (plan, meta) = self.plan_paths();
+        let _ = std::fs::remove_file(meta);
+        let _ = std::fs::remove_file(plan);
+    }
+
+    /// What the saved plan is worth for applying `config` on `state`.
+    pub fn saved_plan(&self, config: &Config, state: &State) -> SavedPlan {
+        let (plan, meta) = self.plan_paths();
+        let meta: Option<PlanMeta> = std::fs::read(&meta)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match meta {
+            None => SavedPlan::Missing,
+            Some(_) if !plan.is_file() => SavedPlan::Missing,
+            Some(m) if m.kind == PlanKind::Destroy => SavedPlan::Destroy,
+            Some(m) if m.config_sha256 != config.sha256 => SavedPlan::ConfigChanged,
+            Some(m) if m.state != state.id => SavedPlan::StateChanged,
+            Some(m) => SavedPlan::Usable(m),
+        }
+    }
+
+    /// `tofu plan -out`, its output shown as it comes; then the sidecar.
+    pub fn plan(
+        &self,
+        config: &Config,
+        state: &State,
+        kind: PlanKind,
+    ) -> Result<PlanMeta, AppError> {
+        self.require_token()?;
+        self.discard_plan();
+        let mut args = vec![
+            "plan".to_string(),
+            "-input=false".into(),
+            "-detailed-exitcode".into(),
+            format!("-out={PLAN_FILE}"),
+        ];
+        if kind == PlanKind::Destroy {
+            args.push("-destroy".into());
+        }
+        eprintln!(
+            "Planning with OpenTofu in {}{}",
+            self.dir.display(),
+            if kind == PlanKind::Destroy {
+                " (destroy)"
+            } else {
+                ""
+            }
+        );
+        let out = self
+            .cmd_with_token()?
+            .args(args)
+            .timeout(PLAN_TIMEOUT)
+            .interactive()
+            .run_unchecked()
+            .map_err(|e| external(e, "`tofu plan` did not run"))?;
+        let changes = match out.code {
+            Some(0) => false,
+            Some(2) => true,
+            other => {
+                self.discard_plan();
+                return Err(AppError::external(format!(
+                    "`tofu plan` failed ({}); its messages are above",
+                    other.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
+                ))
+                .with_help("fix what it reports, then run `pve plan` again"));
+            }
+        };
+        let meta = PlanMeta {
+            kind,
+            config_sha256: config.sha256.clone(),
+            state: state.id.clone(),
+            changes,
+        };
+        let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
+        write_atomic(&self.plan_paths().1, text.as_bytes())?;
+        Ok(meta)
+    }
+
+    /// `tofu apply <saved plan>`, output shown as it comes. The plan is
+    /// spent afterwards, whatever happened.
+    pub fn apply_saved(&self) -> Result<(), AppError> {
+        let result = self
+            .cmd_with_token()?
+            .args(["apply", "-input=false", PLAN_FILE])
+            .timeout(APPLY_TIMEOUT)
+            .interactive()
+            .run_unchecked();
+        self.discard_plan();
+        let out = result.map_err(|e| external(e, "`tofu apply` did not run"))?;
+        match out.code {
+            Some(0) => Ok(()),
+            other => Err(AppError::external(format!(
+                "`tofu apply` failed ({}); its messages are above",
+                other.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
+            ))
+            .with_help(
+                "the state records what was done; fix what it reports and run `pve apply` again",
+            )),
+        }
+    }
+
+    /// `tofu output [-json] [NAME]`: stdout as tofu printed it.
+    pub fn output(&self, json: bool, name: Option<&str>) -> Result<String, AppError> {
+        let mut args = vec!["output".to_string(), "-no-color".into()];
+        if json {
+            args.push("-json".into());
+        }
+        if let Some(n) = name {
+            args.push(n.to_string());
+        }
+        let out = self
+            .cmd()
+            .args(args)
+            .timeout(QUICK_TIMEOUT)
+            .run()
+            .map_err(|e| external(e, "`tofu output` failed"))?;
+        if !out.stderr.trim().is_empty() {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(out.stderr.as_bytes());
+        }
+        Ok(out.stdout)
+    }
+}
+
+/// A failed run, keeping the runner's message (and tofu's stderr).
+fn external(e: RunError, context: &str) -> AppError {
+    match e {
+        RunError::Missing { .. } => AppError::from(e),
+        other => AppError::external(format!("{context}: {other}")),
+    }
+}
+
+fn parse_state(text: &str) -> Result<State, AppError> {
+    if text.trim().is_empty() {
+        return Ok(State::default());
+    }
+    let json: Json = serde_json::from_str(text).map_err(|e| {
+        AppError::external(format!(
+            "`tofu state pull` printed something that is not JSON: {e}"
+        ))
+    })?;
+    let resources = json
+        .get("resources")
+        .and_then(Json::as_array)
+        .map_or(0, |rs| {
+            rs.iter()
+                .filter(|r| r.get("mode").and_then(Json::as_str) == Some("managed"))
+                .count()
+        });
+    Ok(State {
+        id: StateId {
+            lineage: json
+                .get("lineage")
+                .and_then(Json::as_str)
+                .map(str::to_string),
+            serial: json.get("serial").and_then(Json::as_u64),
+        },
+        resources,
+    })
+}
+
+/// Options shared by plan and apply.
+pub struct Guard<'a> {
+    pub inventory: &'a dyn Inventory,
+    pub skip: bool,
+    /// `_proxmox.node`, for import commands of VMs without `node_name`.
+    pub default_node: Option<&'a str>,
+}
+
+fn run_guard(config: &Config, state: &State, g: &Guard) -> Result<(), AppError> {
+    if g.skip {
+        if state.is_empty() {
+            eprintln!("warning: the state guard is off (--skip-state-guard); an empty state plans to create every VM");
+        }
+        return Ok(());
+    }
+    guard::check(
+        state.is_empty(),
+        &config.managed_vms(),
+        g.inventory,
+        g.default_node,
+    )
+}
+
+/// `pve plan`: prepare, guard, plan and save.
+pub fn plan(
+    tofu: &Tofu,
+    config: &Config,
+    g: &Guard,
+    confirm: &mut dyn Confirm,
+) -> Result<PlanMeta, AppError> {
+    tofu.require_token()?;
+    tofu.prepare(config, confirm)?;
+    let state = tofu.state()?;
+    run_guard(config, &state, g)?;
+    let meta = tofu.plan(config, &state, PlanKind::Apply)?;
+    if meta.changes {
+        eprintln!("Saved the plan ({}); `pve apply` applies exactly this plan while hosts.nix stays as it is.", PLAN_FILE);
+    } else {
+        eprintln!("No changes: the VMs match hosts.nix.");
+    }
+    Ok(meta)
+}
+
+/// `pve apply`: the saved plan when it was made from this config and state,
+/// else a new plan that must be confirmed.
+pub fn apply(
+    tofu: &Tofu,
+    config: &Config,
+    g: &Guard,
+    confirm: &mut dyn Confirm,
+) -> Result<Outcome, AppError> {
+    tofu.require_token()?;
+    tofu.prepare(config, confirm)?;
+    let state = tofu.state()?;
+    match tofu.saved_plan(config, &state) {
+        SavedPlan::Usable(meta) => {
+            if !meta.changes {
+                tofu.discard_plan();
+                eprintln!("No changes: the saved plan has nothing to apply.");
+                return Ok(Outcome::NoChanges);
+            }
+            eprintln!("Applying the saved plan (made from the current hosts.nix).");
+            tofu.apply_saved()?;
+            Ok(Outcome::Applied)
+        }
+        other => {
+            if other != SavedPlan::Missing {
+                eprintln!(
+                    "Not using the saved plan: {}. Planning again.",
+                    other.reason()
+                );
+            }
+            run_guard(config, &state, g)?;
+            let meta = tofu.plan(config, &state, PlanKind::Apply)?;
+            if !meta.changes {
+                tofu.discard_plan();
+                eprintln!("No changes: the VMs match hosts.nix.");
+                return Ok(Outcome::NoChanges);
+            }
+            let ok = confirm
+                .confirm("apply this plan", "Apply the plan above?", None)
+                .inspect_err(|_| tofu.discard_plan())?;
+            if !ok {
+                tofu.discard_plan();
+                eprintln!("Nothing applied.");
+                return Ok(Outcome::Declined);
+            }
+            tofu.apply_saved()?;
+            Ok(Outcome::Applied)
+        }
+    }
+}
+
+/// `pve destroy`: a destroy plan, confirmed by typing `destroy`, applied.
+pub fn destroy(
+    tofu: &Tofu,
+    config: &Config,
+    confirm: &mut dyn Confirm,
+) -> Result<Outcome, AppError> {
+    tofu.require_token()?;
+    tofu.prepare(config, confirm)?;
+    let state = tofu.state()?;
+    if state.is_empty() {
+        eprintln!("Nothing to destroy: the OpenTofu state has no resources.");
+        return Ok(Outcome::NoChanges);
+    }
+    let meta = tofu.plan(config, &state, PlanKind::Destroy)?;
+    if !meta.changes {
+        tofu.discard_plan();
+        eprintln!("Nothing to destroy.");
+        return Ok(Outcome::NoChanges);
+    }
+    let ok = confirm
+        .confirm(
+            "destroy these VMs",
+            "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
+            Some("destroy"),
+        )
+        .inspect_err(|_| tofu.discard_plan())?;
+    if !ok {
+        tofu.discard_plan();
+        eprintln!("Nothing destroyed.");
+        return Ok(Outcome::Declined);
+    }
+    tofu.apply_saved()?;
+    Ok(Outcome::Applied)
+}
+
+/// `pve output`: reads only, once the folder is initialised (so it can run
+/// while an apply holds the repository lock).
+pub fn output(
+    tofu: &Tofu,
+    config: &Config,
+    json: bool,
+    name: Option<&str>,
+    confirm: &mut dyn Confirm,
+) -> Result<String, AppError> {
+    if !tofu.is_initialised() {
+        tofu.prepare(config, confirm)?;
+    }
+    tofu.output(json, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_hash_covers_every_byte() {
+        let a = Config::new("{\"resource\": {}}").expect("valid");
+        let b = Config::new("{\"resource\":  {}}").expect("valid");
+        assert_ne!(a.sha256(), b.sha256());
+        assert_eq!(a.sha256(), sha256_hex(b"{\"resource\": {}}\n"));
+    }
+
+    #[test]
+    fn init_hashes_split_providers_from_backend() {
+        let base = serde_json::json!({
+            "terraform": {"required_providers": {"proxmox": {"source": "bpg/proxmox", "version": "0.111.1"}}},
+            "resource": {"x": {}}
+        });
+        let mut other_resources = base.clone();
+        other_resources["resource"] = serde_json::json!({"y": {}});
+        let mut other_version = base.clone();
+        other_version["terraform"]["required_providers"]["proxmox"]["version"] = "0.93.1".into();
+        let mut with_backend = base.clone();
+        with_backend["terraform"]["backend"] =
+            serde_json::json!({"pg": {"conn_str": "postgres://db"}});
+        let h = |j: &Json| Config::new(&j.to_string()).expect("valid").init_hashes();
+        assert_eq!(h(&base), h(&other_resources), "resources do not need init");
+        assert_ne!(
+            h(&base).terraform_sha256,
+            h(&other_version).terraform_sha256
+        );
+        assert_eq!(h(&base).backend_sha256, h(&other_version).backend_sha256);
+        assert_eq!(h(&base).terraform_sha256, h(&with_backend).terraform_sha256);
+        assert_ne!(h(&base).backend_sha256, h(&with_backend).backend_sha256);
+    }
+
+    #[test]
+    fn state_pull_output_is_read() {
+        assert!(parse_state("").expect("empty").is_empty());
+        let s = parse_state(
+            r#"{"version":4,"serial":7,"lineage":"abc","resources":[
+                {"mode":"managed","type":"proxmox_virtual_environment_vm","name":"a","instances":[]},
+                {"mode":"data","type":"x","name":"b","instances":[]}]}"#,
+        )
+        .expect("state");
+        assert_eq!(s.resources, 1);
+        assert_eq!(
+            s.id,
+            StateId {
+                lineage: Some("abc".into()),
+                serial: Some(7)
+            }
+        );
+        assert!(parse_state("not json").is_err());
+    }
+
+    #[test]
+    fn refuses_a_config_that_is_not_a_json_object() {
+        assert!(Config::new("[]").is_err());
+        assert!(Config::new("{").is_err());
+    }
+}
