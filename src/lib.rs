@@ -13,3 +13,4 @@ pub mod keys;
 pub mod runner;
 pub mod shell;
 pub mod tofu;
+pub mod workflow;

@@ -1,0 +1,136 @@
+//! The journal of a workflow run: which steps are done, and what they
+//! learned (an IP, a pinned fingerprint), written atomically after every
+//! step under `vms/.journal/`, so a run that died at step 5 resumes at step 5.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+pub const JOURNAL_DIR: &str = "vms/.journal";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub status: Status,
+    /// What the step reported (shown by `--status`).
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub workflow: String,
+    pub host: String,
+    /// Step name → outcome, for the steps that ran.
+    pub steps: BTreeMap<String, StepRecord>,
+    /// Facts learned along the way (`ip`, `host_key`, ...): later steps and
+    /// resumed runs read them.
+    pub facts: BTreeMap<String, String>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Journal {
+    pub fn path_for(root: &Path, workflow: &str, host: &str) -> PathBuf {
+        root.join(JOURNAL_DIR)
+            .join(format!("{workflow}-{host}.json"))
+    }
+
+    /// A fresh journal (not yet written).
+    pub fn new(root: &Path, workflow: &str, host: &str) -> Journal {
+        Journal {
+            workflow: workflow.into(),
+            host: host.into(),
+            steps: BTreeMap::new(),
+            facts: BTreeMap::new(),
+            path: Journal::path_for(root, workflow, host),
+        }
+    }
+
+    /// The journal on disk, if a run left one.
+    pub fn load(root: &Path, workflow: &str, host: &str) -> Result<Option<Journal>, AppError> {
+        let path = Journal::path_for(root, workflow, host);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(AppError::input(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let mut j: Journal = serde_json::from_str(&text).map_err(|e| {
+            AppError::input(format!("the journal {} is corrupt: {e}", path.display())).with_help(
+                format!("delete it to start `{workflow}` from the first step"),
+            )
+        })?;
+        if j.workflow != workflow || j.host != host {
+            return Err(AppError::input(format!(
+                "the journal {} belongs to another run",
+                path.display()
+            ))
+            .with_help("delete it to start from the first step"));
+        }
+        j.path = path;
+        Ok(Some(j))
+    }
+
+    pub fn is_done(&self, step: &str) -> bool {
+        self.steps
+            .get(step)
+            .is_some_and(|s| s.status == Status::Done)
+    }
+
+    pub fn record(
+        &mut self,
+        step: &str,
+        status: Status,
+        detail: impl Into<String>,
+    ) -> Result<(), AppError> {
+        self.steps.insert(
+            step.into(),
+            StepRecord {
+                status,
+                detail: detail.into(),
+            },
+        );
+        self.save()
+    }
+
+    pub fn fact(&self, key: &str) -> Option<&str> {
+        self.facts.get(key).map(String::as_str)
+    }
+
+    pub fn set_fact(&mut self, key: &str, value: impl Into<String>) -> Result<(), AppError> {
+        self.facts.insert(key.into(), value.into());
+        self.save()
+    }
+
+    pub fn save(&self) -> Result<(), AppError> {
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| AppError::input(e.to_string()))?;
+        text.push('\n');
+        crate::fsutil::write_atomic(&self.path, text.as_bytes())
+    }
+
+    /// Removes the journal once the workflow has finished.
+    pub fn finish(self) -> Result<(), AppError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AppError::input(format!(
+                "cannot remove {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+}

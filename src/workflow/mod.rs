@@ -1,0 +1,254 @@
+//! Workflows (`pve new`, `pve integrate`, `pve remove`) as ordered,
+//! idempotent steps with a journal: each step is a name, a title and a
+//! function; the runner skips what the journal says is done, records every
+//! outcome, and reports progress as a step list or JSON events.
+
+pub mod journal;
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use journal::{Journal, Status};
+
+use crate::error::AppError;
+
+/// One step of a workflow.
+pub struct Step<C> {
+    pub name: &'static str,
+    pub title: &'static str,
+    /// Slow steps get a spinner.
+    pub slow: bool,
+    pub run: fn(&mut C, &mut Journal) -> Result<String, AppError>,
+}
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A step list on stderr, with a spinner on slow steps on a terminal.
+    Human,
+    /// One JSON object per event on stdout (`--json`).
+    Json,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    workflow: &'a str,
+    host: &'a str,
+    step: &'a str,
+    index: usize,
+    total: usize,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seconds: Option<f64>,
+}
+
+/// Runs `steps` in order, skipping those the journal marks done. Stops at
+/// the first failure, which stays recorded so `--resume` starts there.
+pub fn run<C>(
+    ctx: &mut C,
+    steps: &[Step<C>],
+    journal: &mut Journal,
+    progress: Progress,
+) -> Result<(), AppError> {
+    let total = steps.len();
+    for (i, step) in steps.iter().enumerate() {
+        let index = i + 1;
+        if journal.is_done(step.name) {
+            let detail = journal
+                .steps
+                .get(step.name)
+                .map(|s| s.detail.clone())
+                .unwrap_or_default();
+            report(
+                progress,
+                journal,
+                step,
+                index,
+                total,
+                "skipped",
+                Some(&format!("done earlier: {detail}")),
+                None,
+            );
+            continue;
+        }
+        report(progress, journal, step, index, total, "started", None, None);
+        let spinner = (progress == Progress::Human && step.slow && std::io::stderr().is_terminal())
+            .then(|| {
+                let pb = indicatif::ProgressBar::new_spinner();
+                pb.set_message(format!("[{index}/{total}] {}", step.title));
+                pb.enable_steady_tick(Duration::from_millis(120));
+                pb
+            });
+        let start = Instant::now();
+        let result = (step.run)(ctx, journal);
+        if let Some(pb) = spinner {
+            pb.finish_and_clear();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok(detail) => {
+                journal.record(step.name, Status::Done, &detail)?;
+                report(
+                    progress,
+                    journal,
+                    step,
+                    index,
+                    total,
+                    "done",
+                    Some(&detail),
+                    Some(secs),
+                );
+            }
+            Err(e) => {
+                journal.record(step.name, Status::Failed, e.to_string())?;
+                report(
+                    progress,
+                    journal,
+                    step,
+                    index,
+                    total,
+                    "failed",
+                    Some(&e.to_string()),
+                    Some(secs),
+                );
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report<C>(
+    progress: Progress,
+    journal: &Journal,
+    step: &Step<C>,
+    index: usize,
+    total: usize,
+    status: &str,
+    detail: Option<&str>,
+    seconds: Option<f64>,
+) {
+    match progress {
+        Progress::Json => {
+            let e = Event {
+                workflow: &journal.workflow,
+                host: &journal.host,
+                step: step.name,
+                index,
+                total,
+                status,
+                detail,
+                seconds,
+            };
+            if let Ok(line) = serde_json::to_string(&e) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+        Progress::Human => {
+            let mark = match status {
+                "started" => return,
+                "done" => "ok",
+                "skipped" => "--",
+                _ => "!!",
+            };
+            let time = seconds.map(|s| format!(" ({s:.1}s)")).unwrap_or_default();
+            let detail = detail
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            eprintln!("[{index}/{total}] {mark} {}{detail}{time}", step.title);
+        }
+    }
+}
+
+/// `--status`: the steps and what the journal says of each.
+pub fn status_lines<C>(steps: &[Step<C>], journal: Option<&Journal>) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let rec = journal.and_then(|j| j.steps.get(s.name));
+            let state = match rec {
+                Some(r) if r.status == Status::Done => format!("done      {}", r.detail),
+                Some(r) => format!("FAILED    {}", r.detail),
+                None => "pending".to_string(),
+            };
+            format!("{:>2}. {:<34} {state}", i + 1, s.title)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ctx {
+        ran: Vec<&'static str>,
+        fail_at: Option<&'static str>,
+    }
+
+    fn step(name: &'static str) -> Step<Ctx> {
+        Step {
+            name,
+            title: name,
+            slow: false,
+            run: |c, _| {
+                let name = c.ran.len();
+                let names = ["one", "two", "three"];
+                let me = names[name.min(2)];
+                if c.fail_at == Some(me) {
+                    return Err(AppError::external(format!("{me} broke")));
+                }
+                c.ran.push(me);
+                Ok(format!("{me} ok"))
+            },
+        }
+    }
+
+    #[test]
+    fn a_failed_run_resumes_at_the_failed_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let steps = [step("one"), step("two"), step("three")];
+        let mut j = Journal::new(dir.path(), "integrate", "web");
+        let mut ctx = Ctx {
+            ran: vec![],
+            fail_at: Some("two"),
+        };
+        assert!(run(&mut ctx, &steps, &mut j, Progress::Json).is_err());
+        assert_eq!(ctx.ran, ["one"]);
+
+        // A new process: the journal on disk says step one is done.
+        let mut j = Journal::load(dir.path(), "integrate", "web")
+            .expect("load")
+            .expect("journal exists");
+        assert!(j.is_done("one") && !j.is_done("two"));
+        let mut ctx = Ctx {
+            ran: vec!["one"],
+            fail_at: None,
+        };
+        run(&mut ctx, &steps, &mut j, Progress::Json).expect("resumed run");
+        assert_eq!(
+            ctx.ran,
+            ["one", "two", "three"],
+            "step one was not run again"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Journal::path_for(dir.path(), "integrate", "web");
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, "{ not json").expect("write");
+        let err = Journal::load(dir.path(), "integrate", "web").expect_err("corrupt");
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(err.help().is_some_and(|h| h.contains("delete it")));
+    }
+}
