@@ -16,6 +16,8 @@ pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
     if only_trivia {
         return Err(empty());
     }
+    // rnix bounds only some of its recursion, so the depth is checked on
+    // tokens first: a 200,000-deep list would otherwise reach the evaluator.
     check_nesting(text)?;
     let parse = rnix::Root::parse(text);
     if let Some(err) = parse.errors().first() {
