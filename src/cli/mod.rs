@@ -3,6 +3,7 @@
 
 mod check;
 mod eval;
+mod host;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -49,6 +50,7 @@ pub struct Cli {
 pub enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Host(host::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(a) => check::run(&ctx, a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Host(a) => host::run(&ctx, a),
     }
 }
 

@@ -841,10 +841,15 @@ pub fn unified_diff(path: &Path, before: &str, after: &str) -> String {
         return String::new();
     }
     let name = path.display().to_string();
+    let (old, new) = if path.is_absolute() {
+        (name.clone(), name)
+    } else {
+        (format!("a/{name}"), format!("b/{name}"))
+    };
     similar::TextDiff::from_lines(before, after)
         .unified_diff()
         .context_radius(3)
-        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .header(&old, &new)
         .to_string()
 }
 
