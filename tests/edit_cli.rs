@@ -412,3 +412,19 @@ fn two_processes_editing_at_once_lose_nothing_and_never_tear_the_file() {
     assert_eq!(v["db"]["counter"], rounds);
     assert_eq!(v["web"]["proxmox"]["cores"], 2);
 }
+
+#[test]
+fn an_edit_that_check_would_flag_is_written_with_a_warning() {
+    let (_d, path) = fleet(FLEET);
+    let o = pve(&path, &["host", "set", "web", "proxmox.corse", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown key `web.proxmox.corse`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(read(&path).contains("      corse = 4;\n"));
+    // a clean edit prints no warning
+    let o = pve(&path, &["host", "set", "web", "proxmox.cores", "3"]);
+    assert_eq!(stderr(&o), "");
+}

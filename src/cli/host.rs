@@ -31,7 +31,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
     Set(SetArgs),
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     Rm(RmArgs),
     Rename(RenameArgs),
 }
@@ -129,7 +129,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let path = ctx.hosts_path()?;
     match args.command {
         HostCommand::Set(a) => set(&path, a),
-        HostCommand::Add(a) => add(&path, a),
+        HostCommand::Add(a) => add(&path, *a),
         HostCommand::Rm(a) => rm(&path, a),
         HostCommand::Rename(a) => rename(&path, a),
     }
@@ -262,6 +262,14 @@ fn rename(path: &Path, a: RenameArgs) -> Result<u8> {
 }
 
 fn finish(applied: &Applied, dry_run: bool, what: &str) -> Result<u8> {
+    if !applied.new_findings.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{}", applied.new_findings);
+        let _ = writeln!(
+            err,
+            "note: the edit is exactly what was asked; `pve check` will report the above"
+        );
+    }
     if dry_run {
         return super::print(&applied.diff());
     }

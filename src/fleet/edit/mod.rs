@@ -824,6 +824,10 @@ pub struct Applied {
     pub path: PathBuf,
     pub before: String,
     pub after: String,
+    /// Problems in the edited fleet that the old one did not have (an
+    /// unknown `proxmox` key, say), rendered for people. The edit is still
+    /// exactly what was asked; `pve check` reports these as well.
+    pub new_findings: String,
 }
 
 impl Applied {
@@ -909,14 +913,30 @@ pub fn apply_with(
     }
     let after = edit(&before).map_err(|e| e.into_app_error(path, &before))?;
     // The operations verify their own change; this holds for any closure.
-    crate::fleet::load_source(SourceFile::new(path, after.clone())).map_err(|e| {
+    let loaded = crate::fleet::load_source(SourceFile::new(path, after.clone())).map_err(|e| {
         EditError::internal(format!("the edited file would not evaluate: {e}"))
             .into_app_error(path, &before)
     })?;
+    let old_messages: Vec<String> =
+        crate::fleet::load_source(SourceFile::new(path, before.clone()))
+            .map(|l| l.diagnostics.into_iter().map(|d| d.message).collect())
+            .unwrap_or_default();
+    let fresh: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| !old_messages.contains(&d.message))
+        .cloned()
+        .collect();
+    let new_findings = if fresh.is_empty() {
+        String::new()
+    } else {
+        crate::diag::render_human(&fresh, &loaded.file)
+    };
     let applied = Applied {
         path: path.to_path_buf(),
         before,
         after,
+        new_findings,
     };
     if dry_run || !applied.changed() {
         return Ok(applied);
