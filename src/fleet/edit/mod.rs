@@ -667,9 +667,7 @@ pub fn add_host(text: &str, name: &str, entry_nix: &str) -> Result<String, EditE
         None
     };
     let edit = match next {
-        Some((_, before))
-            if before.syntax().text_range().start() > doc.top.syntax().text_range().start() =>
-        {
+        Some((_, before)) => {
             let node = before.syntax();
             let start = layout::leading_start(doc.text, node);
             if layout::indent_before(doc.text, start).is_some()
