@@ -453,7 +453,10 @@ fn bad_input_is_refused_with_a_reason() {
 #[test]
 fn unsupported_shapes_are_refused_by_name() {
     for (text, what) in [
-        ("{ a = { }; } // { b = { }; }", "`//`"),
+        (
+            "let a = { x = { }; }; b = { y = { }; }; in a // b",
+            "none of the sets merged with `//`",
+        ),
         ("{ pkgs }: { a = { }; }", "a function"),
         ("with { }; { a = { }; }", "`with`"),
     ] {
@@ -492,4 +495,34 @@ fn an_edit_that_would_change_more_than_asked_is_refused() {
     assert!(e.message.contains("`b.y` would change"), "{}", e.message);
     // same value: nothing else changes, so it is allowed
     assert_eq!(set(text, &["a", "x"], "1"), text);
+}
+
+#[test]
+fn sets_merged_with_update_are_edited_where_nix_takes_the_value() {
+    let text = "let\n  base = { old = { x = 0; }; };\nin\nbase // {\n  a = { x = 1; };\n} // {\n  a = { x = 2; };\n  b = { x = 3; };\n}\n";
+    // `a` comes from the last set: that is the one edited
+    assert_eq!(
+        set(text, &["a", "x"], "5"),
+        text.replace("a = { x = 2; }", "a = { x = 5; }")
+    );
+    // new hosts go into the last set
+    assert_eq!(
+        add(text, "c", "{ }"),
+        text.replace("  b = { x = 3; };\n", "  b = { x = 3; };\n  c = { };\n")
+    );
+    // removing takes every definition
+    assert_eq!(
+        rm(text, "a"),
+        "let\n  base = { old = { x = 0; }; };\nin\nbase // {\n} // {\n  b = { x = 3; };\n}\n"
+    );
+    // a host from the merged-in expression is not editable here
+    let e = err(edit::set_attr(text, &["old", "x"], "1"));
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("merged expression"), "{}", e.message);
+    // removing it from one set while another still defines it is refused
+    let shadow = "{ a = { x = 1; }; } // { a = { x = 2; }; }";
+    assert_eq!(rm(shadow, "a"), "{ } // { }");
+    let half = "let base = { a = { x = 1; }; }; in base // { a = { x = 2; }; }";
+    let e = err(edit::remove_host(half, "a"));
+    assert_eq!(e.kind, ErrorKind::Verify, "{e}");
 }

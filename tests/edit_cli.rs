@@ -266,9 +266,19 @@ fn a_file_that_does_not_parse_is_refused_with_its_position() {
 }
 
 #[test]
-fn a_merged_top_level_is_refused_by_name() {
-    let (_d, path) = fleet("{ a = { }; } // { b = { }; }\n");
-    refused(&path, &["host", "add", "c"], "a merge of sets with `//`");
+fn a_top_level_of_another_shape_is_refused_by_name() {
+    let (_d, path) = fleet("if true then { a = { }; } else { }\n");
+    refused(
+        &path,
+        &["host", "add", "c"],
+        "its top level is an expression of another kind",
+    );
+    let (_d, path) = fleet("let a = { b = { }; }; in a // a\n");
+    refused(
+        &path,
+        &["host", "rm", "b", "--yes"],
+        "none of the sets merged with `//`",
+    );
 }
 
 #[test]

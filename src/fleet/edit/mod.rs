@@ -9,9 +9,12 @@
 //!
 //! Supported file shapes: a top-level attribute set `{ ... }` (or
 //! `rec { ... }`), optionally in parentheses and optionally wrapped in one
-//! or more `let ... in`. Anything else at the top (a `//` merge, a function,
-//! `with`, `import`) is refused with a message that names it: the tool could
-//! not tell which part holds the hosts.
+//! or more `let ... in`; and sets merged with `//` (`base // { ... }`), where
+//! the `{ ... }` operands written in the file are edited (`set` edits the
+//! last one defining the host, as Nix takes that one; `add` writes into the
+//! last one; `rm` removes the host from all of them) and other operands are
+//! left alone. Anything else at the top (a function, `with`, `import`) is
+//! refused with a message that names it.
 
 mod host_entry;
 pub mod layout;
@@ -114,7 +117,10 @@ fn evaluate(text: &str) -> Result<Value, crate::diag::Diagnostic> {
 struct Doc<'a> {
     text: &'a str,
     value: Value,
+    /// Where new hosts go: the last of `tops`.
     top: ast::AttrSet,
+    /// Every `{ ... }` set at the top level (several with `//`).
+    tops: Vec<ast::AttrSet>,
     nl: &'static str,
     unit: String,
 }
@@ -140,11 +146,16 @@ impl<'a> Doc<'a> {
             .at(d.span)
             .help("fix it first (`pve check` shows the details); nothing was changed")
         })?;
-        let top = top_set(&root)?;
+        let tops = top_sets(&root)?;
+        let top = tops
+            .last()
+            .cloned()
+            .ok_or_else(|| EditError::internal("no top-level set"))?;
         Ok(Doc {
             text,
             value,
             top,
+            tops,
             nl: layout::newline(text),
             unit: layout::indent_unit(text),
         })
@@ -156,39 +167,78 @@ impl<'a> Doc<'a> {
     }
 }
 
-/// The attribute set at the top of the file, through parentheses and
-/// `let ... in`.
-fn top_set(root: &ast::Root) -> Result<ast::AttrSet, EditError> {
-    let mut expr = root
+/// The attribute sets at the top of the file, through parentheses and
+/// `let ... in`: one, or the `{ ... }` operands of a `//` merge, left to
+/// right (later ones win in Nix, and new hosts go into the last).
+fn top_sets(root: &ast::Root) -> Result<Vec<ast::AttrSet>, EditError> {
+    let expr = root
         .expr()
         .ok_or_else(|| EditError::new(ErrorKind::Unparsable, "the file is empty"))?;
-    loop {
-        let span = expr.syntax().text_range();
-        let refuse = |what: &str| {
-            EditError::new(
-                ErrorKind::Unsupported,
-                format!("cannot edit this file: its top level is {what}, not an attribute set"),
-            )
-            .at(span)
-            .help(
-                "pve edits files shaped `{ ... }` or `let ... in { ... }`; \
-                 change this file by hand, or move the hosts into one top-level set",
-            )
-        };
-        expr = match expr {
-            ast::Expr::AttrSet(s) => return Ok(s),
-            ast::Expr::Paren(p) => p.expr().ok_or_else(|| refuse("empty parentheses"))?,
-            ast::Expr::LetIn(l) => l.body().ok_or_else(|| refuse("a `let` without a body"))?,
-            ast::Expr::BinOp(b) if b.operator() == Some(ast::BinOpKind::Update) => {
-                return Err(refuse("a merge of sets with `//`"))
-            }
-            ast::Expr::Lambda(_) => return Err(refuse("a function")),
-            ast::Expr::With(_) => return Err(refuse("a `with` expression")),
-            ast::Expr::Apply(_) => return Err(refuse("a function call (like `import`)")),
-            ast::Expr::LegacyLet(_) => return Err(refuse("a legacy `let { ... }`")),
-            _ => return Err(refuse("an expression of another kind")),
-        };
+    let mut out = Vec::new();
+    collect_top(expr, &mut out, false)?;
+    if out.is_empty() {
+        return Err(EditError::new(
+            ErrorKind::Unsupported,
+            "cannot edit this file: none of the sets merged with `//` at its top level is written in it as `{ ... }`",
+        )
+        .help("add the hosts to a `{ ... }` set in this file, e.g. `import ./base.nix // { web = { ... }; }`"));
     }
+    Ok(out)
+}
+
+fn collect_top(
+    expr: ast::Expr,
+    out: &mut Vec<ast::AttrSet>,
+    in_merge: bool,
+) -> Result<(), EditError> {
+    let span = expr.syntax().text_range();
+    let refuse = |what: &str| {
+        EditError::new(
+            ErrorKind::Unsupported,
+            format!("cannot edit this file: its top level is {what}, not an attribute set"),
+        )
+        .at(span)
+        .help(
+            "pve edits files shaped `{ ... }`, `let ... in { ... }` or `a // { ... }`; \
+             change this file by hand, or move the hosts into one top-level set",
+        )
+    };
+    match expr {
+        ast::Expr::AttrSet(s) => out.push(s),
+        ast::Expr::Paren(p) => collect_top(
+            p.expr().ok_or_else(|| refuse("empty parentheses"))?,
+            out,
+            in_merge,
+        )?,
+        ast::Expr::LetIn(l) if !in_merge => collect_top(
+            l.body().ok_or_else(|| refuse("a `let` without a body"))?,
+            out,
+            in_merge,
+        )?,
+        ast::Expr::BinOp(b) if b.operator() == Some(ast::BinOpKind::Update) => {
+            for side in [b.lhs(), b.rhs()].into_iter().flatten() {
+                collect_top(side, out, true)?;
+            }
+        }
+        // Inside a merge, other operands (a `let` name, `import ./x.nix`)
+        // are kept as they are; their hosts cannot be edited here.
+        _ if in_merge => {}
+        ast::Expr::Lambda(_) => return Err(refuse("a function")),
+        ast::Expr::With(_) => return Err(refuse("a `with` expression")),
+        ast::Expr::Apply(_) => return Err(refuse("a function call (like `import`)")),
+        ast::Expr::LegacyLet(_) => return Err(refuse("a legacy `let { ... }`")),
+        _ => return Err(refuse("an expression of another kind")),
+    }
+    Ok(())
+}
+
+/// True when `set` defines `name` (by an entry or an `inherit`).
+fn defines(set: &ast::AttrSet, name: &str) -> bool {
+    set.attrpath_values()
+        .any(|a| keys(&a).is_ok_and(|k| k.first().map(String::as_str) == Some(name)))
+        || set
+            .inherits()
+            .any(|i| inherited_names(&i).iter().any(|(n, _)| n == name))
 }
 
 /// The static names of an entry's attribute path.
@@ -389,7 +439,19 @@ pub fn set_attr(text: &str, path: &[&str], nix_value: &str) -> Result<String, Ed
             }
         }
     }
-    let edits = plan_set(&doc, &doc.top, &path, 0, value_text)?;
+    // with `//`, the last set that defines the name wins in Nix
+    let owner = doc.tops.iter().rev().find(|s| defines(s, &path[0])).ok_or_else(|| {
+        EditError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "cannot set {}: `{}` comes from a merged expression, not from a `{{ ... }}` set in this file",
+                show(&path),
+                path[0]
+            ),
+        )
+        .help("edit the file that defines it")
+    })?;
+    let edits = plan_set(&doc, owner, &path, 0, value_text)?;
     let new_text = text_edit::apply(text, edits)?;
     let standalone = evaluate(value_text).ok();
     verify(&new_text, |new| {
@@ -722,12 +784,14 @@ fn separated_by_blank_lines(doc: &Doc) -> bool {
 pub fn remove_host(text: &str, name: &str) -> Result<String, EditError> {
     let doc = Doc::read(text)?;
     let mut edits = Vec::new();
-    for apv in doc.top.attrpath_values() {
-        if keys(&apv)?.first().map(String::as_str) == Some(name) {
-            edits.push(TextEdit::delete(removal_range(&doc, apv.syntax())));
+    for top in &doc.tops {
+        for apv in top.attrpath_values() {
+            if keys(&apv)?.first().map(String::as_str) == Some(name) {
+                edits.push(TextEdit::delete(removal_range(&doc, apv.syntax())));
+            }
         }
     }
-    for inh in doc.top.inherits() {
+    for inh in doc.tops.iter().flat_map(|t| t.inherits()) {
         if let Some((_, r)) = inherited_names(&inh).into_iter().find(|(n, _)| n == name) {
             return Err(EditError::new(
                 ErrorKind::Unsupported,
@@ -788,7 +852,7 @@ pub fn rename_host(text: &str, old: &str, new: &str) -> Result<String, EditError
         ));
     }
     let mut edits = Vec::new();
-    for apv in doc.top.attrpath_values() {
+    for apv in doc.tops.iter().flat_map(|t| t.attrpath_values()) {
         if keys(&apv)?.first().map(String::as_str) == Some(old) {
             if let Some(first) = apv.attrpath().and_then(|p| p.attrs().next()) {
                 edits.push(TextEdit::replace(
