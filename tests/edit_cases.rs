@@ -526,3 +526,22 @@ fn sets_merged_with_update_are_edited_where_nix_takes_the_value() {
     let e = err(edit::remove_host(half, "a"));
     assert_eq!(e.kind, ErrorKind::Verify, "{e}");
 }
+
+#[test]
+fn multi_line_values_are_indented_to_their_place() {
+    let t = "{\r\n\tweb = {\r\n\t\tcores = 1;\r\n\t};\r\n}\r\n";
+    assert_eq!(
+        set(t, &["web", "virtiofs"], "[\n  { mapping = \"a\"; }\n  { mapping = \"b\"; }\n]"),
+        "{\r\n\tweb = {\r\n\t\tcores = 1;\r\n\t\tvirtiofs = [\r\n\t\t\t{ mapping = \"a\"; }\r\n\t\t\t{ mapping = \"b\"; }\r\n\t\t];\r\n\t};\r\n}\r\n"
+    );
+    let t = "{\n  web = {\n    cores = 1;\n  };\n}\n";
+    assert_eq!(
+        set(t, &["web", "cores"], "{\n  a = 1;\n}"),
+        "{\n  web = {\n    cores = {\n      a = 1;\n    };\n  };\n}\n"
+    );
+    // a string spanning lines goes in exactly as written
+    assert_eq!(
+        set(t, &["web", "description"], "''\n  two\n  lines\n''"),
+        "{\n  web = {\n    cores = 1;\n    description = ''\n  two\n  lines\n'';\n  };\n}\n"
+    );
+}

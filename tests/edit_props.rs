@@ -44,6 +44,8 @@ struct Style {
     wrap_let: bool,
     blank: bool,
     comments: bool,
+    /// `let base = { ... }; in base // { ... }`
+    merge: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -100,13 +102,15 @@ fn style() -> impl Strategy<Value = Style> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(unit, nl, wrap_let, blank, comments)| Style {
+        .prop_map(|(unit, nl, wrap_let, blank, comments, merge)| Style {
             unit,
             nl,
             wrap_let,
             blank,
             comments,
+            merge,
         })
 }
 
@@ -171,7 +175,9 @@ fn render(s: &Style, hosts: &[Host]) -> Rendered {
     let nl = s.nl;
     let u = s.unit;
     let mut t = String::new();
-    if s.wrap_let {
+    if s.merge {
+        t.push_str(&format!("let{nl}{u}base = {{ _base = {{ }}; web = {{ from = \"base\"; }}; }};{nl}in{nl}base // "));
+    } else if s.wrap_let {
         t.push_str(&format!("# a fleet{nl}let{nl}{u}k = 1;{nl}in{nl}"));
     }
     t.push('{');
@@ -213,8 +219,27 @@ fn render(s: &Style, hosts: &[Host]) -> Rendered {
     }
 }
 
-fn model(hosts: &[Host]) -> Json {
+/// A value as typed on a command line: two-space indentation, `\n`.
+fn plain(v: &Val) -> String {
+    let style = Style {
+        unit: "  ",
+        nl: "\n",
+        wrap_let: false,
+        blank: false,
+        comments: false,
+        merge: false,
+    };
+    let mut out = String::new();
+    render_val(v, &style, 0, &mut out);
+    out
+}
+
+fn model(s: &Style, hosts: &[Host]) -> Json {
     let mut m = serde_json::Map::new();
+    if s.merge {
+        m.insert("_base".into(), json!({}));
+        m.insert("web".into(), json!({"from": "base"}));
+    }
     m.insert("_proxmox".into(), json!({"node": "prom"}));
     for h in hosts {
         m.insert(
@@ -295,7 +320,7 @@ proptest! {
     fn random_edits_change_exactly_what_was_asked((s, hosts) in file(), op in op()) {
         let r = render(&s, &hosts);
         let old = &r.text;
-        let mut want = model(&hosts);
+        let mut want = model(&s, &hosts);
         // the generator itself must agree with Nix
         prop_assert_eq!(&nix_eval(old), &want);
         let new = match &op {
@@ -304,9 +329,11 @@ proptest! {
                 if hosts[h].attrs.is_empty() { return Ok(()); }
                 let a = ai.index(hosts[h].attrs.len());
                 let (k, _) = &hosts[h].attrs[a];
+                // given as people type it; it must land indented for its place
+                let typed = plain(v);
                 let mut vt = String::new();
                 render_val(v, &s, 2, &mut vt);
-                let new = edit::set_attr(old, &[&hosts[h].name, k], &vt)
+                let new = edit::set_attr(old, &[&hosts[h].name, k], &typed)
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
                 let (vs, ve) = r.values[h][a];
                 prop_assert_eq!(&new, &format!("{}{vt}{}", &old[..vs], &old[ve..]), "only the value may change");
@@ -316,9 +343,7 @@ proptest! {
             Op::SetNew(hi, n, v) => {
                 let h = hi.index(hosts.len());
                 if hosts[h].attrs.iter().any(|(k, _)| k == n) { return Ok(()); }
-                let mut vt = String::new();
-                render_val(v, &s, 0, &mut vt);
-                let new = edit::set_attr(old, &[&hosts[h].name, n], &vt)
+                let new = edit::set_attr(old, &[&hosts[h].name, n], &plain(v))
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
                 let (p, q) = changed(old, &new);
                 prop_assert_eq!(p, q, "not a pure insertion");
@@ -328,11 +353,9 @@ proptest! {
                 new
             }
             Op::Add(n, attrs) => {
-                if n.starts_with('_') || hosts.iter().any(|h| &h.name == n) { return Ok(()); }
+                if n.starts_with('_') || want.get(n).is_some() { return Ok(()); }
                 let h = Host { name: n.clone(), attrs: attrs.clone() };
-                let mut vt = String::new();
-                render_val(&Val::Set(h.attrs.clone(), false), &Style { unit: "  ", nl: "\n", ..s.clone() }, 0, &mut vt);
-                let new = edit::add_host(old, n, &vt)
+                let new = edit::add_host(old, n, &plain(&Val::Set(h.attrs.clone(), false)))
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
                 let (p, q) = changed(old, &new);
                 prop_assert_eq!(p, q, "not a pure insertion");
@@ -341,6 +364,12 @@ proptest! {
             }
             Op::Remove(hi) => {
                 let h = hi.index(hosts.len());
+                if s.merge && hosts[h].name == "web" {
+                    // `base` would still provide it: refused, not half-done
+                    let e = edit::remove_host(old, "web").expect_err("shadowed host");
+                    prop_assert_eq!(e.kind, edit::ErrorKind::Verify);
+                    return Ok(());
+                }
                 let new = edit::remove_host(old, &hosts[h].name)
                     .map_err(|e| TestCaseError::fail(format!("{e}")))?;
                 let (bs, be) = r.blocks[h];

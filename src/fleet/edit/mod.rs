@@ -386,6 +386,23 @@ fn parse_value(nix_value: &str) -> Result<&str, EditError> {
     Ok(&nix_value[usize::from(r.start())..usize::from(r.end())])
 }
 
+/// A multi-line value re-indented to sit at `indent` with the file's unit
+/// and line breaks, unless a string in it spans lines (re-indenting would
+/// change the string), in which case it goes in as written.
+fn fit_value(doc: &Doc, value: &str, indent: &str) -> String {
+    if !value.contains('\n') {
+        return value.to_string();
+    }
+    let multi_line_string = rnix::tokenize(value).any(|(kind, t)| {
+        kind == rnix::SyntaxKind::TOKEN_STRING_CONTENT && (t.contains('\n') || t.contains('\r'))
+    });
+    if multi_line_string {
+        value.to_string()
+    } else {
+        layout::reindent(value, indent, &doc.unit, doc.nl)
+    }
+}
+
 fn no_such_host(doc: &Doc, name: &str) -> EditError {
     let candidates: Vec<&str> = doc
         .value
@@ -486,7 +503,10 @@ fn plan_set(
             let v = apv
                 .value()
                 .ok_or_else(|| EditError::internal("entry without a value"))?;
-            return Ok(vec![TextEdit::replace(v.syntax().text_range(), value)]);
+            let indent =
+                layout::line_indent(doc.text, usize::from(apv.syntax().text_range().start()));
+            let fitted = fit_value(doc, value, indent);
+            return Ok(vec![TextEdit::replace(v.syntax().text_range(), fitted)]);
         }
         if common == k.len() {
             // the entry is a parent of the path
@@ -550,9 +570,14 @@ fn plan_set(
     let entry_indent = entry_indent(doc, set);
     let entry = if dotted_style {
         let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
-        format!("{} = {value};", names::attr_path(&refs))
+        let fitted = fit_value(doc, value, &entry_indent);
+        format!("{} = {fitted};", names::attr_path(&refs))
+    } else if multiline {
+        let inner = format!("{entry_indent}{}", doc.unit.repeat(rest.len() - 1));
+        let fitted = fit_value(doc, value, &inner);
+        nested_entry(doc, rest, &fitted, Some(entry_indent.as_str()))
     } else {
-        nested_entry(doc, rest, value, multiline.then_some(entry_indent.as_str()))
+        nested_entry(doc, rest, value, None)
     };
     Ok(vec![insert_entry(
         doc,
@@ -718,7 +743,7 @@ pub fn add_host(text: &str, name: &str, entry_nix: &str) -> Result<String, EditE
     let value_text = parse_value(entry_nix)?;
     let hosts = host_entries(&doc)?;
     let indent = entry_indent(&doc, &doc.top);
-    let body = layout::reindent(value_text, &indent, &doc.unit, doc.nl);
+    let body = fit_value(&doc, value_text, &indent);
     let entry = format!("{} = {body};", names::attr_name(name));
     let blank = separated_by_blank_lines(&doc);
 
