@@ -438,3 +438,42 @@ fn an_edit_that_check_would_flag_is_written_with_a_warning() {
     let o = pve(&path, &["host", "set", "web", "proxmox.cores", "3"]);
     assert_eq!(stderr(&o), "");
 }
+
+#[test]
+fn a_workflow_holding_the_lock_can_still_edit() {
+    let (d, path) = fleet(FLEET);
+    let lock =
+        pve_fleet::fsutil::RepoLock::acquire(d.path(), std::time::Duration::ZERO).expect("lock");
+    let applied = edit::apply_to_file_under(&lock, &path, |t| {
+        let t = edit::set_attr(t, &["web", "proxmox", "cores"], "6")?;
+        edit::remove_host(&t, "db")
+    })
+    .expect("edit under a held lock");
+    assert!(applied.changed());
+    assert!(read(&path).contains("cores = 6;"));
+    assert!(!read(&path).contains("db ="));
+    drop(lock);
+}
+
+#[test]
+fn adding_then_removing_a_host_gives_back_the_example_fleet_byte_for_byte() {
+    let example = include_str!("../hosts.nix");
+    let (_d, path) = fleet(example);
+    let o = pve(
+        &path,
+        &[
+            "host",
+            "add",
+            "zz-new",
+            "--vmid",
+            "150",
+            "--authorized-keys",
+            "adminKeys",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(read(&path), example);
+    let o = pve(&path, &["host", "rm", "zz-new", "--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&path), example);
+}

@@ -66,7 +66,7 @@ pub struct EditError {
 }
 
 impl EditError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         EditError {
             kind,
             message: message.into(),
@@ -74,15 +74,15 @@ impl EditError {
             help: None,
         }
     }
-    fn at(mut self, span: TextRange) -> Self {
+    pub fn at(mut self, span: TextRange) -> Self {
         self.span = Some(span);
         self
     }
-    fn help(mut self, h: impl Into<String>) -> Self {
+    pub fn help(mut self, h: impl Into<String>) -> Self {
         self.help = Some(h.into());
         self
     }
-    pub(crate) fn internal(message: impl Into<String>) -> Self {
+    pub fn internal(message: impl Into<String>) -> Self {
         EditError::new(ErrorKind::Internal, message)
             .help("this is a bug in pve; the file was not changed")
     }
@@ -974,6 +974,19 @@ pub fn apply_to_file_checked(
     })
 }
 
+/// Like [`apply_to_file`] for a caller that already holds the repository
+/// lock (a workflow changing several files): taking it again would wait for
+/// itself.
+pub fn apply_to_file_under(
+    _held: &crate::fsutil::RepoLock,
+    path: &Path,
+    edit: impl FnOnce(&str) -> Result<String, EditError>,
+) -> Result<Applied, AppError> {
+    run(path, None, edit, false, true, |p, bytes| {
+        crate::fsutil::write_atomic(p, bytes)
+    })
+}
+
 /// The whole read-edit-verify-write sequence with the final write injected
 /// (tests use a failing writer).
 pub fn apply_with(
@@ -983,11 +996,22 @@ pub fn apply_with(
     dry_run: bool,
     write: impl FnOnce(&Path, &[u8]) -> Result<(), AppError>,
 ) -> Result<Applied, AppError> {
+    run(path, expected, edit, dry_run, false, write)
+}
+
+fn run(
+    path: &Path,
+    expected: Option<&str>,
+    edit: impl FnOnce(&str) -> Result<String, EditError>,
+    dry_run: bool,
+    lock_held: bool,
+    write: impl FnOnce(&Path, &[u8]) -> Result<(), AppError>,
+) -> Result<Applied, AppError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let _lock = if dry_run {
+    let _lock = if dry_run || lock_held {
         None
     } else {
         Some(crate::fsutil::RepoLock::acquire(&dir, LOCK_WAIT)?)
