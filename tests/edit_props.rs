@@ -57,7 +57,7 @@ struct Host {
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec!["web", "db", "a1", "x_y", "my-host", "cache", "b", "zz"]).prop_map(String::from),
-        1 => prop::sample::select(vec!["1st", "has space", "a.b", "tab\there", "in", "${x}", "q\"", "é"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["1st", "has space", "a.b", "tab\there", "in", "${x}", "q\"", "é", "or", "__curPos", "true", "a'"]).prop_map(String::from),
     ]
 }
 

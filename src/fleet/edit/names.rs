@@ -4,6 +4,8 @@
 /// Words that cannot be bare attribute names.
 const KEYWORDS: &[&str] = &[
     "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
+    // a token of its own in Nix's lexer
+    "__curPos",
 ];
 
 /// True when `name` can be written bare: `[A-Za-z_][A-Za-z0-9_'-]*` and
@@ -134,6 +136,8 @@ mod tests {
             ("-x", "\"-x\""),
             ("in", "\"in\""),
             ("or", "\"or\""),
+            ("__curPos", "\"__curPos\""),
+            ("true", "true"),
             ("a.b", "\"a.b\""),
             ("", "\"\""),
             ("tab\there", "\"tab\\there\""),
