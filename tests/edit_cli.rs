@@ -477,3 +477,48 @@ fn adding_then_removing_a_host_gives_back_the_example_fleet_byte_for_byte() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read(&path), example);
 }
+
+/// `pve host rm` on a terminal shows the diff and asks. `script` (util-linux)
+/// gives the process a pseudo-terminal; the answer comes on its stdin.
+#[test]
+fn rm_on_a_terminal_asks_and_honours_the_answer() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: no `script` to provide a terminal");
+        return;
+    }
+    let (_d, path) = fleet(FLEET);
+    let ask = |answer: &str| {
+        let cmd = format!(
+            "{} --hosts {} host rm db",
+            env!("CARGO_BIN_EXE_pve"),
+            pve_fleet::shell::quote(&path.display().to_string())
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(answer.as_bytes())
+            .expect("answer");
+        let o = child.wait_with_output().expect("wait");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = ask("n\n");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("-  db = {"), "the diff is shown: {out}");
+    assert!(out.contains("Remove host `db`"), "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+    assert_eq!(read(&path), FLEET);
+    let (code, out) = ask("y\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!read(&path).contains("db = {"));
+}
