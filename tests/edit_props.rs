@@ -404,3 +404,34 @@ proptest! {
         prop_assert_eq!(ours.to_nix_json(std::path::Path::new("/")), serde_json::to_string(&Json::Array(words.iter().map(|w| { let mut m = BTreeMap::new(); m.insert(w.clone(), w.clone()); json!(m) }).collect())).expect("json"));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Damaged files (a random slice cut out of a valid one): every operation
+    /// either refuses or returns text that parses and evaluates; never panics.
+    #[test]
+    fn damaged_files_are_refused_or_edited_soundly(
+        (s, hosts) in file(),
+        cut in (any::<Index>(), 0usize..12),
+        op in op(),
+    ) {
+        let r = render(&s, &hosts);
+        let mut text = r.text.clone();
+        let start = cut.0.index(text.len());
+        let end = (start + cut.1).min(text.len());
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) { return Ok(()); }
+        text.replace_range(start..end, "");
+        let result = match &op {
+            Op::SetExisting(hi, _, v) | Op::SetNew(hi, _, v) => {
+                let h = &hosts[hi.index(hosts.len())];
+                edit::set_attr(&text, &[&h.name, "x"], &plain(v))
+            }
+            Op::Add(n, _) => edit::add_host(&text, n, "{ a = 1; }"),
+            Op::Remove(hi) => edit::remove_host(&text, &hosts[hi.index(hosts.len())].name),
+        };
+        if let Ok(new) = result {
+            prop_assert!(pve_fleet::fleet::evaluate_text(&new, std::path::Path::new("/")).is_ok(), "{}", new);
+        }
+    }
+}
