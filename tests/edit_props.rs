@@ -117,10 +117,17 @@ fn style() -> impl Strategy<Value = Style> {
 fn file() -> impl Strategy<Value = (Style, Vec<Host>)> {
     (style(), prop::collection::vec(host(), 1..5)).prop_map(|(s, hosts)| {
         let mut seen = std::collections::BTreeSet::new();
-        let hosts = hosts
+        // names starting with `_` are configuration, not hosts
+        let mut hosts: Vec<Host> = hosts
             .into_iter()
-            .filter(|h| seen.insert(h.name.clone()))
+            .filter(|h| !h.name.starts_with('_') && seen.insert(h.name.clone()))
             .collect();
+        if hosts.is_empty() {
+            hosts.push(Host {
+                name: "db".into(),
+                attrs: vec![],
+            });
+        }
         (s, hosts)
     })
 }
