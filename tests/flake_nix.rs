@@ -175,6 +175,9 @@ const NOT_FLEET: &[&str] = &[
     "templates",
     "flake.nix",
     "flake.lock",
+    "fuzz",
+    "benches",
+    "examples",
 ];
 
 /// A copy of the repository's example fleet (hosts.nix, hosts/, vms/, the
@@ -392,7 +395,7 @@ fn host_specs_check_fails_on_a_broken_fleet() {
         .build(&format!("({}).checks.host-specs", fleet_expr(fleet.path())))
         .expect_err("a duplicate VMID must fail the check");
     assert!(
-        log.contains("error[duplicate-vmid]: VMID 104 is used by both `doc2` and `sandbox`"),
+        log.contains("error[duplicate-vmid]: VMID 104 is used by both `sandbox` and `doc2`"),
         "{log}"
     );
     assert!(log.contains("-fleet-source/hosts.nix:35:14"), "{log}");

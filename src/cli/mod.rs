@@ -4,6 +4,7 @@
 mod check;
 mod eval;
 mod tofu;
+mod host;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -54,6 +55,7 @@ pub enum Command {
     Apply(tofu::ApplyArgs),
     Output(tofu::OutputArgs),
     Destroy(tofu::DestroyArgs),
+    Host(host::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -66,6 +68,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Apply(a) => tofu::apply(&ctx, a),
         Command::Output(a) => tofu::output(&ctx, a),
         Command::Destroy(a) => tofu::destroy(&ctx, a),
+        Command::Host(a) => host::run(&ctx, a),
     }
 }
 

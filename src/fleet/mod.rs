@@ -1,6 +1,7 @@
 //! hosts.nix: finding it, reading it, parsing it with rnix, evaluating the
 //! data subset of Nix, and the typed fleet model built from the result.
 
+pub mod edit;
 pub mod eval;
 pub mod model;
 pub mod scope;
