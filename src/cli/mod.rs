@@ -3,6 +3,7 @@
 
 mod check;
 mod eval;
+pub mod vm;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct Cli {
 pub enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    /// Proxmox operations over SSH (same as `proxmox-ops`).
+    Vm(vm::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(a) => check::run(&ctx, a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Vm(a) => vm::run(&ctx, a),
     }
 }
 

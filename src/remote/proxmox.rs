@@ -582,13 +582,12 @@ fn ip_result(vmid: u32, ip: IpAddr, mac: Option<String>, source: IpSource) -> Vm
 /// MAC when known, never loopback or link-local.
 fn pick_agent_ip(ifaces: &[GuestInterface], macs: &[String]) -> Option<(IpAddr, String)> {
     let usable = |ip: &IpAddr| match ip {
-        IpAddr::V4(v) => !v.is_loopback() && !v.is_link_local() && !v.is_unspecified(),
+        IpAddr::V4(v) => !v.is_link_local() && !v.is_unspecified(),
         IpAddr::V6(_) => false,
     };
-    let by_mac = ifaces.iter().filter(|i| macs.contains(&i.mac));
-    let others = ifaces
-        .iter()
-        .filter(|i| !macs.contains(&i.mac) && i.mac != "00:00:00:00:00:00");
+    let real = |i: &&GuestInterface| i.mac != "00:00:00:00:00:00" && i.name != "lo";
+    let by_mac = ifaces.iter().filter(real).filter(|i| macs.contains(&i.mac));
+    let others = ifaces.iter().filter(real).filter(|i| !macs.contains(&i.mac));
     by_mac
         .chain(others)
         .find_map(|i| i.addresses.iter().map(|a| a.0).find(usable).map(|ip| (ip, i.mac.clone())))
