@@ -368,7 +368,9 @@ impl Ssh {
             Some(i) => {
                 let before = &stderr[..i];
                 let after = &stderr[i + marker.len()..];
-                if code == Some(255) && is_drop(after) {
+                // qm/pvesh always explain a failure on stderr; 255 with
+                // nothing after the marker is ssh losing the connection.
+                if code == Some(255) && (is_drop(after) || after.trim().is_empty()) {
                     return Err(SshError::Dropped {
                         target,
                         command: command.to_string(),
