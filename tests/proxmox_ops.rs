@@ -27,13 +27,25 @@ fn run(s: &Sim, args: &[&str]) -> std::process::Output {
 
 fn ok(s: &Sim, args: &[&str]) -> String {
     let o = run(s, args);
-    assert_eq!(o.status.code(), Some(0), "{args:?}\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
 fn fails(s: &Sim, args: &[&str], code: i32) -> String {
     let o = run(s, args);
-    assert_eq!(o.status.code(), Some(code), "{args:?}\nstdout: {}\nstderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "{args:?}\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     stderr(&o)
 }
 
@@ -62,7 +74,11 @@ fn list_json_round_trips_and_matches_pve_vm() {
     assert_eq!(rows[0]["pid"], 1834);
     // Same input, same bytes; pve vm shares the definition.
     assert_eq!(ok(&s, &["list", "--json"]), out);
-    let o = s.pve().args(["vm", "list", "--json"]).output().expect("runs");
+    let o = s
+        .pve()
+        .args(["vm", "list", "--json"])
+        .output()
+        .expect("runs");
     assert_eq!(stdout(&o), out, "{}", stderr(&o));
     let text = ok(&s, &["list"]);
     assert!(text.contains("nixos-template"), "{text}");
@@ -80,8 +96,14 @@ fn status_and_config_are_typed() {
     assert_eq!(st["name"], "VM 112");
     assert_eq!(st["status"], "stopped");
     let cfg = json(&ok(&s, &["config", "111", "--json"]));
-    assert_eq!(cfg["virtio0"], "local-lvm:vm-111-disk-0,discard=on,iothread=1,size=64G");
-    assert_eq!(cfg["net0"], "virtio=BC:24:11:5E:7A:01,bridge=vmbr0,firewall=1");
+    assert_eq!(
+        cfg["virtio0"],
+        "local-lvm:vm-111-disk-0,discard=on,iothread=1,size=64G"
+    );
+    assert_eq!(
+        cfg["net0"],
+        "virtio=BC:24:11:5E:7A:01,bridge=vmbr0,firewall=1"
+    );
     let text = ok(&s, &["config", "111"]);
     assert!(text.contains("name: nixos-web01\n"), "{text}");
 }
@@ -90,7 +112,10 @@ fn status_and_config_are_typed() {
 fn a_missing_vm_fails_with_the_remote_error_kept() {
     let s = sim();
     let err = fails(&s, &["status", "999"], 3);
-    assert!(err.contains("Configuration file 'nodes/pve/qemu-server/999.conf' does not exist"), "{err}");
+    assert!(
+        err.contains("Configuration file 'nodes/pve/qemu-server/999.conf' does not exist"),
+        "{err}"
+    );
     assert!(err.contains("`qm status 999 --verbose` failed"), "{err}");
 }
 
@@ -98,18 +123,26 @@ fn a_missing_vm_fails_with_the_remote_error_kept() {
 fn clone_creates_and_refuses_existing_vmids() {
     let s = sim();
     let out = ok(&s, &["clone", "9000", "120", "web-2", "--full"]);
-    assert!(out.contains("create full clone of drive virtio0 (local-lvm:base-9000-disk-0)"), "{out}");
+    assert!(
+        out.contains("create full clone of drive virtio0 (local-lvm:base-9000-disk-0)"),
+        "{out}"
+    );
     assert!(out.contains("cloned VM 9000 to VM 120 (web-2)"), "{out}");
     let st = s.state();
     assert_eq!(st["vms"]["120"]["config"]["name"], "web-2");
     assert_eq!(
         qm_calls(&s, "clone"),
-        vec![vec!["qm", "clone", "9000", "120", "--name", "web-2", "--full", "1"]]
+        vec![vec![
+            "qm", "clone", "9000", "120", "--name", "web-2", "--full", "1"
+        ]]
     );
     // An existing VM, and a container's VMID: refused before `qm clone`.
     for taken in ["111", "105"] {
         let err = fails(&s, &["clone", "9000", taken, "web-3"], 2);
-        assert!(err.contains(&format!("VMID {taken} already exists on Proxmox")), "{err}");
+        assert!(
+            err.contains(&format!("VMID {taken} already exists on Proxmox")),
+            "{err}"
+        );
     }
     assert_eq!(qm_calls(&s, "clone").len(), 1);
 }
@@ -117,8 +150,14 @@ fn clone_creates_and_refuses_existing_vmids() {
 #[test]
 fn configure_resize_and_create_disk_change_the_vm() {
     let s = sim();
-    let out = ok(&s, &["configure", "111", "--cores", "8", "--memory", "8192"]);
-    assert!(out.contains("update VM 111: -cores 8 -memory 8192"), "{out}");
+    let out = ok(
+        &s,
+        &["configure", "111", "--cores", "8", "--memory", "8192"],
+    );
+    assert!(
+        out.contains("update VM 111: -cores 8 -memory 8192"),
+        "{out}"
+    );
     let out = ok(&s, &["resize", "111", "virtio0", "+16G"]);
     assert!(out.contains("successfully resized"), "{out}");
     let out = ok(&s, &["create-disk", "111", "scsi1", "local-lvm", "32"]);
@@ -127,7 +166,10 @@ fn configure_resize_and_create_disk_change_the_vm() {
     assert_eq!(cfg["cores"], "8");
     assert_eq!(cfg["memory"], "8192");
     assert!(cfg["virtio0"].as_str().expect("str").ends_with("size=80G"));
-    assert!(cfg["scsi1"].as_str().expect("str").starts_with("local-lvm:vm-111-disk-"));
+    assert!(cfg["scsi1"]
+        .as_str()
+        .expect("str")
+        .starts_with("local-lvm:vm-111-disk-"));
     // qm resize exits 0 when its task fails: stderr is the failure.
     let err = fails(&s, &["resize", "111", "virtio0", "10G"], 3);
     assert!(err.contains("shrinking disks is not supported"), "{err}");
@@ -154,7 +196,10 @@ fn power_operations() {
     ok(&s, &["restart", "111"]);
     assert!(qm_calls(&s, "reboot").contains(&vec!["qm".into(), "reboot".into(), "111".into()]));
     let err = fails(&s, &["start", "9000"], 3);
-    assert!(err.contains("you can't start a vm if it's a template"), "{err}");
+    assert!(
+        err.contains("you can't start a vm if it's a template"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -191,9 +236,18 @@ fn readonly_vms_are_refused_before_any_connection() {
         .expect("runs");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("VM 112 is readonly"));
-    assert!(s.calls().is_empty(), "nothing ran on the host: {:?}", s.calls());
+    assert!(
+        s.calls().is_empty(),
+        "nothing ran on the host: {:?}",
+        s.calls()
+    );
     assert_eq!(s.state()["vms"]["104"]["status"], "running");
-    let o = s.ops().env("PROXMOX_READONLY_VMIDS", "12x").args(["list"]).output().expect("runs");
+    let o = s
+        .ops()
+        .env("PROXMOX_READONLY_VMIDS", "12x")
+        .args(["list"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("PROXMOX_READONLY_VMIDS"));
 }
@@ -201,24 +255,45 @@ fn readonly_vms_are_refused_before_any_connection() {
 #[test]
 fn destroy_needs_the_right_name() {
     let s = sim();
-    let err = fails(&s, &["destroy", "112", "--yes", "--expect-name", "nixos-web01"], 2);
-    assert!(err.contains("VM 112 on Proxmox is named `VM 112`, not `nixos-web01`"), "{err}");
+    let err = fails(
+        &s,
+        &["destroy", "112", "--yes", "--expect-name", "nixos-web01"],
+        2,
+    );
+    assert!(
+        err.contains("VM 112 on Proxmox is named `VM 112`, not `nixos-web01`"),
+        "{err}"
+    );
     let err = fails(&s, &["destroy", "112", "--yes"], 2);
     assert!(err.contains("--expect-name"), "{err}");
     // Typed back on stdin: wrong, then right.
-    let o = s.ops().args(["destroy", "9000"]).write_stdin("nixos-web01\n").output().expect("runs");
+    let o = s
+        .ops()
+        .args(["destroy", "9000"])
+        .write_stdin("nixos-web01\n")
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("Type its name"));
     assert!(qm_calls(&s, "destroy").is_empty());
     assert!(s.state()["vms"]["9000"].is_object());
-    let o = s.ops().args(["destroy", "9000"]).write_stdin("nixos-template\n").output().expect("runs");
+    let o = s
+        .ops()
+        .args(["destroy", "9000"])
+        .write_stdin("nixos-template\n")
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("purging VM 9000 from related configurations.."));
     assert!(s.state()["vms"].get("9000").is_none());
     let out = ok(&s, &["destroy", "112", "--yes", "--expect-name", "VM 112"]);
     assert!(out.contains("destroyed VM 112"), "{out}");
     // A running VM: Proxmox refuses, we report it.
-    let err = fails(&s, &["destroy", "111", "--yes", "--expect-name", "nixos-web01"], 3);
+    let err = fails(
+        &s,
+        &["destroy", "111", "--yes", "--expect-name", "nixos-web01"],
+        3,
+    );
     assert!(err.contains("VM 111 is running - destroy failed"), "{err}");
 }
 
@@ -229,17 +304,34 @@ fn template_converts_and_reports_failures() {
     assert!(out.contains("VM 112 is now a template"), "{out}");
     assert_eq!(s.state()["vms"]["112"]["config"]["template"], "1");
     let err = fails(&s, &["template", "111"], 3);
-    assert!(err.contains("you can't convert a VM to template if VM is running"), "{err}");
+    assert!(
+        err.contains("you can't convert a VM to template if VM is running"),
+        "{err}"
+    );
 }
 
 #[test]
 fn console_attaches_to_the_serial_terminal() {
     let s = sim();
-    let o = s.ops().args(["console", "111"]).write_stdin("hello\n").output().expect("runs");
+    let o = s
+        .ops()
+        .args(["console", "111"])
+        .write_stdin("hello\n")
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("starting serial terminal on interface serial0"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("starting serial terminal on interface serial0"),
+        "{}",
+        stdout(&o)
+    );
     assert!(stdout(&o).contains("login: hello"), "{}", stdout(&o));
-    let o = s.ops().args(["console", "112"]).write_stdin("").output().expect("runs");
+    let o = s
+        .ops()
+        .args(["console", "112"])
+        .write_stdin("")
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(3));
 }
 
@@ -260,7 +352,10 @@ fn get_ip_from_the_agent_then_the_neighbour_table() {
     s.update(|st| st["vms"]["112"]["status"] = "running".into());
     let err = fails(&s, &["get-ip", "112"], 3);
     assert!(err.contains("no IP address found for VM 112"), "{err}");
-    assert!(err.contains("No QEMU guest agent configured") || err.contains("no QEMU guest agent"), "{err}");
+    assert!(
+        err.contains("No QEMU guest agent configured") || err.contains("no QEMU guest agent"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -272,7 +367,10 @@ fn get_ip_follows_a_new_address_after_reboot() {
     assert_eq!(ok(&s, &["get-ip", "111"]), "192.0.2.150\n");
     s.update(|st| st["vms"]["111"]["agent_running"] = false.into());
     let v = json(&ok(&s, &["get-ip", "111", "--json"]));
-    assert_eq!((v["ip"].as_str(), v["source"].as_str()), (Some("192.0.2.150"), Some("neighbour-table")));
+    assert_eq!(
+        (v["ip"].as_str(), v["source"].as_str()),
+        (Some("192.0.2.150"), Some("neighbour-table"))
+    );
 }
 
 #[test]
@@ -281,10 +379,28 @@ fn wait_ssh_waits_for_a_banner() {
     // The "VM" answers at the simulator's own sshd.
     s.update(|st| st["vms"]["111"]["ips"] = serde_json::json!(["127.0.0.1"]));
     let port = s.port.to_string();
-    assert_eq!(ok(&s, &["wait-ssh", "111", "--port", &port, "--wait", "10"]), "127.0.0.1\n");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
+    assert_eq!(
+        ok(&s, &["wait-ssh", "111", "--port", &port, "--wait", "10"]),
+        "127.0.0.1\n"
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("a")
+        .port();
     let start = Instant::now();
-    let err = fails(&s, &["wait-ssh", "111", "--port", &closed.to_string(), "--wait", "1"], 3);
+    let err = fails(
+        &s,
+        &[
+            "wait-ssh",
+            "111",
+            "--port",
+            &closed.to_string(),
+            "--wait",
+            "1",
+        ],
+        3,
+    );
     assert!(err.contains("did not answer on SSH within 1s"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(8));
 }
@@ -310,7 +426,15 @@ fn hostkey_is_read_through_the_guest_agent() {
     assert_eq!(key.trim(), s.vm_host_key);
     assert_eq!(
         qm_calls(&s, "guest"),
-        vec![vec!["qm", "guest", "exec", "111", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub"]]
+        vec![vec![
+            "qm",
+            "guest",
+            "exec",
+            "111",
+            "--",
+            "cat",
+            "/etc/ssh/ssh_host_ed25519_key.pub"
+        ]]
     );
     let err = fails(&s, &["hostkey", "112"], 3);
     assert!(err.contains("VM 112 is not running"), "{err}");
@@ -327,10 +451,29 @@ fn hostile_arguments_never_run() {
     let cases: Vec<Vec<String>> = vec![
         vec!["clone".into(), "9000".into(), "130".into(), evil.clone()],
         vec!["status".into(), evil.clone()],
-        vec!["destroy".into(), evil.clone(), "--yes".into(), "--expect-name".into(), "x".into()],
-        vec!["create-disk".into(), "111".into(), "scsi1".into(), evil.clone(), "1".into()],
+        vec![
+            "destroy".into(),
+            evil.clone(),
+            "--yes".into(),
+            "--expect-name".into(),
+            "x".into(),
+        ],
+        vec![
+            "create-disk".into(),
+            "111".into(),
+            "scsi1".into(),
+            evil.clone(),
+            "1".into(),
+        ],
         vec!["resize".into(), "111".into(), evil.clone(), "+1G".into()],
-        vec!["clone".into(), "9000".into(), "130".into(), "ok-name".into(), "--storage".into(), evil.clone()],
+        vec![
+            "clone".into(),
+            "9000".into(),
+            "130".into(),
+            "ok-name".into(),
+            "--storage".into(),
+            evil.clone(),
+        ],
     ];
     for args in &cases {
         let o = s.ops().args(args).output().expect("runs");
@@ -339,7 +482,12 @@ fn hostile_arguments_never_run() {
     assert!(!marker.exists());
     assert!(s.calls().is_empty(), "{:?}", s.calls());
     // A hostile Proxmox address is refused too.
-    let o = s.ops().env("PROXMOX_HOST", "-oProxyCommand=touch /tmp/x").args(["list"]).output().expect("runs");
+    let o = s
+        .ops()
+        .env("PROXMOX_HOST", "-oProxyCommand=touch /tmp/x")
+        .args(["list"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -354,20 +502,38 @@ fn host_keys_unknown_then_trusted() {
     let err = fails(&s, &["trust"], 2);
     assert!(err.contains("SHA256:"), "the fingerprint is shown: {err}");
     assert!(!kh.exists());
-    let err = fails(&s, &["trust", "--fingerprint", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"], 3);
-    assert!(err.contains("does not offer a key with fingerprint"), "{err}");
+    let err = fails(
+        &s,
+        &[
+            "trust",
+            "--fingerprint",
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ],
+        3,
+    );
+    assert!(
+        err.contains("does not offer a key with fingerprint"),
+        "{err}"
+    );
     // The fingerprint as ssh-keygen computes it from the host's key file.
     let fp = std::process::Command::new("ssh-keygen")
         .arg("-lf")
         .arg(s.dir.path().join("host_key.pub"))
         .output()
         .expect("ssh-keygen");
-    let fp = String::from_utf8_lossy(&fp.stdout).split_whitespace().nth(1).expect("fp").to_string();
+    let fp = String::from_utf8_lossy(&fp.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fp")
+        .to_string();
     std::fs::write(&kh, "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji\n").expect("w");
     let err = fails(&s, &["trust", "--fingerprint", &fp], 0);
     assert!(err.contains(&fp), "{err}");
     let text = std::fs::read_to_string(&kh).expect("written");
-    assert!(text.contains("other.example ssh-ed25519"), "other entries kept: {text}");
+    assert!(
+        text.contains("other.example ssh-ed25519"),
+        "other entries kept: {text}"
+    );
     assert!(text.contains(&s.known_hosts_name()), "{text}");
     ok(&s, &["list"]);
     // Trusting again is a no-op.
@@ -382,7 +548,10 @@ fn a_changed_host_key_is_refused() {
     std::fs::write(&kh, format!("{} {}\n", s.known_hosts_name(), s.vm_host_key)).expect("w");
     let err = fails(&s, &["list"], 3);
     assert!(err.contains("has CHANGED"), "{err}");
-    assert!(err.contains("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"), "{err}");
+    assert!(
+        err.contains("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub"),
+        "{err}"
+    );
     assert!(s.calls().is_empty());
     let err = fails(&s, &["trust", "--yes"], 3);
     assert!(err.contains("differs from the one recorded"), "{err}");
@@ -397,7 +566,11 @@ fn timeouts_are_honoured() {
     let start = Instant::now();
     let err = fails(&s, &["--timeout", "1", "status", "111"], 3);
     assert!(err.contains("did not finish within 1s"), "{err}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     // Connect timeout: a port that accepts but never speaks SSH.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("addr").port();
@@ -411,16 +584,33 @@ fn timeouts_are_honoured() {
         .expect("runs");
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
-    assert!(start.elapsed() < Duration::from_secs(6), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn refused_auth_failed_and_dropped_connections_are_told_apart() {
     let s = sim();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
-    let o = s.ops().env("PROXMOX_SSH_PORT", closed.to_string()).args(["list"]).output().expect("runs");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("a")
+        .port();
+    let o = s
+        .ops()
+        .env("PROXMOX_SSH_PORT", closed.to_string())
+        .args(["list"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("refused the SSH connection"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refused the SSH connection"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = s
         .ops()
@@ -429,7 +619,11 @@ fn refused_auth_failed_and_dropped_connections_are_told_apart() {
         .output()
         .expect("runs");
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("authentication failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("authentication failed"),
+        "{}",
+        stderr(&o)
+    );
 
     s.update(|st| st["faults"]["drop"] = serde_json::json!(["qm list"]));
     let err = fails(&s, &["list"], 3);
@@ -442,7 +636,12 @@ fn refused_auth_failed_and_dropped_connections_are_told_apart() {
 fn the_control_socket_folder_is_removed_and_the_master_exits() {
     let s = sim();
     let tmp = tempfile::tempdir().expect("tmp");
-    let o = s.ops().env("TMPDIR", tmp.path()).args(["list"]).output().expect("runs");
+    let o = s
+        .ops()
+        .env("TMPDIR", tmp.path())
+        .args(["list"])
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read").collect();
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -452,7 +651,10 @@ fn the_control_socket_folder_is_removed_and_the_master_exits() {
     for p in std::fs::read_dir("/proc").expect("proc").flatten() {
         if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            assert!(!(cmd.starts_with("ssh") && cmd.contains(&needle)), "still running: {cmd}");
+            assert!(
+                !(cmd.starts_with("ssh") && cmd.contains(&needle)),
+                "still running: {cmd}"
+            );
         }
     }
 }
@@ -460,9 +662,23 @@ fn the_control_socket_folder_is_removed_and_the_master_exits() {
 #[test]
 fn no_hosts_file_or_host_is_an_input_error() {
     let s = sim();
-    std::fs::write(s.fleet.join("hosts.nix"), "{ web = { proxmox = { vmid = 111; }; }; }\n").expect("w");
+    std::fs::write(
+        s.fleet.join("hosts.nix"),
+        "{ web = { proxmox = { vmid = 111; }; }; }\n",
+    )
+    .expect("w");
     let err = fails(&s, &["list"], 2);
     assert!(err.contains("no Proxmox host is configured"), "{err}");
-    let o = s.ops().env("PROXMOX_HOST", "127.0.0.1").args(["list", "--json"]).output().expect("runs");
-    assert_eq!(o.status.code(), Some(0), "PROXMOX_HOST overrides: {}", stderr(&o));
+    let o = s
+        .ops()
+        .env("PROXMOX_HOST", "127.0.0.1")
+        .args(["list", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "PROXMOX_HOST overrides: {}",
+        stderr(&o)
+    );
 }

@@ -267,7 +267,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             if json {
                 return json_out(&l);
             }
-            let mut t = format!("{:>6}  {:<24} {:<9} {:>8} {:>12} {:>8}\n", "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID");
+            let mut t = format!(
+                "{:>6}  {:<24} {:<9} {:>8} {:>12} {:>8}\n",
+                "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"
+            );
             for e in &l {
                 t.push_str(&format!(
                     "{:>6}  {:<24} {:<9} {:>8} {:>12.2} {:>8}\n",
@@ -295,15 +298,29 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             if json {
                 return json_out(&c.entries);
             }
-            let t: String = c.entries.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+            let t: String = c
+                .entries
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\n"))
+                .collect();
             super::print(&t)
         }
-        Op::Clone { source, target, name, full, storage } => {
+        Op::Clone {
+            source,
+            target,
+            name,
+            full,
+            storage,
+        } => {
             let (s, t) = (id(&source)?, id(&target)?);
             let out = px.clone_vm(s, t, &name, full, storage.as_deref())?;
             print_stdout_of_remote(&out, &format!("cloned VM {s} to VM {t} ({name})"))
         }
-        Op::Configure { vmid, cores, memory } => {
+        Op::Configure {
+            vmid,
+            cores,
+            memory,
+        } => {
             let v = id(&vmid)?;
             let out = px.configure(v, cores, memory)?;
             print_stdout_of_remote(&out, &format!("configured VM {v}"))
@@ -313,10 +330,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             let out = px.resize(v, &disk, &size)?;
             print_stdout_of_remote(&out, &format!("resized {disk} of VM {v} ({size})"))
         }
-        Op::CreateDisk { vmid, slot, storage, size_gib } => {
+        Op::CreateDisk {
+            vmid,
+            slot,
+            storage,
+            size_gib,
+        } => {
             let v = id(&vmid)?;
             let out = px.create_disk(v, &slot, &storage, size_gib)?;
-            print_stdout_of_remote(&out, &format!("added {slot} ({size_gib} GiB on {storage}) to VM {v}"))
+            print_stdout_of_remote(
+                &out,
+                &format!("added {slot} ({size_gib} GiB on {storage}) to VM {v}"),
+            )
         }
         Op::Start { vmid } => {
             let v = id(&vmid)?;
@@ -343,7 +368,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             let out = px.template(v)?;
             print_stdout_of_remote(&out, &format!("VM {v} is now a template"))
         }
-        Op::Destroy { vmid, yes: _, expect_name } => {
+        Op::Destroy {
+            vmid,
+            yes: _,
+            expect_name,
+        } => {
             let v = id(&vmid)?;
             let name = match expect_name {
                 Some(n) => n,
@@ -375,7 +404,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             if json {
                 return json_out(&st);
             }
-            let mut t = format!("{:<16} {:<10} {:<9} {:>14} {:>14} {:>8}\n", "NAME", "TYPE", "STATUS", "TOTAL(GiB)", "AVAIL(GiB)", "USED%");
+            let mut t = format!(
+                "{:<16} {:<10} {:<9} {:>14} {:>14} {:>8}\n",
+                "NAME", "TYPE", "STATUS", "TOTAL(GiB)", "AVAIL(GiB)", "USED%"
+            );
             for s in &st {
                 t.push_str(&format!(
                     "{:<16} {:<10} {:<9} {:>14.1} {:>14.1} {:>8}\n",
@@ -419,8 +451,10 @@ fn ask_name(vmid: u32, actual: &str) -> Result<String> {
         .map_err(|e| AppError::input(format!("cannot read the confirmation: {e}")))?;
     let typed = line.trim().to_string();
     if typed.is_empty() {
-        return Err(AppError::input("destroy not confirmed; nothing was changed")
-            .with_help("type the VM's name, or pass --yes --expect-name NAME"));
+        return Err(
+            AppError::input("destroy not confirmed; nothing was changed")
+                .with_help("type the VM's name, or pass --yes --expect-name NAME"),
+        );
     }
     Ok(typed)
 }

@@ -88,21 +88,27 @@ impl Settings {
                     .with_help("set `_proxmox.host` in hosts.nix, or PROXMOX_HOST")
             })?;
         if !ssh::valid_host(&host) {
-            return Err(AppError::input(format!("`{host}` is not a valid Proxmox host address"))
-                .with_help("use a host name or IP address in _proxmox.host / PROXMOX_HOST"));
+            return Err(
+                AppError::input(format!("`{host}` is not a valid Proxmox host address"))
+                    .with_help("use a host name or IP address in _proxmox.host / PROXMOX_HOST"),
+            );
         }
         let user = env("PROXMOX_USER")
             .or_else(|| px.and_then(|p| p.user.clone()))
             .unwrap_or_else(|| "root".into());
         if !ssh::valid_user(&user) {
-            return Err(AppError::input(format!("`{user}` is not a valid user name"))
-                .with_help("check _proxmox.user / PROXMOX_USER"));
+            return Err(
+                AppError::input(format!("`{user}` is not a valid user name"))
+                    .with_help("check _proxmox.user / PROXMOX_USER"),
+            );
         }
         let node = env("PROXMOX_NODE")
             .or_else(|| px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone()))
             .unwrap_or_else(|| "pve".into());
         if !ssh::valid_host(&node) {
-            return Err(AppError::input(format!("`{node}` is not a valid node name")));
+            return Err(AppError::input(format!(
+                "`{node}` is not a valid node name"
+            )));
         }
         let port = match env("PROXMOX_SSH_PORT") {
             Some(p) => Some(p.trim().parse::<u16>().map_err(|_| {
@@ -113,7 +119,9 @@ impl Settings {
         let identity = env("PROXMOX_SSH_IDENTITY").map(PathBuf::from);
         let connect_timeout = match env("PROXMOX_CONNECT_TIMEOUT") {
             Some(t) => Duration::from_secs(t.trim().parse::<u64>().map_err(|_| {
-                AppError::input(format!("PROXMOX_CONNECT_TIMEOUT=`{t}` is not a number of seconds"))
+                AppError::input(format!(
+                    "PROXMOX_CONNECT_TIMEOUT=`{t}` is not a number of seconds"
+                ))
             })?),
             None => DEFAULT_CONNECT_TIMEOUT,
         };
@@ -228,14 +236,14 @@ impl Proxmox {
         let out = self.run(argv, default)?;
         let err = out.stderr.trim();
         if !err.is_empty() {
-            return Err(SshError::RemoteFailed {
+            return Err(SshError::RemoteFailed(Box::new(ssh::RemoteFailure {
                 target: self.settings.endpoint.host.clone(),
                 command: crate::shell::join(argv),
                 status: "task failed".into(),
                 code: out.code,
                 stdout: out.stdout,
                 stderr: out.stderr,
-            }
+            }))
             .into());
         }
         Ok(out.stdout)
@@ -244,7 +252,7 @@ impl Proxmox {
     /// Every VM on this node (`qm list`).
     pub fn list(&self) -> Result<Vec<ListEntry>> {
         let out = self.run(&[s("qm"), s("list")], DEFAULT_OP_TIMEOUT)?;
-        Ok(parse::qm_list(&out.stdout).map_err(external)?)
+        parse::qm_list(&out.stdout).map_err(external)
     }
 
     /// `qm status <vmid> --verbose`.
@@ -253,13 +261,13 @@ impl Proxmox {
             &[s("qm"), s("status"), s(vmid), s("--verbose")],
             DEFAULT_OP_TIMEOUT,
         )?;
-        Ok(parse::vm_status_verbose(&out.stdout).map_err(external)?)
+        parse::vm_status_verbose(&out.stdout).map_err(external)
     }
 
     /// `qm config <vmid>`.
     pub fn config(&self, vmid: u32) -> Result<VmConfig> {
         let out = self.run(&[s("qm"), s("config"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
-        Ok(parse::qm_config(&out.stdout).map_err(external)?)
+        parse::qm_config(&out.stdout).map_err(external)
     }
 
     /// Every guest in the cluster (VMs and containers, all nodes).
@@ -276,7 +284,7 @@ impl Proxmox {
             ],
             DEFAULT_OP_TIMEOUT,
         )?;
-        Ok(parse::cluster_resources(&out.stdout).map_err(external)?)
+        parse::cluster_resources(&out.stdout).map_err(external)
     }
 
     /// VMIDs in use anywhere in the cluster (VMs, templates, containers).
@@ -294,7 +302,7 @@ impl Proxmox {
     /// `pvesm status`.
     pub fn storage(&self) -> Result<Vec<Storage>> {
         let out = self.run(&[s("pvesm"), s("status")], DEFAULT_OP_TIMEOUT)?;
-        Ok(parse::pvesm_status(&out.stdout).map_err(external)?)
+        parse::pvesm_status(&out.stdout).map_err(external)
     }
 
     /// `qm clone <source> <target> --name <name> [--full 1] [--storage S]`;
@@ -322,7 +330,14 @@ impl Proxmox {
             ))
             .with_help("pick a free VMID: `proxmox-ops next-vmid`"));
         }
-        let mut argv = vec![s("qm"), s("clone"), s(source), s(target), s("--name"), s(name)];
+        let mut argv = vec![
+            s("qm"),
+            s("clone"),
+            s(source),
+            s(target),
+            s("--name"),
+            s(name),
+        ];
         if full {
             argv.extend([s("--full"), s("1")]);
         }
@@ -333,7 +348,12 @@ impl Proxmox {
     }
 
     /// `qm set <vmid> --cores N --memory MiB`.
-    pub fn configure(&self, vmid: u32, cores: Option<u32>, memory_mib: Option<u32>) -> Result<String> {
+    pub fn configure(
+        &self,
+        vmid: u32,
+        cores: Option<u32>,
+        memory_mib: Option<u32>,
+    ) -> Result<String> {
         self.settings.ensure_writable(vmid, "configure")?;
         let mut argv = vec![s("qm"), s("set"), s(vmid)];
         if let Some(c) = cores {
@@ -343,7 +363,9 @@ impl Proxmox {
             argv.extend([s("--memory"), s(m)]);
         }
         if argv.len() == 3 {
-            return Err(AppError::input("nothing to change").with_help("give --cores and/or --memory"));
+            return Err(
+                AppError::input("nothing to change").with_help("give --cores and/or --memory")
+            );
         }
         Ok(self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout)
     }
@@ -360,13 +382,25 @@ impl Proxmox {
     }
 
     /// `qm set <vmid> --<slot> <storage>:<GiB>`: a new empty disk.
-    pub fn create_disk(&self, vmid: u32, slot: &str, storage: &str, size_gib: u32) -> Result<String> {
+    pub fn create_disk(
+        &self,
+        vmid: u32,
+        slot: &str,
+        storage: &str,
+        size_gib: u32,
+    ) -> Result<String> {
         check_disk_slot(slot)?;
         check_storage(storage)?;
         self.settings.ensure_writable(vmid, "add a disk to")?;
         Ok(self
             .run(
-                &[s("qm"), s("set"), s(vmid), format!("--{slot}"), format!("{storage}:{size_gib}")],
+                &[
+                    s("qm"),
+                    s("set"),
+                    s(vmid),
+                    format!("--{slot}"),
+                    format!("{storage}:{size_gib}"),
+                ],
                 DEFAULT_OP_TIMEOUT,
             )?
             .stdout)
@@ -374,12 +408,16 @@ impl Proxmox {
 
     pub fn start(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "start")?;
-        Ok(self.run(&[s("qm"), s("start"), s(vmid)], DEFAULT_OP_TIMEOUT)?.stdout)
+        Ok(self
+            .run(&[s("qm"), s("start"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
     }
 
     pub fn stop(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "stop")?;
-        Ok(self.run(&[s("qm"), s("stop"), s(vmid)], DEFAULT_OP_TIMEOUT)?.stdout)
+        Ok(self
+            .run(&[s("qm"), s("stop"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
     }
 
     /// ACPI shutdown, waiting up to `wait` for the guest.
@@ -397,7 +435,9 @@ impl Proxmox {
     /// `qm reboot <vmid>`.
     pub fn restart(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "restart")?;
-        Ok(self.run(&[s("qm"), s("reboot"), s(vmid)], DEFAULT_OP_TIMEOUT)?.stdout)
+        Ok(self
+            .run(&[s("qm"), s("reboot"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
     }
 
     /// `qm destroy <vmid> --purge`, only when the VM on Proxmox is named
@@ -412,19 +452,25 @@ impl Proxmox {
             .with_help("check the VMID (`proxmox-ops list`); nothing was changed"));
         }
         Ok(self
-            .run(&[s("qm"), s("destroy"), s(vmid), s("--purge")], LONG_OP_TIMEOUT)?
+            .run(
+                &[s("qm"), s("destroy"), s(vmid), s("--purge")],
+                LONG_OP_TIMEOUT,
+            )?
             .stdout)
     }
 
     /// The VM's name as Proxmox shows it (`VM <vmid>` when unnamed).
     pub fn vm_name(&self, vmid: u32) -> Result<String> {
         let cfg = self.config(vmid)?;
-        Ok(cfg.name().map_or_else(|| format!("VM {vmid}"), str::to_string))
+        Ok(cfg
+            .name()
+            .map_or_else(|| format!("VM {vmid}"), str::to_string))
     }
 
     /// `qm template <vmid>` (exit 0 even on failure: stderr tells).
     pub fn template(&self, vmid: u32) -> Result<String> {
-        self.settings.ensure_writable(vmid, "convert to a template")?;
+        self.settings
+            .ensure_writable(vmid, "convert to a template")?;
         self.run_task_stderr_fails(&[s("qm"), s("template"), s(vmid)], LONG_OP_TIMEOUT)
     }
 
@@ -436,7 +482,13 @@ impl Proxmox {
     /// The guest agent's interfaces (errors keep qm's stderr).
     pub fn guest_interfaces(&self, vmid: u32) -> Result<Vec<GuestInterface>, SshError> {
         let out = self.ssh.run(
-            &[s("qm"), s("guest"), s("cmd"), s(vmid), s("network-get-interfaces")],
+            &[
+                s("qm"),
+                s("guest"),
+                s("cmd"),
+                s(vmid),
+                s("network-get-interfaces"),
+            ],
             self.timeout(DEFAULT_OP_TIMEOUT),
         )?;
         parse::guest_interfaces(&out.stdout).map_err(|e| SshError::Other {
@@ -450,7 +502,11 @@ impl Proxmox {
     pub fn get_ip(&self, vmid: u32) -> Result<VmIp> {
         let cfg = self.config(vmid)?;
         let nets = cfg.nets();
-        let macs: Vec<String> = nets.iter().map(|n| n.mac.clone()).filter(|m| !m.is_empty()).collect();
+        let macs: Vec<String> = nets
+            .iter()
+            .map(|n| n.mac.clone())
+            .filter(|m| !m.is_empty())
+            .collect();
         let agent_problem;
         if cfg.agent_enabled() {
             match self.guest_interfaces(vmid) {
@@ -460,8 +516,8 @@ impl Proxmox {
                     }
                     agent_problem = "the guest agent reports no IPv4 address".to_string();
                 }
-                Err(SshError::RemoteFailed { stderr, .. }) => {
-                    agent_problem = stderr.trim().to_string();
+                Err(SshError::RemoteFailed(f)) => {
+                    agent_problem = f.stderr.trim().to_string();
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -473,15 +529,32 @@ impl Proxmox {
             .find_map(|n| n.bridge.clone())
             .unwrap_or_else(|| self.settings.bridge.clone());
         if !ssh::valid_host(&bridge) {
-            return Err(AppError::external(format!("VM {vmid} has an unusable bridge name `{bridge}`")));
+            return Err(AppError::external(format!(
+                "VM {vmid} has an unusable bridge name `{bridge}`"
+            )));
         }
         let addr = self.run(
-            &[s("ip"), s("-j"), s("-4"), s("addr"), s("show"), s("dev"), s(&bridge)],
+            &[
+                s("ip"),
+                s("-j"),
+                s("-4"),
+                s("addr"),
+                s("show"),
+                s("dev"),
+                s(&bridge),
+            ],
             DEFAULT_OP_TIMEOUT,
         )?;
         let nets4 = parse::ip_addr_v4(&addr.stdout).map_err(external)?;
         let neigh = self.run(
-            &[s("ip"), s("-j"), s("neigh"), s("show"), s("dev"), s(&bridge)],
+            &[
+                s("ip"),
+                s("-j"),
+                s("neigh"),
+                s("show"),
+                s("dev"),
+                s(&bridge),
+            ],
             DEFAULT_OP_TIMEOUT,
         )?;
         let entries = parse::ip_neigh(&neigh.stdout).map_err(external)?;
@@ -557,14 +630,23 @@ impl Proxmox {
                 res.err_data.trim()
             )));
         }
-        let line = res.out_data.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let line = res
+            .out_data
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
         crate::keys::parse_ed25519_public(line).map_err(|e| {
-            AppError::external(format!("VM {vmid} returned no usable ssh-ed25519 host key: {e}"))
+            AppError::external(format!(
+                "VM {vmid} returned no usable ssh-ed25519 host key: {e}"
+            ))
         })?;
         let mut f = line.split_whitespace();
         match (f.next(), f.next()) {
             (Some(t), Some(k)) => Ok(format!("{t} {k}")),
-            _ => Err(AppError::external(format!("VM {vmid} returned no usable host key"))),
+            _ => Err(AppError::external(format!(
+                "VM {vmid} returned no usable host key"
+            ))),
         }
     }
 
@@ -575,7 +657,12 @@ impl Proxmox {
 }
 
 fn ip_result(vmid: u32, ip: IpAddr, mac: Option<String>, source: IpSource) -> VmIp {
-    VmIp { vmid, ip, mac, source }
+    VmIp {
+        vmid,
+        ip,
+        mac,
+        source,
+    }
 }
 
 /// The agent's first usable IPv4 address: on an interface with the VM's
@@ -587,10 +674,17 @@ fn pick_agent_ip(ifaces: &[GuestInterface], macs: &[String]) -> Option<(IpAddr, 
     };
     let real = |i: &&GuestInterface| i.mac != "00:00:00:00:00:00" && i.name != "lo";
     let by_mac = ifaces.iter().filter(real).filter(|i| macs.contains(&i.mac));
-    let others = ifaces.iter().filter(real).filter(|i| !macs.contains(&i.mac));
-    by_mac
-        .chain(others)
-        .find_map(|i| i.addresses.iter().map(|a| a.0).find(usable).map(|ip| (ip, i.mac.clone())))
+    let others = ifaces
+        .iter()
+        .filter(real)
+        .filter(|i| !macs.contains(&i.mac));
+    by_mac.chain(others).find_map(|i| {
+        i.addresses
+            .iter()
+            .map(|a| a.0)
+            .find(usable)
+            .map(|ip| (ip, i.mac.clone()))
+    })
 }
 
 fn ssh_banner(ip: IpAddr, port: u16, timeout: Duration) -> std::io::Result<()> {
@@ -640,9 +734,7 @@ fn external(e: parse::ParseError) -> AppError {
 pub fn check_disk_slot(slot: &str) -> Result<()> {
     let bus = slot.trim_end_matches(|c: char| c.is_ascii_digit());
     let num = &slot[bus.len()..];
-    let ok = ["virtio", "scsi", "sata", "ide"].contains(&bus)
-        && !num.is_empty()
-        && num.len() <= 2;
+    let ok = ["virtio", "scsi", "sata", "ide"].contains(&bus) && !num.is_empty() && num.len() <= 2;
     if ok {
         Ok(())
     } else {
@@ -671,7 +763,9 @@ pub fn check_size(size: &str) -> Result<()> {
 pub fn check_storage(st: &str) -> Result<()> {
     let ok = st.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && st.len() <= 64
-        && st.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && st
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {

@@ -104,15 +104,8 @@ pub enum SshError {
         command: String,
         after: Duration,
     },
-    #[error("`{command}` failed on {target} ({status}){}", tail(stderr))]
-    RemoteFailed {
-        target: String,
-        command: String,
-        status: String,
-        code: Option<i32>,
-        stdout: String,
-        stderr: String,
-    },
+    #[error("{0}")]
+    RemoteFailed(Box<RemoteFailure>),
     #[error("ssh to {target} failed{}", tail(stderr))]
     Other { target: String, stderr: String },
     #[error(transparent)]
@@ -151,7 +144,7 @@ impl SshError {
     /// The remote command's stderr, when it ran and failed.
     pub fn remote_stderr(&self) -> Option<&str> {
         match self {
-            SshError::RemoteFailed { stderr, .. } => Some(stderr),
+            SshError::RemoteFailed(f) => Some(&f.stderr),
             _ => None,
         }
     }
@@ -170,6 +163,18 @@ impl From<SshError> for AppError {
             None => err,
         }
     }
+}
+
+/// A remote command that ran and failed: its exit status and output.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{command}` failed on {target} ({status}){}", tail(stderr))]
+pub struct RemoteFailure {
+    pub target: String,
+    pub command: String,
+    pub status: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// What a remote command printed and how it ended.
@@ -230,11 +235,15 @@ impl Ssh {
             )));
         }
         let control = if options.reuse {
-            // tempfile creates the folder with mode 0700.
+            use std::os::unix::fs::PermissionsExt as _;
+            // Private: only we may reach the control socket.
             let dir = tempfile::Builder::new()
                 .prefix("pve-ssh.")
+                .permissions(std::fs::Permissions::from_mode(0o700))
                 .tempdir_in(std::env::temp_dir())
-                .map_err(|e| SshError::Setup(format!("cannot create the SSH control folder: {e}")))?;
+                .map_err(|e| {
+                    SshError::Setup(format!("cannot create the SSH control folder: {e}"))
+                })?;
             Some(dir)
         } else {
             None
@@ -312,7 +321,7 @@ impl Ssh {
         if out.code == Some(0) {
             Ok(out)
         } else {
-            Err(SshError::RemoteFailed {
+            Err(SshError::RemoteFailed(Box::new(RemoteFailure {
                 target: self.endpoint.shown(),
                 command: crate::shell::join(argv),
                 status: out
@@ -321,7 +330,7 @@ impl Ssh {
                 code: out.code,
                 stdout: out.stdout,
                 stderr: out.stderr,
-            })
+            })))
         }
     }
 
@@ -446,7 +455,9 @@ fn connect_error(target: String, stderr: String) -> SshError {
         || s.contains("host key for") && s.contains("has changed")
     {
         SshError::HostKeyChanged { target, stderr }
-    } else if s.contains("host key verification failed") || s.contains("no ") && s.contains("host key is known") {
+    } else if s.contains("host key verification failed")
+        || s.contains("no ") && s.contains("host key is known")
+    {
         SshError::HostKeyUnknown { target, stderr }
     } else if s.contains("connection refused") {
         SshError::Refused { target, stderr }
@@ -615,7 +626,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mut s = ssh(true);
         let dir = s.control.as_ref().expect("dir").path().to_path_buf();
-        let mode = std::fs::metadata(&dir).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&dir)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         s.close();
         assert!(!dir.exists());
@@ -636,11 +650,17 @@ mod tests {
     fn ssh_failures_are_told_apart() {
         let t = || "root@h".to_string();
         assert!(matches!(
-            connect_error(t(), "ssh: connect to host h port 22: Connection refused\r\n".into()),
+            connect_error(
+                t(),
+                "ssh: connect to host h port 22: Connection refused\r\n".into()
+            ),
             SshError::Refused { .. }
         ));
         assert!(matches!(
-            connect_error(t(), "ssh: connect to host 192.0.2.1 port 22: Connection timed out\r\n".into()),
+            connect_error(
+                t(),
+                "ssh: connect to host 192.0.2.1 port 22: Connection timed out\r\n".into()
+            ),
             SshError::ConnectTimeout { .. }
         ));
         assert!(matches!(

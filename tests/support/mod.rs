@@ -96,7 +96,10 @@ impl Sim {
             let p = bin.join(prog);
             std::fs::write(
                 &p,
-                format!("#!/bin/sh\nexec python3 '{}' {prog} \"$@\"\n", sim.display()),
+                format!(
+                    "#!/bin/sh\nexec python3 '{}' {prog} \"$@\"\n",
+                    sim.display()
+                ),
             )
             .expect("wrapper");
             set_mode(&p, 0o755);
@@ -236,7 +239,8 @@ impl Sim {
     }
 
     pub fn state(&self) -> Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state_path).expect("state")).expect("json")
+        serde_json::from_str(&std::fs::read_to_string(&self.state_path).expect("state"))
+            .expect("json")
     }
 
     pub fn set_state(&self, v: &Value) {

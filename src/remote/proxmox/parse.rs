@@ -50,7 +50,10 @@ pub fn qm_list(text: &str) -> Result<Vec<ListEntry>, ParseError> {
             continue;
         }
         if tokens.len() < 6 {
-            return Err(perr(W, format!("line {} has too few columns: `{t}`", i + 1)));
+            return Err(perr(
+                W,
+                format!("line {} has too few columns: `{t}`", i + 1),
+            ));
         }
         let n = tokens.len();
         let num = |s: &str, col: &str| {
@@ -61,9 +64,16 @@ pub fn qm_list(text: &str) -> Result<Vec<ListEntry>, ParseError> {
             .map_err(|_| perr(W, format!("line {}: VMID out of range", i + 1)))?;
         let pid = u32::try_from(num(tokens[n - 1], "PID")?)
             .map_err(|_| perr(W, format!("line {}: PID out of range", i + 1)))?;
-        let bootdisk_gib = tokens[n - 2]
-            .parse::<f64>()
-            .map_err(|_| perr(W, format!("line {}: BOOTDISK `{}` is not a number", i + 1, tokens[n - 2])))?;
+        let bootdisk_gib = tokens[n - 2].parse::<f64>().map_err(|_| {
+            perr(
+                W,
+                format!(
+                    "line {}: BOOTDISK `{}` is not a number",
+                    i + 1,
+                    tokens[n - 2]
+                ),
+            )
+        })?;
         let mem_mib = num(tokens[n - 3], "MEM")?;
         let status = tokens[n - 4].to_string();
         let name = tokens[1..n - 4].join(" ");
@@ -85,7 +95,12 @@ pub fn qm_status(text: &str) -> Result<String, ParseError> {
     line.strip_prefix("status: ")
         .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
         .map(str::to_string)
-        .ok_or_else(|| perr("qm status", format!("expected `status: <state>`, got `{line}`")))
+        .ok_or_else(|| {
+            perr(
+                "qm status",
+                format!("expected `status: <state>`, got `{line}`"),
+            )
+        })
 }
 
 /// A node of `print_recursive_hash` output (`qm status --verbose`).
@@ -126,7 +141,10 @@ pub fn recursive_hash(text: &str) -> Result<Tree, ParseError> {
         let depth = line.chars().take_while(|c| *c == '\t').count();
         let body = &line[depth..];
         if depth + 1 > stack.len() {
-            return Err(perr(W, format!("line {} is indented deeper than its parent", i + 1)));
+            return Err(perr(
+                W,
+                format!("line {} is indented deeper than its parent", i + 1),
+            ));
         }
         while stack.len() > depth + 1 {
             let (k, m) = stack.pop().ok_or_else(|| perr(W, "bad nesting"))?;
@@ -141,7 +159,10 @@ pub fn recursive_hash(text: &str) -> Result<Tree, ParseError> {
         } else if let Some(k) = body.strip_suffix(':') {
             stack.push((k.to_string(), BTreeMap::new()));
         } else {
-            return Err(perr(W, format!("line {} is not `key: value`: `{body}`", i + 1)));
+            return Err(perr(
+                W,
+                format!("line {} is not `key: value`: `{body}`", i + 1),
+            ));
         }
     }
     while stack.len() > 1 {
@@ -179,7 +200,10 @@ pub fn vm_status_verbose(text: &str) -> Result<VmStatus, ParseError> {
         .u64("vmid")
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| perr(W, "no vmid"))?;
-    let status = t.str("status").ok_or_else(|| perr(W, "no status"))?.to_string();
+    let status = t
+        .str("status")
+        .ok_or_else(|| perr(W, "no status"))?
+        .to_string();
     Ok(VmStatus {
         vmid,
         name: t.str("name").unwrap_or_default().to_string(),
@@ -283,8 +307,7 @@ impl VmConfig {
         match self.get("agent") {
             Some(v) => {
                 let first = v.split(',').next().unwrap_or("");
-                first == "1" || first == "enabled=1"
-                    || v.split(',').any(|p| p == "enabled=1")
+                first == "1" || first == "enabled=1" || v.split(',').any(|p| p == "enabled=1")
             }
             None => false,
         }
@@ -387,7 +410,9 @@ pub struct Resource {
 pub fn cluster_resources(text: &str) -> Result<Vec<Resource>, ParseError> {
     const W: &str = "pvesh get /cluster/resources";
     let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j.as_array().ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = j
+        .as_array()
+        .ok_or_else(|| perr(W, "expected a JSON array"))?;
     let mut out = Vec::new();
     for item in arr {
         let kind = lenient_str(item.get("type")).unwrap_or_default();
@@ -442,7 +467,10 @@ pub fn pvesm_status(text: &str) -> Result<Vec<Storage>, ParseError> {
             continue;
         }
         if tokens.len() != 7 {
-            return Err(perr(W, format!("line {} has {} columns, expected 7", i + 1, tokens.len())));
+            return Err(perr(
+                W,
+                format!("line {} has {} columns, expected 7", i + 1, tokens.len()),
+            ));
         }
         let num = |s: &str| {
             s.parse::<u64>()
@@ -483,7 +511,9 @@ pub struct GuestInterface {
 pub fn guest_interfaces(text: &str) -> Result<Vec<GuestInterface>, ParseError> {
     const W: &str = "qm guest cmd network-get-interfaces";
     let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j.as_array().ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = j
+        .as_array()
+        .ok_or_else(|| perr(W, "expected a JSON array"))?;
     let mut out = Vec::new();
     for item in arr {
         let mut addresses = Vec::new();
@@ -497,7 +527,9 @@ pub fn guest_interfaces(text: &str) -> Result<Vec<GuestInterface>, ParseError> {
             else {
                 continue;
             };
-            let prefix = lenient_u64(a.get("prefix")).and_then(|p| u8::try_from(p).ok()).unwrap_or(0);
+            let prefix = lenient_u64(a.get("prefix"))
+                .and_then(|p| u8::try_from(p).ok())
+                .unwrap_or(0);
             addresses.push((ip, prefix));
         }
         out.push(GuestInterface {
@@ -548,7 +580,9 @@ pub fn ip_neigh(text: &str) -> Result<Vec<Neighbour>, ParseError> {
         return Ok(Vec::new());
     }
     let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j.as_array().ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = j
+        .as_array()
+        .ok_or_else(|| perr(W, "expected a JSON array"))?;
     let mut out = Vec::new();
     for item in arr {
         let Some(ip) = lenient_str(item.get("dst")).and_then(|s| s.parse().ok()) else {
@@ -560,7 +594,11 @@ pub fn ip_neigh(text: &str) -> Result<Vec<Neighbour>, ParseError> {
         let state = item
             .get("state")
             .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         out.push(Neighbour {
             ip,
@@ -575,7 +613,9 @@ pub fn ip_neigh(text: &str) -> Result<Vec<Neighbour>, ParseError> {
 pub fn ip_addr_v4(text: &str) -> Result<Vec<(std::net::Ipv4Addr, u8)>, ParseError> {
     const W: &str = "ip -j addr";
     let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j.as_array().ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = j
+        .as_array()
+        .ok_or_else(|| perr(W, "expected a JSON array"))?;
     let mut out = Vec::new();
     for link in arr {
         for a in link
@@ -642,7 +682,10 @@ mod tests {
 
     #[test]
     fn status_lines_and_verbose_trees() {
-        assert_eq!(qm_status(&sample("qm-status-100.paused.txt")).expect("ok"), "paused");
+        assert_eq!(
+            qm_status(&sample("qm-status-100.paused.txt")).expect("ok"),
+            "paused"
+        );
         assert!(qm_status("stat: x").is_err());
         let s = vm_status_verbose(&sample("qm-status-111-verbose.txt")).expect("parses");
         assert_eq!(s.vmid, 111);
@@ -651,12 +694,20 @@ mod tests {
         assert_eq!(s.pid, Some(2345));
         let t = recursive_hash(&sample("qm-status-111-verbose.txt")).expect("parses");
         assert_eq!(
-            t.get("blockstat").and_then(|b| b.get("virtio0")).and_then(|v| v.u64("rd_operations")),
+            t.get("blockstat")
+                .and_then(|b| b.get("virtio0"))
+                .and_then(|v| v.u64("rd_operations")),
             Some(18231)
         );
-        assert_eq!(t.get("ballooninfo").and_then(|b| b.u64("actual")), Some(4294967296));
+        assert_eq!(
+            t.get("ballooninfo").and_then(|b| b.u64("actual")),
+            Some(4294967296)
+        );
         let s = vm_status_verbose(&sample("qm-status-112-verbose.txt")).expect("parses");
-        assert_eq!((s.name.as_str(), s.status.as_str(), s.pid), ("VM 112", "stopped", None));
+        assert_eq!(
+            (s.name.as_str(), s.status.as_str(), s.pid),
+            ("VM 112", "stopped", None)
+        );
     }
 
     #[test]
@@ -673,7 +724,10 @@ mod tests {
     fn config_values_keep_colons_and_decode_descriptions() {
         let c = qm_config(&sample("qm-config-111.txt")).expect("parses");
         assert_eq!(c.name(), Some("nixos-web01"));
-        assert_eq!(c.get("virtio0"), Some("local-lvm:vm-111-disk-0,discard=on,iothread=1,size=64G"));
+        assert_eq!(
+            c.get("virtio0"),
+            Some("local-lvm:vm-111-disk-0,discard=on,iothread=1,size=64G")
+        );
         assert!(c.agent_enabled());
         assert_eq!(c.tags(), vec!["nixos", "web"]);
         assert_eq!(
@@ -683,7 +737,10 @@ mod tests {
         let nets = c.nets();
         assert_eq!(nets[0].mac, "bc:24:11:5e:7a:01");
         assert_eq!(nets[0].bridge.as_deref(), Some("vmbr0"));
-        assert_eq!(c.disks().get("virtio0").map(String::as_str), Some("local-lvm:vm-111-disk-0"));
+        assert_eq!(
+            c.disks().get("virtio0").map(String::as_str),
+            Some("local-lvm:vm-111-disk-0")
+        );
         let t = qm_config(&sample("qm-config-9000.template.txt")).expect("parses");
         assert!(t.is_template());
         let n = qm_config(&sample("qm-config-112.noname.txt")).expect("parses");
@@ -702,7 +759,10 @@ mod tests {
         assert!(r[6].template);
         assert_eq!(r[4].lock.as_deref(), Some("backup"));
         assert!(cluster_resources(&sample("cluster-resources.pve8.json")).is_ok());
-        assert_eq!(nextid(&sample("pvesh-get-cluster-nextid.txt")).expect("ok"), 101);
+        assert_eq!(
+            nextid(&sample("pvesh-get-cluster-nextid.txt")).expect("ok"),
+            101
+        );
         assert_eq!(nextid("\"101\"\n").expect("ok"), 101);
     }
 
@@ -733,7 +793,15 @@ mod tests {
     #[test]
     fn unescape_and_subnets() {
         assert_eq!(uri_unescape("a%3Ab%0A%25%"), "a:b\n%%");
-        assert!(in_subnet("192.0.2.7".parse().expect("ip"), "192.0.2.1".parse().expect("ip"), 24));
-        assert!(!in_subnet("192.0.3.7".parse().expect("ip"), "192.0.2.1".parse().expect("ip"), 24));
+        assert!(in_subnet(
+            "192.0.2.7".parse().expect("ip"),
+            "192.0.2.1".parse().expect("ip"),
+            24
+        ));
+        assert!(!in_subnet(
+            "192.0.3.7".parse().expect("ip"),
+            "192.0.2.1".parse().expect("ip"),
+            24
+        ));
     }
 }
