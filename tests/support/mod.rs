@@ -297,20 +297,21 @@ impl Sim {
 
     /// `proxmox-ops` set up to talk to this simulator.
     pub fn ops(&self) -> assert_cmd::Command {
-        let mut std = Command::new(env!("CARGO_BIN_EXE_proxmox-ops"));
-        self.configure(&mut std);
-        assert_cmd::Command::from_std(std)
+        assert_cmd::Command::from_std(self.std_ops())
     }
 
     /// `pve vm` set up to talk to this simulator.
     pub fn pve(&self) -> assert_cmd::Command {
-        let mut std = Command::new(env!("CARGO_BIN_EXE_pve"));
+        let mut std =
+            Command::new(option_env!("CARGO_BIN_EXE_pve").expect("built for an integration test"));
         self.configure(&mut std);
         assert_cmd::Command::from_std(std)
     }
 
     pub fn std_ops(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_proxmox-ops"));
+        let mut c = Command::new(
+            option_env!("CARGO_BIN_EXE_proxmox-ops").expect("built for an integration test"),
+        );
         self.configure(&mut c);
         c
     }
