@@ -682,3 +682,35 @@ fn no_hosts_file_or_host_is_an_input_error() {
         stderr(&o)
     );
 }
+
+#[test]
+fn library_api_over_one_shared_connection() {
+    use pve_fleet::remote::proxmox::Proxmox;
+    let s = sim();
+    let loaded = pve_fleet::fleet::load(&s.fleet.join("hosts.nix")).expect("loads");
+    let mut settings =
+        pve_fleet::remote::proxmox::Settings::from_loaded(&loaded).expect("settings");
+    assert_eq!(settings.endpoint.host, "127.0.0.1");
+    settings.endpoint.port = Some(s.port);
+    settings.endpoint.identity = Some(s.client_key.clone());
+    settings.endpoint.user = support::user();
+    settings.op_timeout = Some(Duration::from_secs(30));
+    assert!(settings.readonly.contains(&104));
+    let px = Proxmox::connect(settings).expect("connect");
+    let st = px.status_current(111).expect("status/current");
+    assert!(st.agent);
+    assert_eq!(st.status, "running");
+    assert_eq!(
+        px.existing_vmids()
+            .expect("ids")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![100, 104, 105, 111, 112, 9000]
+    );
+    assert_eq!(px.next_vmid(&loaded.fleet).expect("next"), 102);
+    assert_eq!(px.vm_name(112).expect("name"), "VM 112");
+    assert_eq!(px.host_key(111).expect("key"), s.vm_host_key);
+    let e = px.stop(104).expect_err("readonly");
+    assert_eq!(e.exit_code(), 2);
+    px.close();
+}

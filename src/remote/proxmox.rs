@@ -264,6 +264,17 @@ impl Proxmox {
         parse::vm_status_verbose(&out.stdout).map_err(external)
     }
 
+    /// `pvesh get /nodes/<node>/qemu/<vmid>/status/current` (adds `agent`
+    /// and works for any node of the cluster).
+    pub fn status_current(&self, vmid: u32) -> Result<VmStatus> {
+        let path = format!("/nodes/{}/qemu/{vmid}/status/current", self.settings.node);
+        let out = self.run(
+            &[s("pvesh"), s("get"), path, s("--output-format"), s("json")],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        parse::status_current(&out.stdout).map_err(external)
+    }
+
     /// `qm config <vmid>`.
     pub fn config(&self, vmid: u32) -> Result<VmConfig> {
         let out = self.run(&[s("qm"), s("config"), s(vmid)], DEFAULT_OP_TIMEOUT)?;

@@ -302,16 +302,13 @@ impl Sim {
 
     /// `pve vm` set up to talk to this simulator.
     pub fn pve(&self) -> assert_cmd::Command {
-        let mut std =
-            Command::new(option_env!("CARGO_BIN_EXE_pve").expect("built for an integration test"));
+        let mut std = Command::new(bin(option_env!("CARGO_BIN_EXE_pve"), "pve"));
         self.configure(&mut std);
         assert_cmd::Command::from_std(std)
     }
 
     pub fn std_ops(&self) -> Command {
-        let mut c = Command::new(
-            option_env!("CARGO_BIN_EXE_proxmox-ops").expect("built for an integration test"),
-        );
+        let mut c = Command::new(bin(option_env!("CARGO_BIN_EXE_proxmox-ops"), "proxmox-ops"));
         self.configure(&mut c);
         c
     }
@@ -322,6 +319,16 @@ impl Drop for Sim {
         let _ = self.sshd.kill();
         let _ = self.sshd.wait();
     }
+}
+
+/// The built binary (integration tests know it; examples fall back to
+/// target/release).
+fn bin(known: Option<&str>, name: &str) -> PathBuf {
+    known.map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/release")
+            .join(name)
+    })
 }
 
 fn set_mode(p: &Path, mode: u32) {
