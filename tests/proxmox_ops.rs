@@ -714,3 +714,34 @@ fn library_api_over_one_shared_connection() {
     assert_eq!(e.exit_code(), 2);
     px.close();
 }
+
+#[test]
+fn bad_settings_and_confirmations_are_input_errors() {
+    let s = sim();
+    for (var, val, want) in [
+        ("PROXMOX_SSH_PORT", "22x", "PROXMOX_SSH_PORT"),
+        ("PROXMOX_CONNECT_TIMEOUT", "soon", "PROXMOX_CONNECT_TIMEOUT"),
+        ("PROXMOX_USER", "-oProxyCommand=x", "not a valid user name"),
+    ] {
+        let o = s.ops().env(var, val).args(["list"]).output().expect("runs");
+        assert_eq!(o.status.code(), Some(2), "{var}");
+        assert!(stderr(&o).contains(want), "{var}: {}", stderr(&o));
+    }
+    let err = fails(&s, &["trust", "--fingerprint", "MD5:aa:bb"], 2);
+    assert!(err.contains("not a SHA256 fingerprint"), "{err}");
+    // destroy with nothing typed (stdin closed): nothing happens.
+    let o = s
+        .ops()
+        .args(["destroy", "112"])
+        .write_stdin("")
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("destroy not confirmed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(s.state()["vms"]["112"].is_object());
+    assert!(qm_calls(&s, "destroy").is_empty());
+}

@@ -528,11 +528,23 @@ impl Proxmox {
                     agent_problem = "the guest agent reports no IPv4 address".to_string();
                 }
                 Err(SshError::RemoteFailed(f)) => {
-                    agent_problem = f.stderr.trim().to_string();
+                    let msg = f.stderr.trim().to_string();
+                    // A stopped VM has no address; a stale neighbour entry
+                    // must not pass for one.
+                    if msg.contains(&format!("VM {vmid} is not running")) {
+                        return Err(AppError::external(format!("VM {vmid} is not running"))
+                            .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+                    }
+                    agent_problem = msg;
                 }
                 Err(e) => return Err(e.into()),
             }
         } else {
+            let out = self.run(&[s("qm"), s("status"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
+            if parse::qm_status(&out.stdout).map_err(external)? == "stopped" {
+                return Err(AppError::external(format!("VM {vmid} is not running"))
+                    .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+            }
             agent_problem = "no QEMU guest agent configured".into();
         }
         let bridge = nets

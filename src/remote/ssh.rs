@@ -301,7 +301,8 @@ impl Ssh {
         }
         if let Some(id) = &self.endpoint.identity {
             a.push("-i".into());
-            a.push(id.to_string_lossy().into_owned());
+            // ssh expands %-tokens in IdentityFile.
+            a.push(id.to_string_lossy().replace('%', "%%"));
             a.push("-o".into());
             a.push("IdentitiesOnly=yes".into());
         }
