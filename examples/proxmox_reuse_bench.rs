@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use pve_fleet::remote::proxmox::{Proxmox, Settings};
-use pve_fleet::remote::ssh::Endpoint;
+use pve_fleet::remote::ssh::{Endpoint, Options, Ssh};
 
 const OPS: usize = 20;
 
@@ -61,6 +61,28 @@ fn measure(sim: &support::Sim, reuse: bool) -> Duration {
     t
 }
 
+/// The transport alone: 20 × `true` on the host (no qm, no python).
+fn measure_transport(sim: &support::Sim, reuse: bool) -> Duration {
+    let st = settings(sim, reuse);
+    let mut ssh = Ssh::new(
+        st.endpoint.clone(),
+        Options {
+            known_hosts: st.known_hosts.clone(),
+            connect_timeout: st.connect_timeout,
+            reuse,
+        },
+    )
+    .expect("valid");
+    let start = Instant::now();
+    for _ in 0..OPS {
+        ssh.run(&["true".to_string()], Duration::from_secs(30))
+            .expect("runs");
+    }
+    let t = start.elapsed();
+    ssh.close();
+    t
+}
+
 fn main() {
     let sim = support::Sim::start();
     sim.pin_host_key();
@@ -84,6 +106,14 @@ fn main() {
         v[v.len() / 2]
     };
     let (w, r) = (med(w), med(r));
+    let tw = measure_transport(&sim, false);
+    let tr = measure_transport(&sim, true);
+    println!(
+        "transport only (20 x `true`): without reuse {:.1} ms, with reuse {:.1} ms: {:.2}x",
+        tw.as_secs_f64() * 1e3,
+        tr.as_secs_f64() * 1e3,
+        tw.as_secs_f64() / tr.as_secs_f64()
+    );
     println!(
         "median: without reuse {:.1} ms ({:.1} ms/op), with reuse {:.1} ms ({:.1} ms/op): reuse is {:.2}x faster",
         w.as_secs_f64() * 1e3,

@@ -227,6 +227,14 @@ fn readonly_vms_are_refused_before_any_connection() {
         let o = s.ops().args(&args).output().expect("runs");
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("VM 104 is readonly"), "{}", stderr(&o));
+        // Refused even when the host is unreachable: no connection was tried.
+        let o = s
+            .ops()
+            .env("PROXMOX_SSH_PORT", "1")
+            .args(&args)
+            .output()
+            .expect("runs");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
     let o = s
         .ops()
@@ -475,8 +483,21 @@ fn hostile_arguments_never_run() {
             evil.clone(),
         ],
     ];
+    // With the host unreachable too: exit 2 (not 3) proves nothing connected.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("a")
+        .port();
     for args in &cases {
         let o = s.ops().args(args).output().expect("runs");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let o = s
+            .ops()
+            .env("PROXMOX_SSH_PORT", closed.to_string())
+            .args(args)
+            .output()
+            .expect("runs");
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
     assert!(!marker.exists());
