@@ -80,19 +80,19 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
-    #[error("{target} refused the SSH connection")]
+    #[error("{target} refused the SSH connection{}", tail(stderr))]
     Refused { target: String, stderr: String },
-    #[error("connecting to {target} timed out")]
+    #[error("connecting to {target} timed out{}", tail(stderr))]
     ConnectTimeout { target: String, stderr: String },
-    #[error("cannot resolve the host name of {target}")]
+    #[error("cannot resolve the host name of {target}{}", tail(stderr))]
     Resolve { target: String, stderr: String },
-    #[error("{target} did not accept our SSH key (authentication failed)")]
+    #[error("{target} did not accept our SSH key (authentication failed){}", tail(stderr))]
     AuthFailed { target: String, stderr: String },
-    #[error("the host key of {target} is not in the project's known_hosts")]
+    #[error("the host key of {target} is not in the project's known_hosts{}", tail(stderr))]
     HostKeyUnknown { target: String, stderr: String },
-    #[error("the host key of {target} has CHANGED since it was trusted; refusing to connect")]
+    #[error("the host key of {target} has CHANGED since it was trusted; refusing to connect{}", tail(stderr))]
     HostKeyChanged { target: String, stderr: String },
-    #[error("the connection to {target} dropped while `{command}` ran")]
+    #[error("the connection to {target} dropped while `{command}` ran{}", tail(stderr))]
     Dropped {
         target: String,
         command: String,
@@ -115,7 +115,8 @@ pub enum SshError {
 }
 
 fn tail(stderr: &str) -> String {
-    let t = stderr.trim();
+    let t = stderr.replace('\r', "");
+    let t = t.trim();
     if t.is_empty() {
         String::new()
     } else {
