@@ -86,13 +86,25 @@ pub enum SshError {
     ConnectTimeout { target: String, stderr: String },
     #[error("cannot resolve the host name of {target}{}", tail(stderr))]
     Resolve { target: String, stderr: String },
-    #[error("{target} did not accept our SSH key (authentication failed){}", tail(stderr))]
+    #[error(
+        "{target} did not accept our SSH key (authentication failed){}",
+        tail(stderr)
+    )]
     AuthFailed { target: String, stderr: String },
-    #[error("the host key of {target} is not in the project's known_hosts{}", tail(stderr))]
+    #[error(
+        "the host key of {target} is not in the project's known_hosts{}",
+        tail(stderr)
+    )]
     HostKeyUnknown { target: String, stderr: String },
-    #[error("the host key of {target} has CHANGED since it was trusted; refusing to connect{}", tail(stderr))]
+    #[error(
+        "the host key of {target} has CHANGED since it was trusted; refusing to connect{}",
+        tail(stderr)
+    )]
     HostKeyChanged { target: String, stderr: String },
-    #[error("the connection to {target} dropped while `{command}` ran{}", tail(stderr))]
+    #[error(
+        "the connection to {target} dropped while `{command}` ran{}",
+        tail(stderr)
+    )]
     Dropped {
         target: String,
         command: String,
