@@ -1,6 +1,7 @@
 //! proxmox-ops / pve vm against the simulated Proxmox host, over real SSH
 //! (Debian's sshd and ssh, real host-key checking). See tests/support.
 
+#[path = "support/pvesim/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
