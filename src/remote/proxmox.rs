@@ -797,11 +797,6 @@ pub fn check_storage(st: &str) -> Result<()> {
     }
 }
 
-/// Shows `ip` as text, e.g. for scripts.
-pub fn ip_text(ip: &VmIp) -> String {
-    ip.ip.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
