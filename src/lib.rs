@@ -10,6 +10,7 @@ pub mod error;
 pub mod fleet;
 pub mod fsutil;
 pub mod keys;
+pub mod remote;
 pub mod runner;
 pub mod shell;
 pub mod tofu;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub enum Tool {
     Ssh,
     SshKeygen,
+    SshKeyscan,
     Tofu,
     Sops,
     NixosRebuild,
@@ -28,6 +29,7 @@ impl Tool {
         match self {
             Tool::Ssh => "ssh",
             Tool::SshKeygen => "ssh-keygen",
+            Tool::SshKeyscan => "ssh-keyscan",
             Tool::Tofu => "tofu",
             Tool::Sops => "sops",
             Tool::NixosRebuild => "nixos-rebuild",
@@ -40,6 +42,7 @@ impl Tool {
         match self {
             Tool::Ssh => option_env!("PVE_SSH"),
             Tool::SshKeygen => option_env!("PVE_SSH_KEYGEN"),
+            Tool::SshKeyscan => option_env!("PVE_SSH_KEYSCAN"),
             Tool::Tofu => option_env!("PVE_TOFU"),
             Tool::Sops => option_env!("PVE_SOPS"),
             Tool::NixosRebuild => option_env!("PVE_NIXOS_REBUILD"),
@@ -49,7 +52,7 @@ impl Tool {
 
     pub fn install_hint(self) -> &'static str {
         match self {
-            Tool::Ssh | Tool::SshKeygen => "install OpenSSH (`apt install openssh-client`, or `nix shell nixpkgs#openssh`)",
+            Tool::Ssh | Tool::SshKeygen | Tool::SshKeyscan => "install OpenSSH (`apt install openssh-client`, or `nix shell nixpkgs#openssh`)",
             Tool::Tofu => "`nix run .#tofu-plan` brings OpenTofu, or install it (`nix shell nixpkgs#opentofu`)",
             Tool::Sops => "`nix develop` brings sops, or `nix shell nixpkgs#sops`",
             Tool::NixosRebuild => "run from NixOS, or `nix shell nixpkgs#nixos-rebuild`",

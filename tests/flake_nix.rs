@@ -398,7 +398,7 @@ fn host_specs_check_fails_on_a_broken_fleet() {
         log.contains("error[duplicate-vmid]: VMID 104 is used by both `sandbox` and `doc2`"),
         "{log}"
     );
-    assert!(log.contains("-fleet-source/hosts.nix:35:14"), "{log}");
+    assert!(log.contains("-fleet-source/hosts.nix:81:14"), "{log}");
     assert!(log.contains("pve-check-host-specs.drv' failed"), "{log}");
 
     // A hosts.nix that does not parse.

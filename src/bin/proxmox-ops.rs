@@ -1,7 +1,38 @@
 //! `proxmox-ops`: the low-level Proxmox operations over SSH (also `pve vm`).
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
+use pve_fleet::cli::{self, vm, Context, EXIT_CODES};
+
+/// Proxmox operations over SSH: qm / pvesh / pvesm on the Proxmox host,
+/// typed and guarded (same as `pve vm`).
+#[derive(Debug, Parser)]
+#[command(name = "proxmox-ops", version, after_help = EXIT_CODES, after_long_help = vm::EXAMPLES)]
+struct Cli {
+    /// hosts.nix to use (default: ./hosts.nix or the nearest one in a parent
+    /// folder). `_proxmox` in it says where the Proxmox host is.
+    #[arg(
+        short = 'f',
+        long = "hosts",
+        global = true,
+        value_name = "FILE",
+        env = "PVE_HOSTS"
+    )]
+    hosts: Option<PathBuf>,
+
+    #[command(flatten)]
+    vm: vm::Args,
+}
+
 fn main() -> ExitCode {
-    eprintln!("proxmox-ops: not built yet (see issue 5)");
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let ctx = Context { hosts: cli.hosts };
+    match vm::run(&ctx, cli.vm) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            cli::report(&err);
+            ExitCode::from(err.exit_code())
+        }
+    }
 }

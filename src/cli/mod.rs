@@ -3,8 +3,9 @@
 
 mod check;
 mod eval;
-mod tofu;
 mod host;
+mod tofu;
+pub mod vm;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub enum Command {
     Output(tofu::OutputArgs),
     Destroy(tofu::DestroyArgs),
     Host(host::Args),
+    /// Proxmox operations over SSH (same as `proxmox-ops`).
+    Vm(vm::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Output(a) => tofu::output(&ctx, a),
         Command::Destroy(a) => tofu::destroy(&ctx, a),
         Command::Host(a) => host::run(&ctx, a),
+        Command::Vm(a) => vm::run(&ctx, a),
     }
 }
 

@@ -1,0 +1,842 @@
+//! Proxmox VE over SSH: `qm`, `pvesh`, `pvesm` run on the Proxmox host
+//! through [`super::ssh::Ssh`], their output turned into typed values
+//! ([`parse`]). The workflows call this API; `proxmox-ops` / `pve vm` are
+//! a thin CLI over it.
+//!
+//! Guards live here too: VMIDs and names are validated before anything
+//! connects, and VMs marked readonly refuse every changing operation.
+
+pub mod parse;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{AppError, Result};
+use crate::fleet::{Fleet, Loaded};
+
+use super::ssh::{self, Endpoint, Options, Ssh, SshError};
+pub use parse::{GuestInterface, ListEntry, Resource, Storage, VmConfig, VmStatus};
+
+/// Project known_hosts of the VMs (rendered from hosts.nix).
+pub const VMS_KNOWN_HOSTS: &str = "vms/known_hosts";
+/// The Proxmox host's own entry, kept apart so rendering never drops it.
+pub const PROXMOX_KNOWN_HOSTS: &str = "vms/proxmox_known_hosts";
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Clones copy whole disks: give them longer.
+pub const LONG_OP_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// A VMID as Proxmox allows it (100 ..= 999999999).
+pub fn parse_vmid(s: &str) -> Result<u32> {
+    let t = s.trim();
+    match t.parse::<u32>() {
+        Ok(v) if (100..=999_999_999).contains(&v) && t.chars().all(|c| c.is_ascii_digit()) => Ok(v),
+        _ => Err(AppError::input(format!("`{s}` is not a VMID"))
+            .with_help("a VMID is a whole number from 100 to 999999999, e.g. 111")),
+    }
+}
+
+/// A VM name must be a DNS label (it becomes the hostname).
+pub fn check_name(name: &str) -> Result<()> {
+    if crate::check::rules::is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(AppError::input(format!("`{name}` is not a valid VM name"))
+            .with_help("use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`"))
+    }
+}
+
+/// Where the Proxmox host is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub endpoint: Endpoint,
+    /// The node `qm` runs on (`_proxmox.node`, PROXMOX_NODE); else `pve`.
+    pub node: String,
+    pub bridge: String,
+    pub known_hosts: Vec<PathBuf>,
+    /// The file `trust` writes (the first of `known_hosts`).
+    pub proxmox_known_hosts: PathBuf,
+    pub connect_timeout: Duration,
+    /// Overrides every per-operation default timeout when set.
+    pub op_timeout: Option<Duration>,
+    pub reuse: bool,
+    /// VMIDs no changing operation may touch.
+    pub readonly: BTreeSet<u32>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    /// From hosts.nix (`_proxmox`), with the environment overrides
+    /// PROXMOX_HOST, PROXMOX_USER, PROXMOX_NODE, PROXMOX_SSH_PORT,
+    /// PROXMOX_SSH_IDENTITY, PROXMOX_CONNECT_TIMEOUT, PROXMOX_READONLY_VMIDS.
+    pub fn from_loaded(loaded: &Loaded) -> Result<Settings> {
+        Self::from_fleet(&loaded.fleet, &loaded.root_dir)
+    }
+
+    pub fn from_fleet(fleet: &Fleet, root: &Path) -> Result<Settings> {
+        let px = fleet.proxmox.as_ref();
+        let host = env("PROXMOX_HOST")
+            .or_else(|| px.and_then(|p| p.host.as_ref()).map(|h| h.value.clone()))
+            .ok_or_else(|| {
+                AppError::input("no Proxmox host is configured")
+                    .with_help("set `_proxmox.host` in hosts.nix, or PROXMOX_HOST")
+            })?;
+        if !ssh::valid_host(&host) {
+            return Err(
+                AppError::input(format!("`{host}` is not a valid Proxmox host address"))
+                    .with_help("use a host name or IP address in _proxmox.host / PROXMOX_HOST"),
+            );
+        }
+        let user = env("PROXMOX_USER")
+            .or_else(|| px.and_then(|p| p.user.clone()))
+            .unwrap_or_else(|| "root".into());
+        if !ssh::valid_user(&user) {
+            return Err(
+                AppError::input(format!("`{user}` is not a valid user name"))
+                    .with_help("check _proxmox.user / PROXMOX_USER"),
+            );
+        }
+        let node = env("PROXMOX_NODE")
+            .or_else(|| px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone()))
+            .unwrap_or_else(|| "pve".into());
+        if !ssh::valid_host(&node) {
+            return Err(AppError::input(format!(
+                "`{node}` is not a valid node name"
+            )));
+        }
+        let port = match env("PROXMOX_SSH_PORT") {
+            Some(p) => Some(p.trim().parse::<u16>().map_err(|_| {
+                AppError::input(format!("PROXMOX_SSH_PORT=`{p}` is not a port number"))
+            })?),
+            None => None,
+        };
+        let identity = env("PROXMOX_SSH_IDENTITY").map(PathBuf::from);
+        let connect_timeout = match env("PROXMOX_CONNECT_TIMEOUT") {
+            Some(t) => Duration::from_secs(t.trim().parse::<u64>().map_err(|_| {
+                AppError::input(format!(
+                    "PROXMOX_CONNECT_TIMEOUT=`{t}` is not a number of seconds"
+                ))
+            })?),
+            None => DEFAULT_CONNECT_TIMEOUT,
+        };
+        let mut readonly: BTreeSet<u32> = fleet
+            .vms()
+            .filter(|(_, s)| s.readonly)
+            .filter_map(|(_, s)| s.vmid.as_ref().and_then(|v| u32::try_from(v.value).ok()))
+            .collect();
+        if let Some(list) = env("PROXMOX_READONLY_VMIDS") {
+            for t in list.split([',', ' ', '\n', '\t']).filter(|t| !t.is_empty()) {
+                readonly.insert(parse_vmid(t).map_err(|_| {
+                    AppError::input(format!("PROXMOX_READONLY_VMIDS: `{t}` is not a VMID"))
+                        .with_help("a comma-separated list of VMIDs, e.g. `104,105`")
+                })?);
+            }
+        }
+        let bridge = px
+            .and_then(|p| p.bridge.clone())
+            .unwrap_or_else(|| "vmbr0".into());
+        let proxmox_known_hosts = root.join(PROXMOX_KNOWN_HOSTS);
+        Ok(Settings {
+            endpoint: Endpoint {
+                host,
+                user,
+                port,
+                identity,
+            },
+            node,
+            bridge,
+            known_hosts: vec![proxmox_known_hosts.clone(), root.join(VMS_KNOWN_HOSTS)],
+            proxmox_known_hosts,
+            connect_timeout,
+            op_timeout: None,
+            reuse: true,
+            readonly,
+        })
+    }
+
+    /// Refuses a changing operation on a readonly VM (before connecting).
+    pub fn ensure_writable(&self, vmid: u32, op: &str) -> Result<()> {
+        if self.readonly.contains(&vmid) {
+            return Err(AppError::input(format!(
+                "VM {vmid} is readonly; refusing to {op} it"
+            ))
+            .with_help("it is marked `proxmox.readonly = true` in hosts.nix or listed in PROXMOX_READONLY_VMIDS; change that first if you really mean it"));
+        }
+        Ok(())
+    }
+}
+
+/// Where an IP address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IpSource {
+    GuestAgent,
+    NeighbourTable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VmIp {
+    pub vmid: u32,
+    pub ip: IpAddr,
+    pub mac: Option<String>,
+    pub source: IpSource,
+}
+
+/// A connection to the Proxmox host (lazy: nothing connects until the
+/// first operation; the shared SSH connection closes on drop).
+#[derive(Debug)]
+pub struct Proxmox {
+    ssh: Ssh,
+    settings: Settings,
+}
+
+fn s<T: ToString>(v: T) -> String {
+    v.to_string()
+}
+
+impl Proxmox {
+    pub fn connect(settings: Settings) -> Result<Proxmox> {
+        let ssh = Ssh::new(
+            settings.endpoint.clone(),
+            Options {
+                known_hosts: settings.known_hosts.clone(),
+                connect_timeout: settings.connect_timeout,
+                reuse: settings.reuse,
+            },
+        )?;
+        Ok(Proxmox { ssh, settings })
+    }
+
+    /// Settings from hosts.nix and the environment, then [`Proxmox::connect`].
+    pub fn from_loaded(loaded: &Loaded) -> Result<Proxmox> {
+        Self::connect(Settings::from_loaded(loaded)?)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn timeout(&self, default: Duration) -> Duration {
+        self.settings.op_timeout.unwrap_or(default)
+    }
+
+    fn run(&self, argv: &[String], default: Duration) -> Result<ssh::RemoteOutput> {
+        Ok(self.ssh.run(argv, self.timeout(default))?)
+    }
+
+    /// For task commands that exit 0 even when the task failed (`qm
+    /// template`, `qm resize`): a non-empty stderr is the failure.
+    fn run_task_stderr_fails(&self, argv: &[String], default: Duration) -> Result<String> {
+        let out = self.run(argv, default)?;
+        let err = out.stderr.trim();
+        if !err.is_empty() {
+            return Err(SshError::RemoteFailed(Box::new(ssh::RemoteFailure {
+                target: self.settings.endpoint.host.clone(),
+                command: crate::shell::join(argv),
+                status: "task failed".into(),
+                code: out.code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }))
+            .into());
+        }
+        Ok(out.stdout)
+    }
+
+    /// Every VM on this node (`qm list`).
+    pub fn list(&self) -> Result<Vec<ListEntry>> {
+        let out = self.run(&[s("qm"), s("list")], DEFAULT_OP_TIMEOUT)?;
+        parse::qm_list(&out.stdout).map_err(external)
+    }
+
+    /// `qm status <vmid> --verbose`.
+    pub fn status(&self, vmid: u32) -> Result<VmStatus> {
+        let out = self.run(
+            &[s("qm"), s("status"), s(vmid), s("--verbose")],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        parse::vm_status_verbose(&out.stdout).map_err(external)
+    }
+
+    /// `pvesh get /nodes/<node>/qemu/<vmid>/status/current` (adds `agent`
+    /// and works for any node of the cluster).
+    pub fn status_current(&self, vmid: u32) -> Result<VmStatus> {
+        let path = format!("/nodes/{}/qemu/{vmid}/status/current", self.settings.node);
+        let out = self.run(
+            &[s("pvesh"), s("get"), path, s("--output-format"), s("json")],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        parse::status_current(&out.stdout).map_err(external)
+    }
+
+    /// `qm config <vmid>`.
+    pub fn config(&self, vmid: u32) -> Result<VmConfig> {
+        let out = self.run(&[s("qm"), s("config"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
+        parse::qm_config(&out.stdout).map_err(external)
+    }
+
+    /// Every guest in the cluster (VMs and containers, all nodes).
+    pub fn resources(&self) -> Result<Vec<Resource>> {
+        let out = self.run(
+            &[
+                s("pvesh"),
+                s("get"),
+                s("/cluster/resources"),
+                s("--type"),
+                s("vm"),
+                s("--output-format"),
+                s("json"),
+            ],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        parse::cluster_resources(&out.stdout).map_err(external)
+    }
+
+    /// VMIDs in use anywhere in the cluster (VMs, templates, containers).
+    pub fn existing_vmids(&self) -> Result<BTreeSet<u32>> {
+        Ok(self.resources()?.iter().map(|r| r.vmid).collect())
+    }
+
+    /// The lowest VMID in `_proxmox.vmidRange` free both in hosts.nix and
+    /// on Proxmox.
+    pub fn next_vmid(&self, fleet: &Fleet) -> Result<u32> {
+        let used = self.existing_vmids()?;
+        next_free_vmid(fleet, &used)
+    }
+
+    /// `pvesm status`.
+    pub fn storage(&self) -> Result<Vec<Storage>> {
+        let out = self.run(&[s("pvesm"), s("status")], DEFAULT_OP_TIMEOUT)?;
+        parse::pvesm_status(&out.stdout).map_err(external)
+    }
+
+    /// `qm clone <source> <target> --name <name> [--full 1] [--storage S]`;
+    /// refuses a target VMID that already exists.
+    pub fn clone_vm(
+        &self,
+        source: u32,
+        target: u32,
+        name: &str,
+        full: bool,
+        storage: Option<&str>,
+    ) -> Result<String> {
+        check_name(name)?;
+        if let Some(st) = storage {
+            check_storage(st)?;
+        }
+        self.settings.ensure_writable(target, "clone onto")?;
+        let existing = self.resources()?;
+        if let Some(r) = existing.iter().find(|r| r.vmid == target) {
+            return Err(AppError::input(format!(
+                "VMID {target} already exists on Proxmox ({}, {} on node {})",
+                r.name.as_deref().unwrap_or("no name"),
+                r.kind,
+                r.node
+            ))
+            .with_help("pick a free VMID: `proxmox-ops next-vmid`"));
+        }
+        let mut argv = vec![
+            s("qm"),
+            s("clone"),
+            s(source),
+            s(target),
+            s("--name"),
+            s(name),
+        ];
+        if full {
+            argv.extend([s("--full"), s("1")]);
+        }
+        if let Some(st) = storage {
+            argv.extend([s("--storage"), s(st)]);
+        }
+        Ok(self.run(&argv, LONG_OP_TIMEOUT)?.stdout)
+    }
+
+    /// `qm set <vmid> --cores N --memory MiB`.
+    pub fn configure(
+        &self,
+        vmid: u32,
+        cores: Option<u32>,
+        memory_mib: Option<u32>,
+    ) -> Result<String> {
+        self.settings.ensure_writable(vmid, "configure")?;
+        let mut argv = vec![s("qm"), s("set"), s(vmid)];
+        if let Some(c) = cores {
+            argv.extend([s("--cores"), s(c)]);
+        }
+        if let Some(m) = memory_mib {
+            argv.extend([s("--memory"), s(m)]);
+        }
+        if argv.len() == 3 {
+            return Err(
+                AppError::input("nothing to change").with_help("give --cores and/or --memory")
+            );
+        }
+        Ok(self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout)
+    }
+
+    /// `qm resize <vmid> <disk> <size>` (exit 0 even on failure: stderr tells).
+    pub fn resize(&self, vmid: u32, disk: &str, size: &str) -> Result<String> {
+        check_disk_slot(disk)?;
+        check_size(size)?;
+        self.settings.ensure_writable(vmid, "resize")?;
+        self.run_task_stderr_fails(
+            &[s("qm"), s("resize"), s(vmid), s(disk), s(size)],
+            DEFAULT_OP_TIMEOUT,
+        )
+    }
+
+    /// `qm set <vmid> --<slot> <storage>:<GiB>`: a new empty disk.
+    pub fn create_disk(
+        &self,
+        vmid: u32,
+        slot: &str,
+        storage: &str,
+        size_gib: u32,
+    ) -> Result<String> {
+        check_disk_slot(slot)?;
+        check_storage(storage)?;
+        self.settings.ensure_writable(vmid, "add a disk to")?;
+        Ok(self
+            .run(
+                &[
+                    s("qm"),
+                    s("set"),
+                    s(vmid),
+                    format!("--{slot}"),
+                    format!("{storage}:{size_gib}"),
+                ],
+                DEFAULT_OP_TIMEOUT,
+            )?
+            .stdout)
+    }
+
+    pub fn start(&self, vmid: u32) -> Result<String> {
+        self.settings.ensure_writable(vmid, "start")?;
+        Ok(self
+            .run(&[s("qm"), s("start"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
+    }
+
+    pub fn stop(&self, vmid: u32) -> Result<String> {
+        self.settings.ensure_writable(vmid, "stop")?;
+        Ok(self
+            .run(&[s("qm"), s("stop"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
+    }
+
+    /// ACPI shutdown, waiting up to `wait` for the guest.
+    pub fn shutdown(&self, vmid: u32, wait: Duration) -> Result<String> {
+        self.settings.ensure_writable(vmid, "shut down")?;
+        let secs = wait.as_secs().max(1);
+        Ok(self
+            .run(
+                &[s("qm"), s("shutdown"), s(vmid), s("--timeout"), s(secs)],
+                wait + DEFAULT_OP_TIMEOUT,
+            )?
+            .stdout)
+    }
+
+    /// `qm reboot <vmid>`.
+    pub fn restart(&self, vmid: u32) -> Result<String> {
+        self.settings.ensure_writable(vmid, "restart")?;
+        Ok(self
+            .run(&[s("qm"), s("reboot"), s(vmid)], DEFAULT_OP_TIMEOUT)?
+            .stdout)
+    }
+
+    /// `qm destroy <vmid> --purge`, only when the VM on Proxmox is named
+    /// `expect_name` (`VM <vmid>` when it has none).
+    pub fn destroy(&self, vmid: u32, expect_name: &str) -> Result<String> {
+        self.settings.ensure_writable(vmid, "destroy")?;
+        let actual = self.vm_name(vmid)?;
+        if actual != expect_name {
+            return Err(AppError::input(format!(
+                "VM {vmid} on Proxmox is named `{actual}`, not `{expect_name}`; refusing to destroy it"
+            ))
+            .with_help("check the VMID (`proxmox-ops list`); nothing was changed"));
+        }
+        Ok(self
+            .run(
+                &[s("qm"), s("destroy"), s(vmid), s("--purge")],
+                LONG_OP_TIMEOUT,
+            )?
+            .stdout)
+    }
+
+    /// The VM's name as Proxmox shows it (`VM <vmid>` when unnamed).
+    pub fn vm_name(&self, vmid: u32) -> Result<String> {
+        let cfg = self.config(vmid)?;
+        Ok(cfg
+            .name()
+            .map_or_else(|| format!("VM {vmid}"), str::to_string))
+    }
+
+    /// `qm template <vmid>` (exit 0 even on failure: stderr tells).
+    pub fn template(&self, vmid: u32) -> Result<String> {
+        self.settings
+            .ensure_writable(vmid, "convert to a template")?;
+        self.run_task_stderr_fails(&[s("qm"), s("template"), s(vmid)], LONG_OP_TIMEOUT)
+    }
+
+    /// The serial console (`qm terminal`), attached to this terminal.
+    pub fn console(&self, vmid: u32) -> Result<i32> {
+        Ok(self.ssh.interactive(&[s("qm"), s("terminal"), s(vmid)])?)
+    }
+
+    /// The guest agent's interfaces (errors keep qm's stderr).
+    pub fn guest_interfaces(&self, vmid: u32) -> Result<Vec<GuestInterface>, SshError> {
+        let out = self.ssh.run(
+            &[
+                s("qm"),
+                s("guest"),
+                s("cmd"),
+                s(vmid),
+                s("network-get-interfaces"),
+            ],
+            self.timeout(DEFAULT_OP_TIMEOUT),
+        )?;
+        parse::guest_interfaces(&out.stdout).map_err(|e| SshError::Other {
+            target: self.settings.endpoint.host.clone(),
+            stderr: e.to_string(),
+        })
+    }
+
+    /// The VM's IPv4 address: from the guest agent, else by its MAC in
+    /// the Proxmox host's neighbour table, bounded to the bridge's subnet.
+    pub fn get_ip(&self, vmid: u32) -> Result<VmIp> {
+        let cfg = self.config(vmid)?;
+        let nets = cfg.nets();
+        let macs: Vec<String> = nets
+            .iter()
+            .map(|n| n.mac.clone())
+            .filter(|m| !m.is_empty())
+            .collect();
+        let agent_problem;
+        if cfg.agent_enabled() {
+            match self.guest_interfaces(vmid) {
+                Ok(ifaces) => {
+                    if let Some(ip) = pick_agent_ip(&ifaces, &macs) {
+                        return Ok(ip_result(vmid, ip.0, Some(ip.1), IpSource::GuestAgent));
+                    }
+                    agent_problem = "the guest agent reports no IPv4 address".to_string();
+                }
+                Err(SshError::RemoteFailed(f)) => {
+                    let msg = f.stderr.trim().to_string();
+                    // A stopped VM has no address; a stale neighbour entry
+                    // must not pass for one.
+                    if msg.contains(&format!("VM {vmid} is not running")) {
+                        return Err(AppError::external(format!("VM {vmid} is not running"))
+                            .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+                    }
+                    agent_problem = msg;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let out = self.run(&[s("qm"), s("status"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
+            if parse::qm_status(&out.stdout).map_err(external)? == "stopped" {
+                return Err(AppError::external(format!("VM {vmid} is not running"))
+                    .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+            }
+            agent_problem = "no QEMU guest agent configured".into();
+        }
+        let bridge = nets
+            .iter()
+            .find_map(|n| n.bridge.clone())
+            .unwrap_or_else(|| self.settings.bridge.clone());
+        if !ssh::valid_host(&bridge) {
+            return Err(AppError::external(format!(
+                "VM {vmid} has an unusable bridge name `{bridge}`"
+            )));
+        }
+        let addr = self.run(
+            &[
+                s("ip"),
+                s("-j"),
+                s("-4"),
+                s("addr"),
+                s("show"),
+                s("dev"),
+                s(&bridge),
+            ],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        let nets4 = parse::ip_addr_v4(&addr.stdout).map_err(external)?;
+        let neigh = self.run(
+            &[
+                s("ip"),
+                s("-j"),
+                s("neigh"),
+                s("show"),
+                s("dev"),
+                s(&bridge),
+            ],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        let entries = parse::ip_neigh(&neigh.stdout).map_err(external)?;
+        let mut candidates: Vec<&parse::Neighbour> = entries
+            .iter()
+            .filter(|n| macs.contains(&n.mac))
+            .filter(|n| !n.state.iter().any(|s| s == "FAILED" || s == "INCOMPLETE"))
+            .filter(|n| match n.ip {
+                IpAddr::V4(v4) => nets4.iter().any(|(net, p)| parse::in_subnet(v4, *net, *p)),
+                IpAddr::V6(_) => false,
+            })
+            .collect();
+        // Prefer the freshest entries.
+        candidates.sort_by_key(|n| {
+            let fresh = n.state.iter().any(|s| s == "REACHABLE" || s == "PERMANENT");
+            (!fresh, n.ip)
+        });
+        match candidates.first() {
+            Some(n) => Ok(ip_result(vmid, n.ip, Some(n.mac.clone()), IpSource::NeighbourTable)),
+            None => Err(AppError::external(format!(
+                "no IP address found for VM {vmid}: {}; and no neighbour entry for {} on {bridge}",
+                agent_problem,
+                if macs.is_empty() { "its MAC (none configured)".to_string() } else { macs.join(", ") },
+            ))
+            .with_help("start the VM and its guest agent (services.qemuGuest.enable = true), or wait until it has talked on the network")),
+        }
+    }
+
+    /// Waits until the VM's SSH port answers with an SSH banner.
+    pub fn wait_ssh(&self, vmid: u32, port: u16, wait: Duration) -> Result<VmIp> {
+        let deadline = Instant::now() + wait;
+        let mut last;
+        loop {
+            match self.get_ip(vmid) {
+                Ok(ip) => match ssh_banner(ip.ip, port, Duration::from_secs(3)) {
+                    Ok(()) => return Ok(ip),
+                    Err(e) => last = format!("{}:{port}: {e}", ip.ip),
+                },
+                Err(AppError::External { message, .. }) => last = message,
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(AppError::external(format!(
+                    "VM {vmid} did not answer on SSH within {}s (last: {last})",
+                    wait.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The VM's `/etc/ssh/ssh_host_ed25519_key.pub`, read through the guest
+    /// agent over the authenticated Proxmox connection, so the key can be
+    /// pinned before the first SSH connection to the VM.
+    pub fn host_key(&self, vmid: u32) -> Result<String> {
+        let out = self.run(
+            &[
+                s("qm"),
+                s("guest"),
+                s("exec"),
+                s(vmid),
+                s("--"),
+                s("cat"),
+                s("/etc/ssh/ssh_host_ed25519_key.pub"),
+            ],
+            DEFAULT_OP_TIMEOUT,
+        )?;
+        let res = parse::guest_exec(&out.stdout).map_err(external)?;
+        if !res.exited || res.exitcode != Some(0) {
+            return Err(AppError::external(format!(
+                "reading the host key of VM {vmid} failed in the guest (exit code {}): {}",
+                res.exitcode.map_or("none".into(), |c| c.to_string()),
+                res.err_data.trim()
+            )));
+        }
+        let line = res
+            .out_data
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
+        crate::keys::parse_ed25519_public(line).map_err(|e| {
+            AppError::external(format!(
+                "VM {vmid} returned no usable ssh-ed25519 host key: {e}"
+            ))
+        })?;
+        let mut f = line.split_whitespace();
+        match (f.next(), f.next()) {
+            (Some(t), Some(k)) => Ok(format!("{t} {k}")),
+            _ => Err(AppError::external(format!(
+                "VM {vmid} returned no usable host key"
+            ))),
+        }
+    }
+
+    /// Closes the shared SSH connection now (also happens on drop).
+    pub fn close(mut self) {
+        self.ssh.close();
+    }
+}
+
+fn ip_result(vmid: u32, ip: IpAddr, mac: Option<String>, source: IpSource) -> VmIp {
+    VmIp {
+        vmid,
+        ip,
+        mac,
+        source,
+    }
+}
+
+/// The agent's first usable IPv4 address: on an interface with the VM's
+/// MAC when known, never loopback or link-local.
+fn pick_agent_ip(ifaces: &[GuestInterface], macs: &[String]) -> Option<(IpAddr, String)> {
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v) => !v.is_link_local() && !v.is_unspecified(),
+        IpAddr::V6(_) => false,
+    };
+    let real = |i: &&GuestInterface| i.mac != "00:00:00:00:00:00" && i.name != "lo";
+    let by_mac = ifaces.iter().filter(real).filter(|i| macs.contains(&i.mac));
+    let others = ifaces
+        .iter()
+        .filter(real)
+        .filter(|i| !macs.contains(&i.mac));
+    by_mac.chain(others).find_map(|i| {
+        i.addresses
+            .iter()
+            .map(|a| a.0)
+            .find(usable)
+            .map(|ip| (ip, i.mac.clone()))
+    })
+}
+
+fn ssh_banner(ip: IpAddr, port: u16, timeout: Duration) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect_timeout(&(ip, port).into(), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut buf = [0u8; 4];
+    stream.read_exact(&mut buf)?;
+    if &buf == b"SSH-" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("the port answers, but not with SSH"))
+    }
+}
+
+/// The lowest VMID of the fleet's range used neither in hosts.nix nor in
+/// `used`.
+pub fn next_free_vmid(fleet: &Fleet, used: &BTreeSet<u32>) -> Result<u32> {
+    let (lo, hi) = fleet
+        .proxmox
+        .as_ref()
+        .map_or(crate::fleet::model::DEFAULT_VMID_RANGE, |p| p.vmid_range);
+    let in_fleet: BTreeSet<i64> = fleet
+        .vms()
+        .filter_map(|(_, s)| s.vmid.as_ref().map(|v| v.value))
+        .collect();
+    let lo = lo.max(100);
+    for id in lo..=hi {
+        if in_fleet.contains(&id) {
+            continue;
+        }
+        let Ok(id32) = u32::try_from(id) else { break };
+        if !used.contains(&id32) {
+            return Ok(id32);
+        }
+    }
+    Err(AppError::input(format!("no free VMID left in {lo}..={hi}"))
+        .with_help("widen `_proxmox.vmidRange` in hosts.nix"))
+}
+
+fn external(e: parse::ParseError) -> AppError {
+    AppError::external(e.to_string())
+        .with_help("the Proxmox host printed something this tool does not understand; run the command there by hand to see it")
+}
+
+/// `virtio0`, `scsi1`, `sata2`, `ide3`.
+pub fn check_disk_slot(slot: &str) -> Result<()> {
+    let bus = slot.trim_end_matches(|c: char| c.is_ascii_digit());
+    let num = &slot[bus.len()..];
+    let ok = ["virtio", "scsi", "sata", "ide"].contains(&bus) && !num.is_empty() && num.len() <= 2;
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::input(format!("`{slot}` is not a disk slot"))
+            .with_help("use e.g. virtio0, scsi1, sata0 or ide2"))
+    }
+}
+
+/// A size for `qm resize`: `+16G` (grow by) or `80G` (grow to).
+pub fn check_size(size: &str) -> Result<()> {
+    let body = size.strip_prefix('+').unwrap_or(size);
+    let digits = body.trim_end_matches(['K', 'M', 'G', 'T']);
+    let ok = !digits.is_empty()
+        && digits.len() <= 9
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && body.len() - digits.len() <= 1;
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::input(format!("`{size}` is not a disk size"))
+            .with_help("use e.g. +16G (grow by 16 GiB) or 80G (grow to 80 GiB)"))
+    }
+}
+
+/// A Proxmox storage id.
+pub fn check_storage(st: &str) -> Result<()> {
+    let ok = st.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && st.len() <= 64
+        && st
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::input(format!("`{st}` is not a storage name"))
+            .with_help("see `proxmox-ops storage` for the storages of the host"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vmids_are_integers_in_range() {
+        assert_eq!(parse_vmid("111").expect("ok"), 111);
+        for bad in ["99", "x", "111;id", "-5", "+111", "1e3", ""] {
+            let e = parse_vmid(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn slots_sizes_and_storages() {
+        assert!(check_disk_slot("virtio0").is_ok());
+        assert!(check_disk_slot("scsi10").is_ok());
+        assert!(check_disk_slot("efidisk0").is_err());
+        assert!(check_disk_slot("scsi").is_err());
+        assert!(check_size("+16G").is_ok());
+        assert!(check_size("80G").is_ok());
+        assert!(check_size("16GG").is_err());
+        assert!(check_size("+").is_err());
+        assert!(check_size("1;rm").is_err());
+        assert!(check_storage("local-lvm").is_ok());
+        assert!(check_storage("-x").is_err());
+        assert!(check_storage("a b").is_err());
+    }
+
+    #[test]
+    fn agent_ip_prefers_the_vm_nic_and_skips_loopback() {
+        let ifaces = parse::guest_interfaces(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/proxmox-cli/guest-network-get-interfaces.tunnel.json"
+            ))
+            .expect("sample"),
+        )
+        .expect("parses");
+        let got = pick_agent_ip(&ifaces, &["bc:24:11:5e:7a:01".into()]).expect("an ip");
+        assert_eq!(got.0.to_string(), "192.0.2.111");
+    }
+}
