@@ -342,6 +342,17 @@ pub struct Evaluator {
     /// Absolute folder of the file: relative paths start here.
     base_dir: PathBuf,
     depth: Cell<usize>,
+    /// Every `rec`/`let` scope: their thunks point back at them, so the
+    /// cycles are broken by hand when the evaluator is done.
+    rec_scopes: RefCell<Vec<Env>>,
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        for scope in self.rec_scopes.borrow().iter() {
+            scope.vars.borrow_mut().clear();
+        }
+    }
 }
 
 struct DepthGuard<'a>(&'a Cell<usize>);
@@ -356,6 +367,7 @@ impl Evaluator {
         Evaluator {
             base_dir: base_dir.to_path_buf(),
             depth: Cell::new(0),
+            rec_scopes: RefCell::new(Vec::new()),
         }
     }
 
@@ -629,6 +641,7 @@ impl Evaluator {
             for (name, (_, t)) in &attrs {
                 vars.insert(name.clone(), t.clone());
             }
+            self.rec_scopes.borrow_mut().push(scope.clone());
         }
         (scope, attrs)
     }
