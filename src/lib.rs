@@ -10,5 +10,6 @@ pub mod error;
 pub mod fleet;
 pub mod fsutil;
 pub mod keys;
+pub mod render;
 pub mod runner;
 pub mod shell;

@@ -2,7 +2,7 @@
 //! diagnostics. The library never prints; the CLI renders the result.
 
 mod config_file;
-mod rules;
+pub mod rules;
 
 use crate::diag::Diagnostic;
 use crate::fleet::Loaded;

@@ -3,6 +3,9 @@
 
 mod check;
 mod eval;
+mod key;
+mod render;
+mod scaffold;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -49,6 +52,9 @@ pub struct Cli {
 pub enum Command {
     Check(check::Args),
     Eval(eval::Args),
+    Render(render::Args),
+    Key(key::Args),
+    Scaffold(scaffold::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -57,6 +63,9 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Check(a) => check::run(&ctx, a),
         Command::Eval(a) => eval::run(&ctx, a),
+        Command::Render(a) => render::run(&ctx, a),
+        Command::Key(a) => key::run(&ctx, a),
+        Command::Scaffold(a) => scaffold::run(&ctx, a),
     }
 }
 
