@@ -2,6 +2,8 @@
 //! tests/data/ssh-to-age, the key files, and round trips through Debian's
 //! real `age`, `age-keygen` and `ssh-keygen`.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -44,8 +46,14 @@ fn vectors(file: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(data(file)).expect("vectors");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    let key = header.iter().position(|h| *h == "ssh_ed25519_pubkey").expect("key col");
-    let rec = header.iter().position(|h| *h == "age_recipient").expect("recipient col");
+    let key = header
+        .iter()
+        .position(|h| *h == "ssh_ed25519_pubkey")
+        .expect("key col");
+    let rec = header
+        .iter()
+        .position(|h| *h == "age_recipient")
+        .expect("recipient col");
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -102,14 +110,25 @@ eva.thalheim.io ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIL2vjdqpppuCn7yPdF2muINriAG
         stdout(&o),
         "age1hjm3aujg9e79f5yth8a2cejzdjg5n9vnu96l05p70uvfpeltnpms7yy3pp\nage1v8zjc47jmlqwefyu66s0d4ke98qr4vnuj3cpvs4z9npfdw833dxqwjrhzv\n"
     );
-    assert!(stderr(&o).contains("skipped line 2: ssh-rsa"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("skipped line 5: ecdsa-sha2-nistp256"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("skipped line 2: ssh-rsa"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("skipped line 5: ecdsa-sha2-nistp256"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn bad_public_keys_fail_clearly() {
     let cases: &[(&str, &str)] = &[
-        ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 me@host", "ssh-rsa keys are not supported"),
+        (
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 me@host",
+            "ssh-rsa keys are not supported",
+        ),
         ("ssh-ed25519 AAAA!!!!notbase64", "not valid base64"),
         (
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAHwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -138,7 +157,10 @@ fn bad_public_keys_fail_clearly() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("stdin line 2"), "{}", stderr(&o));
-    let o = pve(&["key", "to-age"], "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7\n");
+    let o = pve(
+        &["key", "to-age"],
+        "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7\n",
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no ssh-ed25519 key"), "{}", stderr(&o));
 }
@@ -156,7 +178,10 @@ fn private_key_files_convert_exactly() {
     assert!(!stdout(&o).contains("AGE-SECRET-KEY-1KPVN4N03"));
 
     let f = data("keys/sopsnix-ssh-ed25519-key");
-    let o = pve(&["key", "to-age", "--private", "-"], &std::fs::read_to_string(f).unwrap());
+    let o = pve(
+        &["key", "to-age", "--private", "-"],
+        &std::fs::read_to_string(f).unwrap(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
@@ -165,9 +190,18 @@ fn private_key_files_convert_exactly() {
 
     // The .pub files convert to the recipients the README lists.
     for (pubfile, want) in [
-        ("keys/id_ed25519.pub", "age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452"),
-        ("keys/id_ed25519_passphrase.pub", "age1pa3t6c94xl4z6k02rt0lw2za7e7tdjsse46xjh8y7tluy59qu5tqaqgauq"),
-        ("keys/sopsnix-ssh-ed25519-key.pub", "age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs"),
+        (
+            "keys/id_ed25519.pub",
+            "age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452",
+        ),
+        (
+            "keys/id_ed25519_passphrase.pub",
+            "age1pa3t6c94xl4z6k02rt0lw2za7e7tdjsse46xjh8y7tluy59qu5tqaqgauq",
+        ),
+        (
+            "keys/sopsnix-ssh-ed25519-key.pub",
+            "age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs",
+        ),
     ] {
         let line = std::fs::read_to_string(data(pubfile)).unwrap();
         assert_eq!(keys::ssh_to_age(line.trim()).unwrap(), want, "{pubfile}");
@@ -183,20 +217,47 @@ fn encrypted_private_key_needs_its_passphrase() {
     // No passphrase and no terminal: a clear error, nothing printed.
     let o = pve(&["key", "to-age", "--private", fs], "");
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("passphrase protected"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("passphrase protected"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("--passphrase-file"), "{}", stderr(&o));
     assert!(stdout(&o).is_empty());
 
     let wrong = dir.path().join("wrong");
     std::fs::write(&wrong, "nottest\n").unwrap();
-    let o = pve(&["key", "to-age", "--private", fs, "--passphrase-file", wrong.to_str().unwrap()], "");
+    let o = pve(
+        &[
+            "key",
+            "to-age",
+            "--private",
+            fs,
+            "--passphrase-file",
+            wrong.to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("wrong passphrase"), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("nottest"), "the passphrase is never echoed");
+    assert!(
+        !stderr(&o).contains("nottest"),
+        "the passphrase is never echoed"
+    );
 
     let right = dir.path().join("right");
     std::fs::write(&right, "test\n").unwrap();
-    let o = pve(&["key", "to-age", "--private", fs, "--passphrase-file", right.to_str().unwrap()], "");
+    let o = pve(
+        &[
+            "key",
+            "to-age",
+            "--private",
+            fs,
+            "--passphrase-file",
+            right.to_str().unwrap(),
+        ],
+        "",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
@@ -218,14 +279,22 @@ fn private_key_errors_never_echo_key_material() {
     let o = pve(&["key", "to-age", "--private", p.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(2));
     for l in &lines[1..lines.len() - 1] {
-        assert!(!stderr(&o).contains(&l[..20]), "key material in: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains(&l[..20]),
+            "key material in: {}",
+            stderr(&o)
+        );
     }
     // An RSA PEM key.
     let rsa = dir.path().join("rsa");
     std::fs::write(&rsa, "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAsecretbits\n-----END RSA PRIVATE KEY-----\n").unwrap();
     let o = pve(&["key", "to-age", "--private", rsa.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("RSA keys are not supported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("RSA keys are not supported"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("secretbits"));
 }
 
@@ -235,7 +304,11 @@ fn have(tool: &str) -> bool {
 
 fn run_ok(cmd: &mut Command) -> Vec<u8> {
     let o = cmd.output().expect("run");
-    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o.stdout
 }
 
@@ -245,13 +318,20 @@ fn run_ok(cmd: &mut Command) -> Vec<u8> {
 /// (one of them passphrase protected).
 #[test]
 fn derived_keys_work_with_real_age() {
-    assert!(have("age") && have("age-keygen"), "age must be installed (Debian package `age`)");
+    assert!(
+        have("age") && have("age-keygen"),
+        "age must be installed (Debian package `age`)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut cases: Vec<(PathBuf, Option<&str>)> = vec![(data("keys/id_ed25519"), None)];
     if have("ssh-keygen") {
         for (i, pass) in [("plain", ""), ("protected", "s3cret pass")] {
             let p = dir.path().join(format!("k_{i}"));
-            run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", pass, "-C", "", "-f"]).arg(&p));
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", pass, "-C", "", "-f"])
+                    .arg(&p),
+            );
             cases.push((p, (!pass.is_empty()).then_some(pass)));
         }
     }
@@ -267,13 +347,29 @@ fn derived_keys_work_with_real_age() {
         std::fs::write(&id_file, format!("{}\n", identity.as_str())).unwrap();
 
         let derived = run_ok(Command::new("age-keygen").arg("-y").arg(&id_file));
-        assert_eq!(String::from_utf8_lossy(&derived).trim(), recipient, "{}", key.display());
+        assert_eq!(
+            String::from_utf8_lossy(&derived).trim(),
+            recipient,
+            "{}",
+            key.display()
+        );
 
         let plain = dir.path().join(format!("plain{i}"));
         std::fs::write(&plain, b"the sops data key").unwrap();
         let enc = dir.path().join(format!("enc{i}.age"));
-        run_ok(Command::new("age").args(["-r", &recipient, "-o"]).arg(&enc).arg(&plain));
-        let dec = run_ok(Command::new("age").arg("-d").arg("-i").arg(&id_file).arg(&enc));
+        run_ok(
+            Command::new("age")
+                .args(["-r", &recipient, "-o"])
+                .arg(&enc)
+                .arg(&plain),
+        );
+        let dec = run_ok(
+            Command::new("age")
+                .arg("-d")
+                .arg("-i")
+                .arg(&id_file)
+                .arg(&enc),
+        );
         assert_eq!(dec, b"the sops data key");
     }
 }
@@ -287,14 +383,25 @@ fn derived_identity_decrypts_the_sops_nix_stanza() {
     let start = yaml.find(recipient).expect("stanza for the recipient");
     let rest = &yaml[start..];
     let b = rest.find("-----BEGIN AGE ENCRYPTED FILE-----").unwrap();
-    let e = rest.find("-----END AGE ENCRYPTED FILE-----").unwrap() + "-----END AGE ENCRYPTED FILE-----".len();
-    let armored: String = rest[b..e].lines().map(|l| format!("{}\n", l.trim())).collect();
+    let e = rest.find("-----END AGE ENCRYPTED FILE-----").unwrap()
+        + "-----END AGE ENCRYPTED FILE-----".len();
+    let armored: String = rest[b..e]
+        .lines()
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let enc = dir.path().join("stanza.age");
     std::fs::write(&enc, armored).unwrap();
     let pem = std::fs::read_to_string(data("keys/sopsnix-ssh-ed25519-key")).unwrap();
     let id = dir.path().join("id.txt");
-    std::fs::write(&id, format!("{}\n", keys::private_key_to_age(&pem, None).unwrap().as_str())).unwrap();
+    std::fs::write(
+        &id,
+        format!(
+            "{}\n",
+            keys::private_key_to_age(&pem, None).unwrap().as_str()
+        ),
+    )
+    .unwrap();
     let key = run_ok(Command::new("age").arg("-d").arg("-i").arg(&id).arg(&enc));
     assert_eq!(key.len(), 32, "the sops data key is 32 bytes");
 }

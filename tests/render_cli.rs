@@ -2,6 +2,8 @@
 //! the bad inputs of issue 3 (message with position, exit 2, nothing
 //! written), `--check`, `--out-dir`, byte-identical re-renders.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,7 +74,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn edit(dir: &Path, from: &str, to: &str) {
     let p = dir.join("hosts.nix");
     let text = std::fs::read_to_string(&p).unwrap();
-    assert!(text.contains(from), "fixture text {from:?} not in hosts.nix");
+    assert!(
+        text.contains(from),
+        "fixture text {from:?} not in hosts.nix"
+    );
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
@@ -83,20 +88,34 @@ fn the_repository_is_up_to_date() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&o.stdout), err(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        err(&o)
+    );
 }
 
 #[test]
 fn rendering_twice_gives_the_same_bytes() {
     let d = fleet();
     // Start from nothing generated.
-    for f in ["vms/tofu/config.tf.json", "vms/known_hosts", "secrets/.sops.yaml"] {
+    for f in [
+        "vms/tofu/config.tf.json",
+        "vms/known_hosts",
+        "secrets/.sops.yaml",
+    ] {
         std::fs::remove_file(d.path().join(f)).unwrap();
     }
     let o = pve(d.path(), &["render"]);
     assert!(o.status.success(), "{}", err(&o));
     let first = snapshot(d.path());
-    for f in ["vms/tofu/config.tf.json", "vms/known_hosts", "secrets/.sops.yaml"] {
+    for f in [
+        "vms/tofu/config.tf.json",
+        "vms/known_hosts",
+        "secrets/.sops.yaml",
+    ] {
         assert_eq!(
             first[Path::new(f)],
             std::fs::read(repo().join(f)).unwrap(),
@@ -105,7 +124,11 @@ fn rendering_twice_gives_the_same_bytes() {
     }
     let o = pve(d.path(), &["render"]);
     assert!(o.status.success());
-    assert!(err(&o).contains("unchanged vms/tofu/config.tf.json"), "{}", err(&o));
+    assert!(
+        err(&o).contains("unchanged vms/tofu/config.tf.json"),
+        "{}",
+        err(&o)
+    );
     assert_eq!(snapshot(d.path()), first);
 }
 
@@ -137,12 +160,21 @@ fn out_dir_and_single_targets() {
     let d = fleet();
     let out = tempfile::tempdir().unwrap();
     let before = snapshot(d.path());
-    let o = pve(d.path(), &["render", "--out-dir", out.path().to_str().unwrap(), "tofu"]);
+    let o = pve(
+        d.path(),
+        &["render", "--out-dir", out.path().to_str().unwrap(), "tofu"],
+    );
     assert!(o.status.success(), "{}", err(&o));
     let written = snapshot(out.path());
-    assert_eq!(written.keys().collect::<Vec<_>>(), [Path::new("vms/tofu/config.tf.json")]);
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        [Path::new("vms/tofu/config.tf.json")]
+    );
     assert_eq!(snapshot(d.path()), before, "the fleet itself is untouched");
-    let o = pve(d.path(), &["render", "--out-dir", out.path().to_str().unwrap(), "sops"]);
+    let o = pve(
+        d.path(),
+        &["render", "--out-dir", out.path().to_str().unwrap(), "sops"],
+    );
     assert!(o.status.success(), "{}", err(&o));
     assert!(out.path().join("secrets/.sops.yaml").is_file());
 }
@@ -151,11 +183,23 @@ fn out_dir_and_single_targets() {
 /// hosts.nix, exit 2, and not one byte written.
 #[test]
 fn bad_input_writes_nothing() {
-    let sandbox_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg+0cl2eSRJP0uMoScnKY9J6ZvYERwjc843qO2BNqfB";
-    let igpu_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPucrnfLpTjCzItnNPvGJ0iqQs2+iTyTXZH5pCBpuvDp";
+    let sandbox_key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg+0cl2eSRJP0uMoScnKY9J6ZvYERwjc843qO2BNqfB";
+    let igpu_key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPucrnfLpTjCzItnNPvGJ0iqQs2+iTyTXZH5pCBpuvDp";
     let cases: Vec<(&str, String, String, &str)> = vec![
-        ("VM without vmid", "vmid = 111;".into(), "".into(), "`sandbox.proxmox` lacks `vmid`"),
-        ("disk 64GB", "disk = \"64G\";".into(), "disk = \"64GB\";".into(), "disk \"64GB\" of `sandbox` is neither a size"),
+        (
+            "VM without vmid",
+            "vmid = 111;".into(),
+            "".into(),
+            "`sandbox.proxmox` lacks `vmid`",
+        ),
+        (
+            "disk 64GB",
+            "disk = \"64G\";".into(),
+            "disk = \"64GB\";".into(),
+            "disk \"64GB\" of `sandbox` is neither a size",
+        ),
         (
             "RSA publicKey",
             format!("publicKey = \"{sandbox_key}\""),
@@ -203,16 +247,28 @@ fn bad_input_writes_nothing() {
         let d = fleet();
         edit(d.path(), &from, &to);
         if what == "unknown node" {
-            edit(d.path(), "node = \"prom\";", "node = \"prom\"; nodes = [ \"prom\" \"prox\" ];");
+            edit(
+                d.path(),
+                "node = \"prom\";",
+                "node = \"prom\"; nodes = [ \"prom\" \"prox\" ];",
+            );
         }
         let before = snapshot(d.path());
         let o = pve(d.path(), &["render"]);
         assert_eq!(o.status.code(), Some(2), "{what}: {}", err(&o));
         assert!(err(&o).contains(want), "{what}: {}", err(&o));
-        assert!(err(&o).contains("hosts.nix:"), "{what} names the position: {}", err(&o));
+        assert!(
+            err(&o).contains("hosts.nix:"),
+            "{what} names the position: {}",
+            err(&o)
+        );
         assert_eq!(snapshot(d.path()), before, "{what}: nothing written");
         // --check reports the same error rather than a diff.
-        assert_eq!(pve(d.path(), &["render", "--check"]).status.code(), Some(2), "{what}");
+        assert_eq!(
+            pve(d.path(), &["render", "--check"]).status.code(),
+            Some(2),
+            "{what}"
+        );
     }
 }
 
@@ -240,12 +296,20 @@ fn scaffold_creates_host_files_and_never_overwrites() {
         assert!(o.status.success(), "{f}: {}", err(&o));
     }
     // Never overwrite: an edited file stays as it is.
-    std::fs::write(d.path().join("hosts/web-1/home.nix"), "# mine\n{ ... }: { }\n").unwrap();
+    std::fs::write(
+        d.path().join("hosts/web-1/home.nix"),
+        "# mine\n{ ... }: { }\n",
+    )
+    .unwrap();
     std::fs::remove_file(d.path().join("hosts/web-1/configuration.nix")).unwrap();
     let o = pve(d.path(), &["scaffold", "web-1"]);
     assert!(o.status.success());
     assert!(err(&o).contains("kept hosts/web-1/home.nix"), "{}", err(&o));
-    assert!(err(&o).contains("created hosts/web-1/configuration.nix"), "{}", err(&o));
+    assert!(
+        err(&o).contains("created hosts/web-1/configuration.nix"),
+        "{}",
+        err(&o)
+    );
     assert_eq!(
         std::fs::read_to_string(d.path().join("hosts/web-1/home.nix")).unwrap(),
         "# mine\n{ ... }: { }\n"

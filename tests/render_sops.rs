@@ -1,6 +1,8 @@
 //! `.sops.yaml`: recipients derived from the host keys, one rule per host,
 //! `_sops.rules`, the catch-all, unique anchors; and `vms/known_hosts`.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::collections::BTreeMap;
 
 use pve_fleet::fleet::{self, Loaded, SourceFile};
@@ -9,22 +11,29 @@ use pve_fleet::render::{self, known_hosts, sops::render_sops_yaml};
 
 fn load_text(text: &str) -> (tempfile::TempDir, Loaded) {
     let dir = tempfile::tempdir().unwrap();
-    let l = fleet::load_source(SourceFile::new(dir.path().join("hosts.nix"), text.to_string()))
-        .expect("load");
+    let l = fleet::load_source(SourceFile::new(
+        dir.path().join("hosts.nix"),
+        text.to_string(),
+    ))
+    .expect("load");
     (dir, l)
 }
 
 const ADMIN: &str = "age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452";
 // framework of the origin fleet: hosts.nix key and .sops.yaml recipient
 // (tests/data/ssh-to-age/origin-fleet-vectors.tsv).
-const FW_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP0atvH47232nLwq1b4P7583cj+WGJYHU4vx/4lgtNgl";
+const FW_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP0atvH47232nLwq1b4P7583cj+WGJYHU4vx/4lgtNgl";
 const FW_AGE: &str = "age1ysfdznu87vwwqtpudchkyx0wlhuhteqljrqkt6963pcmhwprlgcqasg0gv";
 // epimetheus of the same fleet.
-const EPI_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGuTUS6W9BBOpoDWU7f1jUtlA3B1niCfEtuutfIKPYdr";
+const EPI_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGuTUS6W9BBOpoDWU7f1jUtlA3B1niCfEtuutfIKPYdr";
 const EPI_AGE: &str = "age1gr4papzzdqfxd34ushr88303f2ypdwvgx9cw2xqs87yn4zf8lpxqc0rur5";
 // id_ed25519.pub of Mic92/ssh-to-age = the README recipient (== ADMIN).
-const README_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji";
-const SOPSNIX_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBI1+Q+ntzANebtnicCiAY29uqLGWOaOGLEa8bUqOVmS";
+const README_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji";
+const SOPSNIX_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBI1+Q+ntzANebtnicCiAY29uqLGWOaOGLEa8bUqOVmS";
 const SOPSNIX_AGE: &str = "age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs";
 
 #[test]
@@ -133,12 +142,17 @@ fn anchors_stay_unique_when_names_collide() {
 
 #[test]
 fn example_fleet_yaml_is_sound() {
-    let l = fleet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hosts.nix")).unwrap();
+    let l =
+        fleet::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hosts.nix")).unwrap();
     let yaml = render_sops_yaml(&l).unwrap();
     assert_anchors_sound(&yaml);
     for h in &l.fleet.hosts {
         let r = ssh_to_age(&h.public_key.as_ref().unwrap().value).unwrap();
-        assert!(yaml.contains(&format!("&host_{} {r} # host {}\n", h.name, h.name)), "{}", h.name);
+        assert!(
+            yaml.contains(&format!("&host_{} {r} # host {}\n", h.name, h.name)),
+            "{}",
+            h.name
+        );
         assert!(yaml.contains(&format!("  - path_regex: '^hosts/{}/'\n", h.name)));
     }
     assert!(yaml.contains(&format!("&host_framework {FW_AGE} ")));
@@ -153,7 +167,10 @@ fn sops_at_the_root_matches_secrets_paths() {
     let (_d, l) = load_text(&format!(
         r#"{{ _sops = {{ path = "./.sops.yaml"; admins.me = "{ADMIN}"; }}; web = {{ publicKey = "{FW_KEY}"; }}; }}"#
     ));
-    assert_eq!(render::sops::config_path(&l).unwrap(), std::path::PathBuf::from(".sops.yaml"));
+    assert_eq!(
+        render::sops::config_path(&l).unwrap(),
+        std::path::PathBuf::from(".sops.yaml")
+    );
     let yaml = render_sops_yaml(&l).unwrap();
     assert!(yaml.contains("path_regex: '^secrets/hosts/web/'"), "{yaml}");
 }
@@ -161,14 +178,48 @@ fn sops_at_the_root_matches_secrets_paths() {
 #[test]
 fn sops_errors() {
     for (text, want) in [
-        (format!(r#"{{ _sops.admins = {{ }}; }}"#), "`_sops.admins` is empty"),
-        (format!(r#"{{ _sops = {{ path = "conf/.sops.yaml"; admins.me = "{ADMIN}"; }}; }}"#), "secrets live in secrets/"),
-        (format!(r#"{{ _sops = {{ path = "../.sops.yaml"; admins.me = "{ADMIN}"; }}; }}"#), "leads out of the fleet root"),
-        (format!(r#"{{ _sops = {{ admins.me = "{ADMIN}"; rules = [ {{ path_regex = "x"; hosts = [ "nope" ]; }} ]; }}; web = {{ }}; }}"#), "does not define"),
-        (format!(r#"{{ _sops = {{ admins.me = "{ADMIN}"; rules = [ {{ regex = "x"; }} ]; }}; }}"#), "unknown key `regex`"),
-        (format!(r#"{{ _sops.admins.me = "{README_KEY}"; web = {{ publicKey = "{README_KEY}"; }}; }}"#), "host `web` and admin `me` have the same age recipient"),
-        (format!(r#"{{ _sops.admins.me = "{ADMIN}"; web = {{ publicKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNh"; }}; }}"#), "ecdsa-sha2-nistp256 key"),
-        (format!(r#"{{ _sops.admins.me = "{ADMIN}"; web = {{ publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; }}; }}"#), "small-order"),
+        (
+            r#"{ _sops.admins = { }; }"#.to_string(),
+            "`_sops.admins` is empty",
+        ),
+        (
+            format!(r#"{{ _sops = {{ path = "conf/.sops.yaml"; admins.me = "{ADMIN}"; }}; }}"#),
+            "secrets live in secrets/",
+        ),
+        (
+            format!(r#"{{ _sops = {{ path = "../.sops.yaml"; admins.me = "{ADMIN}"; }}; }}"#),
+            "leads out of the fleet root",
+        ),
+        (
+            format!(
+                r#"{{ _sops = {{ admins.me = "{ADMIN}"; rules = [ {{ path_regex = "x"; hosts = [ "nope" ]; }} ]; }}; web = {{ }}; }}"#
+            ),
+            "does not define",
+        ),
+        (
+            format!(
+                r#"{{ _sops = {{ admins.me = "{ADMIN}"; rules = [ {{ regex = "x"; }} ]; }}; }}"#
+            ),
+            "unknown key `regex`",
+        ),
+        (
+            format!(
+                r#"{{ _sops.admins.me = "{README_KEY}"; web = {{ publicKey = "{README_KEY}"; }}; }}"#
+            ),
+            "host `web` and admin `me` have the same age recipient",
+        ),
+        (
+            format!(
+                r#"{{ _sops.admins.me = "{ADMIN}"; web = {{ publicKey = "ecdsa-sha2-nistp256 AAAAE2VjZHNh"; }}; }}"#
+            ),
+            "ecdsa-sha2-nistp256 key",
+        ),
+        (
+            format!(
+                r#"{{ _sops.admins.me = "{ADMIN}"; web = {{ publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; }}; }}"#
+            ),
+            "small-order",
+        ),
     ] {
         let (_d, l) = load_text(&text);
         let e = render_sops_yaml(&l).expect_err(&text);
@@ -197,5 +248,8 @@ fn known_hosts_lines() {
     );
     let (_d, l) = load_text(r#"{ web = { publicKey = "ssh-rsa AAAAB3NzaC1yc2E"; }; }"#);
     let e = known_hosts::render(&l).unwrap_err();
-    assert!(e.to_string().contains("`web.publicKey` is a ssh-rsa key"), "{e}");
+    assert!(
+        e.to_string().contains("`web.publicKey` is a ssh-rsa key"),
+        "{e}"
+    );
 }

@@ -3,6 +3,8 @@
 //! fleet and fixtures in its style, and the whole document walked against
 //! the bpg/proxmox schema of both 0.111.1 and 0.93.1.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod render_schema;
 
 use std::path::Path;
@@ -176,7 +178,10 @@ fn cluster_fixture() {
     assert_eq!(vms["web"]["disk"][0]["datastore_id"], "local-lvm");
     assert_eq!(vms["web"]["network_device"][0]["bridge"], "vmbr1");
     assert_eq!(vms["web"]["node_name"], "pve1");
-    assert_eq!(vms["web"]["clone"], json!({ "vm_id": 9000, "full": true, "retries": 3 }));
+    assert_eq!(
+        vms["web"]["clone"],
+        json!({ "vm_id": 9000, "full": true, "retries": 3 })
+    );
 
     let db = &vms["db"];
     assert_eq!(db["name"], "db-main");
@@ -197,13 +202,22 @@ fn cluster_fixture() {
     assert!(old.get("clone").is_none());
     assert!(old.get("description").is_none() && old.get("tags").is_none());
     assert_eq!(old["disk"][0]["interface"], "scsi0");
-    assert_eq!(old["efi_disk"], json!({ "datastore_id": "local-lvm", "file_format": "raw", "type": "4m" }));
+    assert_eq!(
+        old["efi_disk"],
+        json!({ "datastore_id": "local-lvm", "file_format": "raw", "type": "4m" })
+    );
     assert_eq!(
         c["import"],
         json!([{ "to": "proxmox_virtual_environment_vm.old", "id": "pve2/130" }])
     );
-    assert_eq!(c["terraform"]["required_providers"]["proxmox"]["version"], "~> 0.93.0");
-    assert_eq!(c["provider"]["proxmox"], json!({ "endpoint": "https://10.0.0.2:8006/" }));
+    assert_eq!(
+        c["terraform"]["required_providers"]["proxmox"]["version"],
+        "~> 0.93.0"
+    );
+    assert_eq!(
+        c["provider"]["proxmox"],
+        json!({ "endpoint": "https://10.0.0.2:8006/" })
+    );
     assert_schema_valid(&c);
 }
 
@@ -214,7 +228,12 @@ fn ip_outputs_follow_the_mac_not_the_interface_order() {
     let r = "proxmox_virtual_environment_vm.web";
     // no fixed index into ipv4_addresses such as [1][0]
     assert!(!v.contains("ipv4_addresses[1]"), "{v}");
-    for attr in ["mac_addresses", "network_device[0].mac_address", "network_interface_names", "ipv4_addresses[i]"] {
+    for attr in [
+        "mac_addresses",
+        "network_device[0].mac_address",
+        "network_interface_names",
+        "ipv4_addresses[i]",
+    ] {
         assert!(v.contains(&format!("{r}.{attr}")), "{attr} in {v}");
     }
     assert!(v.starts_with("${try(") && v.ends_with(", null)}"), "{v}");
@@ -226,7 +245,10 @@ fn ip_outputs_follow_the_mac_not_the_interface_order() {
         for a in ["mac_addresses", "ipv4_addresses", "network_interface_names"] {
             assert_eq!(res[a]["computed"], true, "{file} {a}");
         }
-        assert_eq!(res["network_device"]["attributes"]["mac_address"]["computed"], true);
+        assert_eq!(
+            res["network_device"]["attributes"]["mac_address"]["computed"],
+            true
+        );
     }
 }
 
@@ -238,7 +260,10 @@ fn backends() {
         ))
     };
     let c = render(&with(r#"{ type = "pg"; schemaName = "fleet"; }"#));
-    assert_eq!(c["terraform"]["backend"], json!({ "pg": { "schema_name": "fleet" } }));
+    assert_eq!(
+        c["terraform"]["backend"],
+        json!({ "pg": { "schema_name": "fleet" } })
+    );
     let c = render(&with(
         r#"{ type = "s3"; bucket = "state"; key = "fleet.tfstate"; region = "eu-central-1"; endpoint = "https://minio:9000"; usePathStyle = true; }"#,
     ));
@@ -250,14 +275,28 @@ fn backends() {
         }})
     );
     assert_eq!(c["terraform"]["required_version"], ">= 1.10.0");
-    let c = render(&with(r#"{ type = "local"; path = "/var/lib/fleet.tfstate"; }"#));
-    assert_eq!(c["terraform"]["backend"], json!({ "local": { "path": "/var/lib/fleet.tfstate" } }));
+    let c = render(&with(
+        r#"{ type = "local"; path = "/var/lib/fleet.tfstate"; }"#,
+    ));
+    assert_eq!(
+        c["terraform"]["backend"],
+        json!({ "local": { "path": "/var/lib/fleet.tfstate" } })
+    );
 
     for (backend, want) in [
-        (r#"{ type = "pg"; conn_str = "postgres://u:pw@db/x"; }"#, "credentials never go into hosts.nix"),
-        (r#"{ type = "consul"; }"#, "unknown state backend \"consul\""),
+        (
+            r#"{ type = "pg"; conn_str = "postgres://u:pw@db/x"; }"#,
+            "credentials never go into hosts.nix",
+        ),
+        (
+            r#"{ type = "consul"; }"#,
+            "unknown state backend \"consul\"",
+        ),
         (r#"{ type = "s3"; }"#, "needs `bucket`"),
-        (r#"{ type = "s3"; bucket = "b"; regoin = "x"; }"#, "did you mean `region`?"),
+        (
+            r#"{ type = "s3"; bucket = "b"; regoin = "x"; }"#,
+            "did you mean `region`?",
+        ),
         (r#""s3""#, "must be a set"),
     ] {
         let e = render_json(&with(backend)).expect_err(backend);
@@ -275,26 +314,82 @@ fn the_schema_walk_can_fail() {
     let good = render(&l);
     let schema = render_schema::load("schema.json");
     let old = render_schema::load("schema-v0.93.1.json");
-    let sandbox = "/resource/proxmox_virtual_environment_vm/sandbox";
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("size as a string", Box::new(|c| *c.pointer_mut(&format!("{sandbox}/disk/0/size")).unwrap() = json!("64G"))),
-        ("fractional int", Box::new(|c| *c.pointer_mut(&format!("{sandbox}/memory/dedicated")).unwrap() = json!(8192.5))),
-        ("unknown attribute", Box::new(|c| { c.pointer_mut(sandbox).unwrap()["cores"] = json!(4); })),
-        ("bad bios", Box::new(|c| *c.pointer_mut(&format!("{sandbox}/bios")).unwrap() = json!("uefi"))),
-        ("network_device key missing", Box::new(|c| { c.pointer_mut(&format!("{sandbox}/network_device/0")).unwrap().as_object_mut().unwrap().remove("mtu"); })),
-        ("computed-only attribute", Box::new(|c| { c.pointer_mut(sandbox).unwrap()["ipv4_addresses"] = json!([]); })),
-        ("clone without vm_id", Box::new(|c| { c.pointer_mut(&format!("{sandbox}/clone")).unwrap().as_object_mut().unwrap().remove("vm_id"); })),
-        ("name not a DNS name", Box::new(|c| *c.pointer_mut(&format!("{sandbox}/name")).unwrap() = json!("my_vm"))),
-        ("bad ignore_changes", Box::new(|c| { c.pointer_mut(&format!("{sandbox}/lifecycle/ignore_changes")).unwrap().as_array_mut().unwrap().push(json!("nonsense")); })),
+    const SANDBOX: &str = "/resource/proxmox_virtual_environment_vm/sandbox";
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation)> = vec![
+        (
+            "size as a string",
+            Box::new(|c| *c.pointer_mut(&format!("{SANDBOX}/disk/0/size")).unwrap() = json!("64G")),
+        ),
+        (
+            "fractional int",
+            Box::new(|c| {
+                *c.pointer_mut(&format!("{SANDBOX}/memory/dedicated"))
+                    .unwrap() = json!(8192.5)
+            }),
+        ),
+        (
+            "unknown attribute",
+            Box::new(|c| {
+                c.pointer_mut(SANDBOX).unwrap()["cores"] = json!(4);
+            }),
+        ),
+        (
+            "bad bios",
+            Box::new(|c| *c.pointer_mut(&format!("{SANDBOX}/bios")).unwrap() = json!("uefi")),
+        ),
+        (
+            "network_device key missing",
+            Box::new(|c| {
+                c.pointer_mut(&format!("{SANDBOX}/network_device/0"))
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("mtu");
+            }),
+        ),
+        (
+            "computed-only attribute",
+            Box::new(|c| {
+                c.pointer_mut(SANDBOX).unwrap()["ipv4_addresses"] = json!([]);
+            }),
+        ),
+        (
+            "clone without vm_id",
+            Box::new(|c| {
+                c.pointer_mut(&format!("{SANDBOX}/clone"))
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("vm_id");
+            }),
+        ),
+        (
+            "name not a DNS name",
+            Box::new(|c| *c.pointer_mut(&format!("{SANDBOX}/name")).unwrap() = json!("my_vm")),
+        ),
+        (
+            "bad ignore_changes",
+            Box::new(|c| {
+                c.pointer_mut(&format!("{SANDBOX}/lifecycle/ignore_changes"))
+                    .unwrap()
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("nonsense"));
+            }),
+        ),
     ];
     for (what, m) in mutations {
         let mut c = good.clone();
         m(&mut c);
-        assert!(!render_schema::walk_config(&c, &schema).is_empty(), "0.111.1 missed: {what}");
+        assert!(
+            !render_schema::walk_config(&c, &schema).is_empty(),
+            "0.111.1 missed: {what}"
+        );
     }
     // hotplug came in 0.93.0, `disk.queues` in 0.109: the old schema rejects it.
     let mut c = good.clone();
-    c.pointer_mut(&format!("{sandbox}/disk/0")).unwrap()["queues"] = json!(2);
+    c.pointer_mut(&format!("{SANDBOX}/disk/0")).unwrap()["queues"] = json!(2);
     assert!(render_schema::walk_config(&c, &schema).is_empty());
     assert!(!render_schema::walk_config(&c, &old).is_empty());
 }

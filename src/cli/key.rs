@@ -88,7 +88,10 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
                 out.push('\n');
             }
             Err(KeyError::WrongType(kind)) => {
-                eprintln!("skipped line {}: {kind} key (only ssh-ed25519 converts)", i + 1)
+                eprintln!(
+                    "skipped line {}: {kind} key (only ssh-ed25519 converts)",
+                    i + 1
+                )
             }
             Err(e) => return Err(key_error(&format!("stdin line {}", i + 1), e)),
         }
@@ -112,13 +115,15 @@ fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) ->
         std::fs::read_to_string(file)
             .map_err(|e| AppError::input(format!("cannot read {shown}: {e}")))?
     });
-    let encrypted =
-        keys::openssh::is_encrypted(&pem).map_err(|e| key_error(&format!("{shown}"), e))?;
+    let encrypted = keys::openssh::is_encrypted(&pem).map_err(|e| key_error(&shown, e))?;
     let pass: Option<Passphrase> = if !encrypted {
         None
     } else if let Some(pf) = passphrase_file {
         let raw = zeroize::Zeroizing::new(std::fs::read(pf).map_err(|e| {
-            AppError::input(format!("cannot read the passphrase file {}: {e}", pf.display()))
+            AppError::input(format!(
+                "cannot read the passphrase file {}: {e}",
+                pf.display()
+            ))
         })?);
         let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -84,6 +84,7 @@ pub fn parse_recipient(s: &str) -> Result<[u8; 32], KeyError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -105,11 +106,15 @@ mod tests {
             assert_eq!(ssh_to_age(k), Err(KeyError::SmallOrder), "{k}");
         }
         assert_eq!(
-            ssh_to_age("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            ),
             Err(KeyError::InvalidPoint)
         );
         assert_eq!(
-            ssh_to_age("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAHwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAHwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            ),
             Err(KeyError::WrongLength(31))
         );
     }
@@ -118,12 +123,18 @@ mod tests {
     fn recipients_are_bech32_not_bech32m() {
         let good = "age1wy42r2p2c67ckywgq8xj7ejf6eykqfu623wktxeh729rtagu4fkqkvsudc";
         assert_eq!(
-            ssh_to_age("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFrs5OngYGD5FHUaYqr3gAk7NApAuFCL3cVaHLSWRXL").unwrap(),
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFrs5OngYGD5FHUaYqr3gAk7NApAuFCL3cVaHLSWRXL"
+            )
+            .unwrap(),
             good
         );
         assert!(parse_recipient(good).is_ok());
         let bech32m = "age1wy42r2p2c67ckywgq8xj7ejf6eykqfu623wktxeh729rtagu4fkqrsqsg6";
-        assert!(matches!(parse_recipient(bech32m), Err(KeyError::BadRecipient(_))));
+        assert!(matches!(
+            parse_recipient(bech32m),
+            Err(KeyError::BadRecipient(_))
+        ));
         assert!(parse_recipient("age1short").is_err());
         assert!(parse_recipient("ssh-ed25519 AAAA").is_err());
     }

@@ -47,7 +47,9 @@ pub fn is_encrypted(pem: &str) -> Result<bool, KeyError> {
 
 fn header<'a>(r: &mut Wire<'a>) -> Result<&'a [u8], KeyError> {
     if !r.0.starts_with(MAGIC) {
-        return Err(KeyError::NotOpensshPrivate("the openssh-key-v1 header is missing"));
+        return Err(KeyError::NotOpensshPrivate(
+            "the openssh-key-v1 header is missing",
+        ));
     }
     r.0 = &r.0[MAGIC.len()..];
     r.string()
@@ -94,7 +96,9 @@ pub fn parse_private(pem: &str, passphrase: Option<&[u8]>) -> Result<Ed25519Priv
     let kdf_options = r.string()?;
     let nkeys = r.u32()?;
     if nkeys != 1 {
-        return Err(KeyError::Malformed("files with several keys are not supported"));
+        return Err(KeyError::Malformed(
+            "files with several keys are not supported",
+        ));
     }
     let public_blob = r.string()?;
     {
@@ -176,12 +180,14 @@ pub fn parse_private(pem: &str, passphrase: Option<&[u8]>) -> Result<Ed25519Priv
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn rejects_other_formats_without_echoing_them() {
-        let rsa = "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretsecret\n-----END RSA PRIVATE KEY-----\n";
+        let rsa =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretsecret\n-----END RSA PRIVATE KEY-----\n";
         let e = private_key_to_age(rsa, None).err().unwrap();
         assert_eq!(e, KeyError::WrongType("RSA".into()));
         assert!(!e.to_string().contains("secretsecret"));
@@ -191,6 +197,9 @@ mod tests {
             Err(KeyError::NotOpensshPrivate(_))
         ));
         let junk = "-----BEGIN OPENSSH PRIVATE KEY-----\n!!!!\n-----END OPENSSH PRIVATE KEY-----";
-        assert_eq!(private_key_to_age(junk, None).err(), Some(KeyError::BadBase64));
+        assert_eq!(
+            private_key_to_age(junk, None).err(),
+            Some(KeyError::BadBase64)
+        );
     }
 }

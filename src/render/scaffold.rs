@@ -31,8 +31,10 @@ struct Home<'a> {
 /// The files of a new host, relative to the fleet root.
 pub fn files(name: &str) -> Result<Vec<super::RenderedFile>, AppError> {
     if !is_dns_label(name) {
-        return Err(AppError::input(format!("host name {name:?} is not a DNS label"))
-            .with_help("use lowercase letters, digits and `-` (at most 63), e.g. `web-1`"));
+        return Err(
+            AppError::input(format!("host name {name:?} is not a DNS label"))
+                .with_help("use lowercase letters, digits and `-` (at most 63), e.g. `web-1`"),
+        );
     }
     let render = |r: Result<String, askama::Error>| {
         r.map(|mut s| {
@@ -95,9 +97,8 @@ pub fn scaffold(root: &Path, name: &str) -> Result<Vec<Outcome>, AppError> {
 }
 
 fn create_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    let fail = |e: std::io::Error| {
-        AppError::input(format!("cannot create {}: {e}", path.display()))
-    };
+    let fail =
+        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::Builder::new()

@@ -74,10 +74,15 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
                 Diagnostic::error(
                     "duplicate-recipient",
                     r.span,
-                    format!("{} and {first} have the same age recipient {}", r.who, r.recipient),
+                    format!(
+                        "{} and {first} have the same age recipient {}",
+                        r.who, r.recipient
+                    ),
                 )
                 .related(*first_span, format!("{first} is here"))
-                .help("every admin and host needs its own key; a copied publicKey is the usual cause"),
+                .help(
+                    "every admin and host needs its own key; a copied publicKey is the usual cause",
+                ),
             ));
         }
         seen.insert(r.recipient.clone(), (r.who.clone(), r.span));
@@ -236,14 +241,21 @@ fn extra_rules(
     let Some(items) = v.as_list() else {
         return Err(err(
             v.span,
-            format!("`_sops.rules` must be a list of sets, not {}", v.kind.type_name()),
+            format!(
+                "`_sops.rules` must be a list of sets, not {}",
+                v.kind.type_name()
+            ),
             example,
         ));
     };
     let mut out = Vec::new();
     for item in items {
         let Some(attrs) = item.as_attrs() else {
-            return Err(err(item.span, "each of `_sops.rules` must be a set".into(), example));
+            return Err(err(
+                item.span,
+                "each of `_sops.rules` must be a set".into(),
+                example,
+            ));
         };
         for (key, attr) in attrs {
             if key != "path_regex" && key != "hosts" {
@@ -251,7 +263,11 @@ fn extra_rules(
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "a rule has `path_regex` and `hosts`".into(),
                 };
-                return Err(err(attr.name_span, format!("unknown key `{key}` in `_sops.rules`"), &help));
+                return Err(err(
+                    attr.name_span,
+                    format!("unknown key `{key}` in `_sops.rules`"),
+                    &help,
+                ));
             }
         }
         let regex = match attrs.get("path_regex").map(|a| &a.value) {
@@ -260,31 +276,62 @@ fn extra_rules(
                 span,
             }) => {
                 if s.chars().any(char::is_control) {
-                    return Err(err(*span, "`path_regex` contains a control character".into(), "write the regex on one line"));
+                    return Err(err(
+                        *span,
+                        "`path_regex` contains a control character".into(),
+                        "write the regex on one line",
+                    ));
                 }
                 s.clone()
             }
             Some(other) => {
-                return Err(err(other.span, "`path_regex` must be a string".into(), example))
+                return Err(err(
+                    other.span,
+                    "`path_regex` must be a string".into(),
+                    example,
+                ))
             }
-            None => return Err(err(item.span, "a rule in `_sops.rules` lacks `path_regex`".into(), example)),
+            None => {
+                return Err(err(
+                    item.span,
+                    "a rule in `_sops.rules` lacks `path_regex`".into(),
+                    example,
+                ))
+            }
         };
         let mut aliases = admins.to_vec();
         let mut names = Vec::new();
         if let Some(a) = attrs.get("hosts") {
             let Some(list) = a.value.as_list() else {
-                return Err(err(a.value.span, "`hosts` must be a list of host names".into(), example));
+                return Err(err(
+                    a.value.span,
+                    "`hosts` must be a list of host names".into(),
+                    example,
+                ));
             };
             for n in list {
                 let Some(name) = n.as_str() else {
-                    return Err(err(n.span, "`hosts` must be a list of host names".into(), example));
+                    return Err(err(
+                        n.span,
+                        "`hosts` must be a list of host names".into(),
+                        example,
+                    ));
                 };
                 if loaded.fleet.host(name).is_none() {
-                    let help = match did_you_mean(name, loaded.fleet.hosts.iter().map(|h| h.name.as_str())) {
+                    let help = match did_you_mean(
+                        name,
+                        loaded.fleet.hosts.iter().map(|h| h.name.as_str()),
+                    ) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => "list hosts defined in hosts.nix".into(),
                     };
-                    return Err(err(n.span, format!("`_sops.rules` names host `{name}`, which hosts.nix does not define"), &help));
+                    return Err(err(
+                        n.span,
+                        format!(
+                            "`_sops.rules` names host `{name}`, which hosts.nix does not define"
+                        ),
+                        &help,
+                    ));
                 }
                 if let Some(r) = hosts.get(name) {
                     if !aliases.contains(&r.anchor) {
@@ -312,7 +359,10 @@ fn extra_rules(
 pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
     let (raw, span) = match &loaded.fleet.sops.path {
         Some(p) => (p.value.as_str(), p.span),
-        None => (DEFAULT_PATH, loaded.fleet.sops.span.unwrap_or(loaded.value.span)),
+        None => (
+            DEFAULT_PATH,
+            loaded.fleet.sops.span.unwrap_or(loaded.value.span),
+        ),
     };
     let escape = |why: &str| {
         invalid(
@@ -322,7 +372,9 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
                 span,
                 format!("`_sops.path` {raw:?} {why}"),
             )
-            .help(format!("write a path inside the fleet, e.g. `path = \"{DEFAULT_PATH}\";`")),
+            .help(format!(
+                "write a path inside the fleet, e.g. `path = \"{DEFAULT_PATH}\";`"
+            )),
         )
     };
     let mut parts: Vec<String> = Vec::new();
@@ -348,7 +400,9 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
     if let Some(parent) = loaded.root_dir.join(&rel).parent() {
         if let (Ok(p), Ok(root)) = (parent.canonicalize(), loaded.root_dir.canonicalize()) {
             if !p.starts_with(&root) {
-                return Err(escape("leads out of the fleet root through a symbolic link"));
+                return Err(escape(
+                    "leads out of the fleet root through a symbolic link",
+                ));
             }
         }
     }
@@ -387,7 +441,13 @@ fn secrets_prefix(loaded: &Loaded, path: &Path) -> Result<String, AppError> {
 fn unique_anchor(taken: &mut BTreeSet<String>, kind: &str, name: &str) -> String {
     let clean: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let base = format!("{kind}_{clean}");
     let mut anchor = base.clone();
@@ -420,8 +480,14 @@ mod tests {
     #[test]
     fn anchors_are_unique_and_plain() {
         let mut taken = BTreeSet::new();
-        assert_eq!(unique_anchor(&mut taken, "admin", "alice@laptop"), "admin_alice_laptop");
-        assert_eq!(unique_anchor(&mut taken, "admin", "alice laptop"), "admin_alice_laptop_2");
+        assert_eq!(
+            unique_anchor(&mut taken, "admin", "alice@laptop"),
+            "admin_alice_laptop"
+        );
+        assert_eq!(
+            unique_anchor(&mut taken, "admin", "alice laptop"),
+            "admin_alice_laptop_2"
+        );
         assert_eq!(unique_anchor(&mut taken, "host", "web-1"), "host_web-1");
     }
 

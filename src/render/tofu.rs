@@ -362,12 +362,7 @@ pub fn ip_expression(address: &str) -> String {
     )
 }
 
-fn vm(
-    loaded: &Loaded,
-    cfg: &ProxmoxConfig,
-    host: &Host,
-    p: &ProxmoxSpec,
-) -> Result<Vm, AppError> {
+fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Result<Vm, AppError> {
     if !host
         .name
         .chars()
@@ -405,7 +400,10 @@ fn vm(
                 Diagnostic::error(
                     "bad-vm-name",
                     n.span,
-                    format!("`{}.proxmox.name` {:?} is not a DNS name", host.name, n.value),
+                    format!(
+                        "`{}.proxmox.name` {:?} is not a DNS name",
+                        host.name, n.value
+                    ),
                 )
                 .help("Proxmox VM names are DNS names: letters, digits, `-` and `.`"),
             ));
@@ -680,7 +678,11 @@ fn backend(loaded: &Loaded, cfg: &ProxmoxConfig) -> Result<(&'static str, Backen
         if known.contains(&key.as_str()) {
             continue;
         }
-        let help = if key == "conn_str" || key == "connStr" || key.contains("secret") || key.contains("password") {
+        let help = if key == "conn_str"
+            || key == "connStr"
+            || key.contains("secret")
+            || key.contains("password")
+        {
             "credentials never go into hosts.nix: set PG_CONN_STR (pg) or the AWS_* variables (s3) when running pve".to_string()
         } else {
             match did_you_mean(key, known.iter().copied()) {
@@ -797,10 +799,18 @@ mod tests {
 
     #[test]
     fn attribute_references() {
-        for ok in ["hostpci", "disk", "cpu[0].flags", "initialization", "network_device[1]"] {
+        for ok in [
+            "hostpci",
+            "disk",
+            "cpu[0].flags",
+            "initialization",
+            "network_device[1]",
+        ] {
             assert!(is_attribute_reference(ok), "{ok}");
         }
-        for bad in ["", "Disk", "a b", "${x}", "cpu[x]", "cpu[0", ".disk", "disk."] {
+        for bad in [
+            "", "Disk", "a b", "${x}", "cpu[x]", "cpu[0", ".disk", "disk.",
+        ] {
             assert!(!is_attribute_reference(bad), "{bad}");
         }
     }

@@ -44,12 +44,16 @@ fn walk_resource(path: &str, body: &Map<String, Value>, attrs: &Value, errs: &mu
                 for r in refs {
                     match r.as_str() {
                         Some(s) if reference_exists(s, attrs) => {}
-                        _ => errs.push(format!("{path}.lifecycle.ignore_changes: {r} is not an attribute")),
+                        _ => errs.push(format!(
+                            "{path}.lifecycle.ignore_changes: {r} is not an attribute"
+                        )),
                     }
                 }
             }
             Some(Value::String(s)) if s == "all" => {}
-            other => errs.push(format!("{path}.lifecycle.ignore_changes: bad value {other:?}")),
+            other => errs.push(format!(
+                "{path}.lifecycle.ignore_changes: bad value {other:?}"
+            )),
         }
     }
     for meta in ["depends_on", "count", "for_each", "provider"] {
@@ -133,7 +137,9 @@ fn check_value(p: &str, v: &Value, entry: &Value, errs: &mut Vec<String>) {
                 Value::Object(_) => vec![v],
                 Value::Array(a) => a.iter().collect(),
                 _ => {
-                    errs.push(format!("{p}: a block must be an object or a list of objects"));
+                    errs.push(format!(
+                        "{p}: a block must be an object or a list of objects"
+                    ));
                     return;
                 }
             };
@@ -239,7 +245,10 @@ fn validate(p: &str, v: &Value, val: &Value, errs: &mut Vec<String>) {
         }
     }
     if let Some(r) = val.get("int_between").and_then(Value::as_array) {
-        let (lo, hi) = (r[0].as_i64().unwrap_or(i64::MIN), r[1].as_i64().unwrap_or(i64::MAX));
+        let (lo, hi) = (
+            r[0].as_i64().unwrap_or(i64::MIN),
+            r[1].as_i64().unwrap_or(i64::MAX),
+        );
         match v.as_i64() {
             Some(n) if (lo..=hi).contains(&n) => {}
             _ => errs.push(format!("{p}: {v} is outside {lo}..={hi}")),
