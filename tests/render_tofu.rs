@@ -131,6 +131,24 @@ fn the_committed_config_is_what_the_example_renders() {
     assert_eq!(render_json(&l).unwrap(), text);
 }
 
+/// Keys sorted at every level: re-printing through serde_json's ordered
+/// maps changes nothing.
+fn assert_sorted(text: &str) {
+    let v: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(format!("{}\n", serde_json::to_string_pretty(&v).unwrap()), text);
+}
+
+#[test]
+fn keys_are_sorted_everywhere() {
+    let l = fleet::load(&repo().join("hosts.nix")).expect("load example");
+    assert_sorted(&render_json(&l).unwrap());
+    assert_sorted(&render_json(&load_text(CLUSTER)).unwrap());
+    let s3 = load_text(
+        r#"{ _proxmox = { host = "h"; node = "n"; templateVmid = 9000; backend = { type = "s3"; bucket = "b"; endpoint = "e"; usePathStyle = true; dynamodbTable = "t"; skipCredentialsValidation = true; skipRegionValidation = true; skipS3Checksum = true; }; }; }"#,
+    );
+    assert_sorted(&render_json(&s3).unwrap());
+}
+
 const CLUSTER: &str = r#"
 {
   _proxmox = {

@@ -88,10 +88,18 @@ pub fn write(
     let mut changed = Vec::new();
     for f in files {
         let target = dir.join(&f.path);
-        if std::fs::read(&target).ok().as_deref() == Some(f.contents.as_bytes()) {
-            continue;
-        }
+        let existed = match std::fs::read(&target) {
+            Ok(old) if old == f.contents.as_bytes() => continue,
+            Ok(_) => true,
+            Err(_) => false,
+        };
         write_atomic(&target, f.contents.as_bytes())?;
+        if !existed {
+            // The temp file was private (0600); these files hold no secret
+            // and belong in the repository like any other.
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644));
+        }
         changed.push(f.path.clone());
     }
     Ok(changed)

@@ -3,8 +3,9 @@
 //!
 //! Each VM resource carries the values the old Terranix module produced
 //! (see docs/render.md for the rules and the deliberate differences).
-//! Keys come out sorted (the document goes through `serde_json::Value`,
-//! whose maps are ordered), indented by two spaces, with a final newline.
+//! Keys come out sorted (struct fields are declared in alphabetical order of
+//! their JSON names, maps are BTreeMaps; a test holds this), indented by two
+//! spaces, with a final newline.
 
 use std::collections::BTreeMap;
 
@@ -49,21 +50,21 @@ const GATE: &[&str] = &[
 
 #[derive(Serialize)]
 struct Config {
-    terraform: Terraform,
-    provider: Providers,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    resource: BTreeMap<&'static str, BTreeMap<String, Vm>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     import: Vec<Import>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     output: BTreeMap<String, Output>,
+    provider: Providers,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    resource: BTreeMap<&'static str, BTreeMap<String, Vm>>,
+    terraform: Terraform,
 }
 
 #[derive(Serialize)]
 struct Terraform {
-    required_version: &'static str,
-    required_providers: RequiredProviders,
     backend: BTreeMap<&'static str, Backend>,
+    required_providers: RequiredProviders,
+    required_version: &'static str,
 }
 
 #[derive(Serialize)]
@@ -93,29 +94,29 @@ struct Provider {
 #[derive(Serialize, Default, Debug, PartialEq)]
 struct Backend {
     #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schema_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     bucket: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<String>,
+    dynamodb_table: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoints: Option<S3Endpoints>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    use_path_style: Option<bool>,
+    key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    use_lockfile: Option<bool>,
+    path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dynamodb_table: Option<String>,
+    region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     skip_credentials_validation: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     skip_region_validation: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     skip_s3_checksum: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_lockfile: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_path_style: Option<bool>,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
@@ -125,32 +126,32 @@ struct S3Endpoints {
 
 #[derive(Serialize)]
 struct Vm {
-    name: String,
-    node_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    vm_id: Option<i64>,
-    on_boot: bool,
+    agent: Agent,
     bios: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    machine: Option<String>,
+    clone: Option<Clone>,
     cpu: Cpu,
     #[serde(skip_serializing_if = "Option::is_none")]
-    memory: Option<Memory>,
+    description: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     disk: Vec<Disk>,
     #[serde(skip_serializing_if = "Option::is_none")]
     efi_disk: Option<EfiDisk>,
+    lifecycle: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+    name: String,
     network_device: Vec<NetworkDevice>,
-    agent: Agent,
+    node_name: String,
+    on_boot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     virtiofs: Vec<Virtiofs>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    clone: Option<Clone>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tags: Option<Vec<String>>,
-    lifecycle: Lifecycle,
+    vm_id: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -168,10 +169,10 @@ struct Memory {
 
 #[derive(Serialize)]
 struct Disk {
-    interface: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore_id: Option<String>,
     file_format: &'static str,
+    interface: String,
     size: u64,
 }
 
@@ -209,7 +210,6 @@ struct Agent {
 
 #[derive(Serialize)]
 struct Virtiofs {
-    mapping: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,13 +218,14 @@ struct Virtiofs {
     expose_acl: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expose_xattr: Option<bool>,
+    mapping: String,
 }
 
 #[derive(Serialize)]
 struct Clone {
-    vm_id: i64,
     full: bool,
     retries: i64,
+    vm_id: i64,
 }
 
 #[derive(Serialize)]
@@ -234,8 +235,8 @@ struct Lifecycle {
 
 #[derive(Serialize)]
 struct Import {
-    to: String,
     id: String,
+    to: String,
 }
 
 #[derive(Serialize)]
@@ -248,9 +249,7 @@ struct Output {
 pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let config = build(loaded)?;
-    let value = serde_json::to_value(&config)
-        .map_err(|e| AppError::input(format!("cannot encode the OpenTofu configuration: {e}")))?;
-    let mut text = serde_json::to_string_pretty(&value)
+    let mut text = serde_json::to_string_pretty(&config)
         .map_err(|e| AppError::input(format!("cannot encode the OpenTofu configuration: {e}")))?;
     text.push('\n');
     Ok(text)
