@@ -325,13 +325,18 @@ fn derived_keys_work_with_real_age() {
     let dir = tempfile::tempdir().unwrap();
     let mut cases: Vec<(PathBuf, Option<&str>)> = vec![(data("keys/id_ed25519"), None)];
     if have("ssh-keygen") {
-        for (i, pass) in [("plain", ""), ("protected", "s3cret pass")] {
+        for (i, pass, cipher) in [
+            ("plain", "", None),
+            ("ctr", "s3cret pass", None),
+            ("cbc", "s3cret pass", Some("aes256-cbc")),
+        ] {
             let p = dir.path().join(format!("k_{i}"));
-            run_ok(
-                Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", pass, "-C", "", "-f"])
-                    .arg(&p),
-            );
+            let mut cmd = Command::new("ssh-keygen");
+            cmd.args(["-q", "-t", "ed25519", "-N", pass, "-C", ""]);
+            if let Some(c) = cipher {
+                cmd.args(["-Z", c]);
+            }
+            run_ok(cmd.arg("-f").arg(&p));
             cases.push((p, (!pass.is_empty()).then_some(pass)));
         }
     }
@@ -372,6 +377,47 @@ fn derived_keys_work_with_real_age() {
         );
         assert_eq!(dec, b"the sops data key");
     }
+}
+
+/// A cipher ssh-to-age cannot read either is refused by name.
+#[test]
+fn unsupported_cipher_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "pw",
+                "-Z",
+                "chacha20-poly1305@openssh.com",
+                "-f",
+            ])
+            .arg(&p),
+    );
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "pw\n").unwrap();
+    let o = pve(
+        &[
+            "key",
+            "to-age",
+            "--private",
+            p.to_str().unwrap(),
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("encrypted with `chacha20-poly1305@openssh.com`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("ssh-keygen -p"), "{}", stderr(&o));
 }
 
 /// The sops-nix test file has an age stanza for the recipient derived from

@@ -320,3 +320,35 @@ fn scaffold_creates_host_files_and_never_overwrites() {
     assert!(err(&o).contains("not a DNS label"), "{}", err(&o));
     assert_eq!(snapshot(d.path()), before);
 }
+
+#[test]
+fn a_fleet_without_sops_renders_no_sops_file() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("hosts.nix"),
+        "{ _proxmox = { host = \"h\"; node = \"n\"; templateVmid = 9000; defaultStorage = \"s\"; };\n  web = { proxmox = { vmid = 120; cores = 1; memory = 1024; disk = \"8G\"; }; }; }\n",
+    )
+    .unwrap();
+    let o = pve(d.path(), &["render"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let files: Vec<PathBuf> = snapshot(d.path()).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            PathBuf::from("hosts.nix"),
+            PathBuf::from("vms/known_hosts"),
+            PathBuf::from("vms/tofu/config.tf.json")
+        ]
+    );
+    // Asked for explicitly, it is an error that says what is missing.
+    let o = pve(d.path(), &["render", "sops"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("`_sops.admins` is empty"), "{}", err(&o));
+    // New generated files are readable by others (no secrets in them).
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(d.path().join("vms/tofu/config.tf.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644);
+}

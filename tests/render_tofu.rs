@@ -135,7 +135,10 @@ fn the_committed_config_is_what_the_example_renders() {
 /// maps changes nothing.
 fn assert_sorted(text: &str) {
     let v: Value = serde_json::from_str(text).unwrap();
-    assert_eq!(format!("{}\n", serde_json::to_string_pretty(&v).unwrap()), text);
+    assert_eq!(
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap()),
+        text
+    );
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub enum KeyError {
     PassphraseMissing,
     #[error("wrong passphrase for the private key (or the key file is damaged)")]
     WrongPassphrase,
-    #[error("the private key is encrypted with `{0}`, which is not supported (supported: aes256-ctr with bcrypt, the ssh-keygen default)")]
+    #[error("the private key is encrypted with `{0}`, which is not supported (supported: aes256-ctr, the ssh-keygen default, and aes256-cbc)")]
     UnsupportedCipher(String),
 }
 

@@ -1,11 +1,12 @@
 //! OpenSSH private keys (`-----BEGIN OPENSSH PRIVATE KEY-----`, the
 //! openssh-key-v1 format of OpenSSH's PROTOCOL.key), unencrypted or
-//! encrypted with bcrypt + aes256-ctr (what `ssh-keygen` writes), turned into
+//! encrypted with bcrypt + aes256-ctr (what `ssh-keygen` writes) or
+//! aes256-cbc (the two ciphers ssh-to-age reads), turned into
 //! the age identity ssh-to-age prints.
 //!
 //! Errors never quote the key or the passphrase.
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{BlockDecryptMut, KeyIvInit, StreamCipher};
 use base64::Engine as _;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -16,6 +17,7 @@ const END: &str = "-----END OPENSSH PRIVATE KEY-----";
 const MAGIC: &[u8] = b"openssh-key-v1\0";
 
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+type Aes256CbcDec = cbc::Decryptor<aes::Aes256>;
 
 /// A passphrase, wiped from memory when dropped.
 pub type Passphrase = Zeroizing<Vec<u8>>;
@@ -115,7 +117,7 @@ pub fn parse_private(pem: &str, passphrase: Option<&[u8]>) -> Result<Ed25519Priv
     let encrypted = cipher != b"none";
     match (cipher, kdf) {
         (b"none", b"none") => {}
-        (b"aes256-ctr", b"bcrypt") => {
+        (c @ (b"aes256-ctr" | b"aes256-cbc"), b"bcrypt") => {
             let Some(pass) = passphrase else {
                 return Err(KeyError::PassphraseMissing);
             };
@@ -125,9 +127,21 @@ pub fn parse_private(pem: &str, passphrase: Option<&[u8]>) -> Result<Ed25519Priv
             let mut km = Zeroizing::new([0u8; 48]);
             bcrypt_pbkdf::bcrypt_pbkdf(pass, salt, rounds, &mut km[..])
                 .map_err(|_| KeyError::Malformed("bad bcrypt parameters"))?;
-            let mut c = Aes256Ctr::new_from_slices(&km[..32], &km[32..])
-                .map_err(|_| KeyError::Malformed("bad cipher parameters"))?;
-            c.apply_keystream(&mut plain);
+            let bad = |_| KeyError::Malformed("bad cipher parameters");
+            if c == b"aes256-ctr" {
+                let mut d = Aes256Ctr::new_from_slices(&km[..32], &km[32..]).map_err(bad)?;
+                d.apply_keystream(&mut plain);
+            } else {
+                if plain.len() % 16 != 0 {
+                    return Err(KeyError::Malformed(
+                        "the encrypted section is not whole AES blocks",
+                    ));
+                }
+                let mut d = Aes256CbcDec::new_from_slices(&km[..32], &km[32..]).map_err(bad)?;
+                for block in plain.chunks_exact_mut(16) {
+                    d.decrypt_block_mut(aes::Block::from_mut_slice(block));
+                }
+            }
         }
         (c, _) if c != b"none" => {
             return Err(KeyError::UnsupportedCipher(
