@@ -183,4 +183,34 @@ mod tests {
         assert_eq!(tf_escape("$${x}"), "$$${x}");
         assert_eq!(tf_escape("cost $5 {x}"), "cost $5 {x}");
     }
+
+    /// Reads a string the way OpenTofu reads a template: `$${` and `%%{`
+    /// are literal `${` / `%{`; a bare `${` or `%{` starts an expression
+    /// (None: the string would not come out literally).
+    fn hcl_literal(t: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = t;
+        while let Some(c) = rest.chars().next() {
+            if let Some(r) = rest.strip_prefix("$${") {
+                out.push_str("${");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("%%{") {
+                out.push_str("%{");
+                rest = r;
+            } else if rest.starts_with("${") || rest.starts_with("%{") {
+                return None;
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_strings_read_back_literally(s in "[$%{}a ]{0,12}|.{0,24}") {
+            proptest::prop_assert_eq!(hcl_literal(&tf_escape(&s)), Some(s.clone()));
+        }
+    }
 }
