@@ -451,3 +451,27 @@ fn derived_identity_decrypts_the_sops_nix_stanza() {
     let key = run_ok(Command::new("age").arg("-d").arg("-i").arg(&id).arg(&enc));
     assert_eq!(key.len(), 32, "the sops data key is 32 bytes");
 }
+
+/// RSA and ECDSA keys in OpenSSH's own format are named and refused.
+#[test]
+fn rsa_and_ecdsa_private_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (t, bits, want) in [
+        ("rsa", "2048", "ssh-rsa keys are not supported"),
+        ("ecdsa", "256", "ecdsa-sha2-nistp256 keys are not supported"),
+    ] {
+        let p = dir.path().join(t);
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", t, "-b", bits, "-N", "", "-f"])
+                .arg(&p),
+        );
+        let o = pve(&["key", "to-age", "--private", p.to_str().unwrap()], "");
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(stderr(&o).contains(want), "{t}: {}", stderr(&o));
+        let pubkey = std::fs::read_to_string(format!("{}.pub", p.display())).unwrap();
+        let o = pve(&["key", "to-age", pubkey.trim()], "");
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(stderr(&o).contains(want), "{t}: {}", stderr(&o));
+    }
+}
