@@ -171,6 +171,10 @@ fn out_dir_and_single_targets() {
         [Path::new("vms/tofu/config.tf.json")]
     );
     assert_eq!(snapshot(d.path()), before, "the fleet itself is untouched");
+    assert!(
+        !d.path().join(".pve.lock").exists(),
+        "no lock file in the fleet (it may be read-only, e.g. in the Nix store)"
+    );
     let o = pve(
         d.path(),
         &["render", "--out-dir", out.path().to_str().unwrap(), "sops"],

@@ -77,14 +77,27 @@ pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, 
 }
 
 /// Writes the files under `dir` (the fleet root, or `--out-dir`), each
-/// atomically, holding the repository lock of the fleet root. Returns the
+/// atomically. Writing into the fleet holds its repository lock; writing
+/// elsewhere does not touch the fleet at all (so hosts.nix may sit on a
+/// read-only file system, as in `nix build .#tofu-config`). Returns the
 /// paths whose contents changed.
 pub fn write(
     loaded: &Loaded,
     dir: &Path,
     files: &[RenderedFile],
 ) -> Result<Vec<PathBuf>, AppError> {
-    let _lock = RepoLock::acquire(&loaded.root_dir, Duration::from_secs(30))?;
+    let into_fleet = match (dir.canonicalize(), loaded.root_dir.canonicalize()) {
+        (Ok(d), Ok(r)) => d == r,
+        _ => dir == loaded.root_dir,
+    };
+    let _lock = if into_fleet {
+        Some(RepoLock::acquire(
+            &loaded.root_dir,
+            Duration::from_secs(30),
+        )?)
+    } else {
+        None
+    };
     let mut changed = Vec::new();
     for f in files {
         let target = dir.join(&f.path);
