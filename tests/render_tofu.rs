@@ -104,7 +104,7 @@ fn example_fleet_matches_the_old_module() {
         json!({
             "required_version": ">= 1.6.0",
             "required_providers": { "proxmox": { "source": "bpg/proxmox", "version": "0.111.1" } },
-            "backend": { "local": { "path": ".state/terraform.tfstate" } }
+            "backend": { "local": { "path": "terraform.tfstate" } }
         })
     );
     assert!(c.get("import").is_none());

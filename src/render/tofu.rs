@@ -25,9 +25,10 @@ pub const DEFAULT_PROVIDER_VERSION: &str = "0.111.1";
 pub const REQUIRED_VERSION: &str = ">= 1.6.0";
 /// S3 locking with `use_lockfile` came in OpenTofu 1.10.0.
 pub const REQUIRED_VERSION_S3: &str = ">= 1.10.0";
-/// Where the state lives by default, relative to `vms/tofu/` (where
-/// OpenTofu runs): `vms/tofu/.state/terraform.tfstate`.
-pub const DEFAULT_STATE_PATH: &str = ".state/terraform.tfstate";
+/// Where the state lives by default, relative to OpenTofu's working folder
+/// `vms/tofu/.state` (where `pve plan`/`apply` put the config and run
+/// tofu; `TOFU_WORKDIR` moves it): `vms/tofu/.state/terraform.tfstate`.
+pub const DEFAULT_STATE_PATH: &str = "terraform.tfstate";
 
 pub const RESOURCE_TYPE: &str = "proxmox_virtual_environment_vm";
 pub const DEFAULT_BIOS: &str = "seabios";
@@ -449,9 +450,12 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     }
     for extra in &p.ignore_changes_extra {
         if !is_attribute_reference(extra) {
-            let span = host
-                .attrs
-                .get("proxmox")
+            let span = loaded
+                .value
+                .as_attrs()
+                .and_then(|root| root.get(&host.name))
+                .and_then(|a| a.value.as_attrs())
+                .and_then(|h| h.get("proxmox"))
                 .and_then(|a| a.value.as_attrs())
                 .and_then(|a| a.get("ignoreChangesExtra"))
                 .map_or(p.span, |a| a.value.span);
