@@ -190,6 +190,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_gate_names_a_check_rule() {
+        // A renamed rule would otherwise silently stop guarding rendering.
+        for name in tofu::GATE.iter().chain(sops::GATE).chain(known_hosts::GATE) {
+            assert!(
+                crate::check::RULES.iter().any(|(n, _)| n == name),
+                "no check rule named {name}"
+            );
+        }
+    }
+
+    #[test]
     fn template_sequences_are_escaped() {
         assert_eq!(tf_escape("a ${b} c"), "a $${b} c");
         assert_eq!(tf_escape("%{ if x }"), "%%{ if x }");

@@ -24,7 +24,7 @@ pub const DEFAULT_PATH: &str = "secrets/.sops.yaml";
 /// Where secrets live, relative to the fleet root.
 pub const SECRETS_DIR: &str = "secrets";
 
-const GATE: &[&str] = &["host-name", "public-key"];
+pub(crate) const GATE: &[&str] = &["host-name", "public-key"];
 
 #[derive(Template)]
 #[template(path = "sops.yaml", escape = "none")]

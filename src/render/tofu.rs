@@ -39,7 +39,7 @@ pub const DEFAULT_TAGS: &[&str] = &["opentofu", "nixos", "managed"];
 pub const BASE_IGNORE_CHANGES: &[&str] = &["cpu[0].architecture", "vga"];
 
 /// The `check` rules whose errors would make the configuration wrong.
-const GATE: &[&str] = &[
+pub(crate) const GATE: &[&str] = &[
     "host-name",
     "required",
     "proxmox-config",
