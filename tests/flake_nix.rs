@@ -273,18 +273,6 @@ fn flake_expr(fleet: &Path, pve_bin: &Path, proxmox_ops_bin: &Path) -> String {
     )
 }
 
-fn render_merged() -> bool {
-    let ok = Command::new(PVE)
-        .args(["render", "--help"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("SKIP (pve render not merged yet)");
-    }
-    ok
-}
-
 #[test]
 fn lib_finds_hosts_nix_and_copies_only_the_fleet() {
     let nix = Nix::new();
@@ -413,9 +401,6 @@ fn host_specs_check_fails_on_a_broken_fleet() {
 
 #[test]
 fn generated_files_check_follows_hosts_nix() {
-    if !render_merged() {
-        return;
-    }
     let nix = Nix::new();
     let fleet = example_fleet();
     let out = nix
@@ -444,9 +429,6 @@ fn generated_files_check_follows_hosts_nix() {
 
 #[test]
 fn tofu_config_is_what_pve_render_writes() {
-    if !render_merged() {
-        return;
-    }
     let nix = Nix::new();
     let fleet = example_fleet();
     let out = nix
@@ -856,13 +838,8 @@ fn nix_flake_check_build_and_run_with_stub_nixpkgs() {
 
     // Evaluates every output of both systems and checks its type (apps
     // are apps, checks and packages derivations, ...); builds the checks
-    // once `pve render` exists.
-    let render = render_merged();
-    let args: &[&str] = if render {
-        &["flake", "check"]
-    } else {
-        &["flake", "check", "--no-build"]
-    };
+    // too.
+    let args: &[&str] = &["flake", "check"];
     let out = nix_flake(&nix, args, "", flake, stub);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "nix flake check failed:\n{stderr}");
@@ -909,7 +886,7 @@ fn nix_flake_check_build_and_run_with_stub_nixpkgs() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "pve 0.1.0\n");
 
     // nix build .#tofu-config
-    if render {
+    {
         let out = nix_flake(
             &nix,
             &["build", "--no-link", "--json"],
