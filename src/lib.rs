@@ -11,4 +11,5 @@ pub mod fleet;
 pub mod fsutil;
 pub mod keys;
 pub mod runner;
+pub mod secrets;
 pub mod shell;
