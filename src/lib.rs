@@ -13,3 +13,4 @@ pub mod keys;
 pub mod runner;
 pub mod secrets;
 pub mod shell;
+pub mod tailscale;
