@@ -64,6 +64,9 @@ pub struct Sops {
     /// `SOPS_AGE_KEY_FILE` (else sops finds its own: `SOPS_AGE_KEY`,
     /// `~/.config/sops/age/keys.txt`, ...).
     pub age_key_file: Option<PathBuf>,
+    /// More environment for sops (e.g. `SOPS_AGE_KEY_CMD`); values are
+    /// never logged.
+    pub env: Vec<(String, String)>,
     pub parallel: usize,
     pub timeout: Duration,
 }
@@ -73,6 +76,7 @@ impl Sops {
         Sops {
             config: config.into(),
             age_key_file: None,
+            env: Vec::new(),
             parallel: PARALLEL,
             timeout: Duration::from_secs(120),
         }
@@ -83,6 +87,11 @@ impl Sops {
         self
     }
 
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Sops {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
     fn cmd(&self) -> Cmd {
         let mut c = Cmd::new(Tool::Sops).timeout(self.timeout);
         if let Some(dir) = self.config.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -90,6 +99,9 @@ impl Sops {
         }
         if let Some(k) = &self.age_key_file {
             c = c.env("SOPS_AGE_KEY_FILE", k.to_string_lossy());
+        }
+        for (k, v) in &self.env {
+            c = c.secret_env(k, v);
         }
         c
     }
