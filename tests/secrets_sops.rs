@@ -63,11 +63,19 @@ fn fleet_missing_db(files: usize) -> Fleet {
     let admin = age_keygen(&keys, "admin");
     let web = age_keygen(&keys, "web");
     let db = age_keygen(&keys, "db");
-    let f = Fleet { dir, admin, web, db };
+    let f = Fleet {
+        dir,
+        admin,
+        web,
+        db,
+    };
     std::fs::create_dir_all(f.secrets().join("hosts/web")).expect("mkdir");
     std::fs::write(
         f.config(),
-        render_style_sops_yaml(&f.admin.recipient, &[("db", &f.db.recipient), ("web", &f.web.recipient)]),
+        render_style_sops_yaml(
+            &f.admin.recipient,
+            &[("db", &f.db.recipient), ("web", &f.web.recipient)],
+        ),
     )
     .expect("write");
     std::fs::write(
@@ -86,14 +94,21 @@ fn fleet_missing_db(files: usize) -> Fleet {
 }
 
 fn codes(f: &Fleet) -> Vec<&'static str> {
-    health::check(f.root(), Path::new("secrets/.sops.yaml")).iter().map(|d| d.code).collect()
+    health::check(f.root(), Path::new("secrets/.sops.yaml"))
+        .iter()
+        .map(|d| d.code)
+        .collect()
 }
 
 #[test]
 fn updatekeys_rekeys_every_file_so_the_new_host_can_decrypt_and_health_is_clean() {
     use_standin();
     let f = fleet_missing_db(3);
-    assert_eq!(codes(&f), vec!["secret-missing-recipient"; 3], "before: the shared files lack db");
+    assert_eq!(
+        codes(&f),
+        vec!["secret-missing-recipient"; 3],
+        "before: the shared files lack db"
+    );
     let cfg = SopsConfig::load(&f.config()).expect("config");
     let files = secrets::secret_files(&cfg);
     assert_eq!(files.len(), 4);
@@ -103,22 +118,53 @@ fn updatekeys_rekeys_every_file_so_the_new_host_can_decrypt_and_health_is_clean(
     assert_eq!(codes(&f), Vec::<&str>::new(), "after: no findings");
 
     let text = std::fs::read_to_string(f.secrets().join("shared0.yaml")).expect("read");
-    assert_eq!(yaml_recipients(&text), [f.admin.recipient.as_str(), &f.db.recipient, &f.web.recipient]);
+    assert_eq!(
+        yaml_recipients(&text),
+        [
+            f.admin.recipient.as_str(),
+            &f.db.recipient,
+            &f.web.recipient
+        ]
+    );
     // The new host's real age identity unwraps the same data key.
     let stanza = yaml_stanza(&text, &f.db.recipient).expect("db stanza");
     assert_eq!(age_decrypt(&f.db.file, &stanza).as_deref(), Some(DATA_KEY));
     // The host-only file was already right: left alone.
     let tls = std::fs::read_to_string(f.secrets().join("hosts/web/tls.yaml")).expect("read");
-    assert_eq!(yaml_recipients(&tls), [f.admin.recipient.as_str(), &f.web.recipient]);
+    assert_eq!(
+        yaml_recipients(&tls),
+        [f.admin.recipient.as_str(), &f.web.recipient]
+    );
 
     // The identity went through the environment; argv has the global flag first.
     let calls = f.calls();
     assert_eq!(calls.len(), 4);
     for c in &calls {
-        let argv: Vec<&str> = c["argv"].as_array().expect("argv").iter().filter_map(|a| a.as_str()).collect();
-        assert_eq!(&argv[..4], ["--config", f.config().to_str().expect("utf8"), "updatekeys", "--yes"]);
-        assert!(!argv.iter().any(|a| a.contains("admin.txt") || a.contains("AGE-SECRET-KEY")), "{argv:?}");
-        assert_eq!(c["env"]["SOPS_AGE_KEY_FILE"], f.admin.file.to_str().expect("utf8"));
+        let argv: Vec<&str> = c["argv"]
+            .as_array()
+            .expect("argv")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        assert_eq!(
+            &argv[..4],
+            [
+                "--config",
+                f.config().to_str().expect("utf8"),
+                "updatekeys",
+                "--yes"
+            ]
+        );
+        assert!(
+            !argv
+                .iter()
+                .any(|a| a.contains("admin.txt") || a.contains("AGE-SECRET-KEY")),
+            "{argv:?}"
+        );
+        assert_eq!(
+            c["env"]["SOPS_AGE_KEY_FILE"],
+            f.admin.file.to_str().expect("utf8")
+        );
     }
 }
 
@@ -131,23 +177,47 @@ fn a_failure_leaves_a_clear_list_of_what_was_and_was_not_rekeyed() {
     let before = std::fs::read(f.secrets().join("shared1.yaml")).expect("read");
     let cfg = SopsConfig::load(&f.config()).expect("config");
     let files = secrets::secret_files(&cfg);
-    let report = f.sops().env("SOPS_STANDIN_FAIL", fail.to_string_lossy()).updatekeys(&files);
+    let report = f
+        .sops()
+        .env("SOPS_STANDIN_FAIL", fail.to_string_lossy())
+        .updatekeys(&files);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     let (path, why) = &report.failed[0];
     assert!(path.ends_with("shared1.yaml"));
     assert!(why.contains("exit code 128"), "{why}");
-    assert!(why.contains("no identity matched any of the recipients"), "sops' own words kept: {why}");
+    assert!(
+        why.contains("no identity matched any of the recipients"),
+        "sops' own words kept: {why}"
+    );
     assert!(why.contains("SOPS_AGE_KEY_FILE"), "says what to do: {why}");
     assert_eq!(report.ok.len(), 3);
-    assert_eq!(std::fs::read(f.secrets().join("shared1.yaml")).expect("read"), before, "failed file untouched");
+    assert_eq!(
+        std::fs::read(f.secrets().join("shared1.yaml")).expect("read"),
+        before,
+        "failed file untouched"
+    );
     let summary = report.summary("re-keyed", f.root());
-    assert!(summary.starts_with("3 of 4 secret files re-keyed\n"), "{summary}");
-    assert!(summary.contains("  FAILED  secrets/shared1.yaml: `sops` failed (exit code 128)"), "{summary}");
-    assert!(summary.contains("  ok      secrets/shared0.yaml"), "{summary}");
+    assert!(
+        summary.starts_with("3 of 4 secret files re-keyed\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  FAILED  secrets/shared1.yaml: `sops` failed (exit code 128)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  ok      secrets/shared0.yaml"),
+        "{summary}"
+    );
     // Health now points at exactly the one file left behind.
     let d = health::check(f.root(), Path::new("secrets/.sops.yaml"));
     assert_eq!(d.len(), 1);
-    assert!(d[0].message.starts_with("secrets/shared1.yaml is not encrypted to recipient"), "{}", d[0].message);
+    assert!(
+        d[0].message
+            .starts_with("secrets/shared1.yaml is not encrypted to recipient"),
+        "{}",
+        d[0].message
+    );
 }
 
 #[test]
@@ -163,7 +233,9 @@ fn without_an_identity_sops_cannot_rekey_and_says_so() {
     assert!(s.updatekeys(&files).is_success());
     let f = fleet_missing_db(1);
     let s = Sops::new(f.config()).age_key_file(&f.db.file);
-    let r = s.updatekeys(&secrets::secret_files(&SopsConfig::load(&f.config()).expect("cfg")));
+    let r = s.updatekeys(&secrets::secret_files(
+        &SopsConfig::load(&f.config()).expect("cfg"),
+    ));
     assert_eq!(r.failed.len(), 1, "{r:?}");
 }
 
@@ -182,7 +254,11 @@ fn updatekeys_runs_files_in_parallel_bounded_by_four() {
     assert!(took < 2.8, "took {took}s");
     // Never more than four at once: sort call start times; the fifth call
     // starts after the first finished (≥ 0.4 s later).
-    let mut t: Vec<f64> = f.calls().iter().map(|c| c["t"].as_f64().expect("t")).collect();
+    let mut t: Vec<f64> = f
+        .calls()
+        .iter()
+        .map(|c| c["t"].as_f64().expect("t"))
+        .collect();
     t.sort_by(|a, b| a.partial_cmp(b).expect("cmp"));
     assert!(t[4] - t[0] >= 0.35, "five calls started together: {t:?}");
 }
@@ -195,8 +271,15 @@ fn rotate_gives_a_new_data_key_to_the_same_recipients() {
     let report = f.sops().rotate(std::slice::from_ref(&file));
     assert!(report.is_success(), "{report:?}");
     let text = std::fs::read_to_string(&file).expect("read");
-    assert_eq!(yaml_recipients(&text), [f.admin.recipient.as_str(), &f.web.recipient]);
-    let key = age_decrypt(&f.admin.file, &yaml_stanza(&text, &f.admin.recipient).expect("stanza")).expect("admin decrypts");
+    assert_eq!(
+        yaml_recipients(&text),
+        [f.admin.recipient.as_str(), &f.web.recipient]
+    );
+    let key = age_decrypt(
+        &f.admin.file,
+        &yaml_stanza(&text, &f.admin.recipient).expect("stanza"),
+    )
+    .expect("admin decrypts");
     assert_eq!(key.len(), 32);
     assert_ne!(key, DATA_KEY, "a new data key");
     let argv = &f.calls()[0]["argv"];
@@ -209,7 +292,10 @@ fn rotate_falls_back_to_the_old_flag_on_sops_before_3_9() {
     use_standin();
     let f = fleet_missing_db(1);
     let file = f.secrets().join("shared0.yaml");
-    let report = f.sops().env("SOPS_STANDIN_VERSION", "3.8.1").rotate(std::slice::from_ref(&file));
+    let report = f
+        .sops()
+        .env("SOPS_STANDIN_VERSION", "3.8.1")
+        .rotate(std::slice::from_ref(&file));
     assert!(report.is_success(), "{report:?}");
     let calls = f.calls();
     assert_eq!(calls.len(), 2);
@@ -229,7 +315,8 @@ fn files_a_removed_host_could_read_are_found_from_their_metadata() {
 
 #[test]
 fn the_real_sops_nix_test_file_reads_without_sops() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/secrets/sopsnix-secrets.yaml");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/secrets/sopsnix-secrets.yaml");
     let m = secrets::metadata::read(&path).expect("metadata");
     assert_eq!(
         m.groups,

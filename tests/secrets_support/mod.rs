@@ -25,7 +25,11 @@ pub fn age_keygen(dir: &Path, name: &str) -> AgeKey {
         .arg(&file)
         .output()
         .expect("age-keygen runs (scripts/test installs age)");
-    assert!(out.status.success(), "age-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "age-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&file).expect("key file");
     let recipient = text
         .lines()
@@ -43,7 +47,12 @@ pub fn age_encrypt(recipient: &str, data: &[u8]) -> String {
         .stdout(Stdio::piped())
         .spawn()
         .expect("age runs");
-    child.stdin.take().expect("stdin").write_all(data).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(data)
+        .expect("write");
     let out = child.wait_with_output().expect("age");
     assert!(out.status.success());
     String::from_utf8(out.stdout).expect("utf8")
@@ -60,7 +69,12 @@ pub fn age_decrypt(identity: &Path, armored: &str) -> Option<Vec<u8>> {
         .stderr(Stdio::null())
         .spawn()
         .expect("age runs");
-    child.stdin.take().expect("stdin").write_all(armored.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(armored.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("age");
     out.status.success().then_some(out.stdout)
 }
@@ -92,11 +106,17 @@ pub fn sops_dotenv_file(recipients: &[&str]) -> String {
         "sops_version=3.13.2".into(),
     ];
     for (i, r) in recipients.iter().enumerate() {
-        meta.push(format!("sops_age__list_{i}__map_enc={}", age_encrypt(r, DATA_KEY).replace('\n', "\\n")));
+        meta.push(format!(
+            "sops_age__list_{i}__map_enc={}",
+            age_encrypt(r, DATA_KEY).replace('\n', "\\n")
+        ));
         meta.push(format!("sops_age__list_{i}__map_recipient={r}"));
     }
     meta.sort();
-    format!("DB_PASSWORD=ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]\n{}\n", meta.join("\n"))
+    format!(
+        "DB_PASSWORD=ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]\n{}\n",
+        meta.join("\n")
+    )
 }
 
 /// The same in sops' JSON layout (tab indent).
@@ -114,9 +134,14 @@ pub fn sops_json_file(recipients: &[&str]) -> String {
 
 /// The same in sops' INI layout (`[sops]` section, gopkg.in/ini spacing).
 pub fn sops_ini_file(recipients: &[&str]) -> String {
-    let mut s = String::from("[database]\npassword = ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]\n\n[sops]\n");
+    let mut s = String::from(
+        "[database]\npassword = ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]\n\n[sops]\n",
+    );
     for (i, r) in recipients.iter().enumerate() {
-        s.push_str(&format!("age__list_{i}__map_enc = {}\n", age_encrypt(r, DATA_KEY).replace('\n', "\\n")));
+        s.push_str(&format!(
+            "age__list_{i}__map_enc = {}\n",
+            age_encrypt(r, DATA_KEY).replace('\n', "\\n")
+        ));
         s.push_str(&format!("age__list_{i}__map_recipient = {r}\n"));
     }
     s.push_str("lastmodified = 2026-11-26T10:00:00Z\nversion = 3.13.2\n");
@@ -156,7 +181,9 @@ pub fn yaml_recipients(text: &str) -> Vec<String> {
 /// The armored stanza for `recipient` in a sops YAML file.
 pub fn yaml_stanza(text: &str, recipient: &str) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines.iter().position(|l| l.trim() == format!("- recipient: {recipient}"))?;
+    let at = lines
+        .iter()
+        .position(|l| l.trim() == format!("- recipient: {recipient}"))?;
     let mut out = String::new();
     for l in &lines[at + 2..] {
         let t = l.trim();
