@@ -177,7 +177,7 @@ pub fn credentials_from_sops(sops: &Sops, file: &Path) -> Result<OAuthClient, Ts
         sops.decrypt(file, Some("json"))
             .map_err(|source| TsError::Sops {
                 file: shown.clone(),
-                source,
+                source: without_stdout(source),
             })?,
     );
     let doc: serde_json::Value =
@@ -203,6 +203,27 @@ pub fn credentials_from_sops(sops: &Sops, file: &Path) -> Result<OAuthClient, Ts
         id,
         secret: Secret::new(secret),
     })
+}
+
+/// A sops failure without what sops printed on stdout (it may be
+/// plaintext).
+fn without_stdout(e: RunError) -> RunError {
+    match e {
+        RunError::Failed {
+            program,
+            status,
+            code,
+            stderr,
+            ..
+        } => RunError::Failed {
+            program,
+            status,
+            code,
+            stdout: String::new(),
+            stderr,
+        },
+        other => other,
+    }
 }
 
 /// The credentials: the environment first, else the sops file when one
