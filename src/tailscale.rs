@@ -73,7 +73,7 @@ pub enum TsError {
     #[error("{file} has no {what}")]
     FileIncomplete { file: String, what: String },
     #[error("cannot decrypt the Tailscale credentials in {file}: {source}")]
-    Sops { file: String, source: RunError },
+    Sops { file: String, source: Box<RunError> },
     #[error("the Tailscale API refused the OAuth client credentials (HTTP {status}){}", detail(.message))]
     BadCredentials { status: u16, message: String },
     #[error("the Tailscale API refused to create the auth key (HTTP {status}){}", detail(.message))]
@@ -128,13 +128,7 @@ impl From<TsError> for AppError {
                 | TsError::Incomplete { .. }
                 | TsError::FileIncomplete { .. }
                 | TsError::NoTags
-        ) || matches!(
-            e,
-            TsError::Sops {
-                source: RunError::Missing { .. },
-                ..
-            }
-        );
+        ) || matches!(&e, TsError::Sops { source, .. } if matches!(**source, RunError::Missing { .. }));
         let err = if input {
             AppError::input(e.to_string())
         } else {
@@ -177,7 +171,7 @@ pub fn credentials_from_sops(sops: &Sops, file: &Path) -> Result<OAuthClient, Ts
         sops.decrypt(file, Some("json"))
             .map_err(|source| TsError::Sops {
                 file: shown.clone(),
-                source: without_stdout(source),
+                source: Box::new(without_stdout(source)),
             })?,
     );
     let doc: serde_json::Value =
