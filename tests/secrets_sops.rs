@@ -326,3 +326,47 @@ fn the_real_sops_nix_test_file_reads_without_sops() {
         ]]
     );
 }
+
+#[test]
+fn dotenv_and_json_files_are_rekeyed_too() {
+    use_standin();
+    let f = fleet_missing_db(0);
+    let old = [f.admin.recipient.as_str(), &f.web.recipient];
+    std::fs::write(f.secrets().join("app.env"), sops_dotenv_file(&old)).expect("write");
+    std::fs::write(f.secrets().join("api.json"), sops_json_file(&old)).expect("write");
+    assert_eq!(codes(&f), vec!["secret-missing-recipient"; 2]);
+    let cfg = SopsConfig::load(&f.config()).expect("config");
+    let report = f.sops().updatekeys(&secrets::secret_files(&cfg));
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    // The db host's real identity opens the data key in both formats.
+    let env = std::fs::read_to_string(f.secrets().join("app.env")).expect("read");
+    let meta = secrets::metadata::parse(&env, secrets::metadata::Format::Dotenv).expect("meta");
+    let i = meta.groups[0]
+        .iter()
+        .position(|r| r == &f.db.recipient)
+        .expect("db listed");
+    let enc = env
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("sops_age__list_{i}__map_enc=")))
+        .expect("enc line")
+        .replace("\\n", "\n");
+    assert_eq!(age_decrypt(&f.db.file, &enc).as_deref(), Some(DATA_KEY));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.secrets().join("api.json")).expect("read"))
+            .expect("json");
+    let stanza = json["sops"]["age"]
+        .as_array()
+        .expect("age")
+        .iter()
+        .find(|k| k["recipient"] == f.db.recipient.as_str())
+        .expect("db stanza")["enc"]
+        .as_str()
+        .expect("enc")
+        .to_string();
+    assert_eq!(age_decrypt(&f.db.file, &stanza).as_deref(), Some(DATA_KEY));
+    assert_eq!(
+        json["token"], "ENC[AES256_GCM,data:abc=,iv:def=,tag:ghi=,type:str]",
+        "values untouched"
+    );
+}
