@@ -84,6 +84,8 @@ pub enum TsError {
     BadResponse { what: String },
     #[error("keys minted with an OAuth client must carry tags (e.g. tag:vm)")]
     NoTags,
+    #[error("`{0}` is not a Tailscale tag: tags look like `tag:vm`")]
+    BadTag(String),
 }
 
 fn from_file(f: &Option<String>) -> String {
@@ -110,7 +112,7 @@ impl TsError {
             TsError::BadCredentials { .. } => Some(format!(
                 "check {ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}: the client may have been revoked"
             )),
-            TsError::KeyRefused { .. } | TsError::NoTags => Some(
+            TsError::KeyRefused { .. } | TsError::NoTags | TsError::BadTag(_) => Some(
                 "the tags must be the OAuth client's tags, or tags they own; the client needs the `auth_keys` scope".into(),
             ),
             TsError::Sops { source, .. } => source.help(),
@@ -128,6 +130,7 @@ impl From<TsError> for AppError {
                 | TsError::Incomplete { .. }
                 | TsError::FileIncomplete { .. }
                 | TsError::NoTags
+                | TsError::BadTag(_)
         ) || matches!(&e, TsError::Sops { source, .. } if matches!(**source, RunError::Missing { .. }));
         let err = if input {
             AppError::input(e.to_string())
@@ -251,14 +254,33 @@ impl KeyRequest {
     /// A one-off (not reusable), preauthorized, ephemeral key valid for 10
     /// minutes, described as `enroll <host>`.
     pub fn for_host(host: &str, tags: Vec<String>) -> KeyRequest {
-        let mut description = format!("enroll {host}");
-        description.truncate(50);
+        let description: String = format!("enroll {host}").chars().take(50).collect();
         KeyRequest {
             tags,
             description,
             expiry_seconds: 600,
             ephemeral: true,
         }
+    }
+}
+
+impl KeyRequest {
+    /// Tags are required, and each is `tag:` and a name.
+    pub fn validate(&self) -> Result<(), TsError> {
+        if self.tags.is_empty() {
+            return Err(TsError::NoTags);
+        }
+        for t in &self.tags {
+            let name = t.strip_prefix("tag:").unwrap_or("");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(TsError::BadTag(t.clone()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -373,9 +395,7 @@ impl Api {
 
     /// Creates one auth key in the token's tailnet (`-`).
     pub fn create_key(&self, token: &Secret, req: &KeyRequest) -> Result<AuthKey, TsError> {
-        if req.tags.is_empty() {
-            return Err(TsError::NoTags);
-        }
+        req.validate()?;
         let url = format!("{}/api/v2/tailnet/-/keys", self.base);
         let body = KeyBody {
             capabilities: Capabilities {
@@ -433,9 +453,7 @@ impl Api {
 
     /// Token, then key.
     pub fn mint(&self, client: &OAuthClient, req: &KeyRequest) -> Result<AuthKey, TsError> {
-        if req.tags.is_empty() {
-            return Err(TsError::NoTags);
-        }
+        req.validate()?;
         let token = self.token(client)?;
         self.create_key(&token, req)
     }
@@ -632,6 +650,26 @@ mod tests {
             c.argv[2].contains("'--hostname=x; rm -rf /'"),
             "{}",
             c.argv[2]
+        );
+    }
+
+    #[test]
+    fn tags_are_checked_before_any_request() {
+        let r = |t: &[&str]| KeyRequest::for_host("w", t.iter().map(|s| s.to_string()).collect());
+        assert!(r(&["tag:vm", "tag:web-1"]).validate().is_ok());
+        assert!(matches!(r(&[]).validate(), Err(TsError::NoTags)));
+        let e = r(&["vm"]).validate().expect_err("no tag: prefix");
+        assert_eq!(
+            e.to_string(),
+            "`vm` is not a Tailscale tag: tags look like `tag:vm`"
+        );
+        assert!(r(&["tag:a,b"]).validate().is_err());
+        assert_eq!(
+            KeyRequest::for_host(&"é".repeat(60), vec![])
+                .description
+                .chars()
+                .count(),
+            50
         );
     }
 
