@@ -123,7 +123,10 @@ fn a_host_missing_from_a_file_is_an_error_naming_the_file_and_the_fix() {
         msg.contains("the rule `^hosts/sandbox/` in secrets/.sops.yaml"),
         "{msg}"
     );
-    assert!(msg.contains("cannot decrypt it"), "{msg}");
+    assert!(
+        msg.contains("that key cannot decrypt the file (a host cannot read its secrets on boot)"),
+        "{msg}"
+    );
     let help = d["help"].as_str().expect("help");
     assert!(help.contains("pve integrate sandbox"), "{help}");
     assert!(
@@ -161,7 +164,10 @@ fn a_stale_recipient_is_a_warning_that_fails_only_with_strict() {
     assert_eq!(d["severity"], "warning");
     let msg = d["message"].as_str().expect("message");
     assert!(msg.contains(&k.old.recipient), "{msg}");
-    assert!(msg.contains("can still decrypt it"), "{msg}");
+    assert!(
+        msg.contains("that key (a removed host or an old key) can still decrypt the file"),
+        "{msg}"
+    );
     let help = d["help"].as_str().expect("help");
     assert!(
         help.contains("sops updatekeys --yes secrets/db.env"),

@@ -161,12 +161,16 @@ pub fn check(root_dir: &Path, sops_yaml_rel: &Path) -> Vec<Diagnostic> {
                     [h] => format!("run `pve integrate {h}` (it re-keys every secret), or `sops updatekeys --yes {file}`"),
                     _ => format!("run `sops updatekeys --yes {file}` with an admin key"),
                 };
-                let (them, cannot) = if recipients.len() == 1 { ("recipient", "it cannot") } else { ("recipients", "they cannot") };
+                let (them, cannot) = if recipients.len() == 1 {
+                    ("recipient", "that key cannot")
+                } else {
+                    ("recipients", "those keys cannot")
+                };
                 Diagnostic::error(
                     "secret-missing-recipient",
                     TextRange::default(),
                     format!(
-                        "{file} is not encrypted to {them} {}, which {} in {sops_yaml} gives it: {cannot} decrypt it (a host cannot on boot)",
+                        "{file} is not encrypted to {them} {}, which {} in {sops_yaml} gives it: {cannot} decrypt the file (a host cannot read its secrets on boot)",
                         recipients.iter().map(|r| name(r)).collect::<Vec<_>>().join(", "),
                         rule_text(&rule),
                     ),
@@ -175,12 +179,16 @@ pub fn check(root_dir: &Path, sops_yaml_rel: &Path) -> Vec<Diagnostic> {
             }
             Finding::Stale { file, rule, recipients } => {
                 let file = show(&file);
-                let (them, can) = if recipients.len() == 1 { ("recipient", "it") } else { ("recipients", "they") };
+                let (them, can) = if recipients.len() == 1 {
+                    ("recipient", "that key")
+                } else {
+                    ("recipients", "those keys")
+                };
                 Diagnostic::warning(
                     "secret-stale-recipient",
                     TextRange::default(),
                     format!(
-                        "{file} is still encrypted to {them} {}, which {} in {sops_yaml} no longer gives it: a removed host or an old key ({can}) can still decrypt it",
+                        "{file} is still encrypted to {them} {}, which {} in {sops_yaml} no longer gives it: {can} (a removed host or an old key) can still decrypt the file",
                         recipients.iter().map(|r| name(r)).collect::<Vec<_>>().join(", "),
                         rule_text(&rule),
                     ),
