@@ -370,3 +370,57 @@ fn dotenv_and_json_files_are_rekeyed_too() {
         "values untouched"
     );
 }
+
+#[test]
+fn flat_rules_first_match_wins_and_no_match_is_sops_error() {
+    use_standin();
+    let f = fleet_missing_db(0);
+    // Flat `age` keys (a comma-separated string, and an inline list with an
+    // alias), no key_groups; the first matching rule wins.
+    std::fs::write(
+        f.config(),
+        format!(
+            "keys:\n  - &db {db}\ncreation_rules:\n  - path_regex: ^db\\.yaml$\n    age: [{admin}, *db]\n  - path_regex: ^web\n    age: '{admin},{web}'\n",
+            db = f.db.recipient,
+            admin = f.admin.recipient,
+            web = f.web.recipient
+        ),
+    )
+    .expect("write");
+    std::fs::remove_file(f.secrets().join("hosts/web/tls.yaml")).expect("rm");
+    let only_admin = [f.admin.recipient.as_str()];
+    for name in ["db.yaml", "web.yaml", "other.yaml"] {
+        std::fs::write(f.secrets().join(name), sops_yaml_file(&only_admin)).expect("write");
+    }
+    let cfg = SopsConfig::load(&f.config()).expect("config");
+    let files = secrets::secret_files(&cfg);
+    let names: Vec<_> = files.iter().filter_map(|p| p.file_name()).collect();
+    assert_eq!(
+        names,
+        ["db.yaml", "web.yaml"],
+        "other.yaml matches no rule: not a secret file to re-key"
+    );
+    assert_eq!(codes(&f), vec!["secret-missing-recipient"; 2]);
+    let report = f.sops().updatekeys(&files);
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    let db = std::fs::read_to_string(f.secrets().join("db.yaml")).expect("read");
+    assert_eq!(
+        yaml_recipients(&db),
+        [f.admin.recipient.as_str(), &f.db.recipient]
+    );
+    let web = std::fs::read_to_string(f.secrets().join("web.yaml")).expect("read");
+    assert_eq!(
+        yaml_recipients(&web),
+        [f.admin.recipient.as_str(), &f.web.recipient]
+    );
+    // Asked anyway, sops refuses a file no rule matches, with its own words.
+    let report = f.sops().updatekeys(&[f.secrets().join("other.yaml")]);
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0]
+            .1
+            .contains("no matching creation rules found"),
+        "{report:?}"
+    );
+}
