@@ -539,6 +539,18 @@ impl RemoteCommand {
     }
 }
 
+/// The whole enrollment step as data: mint a key for `host` with the
+/// options' tags, and the remote `tailscale up` that consumes it.
+pub fn enroll_command(
+    api: &Api,
+    client: &OAuthClient,
+    host: &str,
+    opts: &UpOptions,
+) -> Result<RemoteCommand, TsError> {
+    let key = api.mint(client, &KeyRequest::for_host(host, opts.tags.clone()))?;
+    Ok(up_command(&key, opts))
+}
+
 /// `tailscale up` on the VM with the key on stdin.
 pub fn up_command(key: &AuthKey, opts: &UpOptions) -> RemoteCommand {
     let q = crate::shell::quote;

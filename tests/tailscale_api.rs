@@ -513,3 +513,18 @@ fn credentials_from_a_sops_file_decrypted_with_the_admin_key() {
         "{e}"
     );
 }
+
+#[test]
+fn enrollment_as_data_carries_the_key_on_stdin_only() {
+    let api = fake_api();
+    let opts = tailscale::UpOptions::new("web1", tags(CLIENT_TAGS));
+    let cmd = tailscale::enroll_command(&Api::new(&api.url), &good_client(), "web1", &opts)
+        .expect("command");
+    assert_eq!(cmd.stdin, format!("{KEY}\n").as_bytes());
+    assert!(!cmd.command_line().contains("AUTHKEYSECRET"));
+    assert!(cmd.argv.iter().all(|a| !a.contains("AUTHKEYSECRET")));
+    assert!(!format!("{cmd:?}").contains("AUTHKEYSECRET"));
+    let seen = api.seen.lock().expect("seen").clone();
+    let body: serde_json::Value = serde_json::from_str(&seen[1].body).expect("json");
+    assert_eq!(body["description"], "enroll web1");
+}
