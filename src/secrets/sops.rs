@@ -134,8 +134,19 @@ impl Sops {
 
     /// `sops updatekeys --yes` on every file, [`PARALLEL`] at a time.
     pub fn updatekeys(&self, files: &[PathBuf]) -> RekeyReport {
+        self.updatekeys_with_progress(files, |_, _| {})
+    }
+
+    /// The same, calling `progress(file, result)` as each file finishes
+    /// (from the worker threads; for a spinner or `--json` events).
+    pub fn updatekeys_with_progress<P>(&self, files: &[PathBuf], progress: P) -> RekeyReport
+    where
+        P: Fn(&Path, &Result<(), String>) + Sync,
+    {
         self.each(files, |f| {
-            self.updatekeys_cmd(f).run().map(|_| ()).map_err(explain)
+            let r = self.updatekeys_cmd(f).run().map(|_| ()).map_err(explain);
+            progress(f, &r);
+            r
         })
     }
 
