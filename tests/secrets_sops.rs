@@ -177,10 +177,18 @@ fn a_failure_leaves_a_clear_list_of_what_was_and_was_not_rekeyed() {
     let before = std::fs::read(f.secrets().join("shared1.yaml")).expect("read");
     let cfg = SopsConfig::load(&f.config()).expect("config");
     let files = secrets::secret_files(&cfg);
+    let done = std::sync::Mutex::new(Vec::new());
     let report = f
         .sops()
         .env("SOPS_STANDIN_FAIL", fail.to_string_lossy())
-        .updatekeys(&files);
+        .updatekeys_with_progress(&files, |p, r| {
+            done.lock()
+                .expect("lock")
+                .push((p.to_path_buf(), r.is_ok()));
+        });
+    let done = done.into_inner().expect("lock");
+    assert_eq!(done.len(), 4, "progress for every file");
+    assert_eq!(done.iter().filter(|(_, ok)| !ok).count(), 1);
     assert_eq!(report.failed.len(), 1, "{report:?}");
     let (path, why) = &report.failed[0];
     assert!(path.ends_with("shared1.yaml"));
