@@ -1,5 +1,10 @@
 use std::process::ExitCode;
 
+// pve allocates many small objects (syntax tree, thunks, values); mimalloc
+// is markedly faster at that than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use pve_fleet::cli::{self, Cli};
 

@@ -486,9 +486,10 @@ impl Evaluator {
                 LV::Path(Rc::new(self.path(expr, env)?))
             }
             ast::Expr::Ident(i) => {
-                let name = ident_text(i);
+                let token = i.ident_token();
+                let name = token.as_ref().map_or("", |t| t.text());
                 let t = env
-                    .lookup(&name)
+                    .lookup(name)
                     .ok_or_else(|| EvalError::new(span, format!("undefined variable '{name}'")))?;
                 return self.force(&t);
             }

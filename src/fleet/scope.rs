@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
-use super::eval::{attr_name, ident_text, EvalError, MAX_DEPTH};
+use super::eval::{attr_name, EvalError, MAX_DEPTH};
 
 /// Names Nix defines globally that hosts.nix cannot use here: naming them
 /// gives a better message than "undefined variable".
@@ -110,10 +110,11 @@ fn walk(
         ast::Expr::PathAbs(p) => walk_interpolations(p.syntax(), scopes, d),
         ast::Expr::PathRel(p) => walk_interpolations(p.syntax(), scopes, d),
         ast::Expr::Ident(i) => {
-            let name = ident_text(i);
-            if scopes.iter().any(|s| s.contains(&name)) {
+            let token = i.ident_token();
+            let name = token.as_ref().map_or("", |t| t.text());
+            if scopes.iter().any(|s| s.contains(name)) {
                 Ok(())
-            } else if NIX_GLOBALS.contains(&name.as_str()) || name.starts_with("__") {
+            } else if NIX_GLOBALS.contains(&name) || name.starts_with("__") {
                 Err(EvalError::new(
                     span,
                     format!("`{name}` is outside the subset of Nix that hosts.nix may use"),
@@ -122,7 +123,7 @@ fn walk(
             } else {
                 let err = EvalError::new(span, format!("undefined variable '{name}'"));
                 let known = scopes.iter().flatten().map(String::as_str);
-                Err(match crate::diag::did_you_mean(&name, known) {
+                Err(match crate::diag::did_you_mean(name, known) {
                     Some(s) => err.with_help(format!("did you mean '{s}'?")),
                     None => err.with_help("bind it with `let NAME = ...; in` before use"),
                 })
