@@ -46,13 +46,18 @@ pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
                     .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
             );
         }
-        if findings.imports_hardware {
-            if !hw_exists {
-                out.push(
-                    Diagnostic::warning("needs-integrate", cfg.span, format!("`{}` has no hardware-configuration.nix yet", h.name))
-                        .help(format!("run `pve integrate {}` once the VM is up; it generates the file from the VM", h.name)),
-                );
-            }
+        if findings.imports_hardware && !hw_exists {
+            out.push(
+                Diagnostic::warning(
+                    "needs-integrate",
+                    cfg.span,
+                    format!("`{}` has no hardware-configuration.nix yet", h.name),
+                )
+                .help(format!(
+                    "run `pve integrate {}` once the VM is up; it generates the file from the VM",
+                    h.name
+                )),
+            );
         }
     }
     out
