@@ -173,12 +173,15 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
     let t3 = std::time::Instant::now();
     // Freeing a large syntax tree takes a noticeable share of the run;
     // hand it to a detached thread so the answer is not kept waiting.
-    let green = rowan::ast::AstNode::syntax(&root).green().to_owned();
-    drop(expr);
-    drop(root);
-    let _ = std::thread::Builder::new()
-        .name("nix-drop".into())
-        .spawn(move || drop(green));
+    // Small trees are freed here (no thread left running at exit).
+    if text.len() > 1 << 20 {
+        let green = rowan::ast::AstNode::syntax(&root).green().to_owned();
+        drop(expr);
+        drop(root);
+        let _ = std::thread::Builder::new()
+            .name("nix-drop".into())
+            .spawn(move || drop(green));
+    }
     if std::env::var_os("PVE_TIMINGS").is_some() {
         eprintln!("parse {:?} scope {:?} eval {:?}", t1 - t0, t2 - t1, t3 - t2);
     }
