@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod fsutil;
 pub mod keys;
 pub mod remote;
+pub mod render;
 pub mod runner;
 pub mod shell;
 pub mod tofu;

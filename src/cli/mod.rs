@@ -6,6 +6,9 @@ mod eval;
 mod host;
 mod tofu;
 pub mod vm;
+mod key;
+mod render;
+mod scaffold;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -59,6 +62,9 @@ pub enum Command {
     Host(host::Args),
     /// Proxmox operations over SSH (same as `proxmox-ops`).
     Vm(vm::Args),
+    Render(render::Args),
+    Key(key::Args),
+    Scaffold(scaffold::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -73,6 +79,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Destroy(a) => tofu::destroy(&ctx, a),
         Command::Host(a) => host::run(&ctx, a),
         Command::Vm(a) => vm::run(&ctx, a),
+        Command::Render(a) => render::run(&ctx, a),
+        Command::Key(a) => key::run(&ctx, a),
+        Command::Scaffold(a) => scaffold::run(&ctx, a),
     }
 }
 

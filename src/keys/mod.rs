@@ -1,5 +1,14 @@
 //! SSH keys and age: parsing ssh-ed25519 public keys, and (in `age`) the
-//! conversion to age recipients and identities that ssh-to-age performs.
+//! conversion to age recipients and identities that ssh-to-age performs;
+//! `openssh` reads (and decrypts) OpenSSH private keys.
+//!
+//! No error message ever contains private key material.
+
+pub mod age;
+pub mod openssh;
+
+pub use age::{identity_from_seed, parse_recipient, recipient_from_point, ssh_to_age};
+pub use openssh::{private_key_to_age, Passphrase};
 
 use base64::Engine as _;
 
@@ -13,6 +22,22 @@ pub enum KeyError {
     BadBase64,
     #[error("the key data is malformed: {0}")]
     Malformed(&'static str),
+    #[error("an Ed25519 public key is 32 bytes, this one is {0}")]
+    WrongLength(usize),
+    #[error("the key is not a valid Ed25519 point (it cannot be a real host key)")]
+    InvalidPoint,
+    #[error("the key is a small-order Ed25519 point (a degenerate key no SSH server generates); refusing to convert it")]
+    SmallOrder,
+    #[error("not an age recipient: {0}")]
+    BadRecipient(String),
+    #[error("not an OpenSSH private key: {0}")]
+    NotOpensshPrivate(&'static str),
+    #[error("the private key is passphrase protected; give its passphrase")]
+    PassphraseMissing,
+    #[error("wrong passphrase for the private key (or the key file is damaged)")]
+    WrongPassphrase,
+    #[error("the private key is encrypted with `{0}`, which is not supported (supported: aes256-ctr, the ssh-keygen default, and aes256-cbc)")]
+    UnsupportedCipher(String),
 }
 
 /// Parses `ssh-ed25519 AAAA... [comment]` (also with leading known_hosts or
@@ -45,7 +70,7 @@ pub fn parse_ed25519_public(line: &str) -> Result<[u8; 32], KeyError> {
     }
     point
         .try_into()
-        .map_err(|_| KeyError::Malformed("an Ed25519 key is 32 bytes"))
+        .map_err(|_| KeyError::WrongLength(point.len()))
 }
 
 fn is_key_type(f: &str) -> bool {

@@ -1,0 +1,144 @@
+use std::io::{IsTerminal as _, Read as _};
+use std::path::PathBuf;
+
+use crate::error::{AppError, Result};
+use crate::keys::{self, KeyError, Passphrase};
+
+use super::Context;
+
+/// Key conversions (no ssh-to-age binary needed).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KeyCommand {
+    ToAge(ToAgeArgs),
+}
+
+/// Convert ssh-ed25519 keys to age, exactly as ssh-to-age does.
+///
+/// Public keys: the KEY-LINE argument, or one key per line on stdin
+/// (authorized_keys and known_hosts lines are accepted; empty and `#` lines
+/// are skipped; keys of other types are skipped with a note). Prints one
+/// `age1...` recipient per key.
+///
+/// With --private FILE: an OpenSSH ed25519 private key (`-` for stdin) is
+/// converted to its `AGE-SECRET-KEY-1...` identity. An encrypted key needs
+/// its passphrase: from --passphrase-file, else asked on the terminal.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  pve key to-age \"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"\n  ssh-keyscan web-1 | pve key to-age\n  pve key to-age --private ~/.ssh/id_ed25519 > ~/.config/sops/age/keys.txt"
+)]
+pub struct ToAgeArgs {
+    /// `ssh-ed25519 AAAA... [comment]`; read from stdin when absent.
+    #[arg(value_name = "KEY-LINE", conflicts_with = "private")]
+    pub key: Option<String>,
+    /// Convert this OpenSSH private key file instead (`-` = stdin).
+    #[arg(long, value_name = "FILE")]
+    pub private: Option<PathBuf>,
+    /// Read the private key's passphrase from the first line of this file.
+    #[arg(long, value_name = "FILE", requires = "private")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+pub fn run(_ctx: &Context, args: Args) -> Result<u8> {
+    match args.command {
+        KeyCommand::ToAge(a) => to_age(a),
+    }
+}
+
+fn key_error(what: &str, e: KeyError) -> AppError {
+    let help = match e {
+        KeyError::WrongType(_) => Some("only ssh-ed25519 keys convert to age (`ssh-keygen -t ed25519`)"),
+        KeyError::PassphraseMissing => Some("pass --passphrase-file FILE, or run in a terminal to be asked"),
+        KeyError::UnsupportedCipher(_) => Some("re-encrypt the key with `ssh-keygen -p -f FILE` (aes256-ctr), or remove its passphrase"),
+        _ => None,
+    };
+    let err = AppError::input(format!("{what}: {e}"));
+    match help {
+        Some(h) => err.with_help(h),
+        None => err,
+    }
+}
+
+fn to_age(a: ToAgeArgs) -> Result<u8> {
+    if let Some(file) = &a.private {
+        return private(file, a.passphrase_file.as_deref());
+    }
+    if let Some(line) = &a.key {
+        let r = keys::ssh_to_age(line).map_err(|e| key_error("cannot convert the key", e))?;
+        return super::print(&format!("{r}\n"));
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| AppError::input(format!("cannot read stdin: {e}")))?;
+    let mut out = String::new();
+    for (i, line) in input.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        match keys::ssh_to_age(t) {
+            Ok(r) => {
+                out.push_str(&r);
+                out.push('\n');
+            }
+            Err(KeyError::WrongType(kind)) => {
+                eprintln!(
+                    "skipped line {}: {kind} key (only ssh-ed25519 converts)",
+                    i + 1
+                )
+            }
+            Err(e) => return Err(key_error(&format!("stdin line {}", i + 1), e)),
+        }
+    }
+    if out.is_empty() {
+        return Err(AppError::input("no ssh-ed25519 key found on stdin")
+            .with_help("pipe `ssh-ed25519 AAAA...` lines, e.g. `ssh-keyscan -t ed25519 HOST | pve key to-age`"));
+    }
+    super::print(&out)
+}
+
+fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) -> Result<u8> {
+    let shown = file.display().to_string();
+    let pem = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| AppError::input(format!("cannot read the private key from stdin: {e}")))?;
+        s
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| AppError::input(format!("cannot read {shown}: {e}")))?
+    });
+    let encrypted = keys::openssh::is_encrypted(&pem).map_err(|e| key_error(&shown, e))?;
+    let pass: Option<Passphrase> = if !encrypted {
+        None
+    } else if let Some(pf) = passphrase_file {
+        let raw = zeroize::Zeroizing::new(std::fs::read(pf).map_err(|e| {
+            AppError::input(format!(
+                "cannot read the passphrase file {}: {e}",
+                pf.display()
+            ))
+        })?);
+        let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Some(zeroize::Zeroizing::new(line.to_vec()))
+    } else if std::io::stdin().is_terminal() && file.as_os_str() != "-" {
+        let p = rpassword::prompt_password(format!("Passphrase for {shown}: "))
+            .map_err(|e| AppError::input(format!("cannot read the passphrase: {e}")))?;
+        Some(zeroize::Zeroizing::new(p.into_bytes()))
+    } else {
+        return Err(key_error(&shown, KeyError::PassphraseMissing));
+    };
+    let identity = keys::private_key_to_age(&pem, pass.as_ref().map(|p| p.as_slice()))
+        .map_err(|e| key_error(&shown, e))?;
+    let mut line = zeroize::Zeroizing::new(String::with_capacity(80));
+    line.push_str(&identity);
+    line.push('\n');
+    super::print(&line)
+}

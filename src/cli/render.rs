@@ -1,0 +1,81 @@
+use std::path::PathBuf;
+
+use crate::error::{exit, Result};
+use crate::render::{self, Target};
+
+use super::Context;
+
+/// Write the files that follow from hosts.nix: vms/tofu/config.tf.json
+/// (OpenTofu), secrets/.sops.yaml (sops recipients) and vms/known_hosts.
+///
+/// The same hosts.nix always renders the same bytes. Every file is rendered
+/// before any is written, so an error writes nothing; each write is atomic.
+/// With --check nothing is written: a file that differs from what hosts.nix
+/// renders is shown as a unified diff and the exit code is 1.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  pve render\n  pve render --check          # in CI: fail when a committed file is stale\n  pve render tofu --out-dir /tmp/out"
+)]
+pub struct Args {
+    /// Write (or compare) the files under DIR instead of the fleet root.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Write nothing; exit 1 with a diff when a file on disk is stale.
+    #[arg(long)]
+    pub check: bool,
+    /// Which output to render.
+    #[arg(value_enum, default_value_t = What::All)]
+    pub what: What,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum What {
+    /// vms/tofu/config.tf.json
+    Tofu,
+    /// .sops.yaml (path from `_sops.path`, default secrets/.sops.yaml)
+    Sops,
+    /// vms/known_hosts
+    KnownHosts,
+    /// every file (.sops.yaml only when hosts.nix has `_sops`)
+    All,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let files = match args.what {
+        What::All => render::all(&loaded)?,
+        What::Tofu => render::render(&loaded, &[Target::Tofu])?,
+        What::Sops => render::render(&loaded, &[Target::Sops])?,
+        What::KnownHosts => render::render(&loaded, &[Target::KnownHosts])?,
+    };
+    let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
+    if args.check {
+        let stale = render::check(&dir, &files);
+        if stale.is_empty() {
+            eprintln!("{} files up to date", files.len());
+            return Ok(exit::OK);
+        }
+        let mut text = String::new();
+        for s in &stale {
+            text.push_str(&s.diff);
+        }
+        super::print(&text)?;
+        for s in &stale {
+            eprintln!(
+                "stale: {} (run `pve render` and commit the result)",
+                s.path.display()
+            );
+        }
+        return Ok(exit::FINDINGS);
+    }
+    let changed = render::write(&loaded, &dir, &files)?;
+    for f in &files {
+        let verb = if changed.contains(&f.path) {
+            "wrote"
+        } else {
+            "unchanged"
+        };
+        eprintln!("{verb} {}", f.path.display());
+    }
+    Ok(exit::OK)
+}

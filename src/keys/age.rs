@@ -1,0 +1,155 @@
+//! The ssh-to-age conversion (Mic92/ssh-to-age `convert.go`), byte for byte:
+//!
+//! - public: Ed25519 point → Montgomery u = (1+y)/(1−y), Bech32 (BIP-173,
+//!   not Bech32m) with HRP `age`;
+//! - private: scalar = SHA-512(seed)[0..32] **without clamping**, Bech32
+//!   with HRP `AGE-SECRET-KEY-`, upper case.
+//!
+//! Unlike ssh-to-age, small-order points (the identity and the other
+//! torsion points) are refused: they give a recipient anyone can decrypt.
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::KeyError;
+
+pub const RECIPIENT_HRP: &str = "age";
+pub const IDENTITY_HRP: &str = "AGE-SECRET-KEY-";
+
+/// `ssh-ed25519 AAAA... [comment]` (or a known_hosts / authorized_keys line)
+/// → `age1...`.
+pub fn ssh_to_age(line: &str) -> Result<String, KeyError> {
+    let point = super::parse_ed25519_public(line)?;
+    recipient_from_point(&point)
+}
+
+/// The 32-byte Ed25519 public key → `age1...`.
+pub fn recipient_from_point(point: &[u8; 32]) -> Result<String, KeyError> {
+    let p = CompressedEdwardsY(*point)
+        .decompress()
+        .ok_or(KeyError::InvalidPoint)?;
+    if p.is_small_order() {
+        return Err(KeyError::SmallOrder);
+    }
+    let u = p.to_montgomery().to_bytes();
+    Ok(encode(RECIPIENT_HRP, &u, false))
+}
+
+/// The 32-byte Ed25519 seed (first half of OpenSSH's 64-byte secret) →
+/// `AGE-SECRET-KEY-1...`, unclamped as ssh-to-age writes it.
+pub fn identity_from_seed(seed: &[u8; 32]) -> Zeroizing<String> {
+    let mut digest = Sha512::digest(seed);
+    let mut scalar = [0u8; 32];
+    scalar.copy_from_slice(&digest[..32]);
+    let out = Zeroizing::new(encode(IDENTITY_HRP, &scalar, true));
+    scalar.zeroize();
+    digest.as_mut_slice().zeroize();
+    out
+}
+
+fn encode(hrp: &str, data: &[u8; 32], upper: bool) -> String {
+    // Both HRPs are valid constants and 32 bytes are far below Bech32's
+    // length limit, so encoding cannot fail; fall back to an empty string
+    // rather than panicking.
+    let Ok(hrp) = Hrp::parse(hrp) else {
+        return String::new();
+    };
+    let r = if upper {
+        bech32::encode_upper::<Bech32>(hrp, data)
+    } else {
+        bech32::encode::<Bech32>(hrp, data)
+    };
+    r.unwrap_or_default()
+}
+
+/// Validates an `age1...` X25519 recipient: Bech32 (a Bech32m checksum is
+/// refused, as age does), HRP `age`, 32 bytes. Returns the u-coordinate.
+pub fn parse_recipient(s: &str) -> Result<[u8; 32], KeyError> {
+    let bad = |why: &str| KeyError::BadRecipient(why.to_string());
+    if !s.starts_with("age1") {
+        return Err(bad("it does not start with `age1`"));
+    }
+    let checked = CheckedHrpstring::new::<Bech32>(s)
+        .map_err(|e| bad(&format!("invalid Bech32 checksum or characters ({e})")))?;
+    if checked.hrp().as_str() != RECIPIENT_HRP {
+        return Err(bad("its prefix is not `age`"));
+    }
+    let bytes: Vec<u8> = checked.byte_iter().collect();
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| bad(&format!("it holds {} bytes, an X25519 key is 32", b.len())))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_public_example() {
+        assert_eq!(
+            ssh_to_age("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji joerg@turingmachine").unwrap(),
+            "age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452"
+        );
+    }
+
+    #[test]
+    fn small_order_and_invalid_points_are_refused() {
+        // identity point y = 1, and its non-canonical twin y = p + 1
+        for k in [
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO7///////////////////////////////////////9/",
+        ] {
+            assert_eq!(ssh_to_age(k), Err(KeyError::SmallOrder), "{k}");
+        }
+        assert_eq!(
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+            ),
+            Err(KeyError::InvalidPoint)
+        );
+        assert_eq!(
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAHwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            ),
+            Err(KeyError::WrongLength(31))
+        );
+    }
+
+    #[test]
+    fn recipients_are_bech32_not_bech32m() {
+        let good = "age1wy42r2p2c67ckywgq8xj7ejf6eykqfu623wktxeh729rtagu4fkqkvsudc";
+        assert_eq!(
+            ssh_to_age(
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICFrs5OngYGD5FHUaYqr3gAk7NApAuFCL3cVaHLSWRXL"
+            )
+            .unwrap(),
+            good
+        );
+        assert!(parse_recipient(good).is_ok());
+        let bech32m = "age1wy42r2p2c67ckywgq8xj7ejf6eykqfu623wktxeh729rtagu4fkqrsqsg6";
+        assert!(matches!(
+            parse_recipient(bech32m),
+            Err(KeyError::BadRecipient(_))
+        ));
+        assert!(parse_recipient("age1short").is_err());
+        assert!(parse_recipient("ssh-ed25519 AAAA").is_err());
+    }
+
+    #[test]
+    fn identity_is_not_clamped() {
+        // seed of Mic92/ssh-to-age test-assets/id_ed25519
+        let seed: [u8; 32] = [
+            0xec, 0x06, 0x8d, 0x22, 0x2e, 0x40, 0xb6, 0x53, 0xd0, 0x92, 0xe5, 0x78, 0x12, 0xa3,
+            0xbc, 0xd2, 0xfe, 0x74, 0x2f, 0x8f, 0x16, 0x8f, 0x7e, 0x17, 0xc5, 0x09, 0x1f, 0x81,
+            0xb2, 0x1c, 0x68, 0x2f,
+        ];
+        assert_eq!(
+            identity_from_seed(&seed).as_str(),
+            "AGE-SECRET-KEY-1K3VN4N03PTHJWSJSCCMQCN33RY5FSKQPJ4KRRTG3JMQUYE0TUSEQEDH6V8"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! `pve render`: every file that follows from hosts.nix.
+//!
+//! - `tofu`: `vms/tofu/config.tf.json` (OpenTofu JSON through serde types);
+//! - `sops`: `secrets/.sops.yaml` (askama template, age recipients derived
+//!   from the hosts' ssh-ed25519 keys);
+//! - `known_hosts`: `vms/known_hosts`;
+//! - `scaffold`: `hosts/<name>/{configuration,home}.nix` for a new host.
+//!
+//! Rendering is pure (fleet in, bytes out); `write` puts the files in place
+//! atomically under the repository lock, and only after every file rendered,
+//! so an error writes nothing.
+
+pub mod known_hosts;
+pub mod scaffold;
+pub mod sops;
+pub mod tofu;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::diag::Diagnostic;
+use crate::error::AppError;
+use crate::fleet::{FleetError, Loaded};
+use crate::fsutil::{write_atomic, RepoLock};
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Relative to the fleet root (the folder of hosts.nix).
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// Which outputs to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Tofu,
+    Sops,
+    KnownHosts,
+}
+
+pub const TOFU_PATH: &str = "vms/tofu/config.tf.json";
+pub const KNOWN_HOSTS_PATH: &str = "vms/known_hosts";
+
+/// Every output of the fleet. `.sops.yaml` is left out when hosts.nix has
+/// no `_sops` at all (a fleet without secrets).
+pub fn all(loaded: &Loaded) -> Result<Vec<RenderedFile>, AppError> {
+    let mut targets = vec![Target::Tofu, Target::KnownHosts];
+    if loaded.fleet.sops.span.is_some() {
+        targets.push(Target::Sops);
+    }
+    render(loaded, &targets)
+}
+
+/// The chosen outputs, sorted by path.
+pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, AppError> {
+    let mut out = Vec::new();
+    for t in targets {
+        out.push(match t {
+            Target::Tofu => RenderedFile {
+                path: PathBuf::from(TOFU_PATH),
+                contents: tofu::render_json(loaded)?,
+            },
+            Target::Sops => RenderedFile {
+                path: sops::config_path(loaded)?,
+                contents: sops::render_sops_yaml(loaded)?,
+            },
+            Target::KnownHosts => RenderedFile {
+                path: PathBuf::from(KNOWN_HOSTS_PATH),
+                contents: known_hosts::render(loaded)?,
+            },
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+/// Writes the files under `dir` (the fleet root, or `--out-dir`), each
+/// atomically. Writing into the fleet holds its repository lock; writing
+/// elsewhere does not touch the fleet at all (so hosts.nix may sit on a
+/// read-only file system, as in `nix build .#tofu-config`). Returns the
+/// paths whose contents changed.
+pub fn write(
+    loaded: &Loaded,
+    dir: &Path,
+    files: &[RenderedFile],
+) -> Result<Vec<PathBuf>, AppError> {
+    let into_fleet = match (dir.canonicalize(), loaded.root_dir.canonicalize()) {
+        (Ok(d), Ok(r)) => d == r,
+        _ => dir == loaded.root_dir,
+    };
+    let _lock = if into_fleet {
+        Some(RepoLock::acquire(
+            &loaded.root_dir,
+            Duration::from_secs(30),
+        )?)
+    } else {
+        None
+    };
+    let mut changed = Vec::new();
+    for f in files {
+        let target = dir.join(&f.path);
+        let existed = match std::fs::read(&target) {
+            Ok(old) if old == f.contents.as_bytes() => continue,
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        write_atomic(&target, f.contents.as_bytes())?;
+        if !existed {
+            // The temp file was private (0600); these files hold no secret
+            // and belong in the repository like any other.
+            use std::os::unix::fs::PermissionsExt as _;
+            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644));
+        }
+        changed.push(f.path.clone());
+    }
+    Ok(changed)
+}
+
+/// A stale file found by `--check`: its path and a unified diff from the
+/// file on disk to what hosts.nix renders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub path: PathBuf,
+    pub diff: String,
+}
+
+/// Compares the rendered files with those under `dir`.
+pub fn check(dir: &Path, files: &[RenderedFile]) -> Vec<Stale> {
+    let mut out = Vec::new();
+    for f in files {
+        let on_disk = std::fs::read_to_string(dir.join(&f.path)).ok();
+        if on_disk.as_deref() == Some(f.contents.as_str()) {
+            continue;
+        }
+        let old = on_disk.unwrap_or_default();
+        let shown = f.path.display().to_string();
+        let diff = similar::TextDiff::from_lines(&old, &f.contents)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{shown}"), &format!("b/{shown}"))
+            .to_string();
+        out.push(Stale {
+            path: f.path.clone(),
+            diff,
+        });
+    }
+    out
+}
+
+/// A problem in hosts.nix that stops rendering, reported with its position.
+pub(crate) fn invalid(loaded: &Loaded, d: Diagnostic) -> AppError {
+    AppError::Fleet(FleetError::Invalid {
+        file: Box::new(loaded.file.clone()),
+        diagnostic: Box::new(d),
+    })
+}
+
+/// Refuses to render from a fleet with errors that would make the output
+/// wrong: the model's own findings (unknown keys, wrong types) and the
+/// named `pve check` rules. The first error by position is returned.
+pub(crate) fn gate(loaded: &Loaded, rules: &[&str]) -> Result<(), AppError> {
+    let mut errors: Vec<Diagnostic> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
+    for (name, rule) in crate::check::RULES {
+        if rules.contains(name) {
+            errors.extend(rule(loaded).into_iter().filter(Diagnostic::is_error));
+        }
+    }
+    errors.sort_by_key(|d| (d.span.start(), d.code));
+    match errors.into_iter().next() {
+        Some(d) => Err(invalid(loaded, d)),
+        None => Ok(()),
+    }
+}
+
+/// A string as it must appear in `.tf.json`, where every string is a
+/// template: a literal `${` or `%{` is written `$${` / `%%{`.
+pub fn tf_escape(s: &str) -> String {
+    s.replace("${", "$${").replace("%{", "%%{")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_gate_names_a_check_rule() {
+        // A renamed rule would otherwise silently stop guarding rendering.
+        for name in tofu::GATE.iter().chain(sops::GATE).chain(known_hosts::GATE) {
+            assert!(
+                crate::check::RULES.iter().any(|(n, _)| n == name),
+                "no check rule named {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_sequences_are_escaped() {
+        assert_eq!(tf_escape("a ${b} c"), "a $${b} c");
+        assert_eq!(tf_escape("%{ if x }"), "%%{ if x }");
+        assert_eq!(tf_escape("$${x}"), "$$${x}");
+        assert_eq!(tf_escape("cost $5 {x}"), "cost $5 {x}");
+    }
+
+    /// Reads a string the way OpenTofu reads a template: `$${` and `%%{`
+    /// are literal `${` / `%{`; a bare `${` or `%{` starts an expression
+    /// (None: the string would not come out literally).
+    fn hcl_literal(t: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut rest = t;
+        while let Some(c) = rest.chars().next() {
+            if let Some(r) = rest.strip_prefix("$${") {
+                out.push_str("${");
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("%%{") {
+                out.push_str("%{");
+                rest = r;
+            } else if rest.starts_with("${") || rest.starts_with("%{") {
+                return None;
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaped_strings_read_back_literally(s in "[$%{}a ]{0,12}|.{0,24}") {
+            proptest::prop_assert_eq!(hcl_literal(&tf_escape(&s)), Some(s.clone()));
+        }
+    }
+}

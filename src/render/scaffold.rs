@@ -1,0 +1,118 @@
+//! Host scaffolding: `hosts/<name>/configuration.nix` and `home.nix` from
+//! the templates in `templates/scaffold/` (modelled on `hosts/vm_base`).
+//! An existing file is never overwritten.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use askama::Template;
+
+use crate::check::rules::is_dns_label;
+use crate::error::AppError;
+use crate::fsutil::RepoLock;
+
+pub const STATE_VERSION: &str = "25.05";
+
+#[derive(Template)]
+#[template(path = "scaffold/configuration.nix", escape = "none")]
+struct Configuration<'a> {
+    name: &'a str,
+    state_version: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "scaffold/home.nix", escape = "none")]
+struct Home<'a> {
+    name: &'a str,
+    state_version: &'a str,
+}
+
+/// The files of a new host, relative to the fleet root.
+pub fn files(name: &str) -> Result<Vec<super::RenderedFile>, AppError> {
+    if !is_dns_label(name) {
+        return Err(
+            AppError::input(format!("host name {name:?} is not a DNS label"))
+                .with_help("use lowercase letters, digits and `-` (at most 63), e.g. `web-1`"),
+        );
+    }
+    let render = |r: Result<String, askama::Error>| {
+        r.map(|mut s| {
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        })
+        .map_err(|e| AppError::input(format!("cannot render the host files: {e}")))
+    };
+    let dir = PathBuf::from("hosts").join(name);
+    Ok(vec![
+        super::RenderedFile {
+            path: dir.join("configuration.nix"),
+            contents: render(
+                Configuration {
+                    name,
+                    state_version: STATE_VERSION,
+                }
+                .render(),
+            )?,
+        },
+        super::RenderedFile {
+            path: dir.join("home.nix"),
+            contents: render(
+                Home {
+                    name,
+                    state_version: STATE_VERSION,
+                }
+                .render(),
+            )?,
+        },
+    ])
+}
+
+/// What `scaffold` did with each file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created(PathBuf),
+    Kept(PathBuf),
+}
+
+/// Writes the host files under `root`, keeping every file that exists.
+/// Each file appears whole or not at all (temp file, fsync, link without
+/// replacing).
+pub fn scaffold(root: &Path, name: &str) -> Result<Vec<Outcome>, AppError> {
+    let files = files(name)?;
+    let _lock = RepoLock::acquire(root, Duration::from_secs(30))?;
+    let mut out = Vec::new();
+    for f in files {
+        let target = root.join(&f.path);
+        if target.exists() {
+            out.push(Outcome::Kept(f.path));
+            continue;
+        }
+        create_new(&target, f.contents.as_bytes())?;
+        out.push(Outcome::Created(f.path));
+    }
+    Ok(out)
+}
+
+fn create_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
+    let fail =
+        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pve-tmp-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(contents).map_err(fail)?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(fail)?;
+    }
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist_noclobber(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}

@@ -1,0 +1,498 @@
+//! `secrets/.sops.yaml`: who can decrypt which secret.
+//!
+//! Recipients are the admins of `_sops.admins` (age recipients, or
+//! ssh-ed25519 keys converted as ssh-to-age does) and every host whose
+//! `publicKey` is a real ssh-ed25519 key (converted). Rules, first match
+//! wins in sops: the extra rules of `_sops.rules`, then one rule per host
+//! for `secrets/hosts/<name>/` (admins + that host), then a catch-all
+//! (admins + every host). Each recipient is written once under a unique
+//! YAML anchor and referenced by alias.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use askama::Template;
+use rowan::TextRange;
+
+use super::{gate, invalid};
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::error::AppError;
+use crate::fleet::{Kind, Loaded, Value};
+use crate::keys::{self, KeyError};
+
+pub const DEFAULT_PATH: &str = "secrets/.sops.yaml";
+/// Where secrets live, relative to the fleet root.
+pub const SECRETS_DIR: &str = "secrets";
+
+pub(crate) const GATE: &[&str] = &["host-name", "public-key"];
+
+#[derive(Template)]
+#[template(path = "sops.yaml", escape = "none")]
+struct SopsYaml {
+    keys: Vec<Key>,
+    extra_rules: Vec<Rule>,
+    host_rules: Vec<Rule>,
+    catch_all: Rule,
+}
+
+struct Key {
+    anchor: String,
+    recipient: String,
+    comment: String,
+}
+
+struct Rule {
+    /// Already quoted for YAML.
+    path_regex: String,
+    comment: String,
+    /// Anchor names.
+    aliases: Vec<String>,
+}
+
+/// A recipient and where it came from.
+struct Recipient {
+    anchor: String,
+    recipient: String,
+    who: String,
+    span: TextRange,
+}
+
+/// The exact bytes of `.sops.yaml`.
+pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
+    gate(loaded, GATE)?;
+    let path = config_path(loaded)?;
+    let prefix = secrets_prefix(loaded, &path)?;
+    let sops = &loaded.fleet.sops;
+    let sops_span = sops.span.unwrap_or(loaded.value.span);
+
+    let mut anchors = BTreeSet::new();
+    let mut seen: BTreeMap<String, (String, TextRange)> = BTreeMap::new();
+    let mut unique = |loaded: &Loaded, r: &Recipient| -> Result<(), AppError> {
+        if let Some((first, first_span)) = seen.get(&r.recipient) {
+            return Err(invalid(
+                loaded,
+                Diagnostic::error(
+                    "duplicate-recipient",
+                    r.span,
+                    format!(
+                        "{} and {first} have the same age recipient {}",
+                        r.who, r.recipient
+                    ),
+                )
+                .related(*first_span, format!("{first} is here"))
+                .help(
+                    "every admin and host needs its own key; a copied publicKey is the usual cause",
+                ),
+            ));
+        }
+        seen.insert(r.recipient.clone(), (r.who.clone(), r.span));
+        Ok(())
+    };
+
+    let mut admins = Vec::new();
+    for (name, value) in &sops.admins {
+        let recipient = admin_recipient(&value.value).map_err(|e| {
+            invalid(
+                loaded,
+                Diagnostic::error(
+                    "bad-admin-key",
+                    value.span,
+                    format!("`_sops.admins.{name}` is neither an age recipient nor an ssh-ed25519 key: {e}"),
+                )
+                .help("write an `age1...` recipient (`age-keygen -y keys.txt`) or an `ssh-ed25519 AAAA...` public key"),
+            )
+        })?;
+        let r = Recipient {
+            anchor: unique_anchor(&mut anchors, "admin", name),
+            recipient,
+            who: format!("admin `{name}`"),
+            span: value.span,
+        };
+        unique(loaded, &r)?;
+        admins.push(r);
+    }
+    if admins.is_empty() {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "no-admins",
+                sops_span,
+                "`_sops.admins` is empty: no person could decrypt or edit the secrets",
+            )
+            .help("add `admins = { me = \"age1...\"; };` to `_sops`"),
+        ));
+    }
+
+    let mut hosts: BTreeMap<&str, Recipient> = BTreeMap::new();
+    for h in &loaded.fleet.hosts {
+        let Some(k) = &h.public_key else { continue };
+        if keys::parse_ed25519_public(&k.value).is_err() {
+            // A placeholder (the `public-key` rule let it through as a
+            // warning): the host has no key yet.
+            continue;
+        }
+        let recipient = keys::ssh_to_age(&k.value).map_err(|e| {
+            invalid(
+                loaded,
+                Diagnostic::error(
+                    "bad-public-key",
+                    k.span,
+                    format!("`{}.publicKey` cannot be converted to an age recipient: {e}", h.name),
+                )
+                .help("copy /etc/ssh/ssh_host_ed25519_key.pub of the host exactly, or let `pve integrate` write it"),
+            )
+        })?;
+        let r = Recipient {
+            anchor: unique_anchor(&mut anchors, "host", &h.name),
+            recipient,
+            who: format!("host `{}`", h.name),
+            span: k.span,
+        };
+        unique(loaded, &r)?;
+        hosts.insert(&h.name, r);
+    }
+
+    let admin_aliases: Vec<String> = admins.iter().map(|a| a.anchor.clone()).collect();
+    let with = |extra: &mut dyn Iterator<Item = String>| -> Vec<String> {
+        admin_aliases.iter().cloned().chain(extra).collect()
+    };
+
+    let extra_rules = extra_rules(loaded, &hosts, &admin_aliases)?;
+    let host_rules = loaded
+        .fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            let r = hosts.get(h.name.as_str());
+            Rule {
+                path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", h.name)),
+                comment: match r {
+                    Some(_) => format!("{}: admins and the host", h.name),
+                    None => format!(
+                        "{}: admins only until the host has a key (`pve integrate {}`)",
+                        h.name, h.name
+                    ),
+                },
+                aliases: with(&mut r.map(|r| r.anchor.clone()).into_iter()),
+            }
+        })
+        .collect();
+    let catch_all = Rule {
+        path_regex: yaml_quote(".*"),
+        comment: "everything else: admins and every host".into(),
+        aliases: with(&mut hosts.values().map(|r| r.anchor.clone())),
+    };
+    let keys = admins
+        .iter()
+        .chain(hosts.values())
+        .map(|r| (r, comment_text(&r.who)))
+        .map(|(r, comment)| Key {
+            anchor: r.anchor.clone(),
+            recipient: r.recipient.clone(),
+            comment,
+        })
+        .collect();
+    let doc = SopsYaml {
+        keys,
+        extra_rules,
+        host_rules,
+        catch_all,
+    };
+    let mut text = doc
+        .render()
+        .map_err(|e| AppError::input(format!("cannot render .sops.yaml: {e}")))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn admin_recipient(s: &str) -> Result<String, KeyError> {
+    let t = s.trim();
+    if t.starts_with("age1") {
+        keys::parse_recipient(t)?;
+        Ok(t.to_string())
+    } else if t.starts_with("ssh-") || t.starts_with("ecdsa-") || t.starts_with("sk-") {
+        keys::ssh_to_age(t)
+    } else {
+        Err(KeyError::BadRecipient(
+            "expected `age1...` or `ssh-ed25519 AAAA...`".into(),
+        ))
+    }
+}
+
+/// `_sops.rules`: `[ { path_regex = "^shared/"; hosts = [ "web" ]; } ]`;
+/// each gets the admins plus the listed hosts' keys.
+fn extra_rules(
+    loaded: &Loaded,
+    hosts: &BTreeMap<&str, Recipient>,
+    admins: &[String],
+) -> Result<Vec<Rule>, AppError> {
+    let Some(v) = &loaded.fleet.sops.rules else {
+        return Ok(Vec::new());
+    };
+    let err = |span, msg: String, help: &str| {
+        invalid(
+            loaded,
+            Diagnostic::error("bad-sops-rule", span, msg).help(help.to_string()),
+        )
+    };
+    let example = "write `rules = [ { path_regex = \"^shared/\"; hosts = [ \"web\" ]; } ];`";
+    let Some(items) = v.as_list() else {
+        return Err(err(
+            v.span,
+            format!(
+                "`_sops.rules` must be a list of sets, not {}",
+                v.kind.type_name()
+            ),
+            example,
+        ));
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(attrs) = item.as_attrs() else {
+            return Err(err(
+                item.span,
+                "each of `_sops.rules` must be a set".into(),
+                example,
+            ));
+        };
+        for (key, attr) in attrs {
+            if key != "path_regex" && key != "hosts" {
+                let help = match did_you_mean(key, ["path_regex", "hosts"]) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "a rule has `path_regex` and `hosts`".into(),
+                };
+                return Err(err(
+                    attr.name_span,
+                    format!("unknown key `{key}` in `_sops.rules`"),
+                    &help,
+                ));
+            }
+        }
+        let regex = match attrs.get("path_regex").map(|a| &a.value) {
+            Some(Value {
+                kind: Kind::Str(s),
+                span,
+            }) => {
+                if s.chars().any(char::is_control) {
+                    return Err(err(
+                        *span,
+                        "`path_regex` contains a control character".into(),
+                        "write the regex on one line",
+                    ));
+                }
+                s.clone()
+            }
+            Some(other) => {
+                return Err(err(
+                    other.span,
+                    "`path_regex` must be a string".into(),
+                    example,
+                ))
+            }
+            None => {
+                return Err(err(
+                    item.span,
+                    "a rule in `_sops.rules` lacks `path_regex`".into(),
+                    example,
+                ))
+            }
+        };
+        let mut aliases = admins.to_vec();
+        let mut names = Vec::new();
+        if let Some(a) = attrs.get("hosts") {
+            let Some(list) = a.value.as_list() else {
+                return Err(err(
+                    a.value.span,
+                    "`hosts` must be a list of host names".into(),
+                    example,
+                ));
+            };
+            for n in list {
+                let Some(name) = n.as_str() else {
+                    return Err(err(
+                        n.span,
+                        "`hosts` must be a list of host names".into(),
+                        example,
+                    ));
+                };
+                if loaded.fleet.host(name).is_none() {
+                    let help = match did_you_mean(
+                        name,
+                        loaded.fleet.hosts.iter().map(|h| h.name.as_str()),
+                    ) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "list hosts defined in hosts.nix".into(),
+                    };
+                    return Err(err(
+                        n.span,
+                        format!(
+                            "`_sops.rules` names host `{name}`, which hosts.nix does not define"
+                        ),
+                        &help,
+                    ));
+                }
+                if let Some(r) = hosts.get(name) {
+                    if !aliases.contains(&r.anchor) {
+                        aliases.push(r.anchor.clone());
+                    }
+                }
+                names.push(name.to_string());
+            }
+        }
+        out.push(Rule {
+            path_regex: yaml_quote(&regex),
+            comment: if names.is_empty() {
+                "from _sops.rules: admins".into()
+            } else {
+                format!("from _sops.rules: admins, {}", names.join(", "))
+            },
+            aliases,
+        });
+    }
+    Ok(out)
+}
+
+/// `_sops.path` (default `secrets/.sops.yaml`), checked to stay inside the
+/// fleet root, normalized.
+pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
+    let (raw, span) = match &loaded.fleet.sops.path {
+        Some(p) => (p.value.as_str(), p.span),
+        None => (
+            DEFAULT_PATH,
+            loaded.fleet.sops.span.unwrap_or(loaded.value.span),
+        ),
+    };
+    let escape = |why: &str| {
+        invalid(
+            loaded,
+            Diagnostic::error(
+                "sops-path-escapes",
+                span,
+                format!("`_sops.path` {raw:?} {why}"),
+            )
+            .help(format!(
+                "write a path inside the fleet, e.g. `path = \"{DEFAULT_PATH}\";`"
+            )),
+        )
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for c in Path::new(raw).components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err(escape("leads out of the fleet root"));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(escape("is absolute; it must be relative to the fleet root"))
+            }
+        }
+    }
+    if parts.is_empty() || raw.ends_with('/') {
+        return Err(escape("names no file"));
+    }
+    let rel: PathBuf = parts.iter().collect();
+    // A symlinked folder could still lead outside.
+    if let Some(parent) = loaded.root_dir.join(&rel).parent() {
+        if let (Ok(p), Ok(root)) = (parent.canonicalize(), loaded.root_dir.canonicalize()) {
+            if !p.starts_with(&root) {
+                return Err(escape(
+                    "leads out of the fleet root through a symbolic link",
+                ));
+            }
+        }
+    }
+    Ok(rel)
+}
+
+/// sops matches `path_regex` against the path relative to the folder of
+/// `.sops.yaml`, so host rules are written relative to it.
+fn secrets_prefix(loaded: &Loaded, path: &Path) -> Result<String, AppError> {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    if dir.as_os_str().is_empty() {
+        Ok(format!("{SECRETS_DIR}/"))
+    } else if dir == Path::new(SECRETS_DIR) {
+        Ok(String::new())
+    } else {
+        let span = loaded
+            .fleet
+            .sops
+            .path
+            .as_ref()
+            .map_or(loaded.value.span, |p| p.span);
+        Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "sops-path",
+                span,
+                format!("`_sops.path` puts .sops.yaml in {}/, but secrets live in {SECRETS_DIR}/", dir.display()),
+            )
+            .help(format!("sops matches rules relative to the folder of .sops.yaml: use \"{DEFAULT_PATH}\" or \".sops.yaml\"")),
+        ))
+    }
+}
+
+/// A YAML anchor name from a kind and a name: letters, digits, `_`, `-`
+/// only, and never used twice.
+fn unique_anchor(taken: &mut BTreeSet<String>, kind: &str, name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!("{kind}_{clean}");
+    let mut anchor = base.clone();
+    let mut n = 2;
+    while taken.contains(&anchor) {
+        anchor = format!("{base}_{n}");
+        n += 1;
+    }
+    taken.insert(anchor.clone());
+    anchor
+}
+
+/// A single-quoted YAML scalar.
+fn yaml_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Text safe inside a `#` comment: no line breaks.
+fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|c| *c != '`')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_unique_and_plain() {
+        let mut taken = BTreeSet::new();
+        assert_eq!(
+            unique_anchor(&mut taken, "admin", "alice@laptop"),
+            "admin_alice_laptop"
+        );
+        assert_eq!(
+            unique_anchor(&mut taken, "admin", "alice laptop"),
+            "admin_alice_laptop_2"
+        );
+        assert_eq!(unique_anchor(&mut taken, "host", "web-1"), "host_web-1");
+    }
+
+    #[test]
+    fn yaml_quoting() {
+        assert_eq!(yaml_quote("^it's/"), "'^it''s/'");
+    }
+}

@@ -1,0 +1,829 @@
+//! `vms/tofu/config.tf.json`: the OpenTofu configuration for the bpg/proxmox
+//! provider, through serde types (never string templates).
+//!
+//! Each VM resource carries the values the old Terranix module produced
+//! (see docs/render.md for the rules and the deliberate differences).
+//! Keys come out sorted (struct fields are declared in alphabetical order of
+//! their JSON names, maps are BTreeMaps; a test holds this), indented by two
+//! spaces, with a final newline.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{gate, invalid, tf_escape};
+use crate::check::rules::disk_size_gib;
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::error::AppError;
+use crate::fleet::model::{Host, ProxmoxConfig, ProxmoxSpec};
+use crate::fleet::{Kind, Loaded, Value};
+
+/// The provider version pinned when `_proxmox.providerVersion` is not set:
+/// the newest release whose schema the tests check the output against.
+pub const DEFAULT_PROVIDER_VERSION: &str = "0.111.1";
+/// OpenTofu 1.6.0 is the first release (with `import` blocks).
+pub const REQUIRED_VERSION: &str = ">= 1.6.0";
+/// S3 locking with `use_lockfile` came in OpenTofu 1.10.0.
+pub const REQUIRED_VERSION_S3: &str = ">= 1.10.0";
+/// Where the state lives by default, relative to OpenTofu's working folder
+/// `vms/tofu/.state` (where `pve plan`/`apply` put the config and run
+/// tofu; `TOFU_WORKDIR` moves it): `vms/tofu/.state/terraform.tfstate`.
+pub const DEFAULT_STATE_PATH: &str = "terraform.tfstate";
+
+pub const RESOURCE_TYPE: &str = "proxmox_virtual_environment_vm";
+pub const DEFAULT_BIOS: &str = "seabios";
+pub const DEFAULT_CPU_TYPE: &str = "x86-64-v2-AES";
+pub const DEFAULT_DISK_INTERFACE: &str = "virtio0";
+pub const DEFAULT_BRIDGE: &str = "vmbr0";
+pub const DEFAULT_TAGS: &[&str] = &["opentofu", "nixos", "managed"];
+pub const BASE_IGNORE_CHANGES: &[&str] = &["cpu[0].architecture", "vga"];
+
+/// The `check` rules whose errors would make the configuration wrong.
+pub(crate) const GATE: &[&str] = &[
+    "host-name",
+    "required",
+    "proxmox-config",
+    "duplicate-vmid",
+    "resources",
+    "disk",
+    "node",
+];
+
+#[derive(Serialize)]
+struct Config {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    import: Vec<Import>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    output: BTreeMap<String, Output>,
+    provider: Providers,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    resource: BTreeMap<&'static str, BTreeMap<String, Vm>>,
+    terraform: Terraform,
+}
+
+#[derive(Serialize)]
+struct Terraform {
+    backend: BTreeMap<&'static str, Backend>,
+    required_providers: RequiredProviders,
+    required_version: &'static str,
+}
+
+#[derive(Serialize)]
+struct RequiredProviders {
+    proxmox: ProviderRequirement,
+}
+
+#[derive(Serialize)]
+struct ProviderRequirement {
+    source: &'static str,
+    version: String,
+}
+
+#[derive(Serialize)]
+struct Providers {
+    proxmox: Provider,
+}
+
+/// No credentials: the API token comes from `PROXMOX_VE_API_TOKEN`.
+#[derive(Serialize)]
+struct Provider {
+    endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insecure: Option<bool>,
+}
+
+#[derive(Serialize, Default, Debug, PartialEq)]
+struct Backend {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bucket: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamodb_table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoints: Option<S3Endpoints>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_credentials_validation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_region_validation: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skip_s3_checksum: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_lockfile: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_path_style: Option<bool>,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct S3Endpoints {
+    s3: String,
+}
+
+#[derive(Serialize)]
+struct Vm {
+    agent: Agent,
+    bios: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clone: Option<Clone>,
+    cpu: Cpu,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    disk: Vec<Disk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    efi_disk: Option<EfiDisk>,
+    lifecycle: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<Memory>,
+    name: String,
+    network_device: Vec<NetworkDevice>,
+    node_name: String,
+    on_boot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    virtiofs: Vec<Virtiofs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vm_id: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Cpu {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cores: Option<i64>,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Serialize)]
+struct Memory {
+    dedicated: i64,
+}
+
+#[derive(Serialize)]
+struct Disk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore_id: Option<String>,
+    file_format: &'static str,
+    interface: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct EfiDisk {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore_id: Option<String>,
+    file_format: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Since provider 0.98.1 `network_device` is a list attribute whose objects
+/// must carry every key (`null` where unset); that form is also a valid
+/// block list for 0.93.x. So every field is serialized, `None` as null.
+#[derive(Serialize)]
+struct NetworkDevice {
+    bridge: String,
+    disconnected: Option<bool>,
+    enabled: Option<bool>,
+    firewall: Option<bool>,
+    mac_address: Option<String>,
+    model: &'static str,
+    mtu: Option<i64>,
+    queues: Option<i64>,
+    rate_limit: Option<f64>,
+    trunks: Option<String>,
+    vlan_id: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct Agent {
+    enabled: bool,
+}
+
+#[derive(Serialize)]
+struct Virtiofs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direct_io: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expose_acl: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expose_xattr: Option<bool>,
+    mapping: String,
+}
+
+#[derive(Serialize)]
+struct Clone {
+    full: bool,
+    retries: i64,
+    vm_id: i64,
+}
+
+#[derive(Serialize)]
+struct Lifecycle {
+    ignore_changes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Import {
+    id: String,
+    to: String,
+}
+
+#[derive(Serialize)]
+struct Output {
+    description: String,
+    value: String,
+}
+
+/// The exact bytes of `vms/tofu/config.tf.json`.
+pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
+    gate(loaded, GATE)?;
+    let config = build(loaded)?;
+    let mut text = serde_json::to_string_pretty(&config)
+        .map_err(|e| AppError::input(format!("cannot encode the OpenTofu configuration: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+fn build(loaded: &Loaded) -> Result<Config, AppError> {
+    let fleet = &loaded.fleet;
+    let empty = ProxmoxConfig {
+        span: loaded.value.span,
+        host: None,
+        node: None,
+        default_storage: None,
+        template_vmid: None,
+        endpoint: None,
+        insecure: None,
+        provider_version: None,
+        vmid_range: crate::fleet::model::DEFAULT_VMID_RANGE,
+        vmid_range_span: None,
+        nodes: None,
+        backend: None,
+        user: None,
+        bridge: None,
+    };
+    let cfg = fleet.proxmox.as_ref().unwrap_or(&empty);
+    check_default_node(loaded, cfg)?;
+
+    let (backend_name, backend) = backend(loaded, cfg)?;
+    let version = cfg
+        .provider_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PROVIDER_VERSION.to_string());
+    literal_only(loaded, cfg.span, "_proxmox.providerVersion", &version)?;
+
+    let endpoint = match (&cfg.endpoint, &cfg.host) {
+        (Some(e), _) => e.clone(),
+        (None, Some(h)) => format!("https://{}:8006/", h.value),
+        (None, None) => "https://localhost:8006/".to_string(),
+    };
+
+    let mut vms = BTreeMap::new();
+    let mut imports = Vec::new();
+    let mut outputs = BTreeMap::new();
+    for (host, spec) in fleet.vms() {
+        if spec.readonly {
+            continue;
+        }
+        let vm = vm(loaded, cfg, host, spec)?;
+        let address = format!("{RESOURCE_TYPE}.{}", host.name);
+        if spec.import {
+            if let Some(id) = vm.vm_id {
+                imports.push(Import {
+                    to: address.clone(),
+                    id: tf_escape(&format!("{}/{id}", vm.node_name)),
+                });
+            }
+        }
+        outputs.insert(
+            format!("{}_ip", host.name),
+            Output {
+                description: format!(
+                    "IPv4 address of {} reported by the QEMU guest agent (null until the agent answers)",
+                    host.name
+                ),
+                value: ip_expression(&address),
+            },
+        );
+        vms.insert(host.name.clone(), vm);
+    }
+    let mut resource = BTreeMap::new();
+    if !vms.is_empty() {
+        resource.insert(RESOURCE_TYPE, vms);
+    }
+    Ok(Config {
+        terraform: Terraform {
+            required_version: if backend_name == "s3" {
+                REQUIRED_VERSION_S3
+            } else {
+                REQUIRED_VERSION
+            },
+            required_providers: RequiredProviders {
+                proxmox: ProviderRequirement {
+                    source: "bpg/proxmox",
+                    version,
+                },
+            },
+            backend: BTreeMap::from([(backend_name, backend)]),
+        },
+        provider: Providers {
+            proxmox: Provider {
+                endpoint: tf_escape(&endpoint),
+                insecure: cfg.insecure,
+            },
+        },
+        resource,
+        import: imports,
+        output: outputs,
+    })
+}
+
+/// The VM's first IPv4 address, robust to the order in which the guest
+/// agent lists interfaces: the interface whose MAC is the VM's first
+/// network device, else the first non-loopback interface with an address,
+/// else null. (`ipv4_addresses`, `mac_addresses` and
+/// `network_interface_names` are index-aligned, one entry per interface.)
+pub fn ip_expression(address: &str) -> String {
+    let r = address;
+    format!(
+        "${{try([for i, mac in {r}.mac_addresses : {r}.ipv4_addresses[i][0] if lower(mac) == lower({r}.network_device[0].mac_address) && length({r}.ipv4_addresses[i]) > 0][0], [for i, ifname in {r}.network_interface_names : {r}.ipv4_addresses[i][0] if ifname != \"lo\" && length({r}.ipv4_addresses[i]) > 0][0], null)}}"
+    )
+}
+
+fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Result<Vm, AppError> {
+    if !host
+        .name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "bad-host-name",
+                host.name_span,
+                format!(
+                    "host `{}` is a VM, and OpenTofu resource names must start with a letter",
+                    host.name
+                ),
+            )
+            .help("rename the host, e.g. `vm-{name}`"),
+        ));
+    }
+    let Some(vmid) = &p.vmid else {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "missing-key",
+                p.span,
+                format!("`{}.proxmox` lacks `vmid`", host.name),
+            )
+            .help("add e.g. `vmid = 120;` (`pve new` picks the next free VMID)"),
+        ));
+    };
+    if let Some(n) = &p.name {
+        if !is_dns_name(&n.value) {
+            return Err(invalid(
+                loaded,
+                Diagnostic::error(
+                    "bad-vm-name",
+                    n.span,
+                    format!(
+                        "`{}.proxmox.name` {:?} is not a DNS name",
+                        host.name, n.value
+                    ),
+                )
+                .help("Proxmox VM names are DNS names: letters, digits, `-` and `.`"),
+            ));
+        }
+    }
+    let node = p
+        .node
+        .as_ref()
+        .map(|n| n.value.clone())
+        .or_else(|| cfg.node.as_ref().map(|n| n.value.clone()))
+        .unwrap_or_default();
+    let storage = p
+        .storage
+        .as_ref()
+        .or(cfg.default_storage.as_ref())
+        .map(|s| tf_escape(&s.value));
+    let bios = p
+        .bios
+        .as_ref()
+        .map_or(DEFAULT_BIOS.to_string(), |b| b.value.clone());
+    let cloned = p.clones_template();
+
+    let disk = match &p.disk {
+        Some(d) => match disk_size_gib(&d.value) {
+            Some(size) => vec![Disk {
+                interface: tf_escape(
+                    p.disk_interface
+                        .as_ref()
+                        .map_or(DEFAULT_DISK_INTERFACE, |i| &i.value),
+                ),
+                datastore_id: storage.clone(),
+                file_format: "raw",
+                size,
+            }],
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+
+    let mut ignore_changes: Vec<String> =
+        BASE_IGNORE_CHANGES.iter().map(|s| s.to_string()).collect();
+    if p.ignore_init {
+        ignore_changes.push("initialization".to_string());
+    }
+    for extra in &p.ignore_changes_extra {
+        if !is_attribute_reference(extra) {
+            let span = loaded
+                .value
+                .as_attrs()
+                .and_then(|root| root.get(&host.name))
+                .and_then(|a| a.value.as_attrs())
+                .and_then(|h| h.get("proxmox"))
+                .and_then(|a| a.value.as_attrs())
+                .and_then(|a| a.get("ignoreChangesExtra"))
+                .map_or(p.span, |a| a.value.span);
+            return Err(invalid(
+                loaded,
+                Diagnostic::error(
+                    "bad-ignore-changes",
+                    span,
+                    format!(
+                        "`{}.proxmox.ignoreChangesExtra` entry {extra:?} is not an attribute of the VM resource",
+                        host.name
+                    ),
+                )
+                .help("write attribute paths such as \"hostpci\", \"disk\" or \"cpu[0].flags\""),
+            ));
+        }
+        ignore_changes.push(extra.clone());
+    }
+
+    let template = cfg.template_vmid.as_ref().map(|t| t.value);
+    let clone = match (cloned, template) {
+        (true, Some(vm_id)) => Some(Clone {
+            vm_id,
+            full: true,
+            retries: 3,
+        }),
+        _ => None,
+    };
+    let description = match (&p.description, cloned) {
+        (Some(d), _) => Some(tf_escape(d)),
+        (None, true) => Some(tf_escape(&format!(
+            "Managed by OpenTofu - {}",
+            host.hostname()
+        ))),
+        (None, false) => None,
+    };
+    let tags = match (&p.tags, cloned) {
+        (Some(t), _) => Some(t.iter().map(|s| tf_escape(s)).collect()),
+        (None, true) => Some(DEFAULT_TAGS.iter().map(|s| s.to_string()).collect()),
+        (None, false) => None,
+    };
+
+    Ok(Vm {
+        name: tf_escape(p.name.as_ref().map_or(&host.name, |n| &n.value)),
+        node_name: tf_escape(&node),
+        vm_id: Some(vmid.value),
+        on_boot: false,
+        efi_disk: (bios == "ovmf").then(|| EfiDisk {
+            datastore_id: storage.clone(),
+            file_format: "raw",
+            kind: "4m",
+        }),
+        bios: tf_escape(&bios),
+        machine: p.machine.as_ref().map(|m| tf_escape(&m.value)),
+        cpu: Cpu {
+            cores: p.cores.as_ref().map(|c| c.value),
+            kind: tf_escape(p.cpu_type.as_ref().map_or(DEFAULT_CPU_TYPE, |c| &c.value)),
+        },
+        memory: p.memory.as_ref().map(|m| Memory { dedicated: m.value }),
+        disk,
+        network_device: vec![NetworkDevice {
+            bridge: tf_escape(
+                p.bridge
+                    .as_deref()
+                    .or(cfg.bridge.as_deref())
+                    .unwrap_or(DEFAULT_BRIDGE),
+            ),
+            disconnected: None,
+            enabled: None,
+            firewall: None,
+            mac_address: p.mac_address.as_ref().map(|m| tf_escape(&m.value)),
+            model: "virtio",
+            mtu: None,
+            queues: None,
+            rate_limit: None,
+            trunks: None,
+            vlan_id: p.vlan.as_ref().map(|v| v.value),
+        }],
+        agent: Agent { enabled: true },
+        virtiofs: p
+            .virtiofs
+            .iter()
+            .map(|v| Virtiofs {
+                mapping: tf_escape(&v.mapping),
+                cache: v.cache.as_ref().map(|c| tf_escape(c)),
+                direct_io: v.direct_io,
+                expose_acl: v.expose_acl,
+                expose_xattr: v.expose_xattr,
+            })
+            .collect(),
+        clone,
+        description,
+        tags,
+        lifecycle: Lifecycle { ignore_changes },
+    })
+}
+
+/// `_proxmox.node` must itself be one of `_proxmox.nodes` when both are set
+/// (the per-VM `node` is checked by the `node` rule of `pve check`).
+fn check_default_node(loaded: &Loaded, cfg: &ProxmoxConfig) -> Result<(), AppError> {
+    let (Some(nodes), Some(node)) = (&cfg.nodes, &cfg.node) else {
+        return Ok(());
+    };
+    if nodes.contains(&node.value) {
+        return Ok(());
+    }
+    let d = Diagnostic::error(
+        "unknown-node",
+        node.span,
+        format!(
+            "the default node `{}` is not in `_proxmox.nodes`",
+            node.value
+        ),
+    );
+    Err(invalid(
+        loaded,
+        match did_you_mean(&node.value, nodes.iter().map(String::as_str)) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None => d.help(format!("known nodes: {}", nodes.join(", "))),
+        },
+    ))
+}
+
+/// Values in the `terraform` block are not templates: refuse `${`.
+fn literal_only(
+    loaded: &Loaded,
+    span: rowan::TextRange,
+    what: &str,
+    s: &str,
+) -> Result<(), AppError> {
+    if s.contains("${") || s.contains("%{") {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "bad-backend",
+                span,
+                format!("`{what}` contains `${{` or `%{{`, which OpenTofu cannot take here"),
+            )
+            .help("settings of the terraform block must be plain text"),
+        ));
+    }
+    Ok(())
+}
+
+const BACKEND_KEYS: &[(&str, &[&str])] = &[
+    ("local", &["type", "path"]),
+    ("pg", &["type", "schemaName"]),
+    (
+        "s3",
+        &[
+            "type",
+            "bucket",
+            "key",
+            "region",
+            "endpoint",
+            "usePathStyle",
+            "dynamodbTable",
+            "skipCredentialsValidation",
+            "skipRegionValidation",
+            "skipS3Checksum",
+        ],
+    ),
+];
+
+/// `_proxmox.backend`: where OpenTofu keeps its state.
+/// - absent: `local` at `vms/tofu/.state/terraform.tfstate`;
+/// - `{ type = "local"; path = "..."; }`;
+/// - `{ type = "pg"; schemaName = "..."; }`: the connection string comes
+///   from `PG_CONN_STR` (and libpq's `PG*` variables) at run time;
+/// - `{ type = "s3"; bucket; key; region; endpoint; usePathStyle; ... }`:
+///   always with `use_lockfile = true`; credentials from the AWS variables.
+fn backend(loaded: &Loaded, cfg: &ProxmoxConfig) -> Result<(&'static str, Backend), AppError> {
+    let Some(v) = &cfg.backend else {
+        return Ok((
+            "local",
+            Backend {
+                path: Some(DEFAULT_STATE_PATH.to_string()),
+                ..Backend::default()
+            },
+        ));
+    };
+    let err = |span, msg: String, help: &str| {
+        invalid(
+            loaded,
+            Diagnostic::error("bad-backend", span, msg).help(help.to_string()),
+        )
+    };
+    let Some(attrs) = v.as_attrs() else {
+        return Err(err(
+            v.span,
+            format!("`_proxmox.backend` must be a set, not {}", v.kind.type_name()),
+            "write `backend = { type = \"s3\"; bucket = \"tofu-state\"; key = \"fleet.tfstate\"; region = \"eu-central-1\"; };`",
+        ));
+    };
+    let kind = match attrs.get("type").map(|a| &a.value) {
+        Some(Value {
+            kind: Kind::Str(s), ..
+        }) => s.as_str(),
+        Some(other) => {
+            return Err(err(
+                other.span,
+                "`_proxmox.backend.type` must be a string".into(),
+                "one of \"local\", \"pg\", \"s3\"",
+            ))
+        }
+        None => {
+            return Err(err(
+                v.span,
+                "`_proxmox.backend` lacks `type`".into(),
+                "add `type = \"local\";` (or \"pg\", \"s3\")",
+            ))
+        }
+    };
+    let Some((name, known)) = BACKEND_KEYS.iter().find(|(n, _)| *n == kind) else {
+        let span = attrs.get("type").map_or(v.span, |a| a.value.span);
+        return Err(err(
+            span,
+            format!("unknown state backend {kind:?}"),
+            "supported backends: \"local\", \"pg\", \"s3\"",
+        ));
+    };
+    for (key, attr) in attrs {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        let help = if key == "conn_str"
+            || key == "connStr"
+            || key.contains("secret")
+            || key.contains("password")
+        {
+            "credentials never go into hosts.nix: set PG_CONN_STR (pg) or the AWS_* variables (s3) when running pve".to_string()
+        } else {
+            match did_you_mean(key, known.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("known keys for {name}: {}", known.join(", ")),
+            }
+        };
+        return Err(err(
+            attr.name_span,
+            format!("unknown key `_proxmox.backend.{key}` for the {name} backend"),
+            &help,
+        ));
+    }
+    let string = |key: &str| -> Result<Option<String>, AppError> {
+        match attrs.get(key) {
+            None => Ok(None),
+            Some(a) => match a.value.as_str() {
+                Some(s) => {
+                    literal_only(loaded, a.value.span, &format!("_proxmox.backend.{key}"), s)?;
+                    Ok(Some(s.to_string()))
+                }
+                None => Err(err(
+                    a.value.span,
+                    format!("`_proxmox.backend.{key}` must be a string"),
+                    "write it in double quotes",
+                )),
+            },
+        }
+    };
+    let boolean = |key: &str| -> Result<Option<bool>, AppError> {
+        match attrs.get(key) {
+            None => Ok(None),
+            Some(a) => a.value.as_bool().map(Some).ok_or_else(|| {
+                err(
+                    a.value.span,
+                    format!("`_proxmox.backend.{key}` must be true or false"),
+                    "write `true` or `false`",
+                )
+            }),
+        }
+    };
+    let backend = match *name {
+        "local" => Backend {
+            path: Some(string("path")?.unwrap_or_else(|| DEFAULT_STATE_PATH.to_string())),
+            ..Backend::default()
+        },
+        "pg" => Backend {
+            schema_name: string("schemaName")?,
+            ..Backend::default()
+        },
+        _ => {
+            let bucket = string("bucket")?;
+            if bucket.is_none() {
+                return Err(err(
+                    v.span,
+                    "the s3 backend needs `bucket`".into(),
+                    "add `bucket = \"tofu-state\";`",
+                ));
+            }
+            Backend {
+                bucket,
+                key: Some(string("key")?.unwrap_or_else(|| "pve-fleet/terraform.tfstate".into())),
+                region: Some(string("region")?.unwrap_or_else(|| "us-east-1".into())),
+                endpoints: string("endpoint")?.map(|s3| S3Endpoints { s3 }),
+                use_path_style: boolean("usePathStyle")?,
+                use_lockfile: Some(true),
+                dynamodb_table: string("dynamodbTable")?,
+                skip_credentials_validation: boolean("skipCredentialsValidation")?,
+                skip_region_validation: boolean("skipRegionValidation")?,
+                skip_s3_checksum: boolean("skipS3Checksum")?,
+                ..Backend::default()
+            }
+        }
+    };
+    Ok((name, backend))
+}
+
+/// A DNS name as the provider's HostnameValidator accepts it.
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// `hostpci`, `disk`, `cpu[0].flags`: what `ignore_changes` accepts.
+fn is_attribute_reference(s: &str) -> bool {
+    let ident = |p: &str| {
+        let mut c = p.chars();
+        c.next().is_some_and(|f| f.is_ascii_lowercase() || f == '_')
+            && c.all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || x == '_')
+    };
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let (name, index) = match part.split_once('[') {
+                Some((n, rest)) => (n, Some(rest)),
+                None => (part, None),
+            };
+            ident(name)
+                && index.is_none_or(|i| {
+                    i.strip_suffix(']')
+                        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attribute_references() {
+        for ok in [
+            "hostpci",
+            "disk",
+            "cpu[0].flags",
+            "initialization",
+            "network_device[1]",
+        ] {
+            assert!(is_attribute_reference(ok), "{ok}");
+        }
+        for bad in [
+            "", "Disk", "a b", "${x}", "cpu[x]", "cpu[0", ".disk", "disk.",
+        ] {
+            assert!(!is_attribute_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_name("web-1.lan"));
+        assert!(is_dns_name("Web1"));
+        assert!(!is_dns_name("web_1"));
+        assert!(!is_dns_name("-web"));
+        assert!(!is_dns_name(""));
+    }
+}
