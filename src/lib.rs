@@ -13,6 +13,8 @@ pub mod keys;
 pub mod remote;
 pub mod render;
 pub mod runner;
+pub mod secrets;
 pub mod shell;
 pub mod tofu;
 pub mod workflow;
+pub mod tailscale;

@@ -25,6 +25,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("files", rules::host_files),
     ("public-key", rules::public_keys),
     ("configuration", config_file::configuration_files),
+    ("secrets", crate::secrets::health::rule),
 ];
 
 /// All findings for a fleet: the model's own (unknown keys, wrong types)
