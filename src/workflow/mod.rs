@@ -3,6 +3,7 @@
 //! function; the runner skips what the journal says is done, records every
 //! outcome, and reports progress as a step list or JSON events.
 
+pub mod integrate;
 pub mod journal;
 
 use std::io::{IsTerminal, Write};
