@@ -4,16 +4,17 @@
 //! are recording stand-ins, the Tailscale API a local HTTP stand-in (see
 //! tests/integrate_support/mod.rs).
 
+mod integrate_support;
 #[path = "support/pvesim/mod.rs"]
 mod pvesim;
-mod integrate_support;
 mod secrets_support;
 
 use integrate_support::*;
 use pve_fleet::keys::age::ssh_to_age;
 
 fn hardware_sample() -> String {
-    std::fs::read_to_string(support_dir().join("hardware-configuration.sample.nix")).expect("sample")
+    std::fs::read_to_string(support_dir().join("hardware-configuration.sample.nix"))
+        .expect("sample")
 }
 
 fn read(w: &World, rel: &str) -> String {
@@ -22,7 +23,11 @@ fn read(w: &World, rel: &str) -> String {
 
 /// The step names of `pve integrate --status`, each with its state word.
 fn status(w: &World) -> String {
-    let out = w.integrate(&["--status"]).arg("web").output().expect("runs");
+    let out = w
+        .integrate(&["--status"])
+        .arg("web")
+        .output()
+        .expect("runs");
     assert!(out.status.success(), "{:?}", text(&out));
     text(&out).0
 }
@@ -53,7 +58,7 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
         "Enroll in Tailscale: enrolled as web",
         "Verify the host key",
         "Write publicKey into hosts.nix",
-        "Re-render .sops.yaml and known_hosts",
+        "Re-render .sops.yaml, known_hosts",
         "Re-key secrets (sops updatekeys): 2 of 2 secret files re-keyed",
         "Summary",
     ]
@@ -66,10 +71,15 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
         );
     }
     assert!(stdout.contains("web is integrated"), "{stdout}");
-    assert!(stdout.contains("git add hosts.nix hosts/web/hardware-configuration.nix vms/known_hosts secrets"));
+    assert!(stdout.contains(
+        "git add hosts.nix hosts/web/hardware-configuration.nix vms/known_hosts secrets"
+    ));
 
     // hardware-configuration.nix: exactly what nixos-generate-config printed.
-    assert_eq!(read(&w, "hosts/web/hardware-configuration.nix"), hardware_sample());
+    assert_eq!(
+        read(&w, "hosts/web/hardware-configuration.nix"),
+        hardware_sample()
+    );
 
     // hosts.nix: only the publicKey line is new; every other byte kept.
     let key = w.vm_key();
@@ -78,9 +88,16 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
         .lines()
         .filter(|l| !hosts_before.lines().any(|b| b == *l))
         .collect();
-    assert_eq!(added, [format!("    publicKey = \"{key}\";")], "{hosts_after}");
     assert_eq!(
-        hosts_after.lines().filter(|l| !l.contains("publicKey")).collect::<Vec<_>>(),
+        added,
+        [format!("    publicKey = \"{key}\";")],
+        "{hosts_after}"
+    );
+    assert_eq!(
+        hosts_after
+            .lines()
+            .filter(|l| !l.contains("publicKey"))
+            .collect::<Vec<_>>(),
         hosts_before.lines().collect::<Vec<_>>()
     );
 
@@ -88,14 +105,22 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     assert!(read(&w, "vms/known_hosts").contains(&format!("\nw1,web {key}\n")));
     let recipient = ssh_to_age(&key).expect("age recipient");
     assert!(read(&w, "secrets/.sops.yaml").contains(&recipient));
-    let check = w.sim.pve().args(["render", "--check"]).output().expect("runs");
+    let check = w
+        .sim
+        .pve()
+        .args(["render", "--check"])
+        .output()
+        .expect("runs");
     assert!(check.status.success(), "render --check: {:?}", text(&check));
 
     // Every secret file now has the host among its recipients (sops stand-in,
     // real age stanzas).
     let common = read(&w, "secrets/common.yaml");
     let rs = secrets_support::yaml_recipients(&common);
-    assert!(rs.contains(&recipient) && rs.contains(&w.admin.recipient), "{rs:?}");
+    assert!(
+        rs.contains(&recipient) && rs.contains(&w.admin.recipient),
+        "{rs:?}"
+    );
     assert!(read(&w, "secrets/db.env").contains(&recipient));
     let sops = w.log("sops");
     assert_eq!(sops.len(), 2, "{sops:?}");
@@ -113,7 +138,13 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     let user = current_user();
     assert_eq!(
         rebuild[0]["argv"],
-        serde_json::json!(["switch", "--flake", ".#web", "--target-host", format!("{user}@127.0.0.2")])
+        serde_json::json!([
+            "switch",
+            "--flake",
+            ".#web",
+            "--target-host",
+            format!("{user}@127.0.0.2")
+        ])
     );
     assert_eq!(
         rebuild[0]["cwd"].as_str().map(std::path::PathBuf::from),
@@ -121,7 +152,10 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     );
     let opts = rebuild[0]["NIX_SSHOPTS"].as_str().expect("opts");
     for o in [
-        format!("-o UserKnownHostsFile={}/vms/known_hosts", w.fleet().display()),
+        format!(
+            "-o UserKnownHostsFile={}/vms/known_hosts",
+            w.fleet().display()
+        ),
         "-o StrictHostKeyChecking=yes".into(),
         "-o HostKeyAlias=web".into(),
     ] {
@@ -131,7 +165,13 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     let progs: Vec<&str> = vm.iter().filter_map(|e| e["prog"].as_str()).collect();
     assert_eq!(
         progs,
-        ["nixos-generate-config", "switch-to-configuration", "tailscale", "tailscale", "cat"],
+        [
+            "nixos-generate-config",
+            "switch-to-configuration",
+            "tailscale",
+            "tailscale",
+            "cat"
+        ],
         "{vm:?}"
     );
     assert_eq!(vm[1]["argv"], serde_json::json!(["switch", "web"]));
@@ -164,9 +204,15 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     let out = w.integrate(&["web"]).output().expect("runs");
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("kept hosts/web/hardware-configuration.nix"), "{stderr}");
+    assert!(
+        stderr.contains("kept hosts/web/hardware-configuration.nix"),
+        "{stderr}"
+    );
     assert!(stderr.contains("already enrolled"), "{stderr}");
-    assert!(stderr.contains("publicKey already holds this key"), "{stderr}");
+    assert!(
+        stderr.contains("publicKey already holds this key"),
+        "{stderr}"
+    );
     assert!(stderr.contains("unchanged"), "{stderr}");
     assert_eq!(w.snapshot(), before, "a second run changed files");
     assert_eq!(w.api.seen.lock().expect("seen").len(), 2, "no second key");
@@ -241,7 +287,9 @@ fn the_ip_change_during_the_rebuild_is_followed_through_the_guest_agent() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(
-        stderr.contains("127.0.0.2 went away during the switch; the guest agent now reports 127.0.0.3"),
+        stderr.contains(
+            "127.0.0.2 went away during the switch; the guest agent now reports 127.0.0.3"
+        ),
         "{stderr}"
     );
     // --json: one object per line, a start and an end for each step.
@@ -269,11 +317,17 @@ fn the_ip_change_during_the_rebuild_is_followed_through_the_guest_agent() {
         .iter()
         .map(|e| e["argv"][4].as_str().expect("target").to_string())
         .collect();
-    assert_eq!(targets, [format!("{user}@127.0.0.2"), format!("{user}@127.0.0.3")]);
+    assert_eq!(
+        targets,
+        [format!("{user}@127.0.0.2"), format!("{user}@127.0.0.3")]
+    );
     let summary = events.last().expect("events");
     assert_eq!(summary["step"], "summary");
     assert_eq!(summary["detail"], "web integrated at 127.0.0.3");
-    assert!(w.vm_log().iter().any(|e| e["prog"] == "tailscale" && e["key"] == TS_KEY));
+    assert!(w
+        .vm_log()
+        .iter()
+        .any(|e| e["prog"] == "tailscale" && e["key"] == TS_KEY));
 }
 
 #[test]
@@ -335,7 +389,10 @@ fn a_host_key_file_that_differs_from_the_pinned_key_is_refused() {
             || stderr.contains("not the key pinned at first contact"),
         "{stderr}"
     );
-    assert!(stderr.contains("refusing to write it into hosts.nix"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to write it into hosts.nix"),
+        "{stderr}"
+    );
     assert!(status_of(&w, "Verify the host key").contains("FAILED"));
     assert_eq!(read(&w, "hosts.nix"), hosts_before, "no publicKey written");
     assert_eq!(read(&w, "secrets/.sops.yaml"), sops_before);
@@ -365,7 +422,10 @@ fn without_the_guest_agent_the_fingerprint_must_be_confirmed() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("which nobody has confirmed"), "{stderr}");
-    assert!(stderr.contains(&format!("--accept-host-key {fp}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--accept-host-key {fp}")),
+        "{stderr}"
+    );
     assert_eq!(read(&w, "vms/known_hosts"), kh_before, "nothing trusted");
     std::fs::remove_file(fleet_path(&w, "vms/.journal/integrate-web.json")).expect("journal");
 
@@ -376,17 +436,32 @@ fn without_the_guest_agent_the_fingerprint_must_be_confirmed() {
         .expect("runs");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("shows the host key {fp}, not the {wrong} you accepted")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "shows the host key {fp}, not the {wrong} you accepted"
+        )),
+        "{stderr}"
+    );
     assert_eq!(read(&w, "vms/known_hosts"), kh_before, "nothing trusted");
 
     let out = w
-        .integrate(&["web", VM_IP, "--resume", "--accept-host-key", &fp, "--skip-tailscale"])
+        .integrate(&[
+            "web",
+            VM_IP,
+            "--resume",
+            "--accept-host-key",
+            &fp,
+            "--skip-tailscale",
+        ])
         .output()
         .expect("runs");
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("(confirmed by you)"), "{stderr}");
-    assert!(stderr.contains("Enroll in Tailscale: skipped (--skip-tailscale)"), "{stderr}");
+    assert!(
+        stderr.contains("Enroll in Tailscale: skipped (--skip-tailscale)"),
+        "{stderr}"
+    );
     assert!(read(&w, "hosts.nix").contains(&w.vm_key()));
 }
 
@@ -405,11 +480,17 @@ fn bad_arguments_are_named_and_change_nothing() {
     };
     let o = pve(&["weeb"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("there is no host `weeb`"), "{:?}", text(&o));
+    assert!(
+        text(&o).1.contains("there is no host `weeb`"),
+        "{:?}",
+        text(&o)
+    );
     assert!(text(&o).1.contains("did you mean `web`?"));
     let o = pve(&["web", "not-an-ip"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).1.contains("`not-an-ip` is neither an IP address nor a VMID"));
+    assert!(text(&o)
+        .1
+        .contains("`not-an-ip` is neither an IP address nor a VMID"));
     let o = pve(&["web", "10.0.0.1", "42"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("`42` is not a VMID"), "{:?}", text(&o));

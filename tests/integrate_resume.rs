@@ -5,9 +5,9 @@
 //! last one leaves the same result as an uninterrupted run. Also a run
 //! killed (SIGKILL) in the middle of a step.
 
+mod integrate_support;
 #[path = "support/pvesim/mod.rs"]
 mod pvesim;
-mod integrate_support;
 mod secrets_support;
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -21,7 +21,10 @@ fn stops_at(w: &World, cmd: &mut assert_cmd::Command, n: usize, code: i32, says:
     let out = cmd.output().expect("runs");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(code), "step {n}: {stderr}");
-    assert!(stderr.contains(says), "step {n}: expected `{says}` in\n{stderr}");
+    assert!(
+        stderr.contains(says),
+        "step {n}: expected `{says}` in\n{stderr}"
+    );
     assert!(
         stderr.contains("after fixing it: `pve integrate web --resume`"),
         "{stderr}"
@@ -61,8 +64,14 @@ fn each_step_fails_then_resumes_there() {
     });
     stops_at(&w, &mut resume(&[]), 1, 3, "no IP address found for VM 111");
     let out = w.integrate(&["web"]).output().expect("runs");
-    assert_eq!(out.status.code(), Some(2), "an unfinished run is not restarted silently");
-    assert!(text(&out).1.contains("stopped at step 1 (Resolve the VM's IP address)"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unfinished run is not restarted silently"
+    );
+    assert!(text(&out)
+        .1
+        .contains("stopped at step 1 (Resolve the VM's IP address)"));
 
     // 2. pin host key: the agent still cannot read the key (IP given this
     // time), and nobody confirmed a fingerprint.
@@ -147,7 +156,10 @@ fn each_step_fails_then_resumes_there() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("web is integrated"));
     for i in 1..=9 {
-        assert!(stderr.contains(&format!("[{i}/11] -- ")), "step {i} skipped: {stderr}");
+        assert!(
+            stderr.contains(&format!("[{i}/11] -- ")),
+            "step {i} skipped: {stderr}"
+        );
     }
     assert!(stderr.contains("[10/11] ok"), "{stderr}");
     assert!(!fleet_path(&w, "vms/.journal/integrate-web.json").exists());
@@ -189,8 +201,15 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
         .spawn()
         .expect("pve starts");
     let start = Instant::now();
-    while !w.vm_log().iter().any(|e| e["prog"] == "switch-to-configuration") {
-        assert!(start.elapsed() < Duration::from_secs(30), "the switch never started");
+    while !w
+        .vm_log()
+        .iter()
+        .any(|e| e["prog"] == "switch-to-configuration")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the switch never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().expect("SIGKILL");
@@ -203,7 +222,10 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
     for l in &lines[..4] {
         assert!(l.contains("done"), "{st}");
     }
-    assert!(lines[4].contains("nixos-rebuild switch") && lines[4].contains("pending"), "{st}");
+    assert!(
+        lines[4].contains("nixos-rebuild switch") && lines[4].contains("pending"),
+        "{st}"
+    );
 
     let out = w.integrate(&["web", "--resume"]).output().expect("runs");
     let (_, stderr) = text(&out);
@@ -211,7 +233,10 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
     for i in 1..=4 {
         assert!(stderr.contains(&format!("[{i}/11] -- ")), "{stderr}");
     }
-    assert!(stderr.contains("[5/11] ok nixos-rebuild switch: switched web"), "{stderr}");
+    assert!(
+        stderr.contains("[5/11] ok nixos-rebuild switch: switched web"),
+        "{stderr}"
+    );
     let gen = w
         .vm_log()
         .iter()

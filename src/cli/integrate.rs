@@ -75,7 +75,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = integrate::DEFAULT_TS_CREDENTIALS)]
     pub tailscale_credentials: PathBuf,
     /// Seconds to wait for SSH to answer.
-    #[arg(long, value_name = "SECS", default_value_t = 300, env = "PVE_VM_SSH_WAIT")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 300,
+        env = "PVE_VM_SSH_WAIT"
+    )]
     pub ssh_wait: u64,
 }
 

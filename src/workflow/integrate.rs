@@ -377,7 +377,7 @@ pub fn steps() -> Vec<Step<Integrate>> {
         },
         Step {
             name: "render",
-            title: "Re-render .sops.yaml and known_hosts",
+            title: "Re-render .sops.yaml, known_hosts",
             slow: false,
             run: render,
         },

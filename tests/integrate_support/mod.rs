@@ -122,12 +122,20 @@ pub fn fake_ts_api() -> FakeTsApi {
                     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
                     let c = &v["capabilities"]["devices"]["create"];
                     if auth != format!("Bearer {TOKEN}") {
-                        respond(req, 401, serde_json::json!({"message": "API token invalid"}));
+                        respond(
+                            req,
+                            401,
+                            serde_json::json!({"message": "API token invalid"}),
+                        );
                     } else if c["tags"] != serde_json::json!(["tag:vm"])
                         || c["reusable"] != false
                         || c["preauthorized"] != true
                     {
-                        respond(req, 400, serde_json::json!({"message": "requested tags are invalid or not permitted"}));
+                        respond(
+                            req,
+                            400,
+                            serde_json::json!({"message": "requested tags are invalid or not permitted"}),
+                        );
                     } else {
                         respond(
                             req,
@@ -361,11 +369,17 @@ impl World {
             .args(["--user", &user()])
             .env("PVE_VM_SSH_WAIT", "8")
             .env("PVE_VM_SSH_IDENTITY", &self.sim.client_key)
-            .env("PVE_TOOL_NIXOS_REBUILD", support_dir().join("nixos-rebuild"))
+            .env(
+                "PVE_TOOL_NIXOS_REBUILD",
+                support_dir().join("nixos-rebuild"),
+            )
             .env("PVE_TOOL_SOPS", sops_standin())
             .env("SOPS_AGE_KEY_FILE", &self.admin.file)
             .env("SOPS_STANDIN_LOG", self.logs.join("sops.jsonl"))
-            .env("NIXOS_REBUILD_STANDIN_LOG", self.logs.join("nixos-rebuild.jsonl"))
+            .env(
+                "NIXOS_REBUILD_STANDIN_LOG",
+                self.logs.join("nixos-rebuild.jsonl"),
+            )
             .env("PROC_SNAPSHOT_DIR", self.logs.join("proc"))
             .env("TS_API_URL", &self.api.url)
             .env("TS_OAUTH_CLIENT_ID", CLIENT_ID)
