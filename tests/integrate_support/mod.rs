@@ -243,6 +243,7 @@ fn start_vm_sshd(sim: &Sim, vm_dir: &Path) -> VmSshd {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         let mut e = String::new();
         if let Some(mut s) = child.stderr.take() {
             let _ = s.read_to_string(&mut e);
