@@ -420,6 +420,16 @@ fn fingerprint_of(key: &str) -> String {
         .unwrap_or_else(|| "(unreadable key)".into())
 }
 
+/// `SHA256:...` whether or not the user typed the prefix.
+fn normalise_fingerprint(fp: &str) -> String {
+    let fp = fp.trim();
+    if fp.starts_with("SHA256:") {
+        fp.to_string()
+    } else {
+        format!("SHA256:{fp}")
+    }
+}
+
 /// `ssh-ed25519 AAAA...` (comment dropped) of a valid public key line.
 fn normalise_key(line: &str) -> Option<String> {
     crate::keys::parse_ed25519_public(line).ok()?;
@@ -469,7 +479,20 @@ fn pin_host_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         None => Err(AppError::input("no VMID, so no guest agent to ask")),
     };
     let (key, source) = match from_agent {
-        Ok(k) => (k, "read through the guest agent".to_string()),
+        Ok(k) => {
+            if let Some(fp) = &c.opts.accept_host_key {
+                let got = fingerprint_of(&k);
+                if normalise_fingerprint(fp) != got {
+                    return Err(AppError::input(format!(
+                        "the guest agent of {} reports the host key {got}, not the {} you accepted; refusing to trust either",
+                        c.opts.name,
+                        normalise_fingerprint(fp)
+                    ))
+                    .with_help("compare again on the VM console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`); you may be looking at another VM"));
+                }
+            }
+            (k, "read through the guest agent".to_string())
+        }
         Err(agent_err) => (
             confirmed_scan(c, ip, &agent_err)?,
             "confirmed by you".into(),
@@ -508,12 +531,7 @@ fn confirmed_scan(c: &Integrate, ip: IpAddr, agent_err: &AppError) -> Result<Str
     let why = format!("the guest agent could not give the VM's host key ({agent_err})");
     match &c.opts.accept_host_key {
         Some(fp) => {
-            let want = fp.trim();
-            let want = if want.starts_with("SHA256:") {
-                want.to_string()
-            } else {
-                format!("SHA256:{want}")
-            };
+            let want = normalise_fingerprint(fp);
             if want == k.fingerprint {
                 Ok(key)
             } else {
@@ -878,12 +896,23 @@ fn public_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
     let key = fact_key(j)?;
     let path = c.loaded.file.path.clone();
     let name = c.opts.name.clone();
+    let old = c
+        .host()?
+        .public_key
+        .as_ref()
+        .map(|k| k.value.clone())
+        .filter(|k| normalise_key(k).is_some_and(|k| k != key));
     let literal = fleet::edit::names::string_literal(&key);
     let applied = fleet::edit::apply_to_file(&path, |text| {
         fleet::edit::set_attr(text, &[name.as_str(), "publicKey"], &literal)
     })?;
     c.loaded = fleet::load(&path)?;
-    Ok(if applied.changed() {
+    Ok(if let Some(old) = old {
+        format!(
+            "hosts.{name}.publicKey = \"{key}\" (replaced {}: the VM was re-created?)",
+            fingerprint_of(&old)
+        )
+    } else if applied.changed() {
         format!("hosts.{name}.publicKey = \"{key}\"")
     } else {
         format!("hosts.{name}.publicKey already holds this key")
@@ -988,6 +1017,7 @@ mod tests {
             std::fs::read_to_string(&f).expect("read"),
             "# header\nother ssh-ed25519 AAAAother\nweb,web1 ssh-ed25519 AAAAnew\n"
         );
+        std::fs::create_dir(dir.path().join("x")).expect("fleet root");
         let fresh = dir.path().join("x/vms/known_hosts");
         write_pin(&fresh, &names, "ssh-ed25519 AAAAnew").expect("pin");
         assert!(std::fs::read_to_string(&fresh)
