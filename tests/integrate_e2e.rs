@@ -347,7 +347,26 @@ fn a_host_that_presents_another_key_than_the_agent_gave_is_refused() {
         s["vms"]["111"]["hostkey"] = serde_json::json!(other_pub.trim());
     });
     let hosts_before = read(&w, "hosts.nix");
-    let out = w.integrate(&["web"]).output().expect("runs");
+    // A fingerprint confirmed by hand must match what the agent read.
+    let fp =
+        pve_fleet::remote::ssh::fingerprint(other_pub.split_whitespace().nth(1).expect("blob"))
+            .expect("fp");
+    let mine =
+        pve_fleet::remote::ssh::fingerprint(w.vm_key().split_whitespace().nth(1).expect("blob"))
+            .expect("fp");
+    let out = w
+        .integrate(&["web", "--accept-host-key", &mine])
+        .output()
+        .expect("runs");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reports the host key {fp}, not the {mine} you accepted"
+        )),
+        "{stderr}"
+    );
+    let out = w.integrate(&["web", "--resume"]).output().expect("runs");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -379,11 +398,42 @@ fn a_host_key_file_that_differs_from_the_pinned_key_is_refused() {
         w.vm_dir.join("etc_ssh_host_ed25519_key.pub"),
     )
     .expect("copy");
+    // The address comes from `tofu output` this time (an initialised
+    // OpenTofu folder whose state has the output; the tofu stand-in).
+    let state_dir = fleet_path(&w, "vms/tofu/.state");
+    std::fs::create_dir_all(state_dir.join(".terraform")).expect("mkdir");
+    std::fs::write(state_dir.join(".pve-init.json"), "{}\n").expect("marker");
+    std::fs::write(
+        state_dir.join("terraform.tfstate"),
+        serde_json::json!({"version": 4, "serial": 3, "lineage": "l-1", "resources": [],
+            "outputs": {"web_ip": {"value": VM_IP, "type": "string", "sensitive": false}}})
+        .to_string(),
+    )
+    .expect("state");
+    let tofu_log = w.logs.join("tofu.jsonl");
     let hosts_before = read(&w, "hosts.nix");
     let sops_before = read(&w, "secrets/.sops.yaml");
-    let out = w.integrate(&["web"]).output().expect("runs");
+    let out = w
+        .integrate(&["web"])
+        .env(
+            "PVE_TOOL_TOFU",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/tofu"),
+        )
+        .env("TOFU_STANDIN_LOG", &tofu_log)
+        .output()
+        .expect("runs");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.2 (from `tofu output`)"),
+        "{stderr}"
+    );
+    let tofu = read_jsonl(&tofu_log);
+    assert_eq!(tofu.len(), 1);
+    assert_eq!(
+        tofu[0]["argv"],
+        serde_json::json!(["output", "-no-color", "-json", "web_ip"])
+    );
     assert!(
         stderr.contains("is not the key pinned at first contact")
             || stderr.contains("not the key pinned at first contact"),

@@ -392,7 +392,9 @@ impl World {
             .env_remove("NIXOS_REBUILD_STANDIN_FAIL")
             .env_remove("NIXOS_REBUILD_STANDIN_MOVE_IP")
             .env_remove("SOPS_STANDIN_FAIL")
-            .env_remove("PVE_VM_USER");
+            .env_remove("PVE_VM_USER")
+            .env_remove("TOFU_WORKDIR")
+            .env_remove("PVE_TOOL_TOFU");
         c
     }
 
