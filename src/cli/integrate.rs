@@ -25,7 +25,12 @@ Tailscale, verify host key, publicKey into hosts.nix, re-render .sops.yaml and k
 sops updatekeys, summary. A journal in vms/.journal/ records each step.
 
 Environment: TS_OAUTH_CLIENT_ID / TS_OAUTH_CLIENT_SECRET (Tailscale OAuth client), SOPS_AGE_KEY_FILE
-(admin key for sops), PROXMOX_* (see `pve vm --help`), PVE_LOG=1 shows every command run.";
+(admin key for sops), PROXMOX_* (see `pve vm --help`), PVE_LOG=1 shows every command run,
+PVE_INTEGRATE_WATCH_MS how often the address is checked during the rebuild (default 2000).
+
+Exit codes: 0 done; 2 bad input (unknown host, bad IP/VMID, unconfirmed host key, an unfinished
+run without --resume); 3 a remote host or tool failed (Proxmox, SSH, nixos-rebuild, Tailscale, sops,
+a host key mismatch).";
 
 /// Integrate a new VM into the fleet: hardware config, NixOS, Tailscale,
 /// host key, publicKey in hosts.nix, secrets re-keyed. Resumable.
@@ -70,8 +75,9 @@ pub struct Args {
     /// Tailscale tag for the VM (repeat for several); the OAuth client must own it.
     #[arg(long = "tailscale-tag", value_name = "TAG", default_value = "tag:vm")]
     pub tailscale_tags: Vec<String>,
-    /// sops-encrypted file with TS_OAUTH_CLIENT_ID / TS_OAUTH_CLIENT_SECRET,
-    /// used when the environment has neither.
+    /// sops-encrypted file (relative to the fleet folder) with
+    /// TS_OAUTH_CLIENT_ID / TS_OAUTH_CLIENT_SECRET, used when the environment
+    /// has neither.
     #[arg(long, value_name = "FILE", default_value = integrate::DEFAULT_TS_CREDENTIALS)]
     pub tailscale_credentials: PathBuf,
     /// Seconds to wait for SSH to answer.
