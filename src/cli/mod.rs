@@ -5,11 +5,11 @@ mod check;
 mod eval;
 mod host;
 mod integrate;
+mod tofu;
+pub mod vm;
 mod key;
 mod render;
 mod scaffold;
-mod tofu;
-pub mod vm;
 
 use std::io::Write as _;
 use std::path::PathBuf;
