@@ -113,7 +113,25 @@ fn each_step_fails_then_resumes_there() {
         "nixos-rebuild switch failed",
     );
 
-    // 6. Tailscale: `tailscale up` fails on the VM.
+    // 6. Tailscale: not installed on the VM; then no OAuth client
+    // configured; then `tailscale up` fails on the VM.
+    w.vm_fail("tailscale-missing", true);
+    stops_at(
+        &w,
+        &mut resume(&[]),
+        6,
+        3,
+        "tailscale is not installed on web",
+    );
+    w.vm_fail("tailscale-missing", false);
+    let mut c = resume(&[]);
+    c.env_remove("TS_OAUTH_CLIENT_ID")
+        .env_remove("TS_OAUTH_CLIENT_SECRET");
+    stops_at(&w, &mut c, 6, 2, "no Tailscale OAuth client is configured");
+    assert!(
+        w.api.seen.lock().expect("seen").is_empty(),
+        "no API call without credentials"
+    );
     w.vm_fail("tailscale", true);
     stops_at(&w, &mut resume(&[]), 6, 3, "invalid key");
     w.vm_fail("tailscale", false);

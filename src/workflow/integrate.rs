@@ -826,6 +826,17 @@ fn tailscale(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         &c.as_root(&["tailscale", "status", "--json"]),
         REMOTE_TIMEOUT,
     )?;
+    if status.code == Some(127) {
+        return Err(AppError::external(format!(
+            "tailscale is not installed on {} ({})",
+            c.opts.name,
+            status.stderr.trim()
+        ))
+        .with_help(format!(
+            "enable it in the host's configuration (`services.tailscale.enable = true;`), then `pve integrate {} --resume`; or pass --skip-tailscale",
+            c.opts.name
+        )));
+    }
     if status.code == Some(0) {
         let state = serde_json::from_str::<serde_json::Value>(&status.stdout)
             .ok()
