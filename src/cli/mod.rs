@@ -4,6 +4,7 @@
 mod check;
 mod eval;
 mod host;
+mod integrate;
 mod key;
 mod render;
 mod scaffold;
@@ -65,6 +66,7 @@ pub enum Command {
     Render(render::Args),
     Key(key::Args),
     Scaffold(scaffold::Args),
+    Integrate(integrate::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -82,6 +84,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Render(a) => render::run(&ctx, a),
         Command::Key(a) => key::run(&ctx, a),
         Command::Scaffold(a) => scaffold::run(&ctx, a),
+        Command::Integrate(a) => integrate::run(&ctx, a),
     }
 }
 

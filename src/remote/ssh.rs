@@ -205,6 +205,9 @@ pub struct Ssh {
     options: Options,
     /// Private folder of the control socket (0700), removed on drop.
     control: Option<tempfile::TempDir>,
+    /// The name the host key is looked up under (`HostKeyAlias`), so a
+    /// VM's pinned key keeps matching when its DHCP address changes.
+    host_key_alias: Option<String>,
 }
 
 impl std::fmt::Debug for Ssh {
@@ -265,7 +268,20 @@ impl Ssh {
             endpoint,
             options,
             control,
+            host_key_alias: None,
         })
+    }
+
+    /// Looks the host key up under `alias` instead of the address
+    /// (`HostKeyAlias`); checking stays strict.
+    pub fn with_host_key_alias(mut self, alias: &str) -> Result<Ssh, SshError> {
+        if !valid_host(alias) {
+            return Err(SshError::Setup(format!(
+                "`{alias}` is not a valid host key alias"
+            )));
+        }
+        self.host_key_alias = Some(alias.to_string());
+        Ok(self)
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -294,6 +310,9 @@ impl Ssh {
         opt("StrictHostKeyChecking=yes".into());
         opt("UpdateHostKeys=no".into());
         opt("CheckHostIP=no".into());
+        if let Some(alias) = &self.host_key_alias {
+            opt(format!("HostKeyAlias={alias}"));
+        }
         if batch {
             opt("BatchMode=yes".into());
         }
@@ -356,13 +375,50 @@ impl Ssh {
         argv: &[String],
         timeout: Duration,
     ) -> Result<RemoteOutput, SshError> {
+        self.run_unchecked_stdin(argv, None, timeout)
+    }
+
+    /// Like [`Ssh::run`], with `stdin` fed to the remote command (secrets
+    /// travel this way, never in the command line).
+    pub fn run_with_stdin(
+        &self,
+        argv: &[String],
+        stdin: &[u8],
+        timeout: Duration,
+    ) -> Result<RemoteOutput, SshError> {
+        let out = self.run_unchecked_stdin(argv, Some(stdin), timeout)?;
+        if out.code == Some(0) {
+            Ok(out)
+        } else {
+            Err(SshError::RemoteFailed(Box::new(RemoteFailure {
+                target: self.endpoint.shown(),
+                command: crate::shell::join(argv),
+                status: out
+                    .code
+                    .map_or("killed by a signal".into(), |c| format!("exit code {c}")),
+                code: out.code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })))
+        }
+    }
+
+    fn run_unchecked_stdin(
+        &self,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<RemoteOutput, SshError> {
         let command = crate::shell::join(argv);
         let remote = format!("echo {BEGIN} >&2; exec {command}");
-        let cmd = Cmd::new(Tool::Ssh)
+        let mut cmd = Cmd::new(Tool::Ssh)
             .args(self.base_args(true)?)
             .arg(self.endpoint.host.clone())
             .arg(remote)
             .timeout(timeout);
+        if let Some(data) = stdin {
+            cmd = cmd.stdin(data.to_vec());
+        }
         let out = match cmd.run_unchecked() {
             Ok(o) => o,
             Err(RunError::Timeout { after, .. }) => {

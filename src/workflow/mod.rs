@@ -3,6 +3,7 @@
 //! function; the runner skips what the journal says is done, records every
 //! outcome, and reports progress as a step list or JSON events.
 
+pub mod integrate;
 pub mod journal;
 
 use std::io::{IsTerminal, Write};
@@ -175,9 +176,11 @@ pub fn status_lines<C>(steps: &[Step<C>], journal: Option<&Journal>) -> Vec<Stri
         .enumerate()
         .map(|(i, s)| {
             let rec = journal.and_then(|j| j.steps.get(s.name));
+            // One line per step: the first line of what it reported.
+            let first = |d: &str| d.lines().next().unwrap_or("").to_string();
             let state = match rec {
-                Some(r) if r.status == Status::Done => format!("done      {}", r.detail),
-                Some(r) => format!("FAILED    {}", r.detail),
+                Some(r) if r.status == Status::Done => format!("done      {}", first(&r.detail)),
+                Some(r) => format!("FAILED    {}", first(&r.detail)),
                 None => "pending".to_string(),
             };
             format!("{:>2}. {:<34} {state}", i + 1, s.title)
