@@ -15,6 +15,6 @@ pub mod render;
 pub mod runner;
 pub mod secrets;
 pub mod shell;
+pub mod tailscale;
 pub mod tofu;
 pub mod workflow;
-pub mod tailscale;

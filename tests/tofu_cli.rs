@@ -425,7 +425,7 @@ fn init_runs_again_only_when_provider_or_backend_change() {
     // A new backend moves the state: that needs a yes.
     fx.edit_hosts(
         "insecure = true;",
-        "insecure = true; backend = { local = { path = \"fleet.tfstate\"; }; };",
+        "insecure = true; backend = { type = \"local\"; path = \"fleet.tfstate\"; };",
     );
     let o = fx.pve().arg("plan").output().expect("run");
     let (_, stderr) = out(&o);

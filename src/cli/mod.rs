@@ -4,11 +4,11 @@
 mod check;
 mod eval;
 mod host;
-mod tofu;
-pub mod vm;
 mod key;
 mod render;
 mod scaffold;
+mod tofu;
+pub mod vm;
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -241,97 +241,9 @@ impl Confirm for Prompt {
     }
 }
 
-/// The OpenTofu config for this fleet.
-///
-/// MERGE: replace with crate::render::tofu::render_json(loaded). This stand-in
-/// renders only what plan/apply need to work end to end: the provider
-/// block, one VM resource per non-readonly VM and `import` blocks.
+/// The OpenTofu config for this fleet, as `pve render` writes it.
 fn config_json(loaded: &Loaded) -> Result<String> {
-    use serde_json::{json, Map, Value as Json};
-    let px = loaded.fleet.proxmox.as_ref();
-    let version = px
-        .and_then(|p| p.provider_version.clone())
-        .unwrap_or_else(|| "0.111.1".to_string());
-    let mut terraform = json!({
-        "required_providers": {"proxmox": {"source": "bpg/proxmox", "version": version}}
-    });
-    if let Some(b) = px.and_then(|p| p.backend.as_ref()) {
-        let backend: Json = serde_json::from_str(&b.to_nix_json(&loaded.root_dir))
-            .map_err(|e| AppError::input(format!("`_proxmox.backend` cannot be rendered: {e}")))?;
-        terraform["backend"] = backend;
-    }
-    let endpoint = px.and_then(|p| {
-        p.endpoint.clone().or_else(|| {
-            p.host
-                .as_ref()
-                .map(|h| format!("https://{}:8006/", h.value))
-        })
-    });
-    let mut provider = Map::new();
-    if let Some(e) = endpoint {
-        provider.insert("endpoint".into(), e.into());
-    }
-    if let Some(i) = px.and_then(|p| p.insecure) {
-        provider.insert("insecure".into(), i.into());
-    }
-    let default_node = px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone());
-    let mut vms = Map::new();
-    let mut imports = Vec::new();
-    let mut outputs = Map::new();
-    for (host, spec) in loaded.fleet.vms() {
-        let Some(vmid) = spec.vmid.as_ref().map(|v| v.value) else {
-            continue;
-        };
-        if spec.readonly {
-            continue;
-        }
-        let node = spec
-            .node
-            .as_ref()
-            .map(|n| n.value.clone())
-            .or_else(|| default_node.clone());
-        let mut body = json!({
-            "name": spec.name.as_ref().map_or(host.hostname(), |n| n.value.as_str()),
-            "vm_id": vmid,
-        });
-        if let Some(n) = &node {
-            body["node_name"] = n.clone().into();
-        }
-        if let Some(c) = &spec.cores {
-            body["cpu"] = json!({"cores": c.value});
-        }
-        if let Some(m) = &spec.memory {
-            body["memory"] = json!({"dedicated": m.value});
-        }
-        if spec.import {
-            imports.push(json!({
-                "to": format!("{}.{}", tofu::guard::VM_RESOURCE, host.name),
-                "id": format!("{}/{vmid}", node.as_deref().unwrap_or("pve")),
-            }));
-        }
-        outputs.insert(
-            format!("{}_vm_id", host.name),
-            json!({"value": format!("${{{}.{}.vm_id}}", tofu::guard::VM_RESOURCE, host.name)}),
-        );
-        vms.insert(host.name.clone(), body);
-    }
-    let mut root = json!({
-        "terraform": terraform,
-        "provider": {"proxmox": provider},
-    });
-    if !vms.is_empty() {
-        root["resource"] = json!({ tofu::guard::VM_RESOURCE: vms });
-    }
-    if !imports.is_empty() {
-        root["import"] = imports.into();
-    }
-    if !outputs.is_empty() {
-        root["output"] = outputs.into();
-    }
-    let mut text = serde_json::to_string_pretty(&root)
-        .map_err(|e| AppError::input(format!("cannot render the OpenTofu config: {e}")))?;
-    text.push('\n');
-    Ok(text)
+    crate::render::tofu::render_json(loaded)
 }
 
 /// The VMIDs on the Proxmox host, from `qm list` over SSH with the host key
