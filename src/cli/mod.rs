@@ -5,6 +5,8 @@ mod check;
 mod eval;
 mod host;
 mod key;
+mod new;
+mod remove;
 mod render;
 mod scaffold;
 mod tofu;
@@ -65,6 +67,9 @@ pub enum Command {
     Render(render::Args),
     Key(key::Args),
     Scaffold(scaffold::Args),
+    New(Box<new::Args>),
+    Remove(remove::Args),
+    Import(remove::ImportArgs),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -82,6 +87,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Render(a) => render::run(&ctx, a),
         Command::Key(a) => key::run(&ctx, a),
         Command::Scaffold(a) => scaffold::run(&ctx, a),
+        Command::New(a) => new::run(&ctx, *a),
+        Command::Remove(a) => remove::run(&ctx, a),
+        Command::Import(a) => remove::import(&ctx, a),
     }
 }
 

@@ -4,6 +4,8 @@
 //! outcome, and reports progress as a step list or JSON events.
 
 pub mod journal;
+pub mod new;
+pub mod remove;
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
