@@ -60,6 +60,12 @@ impl Fx {
     /// simulator's fleet folder, `_proxmox` pointed at the simulator,
     /// committed to a fresh git repository.
     pub fn new() -> Fx {
+        Fx::with_hosts(|t| t)
+    }
+
+    /// Like [`Fx::new`], with hosts.nix changed by `edit` before the first
+    /// render and commit.
+    pub fn with_hosts(edit: impl FnOnce(String) -> String) -> Fx {
         let sim = Sim::start();
         let root = sim.fleet.clone();
         let src = manifest();
@@ -74,6 +80,7 @@ impl Fx {
             )
             .replacen("templateVmid = 9003;", "templateVmid = 9000;", 1)
             .replacen("storage = \"nvmeprom\";", "storage = \"local-lvm\";", 1);
+        let text = edit(text);
         std::fs::write(root.join("hosts.nix"), text).expect("hosts.nix");
         copy_dir(&src.join("hosts"), &root.join("hosts"));
         std::fs::create_dir_all(root.join("vms/tofu")).expect("vms");
