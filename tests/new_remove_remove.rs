@@ -108,23 +108,20 @@ fn remove_takes_away_entry_folder_recipient_rekeys_rotates_and_destroys_the_vm_o
     assert!(!sops_yaml.contains(&sandbox), "{sops_yaml}");
     assert!(!fx.read("vms/known_hosts").contains("sandbox"));
 
-    // Every secret file re-keyed; the two sandbox could read rotated.
+    // Its own secrets folder went with it (else the catch-all rule would
+    // hand it to every other host).
+    assert!(!fx.root.join("secrets/hosts/sandbox").exists());
+    // Every remaining secret file re-keyed; the shared one sandbox could
+    // read got a new data key.
     let calls = fx.sops_calls();
     let updated: Vec<&String> = calls
         .iter()
         .filter(|c| c.contains(" updatekeys --yes "))
         .collect();
-    assert_eq!(updated.len(), 3, "{calls:?}");
+    assert_eq!(updated.len(), 2, "{calls:?}");
     let rotated: Vec<&String> = calls.iter().filter(|c| c.contains(" rotate -i ")).collect();
-    assert_eq!(rotated.len(), 2, "{calls:?}");
-    assert!(
-        rotated.iter().any(|c| c.ends_with("common.yaml")),
-        "{rotated:?}"
-    );
-    assert!(
-        rotated.iter().any(|c| c.ends_with("db.yaml")),
-        "{rotated:?}"
-    );
+    assert_eq!(rotated.len(), 1, "{calls:?}");
+    assert!(rotated[0].ends_with("secrets/common.yaml"), "{rotated:?}");
     // The updatekeys calls came before the rotations.
     let last_update = calls
         .iter()
@@ -249,7 +246,7 @@ fn a_failed_rekey_stops_with_a_journal_and_resume_continues_there() {
     let (_, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("-- Remove the host folder: done earlier"),
+        stderr.contains("-- Remove the host's folders: done earlier"),
         "{stderr}"
     );
     assert_eq!(fx.state_vms(), ["igpu"]);

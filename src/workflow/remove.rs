@@ -37,6 +37,11 @@ pub struct Removal {
     pub name: String,
     /// `hosts/<name>` when it exists (relative to the fleet root).
     pub folder: Option<String>,
+    /// The host's own secrets folder (`secrets/hosts/<name>`, next to
+    /// `.sops.yaml`) when it exists: it served this host only, and once the
+    /// host's rule is gone the catch-all rule would hand it to every host.
+    #[serde(default)]
+    pub host_secrets: Option<String>,
     pub vmid: Option<u32>,
     /// The name the VM must carry on Proxmox.
     pub vm_name: String,
@@ -60,6 +65,11 @@ impl Removal {
         match &self.folder {
             Some(f) => s.push_str(&format!("  - the host folder {f}/\n")),
             None => s.push_str("  - (no host folder)\n"),
+        }
+        if let Some(d) = &self.host_secrets {
+            s.push_str(&format!(
+                "  - its own secrets folder {d}/ (it stays in git history)\n"
+            ));
         }
         match &self.recipient {
             Some(r) => s.push_str(&format!(
@@ -122,11 +132,17 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         .ok()
         .map(|p| root.join(p))
         .filter(|p| p.is_file());
+    let host_secrets = sops_path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|d| d.join("hosts").join(name))
+        .filter(|d| d.is_dir());
     let readable = match (&sops_path, &recipient) {
         (Some(p), Some(r)) => {
             let cfg = SopsConfig::load(p).map_err(|e| AppError::input(e.to_string()))?;
             secrets::files_readable_by(&cfg, r)
                 .iter()
+                .filter(|f| host_secrets.as_ref().is_none_or(|d| !f.starts_with(d)))
                 .map(|f| rel(root, f))
                 .collect()
         }
@@ -135,6 +151,7 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
     Ok(Removal {
         name: name.to_string(),
         folder: folder.is_dir().then(|| rel(root, &folder)),
+        host_secrets: host_secrets.map(|d| rel(root, &d)),
         vmid,
         vm_name,
         recipient,
@@ -168,7 +185,7 @@ pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
         },
         Step {
             name: "folder",
-            title: "Remove the host folder",
+            title: "Remove the host's folders",
             slow: false,
             run: step_folder,
         },
@@ -251,13 +268,21 @@ fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError>
 }
 
 fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
-    let dir = r.root.join("hosts").join(&r.removal.name);
-    if !dir.exists() {
-        return Ok("no host folder".into());
+    let mut dirs = vec![r.root.join("hosts").join(&r.removal.name)];
+    if let Some(d) = &r.removal.host_secrets {
+        dirs.push(r.root.join(d));
     }
-    std::fs::remove_dir_all(&dir)
-        .map_err(|e| AppError::input(format!("cannot remove {}: {e}", dir.display())))?;
-    Ok(format!("removed {}/", rel(&r.root, &dir)))
+    let mut removed = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| AppError::input(format!("cannot remove {}: {e}", dir.display())))?;
+        removed.push(format!("{}/", rel(&r.root, dir)));
+    }
+    Ok(if removed.is_empty() {
+        "no host folder".into()
+    } else {
+        format!("removed {}", removed.join(", "))
+    })
 }
 
 fn step_entry(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
