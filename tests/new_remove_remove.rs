@@ -311,3 +311,40 @@ fn import_writes_an_entry_that_the_next_plan_imports() {
     let o = fx.pve().args(["import", "104"]).output().expect("run");
     assert_eq!(o.status.code(), Some(2), "{}", out(&o).1);
 }
+
+/// `pve remove` on a pseudo-terminal (`script`), answering `answer`.
+fn remove_on_a_terminal(fx: &Fx, admin: &AgeKey, answer: &str) -> std::process::Output {
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let mut cmd = std::process::Command::new("script");
+    fx.apply_env(&mut cmd);
+    cmd.env("SOPS_AGE_KEY_FILE", &admin.file)
+        .args(["-qefc", &format!("'{pve}' remove sandbox"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("script runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(answer.as_bytes()).expect("type");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn on_a_terminal_the_name_must_be_typed_back() {
+    let s = fleet_with_secrets();
+    let fx = &s.fx;
+    let o = remove_on_a_terminal(fx, &s.admin, "sandbo\n");
+    let (stdout, _) = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Type `sandbox` to remove it"), "{stdout}");
+    assert!(stdout.contains("nothing was removed"), "{stdout}");
+    assert_eq!(fx.status(), "");
+    let o = remove_on_a_terminal(fx, &s.admin, "sandbox\n");
+    let (stdout, _) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
+    assert!(!fx.read("hosts.nix").contains("sandbox = {"));
+    assert_eq!(fx.state_vms(), ["igpu"]);
+}
