@@ -238,3 +238,72 @@ fn the_wizard_asks_on_a_terminal_with_defaults_and_asks_again_on_bad_answers() {
     );
     assert!(entry.contains("description = \"A wizard VM\";"), "{entry}");
 }
+
+#[test]
+fn a_declined_rollback_keeps_the_journal_and_resume_finishes_the_run() {
+    let fx = Fx::new();
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let mut cmd = std::process::Command::new("script");
+    fx.apply_env(&mut cmd);
+    cmd.env("TOFU_STANDIN_FAIL", "apply")
+        .args([
+            "-qefc",
+            &format!("'{pve}' new --name web-4 --vmid 140 --description 'web four' --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w4"),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("script runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        for line in ["y\n", "n\n"] {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            stdin.write_all(line.as_bytes()).expect("type");
+        }
+    }
+    let o = child.wait_with_output().expect("wait");
+    let (stdout, _) = out(&o);
+    assert_eq!(o.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("Roll back what pve new did so far?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--resume"), "{stdout}");
+    assert!(fx.root.join("vms/.journal/new-web-4.json").is_file());
+    assert!(fx.read("hosts.nix").contains("web-4 = {"));
+
+    // A fresh run refuses while the journal is there.
+    let o = fx
+        .pve()
+        .args(["new", "--name", "web-4", "--yes"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).1.contains("--resume"), "{}", out(&o).1);
+
+    // Resumed: the done steps are skipped, the plan is made again (the
+    // failed apply spent it) and applied.
+    let o = fx
+        .pve()
+        .args(["new", "--name", "web-4", "--resume", "--yes"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("-- Add the host to hosts.nix: done earlier"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Planning again"), "{stderr}");
+    assert!(
+        stdout.contains("pve integrate web-4 192.0.2.141 140"),
+        "{stdout}"
+    );
+    assert_eq!(fx.state_vms(), ["web-4"]);
+    assert!(!fx.root.join("vms/.journal/new-web-4.json").exists());
+    let hosts = fx.read("hosts.nix");
+    assert_eq!(hosts.matches("web-4 = {").count(), 1);
+    assert!(hosts.contains("sshAlias = \"w4\";"), "{hosts}");
+}

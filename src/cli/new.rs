@@ -179,6 +179,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             AppError::input("missing --name: which run to continue or undo")
                 .with_help("e.g. `pve new --name web-2 --resume`")
         })?;
+        if !crate::check::rules::is_dns_label(&name) {
+            return Err(AppError::input(format!(
+                "--name: {name:?} is not a host name"
+            )));
+        }
         let Some((journal, spec)) = wf::load_journal(&root, &name)? else {
             return Err(AppError::input(format!(
                 "there is no stopped `pve new` run for `{name}`"
@@ -217,10 +222,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         );
     }
 
-    if crate::workflow::Journal::load(&root, wf::WORKFLOW, args.name.as_deref().unwrap_or(""))?
-        .is_some()
+    if let Some(n) = args.name.as_deref() {
+        if !crate::check::rules::is_dns_label(n) {
+            // The full message comes from validate_name.
+            wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
+        }
+    }
+    if let Some(name) = args
+        .name
+        .as_deref()
+        .filter(|n| Journal::path_for(&root, wf::WORKFLOW, n).is_file())
     {
-        let name = args.name.as_deref().unwrap_or_default();
         return Err(AppError::input(format!(
             "a run of `pve new` for `{name}` stopped before it finished"
         ))
@@ -334,7 +346,7 @@ fn execute(
             let cmd = wf::integrate_command(&spec.name, ip.as_deref(), spec.vmid);
             if !args.json {
                 super::print(&format!(
-                    "Created `{}` (VMID {}). Next, install NixOS on it and enroll it:\n  {cmd}\n",
+                    "Created `{}` (VMID {}). Next, make it a member of the fleet:\n  {cmd}\n",
                     spec.name, spec.vmid
                 ))?;
             } else {

@@ -492,7 +492,7 @@ fn step_plan(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
     })
 }
 
-fn step_apply(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
+fn step_apply(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     let config = current_config(r)?;
     let state = r.tofu.state()?;
     match r.tofu.saved_plan(&config, &state) {
@@ -502,8 +502,17 @@ fn step_apply(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
         }
         SavedPlan::Usable(_) => {}
         other => {
-            return Err(AppError::input(format!("not applying: {}", other.reason()))
-                .with_help("run `pve new` again (with --resume it plans once more)"))
+            // A resumed run, or the config changed: plan once more (and
+            // show it) before asking.
+            eprintln!(
+                "Not using the saved plan: {}. Planning again.",
+                other.reason()
+            );
+            let detail = step_plan(r, j)?;
+            if detail.starts_with("no changes") {
+                r.tofu.discard_plan();
+                return Ok("nothing to apply".into());
+            }
         }
     }
     let ok = r.confirm.confirm(
