@@ -348,3 +348,34 @@ fn on_a_terminal_the_name_must_be_typed_back() {
     assert!(!fx.read("hosts.nix").contains("sandbox = {"));
     assert_eq!(fx.state_vms(), ["igpu"]);
 }
+
+#[test]
+fn removing_a_machine_that_is_not_a_vm_touches_neither_proxmox_nor_opentofu() {
+    let s = fleet_with_secrets();
+    let fx = &s.fx;
+    let framework = recipient_of(fx, "framework");
+    let o = fx
+        .pve()
+        .env("SOPS_AGE_KEY_FILE", &s.admin.file)
+        .args(["remove", "framework", "--yes", "--json"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    // One JSON event per step.
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json event"))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["step"] == "destroy" && e["status"] == "done" && e["detail"] == "not a VM"));
+    assert!(fx.tofu_calls().is_empty());
+    assert!(!fx.read("secrets/.sops.yaml").contains(&framework));
+    let r = yaml_recipients(&fx.read("secrets/common.yaml"));
+    assert!(!r.contains(&framework), "{r:?}");
+    assert!(fx
+        .sops_calls()
+        .iter()
+        .any(|c| c.contains(" rotate -i ") && c.ends_with("common.yaml")));
+}

@@ -301,3 +301,32 @@ fn boot_disk(cfg: &proxmox::VmConfig) -> (Option<String>, Option<String>) {
     });
     (slot, size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> proxmox::VmConfig {
+        proxmox::VmConfig {
+            entries: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_boot_disk_comes_from_the_boot_order_and_skips_cdroms() {
+        let c = cfg(&[
+            ("boot", "order=ide2;scsi0;net0"),
+            ("ide2", "local:iso/nixos.iso,media=cdrom"),
+            ("scsi0", "local-lvm:vm-120-disk-0,size=48G"),
+            ("virtio1", "local-lvm:vm-120-disk-1,size=8G"),
+        ]);
+        assert_eq!(boot_disk(&c), (Some("scsi0".into()), Some("48G".into())));
+        // No boot order: the first disk slot; a size in M is not a disk size.
+        let c = cfg(&[("virtio0", "local-lvm:vm-1-disk-0,size=512M")]);
+        assert_eq!(boot_disk(&c), (Some("virtio0".into()), None));
+        assert_eq!(boot_disk(&cfg(&[("net0", "virtio=AA")])), (None, None));
+    }
+}
