@@ -348,13 +348,15 @@ pub fn steps<'a>() -> Vec<Step<NewRun<'a>>> {
         Step {
             name: "plan",
             title: "Plan the new VM",
-            slow: true,
+            // OpenTofu shows its own progress on the terminal.
+            slow: false,
             run: step_plan,
         },
         Step {
             name: "apply",
             title: "Create the VM",
-            slow: true,
+            // OpenTofu shows its own progress on the terminal.
+            slow: false,
             run: step_apply,
         },
         Step {

@@ -216,7 +216,8 @@ pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
         Step {
             name: "destroy",
             title: "Destroy the VM (OpenTofu)",
-            slow: true,
+            // OpenTofu shows its own progress on the terminal.
+            slow: false,
             run: step_destroy,
         },
     ]
