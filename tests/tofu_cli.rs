@@ -1,7 +1,7 @@
 //! `pve plan` / `apply` / `output` / `destroy` end to end against the built
-//! binary, with the OpenTofu stand-in (tests/stand-ins/tofu) and an `ssh`
-//! stand-in printing `qm list` for the state guard, on a copy of the
-//! example fleet.
+//! binary, with the OpenTofu stand-in (tests/stand-ins/tofu) and the
+//! simulated Proxmox host behind a real sshd (tests/support/pvesim) for the
+//! state guard, on a copy of the example fleet.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value as Json;
 
+#[path = "support/pvesim/mod.rs"]
+mod support;
+use support::Sim;
+
 const TOKEN: &str = "terraform@pve!provider=5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
 const SECRET: &str = "5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
 
@@ -17,6 +21,10 @@ struct Fx {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     base: PathBuf,
+    /// The simulated Proxmox host (real sshd) the state guard asks.
+    sim: Sim,
+    /// Where pve connects: the simulator, or a closed port.
+    ssh_port: u16,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -44,15 +52,34 @@ impl Fx {
         let base = tmp.path().to_path_buf();
         let root = base.join("fleet");
         let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-        fs::create_dir_all(&root).expect("mkdir");
-        fs::copy(src.join("hosts.nix"), root.join("hosts.nix")).expect("copy hosts.nix");
+        fs::create_dir_all(root.join("vms")).expect("mkdir");
+        let hosts = fs::read_to_string(src.join("hosts.nix")).expect("hosts.nix");
+        fs::write(
+            root.join("hosts.nix"),
+            hosts.replacen("host = \"192.168.1.12\";", "host = \"127.0.0.1\";", 1),
+        )
+        .expect("write hosts.nix");
         copy_dir(&src.join("hosts"), &root.join("hosts"));
         fs::create_dir_all(base.join("home")).expect("home");
-        fs::write(base.join("qm-list"), "").expect("qm list");
+        let sim = Sim::start();
+        // No guests on Proxmox unless a test adds some.
+        sim.update(|s| {
+            s["vms"] = serde_json::json!({});
+            s["containers"] = serde_json::json!({});
+        });
+        let key: Vec<&str> = sim.host_pub.split_whitespace().collect();
+        fs::write(
+            root.join("vms/proxmox_known_hosts"),
+            format!("{} {} {}\n", sim.known_hosts_name(), key[0], key[1]),
+        )
+        .expect("pin the host key");
+        let ssh_port = sim.port;
         Fx {
             _tmp: tmp,
             root,
             base,
+            sim,
+            ssh_port,
         }
     }
 
@@ -66,13 +93,17 @@ impl Fx {
             .env_remove("PVE_HOSTS")
             .env_remove("PVE_LOG")
             .env_remove("TF_IN_AUTOMATION")
+            .env_remove("PROXMOX_HOST")
+            .env_remove("PROXMOX_NODE")
+            .env_remove("PROXMOX_READONLY_VMIDS")
+            .env("PROXMOX_USER", support::user())
+            .env("PROXMOX_SSH_PORT", self.ssh_port.to_string())
+            .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
+            .env("PROXMOX_CONNECT_TIMEOUT", "5")
             .env("HOME", self.base.join("home"))
             .env("XDG_CONFIG_HOME", self.base.join("xdg"))
             .env("PVE_TOOL_TOFU", stand_in("tofu"))
-            .env("PVE_TOOL_SSH", stand_in("ssh"))
-            .env("TOFU_STANDIN_LOG", self.base.join("tofu.log"))
-            .env("SSH_STANDIN_LOG", self.base.join("ssh.log"))
-            .env("SSH_STANDIN_QM_LIST", self.base.join("qm-list"));
+            .env("TOFU_STANDIN_LOG", self.base.join("tofu.log"));
         c
     }
 
@@ -106,8 +137,17 @@ impl Fx {
             .collect()
     }
 
+    /// How often the Proxmox host was asked which guests exist.
     fn ssh_calls(&self) -> usize {
-        lines(&self.base.join("ssh.log")).len()
+        self.guard_calls().len()
+    }
+
+    fn guard_calls(&self) -> Vec<Vec<String>> {
+        self.sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.iter().any(|a| a == "/cluster/resources"))
+            .collect()
     }
 
     fn state(&self) -> Option<Json> {
@@ -194,17 +234,20 @@ fn plan_then_apply_applies_the_saved_plan_and_init_runs_once() {
     let config = fs::read(fx.state_dir().join("config.tf.json")).expect("config");
     assert_eq!(meta["config_sha256"], sha256(&config));
     assert_eq!(meta["kind"], "apply");
-    // The state was empty, so Proxmox was asked (with the host key checked).
-    assert_eq!(fx.ssh_calls(), 1);
-    let ssh = &lines(&fx.base.join("ssh.log"))[0]["argv"];
-    let ssh: Vec<&str> = ssh
-        .as_array()
-        .expect("argv")
-        .iter()
-        .filter_map(Json::as_str)
-        .collect();
-    assert!(ssh.contains(&"StrictHostKeyChecking=yes"), "{ssh:?}");
-    assert_eq!(&ssh[ssh.len() - 2..], ["root@192.168.1.12", "qm list"]);
+    // The state was empty, so Proxmox was asked (over SSH, with its pinned
+    // host key) which guests exist in the cluster.
+    assert_eq!(
+        fx.guard_calls(),
+        [[
+            "pvesh",
+            "get",
+            "/cluster/resources",
+            "--type",
+            "vm",
+            "--output-format",
+            "json"
+        ]]
+    );
 
     let o = fx.pve().arg("apply").output().expect("run");
     let (stdout, stderr) = out(&o);
@@ -425,7 +468,7 @@ fn init_runs_again_only_when_provider_or_backend_change() {
     // A new backend moves the state: that needs a yes.
     fx.edit_hosts(
         "insecure = true;",
-        "insecure = true; backend = { local = { path = \"fleet.tfstate\"; }; };",
+        "insecure = true; backend = { type = \"local\"; path = \"fleet.tfstate\"; };",
     );
     let o = fx.pve().arg("plan").output().expect("run");
     let (_, stderr) = out(&o);
@@ -451,11 +494,23 @@ fn init_runs_again_only_when_provider_or_backend_change() {
 #[test]
 fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
     let fx = Fx::new();
-    fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qm-list.txt"),
-        fx.base.join("qm-list"),
-    )
-    .expect("copy");
+    // Proxmox has the guests of tests/fixtures/qm-list.txt (111 among them).
+    fx.sim.update(|s| {
+        let mut vms = serde_json::Map::new();
+        for (id, name) in [
+            (100, "dns01"),
+            (111, "nixos-web01"),
+            (112, "test"),
+            (120, "web"),
+        ] {
+            vms.insert(
+                id.to_string(),
+                serde_json::json!({"status": "stopped", "agent_running": false, "ips": [],
+                                   "config": {"name": name, "memory": "2048", "cores": "2"}}),
+            );
+        }
+        s["vms"] = vms.into();
+    });
     for cmd in [&["plan"][..], &["apply", "--yes"][..]] {
         let o = fx.pve().args(cmd).output().expect("run");
         let (_, stderr) = out(&o);
@@ -493,13 +548,13 @@ fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
 
 #[test]
 fn the_state_guard_can_be_skipped_and_reports_an_unreachable_proxmox() {
-    let fx = Fx::new();
-    let o = fx
-        .pve()
-        .arg("plan")
-        .env("SSH_STANDIN_FAIL", "1")
-        .output()
-        .expect("run");
+    let mut fx = Fx::new();
+    // Nothing listens there: the host cannot be reached.
+    fx.ssh_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let o = fx.pve().arg("plan").output().expect("run");
     let (_, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("Connection refused"), "{stderr}");
@@ -507,13 +562,13 @@ fn the_state_guard_can_be_skipped_and_reports_an_unreachable_proxmox() {
     let o = fx
         .pve()
         .args(["plan", "--skip-state-guard"])
-        .env("SSH_STANDIN_FAIL", "1")
         .output()
         .expect("run");
     let (_, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("state guard is off"), "{stderr}");
-    assert_eq!(fx.ssh_calls(), 1);
+    // Skipped: Proxmox was not asked (it was not reachable anyway).
+    assert_eq!(fx.ssh_calls(), 0);
 }
 
 #[test]

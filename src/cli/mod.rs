@@ -6,6 +6,8 @@ mod eval;
 mod host;
 mod integrate;
 mod key;
+mod new;
+mod remove;
 mod render;
 mod scaffold;
 mod tofu;
@@ -54,19 +56,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // Listed in the order a fleet meets them: validate and render, the
+    // workflows, OpenTofu, editing, then the low-level tools.
     Check(check::Args),
+    Render(render::Args),
     Eval(eval::Args),
+    New(Box<new::Args>),
+    Integrate(integrate::Args),
+    Remove(remove::Args),
+    Import(remove::ImportArgs),
     Plan(tofu::PlanArgs),
     Apply(tofu::ApplyArgs),
     Output(tofu::OutputArgs),
     Destroy(tofu::DestroyArgs),
     Host(host::Args),
+    Scaffold(scaffold::Args),
+    Key(key::Args),
     /// Proxmox operations over SSH (same as `proxmox-ops`).
     Vm(vm::Args),
-    Render(render::Args),
-    Key(key::Args),
-    Scaffold(scaffold::Args),
-    Integrate(integrate::Args),
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -85,6 +92,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key(a) => key::run(&ctx, a),
         Command::Scaffold(a) => scaffold::run(&ctx, a),
         Command::Integrate(a) => integrate::run(&ctx, a),
+        Command::New(a) => new::run(&ctx, *a),
+        Command::Remove(a) => remove::run(&ctx, a),
+        Command::Import(a) => remove::import(&ctx, a),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::{exit, AppError, Result};
 use crate::fleet::Loaded;
 use crate::fsutil::RepoLock;
-use crate::runner::{Cmd, Tool};
+use crate::remote::proxmox::Proxmox;
 use crate::tofu::{self, ApiToken, Config, Confirm, Guard, Inventory, Outcome, Tofu};
 
 use super::Context;
@@ -241,249 +241,43 @@ impl Confirm for Prompt {
     }
 }
 
-/// The OpenTofu config for this fleet.
-///
-/// MERGE: replace with crate::render::tofu::render_json(loaded). This stand-in
-/// renders only what plan/apply need to work end to end: the provider
-/// block, one VM resource per non-readonly VM and `import` blocks.
+/// The OpenTofu config for this fleet, as `pve render` writes it.
 fn config_json(loaded: &Loaded) -> Result<String> {
-    use serde_json::{json, Map, Value as Json};
-    let px = loaded.fleet.proxmox.as_ref();
-    let version = px
-        .and_then(|p| p.provider_version.clone())
-        .unwrap_or_else(|| "0.111.1".to_string());
-    let mut terraform = json!({
-        "required_providers": {"proxmox": {"source": "bpg/proxmox", "version": version}}
-    });
-    if let Some(b) = px.and_then(|p| p.backend.as_ref()) {
-        let backend: Json = serde_json::from_str(&b.to_nix_json(&loaded.root_dir))
-            .map_err(|e| AppError::input(format!("`_proxmox.backend` cannot be rendered: {e}")))?;
-        terraform["backend"] = backend;
-    }
-    let endpoint = px.and_then(|p| {
-        p.endpoint.clone().or_else(|| {
-            p.host
-                .as_ref()
-                .map(|h| format!("https://{}:8006/", h.value))
-        })
-    });
-    let mut provider = Map::new();
-    if let Some(e) = endpoint {
-        provider.insert("endpoint".into(), e.into());
-    }
-    if let Some(i) = px.and_then(|p| p.insecure) {
-        provider.insert("insecure".into(), i.into());
-    }
-    let default_node = px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone());
-    let mut vms = Map::new();
-    let mut imports = Vec::new();
-    let mut outputs = Map::new();
-    for (host, spec) in loaded.fleet.vms() {
-        let Some(vmid) = spec.vmid.as_ref().map(|v| v.value) else {
-            continue;
-        };
-        if spec.readonly {
-            continue;
-        }
-        let node = spec
-            .node
-            .as_ref()
-            .map(|n| n.value.clone())
-            .or_else(|| default_node.clone());
-        let mut body = json!({
-            "name": spec.name.as_ref().map_or(host.hostname(), |n| n.value.as_str()),
-            "vm_id": vmid,
-        });
-        if let Some(n) = &node {
-            body["node_name"] = n.clone().into();
-        }
-        if let Some(c) = &spec.cores {
-            body["cpu"] = json!({"cores": c.value});
-        }
-        if let Some(m) = &spec.memory {
-            body["memory"] = json!({"dedicated": m.value});
-        }
-        if spec.import {
-            imports.push(json!({
-                "to": format!("{}.{}", tofu::guard::VM_RESOURCE, host.name),
-                "id": format!("{}/{vmid}", node.as_deref().unwrap_or("pve")),
-            }));
-        }
-        outputs.insert(
-            format!("{}_vm_id", host.name),
-            json!({"value": format!("${{{}.{}.vm_id}}", tofu::guard::VM_RESOURCE, host.name)}),
-        );
-        vms.insert(host.name.clone(), body);
-    }
-    let mut root = json!({
-        "terraform": terraform,
-        "provider": {"proxmox": provider},
-    });
-    if !vms.is_empty() {
-        root["resource"] = json!({ tofu::guard::VM_RESOURCE: vms });
-    }
-    if !imports.is_empty() {
-        root["import"] = imports.into();
-    }
-    if !outputs.is_empty() {
-        root["output"] = outputs.into();
-    }
-    let mut text = serde_json::to_string_pretty(&root)
-        .map_err(|e| AppError::input(format!("cannot render the OpenTofu config: {e}")))?;
-    text.push('\n');
-    Ok(text)
+    crate::render::tofu::render_json(loaded)
 }
 
-/// The VMIDs on the Proxmox host, from `qm list` over SSH with the host key
-/// checked against known_hosts.
-///
-/// MERGE: the lead may swap this for `remote::proxmox`. `qm list` shows the
-/// VMs of the node SSH lands on; clusters need /cluster/resources.
-struct SshInventory {
-    host: Option<String>,
-    user: String,
+/// The VMIDs on Proxmox for the state guard, through `remote::proxmox`
+/// (every guest of the cluster, over SSH with the pinned host key).
+struct SshInventory<'a> {
+    loaded: &'a Loaded,
 }
 
-impl SshInventory {
-    fn new(loaded: &Loaded) -> SshInventory {
-        let px = loaded.fleet.proxmox.as_ref();
-        SshInventory {
-            host: px.and_then(|p| p.host.as_ref()).map(|h| h.value.clone()),
-            user: px
-                .and_then(|p| p.user.clone())
-                .unwrap_or_else(|| "root".into()),
-        }
-    }
-
-    /// `user@host`, refusing anything ssh could read as an option.
-    fn target(&self) -> Result<String> {
-        let Some(host) = &self.host else {
-            return Err(AppError::input(
-                "the OpenTofu state is empty and `_proxmox.host` is not set, so pve cannot check which VMs exist",
-            )
-            .with_help("set `_proxmox.host` in hosts.nix, or pass --skip-state-guard if no VM of this fleet exists yet"));
-        };
-        let ok = |s: &str| {
-            !s.is_empty()
-                && !s.starts_with('-')
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c))
-        };
-        if !ok(host) || !ok(&self.user) {
-            return Err(AppError::input(format!(
-                "`_proxmox.host` or `_proxmox.user` in hosts.nix is not a plain host or user name: {:?}",
-                format!("{}@{host}", self.user)
-            )));
-        }
-        Ok(format!("{}@{host}", self.user))
+impl<'a> SshInventory<'a> {
+    fn new(loaded: &'a Loaded) -> SshInventory<'a> {
+        SshInventory { loaded }
     }
 }
 
-impl Inventory for SshInventory {
+const GUARD_HELP: &str = "pve checks Proxmox for existing VMs when the OpenTofu state is empty; \
+make SSH to the Proxmox host work (`proxmox-ops trust` pins its key), \
+or pass --skip-state-guard if no VM of this fleet exists yet";
+
+impl Inventory for SshInventory<'_> {
     fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
-        let target = self.target()?;
+        let with_help = |e: AppError| match e.help() {
+            Some(h) => {
+                let h = format!("{h}; {GUARD_HELP}");
+                e.with_help(h)
+            }
+            None => e.with_help(GUARD_HELP),
+        };
+        let px = Proxmox::from_loaded(self.loaded).map_err(with_help)?;
         let step = tofu::progress::Step::start(format!(
-            "The state is empty: checking {target} for existing VMs"
+            "The state is empty: checking {} for existing VMs",
+            px.settings().endpoint.host
         ));
-        let out = Cmd::new(Tool::Ssh)
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "ConnectTimeout=15",
-                "--",
-                target.as_str(),
-                "qm list",
-            ])
-            .timeout(Duration::from_secs(60))
-            .run()
-            .map_err(|e| {
-                AppError::from(e).with_help(
-                    "pve checks Proxmox for existing VMs when the OpenTofu state is empty; \
-                     make `ssh` to the Proxmox host work (its key must be in known_hosts), \
-                     or pass --skip-state-guard if no VM of this fleet exists yet",
-                )
-            })?;
+        let ids = px.existing_vmids().map_err(with_help)?;
         step.done();
-        parse_qm_list(&out.stdout)
-    }
-}
-
-/// VMIDs from `qm list` (reference/proxmox-cli/qm-list*.txt): a header
-/// starting with VMID, then one VM per line; no VMs prints nothing.
-fn parse_qm_list(text: &str) -> Result<BTreeSet<i64>> {
-    let mut ids = BTreeSet::new();
-    for line in text.lines() {
-        let Some(first) = line.split_whitespace().next() else {
-            continue;
-        };
-        if first == "VMID" {
-            continue;
-        }
-        let id: i64 = first.parse().map_err(|_| {
-            AppError::external(format!(
-                "unexpected line in `qm list` output: {:?}",
-                line.trim()
-            ))
-        })?;
-        ids.insert(id);
-    }
-    Ok(ids)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn qm_list_samples_parse() {
-        // Copies of reference/proxmox-cli/qm-list*.txt.
-        let cases: [(&str, &[i64]); 3] = [
-            (
-                include_str!("../../tests/fixtures/qm-list.txt"),
-                &[100, 111, 112, 120, 9000],
-            ),
-            (include_str!("../../tests/fixtures/qm-list.no-vms.txt"), &[]),
-            (
-                include_str!("../../tests/fixtures/qm-list.overflow-rerendered.txt"),
-                &[4001, 6000, 6001, 7002],
-            ),
-        ];
-        for (text, want) in cases {
-            let got: Vec<i64> = parse_qm_list(text).expect("parses").into_iter().collect();
-            assert_eq!(got, want, "{text}");
-        }
-        assert!(parse_qm_list("bash: qm: command not found\n").is_err());
-    }
-
-    #[test]
-    fn the_ssh_target_cannot_be_an_option() {
-        let inv = |host: Option<&str>, user: &str| SshInventory {
-            host: host.map(str::to_string),
-            user: user.to_string(),
-        };
-        assert_eq!(
-            inv(Some("192.168.1.12"), "root").target().expect("ok"),
-            "root@192.168.1.12"
-        );
-        assert_eq!(
-            inv(Some("pve.lan"), "ops").target().expect("ok"),
-            "ops@pve.lan"
-        );
-        for (h, u) in [
-            ("-oProxyCommand=x", "root"),
-            ("pve", "-x"),
-            ("a b", "root"),
-            ("h;rm", "root"),
-        ] {
-            assert!(inv(Some(h), u).target().is_err(), "{u}@{h}");
-        }
-        let err = inv(None, "root").target().expect_err("no host");
-        assert!(err
-            .help()
-            .unwrap_or_default()
-            .contains("--skip-state-guard"));
+        Ok(ids.into_iter().map(i64::from).collect())
     }
 }

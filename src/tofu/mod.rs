@@ -151,6 +151,8 @@ pub struct State {
     pub id: StateId,
     /// Managed resources recorded in the state.
     pub resources: usize,
+    /// Their addresses (`type.name`), sorted.
+    pub addresses: Vec<String>,
 }
 
 impl State {
@@ -400,6 +402,19 @@ impl Tofu {
         state: &State,
         kind: PlanKind,
     ) -> Result<PlanMeta, AppError> {
+        self.plan_targeted(config, state, kind, &[])
+    }
+
+    /// [`Tofu::plan`] limited to some resource addresses (`-target=ADDR`),
+    /// for workflows that change one VM only (`pve new`, `pve remove`). A
+    /// target the config no longer has plans that resource's destroy.
+    pub fn plan_targeted(
+        &self,
+        config: &Config,
+        state: &State,
+        kind: PlanKind,
+        targets: &[String],
+    ) -> Result<PlanMeta, AppError> {
         self.require_token()?;
         self.discard_plan();
         let mut args = vec![
@@ -410,6 +425,9 @@ impl Tofu {
         ];
         if kind == PlanKind::Destroy {
             args.push("-destroy".into());
+        }
+        for t in targets {
+            args.push(format!("-target={t}"));
         }
         eprintln!(
             "Planning with OpenTofu in {}{}",
@@ -513,14 +531,25 @@ fn parse_state(text: &str) -> Result<State, AppError> {
             "`tofu state pull` printed something that is not JSON: {e}"
         ))
     })?;
-    let resources = json
+    let managed: Vec<&Json> = json
         .get("resources")
         .and_then(Json::as_array)
-        .map_or(0, |rs| {
+        .map(|rs| {
             rs.iter()
                 .filter(|r| r.get("mode").and_then(Json::as_str) == Some("managed"))
-                .count()
-        });
+                .collect()
+        })
+        .unwrap_or_default();
+    let resources = managed.len();
+    let mut addresses: Vec<String> = managed
+        .iter()
+        .filter_map(|r| {
+            let t = r.get("type").and_then(Json::as_str)?;
+            let n = r.get("name").and_then(Json::as_str)?;
+            Some(format!("{t}.{n}"))
+        })
+        .collect();
+    addresses.sort();
     Ok(State {
         id: StateId {
             lineage: json
@@ -530,6 +559,7 @@ fn parse_state(text: &str) -> Result<State, AppError> {
             serial: json.get("serial").and_then(Json::as_u64),
         },
         resources,
+        addresses,
     })
 }
 
@@ -722,6 +752,7 @@ mod tests {
         )
         .expect("state");
         assert_eq!(s.resources, 1);
+        assert_eq!(s.addresses, ["proxmox_virtual_environment_vm.a"]);
         assert_eq!(
             s.id,
             StateId {

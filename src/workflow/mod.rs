@@ -5,6 +5,8 @@
 
 pub mod integrate;
 pub mod journal;
+pub mod new;
+pub mod remove;
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

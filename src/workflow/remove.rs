@@ -1,0 +1,426 @@
+//! `pve remove <name>`: a host out of the fleet, its secrets out of its
+//! reach, its VM destroyed.
+//!
+//! [`preview`] says what goes and refuses readonly VMs before anything
+//! happens; the steps (journaled under `vms/.journal/remove-<name>.json`,
+//! so `--resume` continues where a run stopped) are:
+//!
+//! 1. `check-vm`  the VM with that VMID on Proxmox carries the expected name
+//!    (refused on a mismatch: nothing has changed yet);
+//! 2. `folder`    `hosts/<name>/` removed;
+//! 3. `entry`     the hosts.nix entry removed (format-preserving editor);
+//! 4. `render`    `.sops.yaml`, known_hosts and the OpenTofu config re-rendered;
+//! 5. `rekey`     `sops updatekeys` on every secret file;
+//! 6. `rotate`    a new data key for every file the host could decrypt
+//!    (updatekeys keeps the data key, which a removed host may have kept);
+//! 7. `destroy`   a plan targeted at the VM (the config no longer has it,
+//!    so OpenTofu plans its destroy), then that saved plan applied.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::new::rel;
+use super::{Journal, Progress, Step};
+use crate::error::AppError;
+use crate::fleet::{self, edit, Loaded};
+use crate::fsutil::{write_atomic, RepoLock};
+use crate::remote::proxmox::Proxmox;
+use crate::secrets::{self, sops::Sops, SopsConfig};
+use crate::tofu::{self, Config, Confirm, PlanKind, Tofu};
+
+pub const WORKFLOW: &str = "remove";
+
+/// What goes, worked out before anything changes (and kept in the journal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removal {
+    pub name: String,
+    /// `hosts/<name>` when it exists (relative to the fleet root).
+    pub folder: Option<String>,
+    /// The host's own secrets folder (`secrets/hosts/<name>`, next to
+    /// `.sops.yaml`) when it exists: it served this host only, and once the
+    /// host's rule is gone the catch-all rule would hand it to every host.
+    #[serde(default)]
+    pub host_secrets: Option<String>,
+    pub vmid: Option<u32>,
+    /// The name the VM must carry on Proxmox.
+    pub vm_name: String,
+    /// The host's age recipient (from its publicKey).
+    pub recipient: Option<String>,
+    /// `.sops.yaml` (relative), when the fleet has one.
+    pub sops_yaml: Option<String>,
+    /// Secret files the host can decrypt now (relative): rotated afterwards.
+    pub readable: Vec<String>,
+}
+
+impl Removal {
+    pub fn address(&self) -> String {
+        format!("{}.{}", tofu::guard::VM_RESOURCE, self.name)
+    }
+
+    /// The summary shown before asking.
+    pub fn describe(&self) -> String {
+        let mut s = format!("Removing `{}` takes away:\n", self.name);
+        s.push_str("  - its entry in hosts.nix\n");
+        match &self.folder {
+            Some(f) => s.push_str(&format!("  - the host folder {f}/\n")),
+            None => s.push_str("  - (no host folder)\n"),
+        }
+        if let Some(d) = &self.host_secrets {
+            s.push_str(&format!(
+                "  - its own secrets folder {d}/ (it stays in git history)\n"
+            ));
+        }
+        match &self.recipient {
+            Some(r) => s.push_str(&format!(
+                "  - its age recipient {r} from .sops.yaml; secrets are re-keyed without it\n"
+            )),
+            None => s.push_str("  - (no publicKey: no age recipient)\n"),
+        }
+        if !self.readable.is_empty() {
+            s.push_str(&format!(
+                "  - a new data key for the {} secret file(s) it could decrypt: {}\n",
+                self.readable.len(),
+                self.readable.join(", ")
+            ));
+        }
+        match self.vmid {
+            Some(v) => s.push_str(&format!(
+                "  - the VM {v} (`{}`) on Proxmox, with its disks (OpenTofu destroy)\n",
+                self.vm_name
+            )),
+            None => s.push_str("  - (not a VM: nothing on Proxmox)\n"),
+        }
+        s
+    }
+}
+
+/// What `pve remove <name>` would do; refuses an unknown host or a
+/// readonly VM (exit 2) before anything happens.
+pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
+    let Some(host) = loaded.fleet.hosts.iter().find(|h| h.name == name) else {
+        let names: Vec<&str> = loaded.fleet.hosts.iter().map(|h| h.name.as_str()).collect();
+        let mut e = AppError::input(format!("hosts.nix has no host named `{name}`"));
+        if let Some(s) = crate::diag::did_you_mean(name, names.iter().copied()) {
+            e = e.with_help(format!("did you mean `{s}`?"));
+        }
+        return Err(e);
+    };
+    let spec = host.proxmox.as_ref();
+    if spec.is_some_and(|s| s.readonly) {
+        return Err(AppError::input(format!(
+            "`{name}` is a readonly VM; refusing to remove it"
+        ))
+        .with_help("it is marked `proxmox.readonly = true` in hosts.nix; change that first if you really mean it"));
+    }
+    let vmid = match spec.and_then(|s| s.vmid.as_ref()) {
+        Some(v) => Some(u32::try_from(v.value).map_err(|_| {
+            AppError::input(format!("`{name}.proxmox.vmid` {} is not a VMID", v.value))
+        })?),
+        None => None,
+    };
+    let vm_name = spec
+        .and_then(|s| s.name.as_ref())
+        .map_or_else(|| host.name.clone(), |n| n.value.clone());
+    let recipient = host
+        .public_key
+        .as_ref()
+        .and_then(|k| crate::keys::ssh_to_age(&k.value).ok());
+    let root = &loaded.root_dir;
+    let folder = root.join("hosts").join(name);
+    let sops_path = crate::render::sops::config_path(loaded)
+        .ok()
+        .map(|p| root.join(p))
+        .filter(|p| p.is_file());
+    let host_secrets = sops_path
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|d| d.join("hosts").join(name))
+        .filter(|d| d.is_dir());
+    let readable = match (&sops_path, &recipient) {
+        (Some(p), Some(r)) => {
+            let cfg = SopsConfig::load(p).map_err(|e| AppError::input(e.to_string()))?;
+            secrets::files_readable_by(&cfg, r)
+                .iter()
+                .filter(|f| host_secrets.as_ref().is_none_or(|d| !f.starts_with(d)))
+                .map(|f| rel(root, f))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Removal {
+        name: name.to_string(),
+        folder: folder.is_dir().then(|| rel(root, &folder)),
+        host_secrets: host_secrets.map(|d| rel(root, &d)),
+        vmid,
+        vm_name,
+        recipient,
+        sops_yaml: sops_path.map(|p| rel(root, &p)),
+        readable,
+    })
+}
+
+/// Everything the steps need.
+pub struct RemoveRun<'a> {
+    pub root: PathBuf,
+    pub hosts_path: PathBuf,
+    pub removal: Removal,
+    /// None when the host is not a VM.
+    pub proxmox: Option<&'a Proxmox>,
+    pub tofu: Option<Tofu>,
+    pub sops: Option<Sops>,
+    pub lock: RepoLock,
+    pub confirm: &'a mut dyn Confirm,
+    /// What the run has to say at the end (rotation, a VM left alone).
+    pub notes: Vec<String>,
+}
+
+pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
+    vec![
+        Step {
+            name: "check-vm",
+            title: "Check the VM on Proxmox",
+            slow: false,
+            run: step_check_vm,
+        },
+        Step {
+            name: "folder",
+            title: "Remove the host's folders",
+            slow: false,
+            run: step_folder,
+        },
+        Step {
+            name: "entry",
+            title: "Remove the hosts.nix entry",
+            slow: false,
+            run: step_entry,
+        },
+        Step {
+            name: "render",
+            title: "Re-render .sops.yaml and known_hosts",
+            slow: false,
+            run: step_render,
+        },
+        Step {
+            name: "rekey",
+            title: "Re-key secrets (sops updatekeys)",
+            slow: true,
+            run: step_rekey,
+        },
+        Step {
+            name: "rotate",
+            title: "Rotate data keys the host could read",
+            slow: true,
+            run: step_rotate,
+        },
+        Step {
+            name: "destroy",
+            title: "Destroy the VM (OpenTofu)",
+            // OpenTofu shows its own progress on the terminal.
+            slow: false,
+            run: step_destroy,
+        },
+    ]
+}
+
+/// Runs the steps, keeping what was decided up front in the journal.
+pub fn run(r: &mut RemoveRun, journal: &mut Journal, progress: Progress) -> Result<(), AppError> {
+    if journal.fact("removal").is_none() {
+        let text = serde_json::to_string(&r.removal).map_err(|e| AppError::input(e.to_string()))?;
+        journal.set_fact("removal", text)?;
+    }
+    super::run(r, &steps(), journal, progress)
+}
+
+/// The journal of a stopped run and what it was removing.
+pub fn load_journal(root: &Path, name: &str) -> Result<Option<(Journal, Removal)>, AppError> {
+    let Some(j) = Journal::load(root, WORKFLOW, name)? else {
+        return Ok(None);
+    };
+    let removal = j
+        .fact("removal")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| {
+            AppError::input(format!("the journal of `pve remove {name}` is incomplete"))
+                .with_help("delete it and run `pve remove` again")
+        })?;
+    Ok(Some((j, removal)))
+}
+
+fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> {
+    let (Some(vmid), Some(px)) = (r.removal.vmid, r.proxmox) else {
+        return Ok("not a VM".into());
+    };
+    px.settings().ensure_writable(vmid, "remove")?;
+    let exists = px.existing_vmids()?.contains(&vmid);
+    if !exists {
+        j.set_fact("vm_absent", "1")?;
+        return Ok(format!("VM {vmid} is not on Proxmox (already gone)"));
+    }
+    let actual = px.vm_name(vmid)?;
+    if actual != r.removal.vm_name {
+        return Err(AppError::input(format!(
+            "VM {vmid} on Proxmox is named `{actual}`, not `{}`; refusing to remove `{}`",
+            r.removal.vm_name, r.removal.name
+        ))
+        .with_help("check the VMID in hosts.nix against `proxmox-ops list`; nothing was changed"));
+    }
+    Ok(format!("VM {vmid} is `{actual}`"))
+}
+
+fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    let mut dirs = vec![r.root.join("hosts").join(&r.removal.name)];
+    if let Some(d) = &r.removal.host_secrets {
+        dirs.push(r.root.join(d));
+    }
+    let mut removed = Vec::new();
+    for dir in dirs.iter().filter(|d| d.exists()) {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| AppError::input(format!("cannot remove {}: {e}", dir.display())))?;
+        removed.push(format!("{}/", rel(&r.root, dir)));
+    }
+    Ok(if removed.is_empty() {
+        "no host folder".into()
+    } else {
+        format!("removed {}", removed.join(", "))
+    })
+}
+
+fn step_entry(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    let loaded = fleet::load(&r.hosts_path)?;
+    if !loaded.fleet.hosts.iter().any(|h| h.name == r.removal.name) {
+        return Ok("already gone".into());
+    }
+    let name = r.removal.name.clone();
+    edit::apply_to_file_under(&r.lock, &r.hosts_path, |t| edit::remove_host(t, &name))?;
+    Ok(format!("removed `{name}`"))
+}
+
+fn step_render(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    let loaded = fleet::load(&r.hosts_path)?;
+    let files = crate::render::all(&loaded)?;
+    let mut changed = Vec::new();
+    for f in files {
+        let target = r.root.join(&f.path);
+        if std::fs::read(&target).ok().as_deref() == Some(f.contents.as_bytes()) {
+            continue;
+        }
+        write_atomic(&target, f.contents.as_bytes())?;
+        changed.push(f.path.display().to_string());
+    }
+    Ok(if changed.is_empty() {
+        "nothing changed".into()
+    } else {
+        format!("updated {}", changed.join(", "))
+    })
+}
+
+fn sops_config(r: &RemoveRun) -> Result<Option<SopsConfig>, AppError> {
+    let Some(rel) = &r.removal.sops_yaml else {
+        return Ok(None);
+    };
+    SopsConfig::load(&r.root.join(rel))
+        .map(Some)
+        .map_err(|e| AppError::input(e.to_string()))
+}
+
+fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    let (Some(cfg), Some(sops)) = (sops_config(r)?, r.sops.as_ref()) else {
+        return Ok("no .sops.yaml: no secrets".into());
+    };
+    let files = secrets::secret_files(&cfg);
+    let report = sops.updatekeys(&files);
+    let summary = report.summary("re-keyed", &r.root);
+    if !report.is_success() {
+        eprint!("{summary}");
+        return Err(AppError::external(format!(
+            "{} of {} secret files could not be re-keyed (listed above)",
+            report.failed.len(),
+            files.len()
+        ))
+        .with_help("fix what sops reports (the admin age key: SOPS_AGE_KEY_FILE), then `pve remove --resume`"));
+    }
+    Ok(summary.lines().next().unwrap_or_default().to_string())
+}
+
+fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    let Some(sops) = r.sops.as_ref() else {
+        return Ok("no secrets".into());
+    };
+    if r.removal.readable.is_empty() {
+        return Ok("the host could decrypt no secret file".into());
+    }
+    let files: Vec<PathBuf> = r
+        .removal
+        .readable
+        .iter()
+        .map(|f| r.root.join(f))
+        .filter(|f| f.is_file())
+        .collect();
+    let report = sops.rotate(&files);
+    let summary = report.summary("rotated", &r.root);
+    if !report.is_success() {
+        eprint!("{summary}");
+        return Err(AppError::external(format!(
+            "{} of {} data keys could not be rotated (listed above)",
+            report.failed.len(),
+            files.len()
+        ))
+        .with_help("fix what sops reports, then `pve remove --resume`"));
+    }
+    r.notes.push(format!(
+        "`{}` could decrypt {} secret file(s); each got a new data key (sops rotate), so a copy the host kept no longer opens them: {}",
+        r.removal.name,
+        report.ok.len(),
+        r.removal.readable.join(", ")
+    ));
+    Ok(format!("new data key for {} file(s)", report.ok.len()))
+}
+
+fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> {
+    let Some(vmid) = r.removal.vmid else {
+        return Ok("not a VM".into());
+    };
+    let Some(t) = r.tofu.as_ref() else {
+        return Ok("no OpenTofu".into());
+    };
+    let address = r.removal.address();
+    let loaded = fleet::load(&r.hosts_path)?;
+    let config = Config::new(&crate::render::tofu::render_json(&loaded)?)?;
+    if config
+        .managed_vms()
+        .iter()
+        .any(|v| v.name == r.removal.name)
+    {
+        return Err(AppError::input(format!(
+            "the OpenTofu config still has `{}`; not destroying it",
+            r.removal.name
+        )));
+    }
+    t.prepare(&config, r.confirm)?;
+    let state = t.state()?;
+    if !state.addresses.contains(&address) {
+        let msg = if j.fact("vm_absent").is_some() {
+            format!("VM {vmid} was already gone")
+        } else {
+            r.notes.push(format!(
+                "VM {vmid} is not in the OpenTofu state, so it was left on Proxmox; `proxmox-ops destroy {vmid} {}` removes it",
+                r.removal.vm_name
+            ));
+            format!("{address} is not in the OpenTofu state")
+        };
+        return Ok(msg);
+    }
+    let meta = t.plan_targeted(
+        &config,
+        &state,
+        PlanKind::Apply,
+        std::slice::from_ref(&address),
+    )?;
+    if !meta.changes {
+        t.discard_plan();
+        return Ok("nothing to destroy".into());
+    }
+    t.apply_saved()?;
+    Ok(format!("VM {vmid} destroyed"))
+}
