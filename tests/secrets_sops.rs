@@ -1,6 +1,6 @@
 //! `secrets::sops`: updatekeys on every secret file in parallel with every
 //! result reported, rotate (with the fallback for sops < 3.9), against the
-//! sops stand-in (tests/standins/sops) whose data-key stanzas are real age.
+//! sops stand-in (tests/stand-ins/sops) whose data-key stanzas are real age.
 
 mod secrets_support;
 

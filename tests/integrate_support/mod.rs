@@ -10,7 +10,7 @@
 //!   host key file) first on its PATH. Test hooks live in `vm_dir`
 //!   (`fail/<program>` makes that program fail, `log.jsonl` records calls);
 //! - the nixos-rebuild stand-in (`tests/integrate_support/nixos-rebuild`)
-//!   and the sops stand-in (`tests/standins/sops`) through `PVE_TOOL_*`;
+//!   and the sops stand-in (`tests/stand-ins/sops`) through `PVE_TOOL_*`;
 //! - the Tailscale API stand-in: a tiny HTTP server on 127.0.0.1 answering
 //!   the OAuth token and key-creation calls (reference/tools.md §3), which
 //!   also snapshots every process's cmdline while a key is minted;

@@ -1,7 +1,7 @@
 //! Helpers for the `pve new` / `pve remove` / `pve import` tests: the example
 //! fleet in a git repository, pointed at the simulated Proxmox host (real
 //! sshd, tests/support/pvesim), with the OpenTofu stand-in
-//! (tests/stand-ins/tofu) and the sops stand-in (tests/standins/sops) on
+//! (tests/stand-ins/tofu) and the sops stand-in (tests/stand-ins/sops) on
 //! their `PVE_TOOL_*` overrides.
 #![allow(dead_code)]
 
@@ -126,7 +126,7 @@ impl Fx {
             ),
             (
                 "PVE_TOOL_SOPS".into(),
-                p(&manifest().join("tests/standins/sops")),
+                p(&manifest().join("tests/stand-ins/sops")),
             ),
             ("TOFU_STANDIN_LOG".into(), p(&logs.join("tofu.log"))),
             ("SOPS_STANDIN_LOG".into(), p(&logs.join("sops.log"))),

@@ -1,6 +1,6 @@
 //! Helpers for the secrets and Tailscale tests: real age keys (age-keygen),
 //! sops-format files whose data-key stanzas are real age ciphertext, and the
-//! sops stand-in in tests/standins/sops.
+//! sops stand-in in tests/stand-ins/sops.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::io::Write as _;
 
 pub fn sops_standin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/standins/sops")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/sops")
 }
 
 /// A real age identity: (identity file, recipient).
