@@ -45,6 +45,28 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Creates `path` with `contents` (mode 0644), never replacing an existing
+/// file: temp file in the same folder, fsync, then a link that fails if the
+/// name exists.
+pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fail =
+        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pve-tmp-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(contents).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist_noclobber(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
 /// An exclusive lock on the fleet repository, held while a command changes
 /// files. The OS releases it when the file closes (drop, or a crash).
 pub struct RepoLock {

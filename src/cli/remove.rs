@@ -260,7 +260,7 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<u8> {
     for f in crate::render::scaffold::files(&name)? {
         let target = root.join(&f.path);
         if !target.exists() {
-            crate::workflow::new::write_new(&target, f.contents.as_bytes())?;
+            crate::fsutil::write_new(&target, f.contents.as_bytes())?;
             made.push(f.path.display().to_string());
         }
     }

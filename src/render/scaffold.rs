@@ -2,7 +2,6 @@
 //! the templates in `templates/scaffold/` (modelled on `hosts/vm_base`).
 //! An existing file is never overwritten.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,29 +89,8 @@ pub fn scaffold(root: &Path, name: &str) -> Result<Vec<Outcome>, AppError> {
             out.push(Outcome::Kept(f.path));
             continue;
         }
-        create_new(&target, f.contents.as_bytes())?;
+        crate::fsutil::write_new(&target, f.contents.as_bytes())?;
         out.push(Outcome::Created(f.path));
     }
     Ok(out)
-}
-
-fn create_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    let fail =
-        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pve-tmp-")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(contents).map_err(fail)?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(fail)?;
-    }
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist_noclobber(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }

@@ -426,7 +426,7 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
                 serde_json::to_string(&created).unwrap_or_default(),
             )?;
         }
-        write_new(&target, f.contents.as_bytes())?;
+        crate::fsutil::write_new(&target, f.contents.as_bytes())?;
     }
     Ok(format!(
         "{} written{}",
@@ -691,30 +691,6 @@ pub fn load_journal(root: &Path, name: &str) -> Result<Option<(Journal, NewSpec)
 /// The API token, or the error that names where it is looked for.
 pub fn token() -> Result<ApiToken, AppError> {
     ApiToken::discover()?.ok_or_else(tofu::token::missing)
-}
-
-/// Creates `path` with `contents`, never replacing a file (temp file in the
-/// same folder, fsync, link without clobbering).
-pub(crate) fn write_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    use std::io::Write as _;
-    let fail =
-        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pve-tmp-")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(contents).map_err(fail)?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(fail)?;
-    }
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist_noclobber(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
 
 pub(crate) fn rel(root: &Path, p: &Path) -> String {
