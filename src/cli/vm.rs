@@ -47,23 +47,29 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Op {
     /// List the VMs of the node (`qm list`).
+    #[command(after_help = "Example:\n  proxmox-ops list --json | jq -r '.[].name'")]
     List {
         #[arg(long)]
         json: bool,
     },
     /// Show a VM's state (`qm status --verbose`).
+    #[command(after_help = "Example:\n  proxmox-ops status 111 --json")]
     Status {
         vmid: String,
         #[arg(long)]
         json: bool,
     },
     /// Show a VM's configuration (`qm config`).
+    #[command(after_help = "Example:\n  proxmox-ops config 111")]
     Config {
         vmid: String,
         #[arg(long)]
         json: bool,
     },
     /// Clone SOURCE (usually the template) to a new VM TARGET named NAME.
+    #[command(
+        after_help = "Example:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom"
+    )]
     Clone {
         source: String,
         target: String,
@@ -76,6 +82,7 @@ pub enum Op {
         storage: Option<String>,
     },
     /// Set cores and/or memory (`qm set`).
+    #[command(after_help = "Example:\n  proxmox-ops configure 112 --cores 4 --memory 8192")]
     Configure {
         vmid: String,
         #[arg(long)]
@@ -85,6 +92,7 @@ pub enum Op {
         memory: Option<u32>,
     },
     /// Grow a disk: SIZE is `+16G` (by) or `80G` (to).
+    #[command(after_help = "Example:\n  proxmox-ops resize 112 virtio0 +16G")]
     Resize {
         vmid: String,
         disk: String,
@@ -92,6 +100,7 @@ pub enum Op {
         size: String,
     },
     /// Add a new empty disk SLOT (e.g. scsi1) of SIZE GiB on STORAGE.
+    #[command(after_help = "Example:\n  proxmox-ops create-disk 112 scsi1 nvmeprom 32")]
     CreateDisk {
         vmid: String,
         slot: String,
@@ -99,10 +108,13 @@ pub enum Op {
         size_gib: u32,
     },
     /// Start a VM.
+    #[command(after_help = "Example:\n  proxmox-ops start 112")]
     Start { vmid: String },
     /// Stop a VM at once (like pulling the plug).
+    #[command(after_help = "Example:\n  proxmox-ops stop 112")]
     Stop { vmid: String },
     /// Shut a VM down through ACPI.
+    #[command(after_help = "Example:\n  proxmox-ops shutdown 112 --wait 60")]
     Shutdown {
         vmid: String,
         /// Seconds to wait for the guest.
@@ -110,8 +122,10 @@ pub enum Op {
         wait: u64,
     },
     /// Reboot a VM (`qm reboot`).
+    #[command(after_help = "Example:\n  proxmox-ops restart 112")]
     Restart { vmid: String },
     /// Destroy a VM and its disks. Asks for its name, or takes --yes --expect-name.
+    #[command(after_help = "Example:\n  proxmox-ops destroy 112 --yes --expect-name web-2")]
     Destroy {
         vmid: String,
         /// Do not ask; needs --expect-name.
@@ -122,16 +136,20 @@ pub enum Op {
         expect_name: Option<String>,
     },
     /// Convert a stopped VM into a template.
+    #[command(after_help = "Example:\n  proxmox-ops template 9003")]
     Template { vmid: String },
     /// Attach to the VM's serial console (`qm terminal`; Ctrl+O leaves).
+    #[command(after_help = "Example:\n  proxmox-ops console 112")]
     Console { vmid: String },
     /// The VM's IP: guest agent first, else its MAC in the host's neighbour table.
+    #[command(after_help = "Example:\n  proxmox-ops get-ip 112 --json")]
     GetIp {
         vmid: String,
         #[arg(long)]
         json: bool,
     },
     /// Wait until the VM answers on SSH; prints its IP.
+    #[command(after_help = "Example:\n  proxmox-ops wait-ssh 112 --wait 600")]
     WaitSsh {
         vmid: String,
         #[arg(long, default_value_t = 22)]
@@ -141,16 +159,19 @@ pub enum Op {
         wait: u64,
     },
     /// Storages of the node (`pvesm status`).
+    #[command(after_help = "Example:\n  proxmox-ops storage --json")]
     Storage {
         #[arg(long)]
         json: bool,
     },
     /// The lowest VMID free in hosts.nix and on Proxmox within _proxmox.vmidRange.
+    #[command(after_help = "Example:\n  proxmox-ops next-vmid")]
     NextVmid {
         #[arg(long)]
         json: bool,
     },
     /// Record the Proxmox host's SSH key after showing its fingerprint.
+    #[command(after_help = "Example:\n  proxmox-ops trust")]
     Trust {
         /// Accept the key shown without asking.
         #[arg(long)]
@@ -163,6 +184,7 @@ pub enum Op {
         replace: bool,
     },
     /// Print a VM's ssh-ed25519 host key, read through the guest agent.
+    #[command(after_help = "Example:\n  proxmox-ops hostkey 112 >> known_hosts.candidate")]
     Hostkey { vmid: String },
 }
 
