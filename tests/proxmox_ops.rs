@@ -767,3 +767,45 @@ fn bad_settings_and_confirmations_are_input_errors() {
     assert!(s.state()["vms"]["112"].is_object());
     assert!(qm_calls(&s, "destroy").is_empty());
 }
+
+#[test]
+fn an_interrupted_op_closes_the_shared_connection_and_removes_its_folder() {
+    let s = sim();
+    s.update(|st| st["faults"]["slow"] = serde_json::json!({"qm status": 20}));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut cmd = s.std_ops();
+    cmd.env("TMPDIR", tmp.path())
+        .args(["status", "111"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    // Wait until the control folder (and so the shared connection) exists.
+    let start = Instant::now();
+    while std::fs::read_dir(tmp.path()).expect("ls").next().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no control folder appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "exit code of an interrupted op");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").collect();
+    assert!(left.is_empty(), "control folder left behind: {left:?}");
+    // No ssh master for that folder is still running.
+    let masters = std::process::Command::new("pgrep")
+        .args(["-f", &tmp.path().display().to_string()])
+        .output()
+        .expect("pgrep");
+    assert!(
+        masters.stdout.is_empty(),
+        "ssh master still running: {}",
+        String::from_utf8_lossy(&masters.stdout)
+    );
+}

@@ -260,6 +260,7 @@ impl Ssh {
                 .map_err(|e| {
                     SshError::Setup(format!("cannot create the SSH control folder: {e}"))
                 })?;
+            interrupt::register(dir.path(), &endpoint.host);
             Some(dir)
         } else {
             None
@@ -483,19 +484,66 @@ impl Ssh {
 
     /// Closes the shared connection (if any) now.
     pub fn close(&mut self) {
-        if let Some(cp) = self.control_path() {
-            if cp.exists() {
-                if let Ok(cpath) = config_path(&cp) {
-                    let _ = Cmd::new(Tool::Ssh)
-                        .args(["-o".to_string(), format!("ControlPath={cpath}")])
-                        .args(["-O", "exit"])
-                        .arg(self.endpoint.host.clone())
-                        .timeout(Duration::from_secs(5))
-                        .run_unchecked();
-                }
-            }
+        if let Some(dir) = self.control.as_ref().map(|d| d.path().to_path_buf()) {
+            close_master(&dir, &self.endpoint.host);
+            interrupt::unregister(&dir);
         }
         self.control = None;
+    }
+}
+
+/// Asks the master behind the control socket in `dir` to exit.
+fn close_master(dir: &Path, host: &str) {
+    let cp = dir.join("c");
+    if !cp.exists() {
+        return;
+    }
+    if let Ok(cpath) = config_path(&cp) {
+        let _ = Cmd::new(Tool::Ssh)
+            .args(["-o".to_string(), format!("ControlPath={cpath}")])
+            .args(["-O", "exit"])
+            .arg(host.to_string())
+            .timeout(Duration::from_secs(5))
+            .run_unchecked();
+    }
+}
+
+/// Ctrl-C and SIGTERM skip destructors, which would leave the shared SSH
+/// connection running (up to ControlPersist) and its folder behind. The
+/// handler closes every open one, removes the folders, and exits with 130
+/// as an interrupted program does.
+mod interrupt {
+    use std::path::{Path, PathBuf};
+    use std::sync::{Mutex, Once};
+
+    static OPEN: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    static HANDLER: Once = Once::new();
+
+    pub fn register(dir: &Path, host: &str) {
+        HANDLER.call_once(|| {
+            let _ = ctrlc::set_handler(on_interrupt);
+        });
+        if let Ok(mut open) = OPEN.lock() {
+            open.push((dir.to_path_buf(), host.to_string()));
+        }
+    }
+
+    pub fn unregister(dir: &Path) {
+        if let Ok(mut open) = OPEN.lock() {
+            open.retain(|(d, _)| d != dir);
+        }
+    }
+
+    fn on_interrupt() {
+        let open = OPEN
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default();
+        for (dir, host) in open {
+            super::close_master(&dir, &host);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        std::process::exit(130);
     }
 }
 
