@@ -384,3 +384,116 @@ fn recipients(text: &str) -> Vec<String> {
     r.sort();
     r
 }
+
+/// The OpenTofu stand-in's Proxmox side on its own: an apply creates the
+/// planned clone on the simulated host (and fails like Proxmox over a VMID
+/// that exists, writing no state), `output` reports what the guest agent
+/// says, a destroy removes the VM and nothing else.
+#[test]
+fn the_tofu_stand_in_creates_and_destroys_vms_on_the_simulator() {
+    let sim = pvesim::Sim::start();
+    sim.pin_host_key();
+    let dir = tempfile::tempdir().expect("workdir");
+    let tofu = |args: &[&str]| -> Output {
+        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/tofu"))
+            .current_dir(dir.path())
+            .args(args)
+            .env("PROXMOX_VE_API_TOKEN", API_TOKEN)
+            .env("PVE_SIM_STATE", &sim.state_path)
+            .env_remove("PVE_SIM_GUEST_IP")
+            .env_remove("TOFU_STANDIN_FAIL")
+            .env_remove("TOFU_STANDIN_LOG")
+            .output()
+            .expect("stand-in runs")
+    };
+    let config = |name: &str, vmid: u32| {
+        let vm = "proxmox_virtual_environment_vm";
+        let doc = serde_json::json!({
+            "terraform": {"required_providers": {"proxmox": {"source": "bpg/proxmox", "version": "0.111.1"}}},
+            "resource": {vm: {name: {
+                "vm_id": vmid, "name": name, "node_name": "pve",
+                "clone": {"vm_id": 9000, "full": true}, "agent": {"enabled": true},
+                "cpu": {"cores": 2}, "memory": {"dedicated": 1024},
+                "disk": [{"interface": "virtio0", "size": 12, "datastore_id": "local-lvm", "file_format": "raw"}],
+                "network_device": [{"bridge": "vmbr0", "model": "virtio", "vlan_id": 20}],
+                "tags": ["nixos", "managed"]
+            }}},
+            "output": {format!("{name}_ip"): {"value": format!("${{try({vm}.{name}.ipv4_addresses[1][0], null)}}")}}
+        });
+        std::fs::write(dir.path().join("config.tf.json"), doc.to_string()).expect("config");
+    };
+    // A VMID Proxmox has already: the apply fails, nothing is recorded.
+    config("taken", 111);
+    ok(&tofu(&["init", "-input=false"]), "init");
+    ok(&tofu(&["plan", "-input=false", "-out=p"]), "plan");
+    let o = tofu(&["apply", "-input=false", "p"]);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("unable to create VM 111: config file already exists"),
+        "{}",
+        text(&o).1
+    );
+    assert!(!dir.path().join("terraform.tfstate").exists());
+    assert_eq!(sim.state()["vms"]["111"]["config"]["name"], "nixos-web01");
+
+    // A free one: a running full clone of the template.
+    config("fresh", 150);
+    ok(&tofu(&["plan", "-input=false", "-out=p"]), "plan");
+    ok(&tofu(&["apply", "-input=false", "p"]), "apply");
+    let vm = sim.state()["vms"]["150"].clone();
+    assert_eq!(vm["status"], "running", "{vm}");
+    assert_eq!(vm["ips"], serde_json::json!(["192.0.2.151"]));
+    assert_eq!(vm["hostkey"], sim.state()["vms"]["9000"]["hostkey"]);
+    let c = &vm["config"];
+    assert_eq!(
+        (
+            &c["name"],
+            &c["cores"],
+            &c["memory"],
+            &c["agent"],
+            &c["tags"]
+        ),
+        (
+            &Json::from("fresh"),
+            &Json::from("2"),
+            &Json::from("1024"),
+            &Json::from("enabled=1"),
+            &Json::from("managed;nixos")
+        )
+    );
+    assert_eq!(
+        c["virtio0"],
+        "local-lvm:vm-150-disk-0,discard=on,iothread=1,size=12G"
+    );
+    assert_eq!(c["net0"], "virtio=BC:24:11:00:00:96,bridge=vmbr0,tag=20");
+    assert!(c.get("template").is_none(), "{c}");
+    // The simulator's own `qm` sees it; the guest agent answers.
+    let o = sim
+        .ops()
+        .args(["get-ip", "150"])
+        .output()
+        .expect("proxmox-ops get-ip");
+    assert_eq!(text(&o).0.trim(), "192.0.2.151", "{:?}", text(&o));
+    let o = sim
+        .ops()
+        .args(["hostkey", "150"])
+        .output()
+        .expect("proxmox-ops hostkey");
+    assert!(text(&o).0.contains(&sim.vm_host_key), "{:?}", text(&o));
+    let (out, _) = ok(&tofu(&["output", "-raw", "fresh_ip"]), "output");
+    assert_eq!(out, "192.0.2.151");
+
+    // Destroyed: the VM goes, the template and the other VMs stay.
+    ok(
+        &tofu(&["plan", "-input=false", "-destroy", "-out=p"]),
+        "plan -destroy",
+    );
+    ok(&tofu(&["apply", "-input=false", "p"]), "apply destroy");
+    let vms = sim.state()["vms"].clone();
+    assert!(vms.get("150").is_none(), "{vms}");
+    for kept in ["100", "111", "9000"] {
+        assert!(vms.get(kept).is_some(), "{kept} kept");
+    }
+}
