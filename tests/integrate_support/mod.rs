@@ -354,6 +354,17 @@ impl World {
     /// The same as a plain `std::process::Command`.
     pub fn integrate_std(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pve"));
+        self.pve_env(&mut c);
+        c.arg("integrate")
+            .args(args)
+            .args(["--ssh-port", &self.vm.port.to_string()])
+            .args(["--user", &user()]);
+        c
+    }
+
+    /// The fleet folder and the environment of every `pve` run in this
+    /// world (without OpenTofu: `PVE_TOOL_TOFU` and `TOFU_WORKDIR` removed).
+    pub fn pve_env(&self, c: &mut Command) {
         c.current_dir(&self.sim.fleet)
             .env_remove("PVE_HOSTS")
             .env_remove("PROXMOX_HOST")
@@ -363,11 +374,7 @@ impl World {
             .env("PROXMOX_USER", user())
             .env("PROXMOX_SSH_PORT", self.sim.port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
-            .env("PROXMOX_CONNECT_TIMEOUT", "5");
-        c.arg("integrate")
-            .args(args)
-            .args(["--ssh-port", &self.vm.port.to_string()])
-            .args(["--user", &user()])
+            .env("PROXMOX_CONNECT_TIMEOUT", "5")
             .env("PVE_VM_SSH_WAIT", "8")
             .env("PVE_VM_SSH_IDENTITY", &self.sim.client_key)
             .env(
@@ -395,7 +402,6 @@ impl World {
             .env_remove("PVE_VM_USER")
             .env_remove("TOFU_WORKDIR")
             .env_remove("PVE_TOOL_TOFU");
-        c
     }
 
     /// Makes the VM-side program fail (true) or work again (false).
