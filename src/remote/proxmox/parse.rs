@@ -23,6 +23,19 @@ fn perr(what: &'static str, detail: impl Into<String>) -> ParseError {
     }
 }
 
+/// Untrusted JSON output of command `what`.
+fn json(what: &'static str, text: &str) -> Result<Json, ParseError> {
+    serde_json::from_str(text.trim()).map_err(|e| perr(what, e.to_string()))
+}
+
+/// Untrusted JSON output of command `what` that must be an array.
+fn json_array(what: &'static str, text: &str) -> Result<Vec<Json>, ParseError> {
+    match json(what, text)? {
+        Json::Array(items) => Ok(items),
+        _ => Err(perr(what, "expected a JSON array")),
+    }
+}
+
 /// One row of `qm list`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ListEntry {
@@ -240,7 +253,7 @@ fn lenient_str(v: Option<&Json>) -> Option<String> {
 /// `pvesh get /nodes/<node>/qemu/<vmid>/status/current --output-format json`.
 pub fn status_current(text: &str) -> Result<VmStatus, ParseError> {
     const W: &str = "pvesh get .../status/current";
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
+    let j = json(W, text)?;
     let vmid = lenient_u64(j.get("vmid"))
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| perr(W, "no vmid"))?;
@@ -409,10 +422,7 @@ pub struct Resource {
 
 pub fn cluster_resources(text: &str) -> Result<Vec<Resource>, ParseError> {
     const W: &str = "pvesh get /cluster/resources";
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j
-        .as_array()
-        .ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = json_array(W, text)?;
     let mut out = Vec::new();
     for item in arr {
         let kind = lenient_str(item.get("type")).unwrap_or_default();
@@ -510,10 +520,7 @@ pub struct GuestInterface {
 /// `qm guest cmd <vmid> network-get-interfaces` (Perl-pretty JSON).
 pub fn guest_interfaces(text: &str) -> Result<Vec<GuestInterface>, ParseError> {
     const W: &str = "qm guest cmd network-get-interfaces";
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j
-        .as_array()
-        .ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = json_array(W, text)?;
     let mut out = Vec::new();
     for item in arr {
         let mut addresses = Vec::new();
@@ -554,7 +561,7 @@ pub struct GuestExec {
 
 pub fn guest_exec(text: &str) -> Result<GuestExec, ParseError> {
     const W: &str = "qm guest exec";
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
+    let j = json(W, text)?;
     if !j.is_object() {
         return Err(perr(W, "expected a JSON object"));
     }
@@ -579,10 +586,7 @@ pub fn ip_neigh(text: &str) -> Result<Vec<Neighbour>, ParseError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j
-        .as_array()
-        .ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = json_array(W, text)?;
     let mut out = Vec::new();
     for item in arr {
         let Some(ip) = lenient_str(item.get("dst")).and_then(|s| s.parse().ok()) else {
@@ -612,10 +616,7 @@ pub fn ip_neigh(text: &str) -> Result<Vec<Neighbour>, ParseError> {
 /// IPv4 networks of `ip -j -4 addr show dev <bridge>`: (address, prefix).
 pub fn ip_addr_v4(text: &str) -> Result<Vec<(std::net::Ipv4Addr, u8)>, ParseError> {
     const W: &str = "ip -j addr";
-    let j: Json = serde_json::from_str(text.trim()).map_err(|e| perr(W, e.to_string()))?;
-    let arr = j
-        .as_array()
-        .ok_or_else(|| perr(W, "expected a JSON array"))?;
+    let arr = json_array(W, text)?;
     let mut out = Vec::new();
     for link in arr {
         for a in link
