@@ -10,7 +10,11 @@ use pve_fleet::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli::run(cli) {
+    let result = cli::run(cli);
+    // An interrupted op fails as a side effect of closing its connection;
+    // the interrupt handler owns the exit then (130, after cleanup).
+    pve_fleet::remote::ssh::interrupt::wait_if_interrupted();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             cli::report(&err);

@@ -768,8 +768,19 @@ fn bad_settings_and_confirmations_are_input_errors() {
     assert!(qm_calls(&s, "destroy").is_empty());
 }
 
+/// `kill -INT pid` reaches only proxmox-ops; a Ctrl-C at a terminal reaches
+/// its whole process group, so the ssh running the op dies at the same
+/// moment. Both must end in exit 130 with the connection closed (a race
+/// here once made the op's failure win and exit 3).
 #[test]
 fn an_interrupted_op_closes_the_shared_connection_and_removes_its_folder() {
+    for whole_group in [false, true] {
+        interrupt_mid_op(whole_group);
+    }
+}
+
+fn interrupt_mid_op(whole_group: bool) {
+    use std::os::unix::process::CommandExt;
     let s = sim();
     s.update(|st| st["faults"]["slow"] = serde_json::json!({"qm status": 20}));
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -777,7 +788,8 @@ fn an_interrupted_op_closes_the_shared_connection_and_removes_its_folder() {
     cmd.env("TMPDIR", tmp.path())
         .args(["status", "111"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
     let mut child = cmd.spawn().expect("spawn");
     // Wait until the control folder (and so the shared connection) exists.
     let start = Instant::now();
@@ -789,13 +801,22 @@ fn an_interrupted_op_closes_the_shared_connection_and_removes_its_folder() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1500));
+    let target = if whole_group {
+        format!("-{}", child.id())
+    } else {
+        child.id().to_string()
+    };
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", "--", &target])
         .status()
         .expect("kill");
     assert!(kill.success());
     let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130), "exit code of an interrupted op");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "exit code of an interrupted op (whole group: {whole_group})"
+    );
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("ls").collect();
     assert!(left.is_empty(), "control folder left behind: {left:?}");
     // No ssh master for that folder is still running.

@@ -28,7 +28,11 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Context { hosts: cli.hosts };
-    match vm::run(&ctx, cli.vm) {
+    let result = vm::run(&ctx, cli.vm);
+    // An interrupted op fails as a side effect of closing its connection;
+    // the interrupt handler owns the exit then (130, after cleanup).
+    pve_fleet::remote::ssh::interrupt::wait_if_interrupted();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             cli::report(&err);

@@ -509,20 +509,39 @@ fn close_master(dir: &Path, host: &str) {
 }
 
 /// Ctrl-C and SIGTERM skip destructors, which would leave the shared SSH
-/// connection running (up to ControlPersist) and its folder behind. The
-/// handler closes every open one, removes the folders, and exits with 130
-/// as an interrupted program does.
-mod interrupt {
+/// connection running (up to ControlPersist) and its folder behind. A
+/// handler thread closes every open one, removes the folders, and exits
+/// with 130 as an interrupted program does.
+///
+/// The op in flight fails as a side effect (its ssh child is killed by the
+/// same Ctrl-C, or its master is closed). The main thread must not race the
+/// handler to report that as a transport error and exit 3, so the entry
+/// points call [`interrupt::wait_if_interrupted`] before they report. The
+/// flag is set inside the signal handler itself, before any child can die
+/// of the signal, so the check cannot come too early.
+pub mod interrupt {
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, Once};
+
+    use signal_hook::consts::{SIGINT, SIGTERM};
 
     static OPEN: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
     static HANDLER: Once = Once::new();
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+    /// When an interrupt has arrived, blocks until the handler thread exits
+    /// the process with 130; otherwise returns at once.
+    pub fn wait_if_interrupted() {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 
     pub fn register(dir: &Path, host: &str) {
-        HANDLER.call_once(|| {
-            let _ = ctrlc::set_handler(on_interrupt);
-        });
+        HANDLER.call_once(install);
         if let Ok(mut open) = OPEN.lock() {
             open.push((dir.to_path_buf(), host.to_string()));
         }
@@ -531,6 +550,21 @@ mod interrupt {
     pub fn unregister(dir: &Path) {
         if let Ok(mut open) = OPEN.lock() {
             open.retain(|(d, _)| d != dir);
+        }
+    }
+
+    /// Without handlers the default action (terminate) still applies; the
+    /// only loss is the cleanup, so a failure to install is not an error.
+    fn install() {
+        for sig in [SIGINT, SIGTERM] {
+            let _ = signal_hook::flag::register(sig, &INTERRUPTED);
+        }
+        if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    on_interrupt();
+                }
+            });
         }
     }
 
