@@ -3,6 +3,9 @@
 
 pub mod edit;
 pub mod eval;
+pub mod fast_parse;
+pub mod ir;
+pub mod lower;
 pub mod model;
 pub mod scope;
 pub mod source;
