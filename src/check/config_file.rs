@@ -7,7 +7,7 @@ use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
 use crate::diag::Diagnostic;
-use crate::fleet::eval::attr_name;
+use crate::fleet::lower::attr_name;
 use crate::fleet::Loaded;
 
 pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {

@@ -6,8 +6,9 @@
 //! It is lazy where Nix is lazy (an unused binding that would fail does not
 //! fail), so that its result equals `nix-instantiate --eval --strict` on every
 //! input it accepts. Anything outside the subset (functions, `import`,
-//! `builtins`, `with`, `assert`, dynamic attribute names) is refused up front
-//! by [`scope::check`](super::scope) with its position, never guessed at.
+//! `builtins`, `with`, `assert`, dynamic attribute names) never reaches it:
+//! [`lower`](super::lower) refuses it with its position, and
+//! [`scope::check`](super::scope) every undefined variable.
 //! Integer overflow is an error here (as in Nix 2.20 and later), not the
 //! silent wrap-around of older Nix.
 
@@ -16,10 +17,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use rnix::ast::{self, AstToken, BinOpKind, HasEntry, InterpolPart, UnaryOpKind};
-use rowan::ast::AstNode;
 use rowan::TextRange;
 
+use super::ir::{BinOp, EntryValue, Expr, ExprKind, Name, SetDef, StrPart};
 use super::value::{Attr, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
@@ -53,47 +53,51 @@ type Result<T> = std::result::Result<T, EvalError>;
 // ---------------------------------------------------------------------------
 // Lazy values
 
-type Thunk = Rc<RefCell<State>>;
+type Thunk<'a> = Rc<RefCell<State<'a>>>;
 
-enum State {
-    Pending(Code, Env),
+enum State<'a> {
+    Pending(Code<'a>, Env<'a>),
     /// Being forced right now: forcing it again is infinite recursion.
     Forcing(TextRange),
-    Done(Lazy),
+    Done(Lazy<'a>),
 }
 
-enum Code {
-    Expr(ast::Expr),
-    Set(Rc<SetDef>),
+#[derive(Clone, Copy)]
+enum Code<'a> {
+    Expr(&'a Expr),
+    Set(&'a SetDef),
     /// `inherit (from) name;`
     InheritFrom {
-        from: ast::Expr,
-        name: String,
+        from: &'a Expr,
+        name: &'a str,
         span: TextRange,
     },
+    /// `inherit name;` with nothing to inherit (the scope check refuses
+    /// that first; this fails when forced).
+    Unbound { name: &'a str, span: TextRange },
 }
 
 #[derive(Clone)]
-struct Lazy {
-    v: LV,
+struct Lazy<'a> {
+    v: LV<'a>,
     span: TextRange,
 }
 
-type LAttrs = BTreeMap<String, (TextRange, Thunk)>;
+type LAttrs<'a> = BTreeMap<String, (TextRange, Thunk<'a>)>;
 
 #[derive(Clone)]
-enum LV {
+enum LV<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
     Str(Rc<str>),
     Path(Rc<PathBuf>),
-    List(Rc<Vec<Thunk>>),
-    Attrs(Rc<LAttrs>),
+    List(Rc<Vec<Thunk<'a>>>),
+    Attrs(Rc<LAttrs<'a>>),
 }
 
-impl LV {
+impl LV<'_> {
     fn type_name(&self) -> &'static str {
         match self {
             LV::Null => "null",
@@ -108,26 +112,26 @@ impl LV {
     }
 }
 
-fn done(v: LV, span: TextRange) -> Thunk {
+fn done(v: LV<'_>, span: TextRange) -> Thunk<'_> {
     Rc::new(RefCell::new(State::Done(Lazy { v, span })))
 }
 
-fn pending(code: Code, env: &Env) -> Thunk {
+fn pending<'a>(code: Code<'a>, env: &Env<'a>) -> Thunk<'a> {
     Rc::new(RefCell::new(State::Pending(code, env.clone())))
 }
 
 // ---------------------------------------------------------------------------
 // Scopes
 
-type Env = Rc<Scope>;
+type Env<'a> = Rc<Scope<'a>>;
 
-struct Scope {
-    vars: RefCell<HashMap<String, Thunk>>,
-    parent: Option<Env>,
+struct Scope<'a> {
+    vars: RefCell<HashMap<&'a str, Thunk<'a>>>,
+    parent: Option<Env<'a>>,
 }
 
-impl Scope {
-    fn lookup(&self, name: &str) -> Option<Thunk> {
+impl<'a> Scope<'a> {
+    fn lookup(&self, name: &str) -> Option<Thunk<'a>> {
         if let Some(t) = self.vars.borrow().get(name) {
             return Some(t.clone());
         }
@@ -136,218 +140,18 @@ impl Scope {
 }
 
 // ---------------------------------------------------------------------------
-// Attribute set definitions, merged as Nix's parser merges them:
-// `a.b = 1; a.c = 2;` and `a = { d = 3; }; a.e = 4;` build one nested set.
-
-#[derive(Clone)]
-pub(crate) struct SetDef {
-    rec: bool,
-    span: TextRange,
-    entries: BTreeMap<String, DefEntry>,
-}
-
-#[derive(Clone)]
-struct DefEntry {
-    name_span: TextRange,
-    value: DefValue,
-}
-
-#[derive(Clone)]
-enum DefValue {
-    Expr(ast::Expr),
-    Nested(Rc<SetDef>),
-    InheritVar,
-    InheritFrom(ast::Expr),
-}
-
-/// The static name of an attribute (`a`, `"my-host"`); `${...}` names are
-/// outside the subset.
-pub(crate) fn attr_name(attr: &ast::Attr) -> Result<String> {
-    let span = attr.syntax().text_range();
-    match attr {
-        ast::Attr::Ident(i) => Ok(ident_text(i)),
-        ast::Attr::Str(s) => {
-            let mut out = String::new();
-            for part in s.normalized_parts() {
-                match part {
-                    InterpolPart::Literal(l) => out.push_str(&l),
-                    InterpolPart::Interpolation(_) => {
-                        return Err(dynamic_attr(span));
-                    }
-                }
-            }
-            Ok(out)
-        }
-        ast::Attr::Dynamic(_) => Err(dynamic_attr(span)),
-    }
-}
-
-fn dynamic_attr(span: TextRange) -> EvalError {
-    EvalError::new(
-        span,
-        "dynamic attribute names (`${...}`) are outside the supported subset of Nix",
-    )
-    .with_help(
-        "write the attribute name literally, e.g. `web1 = { ... };` or `\"my-host\" = { ... };`",
-    )
-}
-
-pub(crate) fn ident_text(i: &ast::Ident) -> String {
-    i.ident_token()
-        .map(|t| t.text().to_string())
-        .unwrap_or_default()
-}
-
-/// Strips parentheses: Nix has no node for them, so `a = ({ b = 1; });`
-/// merges like `a = { b = 1; };`.
-fn strip_parens(mut e: ast::Expr) -> ast::Expr {
-    while let ast::Expr::Paren(p) = &e {
-        match p.expr() {
-            Some(inner) => e = inner,
-            None => break,
-        }
-    }
-    e
-}
-
-fn build_set<N: HasEntry>(node: &N, rec: bool) -> Result<SetDef> {
-    let mut def = SetDef {
-        rec,
-        span: node.syntax().text_range(),
-        entries: BTreeMap::new(),
-    };
-    for entry in node.entries() {
-        match entry {
-            ast::Entry::Inherit(inh) => {
-                let from = inh.from().and_then(|f| f.expr());
-                for attr in inh.attrs() {
-                    let name = attr_name(&attr)?;
-                    let span = attr.syntax().text_range();
-                    if def.entries.contains_key(&name) {
-                        return Err(duplicate(&name, span));
-                    }
-                    let value = match &from {
-                        Some(f) => DefValue::InheritFrom(f.clone()),
-                        None => DefValue::InheritVar,
-                    };
-                    def.entries.insert(
-                        name,
-                        DefEntry {
-                            name_span: span,
-                            value,
-                        },
-                    );
-                }
-            }
-            ast::Entry::AttrpathValue(apv) => {
-                let path = apv.attrpath().ok_or_else(|| {
-                    EvalError::new(apv.syntax().text_range(), "missing attribute name")
-                })?;
-                let names = path
-                    .attrs()
-                    .map(|a| Ok((attr_name(&a)?, a.syntax().text_range())))
-                    .collect::<Result<Vec<_>>>()?;
-                let value = apv
-                    .value()
-                    .ok_or_else(|| EvalError::new(apv.syntax().text_range(), "missing value"))?;
-                add_attr(&mut def, &names, strip_parens(value))?;
-            }
-        }
-    }
-    Ok(def)
-}
-
-fn duplicate(name: &str, span: TextRange) -> EvalError {
-    EvalError::new(span, format!("attribute '{name}' already defined"))
-        .with_help("each attribute may be set once; merge the two definitions")
-}
-
-fn add_attr(def: &mut SetDef, path: &[(String, TextRange)], value: ast::Expr) -> Result<()> {
-    let Some(((last, last_span), init)) = path.split_last() else {
-        return Ok(());
-    };
-    let mut cur = def;
-    let mut dotted = String::new();
-    for (name, span) in init {
-        if !dotted.is_empty() {
-            dotted.push('.');
-        }
-        dotted.push_str(name);
-        let entry = cur.entries.entry(name.clone()).or_insert_with(|| DefEntry {
-            name_span: *span,
-            value: DefValue::Nested(Rc::new(SetDef {
-                rec: false,
-                span: *span,
-                entries: BTreeMap::new(),
-            })),
-        });
-        match &mut entry.value {
-            DefValue::Nested(set) => cur = Rc::make_mut(set),
-            _ => return Err(duplicate(&dotted, *span)),
-        }
-    }
-    if !dotted.is_empty() {
-        dotted.push('.');
-    }
-    dotted.push_str(last);
-    let literal = match &value {
-        ast::Expr::AttrSet(set) => Some(build_set(set, set.rec_token().is_some())?),
-        _ => None,
-    };
-    match (cur.entries.get_mut(last), literal) {
-        (None, Some(set)) => {
-            cur.entries.insert(
-                last.clone(),
-                DefEntry {
-                    name_span: *last_span,
-                    value: DefValue::Nested(Rc::new(set)),
-                },
-            );
-        }
-        (None, None) => {
-            cur.entries.insert(
-                last.clone(),
-                DefEntry {
-                    name_span: *last_span,
-                    value: DefValue::Expr(value),
-                },
-            );
-        }
-        (
-            Some(DefEntry {
-                value: DefValue::Nested(existing),
-                ..
-            }),
-            Some(set),
-        ) => {
-            // Both are set literals: Nix moves the new one's attributes into
-            // the existing set (a clash is still an error).
-            let existing = Rc::make_mut(existing);
-            for (name, entry) in set.entries {
-                if existing.entries.contains_key(&name) {
-                    return Err(duplicate(&format!("{dotted}.{name}"), entry.name_span));
-                }
-                existing.entries.insert(name, entry);
-            }
-        }
-        (Some(_), _) => return Err(duplicate(&dotted, *last_span)),
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
 // The evaluator
 
-pub struct Evaluator {
+pub struct Evaluator<'a> {
     /// Absolute folder of the file: relative paths start here.
     base_dir: PathBuf,
     depth: Cell<usize>,
     /// Every `rec`/`let` scope: their thunks point back at them, so the
     /// cycles are broken by hand when the evaluator is done.
-    rec_scopes: RefCell<Vec<Env>>,
+    rec_scopes: RefCell<Vec<Env<'a>>>,
 }
 
-impl Drop for Evaluator {
+impl Drop for Evaluator<'_> {
     fn drop(&mut self) {
         for scope in self.rec_scopes.borrow().iter() {
             scope.vars.borrow_mut().clear();
@@ -355,14 +159,14 @@ impl Drop for Evaluator {
     }
 }
 
-struct DepthGuard<'a>(&'a Cell<usize>);
+struct DepthGuard<'g>(&'g Cell<usize>);
 impl Drop for DepthGuard<'_> {
     fn drop(&mut self) {
         self.0.set(self.0.get() - 1);
     }
 }
 
-impl Evaluator {
+impl<'a> Evaluator<'a> {
     pub fn new(base_dir: &Path) -> Self {
         Evaluator {
             base_dir: base_dir.to_path_buf(),
@@ -372,17 +176,17 @@ impl Evaluator {
     }
 
     /// Evaluates `expr` and forces the result completely, as `--strict` does.
-    pub fn eval_strict(&self, expr: &ast::Expr) -> Result<Value> {
+    pub fn eval_strict(&self, expr: &'a Expr) -> Result<Value> {
         let env = Rc::new(Scope {
             vars: RefCell::new(HashMap::new()),
             parent: None,
         });
-        let span = expr.syntax().text_range();
+        let span = expr.span;
         {
             let mut vars = env.vars.borrow_mut();
-            vars.insert("true".into(), done(LV::Bool(true), span));
-            vars.insert("false".into(), done(LV::Bool(false), span));
-            vars.insert("null".into(), done(LV::Null, span));
+            vars.insert("true", done(LV::Bool(true), span));
+            vars.insert("false", done(LV::Bool(false), span));
+            vars.insert("null", done(LV::Null, span));
         }
         let v = self.eval(expr, &env)?;
         self.deep(v)
@@ -401,7 +205,7 @@ impl Evaluator {
         Ok(DepthGuard(&self.depth))
     }
 
-    fn deep(&self, v: Lazy) -> Result<Value> {
+    fn deep(&self, v: Lazy<'a>) -> Result<Value> {
         let _g = self.enter(v.span)?;
         let kind = match v.v {
             LV::Null => Kind::Null,
@@ -434,7 +238,7 @@ impl Evaluator {
         Ok(Value { kind, span: v.span })
     }
 
-    fn force(&self, t: &Thunk) -> Result<Lazy> {
+    fn force(&self, t: &Thunk<'a>) -> Result<Lazy<'a>> {
         let state = {
             let mut s = t.borrow_mut();
             let span = match &*s {
@@ -456,13 +260,17 @@ impl Evaluator {
                 "internal error: thunk state",
             ));
         };
-        let result = match &code {
+        let result = match code {
             Code::Expr(e) => self.eval(e, &env),
             Code::Set(def) => self.eval_set(def, &env),
             Code::InheritFrom { from, name, span } => {
                 let base = self.eval(from, &env)?;
-                self.select_one(&base, name, *span)
+                self.select_one(&base, name, span)
             }
+            Code::Unbound { name, span } => Err(EvalError::new(
+                span,
+                format!("undefined variable '{name}'"),
+            )),
         };
         match result {
             Ok(v) => {
@@ -476,80 +284,69 @@ impl Evaluator {
         }
     }
 
-    fn eval(&self, expr: &ast::Expr, env: &Env) -> Result<Lazy> {
-        let span = expr.syntax().text_range();
+    fn eval(&self, expr: &'a Expr, env: &Env<'a>) -> Result<Lazy<'a>> {
+        let span = expr.span;
         let _g = self.enter(span)?;
-        let v = match expr {
-            ast::Expr::Literal(lit) => self.literal(lit)?,
-            ast::Expr::Str(s) => LV::Str(self.string(s, env)?.into()),
-            ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) => {
-                LV::Path(Rc::new(self.path(expr, env)?))
-            }
-            ast::Expr::Ident(i) => {
-                let token = i.ident_token();
-                let name = token.as_ref().map_or("", |t| t.text());
+        let v = match &expr.kind {
+            ExprKind::Int(i) => LV::Int(*i),
+            ExprKind::Float(f) => LV::Float(*f),
+            ExprKind::Str(parts) => LV::Str(self.interpolate(parts, env)?.into()),
+            ExprKind::Path(parts) => LV::Path(Rc::new(self.path(parts, env)?)),
+            ExprKind::Var(name) => {
                 let t = env
                     .lookup(name)
                     .ok_or_else(|| EvalError::new(span, format!("undefined variable '{name}'")))?;
                 return self.force(&t);
             }
-            ast::Expr::Paren(p) => return self.eval(&child(p.expr(), span)?, env),
-            ast::Expr::List(l) => LV::List(Rc::new(
-                l.items().map(|e| pending(Code::Expr(e), env)).collect(),
+            ExprKind::List(items) => LV::List(Rc::new(
+                items.iter().map(|e| pending(Code::Expr(e), env)).collect(),
             )),
-            ast::Expr::AttrSet(set) => {
-                let def = build_set(set, set.rec_token().is_some())?;
-                return self.eval_set(&def, env);
+            ExprKind::Set(def) => return self.eval_set(def, env),
+            ExprKind::Let(def, body) => {
+                let scope = self.bind(def, env, true);
+                return self.eval(body, &scope.0);
             }
-            ast::Expr::LetIn(letin) => {
-                let def = build_set(letin, true)?;
-                let scope = self.bind(&def, env, true);
-                return self.eval(&child(letin.body(), span)?, &scope.0);
+            ExprKind::Select {
+                base,
+                path,
+                default,
+            } => return self.select(base, path, default.as_deref(), env),
+            ExprKind::HasAttr { base, path } => LV::Bool(self.has_attr(base, path, env)?),
+            ExprKind::Binary(op, lhs, rhs) => return self.binop(*op, lhs, rhs, span, env),
+            ExprKind::Not(operand) => {
+                let v = self.eval(operand, env)?;
+                LV::Bool(!self.expect_bool(&v)?)
             }
-            ast::Expr::Select(sel) => return self.select(sel, env),
-            ast::Expr::HasAttr(h) => LV::Bool(self.has_attr(h, env)?),
-            ast::Expr::BinOp(op) => return self.binop(op, env),
-            ast::Expr::UnaryOp(op) => self.unary(op, env)?,
-            ast::Expr::IfElse(ie) => {
-                let cond = self.eval(&child(ie.condition(), span)?, env)?;
+            ExprKind::Negate(operand) => match self.eval(operand, env)?.v {
+                LV::Int(i) => i.checked_neg().map(LV::Int).ok_or_else(|| overflow(span))?,
+                LV::Float(f) => LV::Float(-f),
+                ref other => {
+                    return Err(EvalError::new(
+                        span,
+                        format!("cannot negate {}", other.type_name()),
+                    ))
+                }
+            },
+            ExprKind::If(cond, then, otherwise) => {
+                let cond = self.eval(cond, env)?;
                 let branch = if self.expect_bool(&cond)? {
-                    ie.body()
+                    then
                 } else {
-                    ie.else_body()
+                    otherwise
                 };
-                return self.eval(&child(branch, span)?, env);
+                return self.eval(branch, env);
             }
-            other => return Err(super::scope::unsupported(other)),
         };
         Ok(Lazy { v, span })
     }
 
-    fn literal(&self, lit: &ast::Literal) -> Result<LV> {
-        let span = lit.syntax().text_range();
-        Ok(match lit.kind() {
-            ast::LiteralKind::Integer(i) => LV::Int(i.value().map_err(|_| {
-                EvalError::new(
-                    span,
-                    format!("integer literal '{}' is out of range", i.syntax().text()),
-                )
-                .with_help(format!("Nix integers are 64-bit: at most {}", i64::MAX))
-            })?),
-            ast::LiteralKind::Float(f) => LV::Float(
-                f.value()
-                    .map_err(|_| EvalError::new(span, "invalid floating-point literal"))?,
-            ),
-            ast::LiteralKind::Uri(u) => LV::Str(u.syntax().text().into()),
-        })
-    }
-
-    fn string(&self, s: &ast::Str, env: &Env) -> Result<String> {
+    fn interpolate(&self, parts: &'a [StrPart], env: &Env<'a>) -> Result<String> {
         let mut out = String::new();
-        for part in s.normalized_parts() {
+        for part in parts {
             match part {
-                InterpolPart::Literal(l) => out.push_str(&l),
-                InterpolPart::Interpolation(i) => {
-                    let span = i.syntax().text_range();
-                    let v = self.eval(&child(i.expr(), span)?, env)?;
+                StrPart::Literal(l) => out.push_str(l),
+                StrPart::Interpolation(e) => {
+                    let v = self.eval(e, env)?;
                     out.push_str(&self.coerce_to_string(&v)?);
                 }
             }
@@ -557,7 +354,7 @@ impl Evaluator {
         Ok(out)
     }
 
-    fn coerce_to_string(&self, v: &Lazy) -> Result<Rc<str>> {
+    fn coerce_to_string(&self, v: &Lazy<'a>) -> Result<Rc<str>> {
         match &v.v {
             LV::Str(s) => Ok(s.clone()),
             LV::Path(_) => Err(EvalError::new(
@@ -572,23 +369,8 @@ impl Evaluator {
         }
     }
 
-    fn path(&self, expr: &ast::Expr, env: &Env) -> Result<PathBuf> {
-        let parts = match expr {
-            ast::Expr::PathAbs(p) => p.parts(),
-            ast::Expr::PathRel(p) => p.parts(),
-            _ => return Err(super::scope::unsupported(expr)),
-        };
-        let mut text = String::new();
-        for part in parts {
-            match part {
-                InterpolPart::Literal(l) => text.push_str(l.text()),
-                InterpolPart::Interpolation(i) => {
-                    let span = i.syntax().text_range();
-                    let v = self.eval(&child(i.expr(), span)?, env)?;
-                    text.push_str(&self.coerce_to_string(&v)?);
-                }
-            }
-        }
+    fn path(&self, parts: &'a [StrPart], env: &Env<'a>) -> Result<PathBuf> {
+        let text = self.interpolate(parts, env)?;
         let joined = if text.starts_with('/') {
             PathBuf::from(text)
         } else {
@@ -600,7 +382,7 @@ impl Evaluator {
     /// Binds the entries of a set definition. For `rec` sets and `let`, the
     /// entries see each other through a new scope; `inherit x;` always looks
     /// in the enclosing scope.
-    fn bind(&self, def: &SetDef, env: &Env, rec: bool) -> (Env, LAttrs) {
+    fn bind(&self, def: &'a SetDef, env: &Env<'a>, rec: bool) -> (Env<'a>, LAttrs<'a>) {
         let scope = if rec {
             Rc::new(Scope {
                 vars: RefCell::new(HashMap::new()),
@@ -612,24 +394,23 @@ impl Evaluator {
         let mut attrs = LAttrs::new();
         for (name, entry) in &def.entries {
             let thunk = match &entry.value {
-                DefValue::Expr(e) => pending(Code::Expr(e.clone()), &scope),
-                DefValue::Nested(set) => pending(Code::Set(set.clone()), &scope),
-                DefValue::InheritVar => match env.lookup(name) {
+                EntryValue::Expr(e) => pending(Code::Expr(e), &scope),
+                EntryValue::Nested(set) => pending(Code::Set(set), &scope),
+                EntryValue::InheritVar => match env.lookup(name) {
                     Some(t) => t,
                     // Unreachable after the scope check; fail when forced.
                     None => pending(
-                        Code::InheritFrom {
-                            from: ast::Expr::Ident(missing_ident()),
-                            name: name.clone(),
+                        Code::Unbound {
+                            name,
                             span: entry.name_span,
                         },
                         env,
                     ),
                 },
-                DefValue::InheritFrom(from) => pending(
+                EntryValue::InheritFrom(from) => pending(
                     Code::InheritFrom {
-                        from: from.clone(),
-                        name: name.clone(),
+                        from,
+                        name,
                         span: entry.name_span,
                     },
                     &scope,
@@ -639,15 +420,17 @@ impl Evaluator {
         }
         if rec {
             let mut vars = scope.vars.borrow_mut();
-            for (name, (_, t)) in &attrs {
-                vars.insert(name.clone(), t.clone());
+            for name in def.entries.keys() {
+                if let Some((_, t)) = attrs.get(name) {
+                    vars.insert(name.as_str(), t.clone());
+                }
             }
             self.rec_scopes.borrow_mut().push(scope.clone());
         }
         (scope, attrs)
     }
 
-    fn eval_set(&self, def: &SetDef, env: &Env) -> Result<Lazy> {
+    fn eval_set(&self, def: &'a SetDef, env: &Env<'a>) -> Result<Lazy<'a>> {
         let (_, attrs) = self.bind(def, env, def.rec);
         Ok(Lazy {
             v: LV::Attrs(Rc::new(attrs)),
@@ -655,7 +438,7 @@ impl Evaluator {
         })
     }
 
-    fn select_one(&self, base: &Lazy, name: &str, span: TextRange) -> Result<Lazy> {
+    fn select_one(&self, base: &Lazy<'a>, name: &str, span: TextRange) -> Result<Lazy<'a>> {
         match &base.v {
             LV::Attrs(attrs) => match attrs.get(name) {
                 Some((_, t)) => self.force(t),
@@ -668,37 +451,33 @@ impl Evaluator {
         }
     }
 
-    fn select(&self, sel: &ast::Select, env: &Env) -> Result<Lazy> {
-        let span = sel.syntax().text_range();
-        let mut cur = self.eval(&child(sel.expr(), span)?, env)?;
-        let path = sel
-            .attrpath()
-            .ok_or_else(|| EvalError::new(span, "missing attribute path"))?;
-        for attr in path.attrs() {
-            let name = attr_name(&attr)?;
+    fn select(
+        &self,
+        base: &'a Expr,
+        path: &'a [Name],
+        default: Option<&'a Expr>,
+        env: &Env<'a>,
+    ) -> Result<Lazy<'a>> {
+        let mut cur = self.eval(base, env)?;
+        for name in path {
             let found = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(&name).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(&name.text).map(|(_, t)| t.clone()),
                 _ => None,
             };
-            match (found, sel.default_expr()) {
+            match (found, default) {
                 (Some(t), _) => cur = self.force(&t)?,
-                (None, Some(default)) => return self.eval(&default, env),
-                (None, None) => return self.select_one(&cur, &name, attr.syntax().text_range()),
+                (None, Some(default)) => return self.eval(default, env),
+                (None, None) => return self.select_one(&cur, &name.text, name.span),
             }
         }
         Ok(cur)
     }
 
-    fn has_attr(&self, h: &ast::HasAttr, env: &Env) -> Result<bool> {
-        let span = h.syntax().text_range();
-        let mut cur = self.eval(&child(h.expr(), span)?, env)?;
-        let path = h
-            .attrpath()
-            .ok_or_else(|| EvalError::new(span, "missing attribute path"))?;
-        for attr in path.attrs() {
-            let name = attr_name(&attr)?;
+    fn has_attr(&self, base: &'a Expr, path: &'a [Name], env: &Env<'a>) -> Result<bool> {
+        let mut cur = self.eval(base, env)?;
+        for name in path {
             let next = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(&name).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(&name.text).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match next {
@@ -709,7 +488,7 @@ impl Evaluator {
         Ok(true)
     }
 
-    fn expect_bool(&self, v: &Lazy) -> Result<bool> {
+    fn expect_bool(&self, v: &Lazy<'a>) -> Result<bool> {
         match v.v {
             LV::Bool(b) => Ok(b),
             ref other => Err(EvalError::new(
@@ -722,55 +501,39 @@ impl Evaluator {
         }
     }
 
-    fn unary(&self, op: &ast::UnaryOp, env: &Env) -> Result<LV> {
-        let span = op.syntax().text_range();
-        let v = self.eval(&child(op.expr(), span)?, env)?;
-        match op.operator() {
-            Some(UnaryOpKind::Invert) => Ok(LV::Bool(!self.expect_bool(&v)?)),
-            Some(UnaryOpKind::Negate) => match v.v {
-                LV::Int(i) => i.checked_neg().map(LV::Int).ok_or_else(|| overflow(span)),
-                LV::Float(f) => Ok(LV::Float(-f)),
-                ref other => Err(EvalError::new(
-                    span,
-                    format!("cannot negate {}", other.type_name()),
-                )),
-            },
-            None => Err(EvalError::new(span, "unknown unary operator")),
-        }
-    }
-
-    fn binop(&self, op: &ast::BinOp, env: &Env) -> Result<Lazy> {
-        let span = op.syntax().text_range();
-        let kind = op
-            .operator()
-            .ok_or_else(|| EvalError::new(span, "unknown operator"))?;
-        let lhs = self.eval(&child(op.lhs(), span)?, env)?;
+    fn binop(
+        &self,
+        kind: BinOp,
+        lhs: &'a Expr,
+        rhs: &'a Expr,
+        span: TextRange,
+        env: &Env<'a>,
+    ) -> Result<Lazy<'a>> {
+        let lhs = self.eval(lhs, env)?;
         // Boolean operators short-circuit, as in Nix.
         let short = match kind {
-            BinOpKind::And => Some(!self.expect_bool(&lhs)?),
-            BinOpKind::Or => Some(self.expect_bool(&lhs)?),
-            BinOpKind::Implication => Some(!self.expect_bool(&lhs)?),
+            BinOp::And => Some(!self.expect_bool(&lhs)?),
+            BinOp::Or => Some(self.expect_bool(&lhs)?),
+            BinOp::Implication => Some(!self.expect_bool(&lhs)?),
             _ => None,
         };
         if let Some(true) = short {
-            let result = !matches!(kind, BinOpKind::And);
+            let result = !matches!(kind, BinOp::And);
             return Ok(Lazy {
                 v: LV::Bool(result),
                 span,
             });
         }
-        let rhs = self.eval(&child(op.rhs(), span)?, env)?;
+        let rhs = self.eval(rhs, env)?;
         let v = match kind {
-            BinOpKind::And | BinOpKind::Or | BinOpKind::Implication => {
-                LV::Bool(self.expect_bool(&rhs)?)
-            }
-            BinOpKind::Concat => match (&lhs.v, &rhs.v) {
+            BinOp::And | BinOp::Or | BinOp::Implication => LV::Bool(self.expect_bool(&rhs)?),
+            BinOp::Concat => match (&lhs.v, &rhs.v) {
                 (LV::List(a), LV::List(b)) => {
                     LV::List(Rc::new(a.iter().chain(b.iter()).cloned().collect()))
                 }
                 _ => return Err(type_mismatch(span, "++", "lists", &lhs, &rhs)),
             },
-            BinOpKind::Update => match (&lhs.v, &rhs.v) {
+            BinOp::Update => match (&lhs.v, &rhs.v) {
                 (LV::Attrs(a), LV::Attrs(b)) => {
                     let mut merged = (**a).clone();
                     merged.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -778,25 +541,19 @@ impl Evaluator {
                 }
                 _ => return Err(type_mismatch(span, "//", "sets", &lhs, &rhs)),
             },
-            BinOpKind::Add => self.add(&lhs, &rhs, span)?,
-            BinOpKind::Sub | BinOpKind::Mul | BinOpKind::Div => arith(kind, &lhs, &rhs, span)?,
-            BinOpKind::Equal => LV::Bool(self.equal(&lhs, &rhs)?),
-            BinOpKind::NotEqual => LV::Bool(!self.equal(&lhs, &rhs)?),
-            BinOpKind::Less => LV::Bool(less(&lhs, &rhs, span)?),
-            BinOpKind::More => LV::Bool(less(&rhs, &lhs, span)?),
-            BinOpKind::LessOrEq => LV::Bool(!less(&rhs, &lhs, span)?),
-            BinOpKind::MoreOrEq => LV::Bool(!less(&lhs, &rhs, span)?),
-            BinOpKind::PipeLeft | BinOpKind::PipeRight => {
-                return Err(EvalError::new(
-                    span,
-                    "the pipe operators are outside the supported subset of Nix",
-                ))
-            }
+            BinOp::Add => self.add(&lhs, &rhs, span)?,
+            BinOp::Sub | BinOp::Mul | BinOp::Div => arith(kind, &lhs, &rhs, span)?,
+            BinOp::Equal => LV::Bool(self.equal(&lhs, &rhs)?),
+            BinOp::NotEqual => LV::Bool(!self.equal(&lhs, &rhs)?),
+            BinOp::Less => LV::Bool(less(&lhs, &rhs, span)?),
+            BinOp::More => LV::Bool(less(&rhs, &lhs, span)?),
+            BinOp::LessOrEq => LV::Bool(!less(&rhs, &lhs, span)?),
+            BinOp::MoreOrEq => LV::Bool(!less(&lhs, &rhs, span)?),
         };
         Ok(Lazy { v, span })
     }
 
-    fn add(&self, lhs: &Lazy, rhs: &Lazy, span: TextRange) -> Result<LV> {
+    fn add(&self, lhs: &Lazy<'a>, rhs: &Lazy<'a>, span: TextRange) -> Result<LV<'a>> {
         Ok(match (&lhs.v, &rhs.v) {
             (LV::Str(a), LV::Str(b)) => LV::Str(format!("{a}{b}").into()),
             (LV::Path(a), LV::Str(b)) => {
@@ -813,13 +570,13 @@ impl Evaluator {
                     "adding a path to a string copies it into the Nix store; that is outside the supported subset",
                 ))
             }
-            _ => return arith(BinOpKind::Add, lhs, rhs, span),
+            _ => return arith(BinOp::Add, lhs, rhs, span),
         })
     }
 
     /// `==` as Nix defines it: numbers compare by value (1 == 1.0), sets and
     /// lists element by element, forcing only as far as needed.
-    fn equal(&self, a: &Lazy, b: &Lazy) -> Result<bool> {
+    fn equal(&self, a: &Lazy<'a>, b: &Lazy<'a>) -> Result<bool> {
         let _g = self.enter(a.span)?;
         Ok(match (&a.v, &b.v) {
             (LV::Null, LV::Null) => true,
@@ -856,27 +613,15 @@ impl Evaluator {
     }
 }
 
-fn child(e: Option<ast::Expr>, span: TextRange) -> Result<ast::Expr> {
-    e.ok_or_else(|| EvalError::new(span, "incomplete expression"))
-}
-
-fn code_span(code: &Code) -> TextRange {
+fn code_span(code: &Code<'_>) -> TextRange {
     match code {
-        Code::Expr(e) => e.syntax().text_range(),
+        Code::Expr(e) => e.span,
         Code::Set(s) => s.span,
-        Code::InheritFrom { span, .. } => *span,
+        Code::InheritFrom { span, .. } | Code::Unbound { span, .. } => *span,
     }
 }
 
-fn missing_ident() -> ast::Ident {
-    let parse = rnix::Root::parse("__pve_missing");
-    match parse.tree().expr() {
-        Some(ast::Expr::Ident(i)) => i,
-        _ => unreachable!("an identifier parses as an identifier"),
-    }
-}
-
-fn missing_attr(name: &str, attrs: &LAttrs, span: TextRange) -> EvalError {
+fn missing_attr(name: &str, attrs: &LAttrs<'_>, span: TextRange) -> EvalError {
     let err = EvalError::new(span, format!("attribute '{name}' missing"));
     match crate::diag::did_you_mean(name, attrs.keys().map(String::as_str)) {
         Some(s) => err.with_help(format!("did you mean '{s}'?")),
@@ -890,7 +635,7 @@ fn overflow(span: TextRange) -> EvalError {
     )
 }
 
-fn type_mismatch(span: TextRange, op: &str, want: &str, a: &Lazy, b: &Lazy) -> EvalError {
+fn type_mismatch(span: TextRange, op: &str, want: &str, a: &Lazy<'_>, b: &Lazy<'_>) -> EvalError {
     EvalError::new(
         span,
         format!(
@@ -901,20 +646,20 @@ fn type_mismatch(span: TextRange, op: &str, want: &str, a: &Lazy, b: &Lazy) -> E
     )
 }
 
-fn arith(kind: BinOpKind, a: &Lazy, b: &Lazy, span: TextRange) -> Result<LV> {
+fn arith<'a>(kind: BinOp, a: &Lazy<'a>, b: &Lazy<'a>, span: TextRange) -> Result<LV<'a>> {
     let name = match kind {
-        BinOpKind::Add => "add",
-        BinOpKind::Sub => "subtract",
-        BinOpKind::Mul => "multiply",
+        BinOp::Add => "add",
+        BinOp::Sub => "subtract",
+        BinOp::Mul => "multiply",
         _ => "divide",
     };
     match (&a.v, &b.v) {
         (LV::Int(x), LV::Int(y)) => {
             let (x, y) = (*x, *y);
             let r = match kind {
-                BinOpKind::Add => x.checked_add(y),
-                BinOpKind::Sub => x.checked_sub(y),
-                BinOpKind::Mul => x.checked_mul(y),
+                BinOp::Add => x.checked_add(y),
+                BinOp::Sub => x.checked_sub(y),
+                BinOp::Mul => x.checked_mul(y),
                 _ => {
                     if y == 0 {
                         return Err(EvalError::new(span, "division by zero"));
@@ -928,9 +673,9 @@ fn arith(kind: BinOpKind, a: &Lazy, b: &Lazy, span: TextRange) -> Result<LV> {
             let x = as_f64(&a.v);
             let y = as_f64(&b.v);
             Ok(LV::Float(match kind {
-                BinOpKind::Add => x + y,
-                BinOpKind::Sub => x - y,
-                BinOpKind::Mul => x * y,
+                BinOp::Add => x + y,
+                BinOp::Sub => x - y,
+                BinOp::Mul => x * y,
                 _ => {
                     if y == 0.0 {
                         return Err(EvalError::new(span, "division by zero"));
@@ -946,7 +691,7 @@ fn arith(kind: BinOpKind, a: &Lazy, b: &Lazy, span: TextRange) -> Result<LV> {
     }
 }
 
-fn as_f64(v: &LV) -> f64 {
+fn as_f64(v: &LV<'_>) -> f64 {
     match v {
         LV::Int(i) => *i as f64,
         LV::Float(f) => *f,
@@ -954,7 +699,7 @@ fn as_f64(v: &LV) -> f64 {
     }
 }
 
-fn less(a: &Lazy, b: &Lazy, span: TextRange) -> Result<bool> {
+fn less(a: &Lazy<'_>, b: &Lazy<'_>, span: TextRange) -> Result<bool> {
     match (&a.v, &b.v) {
         (LV::Int(x), LV::Int(y)) => Ok(x < y),
         (LV::Int(_) | LV::Float(_), LV::Int(_) | LV::Float(_)) => Ok(as_f64(&a.v) < as_f64(&b.v)),

@@ -156,11 +156,6 @@ pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
     let t0 = std::time::Instant::now();
-    let root = syntax::parse(text)?;
-    let t1 = std::time::Instant::now();
-    let expr = root.expr().ok_or_else(|| {
-        Diagnostic::error("syntax", rowan::TextRange::default(), "the file is empty")
-    })?;
     let to_diag = |e: eval::EvalError| {
         let d = Diagnostic::error("eval", e.span, e.message);
         match e.help {
@@ -168,23 +163,26 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
             None => d,
         }
     };
+    // The fast parser reads the common, well-formed file; for anything else
+    // the rnix path runs and owns the diagnostic.
+    let fast = fast_parse::parse(text);
+    let expr = match fast {
+        Some(expr) => expr,
+        None => {
+            let root = syntax::parse(text)?;
+            let expr = root.expr().ok_or_else(|| {
+                Diagnostic::error("syntax", rowan::TextRange::default(), "the file is empty")
+            })?;
+            lower::lower(&expr).map_err(to_diag)?
+        }
+    };
+    let t1 = std::time::Instant::now();
     scope::check(&expr).map_err(to_diag)?;
     let t2 = std::time::Instant::now();
     let v = eval::Evaluator::new(base_dir)
         .eval_strict(&expr)
         .map_err(to_diag);
     let t3 = std::time::Instant::now();
-    // Freeing a large syntax tree takes a noticeable share of the run;
-    // hand it to a detached thread so the answer is not kept waiting.
-    // Small trees are freed here (no thread left running at exit).
-    if text.len() > 1 << 20 {
-        let green = rowan::ast::AstNode::syntax(&root).green().to_owned();
-        drop(expr);
-        drop(root);
-        let _ = std::thread::Builder::new()
-            .name("nix-drop".into())
-            .spawn(move || drop(green));
-    }
     if std::env::var_os("PVE_TIMINGS").is_some() {
         eprintln!("parse {:?} scope {:?} eval {:?}", t1 - t0, t2 - t1, t3 - t2);
     }

@@ -37,7 +37,7 @@ pub use text_edit::TextEdit;
 
 use crate::error::AppError;
 use crate::fleet::value::{Attr, Kind, Value};
-use crate::fleet::{eval, syntax, SourceFile};
+use crate::fleet::{syntax, SourceFile};
 use layout::{range, size};
 
 /// What went wrong, as a closed set (the CLI maps every kind to exit 2).
@@ -253,7 +253,7 @@ fn keys(apv: &ast::AttrpathValue) -> Result<Vec<String>, EditError> {
         .ok_or_else(|| EditError::internal("entry without a name"))?;
     path.attrs()
         .map(|a| {
-            eval::attr_name(&a)
+            crate::fleet::lower::attr_name(&a)
                 .map_err(|e| EditError::new(ErrorKind::Unsupported, e.message).at(e.span))
         })
         .collect()
@@ -262,7 +262,7 @@ fn keys(apv: &ast::AttrpathValue) -> Result<Vec<String>, EditError> {
 fn inherited_names(inh: &ast::Inherit) -> Vec<(String, TextRange)> {
     inh.attrs()
         .filter_map(|a| {
-            eval::attr_name(&a)
+            crate::fleet::lower::attr_name(&a)
                 .ok()
                 .map(|n| (n, a.syntax().text_range()))
         })
