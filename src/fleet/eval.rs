@@ -83,7 +83,8 @@ struct Lazy<'a> {
     span: TextRange,
 }
 
-type LAttrs<'a> = BTreeMap<String, (TextRange, Thunk<'a>)>;
+/// Names borrow from the expression tree: no copy per attribute.
+type LAttrs<'a> = BTreeMap<&'a str, (TextRange, Thunk<'a>)>;
 
 #[derive(Clone)]
 enum LV<'a> {
@@ -225,7 +226,7 @@ impl<'a> Evaluator<'a> {
                 for (name, (name_span, t)) in attrs.iter() {
                     let value = self.deep(self.force(t)?)?;
                     out.insert(
-                        name.clone(),
+                        name.to_string(),
                         Attr {
                             name_span: *name_span,
                             value,
@@ -416,14 +417,12 @@ impl<'a> Evaluator<'a> {
                     &scope,
                 ),
             };
-            attrs.insert(name.clone(), (entry.name_span, thunk));
+            attrs.insert(name.as_str(), (entry.name_span, thunk));
         }
         if rec {
             let mut vars = scope.vars.borrow_mut();
-            for name in def.entries.keys() {
-                if let Some((_, t)) = attrs.get(name) {
-                    vars.insert(name.as_str(), t.clone());
-                }
+            for (name, (_, t)) in &attrs {
+                vars.insert(name, t.clone());
             }
             self.rec_scopes.borrow_mut().push(scope.clone());
         }
@@ -461,7 +460,7 @@ impl<'a> Evaluator<'a> {
         let mut cur = self.eval(base, env)?;
         for name in path {
             let found = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(&name.text).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match (found, default) {
@@ -477,7 +476,7 @@ impl<'a> Evaluator<'a> {
         let mut cur = self.eval(base, env)?;
         for name in path {
             let next = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(&name.text).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match next {
@@ -536,7 +535,7 @@ impl<'a> Evaluator<'a> {
             BinOp::Update => match (&lhs.v, &rhs.v) {
                 (LV::Attrs(a), LV::Attrs(b)) => {
                     let mut merged = (**a).clone();
-                    merged.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    merged.extend(b.iter().map(|(k, v)| (*k, v.clone())));
                     LV::Attrs(Rc::new(merged))
                 }
                 _ => return Err(type_mismatch(span, "//", "sets", &lhs, &rhs)),
@@ -623,7 +622,7 @@ fn code_span(code: &Code<'_>) -> TextRange {
 
 fn missing_attr(name: &str, attrs: &LAttrs<'_>, span: TextRange) -> EvalError {
     let err = EvalError::new(span, format!("attribute '{name}' missing"));
-    match crate::diag::did_you_mean(name, attrs.keys().map(String::as_str)) {
+    match crate::diag::did_you_mean(name, attrs.keys().copied()) {
         Some(s) => err.with_help(format!("did you mean '{s}'?")),
         None => err,
     }
