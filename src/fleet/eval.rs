@@ -206,6 +206,9 @@ impl<'a> Evaluator<'a> {
         Ok(DepthGuard(&self.depth))
     }
 
+    /// Forces everything below `v` into a [`Value`]. Where this is the only
+    /// holder of a list or set, each thunk is dropped as soon as it has been
+    /// converted, so a large fleet never holds both complete forms at once.
     fn deep(&self, v: Lazy<'a>) -> Result<Value> {
         let _g = self.enter(v.span)?;
         let kind = match v.v {
@@ -215,28 +218,32 @@ impl<'a> Evaluator<'a> {
             LV::Float(f) => Kind::Float(f),
             LV::Str(s) => Kind::Str(s.to_string()),
             LV::Path(p) => Kind::Path(p.to_path_buf()),
-            LV::List(items) => Kind::List(
-                items
-                    .iter()
-                    .map(|t| self.force(t).and_then(|v| self.deep(v)))
-                    .collect::<Result<_>>()?,
-            ),
+            LV::List(items) => {
+                let items = Rc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone());
+                Kind::List(
+                    items
+                        .into_iter()
+                        .map(|t| self.deep_thunk(t))
+                        .collect::<Result<_>>()?,
+                )
+            }
             LV::Attrs(attrs) => {
+                let attrs = Rc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
                 let mut out = BTreeMap::new();
-                for (name, (name_span, t)) in attrs.iter() {
-                    let value = self.deep(self.force(t)?)?;
-                    out.insert(
-                        name.to_string(),
-                        Attr {
-                            name_span: *name_span,
-                            value,
-                        },
-                    );
+                for (name, (name_span, t)) in attrs {
+                    let value = self.deep_thunk(t)?;
+                    out.insert(name.to_string(), Attr { name_span, value });
                 }
                 Kind::Attrs(out)
             }
         };
         Ok(Value { kind, span: v.span })
+    }
+
+    fn deep_thunk(&self, t: Thunk<'a>) -> Result<Value> {
+        let v = self.force(&t)?;
+        drop(t);
+        self.deep(v)
     }
 
     fn force(&self, t: &Thunk<'a>) -> Result<Lazy<'a>> {
