@@ -569,6 +569,14 @@ fn random_cases(seed: u64, n: usize) -> Vec<String> {
         .collect()
 }
 
+/// How many cases the random tests run (`PVE_FAST_CASES` scales them).
+fn cases(default: usize) -> usize {
+    std::env::var("PVE_FAST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn seed() -> u64 {
     std::env::var("PVE_FAST_SEED")
         .ok()
@@ -579,7 +587,7 @@ fn seed() -> u64 {
 #[test]
 fn random_expressions_match_lower() {
     let seed = seed();
-    let cases = random_cases(seed, 20_000);
+    let cases = random_cases(seed, cases(20_000));
     let mut counts = [0usize; 3];
     for t in &cases {
         counts[check(t) as usize] += 1;
@@ -611,7 +619,7 @@ fn mutated_inputs_match_or_bail() {
         "then", "else", "~", "<a>", "0", "e", ",",
     ];
     let mut counts = [0usize; 3];
-    for i in 0..30_000 {
+    for i in 0..cases(30_000) {
         let mut t = seeds[i % seeds.len()].clone();
         for _ in 0..rng.below(3) + 1 {
             let bounds: Vec<usize> = t.char_indices().map(|(i, _)| i).chain([t.len()]).collect();

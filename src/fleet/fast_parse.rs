@@ -163,23 +163,26 @@ impl Parser<'_> {
     }
 
     fn skip_trivia(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.pos;
         loop {
-            let rest = self.b.get(self.pos..)?;
-            match rest {
-                [c, ..] if is_space(*c) => self.pos += 1,
-                [b'#', ..] => {
+            match b.get(i) {
+                Some(&c) if is_space(c) => i += 1,
+                Some(b'#') => {
                     // The newline is whitespace, left for the next round.
-                    let len = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
-                    self.pos += len;
+                    let rest = b.get(i..)?;
+                    i += rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
                 }
-                [b'/', b'*', tail @ ..] => {
+                Some(b'/') if b.get(i + 1) == Some(&b'*') => {
                     // An unterminated comment is a syntax error.
-                    let close = tail.windows(2).position(|w| w == b"*/")?;
-                    self.pos += 2 + close + 2;
+                    let close = b.get(i + 2..)?.windows(2).position(|w| w == b"*/")?;
+                    i += 2 + close + 2;
                 }
-                _ => return Some(()),
+                _ => break,
             }
         }
+        self.pos = i;
+        Some(())
     }
 
     fn at(&self, i: usize) -> Option<u8> {
