@@ -215,6 +215,24 @@ const SUPPORTED: &[&str] = &[
     "/***/1",
     "{ x = \"é ü 日本\"; }",
     "{ a = { b = { c = { d = 1; }; }; }; a.b.c.e = 2; }",
+    "''''",
+    "''\n  hello\n  world\n''",
+    "''hello ''",
+    "''hello\n ''",
+    "''  first\n    second\n  ''",
+    "''\n  a ${b} c\n    ${d}\n''",
+    "''${a}\n  x''",
+    "''  ${a}\n  x\n  ''",
+    "''costs ''${price} and ''$HOME''",
+    "''it'''s here''",
+    "''tab''\\there''\\nnewline''\\\\back''\\é''",
+    "''a $ sign and a lone ' quote''",
+    "''\r\n  x\r\n''",
+    "''\n\n    after blank\n\n      deeper\n  ''",
+    "''\t tab first\n  x''",
+    "''$$ $${x} $'${a}' ''",
+    "{ ''a b'' = 1; x.''c'' = 2; }",
+    "[ ''a'' ''b'' ]",
 ];
 
 /// Inputs that must make fast_parse bail (and must never be parsed
@@ -254,7 +272,10 @@ const REFUSED: &[&str] = &[
     "./a/${b}",
     "/${a}",
     "http://example.com",
-    "''indented''",
+    "''unterminated",
+    "''a'",
+    "''a''\\",
+    "{ ''${a}'' = 1; }",
     "\"unterminated",
     "\"unterminated ${",
     "\"bad ${ a \"",
@@ -426,6 +447,32 @@ impl Gen {
         s
     }
 
+    /// The inside of an indented string: indentation, blank lines, its
+    /// escapes, lone quotes and dollars, interpolations.
+    fn ind_body(&mut self, depth: usize) -> String {
+        let mut s = String::new();
+        for _ in 0..self.rng.below(8) {
+            match self.rng.below(16) {
+                0 if depth < 4 => s += &format!("${{{}}}", self.expr(depth + 1)),
+                1 => s += "''$",
+                2 => s += "'''",
+                3 => s += "''\\n",
+                4 => s += "'",
+                5 => s += "$",
+                6 => s += "$$",
+                7 => s += "\r\n",
+                8 => s += "\t",
+                9 => s += "é",
+                10 | 11 => s += "\n",
+                12 => s += "  ",
+                13 => s += "    ",
+                14 => s += "''\\",
+                _ => s += self.rng.pick(&["a", "hello", " ", "x-1", "\\"]),
+            }
+        }
+        s
+    }
+
     fn atom(&mut self, depth: usize) -> String {
         let leaf = depth > 5 || self.rng.chance(40);
         let choice = if leaf {
@@ -449,6 +496,7 @@ impl Gen {
                     "9223372036854775807",
                 ])
                 .to_string(),
+            2 if self.rng.chance(30) => format!("''{}''", self.ind_body(depth)),
             2 => format!("\"{}\"", self.str_body(depth)),
             3 => self
                 .rng
@@ -590,7 +638,11 @@ fn random_expressions_match_lower() {
     let cases = random_cases(seed, cases(20_000));
     let mut counts = [0usize; 3];
     for t in &cases {
-        counts[check(t) as usize] += 1;
+        let o = check(t);
+        if o == Outcome::Bailed && std::env::var_os("PVE_FAST_SHOW").is_some() {
+            eprintln!("BAILED {t:?}");
+        }
+        counts[o as usize] += 1;
     }
     let [same, bailed, refused] = counts;
     eprintln!(
@@ -639,7 +691,11 @@ fn mutated_inputs_match_or_bail() {
                 }
             }
         }
-        counts[check(&t) as usize] += 1;
+        let o = check(&t);
+        if o == Outcome::Bailed && std::env::var_os("PVE_FAST_SHOW").is_some() {
+            eprintln!("BAILED {t:?}");
+        }
+        counts[o as usize] += 1;
     }
     eprintln!(
         "mutations (seed {seed}): same {}, bailed {}, both refuse {}",

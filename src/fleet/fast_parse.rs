@@ -60,6 +60,8 @@ enum T {
     Path,
     /// `"`: the parser reads the string body itself.
     Quote,
+    /// `''`: an indented string, read by the parser too.
+    IndQuote,
     LBrace,
     RBrace,
     LBrack,
@@ -233,6 +235,7 @@ impl Parser<'_> {
             },
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.ident(s),
             b'"' => tok(T::Quote, 1),
+            b'\'' if next == Some(b'\'') => tok(T::IndQuote, 2),
             b'{' => tok(T::LBrace, 1),
             b'}' => tok(T::RBrace, 1),
             b'[' => tok(T::LBrack, 1),
@@ -532,7 +535,7 @@ impl Parser<'_> {
                 self.bump()?;
                 text
             }
-            T::Quote => {
+            T::Quote | T::IndQuote => {
                 let mut text = String::new();
                 for part in self.string()? {
                     match part {
@@ -723,6 +726,7 @@ impl Parser<'_> {
                 | T::LBrack
                 | T::LParen
                 | T::Quote
+                | T::IndQuote
                 | T::Ident
                 | T::Int
                 | T::Float
@@ -773,7 +777,7 @@ impl Parser<'_> {
                 "__curPos" => return None,
                 name => ExprKind::Var(name.to_string()),
             },
-            T::Quote => return self.string_expr(),
+            T::Quote | T::IndQuote => return self.string_expr(),
             T::LParen => return self.paren(),
             T::LBrace => return self.set(start, false),
             T::Rec => {
@@ -843,6 +847,9 @@ impl Parser<'_> {
     /// between interpolations (never an empty one), escapes processed,
     /// `$$` kept as written. Leaves `self.h` at the string's height.
     fn string(&mut self) -> Option<Vec<StrPart>> {
+        if self.tok.kind == T::IndQuote {
+            return self.indented_string();
+        }
         self.enter()?;
         let mut parts = Vec::new();
         let mut h = 0;
@@ -916,6 +923,220 @@ impl Parser<'_> {
         self.leave();
         Some((e, self.tok.end))
     }
+}
+
+/// A piece of an indented string as rnix's tokenizer splits it: raw text
+/// (escapes still in) or an interpolation.
+enum Raw<'a> {
+    Text(&'a str),
+    Interpolation(Expr),
+}
+
+impl<'a> Parser<'a> {
+    /// The body of a `''` string (the current token is its opening `''`),
+    /// split as rnix's tokenizer splits it and then normalized by a
+    /// line-for-line port of rnix's `normalized_parts` (indentation,
+    /// first and last line, escapes), quirks included.
+    fn indented_string(&mut self) -> Option<Vec<StrPart>> {
+        self.enter()?;
+        let mut raw = Vec::new();
+        let mut h = 0;
+        let mut i = self.pos;
+        let mut run_start = i;
+        let end = loop {
+            match self.at(i)? {
+                b'\'' => match self.at(i + 1)? {
+                    b'\'' => match self.at(i + 2) {
+                        Some(b'\'' | b'$') => i += 3,
+                        // `''\` escapes the next character, whatever it is
+                        // (a non-ASCII one continues as ordinary text).
+                        Some(b'\\') => i += if self.at(i + 3)? < 0x80 { 4 } else { 3 },
+                        _ => break i,
+                    },
+                    _ => i += 1,
+                },
+                b'$' if self.at(i + 1) == Some(b'$') => i += 2,
+                b'$' if self.at(i + 1) == Some(b'{') => {
+                    if i > run_start {
+                        raw.push(Raw::Text(self.text.get(run_start..i)?));
+                    }
+                    let (e, end) = self.interpolation(i + 2)?;
+                    h = h.max(self.h);
+                    raw.push(Raw::Interpolation(e));
+                    i = end;
+                    run_start = i;
+                }
+                _ => i += 1,
+            }
+        };
+        if end > run_start {
+            raw.push(Raw::Text(self.text.get(run_start..end)?));
+        }
+        self.leave();
+        self.resume_at(end + 2)?;
+        self.h = h + 1;
+        Some(normalize_indented(raw))
+    }
+}
+
+/// rnix's `Str::normalized_parts` for an indented string, on the same
+/// pieces, so the result is the same to the byte.
+fn normalize_indented(parts: Vec<Raw<'_>>) -> Vec<StrPart> {
+    let mut is_first_literal = true;
+    let mut at_start_of_line = true;
+    let mut min_indent = 1000000;
+    let mut cur_indent = 0;
+    let mut n = 0;
+    let mut first_is_literal = false;
+
+    for part in &parts {
+        match part {
+            Raw::Interpolation(_) => {
+                if at_start_of_line {
+                    at_start_of_line = false;
+                    min_indent = min_indent.min(cur_indent);
+                }
+                n += 1;
+            }
+            Raw::Text(text) => {
+                let mut token_text: &str = text;
+                if n == 0 {
+                    first_is_literal = true;
+                }
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = token_text.find('\n') {
+                        if token_text[0..p].chars().all(|c| c == ' ') {
+                            token_text = &token_text[p + 1..];
+                        }
+                    }
+                }
+                for c in token_text.chars() {
+                    if at_start_of_line {
+                        if c == ' ' {
+                            cur_indent += 1;
+                        } else if c == '\n' {
+                            cur_indent = 0;
+                        } else {
+                            at_start_of_line = false;
+                            min_indent = min_indent.min(cur_indent);
+                        }
+                    } else if c == '\n' {
+                        at_start_of_line = true;
+                        cur_indent = 0;
+                    }
+                }
+                n += 1;
+            }
+        }
+    }
+
+    let mut normalized = Vec::with_capacity(n);
+    let mut cur_dropped = 0;
+    let mut i = 0;
+    is_first_literal = true;
+    at_start_of_line = true;
+
+    for part in parts {
+        match part {
+            Raw::Interpolation(e) => {
+                at_start_of_line = false;
+                cur_dropped = 0;
+                normalized.push(StrPart::Interpolation(e));
+                i += 1;
+            }
+            Raw::Text(text) => {
+                let mut token_text = text;
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = token_text.find('\n') {
+                        if token_text[0..p].chars().all(|c| c == ' ') {
+                            token_text = &token_text[p + 1..];
+                            if token_text.is_empty() {
+                                i += 1;
+                                continue;
+                            }
+                        }
+                    }
+                }
+                let mut str = String::with_capacity(token_text.len());
+                for c in token_text.chars() {
+                    if at_start_of_line {
+                        if c == ' ' {
+                            if cur_dropped >= min_indent {
+                                str.push(c);
+                            }
+                            cur_dropped += 1;
+                        } else if c == '\n' {
+                            cur_dropped = 0;
+                            str.push(c);
+                        } else {
+                            at_start_of_line = false;
+                            cur_dropped = 0;
+                            str.push(c);
+                        }
+                    } else {
+                        str.push(c);
+                        if c == '\n' {
+                            at_start_of_line = true;
+                        }
+                    }
+                }
+                if i == n - 1 {
+                    if let Some(p) = str.rfind('\n') {
+                        if str[p + 1..].chars().all(|c| c == ' ') {
+                            str.truncate(p + 1);
+                        }
+                    }
+                }
+                normalized.push(StrPart::Literal(unescape_indented(&str)));
+                i += 1;
+            }
+        }
+    }
+    normalized
+}
+
+/// rnix's `unescape(input, multiline = true)`, including its stop at a
+/// `''` that is not an escape.
+fn unescape_indented(input: &str) -> String {
+    let mut output = String::with_capacity(input.len());
+    let mut input = input.chars().peekable();
+    loop {
+        match input.next() {
+            None => break,
+            Some('\'') => match input.next() {
+                None => output.push('\''),
+                Some('\'') => match input.peek() {
+                    Some('\'') => {
+                        input.next();
+                        output.push_str("''");
+                    }
+                    Some('$') => {
+                        input.next();
+                        output.push('$');
+                    }
+                    Some('\\') => {
+                        input.next();
+                        match input.next() {
+                            None => break,
+                            Some('n') => output.push('\n'),
+                            Some('r') => output.push('\r'),
+                            Some('t') => output.push('\t'),
+                            Some(c) => output.push(c),
+                        }
+                    }
+                    _ => break,
+                },
+                Some(c) => {
+                    output.push('\'');
+                    output.push(c);
+                }
+            },
+            Some(c) => output.push(c),
+        }
+    }
+    output
 }
 
 #[cfg(test)]
