@@ -278,7 +278,7 @@ impl Parser<'_> {
         match self.at(i + 1) {
             None | Some(b'/' | b'*') => Some(false),
             Some(c) if is_space(c) => Some(false),
-            Some(c) if c >= 0x80 || c < 0x20 || c == 0x7F => None,
+            Some(c) if !(0x20..0x7F).contains(&c) => None,
             Some(_) => Some(true),
         }
     }
