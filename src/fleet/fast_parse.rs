@@ -98,6 +98,14 @@ enum T {
     Impl,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assoc {
+    Left,
+    Right,
+    /// At most one operator of the level: `a == b == c` is an error.
+    Non,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Tok {
     kind: T,
@@ -430,7 +438,7 @@ impl Parser<'_> {
         let e = match self.tok.kind {
             T::Let => self.let_in()?,
             T::If => self.if_else()?,
-            _ => self.implication()?,
+            _ => self.operators(1)?,
         };
         self.leave();
         Some(e)
@@ -553,142 +561,71 @@ impl Parser<'_> {
         })
     }
 
-    fn binop(kind: T) -> Option<BinOp> {
+    /// A binary operator: its binding power (higher binds tighter; rnix's
+    /// levels, `!` sitting at 7 between `//` and `+`, `?` at 11 and unary
+    /// `-` at 12) and associativity.
+    fn infix(kind: T) -> Option<(u8, BinOp, Assoc)> {
+        use Assoc::*;
         Some(match kind {
-            T::Impl => BinOp::Implication,
-            T::OrOr => BinOp::Or,
-            T::And => BinOp::And,
-            T::Eq => BinOp::Equal,
-            T::Ne => BinOp::NotEqual,
-            T::Lt => BinOp::Less,
-            T::Gt => BinOp::More,
-            T::Le => BinOp::LessOrEq,
-            T::Ge => BinOp::MoreOrEq,
-            T::Update => BinOp::Update,
-            T::Add => BinOp::Add,
-            T::Sub => BinOp::Sub,
-            T::Mul => BinOp::Mul,
-            T::Div => BinOp::Div,
-            T::Concat => BinOp::Concat,
+            T::Impl => (1, BinOp::Implication, Right),
+            T::OrOr => (2, BinOp::Or, Left),
+            T::And => (3, BinOp::And, Left),
+            T::Eq => (4, BinOp::Equal, Non),
+            T::Ne => (4, BinOp::NotEqual, Non),
+            T::Lt => (5, BinOp::Less, Non),
+            T::Gt => (5, BinOp::More, Non),
+            T::Le => (5, BinOp::LessOrEq, Non),
+            T::Ge => (5, BinOp::MoreOrEq, Non),
+            T::Update => (6, BinOp::Update, Right),
+            T::Add => (8, BinOp::Add, Left),
+            T::Sub => (8, BinOp::Sub, Left),
+            T::Mul => (9, BinOp::Mul, Left),
+            T::Div => (9, BinOp::Div, Left),
+            T::Concat => (10, BinOp::Concat, Right),
             _ => return None,
         })
     }
 
-    /// The operator at the current token if it is one of `ops`.
-    fn op_in(&self, ops: &[T]) -> Option<BinOp> {
-        if ops.contains(&self.tok.kind) {
-            Self::binop(self.tok.kind)
-        } else {
-            None
-        }
-    }
-
-    fn binary(&mut self, start: usize, op: BinOp, l: Expr, r: Expr, h: u32) -> Option<Expr> {
-        self.mk(start, ExprKind::Binary(op, Box::new(l), Box::new(r)), h)
-    }
-
-    fn right_assoc(&mut self, next: fn(&mut Self) -> Option<Expr>, ops: &[T]) -> Option<Expr> {
+    /// An operator expression whose operators all bind at least as tightly
+    /// as `min` (precedence climbing over rnix's levels: one loop instead of
+    /// a call per level for every operand).
+    fn operators(&mut self, min: u8) -> Option<Expr> {
         let start = self.tok.start;
-        let lhs = next(self)?;
-        let Some(op) = self.op_in(ops) else {
-            return Some(lhs);
-        };
-        let hl = self.h;
-        self.bump()?;
-        self.enter()?;
-        let rhs = self.right_assoc(next, ops)?;
-        self.leave();
-        let h = hl.max(self.h) + 1;
-        self.binary(start, op, lhs, rhs, h)
-    }
-
-    fn left_assoc(&mut self, next: fn(&mut Self) -> Option<Expr>, ops: &[T]) -> Option<Expr> {
-        let start = self.tok.start;
-        let mut lhs = next(self)?;
+        let mut lhs = self.prefix(min)?;
         let mut h = self.h;
-        while let Some(op) = self.op_in(ops) {
+        while let Some((bp, op, assoc)) = Self::infix(self.tok.kind) {
+            if bp < min {
+                break;
+            }
             self.bump()?;
-            let rhs = next(self)?;
+            let rhs_min = if assoc == Assoc::Right { bp } else { bp + 1 };
+            self.enter()?;
+            let rhs = self.operators(rhs_min)?;
+            self.leave();
             h = h.max(self.h) + 1;
-            lhs = self.binary(start, op, lhs, rhs, h)?;
+            lhs = self.mk(start, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), h)?;
+            // rnix reports `a == b == c` and `a < b < c` as errors.
+            let chained = Self::infix(self.tok.kind).is_some_and(|(b, ..)| b == bp);
+            if assoc == Assoc::Non && chained {
+                return None;
+            }
         }
         self.h = h;
         Some(lhs)
     }
 
-    /// One operator at most: rnix reports `a == b == c` as an error.
-    fn non_assoc(&mut self, next: fn(&mut Self) -> Option<Expr>, ops: &[T]) -> Option<Expr> {
-        let start = self.tok.start;
-        let lhs = next(self)?;
-        let Some(op) = self.op_in(ops) else {
-            return Some(lhs);
-        };
-        let hl = self.h;
-        self.bump()?;
-        let rhs = next(self)?;
-        if self.op_in(ops).is_some() {
-            return None;
+    /// The operand of a binary operator: `!` (only where rnix's invert
+    /// level is reachable, `min <= 7`: `a + !b` is an error), else a
+    /// negation or simple expression with its `?` tests.
+    fn prefix(&mut self, min: u8) -> Option<Expr> {
+        if self.tok.kind == T::Not {
+            return if min <= 7 { self.not() } else { None };
         }
-        let h = hl.max(self.h) + 1;
-        self.binary(start, op, lhs, rhs, h)
-    }
-
-    fn implication(&mut self) -> Option<Expr> {
-        self.right_assoc(Self::or_level, &[T::Impl])
-    }
-
-    fn or_level(&mut self) -> Option<Expr> {
-        self.left_assoc(Self::and_level, &[T::OrOr])
-    }
-
-    fn and_level(&mut self) -> Option<Expr> {
-        self.left_assoc(Self::equal_level, &[T::And])
-    }
-
-    fn equal_level(&mut self) -> Option<Expr> {
-        self.non_assoc(Self::compare_level, &[T::Eq, T::Ne])
-    }
-
-    fn compare_level(&mut self) -> Option<Expr> {
-        self.non_assoc(Self::update_level, &[T::Lt, T::Gt, T::Le, T::Ge])
-    }
-
-    fn update_level(&mut self) -> Option<Expr> {
-        self.right_assoc(Self::not_level, &[T::Update])
-    }
-
-    /// `!` binds looser than `+`: `!a + b` is `!(a + b)`.
-    fn not_level(&mut self) -> Option<Expr> {
-        if self.tok.kind != T::Not {
-            return self.add_level();
-        }
-        let start = self.tok.start;
-        self.bump()?;
-        self.enter()?;
-        let e = self.not_level()?;
-        self.leave();
-        let h = self.h + 1;
-        self.mk(start, ExprKind::Not(Box::new(e)), h)
-    }
-
-    fn add_level(&mut self) -> Option<Expr> {
-        self.left_assoc(Self::mul_level, &[T::Add, T::Sub])
-    }
-
-    fn mul_level(&mut self) -> Option<Expr> {
-        self.left_assoc(Self::concat_level, &[T::Mul, T::Div])
-    }
-
-    fn concat_level(&mut self) -> Option<Expr> {
-        self.right_assoc(Self::has_attr_level, &[T::Concat])
-    }
-
-    /// `e ? a.b`, repeatable; `-a ? b` tests the negation, as in rnix.
-    fn has_attr_level(&mut self) -> Option<Expr> {
         let start = self.tok.start;
         let mut e = self.negate_level()?;
         let mut h = self.h;
-        while self.tok.kind == T::Question {
+        // `-a ? b` tests the negation, as in rnix.
+        while self.tok.kind == T::Question && min <= 11 {
             self.bump()?;
             let path = self.attrpath()?;
             h += 1;
@@ -700,6 +637,22 @@ impl Parser<'_> {
         }
         self.h = h;
         Some(e)
+    }
+
+    /// `!e`: binds looser than `+` (`!a + b` is `!(a + b)`), tighter than
+    /// `//`.
+    fn not(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        self.bump()?;
+        self.enter()?;
+        let e = if self.tok.kind == T::Not {
+            self.not()?
+        } else {
+            self.operators(8)?
+        };
+        self.leave();
+        let h = self.h + 1;
+        self.mk(start, ExprKind::Not(Box::new(e)), h)
     }
 
     fn negate_level(&mut self) -> Option<Expr> {
