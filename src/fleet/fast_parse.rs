@@ -219,7 +219,7 @@ impl Parser<'_> {
                 end: s + len,
             })
         };
-        if self.b[s..].starts_with(b"...") {
+        if c == b'.' && self.b[s..].starts_with(b"...") {
             return None;
         }
         // rnix decides "path or not" before looking at the token kind.
@@ -483,13 +483,16 @@ impl Parser<'_> {
     /// the tallest value's height.
     fn bindings(&mut self, def: &mut SetDef, until: T) -> Option<u32> {
         let mut h = 0;
+        // One buffer for every entry's path: `add` copies what it keeps.
+        let mut path = Vec::new();
         loop {
             match self.tok.kind {
                 k if k == until => return Some(h),
                 T::Eof => return None,
                 T::Inherit => h = h.max(self.inherit(def)?),
                 _ => {
-                    let path = self.attrpath()?;
+                    path.clear();
+                    self.attrpath_into(&mut path)?;
                     self.expect(T::Assign)?;
                     let value = self.expr()?;
                     h = h.max(self.h);
@@ -524,10 +527,15 @@ impl Parser<'_> {
 
     fn attrpath(&mut self) -> Option<Vec<Name>> {
         let mut path = Vec::with_capacity(1);
+        self.attrpath_into(&mut path)?;
+        Some(path)
+    }
+
+    fn attrpath_into(&mut self, path: &mut Vec<Name>) -> Option<()> {
         loop {
             path.push(self.attr()?);
             if self.tok.kind != T::Dot {
-                return Some(path);
+                return Some(());
             }
             self.bump()?;
         }
