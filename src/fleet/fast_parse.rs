@@ -1,10 +1,1150 @@
 //! Straight from text to [`ir`](super::ir) for well-formed files in the
 //! common subset; `None` for anything else, and the caller then takes the
-//! rnix path, which owns every diagnostic. (Being written.)
+//! rnix path, which owns every diagnostic.
+//!
+//! One pass over the bytes: a lexer that mirrors rnix's tokenizer for the
+//! tokens of the subset (including its path heuristics, so `a/b` is a path
+//! here exactly when it is one there) and a recursive-descent parser with
+//! rnix's precedence levels. Every node's span is the range from its first
+//! token to its last, which is where rnix puts node boundaries (trivia
+//! around a node belongs to its parent). Anything this parser is not sure
+//! about (lambdas, URIs, `with`, indented strings, paths with `${`,
+//! applications, every syntax error) makes it return `None`.
 
-use super::ir::Expr;
+use std::rc::Rc;
+
+use rowan::{TextRange, TextSize};
+
+use super::ir::{BinOp, Expr, ExprKind, Name, SetDef, StrPart};
+
+/// Nested constructs (and parse_expr calls) deeper than this bail out.
+/// Below rnix's token-nesting bound (256) and its parser's recursion limit
+/// (512), so a file this parser accepts never trips either, and far from
+/// the stack limit of any thread.
+const MAX_NESTING: u32 = 200;
+
+/// IR trees taller than this bail out: well below lower's `MAX_DEPTH`, and
+/// shallow enough that dropping or walking the tree recursively is safe.
+/// Long left-associative chains (`a + b + ...`) grow the tree without
+/// nesting, so height is tracked separately from [`MAX_NESTING`].
+const MAX_HEIGHT: u32 = 1000;
 
 /// The file's expression, or `None` when this parser is not sure.
-pub fn parse(_text: &str) -> Option<Expr> {
-    None
+pub fn parse(text: &str) -> Option<Expr> {
+    // rowan's offsets are u32.
+    u32::try_from(text.len()).ok()?;
+    let mut p = Parser {
+        text,
+        b: text.as_bytes(),
+        pos: 0,
+        tok: Tok {
+            kind: T::Eof,
+            start: 0,
+            end: 0,
+        },
+        prev_end: 0,
+        depth: 0,
+        h: 0,
+    };
+    p.bump()?;
+    let e = p.expr()?;
+    (p.tok.kind == T::Eof).then_some(e)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum T {
+    Eof,
+    Ident,
+    Int,
+    Float,
+    Path,
+    /// `"`: the parser reads the string body itself.
+    Quote,
+    /// `''`: an indented string, read by the parser too.
+    IndQuote,
+    LBrace,
+    RBrace,
+    LBrack,
+    RBrack,
+    LParen,
+    RParen,
+    Dot,
+    Assign,
+    Semi,
+    Question,
+    Let,
+    In,
+    Rec,
+    Inherit,
+    If,
+    Then,
+    Else,
+    Or,
+    Concat,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Update,
+    Not,
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    And,
+    OrOr,
+    Impl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assoc {
+    Left,
+    Right,
+    /// At most one operator of the level: `a == b == c` is an error.
+    Non,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tok {
+    kind: T,
+    start: usize,
+    end: usize,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    /// Where lexing continues: the end of `tok`.
+    pos: usize,
+    /// The current (not yet consumed) token.
+    tok: Tok,
+    /// End of the last consumed token: where a node being finished ends.
+    prev_end: usize,
+    /// Active nested constructs, bounded by [`MAX_NESTING`].
+    depth: u32,
+    /// Height (as lower counts depth, parentheses included) of the
+    /// expression the last parse function returned.
+    h: u32,
+}
+
+/// rnix's `is_valid_path_char`.
+fn is_path_char(c: u8) -> bool {
+    matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'.' | b'+' | b'-')
+}
+
+fn is_ident_char(c: u8) -> bool {
+    matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'\'' | b'-')
+}
+
+/// The ASCII characters `char::is_whitespace` accepts (rnix's whitespace);
+/// non-ASCII outside strings and comments makes the parser bail.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
+impl Parser<'_> {
+    // ---------------------------------------------------------------- lexer
+
+    /// Consumes the current token and lexes the next one.
+    fn bump(&mut self) -> Option<()> {
+        self.prev_end = self.tok.end;
+        self.skip_trivia()?;
+        self.tok = self.lex()?;
+        self.pos = self.tok.end;
+        Some(())
+    }
+
+    /// Requires the current token to be `kind` and consumes it.
+    fn expect(&mut self, kind: T) -> Option<()> {
+        if self.tok.kind != kind {
+            return None;
+        }
+        self.bump()
+    }
+
+    /// Continues lexing at byte `at` (after a string body the parser read),
+    /// the bytes before it counting as consumed.
+    fn resume_at(&mut self, at: usize) -> Option<()> {
+        self.tok.end = at;
+        self.pos = at;
+        self.bump()
+    }
+
+    fn skip_trivia(&mut self) -> Option<()> {
+        let b = self.b;
+        let mut i = self.pos;
+        loop {
+            match b.get(i) {
+                Some(&c) if is_space(c) => i += 1,
+                Some(b'#') => {
+                    // The newline is whitespace, left for the next round.
+                    let rest = b.get(i..)?;
+                    i += rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                }
+                Some(b'/') if b.get(i + 1) == Some(&b'*') => {
+                    // An unterminated comment is a syntax error.
+                    let close = b.get(i + 2..)?.windows(2).position(|w| w == b"*/")?;
+                    i += 2 + close + 2;
+                }
+                _ => break,
+            }
+        }
+        self.pos = i;
+        Some(())
+    }
+
+    fn at(&self, i: usize) -> Option<u8> {
+        self.b.get(i).copied()
+    }
+
+    fn tok_text(&self) -> Option<&str> {
+        self.text.get(self.tok.start..self.tok.end)
+    }
+
+    fn lex(&self) -> Option<Tok> {
+        let s = self.pos;
+        let Some(c) = self.at(s) else {
+            return Some(Tok {
+                kind: T::Eof,
+                start: s,
+                end: s,
+            });
+        };
+        let tok = |kind, len: usize| {
+            Some(Tok {
+                kind,
+                start: s,
+                end: s + len,
+            })
+        };
+        if c == b'.' && self.b[s..].starts_with(b"...") {
+            return None;
+        }
+        // rnix decides "path or not" before looking at the token kind.
+        if c != b'/' && is_path_char(c) && self.rel_path_ahead(s)? {
+            return self.path(s);
+        }
+        let next = self.at(s + 1);
+        match c {
+            b'/' => match next {
+                Some(b'/') => tok(T::Update, 2),
+                Some(n) if is_path_char(n) => self.path(s),
+                // `/${...}` is an interpolated path.
+                Some(b'$') if self.at(s + 2) == Some(b'{') => None,
+                _ => tok(T::Div, 1),
+            },
+            b'<' => self.less(s),
+            b'0'..=b'9' => self.number(s),
+            b'.' => match next {
+                Some(b'0'..=b'9') => self.float_tail(s, s + 1),
+                _ => tok(T::Dot, 1),
+            },
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' => self.ident(s),
+            b'"' => tok(T::Quote, 1),
+            b'\'' if next == Some(b'\'') => tok(T::IndQuote, 2),
+            b'{' => tok(T::LBrace, 1),
+            b'}' => tok(T::RBrace, 1),
+            b'[' => tok(T::LBrack, 1),
+            b']' => tok(T::RBrack, 1),
+            b'(' => tok(T::LParen, 1),
+            b')' => tok(T::RParen, 1),
+            b';' => tok(T::Semi, 1),
+            b'?' => tok(T::Question, 1),
+            b'*' => tok(T::Mul, 1),
+            b'=' if next == Some(b'=') => tok(T::Eq, 2),
+            b'=' => tok(T::Assign, 1),
+            b'!' if next == Some(b'=') => tok(T::Ne, 2),
+            b'!' => tok(T::Not, 1),
+            b'+' if next == Some(b'+') => tok(T::Concat, 2),
+            b'+' => tok(T::Add, 1),
+            b'-' if next == Some(b'>') => tok(T::Impl, 2),
+            b'-' => tok(T::Sub, 1),
+            b'&' if next == Some(b'&') => tok(T::And, 2),
+            b'|' if next == Some(b'|') => tok(T::OrOr, 2),
+            b'>' if next == Some(b'=') => tok(T::Ge, 2),
+            b'>' => tok(T::Gt, 1),
+            // `:` `@` (lambdas, URIs), `,`, `$`, `'` (indented strings),
+            // `~` (home paths), `|>`, lone `&` `|`, non-ASCII, ...
+            _ => None,
+        }
+    }
+
+    /// rnix's relative-path lookahead: a run of path characters (without
+    /// `/`) followed by `/` and a character that is not `/`, `*` or
+    /// whitespace. `None` when the character after `/` is one this lexer
+    /// does not classify (non-ASCII, control characters).
+    fn rel_path_ahead(&self, s: usize) -> Option<bool> {
+        let mut i = s;
+        while self.at(i).is_some_and(|c| c != b'/' && is_path_char(c)) {
+            i += 1;
+        }
+        if self.at(i) != Some(b'/') {
+            return Some(false);
+        }
+        match self.at(i + 1) {
+            None | Some(b'/' | b'*') => Some(false),
+            Some(c) if is_space(c) => Some(false),
+            Some(c) if !(0x20..0x7F).contains(&c) => None,
+            Some(_) => Some(true),
+        }
+    }
+
+    /// A path token from `s`: path characters, not followed by `${` (an
+    /// interpolated path), not ending in `/` and without `//` (errors).
+    fn path(&self, s: usize) -> Option<Tok> {
+        let mut i = s + 1;
+        while self.at(i).is_some_and(is_path_char) {
+            i += 1;
+        }
+        let text = self.b.get(s..i)?;
+        let interpolated = self.b.get(i..)?.starts_with(b"${");
+        let bad = text.ends_with(b"/") || text.windows(2).any(|w| w == b"//");
+        if interpolated || bad {
+            return None;
+        }
+        Some(Tok {
+            kind: T::Path,
+            start: s,
+            end: i,
+        })
+    }
+
+    /// `<`, `<=`; search paths (`<nixpkgs>`) and `<|` bail.
+    fn less(&self, s: usize) -> Option<Tok> {
+        let mut i = s;
+        while self
+            .at(i)
+            .is_some_and(|c| c == b'<' || c == b'/' || is_path_char(c))
+        {
+            i += 1;
+        }
+        if self.at(i) == Some(b'>') || self.at(s + 1) == Some(b'|') {
+            return None;
+        }
+        let (kind, len) = match self.at(s + 1) {
+            Some(b'=') => (T::Le, 2),
+            _ => (T::Lt, 1),
+        };
+        Some(Tok {
+            kind,
+            start: s,
+            end: s + len,
+        })
+    }
+
+    fn digits_from(&self, mut i: usize) -> usize {
+        while self.at(i).is_some_and(|c| c.is_ascii_digit()) {
+            i += 1;
+        }
+        i
+    }
+
+    /// rnix's number rule: `0` not followed by `.` is always an integer
+    /// (`01.5` is `01` then `.5`); otherwise digits, then `.` makes a float.
+    fn number(&self, s: usize) -> Option<Tok> {
+        let i = self.digits_from(s + 1);
+        if (self.b[s] == b'0' && self.at(s + 1) != Some(b'.')) || self.at(i) != Some(b'.') {
+            return Some(Tok {
+                kind: T::Int,
+                start: s,
+                end: i,
+            });
+        }
+        self.float_tail(s, i + 1)
+    }
+
+    /// The rest of a float from `i` (just after its `.`): digits and an
+    /// optional exponent, which must have digits.
+    fn float_tail(&self, s: usize, i: usize) -> Option<Tok> {
+        let mut i = self.digits_from(i);
+        if matches!(self.at(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(self.at(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let end = self.digits_from(i);
+            if end == i {
+                return None;
+            }
+            i = end;
+        }
+        Some(Tok {
+            kind: T::Float,
+            start: s,
+            end: i,
+        })
+    }
+
+    fn ident(&self, s: usize) -> Option<Tok> {
+        let mut i = s + 1;
+        while self.at(i).is_some_and(is_ident_char) {
+            i += 1;
+        }
+        let kind = match self.b.get(s..i)? {
+            b"let" => T::Let,
+            b"in" => T::In,
+            b"rec" => T::Rec,
+            b"inherit" => T::Inherit,
+            b"if" => T::If,
+            b"then" => T::Then,
+            b"else" => T::Else,
+            b"or" => T::Or,
+            b"with" | b"assert" => return None,
+            _ => T::Ident,
+        };
+        Some(Tok {
+            kind,
+            start: s,
+            end: i,
+        })
+    }
+
+    // --------------------------------------------------------------- parser
+
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_NESTING).then_some(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    fn span(&self, start: usize) -> TextRange {
+        // Offsets fit in u32: `parse` checked the text's length.
+        TextRange::new(
+            TextSize::from(start as u32),
+            TextSize::from(self.prev_end as u32),
+        )
+    }
+
+    /// A node from `start` to the last consumed token, of height `h`.
+    fn mk(&mut self, start: usize, kind: ExprKind, h: u32) -> Option<Expr> {
+        if h > MAX_HEIGHT {
+            return None;
+        }
+        self.h = h;
+        Some(Expr {
+            span: self.span(start),
+            kind,
+        })
+    }
+
+    /// rnix's `parse_expr`: `let`, `if`, or an operator expression.
+    fn expr(&mut self) -> Option<Expr> {
+        self.enter()?;
+        let e = match self.tok.kind {
+            T::Let => self.let_in()?,
+            T::If => self.if_else()?,
+            _ => self.operators(1)?,
+        };
+        self.leave();
+        Some(e)
+    }
+
+    fn let_in(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        self.enter()?;
+        self.bump()?;
+        // `let { ... }` is the legacy let.
+        if self.tok.kind == T::LBrace {
+            return None;
+        }
+        let mut def = SetDef::new(true, TextRange::default());
+        let hb = self.bindings(&mut def, T::In)?;
+        self.bump()?;
+        let body = self.expr()?;
+        let h = hb.max(self.h) + 1;
+        self.leave();
+        def.span = self.span(start);
+        self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
+    }
+
+    fn if_else(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        self.enter()?;
+        self.bump()?;
+        let cond = self.expr()?;
+        let hc = self.h;
+        self.expect(T::Then)?;
+        let then = self.expr()?;
+        let ht = self.h;
+        self.expect(T::Else)?;
+        let other = self.expr()?;
+        let h = hc.max(ht).max(self.h) + 1;
+        self.leave();
+        let kind = ExprKind::If(Box::new(cond), Box::new(then), Box::new(other));
+        self.mk(start, kind, h)
+    }
+
+    /// The entries of a set or `let` up to `until` (not consumed); returns
+    /// the tallest value's height.
+    fn bindings(&mut self, def: &mut SetDef, until: T) -> Option<u32> {
+        let mut h = 0;
+        // One buffer for every entry's path: `add` copies what it keeps.
+        let mut path = Vec::new();
+        loop {
+            match self.tok.kind {
+                k if k == until => return Some(h),
+                T::Eof => return None,
+                T::Inherit => h = h.max(self.inherit(def)?),
+                _ => {
+                    path.clear();
+                    self.attrpath_into(&mut path)?;
+                    self.expect(T::Assign)?;
+                    let value = self.expr()?;
+                    h = h.max(self.h);
+                    self.expect(T::Semi)?;
+                    def.add(&path, value).ok()?;
+                }
+            }
+        }
+    }
+
+    fn inherit(&mut self, def: &mut SetDef) -> Option<u32> {
+        self.bump()?;
+        let mut h = 0;
+        let from = if self.tok.kind == T::LParen {
+            self.enter()?;
+            self.bump()?;
+            let e = self.expr()?;
+            h = self.h;
+            self.expect(T::RParen)?;
+            self.leave();
+            Some(Rc::new(e))
+        } else {
+            None
+        };
+        while self.tok.kind != T::Semi {
+            let name = self.attr()?;
+            def.inherit(name, from.clone()).ok()?;
+        }
+        self.bump()?;
+        Some(h)
+    }
+
+    fn attrpath(&mut self) -> Option<Vec<Name>> {
+        let mut path = Vec::with_capacity(1);
+        self.attrpath_into(&mut path)?;
+        Some(path)
+    }
+
+    fn attrpath_into(&mut self, path: &mut Vec<Name>) -> Option<()> {
+        loop {
+            path.push(self.attr()?);
+            if self.tok.kind != T::Dot {
+                return Some(());
+            }
+            self.bump()?;
+        }
+    }
+
+    /// A static attribute name: a name (`or` included, as in rnix) or a
+    /// string without interpolation.
+    fn attr(&mut self) -> Option<Name> {
+        let start = self.tok.start;
+        let text = match self.tok.kind {
+            T::Ident | T::Or => {
+                let text = self.tok_text()?.to_string();
+                self.bump()?;
+                text
+            }
+            T::Quote | T::IndQuote => {
+                let mut text = String::new();
+                for part in self.string()? {
+                    match part {
+                        StrPart::Literal(l) => text.push_str(&l),
+                        StrPart::Interpolation(_) => return None,
+                    }
+                }
+                text
+            }
+            _ => return None,
+        };
+        Some(Name {
+            text,
+            span: self.span(start),
+        })
+    }
+
+    /// A binary operator: its binding power (higher binds tighter; rnix's
+    /// levels, `!` sitting at 7 between `//` and `+`, `?` at 11 and unary
+    /// `-` at 12) and associativity.
+    fn infix(kind: T) -> Option<(u8, BinOp, Assoc)> {
+        use Assoc::*;
+        Some(match kind {
+            T::Impl => (1, BinOp::Implication, Right),
+            T::OrOr => (2, BinOp::Or, Left),
+            T::And => (3, BinOp::And, Left),
+            T::Eq => (4, BinOp::Equal, Non),
+            T::Ne => (4, BinOp::NotEqual, Non),
+            T::Lt => (5, BinOp::Less, Non),
+            T::Gt => (5, BinOp::More, Non),
+            T::Le => (5, BinOp::LessOrEq, Non),
+            T::Ge => (5, BinOp::MoreOrEq, Non),
+            T::Update => (6, BinOp::Update, Right),
+            T::Add => (8, BinOp::Add, Left),
+            T::Sub => (8, BinOp::Sub, Left),
+            T::Mul => (9, BinOp::Mul, Left),
+            T::Div => (9, BinOp::Div, Left),
+            T::Concat => (10, BinOp::Concat, Right),
+            _ => return None,
+        })
+    }
+
+    /// An operator expression whose operators all bind at least as tightly
+    /// as `min` (precedence climbing over rnix's levels: one loop instead of
+    /// a call per level for every operand).
+    fn operators(&mut self, min: u8) -> Option<Expr> {
+        let start = self.tok.start;
+        let mut lhs = self.prefix(min)?;
+        let mut h = self.h;
+        while let Some((bp, op, assoc)) = Self::infix(self.tok.kind) {
+            if bp < min {
+                break;
+            }
+            self.bump()?;
+            let rhs_min = if assoc == Assoc::Right { bp } else { bp + 1 };
+            self.enter()?;
+            let rhs = self.operators(rhs_min)?;
+            self.leave();
+            h = h.max(self.h) + 1;
+            lhs = self.mk(start, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), h)?;
+            // rnix reports `a == b == c` and `a < b < c` as errors.
+            let chained = Self::infix(self.tok.kind).is_some_and(|(b, ..)| b == bp);
+            if assoc == Assoc::Non && chained {
+                return None;
+            }
+        }
+        self.h = h;
+        Some(lhs)
+    }
+
+    /// The operand of a binary operator: `!` (only where rnix's invert
+    /// level is reachable, `min <= 7`: `a + !b` is an error), else a
+    /// negation or simple expression with its `?` tests.
+    fn prefix(&mut self, min: u8) -> Option<Expr> {
+        if self.tok.kind == T::Not {
+            return if min <= 7 { self.not() } else { None };
+        }
+        let start = self.tok.start;
+        let mut e = self.negate_level()?;
+        let mut h = self.h;
+        // `-a ? b` tests the negation, as in rnix.
+        while self.tok.kind == T::Question && min <= 11 {
+            self.bump()?;
+            let path = self.attrpath()?;
+            h += 1;
+            let kind = ExprKind::HasAttr {
+                base: Box::new(e),
+                path,
+            };
+            e = self.mk(start, kind, h)?;
+        }
+        self.h = h;
+        Some(e)
+    }
+
+    /// `!e`: binds looser than `+` (`!a + b` is `!(a + b)`), tighter than
+    /// `//`.
+    fn not(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        self.bump()?;
+        self.enter()?;
+        let e = if self.tok.kind == T::Not {
+            self.not()?
+        } else {
+            self.operators(8)?
+        };
+        self.leave();
+        let h = self.h + 1;
+        self.mk(start, ExprKind::Not(Box::new(e)), h)
+    }
+
+    fn negate_level(&mut self) -> Option<Expr> {
+        if self.tok.kind != T::Sub {
+            return self.apply_level();
+        }
+        let start = self.tok.start;
+        self.bump()?;
+        self.enter()?;
+        let e = self.negate_level()?;
+        self.leave();
+        let h = self.h + 1;
+        self.mk(start, ExprKind::Negate(Box::new(e)), h)
+    }
+
+    /// Application is outside the subset: a simple expression followed by
+    /// something that could be an argument bails.
+    fn apply_level(&mut self) -> Option<Expr> {
+        let e = self.simple()?;
+        let arg = matches!(
+            self.tok.kind,
+            T::Rec
+                | T::LBrace
+                | T::LBrack
+                | T::LParen
+                | T::Quote
+                | T::IndQuote
+                | T::Ident
+                | T::Int
+                | T::Float
+                | T::Path
+        );
+        (!arg).then_some(e)
+    }
+
+    /// rnix's `parse_simple`: an atom, then a select with its `or` default.
+    fn simple(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        let base = self.atom()?;
+        match self.tok.kind {
+            T::Dot => {}
+            // `x or` is an application of `x` to `or` in rnix.
+            T::Or => return None,
+            _ => return Some(base),
+        }
+        let hb = self.h;
+        self.bump()?;
+        let path = self.attrpath()?;
+        let mut h = hb;
+        let default = if self.tok.kind == T::Or {
+            self.bump()?;
+            self.enter()?;
+            let d = self.simple()?;
+            self.leave();
+            h = h.max(self.h);
+            Some(Box::new(d))
+        } else {
+            None
+        };
+        let kind = ExprKind::Select {
+            base: Box::new(base),
+            path,
+            default,
+        };
+        self.mk(start, kind, h + 1)
+    }
+
+    fn atom(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        let kind = match self.tok.kind {
+            T::Int => ExprKind::Int(self.tok_text()?.parse().ok()?),
+            T::Float => ExprKind::Float(self.tok_text()?.parse().ok()?),
+            T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.to_string())]),
+            T::Ident => match self.tok_text()? {
+                "__curPos" => return None,
+                name => ExprKind::Var(name.to_string()),
+            },
+            T::Quote | T::IndQuote => return self.string_expr(),
+            T::LParen => return self.paren(),
+            T::LBrace => return self.set(start, false),
+            T::Rec => {
+                self.bump()?;
+                if self.tok.kind != T::LBrace {
+                    return None;
+                }
+                return self.set(start, true);
+            }
+            T::LBrack => return self.list(),
+            _ => return None,
+        };
+        self.bump()?;
+        self.mk(start, kind, 0)
+    }
+
+    /// Parentheses leave no node: the inner expression, with its own span
+    /// (lower does the same), but they count for lower's depth.
+    fn paren(&mut self) -> Option<Expr> {
+        self.enter()?;
+        self.bump()?;
+        let e = self.expr()?;
+        self.expect(T::RParen)?;
+        self.leave();
+        self.h += 1;
+        (self.h <= MAX_HEIGHT).then_some(e)
+    }
+
+    /// A set literal; the current token is its `{`, `start` is at `rec`
+    /// when there is one.
+    fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
+        self.enter()?;
+        self.bump()?;
+        let mut def = SetDef::new(rec, TextRange::default());
+        let h = self.bindings(&mut def, T::RBrace)?;
+        self.bump()?;
+        self.leave();
+        def.span = self.span(start);
+        self.mk(start, ExprKind::Set(Rc::new(def)), h + 1)
+    }
+
+    /// List items are simple expressions, as in rnix: `[ f x ]` has two.
+    fn list(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        self.enter()?;
+        self.bump()?;
+        let mut items = Vec::new();
+        let mut h = 0;
+        while self.tok.kind != T::RBrack {
+            items.push(self.simple()?);
+            h = h.max(self.h);
+        }
+        self.bump()?;
+        self.leave();
+        self.mk(start, ExprKind::List(items), h + 1)
+    }
+
+    fn string_expr(&mut self) -> Option<Expr> {
+        let start = self.tok.start;
+        let parts = self.string()?;
+        let h = self.h;
+        self.mk(start, ExprKind::Str(parts), h)
+    }
+
+    /// The body of a `"` string (the current token is its opening quote),
+    /// as rnix's `normalized_parts` gives it: one literal per run of text
+    /// between interpolations (never an empty one), escapes processed,
+    /// `$$` kept as written. Leaves `self.h` at the string's height.
+    fn string(&mut self) -> Option<Vec<StrPart>> {
+        if self.tok.kind == T::IndQuote {
+            return self.indented_string();
+        }
+        self.enter()?;
+        let mut parts = Vec::new();
+        let mut h = 0;
+        let mut i = self.pos;
+        // Start of the current literal run, and of the text not yet copied.
+        let mut run_start = i;
+        let mut copied = i;
+        let mut lit = String::new();
+        loop {
+            match self.at(i)? {
+                b'"' => break,
+                b'\\' => {
+                    lit.push_str(self.text.get(copied..i)?);
+                    copied = i + 1;
+                    match self.at(i + 1)? {
+                        b'n' => lit.push('\n'),
+                        b'r' => lit.push('\r'),
+                        b't' => lit.push('\t'),
+                        // Any other character stands for itself, and is
+                        // copied with the next run.
+                        _ => {
+                            i += 1;
+                            // Non-ASCII: the rest of the character is
+                            // ordinary text.
+                            if self.at(i)? < 0x80 {
+                                i += 1;
+                            }
+                            continue;
+                        }
+                    }
+                    i += 2;
+                    copied = i;
+                }
+                b'$' if self.at(i + 1) == Some(b'$') => i += 2,
+                b'$' if self.at(i + 1) == Some(b'{') => {
+                    lit.push_str(self.text.get(copied..i)?);
+                    if i > run_start {
+                        parts.push(StrPart::Literal(std::mem::take(&mut lit)));
+                    }
+                    let (e, end) = self.interpolation(i + 2)?;
+                    h = h.max(self.h);
+                    parts.push(StrPart::Interpolation(e));
+                    i = end;
+                    run_start = i;
+                    copied = i;
+                }
+                _ => i += 1,
+            }
+        }
+        lit.push_str(self.text.get(copied..i)?);
+        if i > run_start {
+            parts.push(StrPart::Literal(lit));
+        }
+        self.leave();
+        self.resume_at(i + 1)?;
+        self.h = h + 1;
+        Some(parts)
+    }
+
+    /// `${ expr }` from just after `${`; returns the expression and the
+    /// offset after its `}`.
+    fn interpolation(&mut self, from: usize) -> Option<(Expr, usize)> {
+        self.enter()?;
+        self.pos = from;
+        self.tok.end = from;
+        self.bump()?;
+        let e = self.expr()?;
+        if self.tok.kind != T::RBrace {
+            return None;
+        }
+        self.leave();
+        Some((e, self.tok.end))
+    }
+}
+
+/// A piece of an indented string as rnix's tokenizer splits it: raw text
+/// (escapes still in) or an interpolation.
+enum Raw<'a> {
+    Text(&'a str),
+    Interpolation(Expr),
+}
+
+impl<'a> Parser<'a> {
+    /// The body of a `''` string (the current token is its opening `''`),
+    /// split as rnix's tokenizer splits it and then normalized by a
+    /// line-for-line port of rnix's `normalized_parts` (indentation,
+    /// first and last line, escapes), quirks included.
+    fn indented_string(&mut self) -> Option<Vec<StrPart>> {
+        self.enter()?;
+        let mut raw = Vec::new();
+        let mut h = 0;
+        let mut i = self.pos;
+        let mut run_start = i;
+        let end = loop {
+            match self.at(i)? {
+                b'\'' => match self.at(i + 1)? {
+                    b'\'' => match self.at(i + 2) {
+                        Some(b'\'' | b'$') => i += 3,
+                        // `''\` escapes the next character, whatever it is
+                        // (a non-ASCII one continues as ordinary text).
+                        Some(b'\\') => i += if self.at(i + 3)? < 0x80 { 4 } else { 3 },
+                        _ => break i,
+                    },
+                    _ => i += 1,
+                },
+                b'$' if self.at(i + 1) == Some(b'$') => i += 2,
+                b'$' if self.at(i + 1) == Some(b'{') => {
+                    if i > run_start {
+                        raw.push(Raw::Text(self.text.get(run_start..i)?));
+                    }
+                    let (e, end) = self.interpolation(i + 2)?;
+                    h = h.max(self.h);
+                    raw.push(Raw::Interpolation(e));
+                    i = end;
+                    run_start = i;
+                }
+                _ => i += 1,
+            }
+        };
+        if end > run_start {
+            raw.push(Raw::Text(self.text.get(run_start..end)?));
+        }
+        self.leave();
+        self.resume_at(end + 2)?;
+        self.h = h + 1;
+        Some(normalize_indented(raw))
+    }
+}
+
+/// rnix's `Str::normalized_parts` for an indented string, on the same
+/// pieces, so the result is the same to the byte.
+fn normalize_indented(parts: Vec<Raw<'_>>) -> Vec<StrPart> {
+    let mut is_first_literal = true;
+    let mut at_start_of_line = true;
+    let mut min_indent = 1000000;
+    let mut cur_indent = 0;
+    let mut n = 0;
+    let mut first_is_literal = false;
+
+    for part in &parts {
+        match part {
+            Raw::Interpolation(_) => {
+                if at_start_of_line {
+                    at_start_of_line = false;
+                    min_indent = min_indent.min(cur_indent);
+                }
+                n += 1;
+            }
+            Raw::Text(text) => {
+                let mut token_text: &str = text;
+                if n == 0 {
+                    first_is_literal = true;
+                }
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = token_text.find('\n') {
+                        if token_text[0..p].chars().all(|c| c == ' ') {
+                            token_text = &token_text[p + 1..];
+                        }
+                    }
+                }
+                for c in token_text.chars() {
+                    if at_start_of_line {
+                        if c == ' ' {
+                            cur_indent += 1;
+                        } else if c == '\n' {
+                            cur_indent = 0;
+                        } else {
+                            at_start_of_line = false;
+                            min_indent = min_indent.min(cur_indent);
+                        }
+                    } else if c == '\n' {
+                        at_start_of_line = true;
+                        cur_indent = 0;
+                    }
+                }
+                n += 1;
+            }
+        }
+    }
+
+    let mut normalized = Vec::with_capacity(n);
+    let mut cur_dropped = 0;
+    let mut i = 0;
+    is_first_literal = true;
+    at_start_of_line = true;
+
+    for part in parts {
+        match part {
+            Raw::Interpolation(e) => {
+                at_start_of_line = false;
+                cur_dropped = 0;
+                normalized.push(StrPart::Interpolation(e));
+                i += 1;
+            }
+            Raw::Text(text) => {
+                let mut token_text = text;
+                if is_first_literal && first_is_literal {
+                    is_first_literal = false;
+                    if let Some(p) = token_text.find('\n') {
+                        if token_text[0..p].chars().all(|c| c == ' ') {
+                            token_text = &token_text[p + 1..];
+                            if token_text.is_empty() {
+                                i += 1;
+                                continue;
+                            }
+                        }
+                    }
+                }
+                let mut str = String::with_capacity(token_text.len());
+                for c in token_text.chars() {
+                    if at_start_of_line {
+                        if c == ' ' {
+                            if cur_dropped >= min_indent {
+                                str.push(c);
+                            }
+                            cur_dropped += 1;
+                        } else if c == '\n' {
+                            cur_dropped = 0;
+                            str.push(c);
+                        } else {
+                            at_start_of_line = false;
+                            cur_dropped = 0;
+                            str.push(c);
+                        }
+                    } else {
+                        str.push(c);
+                        if c == '\n' {
+                            at_start_of_line = true;
+                        }
+                    }
+                }
+                if i == n - 1 {
+                    if let Some(p) = str.rfind('\n') {
+                        if str[p + 1..].chars().all(|c| c == ' ') {
+                            str.truncate(p + 1);
+                        }
+                    }
+                }
+                normalized.push(StrPart::Literal(unescape_indented(&str)));
+                i += 1;
+            }
+        }
+    }
+    normalized
+}
+
+/// rnix's `unescape(input, multiline = true)`, including its stop at a
+/// `''` that is not an escape.
+fn unescape_indented(input: &str) -> String {
+    let mut output = String::with_capacity(input.len());
+    let mut input = input.chars().peekable();
+    loop {
+        match input.next() {
+            None => break,
+            Some('\'') => match input.next() {
+                None => output.push('\''),
+                Some('\'') => match input.peek() {
+                    Some('\'') => {
+                        input.next();
+                        output.push_str("''");
+                    }
+                    Some('$') => {
+                        input.next();
+                        output.push('$');
+                    }
+                    Some('\\') => {
+                        input.next();
+                        match input.next() {
+                            None => break,
+                            Some('n') => output.push('\n'),
+                            Some('r') => output.push('\r'),
+                            Some('t') => output.push('\t'),
+                            Some(c) => output.push(c),
+                        }
+                    }
+                    _ => break,
+                },
+                Some(c) => {
+                    output.push('\'');
+                    output.push(c);
+                }
+            },
+            Some(c) => output.push(c),
+        }
+    }
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{lower, syntax};
+
+    fn reference(text: &str) -> Option<Expr> {
+        let root = syntax::parse(text).ok()?;
+        lower::lower(&root.expr()?).ok()
+    }
+
+    fn same(text: &str) {
+        let fast = parse(text);
+        assert!(fast.is_some(), "fast_parse bails on {text:?}");
+        assert_eq!(fast, reference(text), "{text:?}");
+    }
+
+    #[test]
+    fn basics_match_lower() {
+        for t in [
+            "1",
+            " { a = 1; } ",
+            "{ a.b = 1; a.c = \"x${y}z\"; }",
+            "let x = 1; in [ x ./a/b.nix \"s\" ]",
+            "-1 + 2 * 3",
+            "a.b or c ? d",
+            "!a || b && c == d",
+            "if a then b else c",
+        ] {
+            same(t);
+        }
+    }
+
+    #[test]
+    fn bails_on_errors() {
+        for t in [
+            "",
+            "# c",
+            "{",
+            "f x",
+            "a == b == c",
+            "x: x",
+            "\"abc",
+            "/* x",
+        ] {
+            assert_eq!(parse(t), None, "{t:?}");
+        }
+    }
 }
