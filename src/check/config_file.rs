@@ -8,19 +8,34 @@ use rowan::ast::AstNode;
 
 use crate::diag::Diagnostic;
 use crate::fleet::lower::attr_name;
-use crate::fleet::Loaded;
+use crate::fleet::{Host, Loaded};
+
+/// Whether this rule reads the host's configuration.nix (and so also
+/// reports it missing).
+pub fn reads_configuration(h: &Host) -> bool {
+    h.configuration_file.is_some()
+        && h.proxmox
+            .as_ref()
+            .is_some_and(|p| p.clones_template() && !p.readonly)
+}
 
 pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (h, p) in l.fleet.vms() {
-        if !p.clones_template() || p.readonly {
+    for h in &l.fleet.hosts {
+        if !reads_configuration(h) {
             continue;
         }
         let Some(cfg) = &h.configuration_file else {
             continue;
         };
-        let Ok(text) = std::fs::read_to_string(&cfg.value) else {
-            continue;
+        let text = match std::fs::read_to_string(&cfg.value) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
+                out.push(super::rules::missing_file(l, h, "configurationFile", cfg));
+                continue;
+            }
+            // Unreadable or not UTF-8: nothing to scan (it exists).
+            Err(_) => continue,
         };
         // Parsing thousands of files is the slow part of `pve check`; skip it
         // when no finding is possible: nothing mentions systemd-boot or disko

@@ -74,7 +74,10 @@ enum Code<'a> {
     },
     /// `inherit name;` with nothing to inherit (the scope check refuses
     /// that first; this fails when forced).
-    Unbound { name: &'a str, span: TextRange },
+    Unbound {
+        name: &'a str,
+        span: TextRange,
+    },
 }
 
 #[derive(Clone)]
@@ -275,10 +278,9 @@ impl<'a> Evaluator<'a> {
                 let base = self.eval(from, &env)?;
                 self.select_one(&base, name, span)
             }
-            Code::Unbound { name, span } => Err(EvalError::new(
-                span,
-                format!("undefined variable '{name}'"),
-            )),
+            Code::Unbound { name, span } => {
+                Err(EvalError::new(span, format!("undefined variable '{name}'")))
+            }
         };
         match result {
             Ok(v) => {
@@ -400,7 +402,7 @@ impl<'a> Evaluator<'a> {
             env.clone()
         };
         let mut attrs = LAttrs::new();
-        for (name, entry) in &def.entries {
+        for (name, entry) in def.entries.iter() {
             let thunk = match &entry.value {
                 EntryValue::Expr(e) => pending(Code::Expr(e), &scope),
                 EntryValue::Nested(set) => pending(Code::Set(set), &scope),

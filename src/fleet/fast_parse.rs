@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
 
-use super::ir::{BinOp, Expr, ExprKind, Name, SetDef, StrPart};
+use super::ir::{BinOp, Expr, ExprKind, Name, SetBuilder, StrPart};
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
 /// Below rnix's token-nesting bound (256) and its parser's recursion limit
@@ -452,14 +452,18 @@ impl Parser<'_> {
         if self.tok.kind == T::LBrace {
             return None;
         }
-        let mut def = SetDef::new(true, TextRange::default());
+        let mut def = SetBuilder::new(true, TextRange::default());
         let hb = self.bindings(&mut def, T::In)?;
         self.bump()?;
         let body = self.expr()?;
         let h = hb.max(self.h) + 1;
         self.leave();
         def.span = self.span(start);
-        self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
+        self.mk(
+            start,
+            ExprKind::Let(Rc::new(def.finish()), Box::new(body)),
+            h,
+        )
     }
 
     fn if_else(&mut self) -> Option<Expr> {
@@ -481,7 +485,7 @@ impl Parser<'_> {
 
     /// The entries of a set or `let` up to `until` (not consumed); returns
     /// the tallest value's height.
-    fn bindings(&mut self, def: &mut SetDef, until: T) -> Option<u32> {
+    fn bindings(&mut self, def: &mut SetBuilder, until: T) -> Option<u32> {
         let mut h = 0;
         // One buffer for every entry's path: `add` copies what it keeps.
         let mut path = Vec::new();
@@ -503,7 +507,7 @@ impl Parser<'_> {
         }
     }
 
-    fn inherit(&mut self, def: &mut SetDef) -> Option<u32> {
+    fn inherit(&mut self, def: &mut SetBuilder) -> Option<u32> {
         self.bump()?;
         let mut h = 0;
         let from = if self.tok.kind == T::LParen {
@@ -772,12 +776,12 @@ impl Parser<'_> {
     fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
         self.enter()?;
         self.bump()?;
-        let mut def = SetDef::new(rec, TextRange::default());
+        let mut def = SetBuilder::new(rec, TextRange::default());
         let h = self.bindings(&mut def, T::RBrace)?;
         self.bump()?;
         self.leave();
         def.span = self.span(start);
-        self.mk(start, ExprKind::Set(Rc::new(def)), h + 1)
+        self.mk(start, ExprKind::Set(Rc::new(def.finish())), h + 1)
     }
 
     /// List items are simple expressions, as in rnix: `[ f x ]` has two.

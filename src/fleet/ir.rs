@@ -83,12 +83,14 @@ pub enum BinOp {
     MoreOrEq,
 }
 
-/// An attribute set or `let` bindings, merged.
+/// An attribute set or `let` bindings, merged; entries sorted by name and
+/// stored in one exact-size allocation (a large fleet has tens of
+/// thousands of small sets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetDef {
     pub rec: bool,
     pub span: TextRange,
-    pub entries: BTreeMap<String, Entry>,
+    pub entries: Box<[(String, Entry)]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,11 +110,94 @@ pub enum EntryValue {
 }
 
 impl SetDef {
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// Collects the entries of a set or `let` in source order, merging paths
+/// as Nix's parser does (`a.b = 1; a.c = 2;`); [`SetBuilder::finish`] gives
+/// the [`SetDef`].
+#[derive(Debug, Clone)]
+pub struct SetBuilder {
+    pub rec: bool,
+    pub span: TextRange,
+    entries: BTreeMap<String, Building>,
+}
+
+#[derive(Debug, Clone)]
+struct Building {
+    name_span: TextRange,
+    value: BuildingValue,
+}
+
+#[derive(Debug, Clone)]
+enum BuildingValue {
+    Done(EntryValue),
+    /// A set that later paths may still add to (`a.b = 1;` made `a`).
+    Open(SetBuilder),
+}
+
+impl SetBuilder {
     pub fn new(rec: bool, span: TextRange) -> Self {
-        SetDef {
+        SetBuilder {
             rec,
             span,
             entries: BTreeMap::new(),
+        }
+    }
+
+    pub fn finish(self) -> SetDef {
+        let entries = self
+            .entries
+            .into_iter()
+            .map(|(name, b)| {
+                let value = match b.value {
+                    BuildingValue::Done(v) => v,
+                    BuildingValue::Open(set) => EntryValue::Nested(Rc::new(set.finish())),
+                };
+                (
+                    name,
+                    Entry {
+                        name_span: b.name_span,
+                        value,
+                    },
+                )
+            })
+            .collect();
+        SetDef {
+            rec: self.rec,
+            span: self.span,
+            entries,
+        }
+    }
+
+    /// A finished set opened again, because a later path adds to it.
+    fn reopen(set: Rc<SetDef>) -> SetBuilder {
+        let set = Rc::try_unwrap(set).unwrap_or_else(|rc| (*rc).clone());
+        let entries = set
+            .entries
+            .into_vec()
+            .into_iter()
+            .map(|(name, e)| {
+                let b = Building {
+                    name_span: e.name_span,
+                    value: BuildingValue::Done(e.value),
+                };
+                (name, b)
+            })
+            .collect();
+        SetBuilder {
+            rec: set.rec,
+            span: set.span,
+            entries,
         }
     }
 
@@ -127,17 +212,17 @@ impl SetDef {
         };
         self.entries.insert(
             name.text,
-            Entry {
+            Building {
                 name_span: name.span,
-                value,
+                value: BuildingValue::Done(value),
             },
         );
         Ok(())
     }
 
-    /// `a.b.c = value;`, merged with what is there as Nix merges it. A set
-    /// literal arrives as `ExprKind::Set` and is merged into an existing
-    /// set literal at the same path.
+    /// `a.b.c = value;`, merged with what is there as Nix merges it: a set
+    /// literal (`ExprKind::Set`) at a path that holds a set literal already
+    /// adds its attributes to it.
     pub fn add(&mut self, path: &[Name], value: Expr) -> Result<(), EvalError> {
         let Some((last, init)) = path.split_last() else {
             return Ok(());
@@ -152,14 +237,11 @@ impl SetDef {
             let entry = cur
                 .entries
                 .entry(name.text.clone())
-                .or_insert_with(|| Entry {
+                .or_insert_with(|| Building {
                     name_span: name.span,
-                    value: EntryValue::Nested(Rc::new(SetDef::new(false, name.span))),
+                    value: BuildingValue::Open(SetBuilder::new(false, name.span)),
                 });
-            match &mut entry.value {
-                EntryValue::Nested(set) => cur = Rc::make_mut(set),
-                _ => return Err(duplicate(&dotted, name.span)),
-            }
+            cur = entry.open().ok_or_else(|| duplicate(&dotted, name.span))?;
         }
         if !dotted.is_empty() {
             dotted.push('.');
@@ -180,33 +262,52 @@ impl SetDef {
                 };
                 cur.entries.insert(
                     last.text.clone(),
-                    Entry {
+                    Building {
                         name_span: last.span,
-                        value,
+                        value: BuildingValue::Done(value),
                     },
                 );
             }
-            (
-                Some(Entry {
-                    value: EntryValue::Nested(existing),
-                    ..
-                }),
-                Ok(set),
-            ) => {
+            (Some(existing), Ok(set)) => {
                 // Both are set literals: Nix moves the new one's attributes
                 // into the existing set (a clash is still an error).
-                let existing = Rc::make_mut(existing);
+                let existing = existing
+                    .open()
+                    .ok_or_else(|| duplicate(&dotted, last.span))?;
                 let set = Rc::try_unwrap(set).unwrap_or_else(|rc| (*rc).clone());
-                for (name, entry) in set.entries {
+                for (name, entry) in set.entries.into_vec() {
                     if existing.entries.contains_key(&name) {
                         return Err(duplicate(&format!("{dotted}.{name}"), entry.name_span));
                     }
-                    existing.entries.insert(name, entry);
+                    let b = Building {
+                        name_span: entry.name_span,
+                        value: BuildingValue::Done(entry.value),
+                    };
+                    existing.entries.insert(name, b);
                 }
             }
-            (Some(_), _) => return Err(duplicate(&dotted, last.span)),
+            (Some(_), Err(_)) => return Err(duplicate(&dotted, last.span)),
         }
         Ok(())
+    }
+}
+
+impl Building {
+    /// The set at this entry, open for more attributes; `None` when the
+    /// entry is not a set written as such (a value, an `inherit`).
+    fn open(&mut self) -> Option<&mut SetBuilder> {
+        if let BuildingValue::Done(EntryValue::Nested(_)) = &self.value {
+            let BuildingValue::Done(EntryValue::Nested(set)) =
+                std::mem::replace(&mut self.value, BuildingValue::Done(EntryValue::InheritVar))
+            else {
+                return None;
+            };
+            self.value = BuildingValue::Open(SetBuilder::reopen(set));
+        }
+        match &mut self.value {
+            BuildingValue::Open(set) => Some(set),
+            BuildingValue::Done(_) => None,
+        }
     }
 }
 

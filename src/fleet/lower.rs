@@ -11,7 +11,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 use super::eval::{EvalError, MAX_DEPTH};
-use super::ir::{BinOp, Expr, ExprKind, Name, SetDef, StrPart};
+use super::ir::{BinOp, Expr, ExprKind, Name, SetBuilder, SetDef, StrPart};
 
 type Result<T> = std::result::Result<T, EvalError>;
 
@@ -239,7 +239,7 @@ fn attr_path(path: Option<ast::Attrpath>, span: TextRange) -> Result<Vec<Name>> 
 }
 
 fn set_def<N: HasEntry>(node: &N, rec: bool, d: usize) -> Result<SetDef> {
-    let mut def = SetDef::new(rec, node.syntax().text_range());
+    let mut def = SetBuilder::new(rec, node.syntax().text_range());
     for entry in node.entries() {
         match entry {
             ast::Entry::Inherit(inh) => {
@@ -263,31 +263,33 @@ fn set_def<N: HasEntry>(node: &N, rec: bool, d: usize) -> Result<SetDef> {
             }
         }
     }
-    Ok(def)
+    Ok(def.finish())
 }
 
 fn binop(op: Option<BinOpKind>, span: TextRange) -> Result<BinOp> {
-    Ok(match op.ok_or_else(|| EvalError::new(span, "unknown operator"))? {
-        BinOpKind::Concat => BinOp::Concat,
-        BinOpKind::Update => BinOp::Update,
-        BinOpKind::Add => BinOp::Add,
-        BinOpKind::Sub => BinOp::Sub,
-        BinOpKind::Mul => BinOp::Mul,
-        BinOpKind::Div => BinOp::Div,
-        BinOpKind::And => BinOp::And,
-        BinOpKind::Or => BinOp::Or,
-        BinOpKind::Implication => BinOp::Implication,
-        BinOpKind::Equal => BinOp::Equal,
-        BinOpKind::NotEqual => BinOp::NotEqual,
-        BinOpKind::Less => BinOp::Less,
-        BinOpKind::More => BinOp::More,
-        BinOpKind::LessOrEq => BinOp::LessOrEq,
-        BinOpKind::MoreOrEq => BinOp::MoreOrEq,
-        BinOpKind::PipeLeft | BinOpKind::PipeRight => {
-            return Err(EvalError::new(
-                span,
-                "the pipe operators are outside the subset of Nix that hosts.nix may use",
-            ))
-        }
-    })
+    Ok(
+        match op.ok_or_else(|| EvalError::new(span, "unknown operator"))? {
+            BinOpKind::Concat => BinOp::Concat,
+            BinOpKind::Update => BinOp::Update,
+            BinOpKind::Add => BinOp::Add,
+            BinOpKind::Sub => BinOp::Sub,
+            BinOpKind::Mul => BinOp::Mul,
+            BinOpKind::Div => BinOp::Div,
+            BinOpKind::And => BinOp::And,
+            BinOpKind::Or => BinOp::Or,
+            BinOpKind::Implication => BinOp::Implication,
+            BinOpKind::Equal => BinOp::Equal,
+            BinOpKind::NotEqual => BinOp::NotEqual,
+            BinOpKind::Less => BinOp::Less,
+            BinOpKind::More => BinOp::More,
+            BinOpKind::LessOrEq => BinOp::LessOrEq,
+            BinOpKind::MoreOrEq => BinOp::MoreOrEq,
+            BinOpKind::PipeLeft | BinOpKind::PipeRight => {
+                return Err(EvalError::new(
+                    span,
+                    "the pipe operators are outside the subset of Nix that hosts.nix may use",
+                ))
+            }
+        },
+    )
 }

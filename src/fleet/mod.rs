@@ -100,8 +100,27 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
         path: file.path.clone(),
         source,
     })?;
-    let value = match evaluate_text(&file.text, &root_dir) {
-        Ok(v) => v,
+    // The model is built on the evaluator's thread too: its allocations
+    // then reuse the memory the evaluator has just freed.
+    let result = on_eval_thread(|| {
+        let value = evaluate_on_this_thread(&file.text, &root_dir)?;
+        let Some(attrs) = value.as_attrs() else {
+            let d = Diagnostic::error(
+                "not-a-set",
+                value.span,
+                format!(
+                    "hosts.nix must evaluate to an attribute set, not {}",
+                    value.kind.type_name()
+                ),
+            )
+            .help("write `{ myhost = { ... }; }`, optionally inside `let ... in`");
+            return Err(d);
+        };
+        let (fleet, diagnostics) = Fleet::from_value(attrs);
+        Ok((value, fleet, diagnostics))
+    });
+    let (value, fleet, diagnostics) = match result {
+        Ok(loaded) => loaded,
         Err(d) => {
             return Err(FleetError::Invalid {
                 file: Box::new(file),
@@ -109,22 +128,6 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
             })
         }
     };
-    let Some(attrs) = value.as_attrs() else {
-        let d = Diagnostic::error(
-            "not-a-set",
-            value.span,
-            format!(
-                "hosts.nix must evaluate to an attribute set, not {}",
-                value.kind.type_name()
-            ),
-        )
-        .help("write `{ myhost = { ... }; }`, optionally inside `let ... in`");
-        return Err(FleetError::Invalid {
-            file: Box::new(file),
-            diagnostic: Box::new(d),
-        });
-    };
-    let (fleet, diagnostics) = Fleet::from_value(attrs);
     Ok(Loaded {
         file,
         root_dir,
@@ -134,24 +137,31 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
     })
 }
 
-/// Parse, scope-check and evaluate strictly. Runs on a thread with a large
-/// stack so that deep but legal input cannot overflow it; depth is bounded
-/// by [`syntax::MAX_NESTING`] and [`eval::MAX_DEPTH`] as well.
+/// Parse, scope-check and evaluate strictly.
 pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
-    let text = text.to_string();
-    let base_dir = base_dir.to_path_buf();
-    let worker = std::thread::Builder::new()
-        .name("nix-eval".into())
-        .stack_size(256 * 1024 * 1024)
-        .spawn(move || evaluate_on_this_thread(&text, &base_dir));
-    match worker.map(|h| h.join()) {
-        Ok(Ok(result)) => result,
-        _ => Err(Diagnostic::error(
-            "internal",
-            rowan::TextRange::default(),
-            "the evaluator stopped unexpectedly",
-        )),
-    }
+    on_eval_thread(|| evaluate_on_this_thread(text, base_dir))
+}
+
+/// Runs `work` on a thread with a large stack, so that deep but legal
+/// input cannot overflow it; depth is bounded by [`syntax::MAX_NESTING`]
+/// and [`eval::MAX_DEPTH`] as well.
+fn on_eval_thread<T: Send>(
+    work: impl FnOnce() -> Result<T, Diagnostic> + Send,
+) -> Result<T, Diagnostic> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("nix-eval".into())
+            .stack_size(256 * 1024 * 1024)
+            .spawn_scoped(s, work);
+        match worker.map(|h| h.join()) {
+            Ok(Ok(result)) => result,
+            _ => Err(Diagnostic::error(
+                "internal",
+                rowan::TextRange::default(),
+                "the evaluator stopped unexpectedly",
+            )),
+        }
+    })
 }
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {

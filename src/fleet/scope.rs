@@ -104,7 +104,7 @@ fn walk_set<'a>(
     scopes: &mut Scopes<'a>,
     d: usize,
 ) -> Result<(), EvalError> {
-    for (name, entry) in &def.entries {
+    for (name, entry) in def.entries.iter() {
         if matches!(entry.value, EntryValue::InheritVar)
             && !scopes.iter().any(|s| s.contains(name.as_str()))
         {
@@ -116,10 +116,10 @@ fn walk_set<'a>(
         }
     }
     if def.rec {
-        scopes.push(def.entries.keys().map(String::as_str).collect());
+        scopes.push(def.names().collect());
     }
     let result = (|| {
-        for entry in def.entries.values() {
+        for (_, entry) in def.entries.iter() {
             match &entry.value {
                 EntryValue::Expr(e) => walk(e, scopes, d)?,
                 EntryValue::InheritFrom(e) => walk(e, scopes, d)?,
