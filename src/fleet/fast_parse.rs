@@ -21,7 +21,7 @@
 //! (so URIs), application, `__curPos`, `...`, `~/` and `<...>` paths,
 //! paths with `${`, dynamic attribute names, `|>` `<|`, integer overflow,
 //! duplicate attributes, non-ASCII outside strings and comments, nesting
-//! deeper than [`MAX_NESTING`] and trees taller than [`MAX_HEIGHT`].
+//! deeper than `MAX_NESTING` and trees taller than `MAX_HEIGHT`.
 
 use std::rc::Rc;
 
