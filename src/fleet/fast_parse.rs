@@ -2,14 +2,26 @@
 //! common subset; `None` for anything else, and the caller then takes the
 //! rnix path, which owns every diagnostic.
 //!
-//! One pass over the bytes: a lexer that mirrors rnix's tokenizer for the
-//! tokens of the subset (including its path heuristics, so `a/b` is a path
-//! here exactly when it is one there) and a recursive-descent parser with
-//! rnix's precedence levels. Every node's span is the range from its first
-//! token to its last, which is where rnix puts node boundaries (trivia
-//! around a node belongs to its parent). Anything this parser is not sure
-//! about (lambdas, URIs, `with`, indented strings, paths with `${`,
-//! applications, every syntax error) makes it return `None`.
+//! One pass over the bytes, no token list and no syntax tree: a lexer that
+//! mirrors rnix's tokenizer for the tokens of the subset (its path
+//! heuristics included, so `a/b` is a path here exactly when it is one
+//! there) and a recursive-descent parser with rnix's precedence. Every
+//! node's span runs from its first token to its last, which is where rnix
+//! puts node boundaries (trivia around a node belongs to its parent).
+//!
+//! Handled: whitespace, `#` and `/* */` comments; names, `true`/`false`/
+//! `null` as variables; integers and floats (read by the same `str::parse`
+//! rnix uses); `"..."` and `''...''` strings with escapes and `${}`
+//! (normalized as rnix's `normalized_parts` does); plain paths; lists;
+//! sets, `rec` sets and `let ... in` with attribute paths, quoted names and
+//! `inherit` (merged by [`SetDef::add`] and [`SetDef::inherit`]); select
+//! with `or`, `?`, parentheses, `if`, every operator but the pipes.
+//!
+//! `None` for: any syntax error; `with`, `assert`, lambdas, `:` and `@`
+//! (so URIs), application, `__curPos`, `...`, `~/` and `<...>` paths,
+//! paths with `${`, dynamic attribute names, `|>` `<|`, integer overflow,
+//! duplicate attributes, non-ASCII outside strings and comments, nesting
+//! deeper than `MAX_NESTING` and trees taller than `MAX_HEIGHT`.
 
 use std::rc::Rc;
 
