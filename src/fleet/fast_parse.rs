@@ -14,7 +14,7 @@
 //! rnix uses); `"..."` and `''...''` strings with escapes and `${}`
 //! (normalized as rnix's `normalized_parts` does); plain paths; lists;
 //! sets, `rec` sets and `let ... in` with attribute paths, quoted names and
-//! `inherit` (merged by [`SetDef::add`] and [`SetDef::inherit`]); select
+//! `inherit` (merged by [`SetBuilder::add`](super::ir::SetBuilder::add) and [`SetBuilder::inherit`](super::ir::SetBuilder::inherit)); select
 //! with `or`, `?`, parentheses, `if`, every operator but the pipes.
 //!
 //! `None` for: any syntax error; `with`, `assert`, lambdas, `:` and `@`
