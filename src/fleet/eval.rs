@@ -20,7 +20,7 @@ use std::rc::Rc;
 use rowan::TextRange;
 
 use super::ir::{BinOp, EntryValue, Expr, ExprKind, Name, SetDef, StrPart};
-use super::value::{Attr, Kind, Value};
+use super::value::{Attr, Attrs, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
 /// the stack (the evaluator runs on a thread with a large stack; see
@@ -232,12 +232,12 @@ impl<'a> Evaluator<'a> {
             }
             LV::Attrs(attrs) => {
                 let attrs = Rc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
-                let mut out = BTreeMap::new();
+                let mut out = Vec::with_capacity(attrs.len());
                 for (name, (name_span, t)) in attrs {
                     let value = self.deep_thunk(t)?;
-                    out.insert(name.to_string(), Attr { name_span, value });
+                    out.push((name.to_string(), Attr { name_span, value }));
                 }
-                Kind::Attrs(out)
+                Kind::Attrs(Attrs::from_sorted(out))
             }
         };
         Ok(Value { kind, span: v.span })

@@ -2,7 +2,6 @@
 //! expression that produced it, so a diagnostic can point at it and an edit
 //! can go straight to its syntax node.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -34,8 +33,95 @@ pub struct Attr {
     pub value: Value,
 }
 
-/// Attribute sets are sorted by name, as Nix sorts them.
-pub type Attrs = BTreeMap<String, Attr>;
+/// An attribute set: sorted by name, as Nix sorts them, in one exact-size
+/// allocation (a large fleet has tens of thousands of small sets).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Attrs(Box<[(String, Attr)]>);
+
+impl Attrs {
+    /// From entries already sorted by name, without duplicates (as the
+    /// evaluator produces them).
+    pub fn from_sorted(entries: Vec<(String, Attr)>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        Attrs(entries.into_boxed_slice())
+    }
+    pub fn get(&self, name: &str) -> Option<&Attr> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Attr)> {
+        self.0.iter().map(|(n, a)| (n, a))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(n, _)| n)
+    }
+    pub fn values(&self) -> impl Iterator<Item = &Attr> {
+        self.0.iter().map(|(_, a)| a)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    // Changes, for the editor's proofs (a few per run): each rebuilds the
+    // set, which keeps lookups simple and the common read path small.
+
+    pub fn insert(&mut self, name: String, attr: Attr) -> Option<Attr> {
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        let old = match v.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => Some(std::mem::replace(&mut v[i].1, attr)),
+            Err(i) => {
+                v.insert(i, (name, attr));
+                None
+            }
+        };
+        self.0 = v.into_boxed_slice();
+        old
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Attr> {
+        let i = self
+            .0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()?;
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        let (_, attr) = v.remove(i);
+        self.0 = v.into_boxed_slice();
+        Some(attr)
+    }
+
+    /// The attribute `name`, inserted from `make` when missing.
+    pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Attr) -> &mut Attr {
+        let i = match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) => i,
+            Err(_) => {
+                self.insert(name.to_string(), make());
+                self.0
+                    .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                    .unwrap_or_default()
+            }
+        };
+        &mut self.0[i].1
+    }
+}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = (&'a String, &'a Attr);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Attr)>,
+        fn(&'a (String, Attr)) -> (&'a String, &'a Attr),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, a)| (n, a))
+    }
+}
 
 impl Kind {
     /// The type name Nix uses in its messages ("a string", "a set", ...).

@@ -292,7 +292,7 @@ fn put(v: &mut Value, path: &[String], new: Value) -> bool {
     let Kind::Attrs(attrs) = &mut v.kind else {
         return false;
     };
-    let slot = attrs.entry(first.clone()).or_insert_with(|| Attr {
+    let slot = attrs.get_or_insert_with(first, || Attr {
         name_span: TextRange::default(),
         value: Value {
             kind: Kind::Attrs(Default::default()),
