@@ -334,7 +334,7 @@ fn first_difference(want: &Value, got: &Value, path: &mut Vec<String>) -> Option
                     return d;
                 }
             }
-            g.keys().find(|k| !w.contains_key(*k)).map(|k| {
+            g.keys().find(|k| !w.contains_key(k)).map(|k| {
                 path.push(k.clone());
                 let s = format!("{} would appear", show(path));
                 path.pop();
