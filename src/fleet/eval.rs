@@ -13,7 +13,7 @@
 //! silent wrap-around of older Nix.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -86,8 +86,51 @@ struct Lazy<'a> {
     span: TextRange,
 }
 
-/// Names borrow from the expression tree: no copy per attribute.
-type LAttrs<'a> = BTreeMap<&'a str, (TextRange, Thunk<'a>)>;
+/// A lazy attribute set: sorted by name in one allocation, names borrowed
+/// from the expression tree (no copy per attribute).
+#[derive(Clone, Default)]
+struct LAttrs<'a>(Vec<(&'a str, (TextRange, Thunk<'a>))>);
+
+impl<'a> LAttrs<'a> {
+    fn get(&self, name: &str) -> Option<&(TextRange, Thunk<'a>)> {
+        self.0
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.0.iter().map(|(n, _)| *n)
+    }
+    fn values(&self) -> impl Iterator<Item = &(TextRange, Thunk<'a>)> {
+        self.0.iter().map(|(_, v)| v)
+    }
+    /// `self // other`: every name of both, `other`'s value where both have
+    /// one.
+    fn update(&self, other: &Self) -> Self {
+        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        let mut out = Vec::with_capacity(self.len() + other.len());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => match x.0.cmp(y.0) {
+                    std::cmp::Ordering::Less => a.next(),
+                    std::cmp::Ordering::Greater => b.next(),
+                    std::cmp::Ordering::Equal => {
+                        a.next();
+                        b.next()
+                    }
+                },
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next(),
+                (None, None) => break,
+            };
+            out.extend(next.cloned());
+        }
+        LAttrs(out)
+    }
+}
 
 #[derive(Clone)]
 enum LV<'a> {
@@ -233,7 +276,7 @@ impl<'a> Evaluator<'a> {
             LV::Attrs(attrs) => {
                 let attrs = Rc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
                 let mut out = Vec::with_capacity(attrs.len());
-                for (name, (name_span, t)) in attrs {
+                for (name, (name_span, t)) in attrs.0 {
                     let value = self.deep_thunk(t)?;
                     out.push((name.to_string(), Attr { name_span, value }));
                 }
@@ -401,7 +444,7 @@ impl<'a> Evaluator<'a> {
         } else {
             env.clone()
         };
-        let mut attrs = LAttrs::new();
+        let mut attrs = LAttrs(Vec::with_capacity(def.entries.len()));
         for (name, entry) in def.entries.iter() {
             let thunk = match &entry.value {
                 EntryValue::Expr(e) => pending(Code::Expr(e), &scope),
@@ -426,11 +469,12 @@ impl<'a> Evaluator<'a> {
                     &scope,
                 ),
             };
-            attrs.insert(name.as_str(), (entry.name_span, thunk));
+            // In the definition's (sorted) order, so the set stays sorted.
+            attrs.0.push((name.as_str(), (entry.name_span, thunk)));
         }
         if rec {
             let mut vars = scope.vars.borrow_mut();
-            for (name, (_, t)) in &attrs {
+            for (name, (_, t)) in &attrs.0 {
                 vars.insert(name, t.clone());
             }
             self.rec_scopes.borrow_mut().push(scope.clone());
@@ -542,11 +586,7 @@ impl<'a> Evaluator<'a> {
                 _ => return Err(type_mismatch(span, "++", "lists", &lhs, &rhs)),
             },
             BinOp::Update => match (&lhs.v, &rhs.v) {
-                (LV::Attrs(a), LV::Attrs(b)) => {
-                    let mut merged = (**a).clone();
-                    merged.extend(b.iter().map(|(k, v)| (*k, v.clone())));
-                    LV::Attrs(Rc::new(merged))
-                }
+                (LV::Attrs(a), LV::Attrs(b)) => LV::Attrs(Rc::new(a.update(b))),
                 _ => return Err(type_mismatch(span, "//", "sets", &lhs, &rhs)),
             },
             BinOp::Add => self.add(&lhs, &rhs, span)?,
@@ -631,7 +671,7 @@ fn code_span(code: &Code<'_>) -> TextRange {
 
 fn missing_attr(name: &str, attrs: &LAttrs<'_>, span: TextRange) -> EvalError {
     let err = EvalError::new(span, format!("attribute '{name}' missing"));
-    match crate::diag::did_you_mean(name, attrs.keys().copied()) {
+    match crate::diag::did_you_mean(name, attrs.keys()) {
         Some(s) => err.with_help(format!("did you mean '{s}'?")),
         None => err,
     }
