@@ -8,17 +8,20 @@ use pve_fleet::fleet::{fast_parse, lower, syntax};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Some(fast) = fast_parse::parse(text) else { return };
-    // The rnix path recurses deeply; run it where the evaluator runs it.
-    let text = text.to_string();
-    let reference = std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || {
-            let root = syntax::parse(&text).ok()?;
-            lower::lower(&root.expr()?).ok()
-        })
-        .expect("thread")
-        .join()
-        .expect("rnix path");
-    assert_eq!(Some(fast), reference, "fast parser disagrees with rnix + lower");
+    // The rnix path recurses deeply; run both where the evaluator runs them.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn_scoped(s, || {
+                let Some(fast) = fast_parse::parse(text) else { return };
+                let reference = syntax::parse(text)
+                    .ok()
+                    .and_then(|root| root.expr())
+                    .and_then(|e| lower::lower(&e).ok());
+                assert_eq!(Some(fast), reference, "fast parser disagrees with rnix + lower");
+            })
+            .expect("thread")
+            .join()
+            .expect("no disagreement");
+    });
 });

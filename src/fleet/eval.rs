@@ -53,7 +53,14 @@ type Result<T> = std::result::Result<T, EvalError>;
 // ---------------------------------------------------------------------------
 // Lazy values
 
-type Thunk<'a> = Rc<RefCell<State<'a>>>;
+/// A value not yet computed. Literals that need no scope (most of a
+/// fleet: numbers, plain strings and paths) are kept as their expression
+/// and cost no allocation until read.
+#[derive(Clone)]
+enum Thunk<'a> {
+    Shared(Rc<RefCell<State<'a>>>),
+    Literal(&'a Expr),
+}
 
 enum State<'a> {
     Pending(Code<'a>, Env<'a>),
@@ -160,11 +167,21 @@ impl LV<'_> {
 }
 
 fn done(v: LV<'_>, span: TextRange) -> Thunk<'_> {
-    Rc::new(RefCell::new(State::Done(Lazy { v, span })))
+    Thunk::Shared(Rc::new(RefCell::new(State::Done(Lazy { v, span }))))
 }
 
 fn pending<'a>(code: Code<'a>, env: &Env<'a>) -> Thunk<'a> {
-    Rc::new(RefCell::new(State::Pending(code, env.clone())))
+    Thunk::Shared(Rc::new(RefCell::new(State::Pending(code, env.clone()))))
+}
+
+/// `e` to be evaluated later in `env`.
+fn delay<'a>(e: &'a Expr, env: &Env<'a>) -> Thunk<'a> {
+    let literal_parts = |parts: &[StrPart]| parts.iter().all(|p| matches!(p, StrPart::Literal(_)));
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) => Thunk::Literal(e),
+        ExprKind::Str(parts) | ExprKind::Path(parts) if literal_parts(parts) => Thunk::Literal(e),
+        _ => pending(Code::Expr(e), env),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -196,6 +213,8 @@ pub struct Evaluator<'a> {
     /// Every `rec`/`let` scope: their thunks point back at them, so the
     /// cycles are broken by hand when the evaluator is done.
     rec_scopes: RefCell<Vec<Env<'a>>>,
+    /// An empty scope, for literals (which read none).
+    no_scope: Env<'a>,
 }
 
 impl Drop for Evaluator<'_> {
@@ -219,6 +238,10 @@ impl<'a> Evaluator<'a> {
             base_dir: base_dir.to_path_buf(),
             depth: Cell::new(0),
             rec_scopes: RefCell::new(Vec::new()),
+            no_scope: Rc::new(Scope {
+                vars: RefCell::new(HashMap::new()),
+                parent: None,
+            }),
         }
     }
 
@@ -293,6 +316,11 @@ impl<'a> Evaluator<'a> {
     }
 
     fn force(&self, t: &Thunk<'a>) -> Result<Lazy<'a>> {
+        let t = match t {
+            Thunk::Shared(t) => t,
+            // A literal needs no scope: the root one will do.
+            Thunk::Literal(e) => return self.eval(e, &self.no_scope),
+        };
         let state = {
             let mut s = t.borrow_mut();
             let span = match &*s {
@@ -352,7 +380,7 @@ impl<'a> Evaluator<'a> {
                 return self.force(&t);
             }
             ExprKind::List(items) => LV::List(Rc::new(
-                items.iter().map(|e| pending(Code::Expr(e), env)).collect(),
+                items.iter().map(|e| delay(e, env)).collect(),
             )),
             ExprKind::Set(def) => return self.eval_set(def, env),
             ExprKind::Let(def, body) => {
@@ -447,7 +475,7 @@ impl<'a> Evaluator<'a> {
         let mut attrs = LAttrs(Vec::with_capacity(def.entries.len()));
         for (name, entry) in def.entries.iter() {
             let thunk = match &entry.value {
-                EntryValue::Expr(e) => pending(Code::Expr(e), &scope),
+                EntryValue::Expr(e) => delay(e, &scope),
                 EntryValue::Nested(set) => pending(Code::Set(set), &scope),
                 EntryValue::InheritVar => match env.lookup(name) {
                     Some(t) => t,
