@@ -9,6 +9,7 @@ use clap::Parser;
 use pve_fleet::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = Cli::parse();
     let result = cli::run(cli);
     // An interrupted op fails as a side effect of closing its connection;
@@ -20,5 +21,18 @@ fn main() -> ExitCode {
             cli::report(&err);
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// With transparent huge pages the allocator's partly used 2 MiB regions
+/// count in full: a 10,000-host `pve check` peaks at 78 MiB instead of
+/// 67 MiB, for a few milliseconds saved. A short-lived tool is better off
+/// small.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and only sets
+    // a flag on this process; it cannot touch memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }

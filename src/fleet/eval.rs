@@ -379,9 +379,9 @@ impl<'a> Evaluator<'a> {
                     .ok_or_else(|| EvalError::new(span, format!("undefined variable '{name}'")))?;
                 return self.force(&t);
             }
-            ExprKind::List(items) => LV::List(Rc::new(
-                items.iter().map(|e| delay(e, env)).collect(),
-            )),
+            ExprKind::List(items) => {
+                LV::List(Rc::new(items.iter().map(|e| delay(e, env)).collect()))
+            }
             ExprKind::Set(def) => return self.eval_set(def, env),
             ExprKind::Let(def, body) => {
                 let scope = self.bind(def, env, true);

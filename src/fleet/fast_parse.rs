@@ -809,12 +809,16 @@ impl Parser<'_> {
         }
         self.bump()?;
         self.leave();
+        items.shrink_to_fit();
         self.mk(start, ExprKind::List(items), h + 1)
     }
 
     fn string_expr(&mut self) -> Option<Expr> {
         let start = self.tok.start;
-        let parts = self.string()?;
+        let mut parts = self.string()?;
+        // Most strings are one literal: keep one slot, not the four a
+        // growing vector reserves (10,000 hosts have 50,000 strings).
+        parts.shrink_to_fit();
         let h = self.h;
         self.mk(start, ExprKind::Str(parts), h)
     }
