@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use pve_fleet::fleet::{fast_parse, ir::Expr, lower, syntax};
 use support::repo_root;
@@ -748,33 +747,4 @@ fn hostile_inputs_bail_without_panicking() {
         assert_eq!(fast_parse::parse(t), None, "{t:?}");
         check_big_stack(t);
     }
-}
-
-/// Timing on a 10,000-host fleet: `cargo test --release --test fast_parse
-/// -- --ignored --nocapture timing`.
-#[test]
-#[ignore]
-fn timing_on_10k_hosts() {
-    let path = Path::new("/tmp/f10k-fast/hosts.nix");
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(_) => generated_fleet(10_000),
-    };
-    let best = |f: &dyn Fn() -> bool| {
-        let mut best = f64::MAX;
-        for _ in 0..7 {
-            let t0 = Instant::now();
-            assert!(f());
-            best = best.min(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        best
-    };
-    let fast = best(&|| fast_parse::parse(&text).is_some());
-    let rnix = best(&|| syntax::parse(&text).is_ok());
-    let rnix_lower = best(&|| reference(&text).is_some());
-    eprintln!(
-        "{} bytes: fast_parse {fast:.1} ms, rnix parse {rnix:.1} ms, rnix parse + lower {rnix_lower:.1} ms",
-        text.len()
-    );
-    assert_eq!(fast_parse::parse(&text), reference(&text));
 }
