@@ -262,3 +262,54 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
         .count();
     assert_eq!(gen, 1, "step 4 was not repeated");
 }
+
+#[test]
+fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
+    let w = World::new();
+    // The first run hangs in the switch on the VM.
+    let hang = w.vm_dir.join("hang");
+    std::fs::write(&hang, "").expect("write");
+    let mut first = w
+        .integrate_std(&["web"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pve starts");
+    let start = Instant::now();
+    while !w
+        .vm_log()
+        .iter()
+        .any(|e| e["prog"] == "switch-to-configuration")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the switch never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = w.snapshot();
+    let log_before = w.vm_log().len();
+
+    let out = w.integrate(&["web", "--resume"]).output().expect("runs");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another `pve integrate` for `web` is running"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pve integrate --status web"), "{stderr}");
+    assert_eq!(w.snapshot(), before, "the refused run changed the fleet");
+    assert_eq!(
+        w.vm_log().len(),
+        log_before,
+        "the refused run reached the VM"
+    );
+
+    // Once the first run is gone (killed here), the host can be resumed.
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    std::fs::remove_file(&hang).expect("rm");
+    let out = w.integrate(&["web", "--resume"]).output().expect("runs");
+    assert!(out.status.success(), "{}", text(&out).1);
+}

@@ -3,6 +3,7 @@
 //! step under `vms/.journal/`, so a run that died at step 5 resumes at step 5.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -122,6 +123,48 @@ impl Journal {
         crate::fsutil::write_atomic(&self.path, text.as_bytes())
     }
 
+    /// Takes the lock for this workflow and host, or fails at once: two
+    /// `pve integrate web1` at the same time would otherwise race each other
+    /// through the same steps. The lock file stays (removing it would let a
+    /// third run lock a different file); the folder's `.gitignore` keeps
+    /// run state out of the repository.
+    pub fn lock(&self) -> Result<RunLock, AppError> {
+        let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+        let io = |what: &str, e: std::io::Error| {
+            AppError::input(format!("cannot {what} {}: {e}", dir.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+        let ignore = dir.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(
+                &ignore,
+                "# Run state of pve workflows (journals, locks).\n*\n",
+            )
+            .map_err(|e| io("write .gitignore in", e))?;
+        }
+        let path = self.path.with_extension("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("open a lock file in", e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(AppError::input(format!(
+                "another `pve {}` for `{}` is running ({} is locked)",
+                self.workflow,
+                self.host,
+                path.display()
+            ))
+            .with_help(format!(
+                "let it finish; `pve {} --status {}` shows where it is",
+                self.workflow, self.host
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(io("lock a file in", e)),
+        }
+    }
+
     /// Removes the journal once the workflow has finished.
     pub fn finish(self) -> Result<(), AppError> {
         match std::fs::remove_file(&self.path) {
@@ -133,4 +176,10 @@ impl Journal {
             ))),
         }
     }
+}
+
+/// Held while a workflow runs for one host; released when dropped (or when
+/// the process dies).
+pub struct RunLock {
+    _file: File,
 }

@@ -57,6 +57,7 @@ pub fn run<C>(
     journal: &mut Journal,
     progress: Progress,
 ) -> Result<(), AppError> {
+    let _lock = journal.lock()?;
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
         let index = i + 1;
@@ -244,6 +245,38 @@ mod tests {
             ["one", "two", "three"],
             "step one was not run again"
         );
+    }
+
+    #[test]
+    fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = Journal::new(dir.path(), "integrate", "web");
+        let held = first.lock().expect("first run locks");
+        let mut second = Journal::new(dir.path(), "integrate", "web");
+        let mut ctx = Ctx {
+            ran: vec![],
+            fail_at: None,
+        };
+        let err = run(&mut ctx, &[step("one")], &mut second, Progress::Json)
+            .expect_err("second run refused");
+        assert!(
+            err.to_string()
+                .contains("another `pve integrate` for `web` is running"),
+            "{err}"
+        );
+        assert!(ctx.ran.is_empty(), "no step ran");
+        // Another host is not affected; the same host runs once released.
+        Journal::new(dir.path(), "integrate", "db")
+            .lock()
+            .expect("other host");
+        drop(held);
+        run(&mut ctx, &[step("one")], &mut second, Progress::Json).expect("runs after release");
+        assert_eq!(ctx.ran, ["one"]);
+        // The run state stays out of git.
+        let ignore =
+            std::fs::read_to_string(dir.path().join(journal::JOURNAL_DIR).join(".gitignore"))
+                .expect(".gitignore");
+        assert!(ignore.lines().any(|l| l == "*"));
     }
 
     #[test]
