@@ -379,3 +379,59 @@ fn removing_a_machine_that_is_not_a_vm_touches_neither_proxmox_nor_opentofu() {
         .iter()
         .any(|c| c.contains(" rotate -i ") && c.ends_with("common.yaml")));
 }
+
+/// What the next plan would otherwise change on the adopted VM is read
+/// from its Proxmox config (the simulator serves it in `qm config`'s
+/// format): tags, bridge, VLAN, MAC address and virtiofs shares.
+#[test]
+fn import_keeps_the_vms_tags_network_and_shares() {
+    let fx = Fx::new();
+    fx.sim.update(|s| {
+        let cfg = &mut s["vms"]["112"]["config"];
+        cfg["tags"] = serde_json::json!("legacy;db");
+        cfg["net0"] = serde_json::json!("virtio=BC:24:11:00:01:12,bridge=vmbr1,firewall=1,tag=20");
+        cfg["virtiofs0"] = serde_json::json!("dirid=media,cache=always,expose-acl=1");
+        cfg["virtiofs1"] = serde_json::json!("containers");
+    });
+    let o = fx
+        .pve()
+        .args(["import", "112", "--name", "legacy"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
+    let o = fx.pve().args(["eval"]).output().expect("eval");
+    let fleet: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let p = &fleet["legacy"]["proxmox"];
+    assert_eq!(p["tags"], serde_json::json!(["legacy", "db"]));
+    assert_eq!(p["bridge"], "vmbr1");
+    assert_eq!(p["vlan"], 20);
+    assert_eq!(p["macAddress"], "BC:24:11:00:01:12");
+    assert_eq!(
+        p["virtiofs"],
+        serde_json::json!([
+            { "mapping": "media", "cache": "always", "expose_acl": true },
+            { "mapping": "containers" }
+        ])
+    );
+    let o = fx.pve().arg("check").output().expect("check");
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
+    // The rendered VM carries them, as the provider names them.
+    let o = fx
+        .pve()
+        .args(["render", "tofu", "--out-dir"])
+        .arg(fx.logs.path())
+        .output()
+        .expect("render");
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
+    let tf: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.logs.path().join("vms/tofu/config.tf.json")).expect("tf"),
+    )
+    .expect("tf json");
+    let vm = &tf["resource"]["proxmox_virtual_environment_vm"]["legacy"];
+    let net = &vm["network_device"][0];
+    assert_eq!(net["bridge"], "vmbr1");
+    assert_eq!(net["vlan_id"], 20);
+    assert_eq!(net["mac_address"], "BC:24:11:00:01:12");
+    assert_eq!(vm["tags"], serde_json::json!(["legacy", "db"]));
+    assert_eq!(vm["virtiofs"].as_array().map(Vec::len), Some(2), "{vm}");
+}

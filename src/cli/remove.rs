@@ -249,6 +249,13 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<u8> {
     if let Some(m) = cfg.get("machine") {
         extra.push(("machine", string_literal(m)));
     }
+    let default_bridge = loaded
+        .fleet
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.bridge.as_deref())
+        .unwrap_or("vmbr0");
+    extra.extend(adopted_settings(&cfg, default_bridge));
     edit::apply_to_file_under(&lock, &path, |t| {
         let mut t = edit::add_host(t, &name, &nix)?;
         for (k, v) in &extra {
@@ -272,6 +279,59 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<u8> {
             format!(" (and wrote {})", made.join(", "))
         }
     ))
+}
+
+/// What else the next plan would otherwise change on an adopted VM: its
+/// tags, its first network device (bridge when not the fleet's default,
+/// VLAN, and the MAC address, which DHCP reservations depend on) and its
+/// virtiofs shares, as Nix text per `proxmox` key.
+fn adopted_settings(cfg: &proxmox::VmConfig, default_bridge: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let list = |items: Vec<String>| format!("[ {} ]", items.join(" "));
+    let tags = cfg.tags();
+    if !tags.is_empty() {
+        out.push((
+            "tags",
+            list(tags.iter().map(|t| string_literal(t)).collect()),
+        ));
+    }
+    if let Some(net) = cfg.nets().into_iter().find(|n| n.id == "net0") {
+        if let Some(b) = net.bridge.as_deref().filter(|b| *b != default_bridge) {
+            out.push(("bridge", string_literal(b)));
+        }
+        if let Some(tag) = net.vlan {
+            out.push(("vlan", tag.to_string()));
+        }
+        if !net.mac.is_empty() {
+            // Proxmox writes MAC addresses in capitals; so must we, or the
+            // plan shows a change.
+            out.push(("macAddress", string_literal(&net.mac.to_ascii_uppercase())));
+        }
+    }
+    let shares: Vec<String> = cfg
+        .virtiofs()
+        .iter()
+        .map(|v| {
+            let mut fields = vec![format!("mapping = {};", string_literal(&v.mapping))];
+            if let Some(c) = &v.cache {
+                fields.push(format!("cache = {};", string_literal(c)));
+            }
+            for (key, flag) in [
+                ("direct_io", v.direct_io),
+                ("expose_acl", v.expose_acl),
+                ("expose_xattr", v.expose_xattr),
+            ] {
+                if let Some(f) = flag {
+                    fields.push(format!("{key} = {f};"));
+                }
+            }
+            format!("{{ {} }}", fields.join(" "))
+        })
+        .collect();
+    if !shares.is_empty() {
+        out.push(("virtiofs", list(shares)));
+    }
+    out
 }
 
 /// The boot disk's slot and size (`virtio0`, `64G`), from `boot: order=`

@@ -298,8 +298,21 @@ pub fn qm_config(text: &str) -> Result<VmConfig, ParseError> {
 pub struct NetDevice {
     pub id: String,
     pub model: String,
+    /// Lowercase, for matching the neighbour table.
     pub mac: String,
     pub bridge: Option<String>,
+    /// The VLAN tag (`tag=20`).
+    pub vlan: Option<u32>,
+}
+
+/// A directory shared into the VM (`virtiofs0`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VirtiofsShare {
+    pub mapping: String,
+    pub cache: Option<String>,
+    pub direct_io: Option<bool>,
+    pub expose_acl: Option<bool>,
+    pub expose_xattr: Option<bool>,
 }
 
 impl VmConfig {
@@ -351,10 +364,12 @@ impl VmConfig {
             let mut model = String::new();
             let mut mac = String::new();
             let mut bridge = None;
+            let mut vlan = None;
             for (i, part) in v.split(',').enumerate() {
                 let (pk, pv) = part.split_once('=').unwrap_or((part, ""));
                 match pk {
                     "bridge" => bridge = Some(pv.to_string()),
+                    "tag" => vlan = pv.parse().ok(),
                     "macaddr" => mac = pv.to_string(),
                     _ if i == 0 => {
                         model = pk.to_string();
@@ -368,7 +383,42 @@ impl VmConfig {
                 model,
                 mac: mac.to_ascii_lowercase(),
                 bridge,
+                vlan,
             });
+        }
+        out
+    }
+    /// `virtiofsN: [dirid=]MAPPING,cache=..,direct-io=1,expose-acl=1,
+    /// expose-xattr=1`, in slot order.
+    pub fn virtiofs(&self) -> Vec<VirtiofsShare> {
+        let mut out = Vec::new();
+        for (k, v) in &self.entries {
+            let Some(n) = k.strip_prefix("virtiofs") else {
+                continue;
+            };
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let mut share = VirtiofsShare::default();
+            for (i, part) in v.split(',').enumerate() {
+                let (pk, pv) = match part.split_once('=') {
+                    Some(kv) => kv,
+                    None if i == 0 => ("dirid", part),
+                    None => continue,
+                };
+                let flag = || Some(pv == "1");
+                match pk {
+                    "dirid" => share.mapping = pv.to_string(),
+                    "cache" => share.cache = Some(pv.to_string()),
+                    "direct-io" => share.direct_io = flag(),
+                    "expose-acl" => share.expose_acl = flag(),
+                    "expose-xattr" => share.expose_xattr = flag(),
+                    _ => {}
+                }
+            }
+            if !share.mapping.is_empty() {
+                out.push(share);
+            }
         }
         out
     }
