@@ -313,3 +313,70 @@ fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
     let out = w.integrate(&["web", "--resume"]).output().expect("runs");
     assert!(out.status.success(), "{}", text(&out).1);
 }
+
+/// `pve integrate` on a pseudo-terminal (`script`), typing `answer`.
+fn integrate_on_a_terminal(w: &World, args: &[&str], answer: &str) -> std::process::Output {
+    let std = w.integrate_std(args);
+    let mut argv = vec![std.get_program().to_string_lossy().into_owned()];
+    argv.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let mut cmd = std::process::Command::new("script");
+    w.pve_env(&mut cmd);
+    cmd.args(["-qefc", &pve_fleet::shell::join(&argv), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("script runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Type once the question is up (the guest agent is asked first).
+        std::thread::sleep(Duration::from_millis(1500));
+        stdin.write_all(answer.as_bytes()).expect("type");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// With no guest agent to read the VM's key, a person at a terminal is
+/// shown the fingerprint the SSH server offers and must type `yes`;
+/// anything else trusts nothing.
+#[test]
+fn on_a_terminal_an_unverified_host_key_needs_a_typed_yes() {
+    let w = World::new();
+    w.sim.update(|s| {
+        s["vms"]["111"]["agent_running"] = serde_json::json!(false);
+    });
+    let pinned = || {
+        std::fs::read_to_string(fleet_path(&w, "vms/known_hosts"))
+            .unwrap_or_default()
+            .contains(&w.vm_key())
+    };
+    let o = integrate_on_a_terminal(&w, &["web", VM_IP], "no\n");
+    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{screen}");
+    // The fingerprint as OpenSSH itself prints it.
+    let keyfile = w.sim.dir.path().join("vm_key.pub");
+    std::fs::write(&keyfile, format!("{}\n", w.vm_key())).expect("write");
+    let lf = std::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&keyfile)
+        .output()
+        .expect("ssh-keygen");
+    let fp = String::from_utf8_lossy(&lf.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_string();
+    assert!(fp.starts_with("SHA256:"), "{fp}");
+    assert!(screen.contains(&fp), "the fingerprint is shown: {screen}");
+    assert!(screen.contains("Type yes to trust it"), "{screen}");
+    assert!(screen.contains("nothing was trusted"), "{screen}");
+    assert!(!pinned(), "a key was pinned without a yes");
+
+    let o = integrate_on_a_terminal(&w, &["web", VM_IP, "--resume"], "yes\n");
+    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        screen.contains("[2/11] ok"),
+        "the key step passed: {screen}"
+    );
+    assert!(pinned(), "the confirmed key is pinned: {screen}");
+}
