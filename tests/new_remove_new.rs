@@ -307,3 +307,61 @@ fn a_declined_rollback_keeps_the_journal_and_resume_finishes_the_run() {
     assert_eq!(hosts.matches("web-4 = {").count(), 1);
     assert!(hosts.contains("sshAlias = \"w4\";"), "{hosts}");
 }
+
+/// The apply created the VM, then failed (a provider error after the
+/// create: the OpenTofu stand-in keeps the instance in the state as
+/// tainted, and really creates the VM on the simulated Proxmox host). The
+/// rollback destroys exactly that VM with a targeted plan and leaves the
+/// repository, the state and Proxmox as they were.
+#[test]
+fn an_apply_that_created_the_vm_then_failed_is_rolled_back_with_the_vm() {
+    let fx = Fx::new();
+    let vms_before: Vec<String> = fx.sim.state()["vms"]
+        .as_object()
+        .expect("vms")
+        .keys()
+        .cloned()
+        .collect();
+    let o = fx
+        .pve()
+        .env("TOFU_STANDIN_FAIL", "apply-after-create")
+        .env("PVE_SIM_STATE", &fx.sim.state_path)
+        .args(["new", "--name", "web-5", "--vmid", "150", "--yes"])
+        .output()
+        .expect("run");
+    let (_, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Rolling back"), "{stderr}");
+    assert!(
+        stderr.contains("destroyed proxmox_virtual_environment_vm.web-5"),
+        "{stderr}"
+    );
+    // The stand-in really created VM 150 before failing; it is gone again.
+    let vms_after: Vec<String> = fx.sim.state()["vms"]
+        .as_object()
+        .expect("vms")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(vms_after, vms_before, "VM 150 was destroyed on Proxmox");
+    assert!(fx.state_vms().is_empty(), "{:?}", fx.state_vms());
+    // Both plans (the create, then the rollback's destroy) were targeted
+    // at the new VM and nothing else, and each was applied.
+    let calls = fx.tofu_calls();
+    let plans: Vec<&String> = calls.iter().filter(|c| c.starts_with("plan ")).collect();
+    assert_eq!(plans.len(), 2, "{calls:?}");
+    for p in &plans {
+        let targets: Vec<&str> = p.split(' ').filter(|a| a.starts_with("-target=")).collect();
+        assert_eq!(
+            targets,
+            ["-target=proxmox_virtual_environment_vm.web-5"],
+            "{calls:?}"
+        );
+    }
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("apply ")).count(),
+        2,
+        "{calls:?}"
+    );
+    assert_eq!(fx.status(), "", "git status is clean");
+}
