@@ -20,62 +20,63 @@ pub fn reads_configuration(h: &Host) -> bool {
 }
 
 pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for h in &l.fleet.hosts {
-        if !reads_configuration(h) {
-            continue;
+    super::per_host_in_parallel(l, |h, out| {
+        if reads_configuration(h) {
+            check_configuration(l, h, out);
         }
-        let Some(cfg) = &h.configuration_file else {
-            continue;
-        };
-        let text = match std::fs::read_to_string(&cfg.value) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
-                out.push(super::rules::missing_file(l, h, "configurationFile", cfg));
-                continue;
-            }
-            // Unreadable or not UTF-8: nothing to scan (it exists).
-            Err(_) => continue,
-        };
-        // Parsing thousands of files is the slow part of `pve check`; skip it
-        // when no finding is possible: nothing mentions systemd-boot or disko
-        // and the hardware configuration exists.
-        let hw_exists = cfg
-            .value
-            .with_file_name("hardware-configuration.nix")
-            .exists();
-        if hw_exists && !text.contains("systemd-boot") && !text.contains("disko") {
-            continue;
+    })
+}
+
+fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
+    let Some(cfg) = &h.configuration_file else {
+        return;
+    };
+    let text = match std::fs::read_to_string(&cfg.value) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
+            out.push(super::rules::missing_file(l, h, "configurationFile", cfg));
+            return;
         }
-        let findings = scan(&text);
-        let shown = crate::fleet::value::display_path(&cfg.value, &l.root_dir);
-        if findings.systemd_boot {
-            out.push(
-                Diagnostic::error("systemd-boot", cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
-                    .help("use `boot.loader.grub = { enable = true; devices = [ \"nodev\" ]; };` as hosts/vm_base does"),
-            );
-        }
-        if findings.disko {
-            out.push(
-                Diagnostic::error("disko", cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
-                    .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
-            );
-        }
-        if findings.imports_hardware && !hw_exists {
-            out.push(
-                Diagnostic::warning(
-                    "needs-integrate",
-                    cfg.span,
-                    format!("`{}` has no hardware-configuration.nix yet", h.name),
-                )
-                .help(format!(
-                    "run `pve integrate {}` once the VM is up; it generates the file from the VM",
-                    h.name
-                )),
-            );
-        }
+        // Unreadable or not UTF-8: nothing to scan (it exists).
+        Err(_) => return,
+    };
+    // Parsing thousands of files is the slow part of `pve check`; skip it
+    // when no finding is possible: nothing mentions systemd-boot or disko
+    // and the hardware configuration exists.
+    let hw_exists = cfg
+        .value
+        .with_file_name("hardware-configuration.nix")
+        .exists();
+    if hw_exists && !text.contains("systemd-boot") && !text.contains("disko") {
+        return;
     }
-    out
+    let findings = scan(&text);
+    let shown = crate::fleet::value::display_path(&cfg.value, &l.root_dir);
+    if findings.systemd_boot {
+        out.push(
+            Diagnostic::error("systemd-boot", cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
+                .help("use `boot.loader.grub = { enable = true; devices = [ \"nodev\" ]; };` as hosts/vm_base does"),
+        );
+    }
+    if findings.disko {
+        out.push(
+            Diagnostic::error("disko", cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
+                .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
+        );
+    }
+    if findings.imports_hardware && !hw_exists {
+        out.push(
+            Diagnostic::warning(
+                "needs-integrate",
+                cfg.span,
+                format!("`{}` has no hardware-configuration.nix yet", h.name),
+            )
+            .help(format!(
+                "run `pve integrate {}` once the VM is up; it generates the file from the VM",
+                h.name
+            )),
+        );
+    }
 }
 
 #[derive(Debug, Default, PartialEq)]

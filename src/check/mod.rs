@@ -62,6 +62,41 @@ pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
+/// Runs `check` for every host, spread over the machine's cores (the
+/// rules that read thousands of files spend their time in system calls),
+/// and returns the findings in host order.
+pub(crate) fn per_host_in_parallel(
+    l: &Loaded,
+    check: impl Fn(&crate::fleet::Host, &mut Vec<Diagnostic>) + Sync,
+) -> Vec<Diagnostic> {
+    let hosts = &l.fleet.hosts;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = hosts.len().div_ceil(threads).max(64);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = hosts
+            .chunks(chunk)
+            .map(|part| {
+                let check = &check;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for h in part {
+                        check(h, &mut out);
+                    }
+                    out
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for w in workers {
+            match w.join() {
+                Ok(found) => out.extend(found),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// What the findings mean for the exit code: errors fail, warnings only
 /// with `strict`.
 pub fn fails(diags: &[Diagnostic], strict: bool) -> bool {
