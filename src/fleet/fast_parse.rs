@@ -11,8 +11,9 @@
 //!
 //! Handled: whitespace, `#` and `/* */` comments; names, `true`/`false`/
 //! `null` as variables; integers and floats (read by the same `str::parse`
-//! rnix uses); `"..."` and `''...''` strings with escapes and `${}`
-//! (normalized as rnix's `normalized_parts` does); plain paths; lists;
+//! rnix uses); `"..."` and `''...''` strings with escapes and `${}` (the
+//! text of an indented string is normalized by rnix's own
+//! `normalized_parts`); plain paths; lists;
 //! sets, `rec` sets and `let ... in` with attribute paths, quoted names and
 //! `inherit` (merged by [`SetBuilder::add`](super::ir::SetBuilder::add) and [`SetBuilder::inherit`](super::ir::SetBuilder::inherit)); select
 //! with `or`, `?`, parentheses, `if`, every operator but the pipes.
@@ -906,24 +907,17 @@ impl Parser<'_> {
     }
 }
 
-/// A piece of an indented string as rnix's tokenizer splits it: raw text
-/// (escapes still in) or an interpolation.
-enum Raw<'a> {
-    Text(&'a str),
-    Interpolation(Expr),
-}
-
-impl<'a> Parser<'a> {
-    /// The body of a `''` string (the current token is its opening `''`),
-    /// split as rnix's tokenizer splits it and then normalized by a
-    /// line-for-line port of rnix's `normalized_parts` (indentation,
-    /// first and last line, escapes), quirks included.
+impl Parser<'_> {
+    /// The body of a `''` string (the current token is its opening `''`).
+    /// Its interpolations are parsed here; its text (indentation, first and
+    /// last line, escapes, quirks included) is normalized by rnix itself,
+    /// on just this string, so the result is the same to the byte.
     fn indented_string(&mut self) -> Option<Vec<StrPart>> {
         self.enter()?;
-        let mut raw = Vec::new();
+        let open = self.tok.start;
+        let mut interpolations = Vec::new();
         let mut h = 0;
         let mut i = self.pos;
-        let mut run_start = i;
         let end = loop {
             match self.at(i)? {
                 b'\'' => match self.at(i + 1)? {
@@ -938,186 +932,42 @@ impl<'a> Parser<'a> {
                 },
                 b'$' if self.at(i + 1) == Some(b'$') => i += 2,
                 b'$' if self.at(i + 1) == Some(b'{') => {
-                    if i > run_start {
-                        raw.push(Raw::Text(self.text.get(run_start..i)?));
-                    }
                     let (e, end) = self.interpolation(i + 2)?;
                     h = h.max(self.h);
-                    raw.push(Raw::Interpolation(e));
+                    interpolations.push(e);
                     i = end;
-                    run_start = i;
                 }
                 _ => i += 1,
             }
         };
-        if end > run_start {
-            raw.push(Raw::Text(self.text.get(run_start..end)?));
-        }
         self.leave();
         self.resume_at(end + 2)?;
         self.h = h + 1;
-        Some(normalize_indented(raw))
+        normalized_by_rnix(self.text.get(open..end + 2)?, interpolations)
     }
 }
 
-/// rnix's `Str::normalized_parts` for an indented string, on the same
-/// pieces, so the result is the same to the byte.
-fn normalize_indented(parts: Vec<Raw<'_>>) -> Vec<StrPart> {
-    let mut is_first_literal = true;
-    let mut at_start_of_line = true;
-    let mut min_indent = 1000000;
-    let mut cur_indent = 0;
-    let mut n = 0;
-    let mut first_is_literal = false;
-
-    for part in &parts {
-        match part {
-            Raw::Interpolation(_) => {
-                if at_start_of_line {
-                    at_start_of_line = false;
-                    min_indent = min_indent.min(cur_indent);
-                }
-                n += 1;
-            }
-            Raw::Text(text) => {
-                let mut token_text: &str = text;
-                if n == 0 {
-                    first_is_literal = true;
-                }
-                if is_first_literal && first_is_literal {
-                    is_first_literal = false;
-                    if let Some(p) = token_text.find('\n') {
-                        if token_text[0..p].chars().all(|c| c == ' ') {
-                            token_text = &token_text[p + 1..];
-                        }
-                    }
-                }
-                for c in token_text.chars() {
-                    if at_start_of_line {
-                        if c == ' ' {
-                            cur_indent += 1;
-                        } else if c == '\n' {
-                            cur_indent = 0;
-                        } else {
-                            at_start_of_line = false;
-                            min_indent = min_indent.min(cur_indent);
-                        }
-                    } else if c == '\n' {
-                        at_start_of_line = true;
-                        cur_indent = 0;
-                    }
-                }
-                n += 1;
-            }
-        }
+/// rnix's `normalized_parts` of the indented string `literal`, with the
+/// interpolations this parser made in place of rnix's.
+fn normalized_by_rnix(literal: &str, interpolations: Vec<Expr>) -> Option<Vec<StrPart>> {
+    use rnix::ast::InterpolPart;
+    let parse = rnix::Root::parse(literal);
+    if !parse.errors().is_empty() {
+        return None;
     }
-
-    let mut normalized = Vec::with_capacity(n);
-    let mut cur_dropped = 0;
-    let mut i = 0;
-    is_first_literal = true;
-    at_start_of_line = true;
-
-    for part in parts {
-        match part {
-            Raw::Interpolation(e) => {
-                at_start_of_line = false;
-                cur_dropped = 0;
-                normalized.push(StrPart::Interpolation(e));
-                i += 1;
-            }
-            Raw::Text(text) => {
-                let mut token_text = text;
-                if is_first_literal && first_is_literal {
-                    is_first_literal = false;
-                    if let Some(p) = token_text.find('\n') {
-                        if token_text[0..p].chars().all(|c| c == ' ') {
-                            token_text = &token_text[p + 1..];
-                            if token_text.is_empty() {
-                                i += 1;
-                                continue;
-                            }
-                        }
-                    }
-                }
-                let mut str = String::with_capacity(token_text.len());
-                for c in token_text.chars() {
-                    if at_start_of_line {
-                        if c == ' ' {
-                            if cur_dropped >= min_indent {
-                                str.push(c);
-                            }
-                            cur_dropped += 1;
-                        } else if c == '\n' {
-                            cur_dropped = 0;
-                            str.push(c);
-                        } else {
-                            at_start_of_line = false;
-                            cur_dropped = 0;
-                            str.push(c);
-                        }
-                    } else {
-                        str.push(c);
-                        if c == '\n' {
-                            at_start_of_line = true;
-                        }
-                    }
-                }
-                if i == n - 1 {
-                    if let Some(p) = str.rfind('\n') {
-                        if str[p + 1..].chars().all(|c| c == ' ') {
-                            str.truncate(p + 1);
-                        }
-                    }
-                }
-                normalized.push(StrPart::Literal(unescape_indented(&str)));
-                i += 1;
-            }
-        }
-    }
-    normalized
-}
-
-/// rnix's `unescape(input, multiline = true)`, including its stop at a
-/// `''` that is not an escape.
-fn unescape_indented(input: &str) -> String {
-    let mut output = String::with_capacity(input.len());
-    let mut input = input.chars().peekable();
-    loop {
-        match input.next() {
-            None => break,
-            Some('\'') => match input.next() {
-                None => output.push('\''),
-                Some('\'') => match input.peek() {
-                    Some('\'') => {
-                        input.next();
-                        output.push_str("''");
-                    }
-                    Some('$') => {
-                        input.next();
-                        output.push('$');
-                    }
-                    Some('\\') => {
-                        input.next();
-                        match input.next() {
-                            None => break,
-                            Some('n') => output.push('\n'),
-                            Some('r') => output.push('\r'),
-                            Some('t') => output.push('\t'),
-                            Some(c) => output.push(c),
-                        }
-                    }
-                    _ => break,
-                },
-                Some(c) => {
-                    output.push('\'');
-                    output.push(c);
-                }
-            },
-            Some(c) => output.push(c),
-        }
-    }
-    output
+    let Some(rnix::ast::Expr::Str(s)) = parse.tree().expr() else {
+        return None;
+    };
+    let mut ours = interpolations.into_iter();
+    let parts = s
+        .normalized_parts()
+        .into_iter()
+        .map(|part| match part {
+            InterpolPart::Literal(l) => Some(StrPart::Literal(l)),
+            InterpolPart::Interpolation(_) => ours.next().map(StrPart::Interpolation),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    ours.next().is_none().then_some(parts)
 }
 
 #[cfg(test)]
