@@ -25,9 +25,9 @@ fn main() -> ExitCode {
 }
 
 /// With transparent huge pages the allocator's partly used 2 MiB regions
-/// count in full: a 10,000-host `pve check` peaks at 78 MiB instead of
-/// 67 MiB, for a few milliseconds saved. A short-lived tool is better off
-/// small.
+/// count in full: a 10,000-host `pve check` peaks at 76 MiB instead of
+/// 70 MiB, for about 20 ms saved (benches/README.md). A short-lived tool is
+/// better off small.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes plain integers and only sets

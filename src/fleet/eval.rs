@@ -95,7 +95,7 @@ struct Lazy<'a> {
 
 /// A lazy attribute set: sorted by name in one allocation, names borrowed
 /// from the expression tree (no copy per attribute).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct LAttrs<'a>(Vec<(&'a str, (TextRange, Thunk<'a>))>);
 
 impl<'a> LAttrs<'a> {
@@ -277,7 +277,7 @@ impl<'a> Evaluator<'a> {
 
     /// Forces everything below `v` into a [`Value`]. Where this is the only
     /// holder of a list or set, each thunk is dropped as soon as it has been
-    /// converted, so a large fleet never holds both complete forms at once.
+    /// converted, so the lazy form shrinks as the strict one grows.
     fn deep(&self, v: Lazy<'a>) -> Result<Value> {
         let _g = self.enter(v.span)?;
         let kind = match v.v {
@@ -318,7 +318,7 @@ impl<'a> Evaluator<'a> {
     fn force(&self, t: &Thunk<'a>) -> Result<Lazy<'a>> {
         let t = match t {
             Thunk::Shared(t) => t,
-            // A literal needs no scope: the root one will do.
+            // A literal reads no variable: an empty scope will do.
             Thunk::Literal(e) => return self.eval(e, &self.no_scope),
         };
         let state = {
@@ -384,8 +384,8 @@ impl<'a> Evaluator<'a> {
             }
             ExprKind::Set(def) => return self.eval_set(def, env),
             ExprKind::Let(def, body) => {
-                let scope = self.bind(def, env, true);
-                return self.eval(body, &scope.0);
+                let (scope, _) = self.bind(def, env);
+                return self.eval(body, &scope);
             }
             ExprKind::Select {
                 base,
@@ -460,10 +460,11 @@ impl<'a> Evaluator<'a> {
         Ok(normalize(&joined))
     }
 
-    /// Binds the entries of a set definition. For `rec` sets and `let`, the
-    /// entries see each other through a new scope; `inherit x;` always looks
-    /// in the enclosing scope.
-    fn bind(&self, def: &'a SetDef, env: &Env<'a>, rec: bool) -> (Env<'a>, LAttrs<'a>) {
+    /// Binds the entries of a set definition. For `rec` sets and `let` (whose
+    /// definitions are `rec`), the entries see each other through a new
+    /// scope; `inherit x;` always looks in the enclosing scope.
+    fn bind(&self, def: &'a SetDef, env: &Env<'a>) -> (Env<'a>, LAttrs<'a>) {
+        let rec = def.rec;
         let scope = if rec {
             Rc::new(Scope {
                 vars: RefCell::new(HashMap::new()),
@@ -511,7 +512,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval_set(&self, def: &'a SetDef, env: &Env<'a>) -> Result<Lazy<'a>> {
-        let (_, attrs) = self.bind(def, env, def.rec);
+        let (_, attrs) = self.bind(def, env);
         Ok(Lazy {
             v: LV::Attrs(Rc::new(attrs)),
             span: def.span,

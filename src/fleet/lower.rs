@@ -40,7 +40,7 @@ pub(crate) fn attr_name(attr: &ast::Attr) -> Result<String> {
     }
 }
 
-pub(crate) fn dynamic_attr(span: TextRange) -> EvalError {
+fn dynamic_attr(span: TextRange) -> EvalError {
     EvalError::new(
         span,
         "dynamic attribute names (`${...}`) are outside the supported subset of Nix",
@@ -50,14 +50,14 @@ pub(crate) fn dynamic_attr(span: TextRange) -> EvalError {
     )
 }
 
-pub(crate) fn ident_text(i: &ast::Ident) -> String {
+fn ident_text(i: &ast::Ident) -> String {
     i.ident_token()
         .map(|t| t.text().to_string())
         .unwrap_or_default()
 }
 
 /// The error for a construct outside the subset.
-pub fn unsupported(expr: &ast::Expr) -> EvalError {
+fn unsupported(expr: &ast::Expr) -> EvalError {
     let span = expr.syntax().text_range();
     let (what, help) = match expr {
         ast::Expr::Apply(a) => {

@@ -100,8 +100,8 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
         path: file.path.clone(),
         source,
     })?;
-    // The model is built on the evaluator's thread too: its allocations
-    // then reuse the memory the evaluator has just freed.
+    // Evaluation and the model both run on the large-stack thread, which
+    // borrows the text rather than copying it.
     let result = on_eval_thread(|| {
         let value = evaluate_on_this_thread(&file.text, &root_dir)?;
         let Some(attrs) = value.as_attrs() else {

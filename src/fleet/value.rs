@@ -101,11 +101,11 @@ impl Attrs {
     pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Attr) -> &mut Attr {
         let i = match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
             Ok(i) => i,
-            Err(_) => {
-                self.insert(name.to_string(), make());
-                self.0
-                    .binary_search_by(|(n, _)| n.as_str().cmp(name))
-                    .unwrap_or_default()
+            Err(i) => {
+                let mut v = std::mem::take(&mut self.0).into_vec();
+                v.insert(i, (name.to_string(), make()));
+                self.0 = v.into_boxed_slice();
+                i
             }
         };
         &mut self.0[i].1
