@@ -70,6 +70,9 @@ const CASES: &[Case] = &[
     Case { name: "diskInterface on a clone", from: "disk = \"64G\";", to: "disk = \"64G\"; diskInterface = \"scsi0\";", code: "template-mismatch", at: "\"scsi0\";\n      tags", help_has: "virtio0" },
     Case { name: "machine on a clone", from: "disk = \"64G\";", to: "disk = \"64G\"; machine = \"q35\";", code: "template-mismatch", at: "\"q35\";\n      tags", help_has: "remove `machine`" },
     Case { name: "missing configuration file", from: "./hosts/sandbox/configuration.nix", to: "./hosts/sandbox/configuratoin.nix", code: "missing-file", at: "./hosts/sandbox/configuratoin.nix", help_has: "pve scaffold sandbox" },
+    // igpu is not a clone: its file is checked by the files rule, not read.
+    Case { name: "missing configuration file, imported VM", from: "./hosts/igpu/configuration.nix", to: "./hosts/igpu/configuratoin.nix", code: "missing-file", at: "./hosts/igpu/configuratoin.nix", help_has: "pve scaffold igpu" },
+    Case { name: "missing home file", from: "./hosts/sandbox/home.nix", to: "./hosts/sandbox/hom.nix", code: "missing-file", at: "./hosts/sandbox/hom.nix", help_has: "pve scaffold sandbox" },
     Case { name: "rsa public key", from: "publicKey = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg+0cl2eSRJP0uMoScnKY9J6ZvYERwjc843qO2BNqfB\";", to: "publicKey = \"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host\";", code: "bad-public-key", at: "\"ssh-rsa", help_has: "ssh_host_ed25519_key.pub" },
     Case { name: "wrong type", from: "cores = 4;", to: "cores = \"4\";", code: "wrong-type", at: "\"4\"", help_has: "cores = 4" },
 ];

@@ -28,35 +28,13 @@ pub const RULES: &[(&str, Rule)] = &[
     ("secrets", crate::secrets::health::rule),
 ];
 
-/// Rules that read files (one or more per host).
-const READS_FILES: &[&str] = &["files", "configuration", "secrets"];
-
 /// All findings for a fleet: the model's own (unknown keys, wrong types)
 /// first, then every rule's, sorted by position.
 pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut out = loaded.diagnostics.clone();
-    // The rules that read the disk (thousands of files in a large fleet)
-    // run on their own threads, so that a fleet's check costs about the
-    // time of its slowest rule, not the sum.
-    std::thread::scope(|s| {
-        let on_disk: Vec<_> = RULES
-            .iter()
-            .filter(|(name, _)| READS_FILES.contains(name))
-            .map(|(_, rule)| s.spawn(|| rule(loaded)))
-            .collect();
-        for (name, rule) in RULES {
-            if !READS_FILES.contains(name) {
-                out.extend(rule(loaded));
-            }
-        }
-        for handle in on_disk {
-            // A rule that panicked is a bug; report it as one.
-            match handle.join() {
-                Ok(found) => out.extend(found),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-    });
+    for (_, rule) in RULES {
+        out.extend(rule(loaded));
+    }
     out.sort_by_key(|d| (d.span.start(), d.severity, d.code));
     out.dedup();
     out

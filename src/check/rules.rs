@@ -433,8 +433,7 @@ pub fn nodes(l: &Loaded) -> Vec<Diagnostic> {
 }
 
 pub fn host_files(l: &Loaded) -> Vec<Diagnostic> {
-    let mut out = Vec::new();
-    for h in &l.fleet.hosts {
+    super::per_host_in_parallel(l, |h, out| {
         for (key, f) in [
             ("configurationFile", &h.configuration_file),
             ("homeFile", &h.home_file),
@@ -449,8 +448,7 @@ pub fn host_files(l: &Loaded) -> Vec<Diagnostic> {
                 out.push(missing_file(l, h, key, f));
             }
         }
-    }
-    out
+    })
 }
 
 pub(super) fn missing_file(
