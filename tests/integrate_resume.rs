@@ -298,7 +298,10 @@ fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
         stderr.contains("another `pve integrate` for `web` is running"),
         "{stderr}"
     );
-    assert!(stderr.contains("pve integrate --status web"), "{stderr}");
+    assert!(
+        stderr.contains("`pve integrate web --resume` continues it"),
+        "{stderr}"
+    );
     assert_eq!(w.snapshot(), before, "the refused run changed the fleet");
     assert_eq!(
         w.vm_log().len(),

@@ -158,7 +158,7 @@ impl Journal {
                 path.display()
             ))
             .with_help(format!(
-                "let it finish; `pve {} --status {}` shows where it is",
+                "let it finish; if it stops, `pve {} {} --resume` continues it",
                 self.workflow, self.host
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(io("lock a file in", e)),

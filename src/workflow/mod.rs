@@ -280,6 +280,29 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_folder_that_cannot_be_made_stops_the_run_before_any_step() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A file where the folder should be.
+        std::fs::create_dir_all(dir.path().join("vms")).expect("mkdir");
+        let blocker = dir.path().join(journal::JOURNAL_DIR);
+        std::fs::write(&blocker, "not a folder").expect("write");
+        let mut j = Journal::new(dir.path(), "integrate", "web");
+        let mut ctx = Ctx {
+            ran: vec![],
+            fail_at: None,
+        };
+        let err = run(&mut ctx, &[step("one")], &mut j, Progress::Json).expect_err("refused");
+        assert!(err.to_string().contains("cannot create"), "{err}");
+        assert!(err.to_string().contains(".journal"), "{err}");
+        assert!(ctx.ran.is_empty(), "no step ran");
+        assert_eq!(
+            std::fs::read_to_string(&blocker).expect("read"),
+            "not a folder",
+            "the file in the way is untouched"
+        );
+    }
+
+    #[test]
     fn a_corrupt_journal_is_named_with_the_fix() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = Journal::path_for(dir.path(), "integrate", "web");
