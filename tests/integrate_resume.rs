@@ -205,13 +205,12 @@ fn each_step_fails_then_resumes_there() {
     assert!(common.contains(&pve_fleet::keys::age::ssh_to_age(&key).expect("age")));
 }
 
-#[test]
-fn a_run_killed_mid_step_resumes_at_that_step() {
-    let w = World::new();
-    // The switch on the VM hangs; the run is killed (SIGKILL) meanwhile.
+/// Starts `pve integrate web` and returns once it hangs in the switch on
+/// the VM (it stays there while the returned file exists).
+fn run_hanging_in_the_switch(w: &World) -> (std::process::Child, std::path::PathBuf) {
     let hang = w.vm_dir.join("hang");
     std::fs::write(&hang, "").expect("write");
-    let mut child = w
+    let child = w
         .integrate_std(&["web"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -230,6 +229,14 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (child, hang)
+}
+
+#[test]
+fn a_run_killed_mid_step_resumes_at_that_step() {
+    let w = World::new();
+    // The switch on the VM hangs; the run is killed (SIGKILL) meanwhile.
+    let (mut child, hang) = run_hanging_in_the_switch(&w);
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     std::fs::remove_file(&hang).expect("rm");
@@ -267,27 +274,7 @@ fn a_run_killed_mid_step_resumes_at_that_step() {
 fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
     let w = World::new();
     // The first run hangs in the switch on the VM.
-    let hang = w.vm_dir.join("hang");
-    std::fs::write(&hang, "").expect("write");
-    let mut first = w
-        .integrate_std(&["web"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("pve starts");
-    let start = Instant::now();
-    while !w
-        .vm_log()
-        .iter()
-        .any(|e| e["prog"] == "switch-to-configuration")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the switch never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut first, hang) = run_hanging_in_the_switch(&w);
     let before = w.snapshot();
     let log_before = w.vm_log().len();
 
