@@ -555,17 +555,20 @@ pub mod interrupt {
 
     /// Without handlers the default action (terminate) still applies; the
     /// only loss is the cleanup, so a failure to install is not an error.
+    /// The flag is registered only once the thread that exits is in place:
+    /// a flag alone would swallow Ctrl-C.
     fn install() {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
         for sig in [SIGINT, SIGTERM] {
             let _ = signal_hook::flag::register(sig, &INTERRUPTED);
         }
-        if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
-            std::thread::spawn(move || {
-                if signals.forever().next().is_some() {
-                    on_interrupt();
-                }
-            });
-        }
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                on_interrupt();
+            }
+        });
     }
 
     fn on_interrupt() {
