@@ -411,29 +411,18 @@ fn report_rollback(done: &[String]) {
 
 /// The flags not given (their defaults are used with --yes).
 fn missing_flags(a: &Args) -> Vec<&'static str> {
-    let mut m = Vec::new();
-    if a.ssh_alias.is_none() {
-        m.push("--ssh-alias");
-    }
-    if a.vmid.is_none() {
-        m.push("--vmid");
-    }
-    if a.description.is_none() {
-        m.push("--description");
-    }
-    if a.cores.is_none() {
-        m.push("--cores");
-    }
-    if a.memory.is_none() {
-        m.push("--memory");
-    }
-    if a.disk.is_none() {
-        m.push("--disk");
-    }
-    if a.storage.is_none() {
-        m.push("--storage");
-    }
-    m
+    [
+        ("--ssh-alias", a.ssh_alias.is_none()),
+        ("--vmid", a.vmid.is_none()),
+        ("--description", a.description.is_none()),
+        ("--cores", a.cores.is_none()),
+        ("--memory", a.memory.is_none()),
+        ("--disk", a.disk.is_none()),
+        ("--storage", a.storage.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, missing)| missing.then_some(flag))
+    .collect()
 }
 
 /// The answers: flags, else asked (wizard), else defaults.
