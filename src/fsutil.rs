@@ -75,9 +75,36 @@ pub struct RepoLock {
 
 pub const LOCK_FILE: &str = ".pve.lock";
 
+/// How long a lock that looks held is retried before a second `pve` is
+/// refused. A lock file is opened close-on-exec, but between `fork` and
+/// `exec` a child that this process (or another thread of it) is starting
+/// holds every descriptor, and a `flock` belongs to the open file, not to
+/// the process: for that moment the child keeps the lock alive. On a
+/// loaded machine the moment can stretch to hundreds of milliseconds, so a
+/// lock that is about to be released must not refuse anyone; a lock still
+/// held after this grace is really held.
+pub const LOCK_GRACE: Duration = Duration::from_secs(2);
+
+/// Takes an exclusive `flock` on `file`, retrying for `wait` (at least
+/// [`LOCK_GRACE`]). `Ok(false)` means someone else still holds it.
+pub fn lock_exclusive(file: &File, wait: Duration) -> std::io::Result<bool> {
+    let wait = wait.max(LOCK_GRACE);
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
 impl RepoLock {
-    /// Takes the lock in `root`, waiting up to `wait` for another `pve` to
-    /// finish.
+    /// Takes the lock in `root`, waiting up to `wait` (at least
+    /// [`LOCK_GRACE`]) for another `pve` to finish.
     pub fn acquire(root: &Path, wait: Duration) -> Result<RepoLock, AppError> {
         let path = root.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -88,27 +115,17 @@ impl RepoLock {
             .map_err(|e| {
                 AppError::input(format!("cannot open the lock file {}: {e}", path.display()))
             })?;
-        let start = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(RepoLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(AppError::input(format!(
-                        "another pve command is changing this fleet ({} is locked)",
-                        path.display()
-                    ))
-                    .with_help("wait for it to finish and run again"))
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(AppError::input(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    )))
-                }
-            }
+        match lock_exclusive(&file, wait) {
+            Ok(true) => Ok(RepoLock { _file: file }),
+            Ok(false) => Err(AppError::input(format!(
+                "another pve command is changing this fleet ({} is locked)",
+                path.display()
+            ))
+            .with_help("wait for it to finish and run again")),
+            Err(e) => Err(AppError::input(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 }
@@ -142,5 +159,29 @@ mod tests {
             .err()
             .expect("second lock must fail");
         assert!(err.to_string().contains("another pve command"), "{err}");
+    }
+
+    /// The race that once failed CI: a lock released while the second
+    /// taker is already trying (as when a child forked by another thread
+    /// still held the descriptor for a moment) is taken, not refused.
+    #[test]
+    fn a_lock_released_during_the_grace_is_taken() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = RepoLock::acquire(dir.path(), Duration::ZERO).expect("first lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        let second = std::thread::spawn(move || {
+            tx.send(()).expect("send");
+            RepoLock::acquire(&path, Duration::ZERO).map(|_| ())
+        });
+        rx.recv().expect("the second taker started");
+        // The lock stays held a moment longer, as a forked child's copy of
+        // the descriptor would keep it until its exec.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+        second
+            .join()
+            .expect("thread")
+            .expect("the lock freed during the grace is taken");
     }
 }

@@ -9,6 +9,8 @@ mod integrate_support;
 #[path = "support/pvesim/mod.rs"]
 mod pvesim;
 mod secrets_support;
+#[path = "support/terminal.rs"]
+mod terminal;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
@@ -304,26 +306,18 @@ fn a_second_run_for_the_same_host_is_refused_while_the_first_runs() {
     assert!(out.status.success(), "{}", text(&out).1);
 }
 
-/// `pve integrate` on a pseudo-terminal (`script`), typing `answer`.
-fn integrate_on_a_terminal(w: &World, args: &[&str], answer: &str) -> std::process::Output {
+/// `pve integrate` on a pseudo-terminal (`script`), typing `answer` once
+/// the host-key question is on the screen. Returns the exit status and the
+/// screen.
+fn integrate_on_a_terminal(w: &World, args: &[&str], answer: &str) -> terminal::Finished {
     let std = w.integrate_std(args);
     let mut argv = vec![std.get_program().to_string_lossy().into_owned()];
     argv.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
-    let mut cmd = std::process::Command::new("script");
-    w.pve_env(&mut cmd);
-    cmd.args(["-qefc", &pve_fleet::shell::join(&argv), "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("script runs");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        // Type once the question is up (the guest agent is asked first).
-        std::thread::sleep(Duration::from_millis(1500));
-        stdin.write_all(answer.as_bytes()).expect("type");
-    }
-    child.wait_with_output().expect("wait")
+    let mut term = terminal::Terminal::spawn(&pve_fleet::shell::join(&argv), |cmd| {
+        w.pve_env(cmd);
+    });
+    term.answer("Type yes to trust it", answer);
+    term.finish()
 }
 
 /// With no guest agent to read the VM's key, a person at a terminal is
@@ -340,8 +334,8 @@ fn on_a_terminal_an_unverified_host_key_needs_a_typed_yes() {
             .unwrap_or_default()
             .contains(&w.vm_key())
     };
-    let o = integrate_on_a_terminal(&w, &["web", VM_IP], "no\n");
-    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = integrate_on_a_terminal(&w, &["web", VM_IP], "no");
+    let screen = o.screen;
     assert_eq!(o.status.code(), Some(2), "{screen}");
     // The fingerprint as OpenSSH itself prints it.
     let keyfile = w.sim.dir.path().join("vm_key.pub");
@@ -362,8 +356,8 @@ fn on_a_terminal_an_unverified_host_key_needs_a_typed_yes() {
     assert!(screen.contains("nothing was trusted"), "{screen}");
     assert!(!pinned(), "a key was pinned without a yes");
 
-    let o = integrate_on_a_terminal(&w, &["web", VM_IP, "--resume"], "yes\n");
-    let screen = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = integrate_on_a_terminal(&w, &["web", VM_IP, "--resume"], "yes");
+    let screen = o.screen;
     assert!(
         screen.contains("[2/11] ok"),
         "the key step passed: {screen}"

@@ -2,6 +2,8 @@
 //! host over real SSH, the OpenTofu stand-in recording every call.
 
 mod new_remove_support;
+#[path = "support/terminal.rs"]
+mod terminal;
 
 use new_remove_support::*;
 
@@ -195,26 +197,24 @@ fn the_wizard_asks_on_a_terminal_with_defaults_and_asks_again_on_bad_answers() {
     // `script` gives pve a pseudo-terminal; the answers arrive as typed.
     // name (a bad one first), alias, vmid, purpose, cores, memory (bad, then
     // default), disk, storage, then "y" to apply.
-    let answers = "Bad_Name\nweb-3\n\n150\nA wizard VM\n\n8\n\n\n\ny\n";
     let pve = env!("CARGO_BIN_EXE_pve");
-    let mut cmd = std::process::Command::new("script");
-    fx.apply_env(&mut cmd);
-    cmd.args(["-qefc", &format!("'{pve}' new"), "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("script runs");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        for line in answers.split_inclusive('\n') {
-            stdin.write_all(line.as_bytes()).expect("type");
-            std::thread::sleep(std::time::Duration::from_millis(150));
-        }
-    }
-    let o = child.wait_with_output().expect("wait");
-    let (stdout, stderr) = out(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}{stderr}");
+    let mut term = terminal::Terminal::spawn(&format!("'{pve}' new"), |cmd| {
+        fx.apply_env(cmd);
+    });
+    term.answer("Name: ", "Bad_Name");
+    term.answer("Name: ", "web-3");
+    term.answer("SSH alias [web-3]: ", "");
+    term.answer("VMID [101]: ", "150");
+    term.answer("Purpose (description)", "A wizard VM");
+    term.answer("Cores [", "");
+    term.answer("Memory (MiB) [2048]: ", "8");
+    term.answer("Memory (MiB) [2048]: ", "");
+    term.answer("Disk [", "");
+    term.answer("Storage [", "");
+    term.answer("as planned above? [y/N] ", "y");
+    let o = term.finish();
+    let stdout = o.screen;
+    assert_eq!(o.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("Name:"), "{stdout}");
     assert!(
         stdout.contains("\"Bad_Name\" is not a valid host name"),
@@ -243,28 +243,15 @@ fn the_wizard_asks_on_a_terminal_with_defaults_and_asks_again_on_bad_answers() {
 fn a_declined_rollback_keeps_the_journal_and_resume_finishes_the_run() {
     let fx = Fx::new();
     let pve = env!("CARGO_BIN_EXE_pve");
-    let mut cmd = std::process::Command::new("script");
-    fx.apply_env(&mut cmd);
-    cmd.env("TOFU_STANDIN_FAIL", "apply")
-        .args([
-            "-qefc",
-            &format!("'{pve}' new --name web-4 --vmid 140 --description 'web four' --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w4"),
-            "/dev/null",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("script runs");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        for line in ["y\n", "n\n"] {
-            std::thread::sleep(std::time::Duration::from_millis(1500));
-            stdin.write_all(line.as_bytes()).expect("type");
-        }
-    }
-    let o = child.wait_with_output().expect("wait");
-    let (stdout, _) = out(&o);
+    let line = format!("'{pve}' new --name web-4 --vmid 140 --description 'web four' --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w4");
+    let mut term = terminal::Terminal::spawn(&line, |cmd| {
+        fx.apply_env(cmd);
+        cmd.env("TOFU_STANDIN_FAIL", "apply");
+    });
+    term.answer("as planned above? [y/N] ", "y");
+    term.answer("Roll back what pve new did so far? [Y/n] ", "n");
+    let o = term.finish();
+    let stdout = o.screen;
     assert_eq!(o.status.code(), Some(3), "{stdout}");
     assert!(
         stdout.contains("Roll back what pve new did so far?"),

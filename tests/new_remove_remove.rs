@@ -5,6 +5,8 @@
 mod new_remove_support;
 #[path = "secrets_support/mod.rs"]
 mod secrets_support;
+#[path = "support/terminal.rs"]
+mod terminal;
 
 use new_remove_support::*;
 use secrets_support::{age_keygen, sops_yaml_file, yaml_recipients, AgeKey};
@@ -312,38 +314,30 @@ fn import_writes_an_entry_that_the_next_plan_imports() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o).1);
 }
 
-/// `pve remove` on a pseudo-terminal (`script`), answering `answer`.
-fn remove_on_a_terminal(fx: &Fx, admin: &AgeKey, answer: &str) -> std::process::Output {
+/// `pve remove` on a pseudo-terminal (`script`), answering `answer` once
+/// the question is on the screen.
+fn remove_on_a_terminal(fx: &Fx, admin: &AgeKey, answer: &str) -> terminal::Finished {
     let pve = env!("CARGO_BIN_EXE_pve");
-    let mut cmd = std::process::Command::new("script");
-    fx.apply_env(&mut cmd);
-    cmd.env("SOPS_AGE_KEY_FILE", &admin.file)
-        .args(["-qefc", &format!("'{pve}' remove sandbox"), "/dev/null"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("script runs");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        stdin.write_all(answer.as_bytes()).expect("type");
-    }
-    child.wait_with_output().expect("wait")
+    let mut term = terminal::Terminal::spawn(&format!("'{pve}' remove sandbox"), |cmd| {
+        fx.apply_env(cmd);
+        cmd.env("SOPS_AGE_KEY_FILE", &admin.file);
+    });
+    term.answer("Type `sandbox` to remove it", answer);
+    term.finish()
 }
 
 #[test]
 fn on_a_terminal_the_name_must_be_typed_back() {
     let s = fleet_with_secrets();
     let fx = &s.fx;
-    let o = remove_on_a_terminal(fx, &s.admin, "sandbo\n");
-    let (stdout, _) = out(&o);
+    let o = remove_on_a_terminal(fx, &s.admin, "sandbo");
+    let stdout = o.screen;
     assert_eq!(o.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("Type `sandbox` to remove it"), "{stdout}");
     assert!(stdout.contains("nothing was removed"), "{stdout}");
     assert_eq!(fx.status(), "");
-    let o = remove_on_a_terminal(fx, &s.admin, "sandbox\n");
-    let (stdout, _) = out(&o);
+    let o = remove_on_a_terminal(fx, &s.admin, "sandbox");
+    let stdout = o.screen;
     assert_eq!(o.status.code(), Some(0), "{stdout}");
     assert!(!fx.read("hosts.nix").contains("sandbox = {"));
     assert_eq!(fx.state_vms(), ["igpu"]);

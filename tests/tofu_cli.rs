@@ -99,7 +99,7 @@ impl Fx {
             .env("PROXMOX_USER", support::user())
             .env("PROXMOX_SSH_PORT", self.ssh_port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
-            .env("PROXMOX_CONNECT_TIMEOUT", "5")
+            .env("PROXMOX_CONNECT_TIMEOUT", "30")
             .env("HOME", self.base.join("home"))
             .env("XDG_CONFIG_HOME", self.base.join("xdg"))
             .env("PVE_TOOL_TOFU", stand_in("tofu"))

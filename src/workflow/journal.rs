@@ -149,9 +149,11 @@ impl Journal {
             .write(true)
             .open(&path)
             .map_err(|e| io("open a lock file in", e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(AppError::input(format!(
+        // No wait beyond the grace: a second run for the same host is
+        // refused, but not for a lock a forked child holds for a moment.
+        match crate::fsutil::lock_exclusive(&file, std::time::Duration::ZERO) {
+            Ok(true) => Ok(RunLock { _file: file }),
+            Ok(false) => Err(AppError::input(format!(
                 "another `pve {}` for `{}` is running ({} is locked)",
                 self.workflow,
                 self.host,
@@ -161,7 +163,7 @@ impl Journal {
                 "let it finish; if it stops, `pve {} {} --resume` continues it",
                 self.workflow, self.host
             ))),
-            Err(std::fs::TryLockError::Error(e)) => Err(io("lock a file in", e)),
+            Err(e) => Err(io("lock a file in", e)),
         }
     }
 

@@ -228,7 +228,7 @@ fn start_vm_sshd(sim: &Sim, vm_dir: &Path) -> VmSshd {
             .spawn()
             .expect("sshd starts");
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
+        while start.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
@@ -374,7 +374,7 @@ impl World {
             .env("PROXMOX_USER", user())
             .env("PROXMOX_SSH_PORT", self.sim.port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
-            .env("PROXMOX_CONNECT_TIMEOUT", "5")
+            .env("PROXMOX_CONNECT_TIMEOUT", "30")
             .env("PVE_VM_SSH_WAIT", "8")
             .env("PVE_VM_SSH_IDENTITY", &self.sim.client_key)
             .env(

@@ -119,7 +119,7 @@ impl Fx {
             ("PROXMOX_USER".into(), s(&pvesim::user())),
             ("PROXMOX_SSH_PORT".into(), s(&self.sim.port.to_string())),
             ("PROXMOX_SSH_IDENTITY".into(), p(&self.sim.client_key)),
-            ("PROXMOX_CONNECT_TIMEOUT".into(), s("5")),
+            ("PROXMOX_CONNECT_TIMEOUT".into(), s("30")),
             (
                 "PVE_TOOL_TOFU".into(),
                 p(&manifest().join("tests/stand-ins/tofu")),

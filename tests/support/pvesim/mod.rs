@@ -169,7 +169,7 @@ impl Sim {
 
     fn wait_ready(&mut self) -> bool {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
+        while start.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(_)) = self.sshd.try_wait() {
                 return false;
             }
