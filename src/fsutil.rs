@@ -62,7 +62,10 @@ pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Stag
         Ok(meta) => Some(meta),
         Err(_) => None,
     };
-    if existing.as_ref().is_some_and(|m| m.permissions().readonly()) {
+    if existing
+        .as_ref()
+        .is_some_and(|m| m.permissions().readonly())
+    {
         return Err(AppError::input(format!("{} is read-only", path.display()))
             .with_help("make it writable (chmod u+w) and run again"));
     }
@@ -140,6 +143,33 @@ fn keep_owner_and_mode(file: &File, old: &std::fs::Metadata) -> std::io::Result<
     }
     // After chown, which may clear set-id bits.
     file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))
+}
+
+/// Reads at most `limit` bytes of `path`, whatever it is (a regular file,
+/// a FIFO, `/dev/zero`): the size is bounded while reading, not by asking
+/// the file system first. More than `limit` bytes is an error of kind
+/// `FileTooLarge` whose message names the limit.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_limited_from(File::open(path)?, limit)
+}
+
+/// [`read_limited`] for any reader (stdin, a child's output).
+pub fn read_limited_from(r: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(buf)
+}
+
+/// The error of a read that went past its limit.
+pub fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("more than {limit} bytes; larger input is refused"),
+    )
 }
 
 /// Creates `path` with `contents` (mode 0644), never replacing an existing

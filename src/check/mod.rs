@@ -2,6 +2,7 @@
 //! diagnostics. The library never prints; the CLI renders the result.
 
 mod config_file;
+mod render_agree;
 pub mod rules;
 
 use crate::diag::Diagnostic;
@@ -26,6 +27,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("public-key", rules::public_keys),
     ("configuration", config_file::configuration_files),
     ("secrets", crate::secrets::health::rule),
+    ("render", render_agree::render_refusals),
 ];
 
 /// All findings for a fleet: the model's own (unknown keys, wrong types)

@@ -396,6 +396,25 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
         return Err(escape("names no file"));
     }
     let rel: PathBuf = parts.iter().collect();
+    // pve owns only names that say what they hold: never hosts.nix,
+    // flake.nix or a README.
+    let named_right = rel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".sops.yaml"));
+    if !named_right {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "sops-path-name",
+                span,
+                format!("`_sops.path` {raw:?} does not name a `.sops.yaml` file"),
+            )
+            .help(format!(
+                "pve writes sops' configuration only under a name ending in `.sops.yaml`, e.g. `path = \"{DEFAULT_PATH}\";`"
+            )),
+        ));
+    }
     // A symlinked folder could still lead outside.
     if let Some(parent) = loaded.root_dir.join(&rel).parent() {
         if let (Ok(p), Ok(root)) = (parent.canonicalize(), loaded.root_dir.canonicalize()) {

@@ -1,0 +1,397 @@
+//! Hostile input, table-driven: every row sets up a copy of the example
+//! fleet, runs one `pve` command on it, and expects an exit code, a
+//! fragment of the message, and every file of the fleet exactly as it was
+//! (bytes, mode, owner and file type, summed into one checksum). Each run
+//! is capped (address space, and killed after a generous time) and must
+//! stay far below bounds that only a hang or a blow-up would break.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// A run slower than this has hung (the slowest healthy run takes well
+/// under a second, even on a loaded machine).
+const HANG: Duration = Duration::from_secs(10);
+/// A run using more memory than this has blown up.
+const MAX_RSS_KIB: i64 = 1024 * 1024;
+/// The address space each run may reserve: a regression that allocates
+/// without bound fails here instead of taking the machine down.
+const AS_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+/// A copy of the example fleet with its committed generated files.
+fn fleet() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("hosts.nix"), d.path().join("hosts.nix")).unwrap();
+    for sub in ["hosts", "secrets"] {
+        copy_dir(&repo().join(sub), &d.path().join(sub));
+    }
+    std::fs::create_dir_all(d.path().join("vms/tofu")).unwrap();
+    for f in ["vms/tofu/config.tf.json", "vms/known_hosts"] {
+        std::fs::copy(repo().join(f), d.path().join(f)).unwrap();
+    }
+    d
+}
+
+/// One checksum over every file under `dir` (the lock file aside): path,
+/// file type, mode, owner, group, and bytes or link target.
+fn checksum(dir: &Path) -> String {
+    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            if rel.as_os_str() == ".pve.lock" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let mut entry = format!("{:o} {} {} ", m.mode(), m.uid(), m.gid()).into_bytes();
+            if m.file_type().is_symlink() {
+                entry.extend(
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .as_os_str()
+                        .as_encoded_bytes(),
+                );
+            } else if m.is_dir() {
+                walk(base, &p, out);
+            } else if m.is_file() {
+                entry.extend(std::fs::read(&p).unwrap());
+            }
+            out.insert(rel, entry);
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    let mut h = Sha256::new();
+    for (p, bytes) in files {
+        h.update(p.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        h.update(Sha256::digest(&bytes));
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// What one capped run of `pve` did.
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    elapsed: Duration,
+    max_rss_kib: i64,
+}
+
+/// Runs `pve -f hosts.nix ARGS` in `dir` with its address space capped,
+/// killed if it outlives [`HANG`], and measures its peak resident memory.
+fn run_capped(dir: &Path, args: &[String], stdin: Option<&Path>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pve"));
+    cmd.arg("-f")
+        .arg(dir.join("hosts.nix"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match stdin {
+        Some(p) => cmd.stdin(std::fs::File::open(p).unwrap()),
+        None => cmd.stdin(Stdio::null()),
+    };
+    // SAFETY: setrlimit is async-signal-safe and touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: AS_LIMIT,
+                rlim_max: AS_LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut err_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut s = Vec::new();
+        let _ = (&mut err_pipe).take(1 << 20).read_to_end(&mut s);
+        let _ = std::io::copy(&mut err_pipe, &mut std::io::sink());
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    // The watchdog kills a run that hangs; it stops as soon as the run ends.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(HANG * 3).is_err() {
+            // SAFETY: plain kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; the Child handle is not used to
+    // wait afterwards.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(waited, pid, "wait4");
+    let _ = done_tx.send(());
+    watchdog.join().unwrap();
+    std::mem::forget(child);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Run {
+        code,
+        stderr: reader.join().unwrap(),
+        elapsed,
+        max_rss_kib: usage.ru_maxrss,
+    }
+}
+
+/// One hostile input.
+struct Case {
+    name: &'static str,
+    /// Makes the fleet hostile; returns the arguments of the command.
+    setup: fn(&Path) -> Vec<String>,
+    code: i32,
+    fragment: &'static str,
+    /// A file to feed on stdin (relative to the fleet), if any.
+    stdin: Option<&'static str>,
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// Replaces `from` by `to` in the fleet's hosts.nix (which must hold it).
+fn edit(dir: &Path, from: &str, to: &str) {
+    let p = dir.join("hosts.nix");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "hosts.nix lacks {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+fn sops_path(dir: &Path, path: &str) {
+    edit(
+        dir,
+        "_sops = {",
+        &format!("_sops = {{\n    path = \"{path}\";"),
+    );
+}
+
+fn run_case(c: &Case) {
+    let d = fleet();
+    let args = (c.setup)(d.path());
+    let before = checksum(d.path());
+    let run = run_capped(
+        d.path(),
+        &args,
+        c.stdin.map(|s| d.path().join(s)).as_deref(),
+    );
+    let after = checksum(d.path());
+    let name = c.name;
+    let err = &run.stderr;
+    assert!(!err.contains("panicked"), "{name}: panic: {err}");
+    assert_eq!(run.code, Some(c.code), "{name}: exit code; stderr:\n{err}");
+    assert!(
+        err.contains(c.fragment),
+        "{name}: expected {:?} in:\n{err}",
+        c.fragment
+    );
+    assert_eq!(before, after, "{name}: the fleet changed");
+    assert!(run.elapsed < HANG, "{name}: took {:?}", run.elapsed);
+    assert!(
+        run.max_rss_kib < MAX_RSS_KIB,
+        "{name}: {} KiB resident",
+        run.max_rss_kib
+    );
+}
+
+fn run_table(cases: &[Case]) {
+    for c in cases {
+        run_case(c);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. A generated file is written only where pve owns the name.
+
+#[test]
+fn render_writes_only_where_pve_owns_the_name() {
+    run_table(&[
+        Case {
+            name: "_sops.path is hosts.nix",
+            setup: |d| {
+                sops_path(d, "hosts.nix");
+                args(&["render"])
+            },
+            code: 2,
+            fragment: "does not name a `.sops.yaml` file",
+            stdin: None,
+        },
+        Case {
+            name: "check reports _sops.path = hosts.nix",
+            setup: |d| {
+                sops_path(d, "hosts.nix");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "does not name a `.sops.yaml` file",
+            stdin: None,
+        },
+        Case {
+            name: "_sops.path is a README",
+            setup: |d| {
+                sops_path(d, "README.md");
+                std::fs::write(d.join("README.md"), "# my fleet\n").unwrap();
+                args(&["render", "sops"])
+            },
+            code: 2,
+            fragment: "does not name a `.sops.yaml` file",
+            stdin: None,
+        },
+        Case {
+            name: "a .sops.yaml name held by a file pve did not write",
+            setup: |d| {
+                sops_path(d, "notes.sops.yaml");
+                std::fs::write(d.join("notes.sops.yaml"), "just: my notes\n").unwrap();
+                args(&["render"])
+            },
+            code: 2,
+            fragment: "is not a file `pve render` wrote",
+            stdin: None,
+        },
+        Case {
+            name: "check reports a .sops.yaml name held by another file",
+            setup: |d| {
+                sops_path(d, "notes.sops.yaml");
+                std::fs::write(d.join("notes.sops.yaml"), "just: my notes\n").unwrap();
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not a file `pve render` wrote",
+            stdin: None,
+        },
+        Case {
+            name: ".sops.yaml is a link to hosts.nix",
+            setup: |d| {
+                std::fs::remove_file(d.join("secrets/.sops.yaml")).unwrap();
+                std::os::unix::fs::symlink("../hosts.nix", d.join("secrets/.sops.yaml")).unwrap();
+                args(&["render"])
+            },
+            code: 2,
+            fragment: "would overwrite",
+            stdin: None,
+        },
+        Case {
+            name: "known_hosts is a link to a host's configuration.nix",
+            setup: |d| {
+                std::fs::remove_file(d.join("vms/known_hosts")).unwrap();
+                std::os::unix::fs::symlink(
+                    "../hosts/sandbox/configuration.nix",
+                    d.join("vms/known_hosts"),
+                )
+                .unwrap();
+                args(&["render"])
+            },
+            code: 2,
+            fragment: "which hosts.nix points at",
+            stdin: None,
+        },
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Render is all or nothing.
+
+#[test]
+fn render_writes_all_files_or_none() {
+    run_table(&[Case {
+        name: "vms/tofu cannot hold files; known_hosts is stale",
+        setup: |d| {
+            // Stale known_hosts (rendered before the tofu file, by path)...
+            let kh = d.join("vms/known_hosts");
+            let old = std::fs::read_to_string(&kh).unwrap();
+            std::fs::write(&kh, format!("{old}# stale line\n")).unwrap();
+            // ...and a tofu folder that cannot be written (tests run as
+            // root, where permissions would not stop a write).
+            std::fs::remove_dir_all(d.join("vms/tofu")).unwrap();
+            std::fs::write(d.join("vms/tofu"), "not a folder\n").unwrap();
+            args(&["render"])
+        },
+        code: 2,
+        fragment: "config.tf.json",
+        stdin: None,
+    }]);
+}
+
+// ---------------------------------------------------------------------------
+// 12. `render --check` against a destination that cannot be read.
+
+#[test]
+fn render_check_of_an_unreadable_destination_is_bad_input() {
+    run_table(&[
+        Case {
+            name: "--out-dir that does not exist",
+            setup: |d| {
+                let missing = d.join("no/such/folder");
+                args(&["render", "--check", "--out-dir", missing.to_str().unwrap()])
+            },
+            code: 2,
+            fragment: "cannot read",
+            stdin: None,
+        },
+        Case {
+            name: "--out-dir that is a file",
+            setup: |d| {
+                let file = d.join("hosts.nix");
+                args(&["render", "--check", "--out-dir", file.to_str().unwrap()])
+            },
+            code: 2,
+            fragment: "is not a folder",
+            stdin: None,
+        },
+        Case {
+            name: "a rendered file that is a folder",
+            setup: |d| {
+                std::fs::remove_file(d.join("vms/known_hosts")).unwrap();
+                std::fs::create_dir(d.join("vms/known_hosts")).unwrap();
+                args(&["render", "--check"])
+            },
+            code: 2,
+            fragment: "cannot read",
+            stdin: None,
+        },
+        Case {
+            name: "a missing rendered file is stale",
+            setup: |d| {
+                std::fs::remove_file(d.join("vms/known_hosts")).unwrap();
+                args(&["render", "--check"])
+            },
+            code: 1,
+            fragment: "stale: vms/known_hosts",
+            stdin: None,
+        },
+    ]);
+}
