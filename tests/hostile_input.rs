@@ -395,3 +395,213 @@ fn render_check_of_an_unreadable_destination_is_bad_input() {
         },
     ]);
 }
+
+// ---------------------------------------------------------------------------
+// 5. Evaluation has a budget: "billion laughs" stops fast, at its position.
+
+/// `a0 = SEED; a1 = STEP(a0); ... a40 = STEP(a39)`, under 2 KB.
+fn laughs(seed: &str, step: fn(&str) -> String, use_: &str) -> String {
+    let mut s = format!("let\n  a0 = {seed};\n");
+    for i in 1..=40 {
+        s.push_str(&format!("  a{i} = {};\n", step(&format!("a{}", i - 1))));
+    }
+    s.push_str(&format!("in {{ {use_} }}\n"));
+    assert!(s.len() < 2048, "{} bytes", s.len());
+    s
+}
+
+fn hosts(d: &Path, text: &str) {
+    std::fs::write(d.join("hosts.nix"), text).unwrap();
+}
+
+#[test]
+fn evaluation_stops_at_its_budget() {
+    run_table(&[
+        Case {
+            name: "nested lists",
+            setup: |d| {
+                hosts(d, &laughs("[ 1 ]", |p| format!("[ {p} {p} ]"), "_x = a40;"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "strings doubled with +",
+            setup: |d| {
+                hosts(d, &laughs("\"ab\"", |p| format!("{p} + {p}"), "_x = a40;"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "strings doubled by interpolation",
+            setup: |d| {
+                hosts(
+                    d,
+                    &laughs("\"ab\"", |p| format!("\"${{{p}}}${{{p}}}\""), "_x = a40;"),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "lists doubled with ++",
+            setup: |d| {
+                hosts(d, &laughs("[ 1 ]", |p| format!("{p} ++ {p}"), "_x = a40;"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "sets of sets",
+            setup: |d| {
+                hosts(
+                    d,
+                    &laughs("{ }", |p| format!("{{ x = {p}; y = {p}; }}"), "_x = a40;"),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "sets grown with //",
+            setup: |d| {
+                hosts(
+                    d,
+                    &laughs(
+                        "{ }",
+                        |p| format!("{p} // {{ x = {p}; }} // {{ y = {p}; }}"),
+                        "_x = a40;",
+                    ),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "comparing two huge values builds nothing but walks for ever",
+            setup: |d| {
+                hosts(
+                    d,
+                    &laughs("[ 1 ]", |p| format!("[ {p} {p} ]"), "_x = a40 == a40;"),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "evaluation budget exceeded",
+            stdin: None,
+        },
+        Case {
+            name: "eval prints nothing of a huge value",
+            setup: |d| {
+                hosts(d, &laughs("[ 1 ]", |p| format!("[ {p} {p} ]"), "_x = a40;"));
+                args(&["eval"])
+            },
+            code: 2,
+            fragment: "hosts.nix:",
+            stdin: None,
+        },
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Long chains are refused before rnix reads them (in quadratic time).
+
+#[test]
+fn long_chains_are_refused_in_linear_time() {
+    run_table(&[
+        Case {
+            name: "a million operands of + without spaces",
+            setup: |d| {
+                hosts(
+                    d,
+                    &format!("{{ a = {}; }}\n", vec!["1"; 1_000_000].join("+")),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "refused before parsing",
+            stdin: None,
+        },
+        Case {
+            name: "a million operands of + with spaces",
+            setup: |d| {
+                hosts(
+                    d,
+                    &format!("{{ a = {}; }}\n", vec!["1"; 1_000_000].join(" + ")),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "refused before parsing",
+            stdin: None,
+        },
+        Case {
+            name: "80,000 prefix !",
+            setup: |d| {
+                hosts(d, &format!("{{ a = {}true; }}\n", "!".repeat(80_000)));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "prefix operators",
+            stdin: None,
+        },
+        Case {
+            name: "80,000 prefix - with spaces",
+            setup: |d| {
+                hosts(d, &format!("{{ a = {}1; }}\n", "- ".repeat(80_000)));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "prefix operators",
+            stdin: None,
+        },
+        Case {
+            name: "an attribute path of 80,000 names",
+            setup: |d| {
+                hosts(d, &format!("{{ a = b{}; }}\n", ".c".repeat(80_000)));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "refused before parsing",
+            stdin: None,
+        },
+        Case {
+            name: "80,000 `or` defaults",
+            setup: |d| {
+                hosts(
+                    d,
+                    &format!("{{ a = {}; }}\n", vec!["b.c"; 80_000].join(" or ")),
+                );
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "refused before parsing",
+            stdin: None,
+        },
+        Case {
+            name: "thousands of chains of 999 dots, each under the chain bound",
+            setup: |d| {
+                let line = format!("b{}", ".c".repeat(999));
+                let body: String = (0..2000).map(|i| format!("  a{i} = {line};\n")).collect();
+                hosts(d, &format!("{{\n{body}}}\n"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "refused before parsing",
+            stdin: None,
+        },
+    ]);
+}

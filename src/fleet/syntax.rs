@@ -11,6 +11,9 @@ use crate::diag::Diagnostic;
 pub const MAX_NESTING: usize = 256;
 
 pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
+    // rnix's own tokenizer is quadratic on long runs and chains: they are
+    // refused by a linear scan before any rnix code sees the text.
+    super::prescan::check(text)?;
     let only_trivia = rnix::tokenize(text)
         .all(|(k, _)| matches!(k, SyntaxKind::TOKEN_WHITESPACE | SyntaxKind::TOKEN_COMMENT));
     if only_trivia {

@@ -4,7 +4,7 @@
 //! points at, whatever links lead there. `pve check` runs the same test, so
 //! check and render agree.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::diag::Diagnostic;
 use crate::fleet::{Kind, Loaded, Value};
@@ -65,19 +65,26 @@ pub fn problem(loaded: &Loaded, dir: &Path, file: &RenderedFile) -> Option<Diagn
     ))
 }
 
-/// hosts.nix itself, or a path value in it, when `real` is one of them.
+/// hosts.nix itself, or a path value in it, when `real` is the same file
+/// (same device and inode: links and `..` cannot hide it). A file that does
+/// not exist yet clobbers nothing.
 fn protected(loaded: &Loaded, real: &Path) -> Option<String> {
-    let real = canonical(real);
-    if canonical(&loaded.file.path) == real {
+    let id = file_id(real)?;
+    if file_id(&loaded.file.path) == Some(id) {
         return Some(format!("{} itself", loaded.file.path.display()));
     }
     let mut found = None;
     walk_paths(&loaded.value, &mut |p| {
-        if found.is_none() && canonical(p) == real {
+        if found.is_none() && file_id(p) == Some(id) {
             found = Some(format!("{}, which hosts.nix points at", p.display()));
         }
     });
     found
+}
+
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn walk_paths(v: &Value, f: &mut impl FnMut(&Path)) {
@@ -86,18 +93,6 @@ fn walk_paths(v: &Value, f: &mut impl FnMut(&Path)) {
         Kind::List(items) => items.iter().for_each(|i| walk_paths(i, f)),
         Kind::Attrs(attrs) => attrs.iter().for_each(|(_, a)| walk_paths(&a.value, f)),
         _ => {}
-    }
-}
-
-/// The path with every link resolved, as far as it exists (a file not yet
-/// created: its folder resolved and its name appended).
-fn canonical(p: &Path) -> PathBuf {
-    if let Ok(c) = p.canonicalize() {
-        return c;
-    }
-    match (p.parent(), p.file_name()) {
-        (Some(dir), Some(name)) => canonical(dir).join(name),
-        _ => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
     }
 }
 
