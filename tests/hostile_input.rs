@@ -103,13 +103,14 @@ struct Run {
     max_rss_kib: i64,
 }
 
-/// Runs `pve -f hosts.nix ARGS` in `dir` with its address space capped,
+/// Runs `pve -f hosts.nix ARGS` (or `pve ARGS` when they name `-f`) in `dir` with its address space capped,
 /// killed if it outlives [`HANG`], and measures its peak resident memory.
 fn run_capped(dir: &Path, args: &[String], stdin: Option<&Path>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pve"));
-    cmd.arg("-f")
-        .arg(dir.join("hosts.nix"))
-        .args(args)
+    if !args.iter().any(|a| a == "-f") {
+        cmd.arg("-f").arg(dir.join("hosts.nix"));
+    }
+    cmd.args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -601,6 +602,71 @@ fn long_chains_are_refused_in_linear_time() {
             },
             code: 2,
             fragment: "refused before parsing",
+            stdin: None,
+        },
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// 4. Every read of input is bounded while reading.
+
+/// A FIFO at `name` in `dir`, fed `bytes` bytes by a writer thread.
+fn fifo(dir: &Path, name: &str, bytes: usize) -> PathBuf {
+    let p = dir.join(name);
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let writer_path = p.clone();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&writer_path) {
+            let chunk = vec![b' '; 1 << 20];
+            for _ in 0..bytes / chunk.len() {
+                if f.write_all(&chunk).is_err() {
+                    return; // the reader stopped: that is the point
+                }
+            }
+        }
+    });
+    p
+}
+
+#[test]
+fn reads_are_bounded_while_reading() {
+    run_table(&[
+        Case {
+            name: "hosts.nix is /dev/zero",
+            setup: |_| args(&["-f", "/dev/zero", "check"]),
+            code: 2,
+            fragment: "/dev/zero is larger than",
+            stdin: None,
+        },
+        Case {
+            name: "hosts.nix is a FIFO fed 100 MB",
+            setup: |d| {
+                let p = fifo(d, "pipe.nix", 100 << 20);
+                vec![
+                    "-f".into(),
+                    p.to_string_lossy().into_owned(),
+                    "check".into(),
+                ]
+            },
+            code: 2,
+            fragment: "is larger than",
+            stdin: None,
+        },
+        Case {
+            name: "public keys on stdin from /dev/zero",
+            setup: |_| args(&["key", "to-age"]),
+            code: 2,
+            fragment: "cannot read stdin: more than",
+            stdin: Some("/dev/zero"),
+        },
+        Case {
+            name: "a private key file that is /dev/zero",
+            setup: |_| args(&["key", "to-age", "--private", "/dev/zero"]),
+            code: 2,
+            fragment: "cannot read /dev/zero: more than",
             stdin: None,
         },
     ]);

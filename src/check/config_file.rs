@@ -31,7 +31,9 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
     let Some(cfg) = &h.configuration_file else {
         return;
     };
-    let text = match std::fs::read_to_string(&cfg.value) {
+    let read = crate::fsutil::read_limited(&cfg.value, crate::fleet::source::MAX_FILE_BYTES)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other));
+    let text = match read {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
             out.push(super::rules::missing_file(l, h, "configurationFile", cfg));

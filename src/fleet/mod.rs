@@ -34,8 +34,8 @@ pub enum FleetError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is {bytes} bytes; files over {} bytes are refused", path.display(), source::MAX_FILE_BYTES)]
-    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{} is larger than {} bytes; larger files are refused", path.display(), source::MAX_FILE_BYTES)]
+    TooLarge { path: PathBuf },
     #[error("{}:{line}:{column}: the file is not valid UTF-8", path.display())]
     NotUtf8 {
         path: PathBuf,
