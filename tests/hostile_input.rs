@@ -671,3 +671,80 @@ fn reads_are_bounded_while_reading() {
         },
     ]);
 }
+
+// ---------------------------------------------------------------------------
+// 10. A flag that takes a Nix expression takes exactly one.
+
+#[test]
+fn a_nix_expression_flag_holds_one_expression() {
+    run_table(&[
+        Case {
+            name: "a second attribute after the value",
+            setup: |_| {
+                args(&[
+                    "host",
+                    "add",
+                    "web9",
+                    "--vmid",
+                    "190",
+                    "--authorized-keys",
+                    "adminKeys; evil = 1",
+                ])
+            },
+            code: 2,
+            fragment: "is not one Nix expression",
+            stdin: None,
+        },
+        Case {
+            name: "closing the host and opening another",
+            setup: |_| {
+                args(&[
+                    "host",
+                    "add",
+                    "web9",
+                    "--vmid",
+                    "190",
+                    "--authorized-keys",
+                    "adminKeys; }; evil = { x = 1",
+                ])
+            },
+            code: 2,
+            fragment: "is not one Nix expression",
+            stdin: None,
+        },
+        Case {
+            name: "a comment that would swallow the `;`",
+            setup: |_| {
+                args(&[
+                    "host",
+                    "add",
+                    "web9",
+                    "--vmid",
+                    "190",
+                    "--authorized-keys",
+                    "adminKeys # x",
+                ])
+            },
+            code: 2,
+            fragment: "holds a comment",
+            stdin: None,
+        },
+        Case {
+            name: "a value over several lines",
+            setup: |_| {
+                args(&[
+                    "host",
+                    "add",
+                    "web9",
+                    "--vmid",
+                    "190",
+                    "--authorized-keys",
+                    "[\n]",
+                ])
+            },
+            code: 2,
+            fragment: "spans several lines",
+            stdin: None,
+        },
+    ]);
+}

@@ -524,8 +524,10 @@ fn comment_text(s: &str) -> String {
 /// the quoting would show here, before the file is written.
 fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), AppError> {
     let wrong = |why: String| {
-        AppError::input(format!("the rendered .sops.yaml does not read back as written: {why}"))
-            .with_help("this is a bug in pve: please report it with the _sops part of hosts.nix")
+        AppError::input(format!(
+            "the rendered .sops.yaml does not read back as written: {why}"
+        ))
+        .with_help("this is a bug in pve: please report it with the _sops part of hosts.nix")
     };
     if let Some(c) = text.chars().find(|&c| c != '\n' && breaks_a_line(c)) {
         return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
@@ -549,7 +551,9 @@ fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), App
         .and_then(|r| r.as_sequence())
         .map_or(0, |r| r.len());
     if found != rules {
-        return Err(wrong(format!("it has {found} rules where {rules} were rendered")));
+        return Err(wrong(format!(
+            "it has {found} rules where {rules} were rendered"
+        )));
     }
     Ok(())
 }
@@ -580,7 +584,9 @@ mod tests {
 
     #[test]
     fn every_unicode_line_break_is_quoted_or_blanked() {
-        for brk in ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}'] {
+        for brk in [
+            '\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}',
+        ] {
             let s = format!("x{brk}- &evil age1");
             assert!(!comment_text(&s).contains(brk), "{brk:?}");
             let quoted = yaml_quote(&s);
