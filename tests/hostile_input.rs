@@ -748,3 +748,111 @@ fn a_nix_expression_flag_holds_one_expression() {
         },
     ]);
 }
+
+// ---------------------------------------------------------------------------
+// 11. What render (or Proxmox) would refuse, check reports at its position.
+
+/// Adds `line` to the first host's `proxmox` set.
+fn in_proxmox(d: &Path, line: &str) {
+    edit(
+        d,
+        "    proxmox = {",
+        &format!("    proxmox = {{\n      {line}"),
+    );
+}
+
+#[test]
+fn check_reports_what_render_and_proxmox_refuse() {
+    run_table(&[
+        Case {
+            name: "a VM whose name starts with a digit",
+            setup: |d| {
+                edit(d, "  sandbox = {", "  \"1st\" = {");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "e.g. `vm-1st`",
+            stdin: None,
+        },
+        Case {
+            name: "proxmox.name with a space",
+            setup: |d| {
+                in_proxmox(d, "name = \"a b\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not a DNS name",
+            stdin: None,
+        },
+        Case {
+            name: "ignoreChangesExtra with a space",
+            setup: |d| {
+                in_proxmox(d, "ignoreChangesExtra = [ \"a b\" ];");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not an attribute of the VM resource",
+            stdin: None,
+        },
+        Case {
+            name: "a multicast MAC address",
+            setup: |d| {
+                in_proxmox(d, "macAddress = \"01:00:5e:00:00:01\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "hosts.nix:35:20",
+            stdin: None,
+        },
+        Case {
+            name: "a bridge with a space",
+            setup: |d| {
+                in_proxmox(d, "bridge = \"vmbr0 x\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not a network bridge name",
+            stdin: None,
+        },
+        Case {
+            name: "an empty storage",
+            setup: |d| {
+                in_proxmox(d, "storage = \"\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not a Proxmox storage name",
+            stdin: None,
+        },
+        Case {
+            name: "an unknown CPU type",
+            setup: |d| {
+                in_proxmox(d, "cpuType = \"x86-64-v2-aes\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "did you mean \"x86-64-v2-AES\"",
+            stdin: None,
+        },
+        Case {
+            name: "a tag with a newline",
+            setup: |d| {
+                edit(d, "tags = [ \"sandbox\"", "tags = [ \"a\\nb\"");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is not a Proxmox tag",
+            stdin: None,
+        },
+        Case {
+            name: "_proxmox.host that is not an address",
+            setup: |d| {
+                edit(d, "host = \"192.168.1.12\";", "host = \"pve; rm -rf /\";");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "is neither a host name nor an IP address",
+            stdin: None,
+        },
+    ]);
+}

@@ -2,6 +2,7 @@
 //! diagnostics. The library never prints; the CLI renders the result.
 
 mod config_file;
+mod proxmox_values;
 mod render_agree;
 pub mod rules;
 
@@ -30,6 +31,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("public-key", rules::public_keys),
     ("configuration", config_file::configuration_files),
     ("secrets", crate::secrets::health::rule),
+    ("proxmox-value", proxmox_values::proxmox_values),
     (RENDER_RULE, render_agree::render_refusals),
 ];
 
