@@ -214,6 +214,19 @@ fn run_case(c: &Case) {
     let name = c.name;
     let err = &run.stderr;
     assert!(!err.contains("panicked"), "{name}: panic: {err}");
+    // Nothing from the input drives the terminal, and no message floods it.
+    let raw = err
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t');
+    assert_eq!(
+        raw, None,
+        "{name}: a raw control character reached stderr: {err:?}"
+    );
+    assert!(
+        err.len() < 64 * 1024,
+        "{name}: {} bytes on stderr",
+        err.len()
+    );
     assert_eq!(run.code, Some(c.code), "{name}: exit code; stderr:\n{err}");
     assert!(
         err.contains(c.fragment),
@@ -852,6 +865,61 @@ fn check_reports_what_render_and_proxmox_refuse() {
             },
             code: 1,
             fragment: "is neither a host name nor an IP address",
+            stdin: None,
+        },
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// 8, 9. What reaches the terminal: names escaped, long lines clipped.
+
+#[test]
+fn diagnostics_are_safe_for_a_terminal() {
+    run_table(&[
+        Case {
+            name: "a host name with ESC, BEL and a newline",
+            setup: |d| {
+                edit(
+                    d,
+                    "  sandbox = {",
+                    "  \"sb\u{1b}]0;pwned\u{7}\u{1b}[2J\nx\" = {",
+                );
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "sb\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\nx",
+            stdin: None,
+        },
+        Case {
+            name: "a U+2028 and a bidi override in a name",
+            setup: |d| {
+                edit(d, "  sandbox = {", "  \"sb\u{2028}\u{202e}x\" = {");
+                args(&["check"])
+            },
+            code: 1,
+            fragment: "sb\\u{2028}\\u{202e}x",
+            stdin: None,
+        },
+        Case {
+            name: "an error at the end of a 9 MB line",
+            setup: |d| {
+                let body = "1 ".repeat(4_500_000);
+                hosts(d, &format!("{{ a = [ {body}undefinedName ]; }}\n"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: ":1:9000009",
+            stdin: None,
+        },
+        Case {
+            name: "an error at the start of a 9 MB line",
+            setup: |d| {
+                let body = "1 ".repeat(4_500_000);
+                hosts(d, &format!("{{ a = [ undefinedName {body}]; }}\n"));
+                args(&["check"])
+            },
+            code: 2,
+            fragment: "undefinedName",
             stdin: None,
         },
     ]);
