@@ -924,3 +924,44 @@ fn diagnostics_are_safe_for_a_terminal() {
         },
     ]);
 }
+
+// ---------------------------------------------------------------------------
+// 7. No Unicode line break reaches a rendered YAML line.
+
+#[test]
+fn a_line_break_in_an_admin_name_cannot_add_a_recipient() {
+    // Two recipients the example fleet does not use (from the ssh-to-age
+    // vectors in the shared reference).
+    let alice = "age1hjm3aujg9e79f5yth8a2cejzdjg5n9vnu96l05p70uvfpeltnpms7yy3pp";
+    let evil = "age1v8zjc47jmlqwefyu66s0d4ke98qr4vnuj3cpvs4z9npfdw833dxqwjrhzv";
+    for brk in ["\u{2028}", "\u{2029}", "\u{85}", "\\r", "\\n"] {
+        let d = fleet();
+        edit(
+            d.path(),
+            "admins = {",
+            &format!("admins = {{\n      \"alice{brk}  - &admin_alice {evil}\" = \"{alice}\";"),
+        );
+        let run = run_capped(d.path(), &args(&["render", "sops"]), None);
+        assert_eq!(run.code, Some(0), "{brk:?}: {}", run.stderr);
+        let yaml = std::fs::read_to_string(d.path().join("secrets/.sops.yaml")).unwrap();
+        // No raw line break but LF, so every YAML reader splits lines as
+        // `lines()` does; and no key line carries the attacker's recipient.
+        assert!(
+            !yaml.contains(['\u{2028}', '\u{2029}', '\u{85}', '\r']),
+            "{brk:?}: a raw line break in:\n{yaml}"
+        );
+        let keys: Vec<&str> = yaml
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- &"))
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        assert!(keys.contains(&alice), "{brk:?}: {keys:?}");
+        assert!(
+            !keys.contains(&evil),
+            "{brk:?}: injected recipient in:\n{yaml}"
+        );
+        // And a re-render finds the file up to date.
+        let check = run_capped(d.path(), &args(&["render", "--check", "sops"]), None);
+        assert_eq!(check.code, Some(0), "{brk:?}: {}", check.stderr);
+    }
+}

@@ -193,7 +193,13 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
         })
         .collect();
     for r in extra_rules.iter_mut().chain(host_rules.iter_mut()) {
-        r.comment = comment_text(&r.comment);
+        // Host names are DNS labels by now; this is for anything else that
+        // reaches a comment.
+        r.comment = r
+            .comment
+            .chars()
+            .map(|c| if breaks_a_line(c) { ' ' } else { c })
+            .collect();
     }
     let recipients: Vec<String> = keys.iter().map(|k| k.recipient.clone()).collect();
     let rules = extra_rules.len() + host_rules.len() + 1;
