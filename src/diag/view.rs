@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn short_lines_are_kept_and_offsets_map_to_themselves() {
         let text = "{\n  a = 1;\n}\n";
-        let v = View::new(text, &[4..5]);
+        let v = View::new(text, std::slice::from_ref(&(4..5)));
         assert_eq!(v.text, text);
         assert_eq!(v.map(4), 4);
     }
@@ -167,7 +167,7 @@ mod tests {
         text.push_str(&"1 ".repeat(1_000_000));
         let at = text.len();
         text.push_str("oops ];\n}\n");
-        let v = View::new(&text, &[at..at + 4]);
+        let v = View::new(&text, std::slice::from_ref(&(at..at + 4)));
         assert!(v.text.len() < 400, "{} bytes", v.text.len());
         let m = v.map(at);
         assert_eq!(&v.text[m..m + 4], "oops");
@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn control_characters_never_reach_the_view() {
         let text = "{ \"a\u{1b}]0;x\u{7}\u{85}\u{2028}\u{202e}b\" = 1; }\n";
-        let v = View::new(text, &[2..20]);
+        let v = View::new(text, std::slice::from_ref(&(2..20)));
         assert_eq!(v.text.len(), text.len(), "offsets stay put");
         assert!(!v.text.chars().any(is_unsafe), "{:?}", v.text);
         assert_eq!(escape_text("a\u{1b}b\u{2028}", 100), "a\\u{1b}b\\u{2028}");
