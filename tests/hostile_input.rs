@@ -606,6 +606,21 @@ fn long_chains_are_refused_in_linear_time() {
             stdin: None,
         },
         Case {
+            name: "a host's configuration.nix of a million operands",
+            setup: |d| {
+                let chain = vec!["1"; 1_000_000].join("+");
+                std::fs::write(
+                    d.join("hosts/sandbox/configuration.nix"),
+                    format!("{{ a = {chain}; }}\n"),
+                )
+                .unwrap();
+                args(&["check"])
+            },
+            code: 0,
+            fragment: "0 errors",
+            stdin: None,
+        },
+        Case {
             name: "thousands of chains of 999 dots, each under the chain bound",
             setup: |d| {
                 let line = format!("b{}", ".c".repeat(999));

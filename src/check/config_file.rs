@@ -91,6 +91,11 @@ pub struct Findings {
 /// Walks every `a.b.c = value;` with its full path from the enclosing sets.
 pub fn scan(text: &str) -> Findings {
     let mut f = Findings::default();
+    // rnix reads long runs and chains in quadratic time: a file the
+    // pre-scan refuses is not scanned (it is no configuration anyway).
+    if crate::fleet::prescan::check(text).is_err() {
+        return f;
+    }
     let parse = rnix::Root::parse(text);
     for node in parse.syntax().descendants() {
         let Some(apv) = ast::AttrpathValue::cast(node) else {

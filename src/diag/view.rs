@@ -184,4 +184,26 @@ mod tests {
         assert_eq!(escape_text("a\u{1b}b\u{2028}", 100), "a\\u{1b}b\\u{2028}");
         assert_eq!(escape_line("a\nb", 100), "a\\nb");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_and_spans_map_inside_the_view(
+            s in "(\\PC|\\n|\\u{1b}|\\u{2028}){0,400}",
+            spans in proptest::collection::vec((0usize..500, 0usize..100), 0..4),
+        ) {
+            let spans: Vec<_> = spans
+                .into_iter()
+                .map(|(a, l)| {
+                    let a = floor(&s, a.min(s.len()));
+                    a..floor(&s, (a + l).min(s.len()))
+                })
+                .collect();
+            let v = View::new(&s, &spans);
+            for r in &spans {
+                proptest::prop_assert!(v.map(r.start) <= v.text.len());
+                proptest::prop_assert!(v.text.is_char_boundary(v.map(r.start)));
+            }
+            proptest::prop_assert_eq!(v.text.matches('\n').count(), s.matches('\n').count());
+        }
+    }
 }

@@ -425,4 +425,11 @@ mod tests {
         let list = format!("[ {} ]", "(1 + 1) ".repeat(400));
         assert!(!refused(&list));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "[-+.!a-z0-9 \"'${}()\\[\\];=#/*\n\\\\]{0,200}|\\PC{0,100}") {
+            let _ = check(&s);
+        }
+    }
 }
