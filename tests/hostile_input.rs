@@ -980,3 +980,35 @@ fn a_line_break_in_an_admin_name_cannot_add_a_recipient() {
         assert_eq!(check.code, Some(0), "{brk:?}: {}", check.stderr);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 2. A write replaces the file a name leads to, keeping what it replaces.
+
+#[test]
+fn an_edit_writes_through_a_linked_hosts_nix_and_keeps_owner_and_mode() {
+    let d = fleet();
+    let real = d.path().join("real-hosts.nix");
+    std::fs::rename(d.path().join("hosts.nix"), &real).unwrap();
+    std::os::unix::fs::symlink("real-hosts.nix", d.path().join("hosts.nix")).unwrap();
+    std::fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // Tests run as root here; elsewhere the owner is ours and stays ours.
+    let given_away = std::os::unix::fs::chown(&real, Some(65534), Some(65534)).is_ok();
+    let before = std::fs::metadata(&real).unwrap();
+    let run = run_capped(
+        d.path(),
+        &args(&["host", "set", "sandbox", "proxmox.cores", "6"]),
+        None,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let link = std::fs::symlink_metadata(d.path().join("hosts.nix")).unwrap();
+    assert!(link.file_type().is_symlink(), "hosts.nix must stay a link");
+    assert!(std::fs::read_to_string(&real)
+        .unwrap()
+        .contains("cores = 6;"));
+    let after = std::fs::metadata(&real).unwrap();
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.mode() & 0o7777, 0o600);
+    if given_away {
+        assert_eq!(after.uid(), 65534);
+    }
+}
