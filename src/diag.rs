@@ -11,6 +11,12 @@ use serde::Serialize;
 
 use crate::fleet::SourceFile;
 
+mod view;
+pub use view::{escape_line, escape_text};
+
+/// Messages and help longer than this many characters are cut.
+const MAX_MESSAGE: usize = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -96,8 +102,17 @@ impl JsonDiagnostic {
 /// rustc-style text: `error[code]: message`, `--> file:line:col`, the
 /// source line with a caret, and the help.
 pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
-    let name = file.path.display().to_string();
-    let files = SimpleFile::new(name, file.text.as_str());
+    let name = escape_text(&file.path.display().to_string(), MAX_MESSAGE);
+    let spans: Vec<_> = diags
+        .iter()
+        .flat_map(|d| std::iter::once(d.span).chain(d.related.iter().map(|(s, _)| *s)))
+        .map(range)
+        .collect();
+    // The terminal sees a clipped, sanitised view of the file (see
+    // `view`), never its raw bytes.
+    let view = view::View::new(&file.text, &spans);
+    let files = SimpleFile::new(name.clone(), view.text.as_str());
+    let at = |span: TextRange| view.map(span.start().into())..view.map(span.end().into());
     let mut out = String::new();
     // rustc's own look: `--> file:line:col`, `|` borders, `^` carets.
     let config = Config {
@@ -109,21 +124,43 @@ pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
             Severity::Error => CsDiagnostic::error(),
             Severity::Warning => CsDiagnostic::warning(),
         };
-        let mut labels = vec![Label::primary((), range(d.span))];
-        labels.extend(
-            d.related
-                .iter()
-                .map(|(span, note)| Label::secondary((), range(*span)).with_message(note)),
-        );
-        let notes = d.help.iter().map(|h| format!("help: {h}")).collect();
+        let mut labels = vec![Label::primary((), at(d.span))];
+        labels.extend(d.related.iter().map(|(span, note)| {
+            Label::secondary((), at(*span)).with_message(escape_line(note, MAX_MESSAGE))
+        }));
+        let notes = d
+            .help
+            .iter()
+            .map(|h| format!("help: {}", escape_text(h, MAX_MESSAGE)))
+            .collect();
         let cs = cs
             .with_code(d.code)
-            .with_message(&d.message)
+            .with_message(escape_line(&d.message, MAX_MESSAGE))
             .with_labels(labels)
             .with_notes(notes);
-        let _ = term::emit_to_string(&mut out, &config, &files, &cs);
+        let mut one = String::new();
+        let _ = term::emit_to_string(&mut one, &config, &files, &cs);
+        out.push_str(&true_location(&one, &name, file, d.span));
     }
     out
+}
+
+/// The `--> file:line:col` line as the original file counts it (the view
+/// may have clipped the start of the line).
+fn true_location(rendered: &str, name: &str, file: &SourceFile, span: TextRange) -> String {
+    let (line, col) = file.line_col(span.start().into());
+    let mut fixed = false;
+    rendered
+        .split_inclusive('\n')
+        .map(|l| match l.trim_start().strip_prefix("--> ") {
+            Some(_) if !fixed => {
+                fixed = true;
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!("{indent}--> {name}:{line}:{col}\n")
+            }
+            _ => l.to_string(),
+        })
+        .collect()
 }
 
 fn range(span: TextRange) -> std::ops::Range<usize> {

@@ -1,55 +1,181 @@
 //! Writing files the safe way: atomically (temp file in the same folder,
 //! fsync, rename), and under a repository lock so two `pve` processes never
 //! interleave their edits.
+//!
+//! A write replaces the file a name leads to, not the name: a symbolic link
+//! is followed to its target (the link stays a link), and the replaced
+//! file's owner, group and mode carry over to the new one.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::AppError;
 
+/// More links than this in a row is a loop (Linux's own limit is 40).
+const MAX_LINKS: usize = 40;
+
 /// Replaces `path` with `contents` atomically: readers see the old file or
 /// the new one, never a torn one; a failure leaves the old file intact.
-/// An existing file's permissions are kept.
+/// An existing file's owner, group and permissions are kept; a symbolic
+/// link is written through.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    stage(path, contents, None)?.commit()
+}
+
+/// A file written in full to a temp file beside its destination, synced,
+/// and not yet renamed into place. Several files are staged first and
+/// committed after, so that a failure while writing any of them leaves
+/// every destination as it was. Dropping it removes the temp file.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    /// The file that will be replaced (a link's target, not the link).
+    dest: PathBuf,
+    /// The name the user knows, for messages.
+    shown: PathBuf,
+}
+
+/// Writes `contents` to a temp file beside the file `path` leads to.
+/// `new_mode` is the mode of a file that does not exist yet (the temp
+/// file's private 0600 otherwise).
+pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Staged, AppError> {
+    let dest = resolve_links(path)?;
     let fail = |what: &str, e: std::io::Error| {
         AppError::input(format!("cannot {what} {}: {e}", path.display())).with_help(
             "check that the folder exists and is writable, and that the disk is not full",
         )
     };
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let existing = match std::fs::metadata(&dest) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(AppError::input(format!(
+                "{} is not a regular file; refusing to replace it",
+                path.display()
+            ))
+            .with_help("move it away, or point pve at another path"))
+        }
+        Ok(meta) => Some(meta),
+        Err(_) => None,
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|m| m.permissions().readonly())
+    {
+        return Err(AppError::input(format!("{} is read-only", path.display()))
+            .with_help("make it writable (chmod u+w) and run again"));
+    }
     std::fs::create_dir_all(&dir).map_err(|e| fail("create the folder of", e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".pve-tmp-")
         .tempfile_in(&dir)
         .map_err(|e| fail("write", e))?;
     tmp.write_all(contents).map_err(|e| fail("write", e))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file()
-            .set_permissions(meta.permissions())
-            .map_err(|e| fail("write", e))?;
-        if meta.permissions().readonly() {
-            return Err(AppError::input(format!("{} is read-only", path.display()))
-                .with_help("make it writable (chmod u+w) and run again"));
+    match &existing {
+        Some(meta) => keep_owner_and_mode(tmp.as_file(), meta)
+            .map_err(|e| fail("keep the owner, group and mode of", e))?,
+        None => {
+            if let Some(mode) = new_mode {
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| fail("write", e))?;
+            }
         }
     }
     tmp.as_file().sync_all().map_err(|e| fail("write", e))?;
-    tmp.persist(path).map_err(|e| fail("replace", e.error))?;
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
+    Ok(Staged {
+        tmp,
+        dest,
+        shown: path.to_path_buf(),
+    })
+}
+
+impl Staged {
+    /// Renames the temp file over the destination and syncs the folder.
+    pub fn commit(self) -> Result<(), AppError> {
+        let Staged { tmp, dest, shown } = self;
+        tmp.persist(&dest).map_err(|e| {
+            AppError::input(format!("cannot replace {}: {}", shown.display(), e.error))
+        })?;
+        if let Some(d) = dest.parent().and_then(|d| File::open(d).ok()) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The file a name finally leads to: each symbolic link followed (relative
+/// targets from the link's folder), a dangling link to the name it would
+/// create.
+pub fn resolve_links(path: &Path) -> Result<PathBuf, AppError> {
+    let mut cur = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&cur).map_err(|e| {
+                    AppError::input(format!("cannot read the link {}: {e}", cur.display()))
+                })?;
+                cur = match cur.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(cur),
+        }
+    }
+    Err(AppError::input(format!(
+        "{}: more than {MAX_LINKS} symbolic links in a row (a loop?)",
+        path.display()
+    )))
+}
+
+/// Gives the new file the owner, group and mode of the one it replaces.
+/// Changing the owner needs privilege; a file we cannot hand back to its
+/// owner is not replaced at all.
+fn keep_owner_and_mode(file: &File, old: &std::fs::Metadata) -> std::io::Result<()> {
+    let now = file.metadata()?;
+    if now.uid() != old.uid() || now.gid() != old.gid() {
+        std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()))?;
+    }
+    // After chown, which may clear set-id bits.
+    file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))
+}
+
+/// Reads at most `limit` bytes of `path`, whatever it is (a regular file,
+/// a FIFO, `/dev/zero`): the size is bounded while reading, not by asking
+/// the file system first. More than `limit` bytes is an error of kind
+/// `FileTooLarge` whose message names the limit.
+pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_limited_from(File::open(path)?, limit)
+}
+
+/// [`read_limited`] for any reader (stdin, a child's output).
+pub fn read_limited_from(r: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(buf)
+}
+
+/// The error of a read that went past its limit.
+pub fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::FileTooLarge,
+        format!("more than {limit} bytes; larger input is refused"),
+    )
 }
 
 /// Creates `path` with `contents` (mode 0644), never replacing an existing
 /// file: temp file in the same folder, fsync, then a link that fails if the
 /// name exists.
 pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    use std::os::unix::fs::PermissionsExt as _;
     let fail =
         |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -136,7 +262,6 @@ mod tests {
 
     #[test]
     fn replaces_the_file_and_keeps_its_mode() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("a.txt");
         std::fs::write(&p, "old").expect("write");
@@ -147,6 +272,51 @@ mod tests {
         assert_eq!(mode, 0o640);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
+    }
+
+    #[test]
+    fn a_symbolic_link_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real.nix");
+        std::fs::write(&real, "old").expect("write");
+        let link = dir.path().join("hosts.nix");
+        std::os::unix::fs::symlink("real.nix", &link).expect("symlink");
+        write_atomic(&link, b"new").expect("atomic write");
+        let meta = std::fs::symlink_metadata(&link).expect("meta");
+        assert!(meta.file_type().is_symlink(), "the link must stay a link");
+        assert_eq!(std::fs::read_to_string(&real).expect("read"), "new");
+    }
+
+    #[test]
+    fn owner_group_and_mode_of_the_replaced_file_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, "old").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        // Only root can give a file away; elsewhere the owner is ours anyway.
+        let given_away = std::os::unix::fs::chown(&p, Some(65534), Some(65534)).is_ok();
+        let before = std::fs::metadata(&p).expect("meta");
+        write_atomic(&p, b"new").expect("atomic write");
+        let after = std::fs::metadata(&p).expect("meta");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "new");
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert_eq!(after.mode() & 0o7777, 0o600);
+        if given_away {
+            assert_eq!(after.uid(), 65534);
+        }
+    }
+
+    #[test]
+    fn staged_files_change_nothing_until_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.txt");
+        std::fs::write(&p, "old").expect("write");
+        let staged = stage(&p, b"new", None).expect("stage");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "old");
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "old");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(left.len(), 1, "a dropped stage leaves no temp file");
     }
 
     #[test]

@@ -303,22 +303,37 @@ impl Cmd {
                 }
             }
         };
-        let join = |h: Option<std::thread::JoinHandle<String>>| {
-            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        let join = |h: Option<std::thread::JoinHandle<Option<String>>>| match h {
+            Some(h) => h.join().ok().flatten().ok_or_else(|| RunError::Io {
+                program: self.tool_name.clone(),
+                source: crate::fsutil::too_large(MAX_OUTPUT_BYTES),
+            }),
+            None => Ok(String::new()),
         };
         Ok(Output {
-            stdout: join(out_reader),
-            stderr: join(err_reader),
+            stdout: join(out_reader)?,
+            stderr: join(err_reader)?,
             code: status.code(),
         })
     }
 }
 
-fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<String> {
+/// The most a child may print on stdout or stderr. Real outputs (a
+/// `qm config`, a plan, a hardware-configuration.nix) are kilobytes; a
+/// remote that prints without end must not fill our memory.
+pub const MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a child's stream up to [`MAX_OUTPUT_BYTES`]; past that, the rest
+/// is read and dropped (so the child is not blocked) and `None` returned.
+fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Option<String>> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        let _ = (&mut r).take(MAX_OUTPUT_BYTES + 1).read_to_end(&mut buf);
+        if buf.len() as u64 > MAX_OUTPUT_BYTES {
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+            return None;
+        }
+        Some(String::from_utf8_lossy(&buf).into_owned())
     })
 }
 

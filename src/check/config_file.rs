@@ -31,7 +31,9 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
     let Some(cfg) = &h.configuration_file else {
         return;
     };
-    let text = match std::fs::read_to_string(&cfg.value) {
+    let read = crate::fsutil::read_limited(&cfg.value, crate::fleet::source::MAX_FILE_BYTES)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other));
+    let text = match read {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
             out.push(super::rules::missing_file(l, h, "configurationFile", cfg));
@@ -89,6 +91,11 @@ pub struct Findings {
 /// Walks every `a.b.c = value;` with its full path from the enclosing sets.
 pub fn scan(text: &str) -> Findings {
     let mut f = Findings::default();
+    // rnix reads long runs and chains in quadratic time: a file the
+    // pre-scan refuses is not scanned (it is no configuration anyway).
+    if crate::fleet::prescan::check(text).is_err() {
+        return f;
+    }
     let parse = rnix::Root::parse(text);
     for node in parse.syntax().descendants() {
         let Some(apv) = ast::AttrpathValue::cast(node) else {

@@ -179,6 +179,15 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
                 .with_help("write a size like `32G` or `1T`, or `passthrough` for no disk"));
         }
     }
+    if let Some(keys) = &a.authorized_keys {
+        crate::fleet::syntax::one_expression(keys).map_err(|why| {
+            AppError::input(format!(
+                "--authorized-keys `{}` is not one Nix expression: {why}",
+                keys.escape_debug()
+            ))
+            .with_help("pass a single value, e.g. `adminKeys` or `[ \"ssh-ed25519 AAAA...\" ]`")
+        })?;
+    }
     let entry = HostEntry {
         name: a.name.clone(),
         hostname: a.hostname,

@@ -1,4 +1,4 @@
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use crate::error::{AppError, Result};
@@ -72,10 +72,10 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
         let r = keys::ssh_to_age(line).map_err(|e| key_error("cannot convert the key", e))?;
         return super::print(&format!("{r}\n"));
     }
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| AppError::input(format!("cannot read stdin: {e}")))?;
+    let input = read_text(
+        "stdin",
+        crate::fsutil::read_limited_from(std::io::stdin(), MAX_KEYS_BYTES),
+    )?;
     let mut out = String::new();
     for (i, line) in input.lines().enumerate() {
         let t = line.trim();
@@ -106,25 +106,28 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
 fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) -> Result<u8> {
     let shown = file.display().to_string();
     let pem = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| AppError::input(format!("cannot read the private key from stdin: {e}")))?;
-        s
+        read_text(
+            "the private key on stdin",
+            crate::fsutil::read_limited_from(std::io::stdin(), MAX_KEY_FILE_BYTES),
+        )?
     } else {
-        std::fs::read_to_string(file)
-            .map_err(|e| AppError::input(format!("cannot read {shown}: {e}")))?
+        read_text(
+            &shown,
+            crate::fsutil::read_limited(file, MAX_KEY_FILE_BYTES),
+        )?
     });
     let encrypted = keys::openssh::is_encrypted(&pem).map_err(|e| key_error(&shown, e))?;
     let pass: Option<Passphrase> = if !encrypted {
         None
     } else if let Some(pf) = passphrase_file {
-        let raw = zeroize::Zeroizing::new(std::fs::read(pf).map_err(|e| {
-            AppError::input(format!(
-                "cannot read the passphrase file {}: {e}",
-                pf.display()
-            ))
-        })?);
+        let raw = zeroize::Zeroizing::new(
+            crate::fsutil::read_limited(pf, MAX_KEY_FILE_BYTES).map_err(|e| {
+                AppError::input(format!(
+                    "cannot read the passphrase file {}: {e}",
+                    pf.display()
+                ))
+            })?,
+        );
         let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Some(zeroize::Zeroizing::new(line.to_vec()))
@@ -141,4 +144,15 @@ fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) ->
     line.push_str(&identity);
     line.push('\n');
     super::print(&line)
+}
+
+/// Public keys piped in: thousands of lines at most.
+const MAX_KEYS_BYTES: u64 = 16 * 1024 * 1024;
+/// A private key or passphrase file: an OpenSSH key is a few KiB.
+const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Text read with a bound, or an error naming what was read and why.
+fn read_text(what: &str, read: std::io::Result<Vec<u8>>) -> Result<String> {
+    let bytes = read.map_err(|e| AppError::input(format!("cannot read {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| AppError::input(format!("{what} is not UTF-8 text")))
 }

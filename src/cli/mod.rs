@@ -127,9 +127,16 @@ pub fn report(err: &AppError) {
         );
         return;
     }
-    let _ = writeln!(stderr, "error: {err}");
+    // Messages carry names and values from hosts.nix and from remotes:
+    // escaped, so none can drive the terminal.
+    let max = 4000;
+    let _ = writeln!(
+        stderr,
+        "error: {}",
+        crate::diag::escape_text(&err.to_string(), max)
+    );
     if let Some(h) = err.help() {
-        let _ = writeln!(stderr, "  = help: {h}");
+        let _ = writeln!(stderr, "  = help: {}", crate::diag::escape_text(&h, max));
     }
 }
 

@@ -50,7 +50,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     };
     let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
     if args.check {
-        let stale = render::check(&dir, &files);
+        let stale = render::check(&dir, &files)?;
         if stale.is_empty() {
             eprintln!("{} files up to date", files.len());
             return Ok(exit::OK);

@@ -19,6 +19,7 @@ use std::rc::Rc;
 
 use rowan::TextRange;
 
+use super::budget::Budget;
 use super::ir::{BinOp, EntryValue, Expr, ExprKind, Name, SetDef, StrPart};
 use super::value::{Attr, Attrs, Kind, Value};
 
@@ -210,6 +211,8 @@ pub struct Evaluator<'a> {
     /// Absolute folder of the file: relative paths start here.
     base_dir: PathBuf,
     depth: Cell<usize>,
+    /// What this evaluation may still spend.
+    budget: Budget,
     /// Every `rec`/`let` scope: their thunks point back at them, so the
     /// cycles are broken by hand when the evaluator is done.
     rec_scopes: RefCell<Vec<Env<'a>>>,
@@ -237,6 +240,7 @@ impl<'a> Evaluator<'a> {
         Evaluator {
             base_dir: base_dir.to_path_buf(),
             depth: Cell::new(0),
+            budget: Budget::default(),
             rec_scopes: RefCell::new(Vec::new()),
             no_scope: Rc::new(Scope {
                 vars: RefCell::new(HashMap::new()),
@@ -263,6 +267,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn enter(&self, span: TextRange) -> Result<DepthGuard<'_>> {
+        self.budget.step(span)?;
         let d = self.depth.get() + 1;
         if d > MAX_DEPTH {
             return Err(EvalError::new(
@@ -280,13 +285,20 @@ impl<'a> Evaluator<'a> {
     /// converted, so the lazy form shrinks as the strict one grows.
     fn deep(&self, v: Lazy<'a>) -> Result<Value> {
         let _g = self.enter(v.span)?;
+        self.budget.values(1, v.span)?;
         let kind = match v.v {
             LV::Null => Kind::Null,
             LV::Bool(b) => Kind::Bool(b),
             LV::Int(i) => Kind::Int(i),
             LV::Float(f) => Kind::Float(f),
-            LV::Str(s) => Kind::Str(s.to_string()),
-            LV::Path(p) => Kind::Path(p.to_path_buf()),
+            LV::Str(s) => {
+                self.budget.bytes(s.len(), v.span)?;
+                Kind::Str(s.to_string())
+            }
+            LV::Path(p) => {
+                self.budget.bytes(p.as_os_str().len(), v.span)?;
+                Kind::Path(p.to_path_buf())
+            }
             LV::List(items) => {
                 let items = Rc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone());
                 Kind::List(
@@ -380,6 +392,7 @@ impl<'a> Evaluator<'a> {
                 return self.force(&t);
             }
             ExprKind::List(items) => {
+                self.budget.values(items.len(), span)?;
                 LV::List(Rc::new(items.iter().map(|e| delay(e, env)).collect()))
             }
             ExprKind::Set(def) => return self.eval_set(def, env),
@@ -428,7 +441,9 @@ impl<'a> Evaluator<'a> {
                 StrPart::Literal(l) => out.push_str(l),
                 StrPart::Interpolation(e) => {
                     let v = self.eval(e, env)?;
-                    out.push_str(&self.coerce_to_string(&v)?);
+                    let s = self.coerce_to_string(&v)?;
+                    self.budget.bytes(s.len(), e.span)?;
+                    out.push_str(&s);
                 }
             }
         }
@@ -610,12 +625,16 @@ impl<'a> Evaluator<'a> {
             BinOp::And | BinOp::Or | BinOp::Implication => LV::Bool(self.expect_bool(&rhs)?),
             BinOp::Concat => match (&lhs.v, &rhs.v) {
                 (LV::List(a), LV::List(b)) => {
+                    self.budget.values(a.len() + b.len(), span)?;
                     LV::List(Rc::new(a.iter().chain(b.iter()).cloned().collect()))
                 }
                 _ => return Err(type_mismatch(span, "++", "lists", &lhs, &rhs)),
             },
             BinOp::Update => match (&lhs.v, &rhs.v) {
-                (LV::Attrs(a), LV::Attrs(b)) => LV::Attrs(Rc::new(a.update(b))),
+                (LV::Attrs(a), LV::Attrs(b)) => {
+                    self.budget.values(a.len() + b.len(), span)?;
+                    LV::Attrs(Rc::new(a.update(b)))
+                }
                 _ => return Err(type_mismatch(span, "//", "sets", &lhs, &rhs)),
             },
             BinOp::Add => self.add(&lhs, &rhs, span)?,
@@ -632,15 +651,23 @@ impl<'a> Evaluator<'a> {
 
     fn add(&self, lhs: &Lazy<'a>, rhs: &Lazy<'a>, span: TextRange) -> Result<LV<'a>> {
         Ok(match (&lhs.v, &rhs.v) {
-            (LV::Str(a), LV::Str(b)) => LV::Str(format!("{a}{b}").into()),
+            (LV::Str(a), LV::Str(b)) => {
+                self.budget.bytes(a.len() + b.len(), span)?;
+                LV::Str(format!("{a}{b}").into())
+            }
             (LV::Path(a), LV::Str(b)) => {
+                self.budget.bytes(a.as_os_str().len() + b.len(), span)?;
                 LV::Path(Rc::new(normalize(Path::new(&format!("{}{b}", a.display())))))
             }
-            (LV::Path(a), LV::Path(b)) => LV::Path(Rc::new(normalize(Path::new(&format!(
-                "{}{}",
-                a.display(),
-                b.display()
-            ))))),
+            (LV::Path(a), LV::Path(b)) => {
+                self.budget
+                    .bytes(a.as_os_str().len() + b.as_os_str().len(), span)?;
+                LV::Path(Rc::new(normalize(Path::new(&format!(
+                    "{}{}",
+                    a.display(),
+                    b.display()
+                )))))
+            }
             (LV::Str(_), LV::Path(_)) => {
                 return Err(EvalError::new(
                     span,

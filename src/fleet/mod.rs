@@ -1,12 +1,14 @@
 //! hosts.nix: finding it, reading it, parsing it with rnix, evaluating the
 //! data subset of Nix, and the typed fleet model built from the result.
 
+pub mod budget;
 pub mod edit;
 pub mod eval;
 pub mod fast_parse;
 pub mod ir;
 pub mod lower;
 pub mod model;
+pub mod prescan;
 pub mod scope;
 pub mod source;
 pub mod syntax;
@@ -32,8 +34,8 @@ pub enum FleetError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is {bytes} bytes; files over {} bytes are refused", path.display(), source::MAX_FILE_BYTES)]
-    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{} is larger than {} bytes; larger files are refused", path.display(), source::MAX_FILE_BYTES)]
+    TooLarge { path: PathBuf },
     #[error("{}:{line}:{column}: the file is not valid UTF-8", path.display())]
     NotUtf8 {
         path: PathBuf,
@@ -173,6 +175,10 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
             None => d,
         }
     };
+    // Both parsers look ahead over runs of path characters the way rnix's
+    // tokenizer does, in time quadratic in a run's length: such input is
+    // refused first, by a linear scan.
+    prescan::check(text)?;
     // The fast parser reads the common, well-formed file; for anything else
     // the rnix path runs and owns the diagnostic.
     let fast = fast_parse::parse(text);

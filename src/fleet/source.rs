@@ -43,14 +43,17 @@ impl SourceFile {
             path: path.to_path_buf(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(FleetError::TooLarge {
-                path: path.to_path_buf(),
-                bytes: meta.len(),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        // Bounded while reading, not by the size the file system reports:
+        // /dev/zero, a FIFO or a growing file report none.
+        let bytes = crate::fsutil::read_limited(path, MAX_FILE_BYTES).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                FleetError::TooLarge {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io(e)
+            }
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let offset = e.utf8_error().valid_up_to();
             let valid = String::from_utf8_lossy(&e.as_bytes()[..offset]).into_owned();

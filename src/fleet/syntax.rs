@@ -11,6 +11,9 @@ use crate::diag::Diagnostic;
 pub const MAX_NESTING: usize = 256;
 
 pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
+    // rnix's own tokenizer is quadratic on long runs and chains: they are
+    // refused by a linear scan before any rnix code sees the text.
+    super::prescan::check(text)?;
     let only_trivia = rnix::tokenize(text)
         .all(|(k, _)| matches!(k, SyntaxKind::TOKEN_WHITESPACE | SyntaxKind::TOKEN_COMMENT));
     if only_trivia {
@@ -28,6 +31,22 @@ pub fn parse(text: &str) -> Result<ast::Root, Diagnostic> {
         return Err(empty());
     }
     Ok(root)
+}
+
+/// Checks that `text` (a flag's value, to be spliced into hosts.nix) is
+/// exactly one Nix expression: it parses on its own, and holds no comment
+/// and no line break that could swallow or end the text around it.
+/// `adminKeys; evil = 1` is two attributes' worth of text, not a value.
+pub fn one_expression(text: &str) -> Result<(), String> {
+    parse(text).map_err(|d| d.message)?;
+    let comment = rnix::tokenize(text).any(|(k, _)| k == SyntaxKind::TOKEN_COMMENT);
+    if comment {
+        return Err("it holds a comment".into());
+    }
+    if text.contains(['\n', '\r']) {
+        return Err("it spans several lines".into());
+    }
+    Ok(())
 }
 
 fn empty() -> Diagnostic {

@@ -11,6 +11,7 @@
 //! so an error writes nothing.
 
 pub mod known_hosts;
+pub mod ownership;
 pub mod scaffold;
 pub mod sops;
 pub mod tofu;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use crate::diag::Diagnostic;
 use crate::error::AppError;
 use crate::fleet::{FleetError, Loaded};
-use crate::fsutil::{write_atomic, RepoLock};
+use crate::fsutil::{stage, RepoLock};
 
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +77,13 @@ pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, 
     Ok(out)
 }
 
-/// Writes the files under `dir` (the fleet root, or `--out-dir`), each
-/// atomically. Writing into the fleet holds its repository lock; writing
-/// elsewhere does not touch the fleet at all (so hosts.nix may sit on a
-/// read-only file system, as in `nix build .#tofu-config`). Returns the
-/// paths whose contents changed.
+/// Writes the files under `dir` (the fleet root, or `--out-dir`), all or
+/// nothing: every destination is checked (see [`ownership`]) and every
+/// file staged (written in full and synced beside its destination) before
+/// the first one is renamed into place. Writing into the fleet holds its
+/// repository lock; writing elsewhere does not touch the fleet at all (so
+/// hosts.nix may sit on a read-only file system, as in
+/// `nix build .#tofu-config`). Returns the paths whose contents changed.
 pub fn write(
     loaded: &Loaded,
     dir: &Path,
@@ -98,22 +101,31 @@ pub fn write(
     } else {
         None
     };
-    let mut changed = Vec::new();
+    if let Some(d) = files
+        .iter()
+        .find_map(|f| ownership::problem(loaded, dir, f))
+    {
+        return Err(invalid(loaded, d));
+    }
+    let mut staged = Vec::new();
     for f in files {
         let target = dir.join(&f.path);
-        let existed = match std::fs::read(&target) {
-            Ok(old) if old == f.contents.as_bytes() => continue,
-            Ok(_) => true,
-            Err(_) => false,
-        };
-        write_atomic(&target, f.contents.as_bytes())?;
-        if !existed {
-            // The temp file was private (0600); these files hold no secret
-            // and belong in the repository like any other.
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644));
+        let same = crate::fsutil::read_limited(&target, f.contents.len() as u64)
+            .is_ok_and(|old| old == f.contents.as_bytes());
+        if same {
+            continue;
         }
-        changed.push(f.path.clone());
+        // New files hold no secret and belong in the repository like any
+        // other (0644); a replaced file keeps its owner and mode.
+        staged.push((
+            f.path.clone(),
+            stage(&target, f.contents.as_bytes(), Some(0o644))?,
+        ));
+    }
+    let mut changed = Vec::new();
+    for (path, s) in staged {
+        s.commit()?;
+        changed.push(path);
     }
     Ok(changed)
 }
@@ -126,15 +138,46 @@ pub struct Stale {
     pub diff: String,
 }
 
-/// Compares the rendered files with those under `dir`.
-pub fn check(dir: &Path, files: &[RenderedFile]) -> Vec<Stale> {
+/// Compares the rendered files with those under `dir`. A file that is
+/// missing is stale; a folder or file that cannot be read is an error
+/// (exit 2), not "stale".
+pub fn check(dir: &Path, files: &[RenderedFile]) -> Result<Vec<Stale>, AppError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(
+                AppError::input(format!("{} is not a folder", dir.display()))
+                    .with_help("pass the folder that holds the rendered files"),
+            )
+        }
+        Err(e) => {
+            return Err(
+                AppError::input(format!("cannot read {}: {e}", dir.display()))
+                    .with_help("pass the folder that holds the rendered files"),
+            )
+        }
+    }
     let mut out = Vec::new();
     for f in files {
-        let on_disk = std::fs::read_to_string(dir.join(&f.path)).ok();
-        if on_disk.as_deref() == Some(f.contents.as_str()) {
+        let path = dir.join(&f.path);
+        // Anything longer than the rendered file differs from it; a
+        // bounded read keeps a hostile destination (/dev/zero) finite.
+        let limit = f.contents.len() as u64 + 1024 * 1024;
+        let on_disk = match crate::fsutil::read_limited(&path, limit) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Some(Vec::new()),
+            Err(e) => {
+                return Err(AppError::input(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        if on_disk.as_deref() == Some(f.contents.as_bytes()) {
             continue;
         }
-        let old = on_disk.unwrap_or_default();
+        let old = String::from_utf8_lossy(on_disk.as_deref().unwrap_or_default()).into_owned();
         let shown = f.path.display().to_string();
         let diff = similar::TextDiff::from_lines(&old, &f.contents)
             .unified_diff()
@@ -146,7 +189,7 @@ pub fn check(dir: &Path, files: &[RenderedFile]) -> Vec<Stale> {
             diff,
         });
     }
-    out
+    Ok(out)
 }
 
 /// A problem in hosts.nix that stops rendering, reported with its position.
@@ -157,10 +200,27 @@ pub(crate) fn invalid(loaded: &Loaded, d: Diagnostic) -> AppError {
     })
 }
 
+thread_local! {
+    /// Set while `pve check` renders in memory: it runs the gated rules
+    /// itself, so running them again per output would only cost time.
+    static GATE_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the gates off (see [`GATE_OFF`]).
+pub(crate) fn without_gates<T>(f: impl FnOnce() -> T) -> T {
+    GATE_OFF.with(|g| g.set(true));
+    let out = f();
+    GATE_OFF.with(|g| g.set(false));
+    out
+}
+
 /// Refuses to render from a fleet with errors that would make the output
 /// wrong: the model's own findings (unknown keys, wrong types) and the
 /// named `pve check` rules. The first error by position is returned.
 pub(crate) fn gate(loaded: &Loaded, rules: &[&str]) -> Result<(), AppError> {
+    if GATE_OFF.with(std::cell::Cell::get) {
+        return Ok(());
+    }
     let mut errors: Vec<Diagnostic> = loaded
         .diagnostics
         .iter()

@@ -157,8 +157,8 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
         admin_aliases.iter().cloned().chain(extra).collect()
     };
 
-    let extra_rules = extra_rules(loaded, &hosts, &admin_aliases)?;
-    let host_rules = loaded
+    let mut extra_rules = extra_rules(loaded, &hosts, &admin_aliases)?;
+    let mut host_rules: Vec<Rule> = loaded
         .fleet
         .hosts
         .iter()
@@ -182,7 +182,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
         comment: "everything else: admins and every host".into(),
         aliases: with(&mut hosts.values().map(|r| r.anchor.clone())),
     };
-    let keys = admins
+    let keys: Vec<Key> = admins
         .iter()
         .chain(hosts.values())
         .map(|r| (r, comment_text(&r.who)))
@@ -192,6 +192,17 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             comment,
         })
         .collect();
+    for r in extra_rules.iter_mut().chain(host_rules.iter_mut()) {
+        // Host names are DNS labels by now; this is for anything else that
+        // reaches a comment.
+        r.comment = r
+            .comment
+            .chars()
+            .map(|c| if breaks_a_line(c) { ' ' } else { c })
+            .collect();
+    }
+    let recipients: Vec<String> = keys.iter().map(|k| k.recipient.clone()).collect();
+    let rules = extra_rules.len() + host_rules.len() + 1;
     let doc = SopsYaml {
         keys,
         extra_rules,
@@ -204,6 +215,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     if !text.ends_with('\n') {
         text.push('\n');
     }
+    parse_back(&text, &recipients, rules)?;
     Ok(text)
 }
 
@@ -396,6 +408,25 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
         return Err(escape("names no file"));
     }
     let rel: PathBuf = parts.iter().collect();
+    // pve owns only names that say what they hold: never hosts.nix,
+    // flake.nix or a README.
+    let named_right = rel
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".sops.yaml"));
+    if !named_right {
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                "sops-path-name",
+                span,
+                format!("`_sops.path` {raw:?} does not name a `.sops.yaml` file"),
+            )
+            .help(format!(
+                "pve writes sops' configuration only under a name ending in `.sops.yaml`, e.g. `path = \"{DEFAULT_PATH}\";`"
+            )),
+        ));
+    }
     // A symlinked folder could still lead outside.
     if let Some(parent) = loaded.root_dir.join(&rel).parent() {
         if let (Ok(p), Ok(root)) = (parent.canonicalize(), loaded.root_dir.canonicalize()) {
@@ -460,17 +491,77 @@ fn unique_anchor(taken: &mut BTreeSet<String>, kind: &str, name: &str) -> String
     anchor
 }
 
-/// A single-quoted YAML scalar.
-fn yaml_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+/// Characters some YAML reader takes for the end of a line: YAML 1.1 (and
+/// so PyYAML and sops' Go parser) counts NEL, LS and PS besides CR and LF.
+fn breaks_a_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
-/// Text safe inside a `#` comment: no line breaks.
+/// A YAML scalar: single-quoted, or double-quoted with escapes when it
+/// holds a control character or a line break of any kind.
+fn yaml_quote(s: &str) -> String {
+    if !s.chars().any(breaks_a_line) {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if breaks_a_line(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text safe inside a `#` comment: no line breaks of any kind.
 fn comment_text(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if breaks_a_line(c) { ' ' } else { c })
         .filter(|c| *c != '`')
         .collect()
+}
+
+/// Reads the rendered file back with a strict YAML parser and checks it
+/// says what was meant: exactly these recipients, in this order, and this
+/// many rules; and no line break but LF anywhere. Whatever slipped through
+/// the quoting would show here, before the file is written.
+fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), AppError> {
+    let wrong = |why: String| {
+        AppError::input(format!(
+            "the rendered .sops.yaml does not read back as written: {why}"
+        ))
+        .with_help("this is a bug in pve: please report it with the _sops part of hosts.nix")
+    };
+    if let Some(c) = text.chars().find(|&c| c != '\n' && breaks_a_line(c)) {
+        return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
+    }
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| wrong(e.to_string()))?;
+    let keys: Vec<&str> = doc
+        .get("keys")
+        .and_then(|k| k.as_sequence())
+        .map(|seq| seq.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if keys != recipients.iter().map(String::as_str).collect::<Vec<_>>() {
+        return Err(wrong(format!(
+            "it lists {} keys where {} were rendered",
+            keys.len(),
+            recipients.len()
+        )));
+    }
+    let found = doc
+        .get("creation_rules")
+        .and_then(|r| r.as_sequence())
+        .map_or(0, |r| r.len());
+    if found != rules {
+        return Err(wrong(format!(
+            "it has {found} rules where {rules} were rendered"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -494,5 +585,28 @@ mod tests {
     #[test]
     fn yaml_quoting() {
         assert_eq!(yaml_quote("^it's/"), "'^it''s/'");
+        assert_eq!(yaml_quote("a\u{2028}b\"\\"), "\"a\\u2028b\\\"\\\\\"");
+    }
+
+    #[test]
+    fn every_unicode_line_break_is_quoted_or_blanked() {
+        for brk in [
+            '\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{b}', '\u{c}',
+        ] {
+            let s = format!("x{brk}- &evil age1");
+            assert!(!comment_text(&s).contains(brk), "{brk:?}");
+            let quoted = yaml_quote(&s);
+            assert!(!quoted.contains(brk), "{brk:?}");
+            let back: String = serde_yaml_ng::from_str(&quoted).expect("parses");
+            assert_eq!(back, s, "{brk:?}");
+        }
+    }
+
+    #[test]
+    fn parse_back_catches_an_injected_key() {
+        let text = "keys:\n  - &a age1x # alice\u{2028}  - &b age1evil\ncreation_rules: []\n";
+        assert!(parse_back(text, &["age1x".into()], 0).is_err());
+        let ok = "keys:\n  - &a age1x # alice\ncreation_rules:\n  - path_regex: '.*'\n";
+        assert!(parse_back(ok, &["age1x".into()], 1).is_ok());
     }
 }

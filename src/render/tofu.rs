@@ -379,7 +379,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
                     host.name
                 ),
             )
-            .help("rename the host, e.g. `vm-{name}`"),
+            .help(format!("rename the host, e.g. `vm-{}`", host.name)),
         ));
     }
     let Some(vmid) = &p.vmid else {

@@ -1,0 +1,37 @@
+//! Check and render agree: whatever `pve render` would refuse, `pve check`
+//! reports, at the same position. The rule renders every output in memory
+//! (nothing is written) and tests every destination as render would.
+
+use crate::diag::Diagnostic;
+use crate::error::AppError;
+use crate::fleet::{FleetError, Loaded};
+
+/// `pve render`'s refusals, as check findings.
+pub fn render_refusals(l: &Loaded) -> Vec<Diagnostic> {
+    // The rules render's gates would run are check rules of their own.
+    let files = match crate::render::without_gates(|| crate::render::all(l)) {
+        Ok(files) => files,
+        Err(e) => return vec![as_diagnostic(l, e)],
+    };
+    files
+        .iter()
+        .filter_map(|f| crate::render::ownership::problem(l, &l.root_dir, f))
+        .collect()
+}
+
+fn as_diagnostic(l: &Loaded, e: AppError) -> Diagnostic {
+    match e {
+        AppError::Fleet(FleetError::Invalid { diagnostic, .. }) => *diagnostic,
+        other => {
+            let d = Diagnostic::error(
+                "render",
+                l.value.span,
+                format!("`pve render` would fail: {other}"),
+            );
+            match other.help() {
+                Some(h) => d.help(h),
+                None => d,
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! What one evaluation may spend. A hosts.nix under 2 KB can describe a
+//! value of 2^40 elements (`a1 = [ a0 a0 ]; a2 = [ a1 a1 ]; ...`), or a
+//! string of 2^40 bytes with `+`, or a comparison that walks such a value;
+//! the budget stops each in well under a second, with an error at the
+//! expression that crossed it. The limits sit far above any real fleet (a
+//! generated 40,000-host fleet of 19 MB, `scripts/gen-fleet 40000`,
+//! evaluates within them) and far below a machine's memory (a budget spent
+//! on lists peaks near 300 MB).
+
+use std::cell::Cell;
+
+use rowan::TextRange;
+
+use super::eval::EvalError;
+
+/// Evaluation steps (expressions evaluated, values forced, comparisons).
+pub const MAX_STEPS: u64 = 20_000_000;
+/// Values built: list elements and attributes, lazy and strict.
+pub const MAX_VALUES: u64 = 2_000_000;
+/// Bytes of strings and paths built.
+pub const MAX_STRING_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Default)]
+pub struct Budget {
+    steps: Cell<u64>,
+    values: Cell<u64>,
+    bytes: Cell<u64>,
+}
+
+impl Budget {
+    pub fn step(&self, span: TextRange) -> Result<(), EvalError> {
+        spend(&self.steps, 1, MAX_STEPS, "evaluation steps", span)
+    }
+    pub fn values(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
+        spend(&self.values, n as u64, MAX_VALUES, "values built", span)
+    }
+    pub fn bytes(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
+        spend(
+            &self.bytes,
+            n as u64,
+            MAX_STRING_BYTES,
+            "bytes of strings built",
+            span,
+        )
+    }
+}
+
+fn spend(c: &Cell<u64>, n: u64, max: u64, what: &str, span: TextRange) -> Result<(), EvalError> {
+    let total = c.get().saturating_add(n);
+    c.set(total);
+    if total > max {
+        return Err(EvalError::new(
+            span,
+            format!("evaluation budget exceeded: more than {max} {what}"),
+        )
+        .with_help(
+            "hosts.nix is data about machines; an expression here multiplies its values \
+             (e.g. `a2 = [ a1 a1 ]` or `s2 = s1 + s1` repeated)",
+        ));
+    }
+    Ok(())
+}
