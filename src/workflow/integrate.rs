@@ -117,8 +117,26 @@ impl Integrate {
             proxmox: None,
             summary: String::new(),
         };
-        c.host()?;
+        c.refuse_readonly()?;
         Ok(c)
+    }
+
+    /// A readonly VM is never integrated (it would be contacted, rebuilt
+    /// and enrolled), as `remove` and `vm stop` refuse it.
+    fn refuse_readonly(&self) -> Result<()> {
+        let name = &self.opts.name;
+        let marked = self.host()?.proxmox.as_ref().is_some_and(|p| p.readonly);
+        let listed = match self.vmid() {
+            Some(v) => crate::remote::proxmox::readonly_vmids(&self.loaded.fleet)?.contains(&v),
+            None => false,
+        };
+        if marked || listed {
+            return Err(AppError::input(format!(
+                "`{name}` is a readonly VM; refusing to integrate it"
+            ))
+            .with_help("it is marked `proxmox.readonly = true` in hosts.nix or listed in PROXMOX_READONLY_VMIDS; change that first if you really mean it"));
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -253,40 +271,42 @@ impl Integrate {
         }
     }
 
-    /// `ssh` options for nixos-rebuild (`NIX_SSHOPTS`, split on spaces by
-    /// nixos-rebuild and nix): the same pinned known_hosts, strict checking.
+    /// `ssh` options for nixos-rebuild (`NIX_SSHOPTS`): the same pinned
+    /// known_hosts, strict checking. Every value is validated again here,
+    /// whatever ran before (a resumed run reads hosts.nix afresh).
     fn nix_sshopts(&self) -> Result<String> {
-        let kh = self.known_hosts();
-        let no_space = |p: &Path, what: &str| -> Result<String> {
-            let s = p.to_string_lossy().to_string();
-            if s.chars().any(char::is_whitespace) || s.contains('%') {
-                return Err(AppError::input(format!(
-                    "the path of {what} ({s}) contains a space or `%`, which NIX_SSHOPTS cannot carry"
-                ))
-                .with_help("move the fleet (or the key) to a path without spaces"));
-            }
-            Ok(s)
-        };
+        let alias = self.alias()?;
+        if !crate::check::rules::is_dns_label(&alias) {
+            return Err(AppError::input(format!(
+                "the hostname of {} ({alias:?}) is not a DNS label; refusing to pass it to ssh",
+                self.opts.name
+            ))
+            .with_help("fix it in hosts.nix (`pve check` shows where)"));
+        }
+        if !ssh::valid_user(&self.opts.user) {
+            return Err(AppError::input(format!(
+                "`{}` is not a valid user name",
+                self.opts.user
+            )));
+        }
+        let kh = self.known_hosts().to_string_lossy().into_owned();
         let mut o = vec![
-            format!(
-                "-o UserKnownHostsFile={}",
-                no_space(&kh, "vms/known_hosts")?
-            ),
-            "-o StrictHostKeyChecking=yes".into(),
-            format!("-o HostKeyAlias={}", self.alias()?),
-            "-o UpdateHostKeys=no".into(),
-            "-o CheckHostIP=no".into(),
-            "-o BatchMode=yes".into(),
-            "-o ConnectTimeout=10".into(),
-            "-o ServerAliveInterval=5".into(),
-            "-o ServerAliveCountMax=3".into(),
-            format!("-o Port={}", self.opts.port),
+            ("UserKnownHostsFile", kh),
+            ("StrictHostKeyChecking", "yes".into()),
+            ("HostKeyAlias", alias),
+            ("UpdateHostKeys", "no".into()),
+            ("CheckHostIP", "no".into()),
+            ("BatchMode", "yes".into()),
+            ("ConnectTimeout", "10".into()),
+            ("ServerAliveInterval", "5".into()),
+            ("ServerAliveCountMax", "3".into()),
+            ("Port", self.opts.port.to_string()),
         ];
         if let Some(id) = &self.opts.identity {
-            o.push(format!("-o IdentityFile={}", no_space(id, "the SSH key")?));
-            o.push("-o IdentitiesOnly=yes".into());
+            o.push(("IdentityFile", id.to_string_lossy().into_owned()));
+            o.push(("IdentitiesOnly", "yes".into()));
         }
-        Ok(o.join(" "))
+        sshopts_line(&o)
     }
 
     fn rebuild_cmd(&self, ip: IpAddr) -> Result<Cmd> {
@@ -420,6 +440,27 @@ fn fingerprint_of(key: &str) -> String {
         .unwrap_or_else(|| "(unreadable key)".into())
 }
 
+/// `-o Key=value ...` for `NIX_SSHOPTS`. nixos-rebuild splits the variable
+/// on whitespace (the shell script) or shell-style (nixos-rebuild-ng, Nix's
+/// own ssh stores): a value is accepted only when quoting it changes
+/// nothing, so both readers see exactly these arguments. `%` is refused
+/// too: ssh expands `%` tokens in file names.
+fn sshopts_line(options: &[(&str, String)]) -> Result<String> {
+    let mut words = Vec::with_capacity(options.len() * 2);
+    for (key, value) in options {
+        let word = format!("{key}={value}");
+        if value.is_empty() || value.contains('%') || crate::shell::quote(&word) != word {
+            return Err(AppError::input(format!(
+                "the ssh option {key}={value:?} cannot be passed through NIX_SSHOPTS (spaces, quotes, `%` or shell characters)"
+            ))
+            .with_help("move the fleet (or the key) to a path of letters, digits and `-_./`, and keep hosts.nix values to DNS labels"));
+        }
+        words.push("-o".to_string());
+        words.push(word);
+    }
+    Ok(crate::shell::join(&words))
+}
+
 /// `SHA256:...` whether or not the user typed the prefix.
 fn normalise_fingerprint(fp: &str) -> String {
     let fp = fp.trim();
@@ -430,11 +471,10 @@ fn normalise_fingerprint(fp: &str) -> String {
     }
 }
 
-/// `ssh-ed25519 AAAA...` (comment dropped) of a valid public key line.
+/// `ssh-ed25519 AAAA...` of a valid public key line, re-encoded from the
+/// key itself: leading fields and the comment never come along.
 fn normalise_key(line: &str) -> Option<String> {
-    crate::keys::parse_ed25519_public(line).ok()?;
-    let mut f = line.split_whitespace();
-    Some(format!("{} {}", f.next()?, f.next()?))
+    crate::keys::normalise_ed25519(line).ok()
 }
 
 // ------------------------------------------------------------------ steps
@@ -499,6 +539,7 @@ fn pin_host_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         ),
     };
     let names = c.key_names()?;
+    crate::workflow::key_owner::refuse_shared_key(&c.loaded, &c.opts.name, &names, &key)?;
     write_pin(&c.known_hosts(), &names, &key)?;
     j.set_fact("host_key", &key)?;
     Ok(format!(
@@ -905,6 +946,8 @@ fn verify_host_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
 
 fn public_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
     let key = fact_key(j)?;
+    let names = c.key_names()?;
+    crate::workflow::key_owner::refuse_shared_key(&c.loaded, &c.opts.name, &names, &key)?;
     let path = c.loaded.file.path.clone();
     let name = c.opts.name.clone();
     let old = c
@@ -1037,9 +1080,38 @@ mod tests {
     }
 
     #[test]
+    fn nix_sshopts_carries_only_values_that_split_the_same_every_way() {
+        let line = sshopts_line(&[
+            ("HostKeyAlias", "web".into()),
+            ("UserKnownHostsFile", "/srv/fleet/vms/known_hosts".into()),
+        ])
+        .expect("plain values");
+        assert_eq!(
+            line,
+            "-o HostKeyAlias=web -o UserKnownHostsFile=/srv/fleet/vms/known_hosts"
+        );
+        for hostile in [
+            "web -oProxyCommand=touch${IFS}/tmp/x",
+            "web\t-oProxyCommand=x",
+            "web'x",
+            "web\"x",
+            "$(id)",
+            "web;id",
+            "/tmp/%h",
+            "",
+        ] {
+            let e = sshopts_line(&[("HostKeyAlias", hostile.to_string())]).expect_err(hostile);
+            assert_eq!(e.exit_code(), 2, "{hostile}");
+            assert!(e.to_string().contains("HostKeyAlias"), "{e}");
+        }
+    }
+
+    #[test]
     fn keys_are_compared_without_comments() {
         let k = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji";
         assert_eq!(normalise_key(&format!("{k} root@web")).as_deref(), Some(k));
         assert_eq!(normalise_key("ssh-rsa AAAA"), None);
+        // Leading junk is not pinned with the key.
+        assert_eq!(normalise_key(&format!("zzz {k} c")).as_deref(), Some(k));
     }
 }
