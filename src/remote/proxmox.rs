@@ -139,7 +139,9 @@ impl Settings {
             },
             node,
             bridge,
-            known_hosts: vec![proxmox_known_hosts.clone(), root.join(VMS_KNOWN_HOSTS)],
+            // Only the hypervisor's own file: a VM's key (vms/known_hosts,
+            // under names hosts.nix chose) must never vouch for Proxmox.
+            known_hosts: vec![proxmox_known_hosts.clone()],
             proxmox_known_hosts,
             connect_timeout,
             op_timeout: None,

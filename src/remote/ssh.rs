@@ -314,6 +314,13 @@ impl Ssh {
         if let Some(alias) = &self.host_key_alias {
             opt(format!("HostKeyAlias={alias}"));
         }
+        let name = self
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| self.endpoint.known_hosts_name());
+        if let Some(algos) = host_key_algorithms(&self.options.known_hosts, &name) {
+            opt(format!("HostKeyAlgorithms={algos}"));
+        }
         if batch {
             opt("BatchMode=yes".into());
         }
@@ -712,6 +719,35 @@ pub fn scan(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<ScannedKey>, S
         });
     }
     Ok(keys)
+}
+
+/// `HostKeyAlgorithms` limited to the key types recorded for `name`: ssh
+/// then asks the server for those only, so a key of another type (an
+/// impostor offering only RSA where ed25519 was confirmed) is never even
+/// considered. None when nothing is recorded (strict checking refuses).
+pub fn host_key_algorithms(files: &[PathBuf], name: &str) -> Option<String> {
+    let mut algos: Vec<String> = Vec::new();
+    for k in files.iter().flat_map(|f| known_keys(f, name)) {
+        let safe = k
+            .key_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.-".contains(c));
+        if !safe {
+            continue;
+        }
+        let names = if k.key_type == "ssh-rsa" {
+            // The key type ssh-rsa is signed with these algorithms.
+            vec!["rsa-sha2-512".to_string(), "rsa-sha2-256".to_string()]
+        } else {
+            vec![k.key_type]
+        };
+        for n in names {
+            if !algos.contains(&n) {
+                algos.push(n);
+            }
+        }
+    }
+    (!algos.is_empty()).then(|| algos.join(","))
 }
 
 /// The known_hosts lines of `file` for `name`, with their fingerprints.
