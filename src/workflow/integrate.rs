@@ -639,6 +639,16 @@ fn write_pin(file: &Path, names: &[String], key: &str) -> Result<()> {
     for l in old.lines() {
         let first = l.split_whitespace().next().unwrap_or("");
         let ours = !l.starts_with('#') && first.split(',').any(|n| names.iter().any(|m| m == n));
+        if ours && !first.split(',').all(|n| names.iter().any(|m| m == n)) {
+            // The line also names someone else: replacing it would delete
+            // another machine's pin.
+            return Err(AppError::input(format!(
+                "{} pins `{first}`, which shares a name with {}; refusing to replace another host's line",
+                file.display(),
+                names.join(",")
+            ))
+            .with_help("every hostname and sshAlias must be unique (`pve check`); fix hosts.nix and run `pve render`"));
+        }
         if ours {
             if !placed {
                 out.push_str(&line);
@@ -1070,6 +1080,14 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&f).expect("read"),
             "# header\nother ssh-ed25519 AAAAother\nweb,web1 ssh-ed25519 AAAAnew\n"
+        );
+        // A line that also names another host is never replaced.
+        std::fs::write(&f, "web,prod ssh-ed25519 AAAAprod\n").expect("write");
+        let e = write_pin(&f, &names, "ssh-ed25519 AAAAnew").expect_err("refused");
+        assert!(e.to_string().contains("web,prod"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&f).expect("read"),
+            "web,prod ssh-ed25519 AAAAprod\n"
         );
         std::fs::create_dir(dir.path().join("x")).expect("fleet root");
         let fresh = dir.path().join("x/vms/known_hosts");
