@@ -10,6 +10,7 @@
 //! The API token reaches `tofu` only through its environment.
 
 pub mod guard;
+mod interrupt;
 pub mod progress;
 pub mod token;
 
@@ -439,6 +440,27 @@ impl Tofu {
         (self.dir.join(PLAN_FILE), self.dir.join(PLAN_META))
     }
 
+    /// Confirms with `confirm`, discarding the saved plan when the answer
+    /// is no, when there is no way to ask, and when the user presses
+    /// Ctrl-C at the question (a plan nobody accepted must not be left for
+    /// the next `pve apply`).
+    fn confirm_or_discard(
+        &self,
+        confirm: &mut dyn Confirm,
+        action: &str,
+        question: &str,
+        must_type: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let (plan, meta) = self.plan_paths();
+        let guard = interrupt::DiscardOnInterrupt::arm(&[plan, meta]);
+        let answer = confirm.confirm(action, question, must_type);
+        drop(guard);
+        if !matches!(answer, Ok(true)) {
+            self.discard_plan();
+        }
+        answer
+    }
+
     /// Removes the saved plan and its sidecar.
     pub fn discard_plan(&self) {
         let (plan, meta) = self.plan_paths();
@@ -723,9 +745,12 @@ pub fn apply(
                     "The saved plan is limited to {} (-target, left by `pve new` or `pve remove`); `pve apply` did not make it.",
                     meta.targets.join(", ")
                 );
-                let ok = confirm
-                    .confirm("apply a targeted plan", "Apply this targeted plan?", None)
-                    .inspect_err(|_| tofu.discard_plan())?;
+                let ok = tofu.confirm_or_discard(
+                    confirm,
+                    "apply a targeted plan",
+                    "Apply this targeted plan?",
+                    None,
+                )?;
                 if !ok {
                     tofu.discard_plan();
                     eprintln!("Nothing applied; the plan was discarded.");
@@ -750,9 +775,8 @@ pub fn apply(
                 eprintln!("No changes: the VMs match hosts.nix.");
                 return Ok(Outcome::NoChanges);
             }
-            let ok = confirm
-                .confirm("apply this plan", "Apply the plan above?", None)
-                .inspect_err(|_| tofu.discard_plan())?;
+            let ok =
+                tofu.confirm_or_discard(confirm, "apply this plan", "Apply the plan above?", None)?;
             if !ok {
                 tofu.discard_plan();
                 eprintln!("Nothing applied.");
@@ -783,13 +807,12 @@ pub fn destroy(
         eprintln!("Nothing to destroy.");
         return Ok(Outcome::NoChanges);
     }
-    let ok = confirm
-        .confirm(
-            "destroy these VMs",
-            "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
-            Some("destroy"),
-        )
-        .inspect_err(|_| tofu.discard_plan())?;
+    let ok = tofu.confirm_or_discard(
+        confirm,
+        "destroy these VMs",
+        "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
+        Some("destroy"),
+    )?;
     if !ok {
         tofu.discard_plan();
         eprintln!("Nothing destroyed.");

@@ -84,3 +84,93 @@ fn a_targeted_plan_pve_apply_did_not_make_is_shown_and_asked_about() {
     assert_eq!(count(&subs, "apply"), 0, "{subs:?}");
     assert!(!fx.state_dir().join("pve.tfplan").exists(), "discarded");
 }
+
+/// The pid of the `pve apply` running in `dir` (found through /proc).
+fn pve_pid(dir: &std::path::Path) -> Option<i32> {
+    let pve = env!("CARGO_BIN_EXE_pve");
+    for e in fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cwd = fs::read_link(e.path().join("cwd")).ok();
+        if cmd.starts_with(format!("{pve}\0apply").as_bytes()) && cwd.as_deref() == Some(dir) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn ctrl_c_at_the_apply_question_discards_the_plan() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+    let fx = Fx::new();
+    let cmd = fx.pve();
+    let (stdin_r, stdin_w) = std::io::pipe().expect("pipe");
+    let mut child = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} apply", env!("CARGO_BIN_EXE_pve")),
+            "/dev/null",
+        ])
+        .current_dir(&fx.root)
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env_remove("PVE_LOG")
+        .stdin(stdin_r)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs pve on a terminal");
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let sink = shown.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let root = fx.root.canonicalize().expect("canon");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid = loop {
+        let asked = shown
+            .lock()
+            .expect("lock")
+            .contains("Apply the plan above?");
+        if let Some(pid) = pve_pid(&root).filter(|_| asked) {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no question: {}",
+            shown.lock().expect("lock")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        fx.state_dir().join("pve.tfplan").is_file(),
+        "the plan waits for the answer"
+    );
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let _ = child.wait();
+    drop(stdin_w);
+    let _ = reader.join();
+    assert!(
+        !fx.state_dir().join("pve.tfplan").exists(),
+        "the plan was discarded"
+    );
+    assert!(!fx.state_dir().join("pve.tfplan.json").exists());
+    assert_eq!(count(&fx.subcommands(), "apply"), 0);
+}
