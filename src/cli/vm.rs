@@ -527,7 +527,7 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
             return Err(AppError::input("not trusted; nothing was written"));
         }
     }
-    let scanned = vec![chosen];
+    let scanned = [chosen];
     let root = file
         .parent()
         .and_then(|p| p.parent())

@@ -724,12 +724,13 @@ impl AddressPolicy {
     pub fn allows(&self, ip: IpAddr) -> bool {
         let IpAddr::V4(v) = ip else { return false };
         let loopback_ok = self.allow_loopback && v != std::net::Ipv4Addr::LOCALHOST;
-        !(v.is_loopback() && !loopback_ok)
-            && !v.is_link_local()
-            && !v.is_unspecified()
-            && !v.is_multicast()
-            && !v.is_broadcast()
-            && !self.proxmox.contains(&ip)
+        let forbidden = (v.is_loopback() && !loopback_ok)
+            || v.is_link_local()
+            || v.is_unspecified()
+            || v.is_multicast()
+            || v.is_broadcast()
+            || self.proxmox.contains(&ip);
+        !forbidden
     }
 }
 
