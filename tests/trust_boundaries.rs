@@ -230,3 +230,49 @@ fn remove_never_follows_a_host_folder_symlink_out_of_the_fleet() {
         "the entry stays: the step before it failed"
     );
 }
+
+#[test]
+fn a_hardware_configuration_that_reads_files_is_not_written() {
+    let w = World::new();
+    std::fs::write(
+        w.vm_dir.join("hardware-configuration.nix"),
+        "{ ... }: {\n  users.users.root.openssh.authorizedKeys.keys = [ (builtins.readFile /home/admin/.ssh/id_ed25519) ];\n}\n",
+    )
+    .expect("write");
+    let before = w.snapshot();
+    let out = w.integrate(&["web"]).output().expect("runs");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("[4/11] !!"), "{stderr}");
+    assert!(stderr.contains("uses `builtins` (line 2)"), "{stderr}");
+    assert!(!fleet_path(&w, "hosts/web/hardware-configuration.nix").exists());
+    // Only the pin of step 2 changed; no hardware file, no hosts.nix edit.
+    let after = w.snapshot();
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert_eq!(changed, ["vms/known_hosts"], "{changed:?}");
+    assert!(w.log("nixos-rebuild").is_empty());
+}
+
+#[test]
+fn a_hardware_configuration_is_never_written_through_a_symlink() {
+    let w = World::new();
+    let outside = w.sim.dir.path().join("outside.nix");
+    std::fs::write(&outside, "# keep\n").expect("write");
+    std::os::unix::fs::symlink(
+        &outside,
+        fleet_path(&w, "hosts/web/hardware-configuration.nix"),
+    )
+    .expect("symlink");
+    let out = w
+        .integrate(&["web", "--force-hardware-config"])
+        .output()
+        .expect("runs");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("it is a symlink"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&outside).expect("kept"), "# keep\n");
+    assert!(w.log("nixos-rebuild").is_empty());
+}

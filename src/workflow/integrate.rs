@@ -765,6 +765,7 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
             "kept {shown} (--force-hardware-config generates it again)"
         ));
     }
+    ensure_in_host_folder(c, &path)?;
     let ip = fact_ip(j)?;
     let out = c.ssh(ip)?.run(
         &[
@@ -774,20 +775,25 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         REMOTE_TIMEOUT,
     )?;
     let text = out.stdout;
-    let parse = rnix::Root::parse(&text);
-    if text.trim().is_empty() || !parse.errors().is_empty() {
+    if let Some(why) = crate::workflow::hardware::module_problem(&text) {
         return Err(AppError::external(format!(
-            "`nixos-generate-config --show-hardware-config` on {} printed no valid Nix{}",
-            c.opts.name,
-            parse
-                .errors()
-                .first()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        )));
+            "`nixos-generate-config --show-hardware-config` on {} printed no plain hardware module: {why}; nothing was written",
+            c.opts.name
+        ))
+        .with_help("check the VM on its console; a generated hardware configuration is a plain attribute set"));
     }
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    let old = std::fs::read_to_string(&path).ok();
+    if old.as_deref() == Some(text.as_str()) {
         return Ok(format!("{shown} unchanged"));
+    }
+    if let Some(old) = &old {
+        // A re-run (--force-hardware-config): show what the VM changed.
+        let diff = similar::TextDiff::from_lines(old.as_str(), text.as_str())
+            .unified_diff()
+            .context_radius(2)
+            .header(&format!("a/{shown}"), &format!("b/{shown}"))
+            .to_string();
+        eprint!("{diff}");
     }
     let existed = path.exists();
     crate::fsutil::write_atomic(&path, text.as_bytes())?;
@@ -796,6 +802,35 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
     }
     Ok(format!("wrote {shown}"))
+}
+
+/// The VM's text goes only to `hosts/<name>/hardware-configuration.nix`
+/// inside the fleet: never through a symlink, never elsewhere (a
+/// `configurationFile` outside `hosts/<name>/` does not move it).
+fn ensure_in_host_folder(c: &Integrate, path: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        AppError::input(format!(
+            "refusing to write {}: {why}",
+            path.display()
+        ))
+        .with_help(format!(
+            "hardware-configuration.nix is written only as hosts/{}/hardware-configuration.nix, a plain file inside the fleet",
+            c.opts.name
+        ))
+    };
+    let want = c.root().join("hosts").join(&c.opts.name);
+    let dir = path.parent().ok_or_else(|| refuse("it has no folder"))?;
+    let same = match (dir.canonicalize(), want.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b && want.symlink_metadata().is_ok_and(|m| m.is_dir()),
+        _ => false,
+    };
+    if !same {
+        return Err(refuse(&format!("it is not in hosts/{}/", c.opts.name)));
+    }
+    if path.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(refuse("it is a symlink or not a plain file"));
+    }
+    Ok(())
 }
 
 fn rebuild_failed(e: RunError) -> AppError {

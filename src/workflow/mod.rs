@@ -4,6 +4,7 @@
 //! outcome, and reports progress as a step list or JSON events.
 
 pub mod gate;
+pub mod hardware;
 pub mod integrate;
 pub mod journal;
 pub mod key_owner;
