@@ -276,3 +276,31 @@ fn a_hardware_configuration_is_never_written_through_a_symlink() {
     assert_eq!(std::fs::read_to_string(&outside).expect("kept"), "# keep\n");
     assert!(w.log("nixos-rebuild").is_empty());
 }
+
+#[test]
+fn secrets_reach_only_the_children_that_need_them() {
+    let w = World::new();
+    let out = w
+        .integrate(&["web"])
+        .env(
+            "PROXMOX_VE_API_TOKEN",
+            "terraform@pve!x=11111111-2222-3333-4444-555555555555",
+        )
+        .output()
+        .expect("runs");
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // nixos-rebuild (and the ssh it starts, with a user's SendEnv) gets no
+    // API token, no Tailscale client secret, no age identity.
+    let rebuild = w.log("nixos-rebuild");
+    assert!(!rebuild.is_empty());
+    for call in &rebuild {
+        assert_eq!(call["secret_env"], serde_json::json!([]), "{call}");
+    }
+    // sops still finds the admin identity it needs.
+    let sops = w.log("sops");
+    assert!(!sops.is_empty());
+    for call in &sops {
+        assert!(call["env"]["SOPS_AGE_KEY_FILE"].is_string(), "{call}");
+    }
+}
