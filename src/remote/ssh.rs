@@ -534,6 +534,8 @@ pub mod interrupt {
     use signal_hook::consts::{SIGINT, SIGTERM};
 
     static OPEN: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    /// Files removed on an interrupt (a saved plan nobody accepted).
+    static DISCARD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     static HANDLER: Once = Once::new();
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -551,6 +553,21 @@ pub mod interrupt {
         HANDLER.call_once(install);
         if let Ok(mut open) = OPEN.lock() {
             open.push((dir.to_path_buf(), host.to_string()));
+        }
+    }
+
+    /// Until [`keep`], an interrupt removes `files` before the process
+    /// exits (one handler for every cleanup, so none races another's exit).
+    pub fn discard_on_interrupt(files: &[PathBuf]) {
+        HANDLER.call_once(install);
+        if let Ok(mut d) = DISCARD.lock() {
+            d.extend(files.iter().cloned());
+        }
+    }
+
+    pub fn keep(files: &[PathBuf]) {
+        if let Ok(mut d) = DISCARD.lock() {
+            d.retain(|f| !files.contains(f));
         }
     }
 
@@ -579,6 +596,13 @@ pub mod interrupt {
     }
 
     fn on_interrupt() {
+        let discard = DISCARD
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        for f in discard {
+            let _ = std::fs::remove_file(f);
+        }
         let open = OPEN
             .lock()
             .map(|mut o| std::mem::take(&mut *o))

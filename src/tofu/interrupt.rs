@@ -1,52 +1,29 @@
 //! Ctrl-C while pve asks whether to apply: the saved plan nobody accepted
 //! is removed before the process ends, so no later `pve apply` finds it.
+//! The removal runs in the one interrupt handler of the process
+//! (`remote::ssh::interrupt`), which also closes SSH connections and exits
+//! with 130, so the two cleanups cannot race each other.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt as _;
 use std::path::PathBuf;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::SigId;
+use crate::remote::ssh::interrupt;
 
-/// While alive, SIGINT / SIGTERM unlink `files` and end the process with
-/// 130 (the shell's code for an interrupt).
+/// While alive, SIGINT / SIGTERM remove `files` before the process exits.
 pub struct DiscardOnInterrupt {
-    ids: Vec<SigId>,
+    files: Vec<PathBuf>,
 }
 
 impl DiscardOnInterrupt {
     pub fn arm(files: &[PathBuf]) -> DiscardOnInterrupt {
-        let paths: Vec<CString> = files
-            .iter()
-            .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
-            .collect();
-        let paths = std::sync::Arc::new(paths);
-        let mut ids = Vec::new();
-        for sig in [SIGINT, SIGTERM] {
-            let paths = paths.clone();
-            // SAFETY: the handler only calls unlink(2) on strings built
-            // before it was registered and _exit(2); both are
-            // async-signal-safe, and nothing is allocated or locked.
-            let id = unsafe {
-                signal_hook::low_level::register(sig, move || {
-                    for p in paths.iter() {
-                        libc::unlink(p.as_ptr());
-                    }
-                    signal_hook::low_level::exit(130);
-                })
-            };
-            if let Ok(id) = id {
-                ids.push(id);
-            }
+        interrupt::discard_on_interrupt(files);
+        DiscardOnInterrupt {
+            files: files.to_vec(),
         }
-        DiscardOnInterrupt { ids }
     }
 }
 
 impl Drop for DiscardOnInterrupt {
     fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
+        interrupt::keep(&self.files);
     }
 }
