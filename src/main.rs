@@ -10,6 +10,7 @@ use pve_fleet::cli::{self, Cli};
 
 fn main() -> ExitCode {
     no_huge_pages();
+    no_core_dumps();
     let cli = Cli::parse();
     let result = cli::run(cli);
     // An interrupted op fails as a side effect of closing its connection;
@@ -21,6 +22,20 @@ fn main() -> ExitCode {
             cli::report(&err);
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+/// pve holds secrets (the API token, the Tailscale client secret, age
+/// identities) in memory: a crash must not write them into a core file.
+fn no_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads the struct passed by reference and only
+    // changes this process's limit.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
     }
 }
 

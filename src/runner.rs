@@ -133,6 +133,9 @@ pub struct Cmd {
     args: Vec<String>,
     env: Vec<(String, String)>,
     secret_env: Vec<(String, String)>,
+    /// Names of [`SECRET_VARS`] this child may inherit from pve's own
+    /// environment.
+    pass_env: Vec<String>,
     stdin: Option<Vec<u8>>,
     cwd: Option<PathBuf>,
     timeout: Duration,
@@ -140,6 +143,23 @@ pub struct Cmd {
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Secrets pve may find in its own environment. No child inherits them: a
+/// command that needs one says so ([`Cmd::secret_env`], [`Cmd::pass_env`]),
+/// so ssh (and through a user's `SendEnv`, the VMs), nixos-rebuild and
+/// `tofu init` / `output` never see the API token, the Tailscale client
+/// secret or the sops age identity.
+pub const SECRET_VARS: &[&str] = &[
+    "PROXMOX_VE_API_TOKEN",
+    "PROXMOX_VE_PASSWORD",
+    "TS_OAUTH_CLIENT_SECRET",
+    "TS_AUTHKEY",
+    "TS_API_KEY",
+    "SOPS_AGE_KEY",
+    "SOPS_AGE_KEY_FILE",
+    "SOPS_AGE_KEY_CMD",
+    "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+];
 
 impl Cmd {
     pub fn new(tool: Tool) -> Self {
@@ -150,6 +170,7 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             secret_env: Vec::new(),
+            pass_env: Vec::new(),
             stdin: None,
             cwd: None,
             timeout: DEFAULT_TIMEOUT,
@@ -176,6 +197,12 @@ impl Cmd {
     /// An environment variable whose value is never logged.
     pub fn secret_env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
         self.secret_env.push((k.into(), v.into()));
+        self
+    }
+    /// Lets the child inherit `name`, one of [`SECRET_VARS`], from pve's
+    /// environment (sops reads its age identity from there).
+    pub fn pass_env(mut self, name: &str) -> Self {
+        self.pass_env.push(name.to_string());
         self
     }
     /// Data written to the child's stdin (never logged).
@@ -244,6 +271,12 @@ impl Cmd {
         }
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
+        for k in SECRET_VARS
+            .iter()
+            .filter(|k| !self.pass_env.iter().any(|p| p == *k))
+        {
+            cmd.env_remove(k);
+        }
         for (k, v) in self.env.iter().chain(self.secret_env.iter()) {
             cmd.env(k, v);
         }

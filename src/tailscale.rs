@@ -42,6 +42,13 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    /// The secret does not outlive its use in memory (or a core file).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")

@@ -385,14 +385,21 @@ fn get_ip_follows_a_new_address_after_reboot() {
 #[test]
 fn wait_ssh_waits_for_a_banner() {
     let s = sim();
-    // The "VM" answers at the simulator's own sshd.
-    s.update(|st| st["vms"]["111"]["ips"] = serde_json::json!(["127.0.0.1"]));
-    let port = s.port.to_string();
+    // The "VM" answers with an SSH banner on 127.0.0.2.
+    let banner = std::net::TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let port = banner.local_addr().expect("addr").port().to_string();
+    std::thread::spawn(move || {
+        for mut c in banner.incoming().flatten() {
+            use std::io::Write as _;
+            let _ = c.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+        }
+    });
+    s.update(|st| st["vms"]["111"]["ips"] = serde_json::json!(["127.0.0.2"]));
     assert_eq!(
         ok(&s, &["wait-ssh", "111", "--port", &port, "--wait", "10"]),
-        "127.0.0.1\n"
+        "127.0.0.2\n"
     );
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+    let closed = std::net::TcpListener::bind("127.0.0.2:0")
         .expect("bind")
         .local_addr()
         .expect("a")

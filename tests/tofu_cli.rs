@@ -14,6 +14,9 @@ use serde_json::Value as Json;
 mod support;
 use support::Sim;
 
+#[path = "tofu_support/trust.rs"]
+mod trust;
+
 const TOKEN: &str = "terraform@pve!provider=5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
 const SECRET: &str = "5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
 

@@ -5,6 +5,7 @@ mod config_file;
 mod proxmox_values;
 mod render_agree;
 pub mod rules;
+mod uniqueness;
 
 use crate::diag::Diagnostic;
 use crate::fleet::Loaded;
@@ -23,6 +24,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("duplicate-vmid", rules::duplicate_vmids),
     ("vmid-range", rules::vmid_range),
     ("duplicates", rules::duplicate_names),
+    ("unique-names", uniqueness::names),
+    ("unique-keys", uniqueness::public_keys),
     ("resources", rules::resources),
     ("disk", rules::disk),
     ("template", rules::template_compatibility),

@@ -195,6 +195,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
     };
     let mut c = integrate::Integrate::new(opts, loaded)?;
+    // Fresh or resumed: hosts.nix passes `pve check` before any step.
+    workflow::gate::check(&c.loaded, integrate::WORKFLOW, |_| false)?;
     let progress = if args.json {
         Progress::Json
     } else {

@@ -184,6 +184,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
                 "--name: {name:?} is not a host name"
             )));
         }
+        crate::workflow::gate::check_for_host(&loaded, wf::WORKFLOW, &name)?;
         let Some((journal, spec)) = wf::load_journal(&root, &name)? else {
             return Err(AppError::input(format!(
                 "there is no stopped `pve new` run for `{name}`"
@@ -228,6 +229,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
         }
     }
+    crate::workflow::gate::check(&loaded, wf::WORKFLOW, |_| false)?;
     if let Some(name) = args
         .name
         .as_deref()

@@ -64,6 +64,8 @@ pub struct ImportArgs {
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let loaded = ctx.load()?;
     let root = loaded.root_dir.clone();
+    proxmox::check_name(&args.name)?;
+    crate::workflow::gate::check_for_host(&loaded, wf::WORKFLOW, &args.name)?;
     let progress = if args.json {
         Progress::Json
     } else {

@@ -492,17 +492,17 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
     for k in &scanned {
         let _ = writeln!(err, "  {:<20} {}", k.key_type, k.fingerprint);
     }
-    let fps = |v: &[ssh::ScannedKey]| {
-        let mut f: Vec<String> = v.iter().map(|k| k.fingerprint.clone()).collect();
-        f.sort();
-        f
-    };
+    // ssh-keyscan opens one connection per key type: only the key the user
+    // confirmed (or, with --yes alone, the ed25519 key) is ever recorded,
+    // never whatever the other connections returned.
+    let chosen = choose_key(&name, &scanned, want)?;
     if !known.is_empty() {
-        if fps(&known) == fps(&scanned) {
+        if known.len() == 1 && known[0].fingerprint == chosen.fingerprint {
             let _ = writeln!(err, "already trusted in {}", file.display());
             return Ok(exit::OK);
         }
-        if !replace {
+        let narrowing = known.iter().any(|k| k.fingerprint == chosen.fingerprint);
+        if !replace && !narrowing {
             let _ = writeln!(err, "Recorded in {}:", file.display());
             for k in &known {
                 let _ = writeln!(err, "  {:<20} {}", k.key_type, k.fingerprint);
@@ -514,32 +514,20 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
             .with_help("compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console; if the host was reinstalled, run `proxmox-ops trust --replace`"));
         }
     }
-    let accepted = match want {
-        Some(fp) => {
-            if !scanned.iter().any(|k| k.fingerprint == fp) {
-                return Err(AppError::external(format!(
-                    "{name} does not offer a key with fingerprint {fp}; refusing to trust it"
-                ))
-                .with_help("check the fingerprint on the Proxmox console; someone may be intercepting the connection"));
-            }
-            true
+    if want.is_none() && !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(AppError::input("trusting a host key needs a confirmation")
+                .with_help("compare the fingerprint above with the Proxmox console, then pass --fingerprint SHA256:... (or --yes)"));
         }
-        None if yes => true,
-        None => {
-            if !std::io::stdin().is_terminal() {
-                return Err(AppError::input("trusting a host key needs a confirmation")
-                    .with_help("compare the fingerprint above with the Proxmox console, then pass --fingerprint SHA256:... (or --yes)"));
-            }
-            let _ = write!(err, "Compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console. Trust it? Type yes: ");
-            let _ = err.flush();
-            let mut line = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut line);
-            line.trim() == "yes"
+        let _ = write!(err, "Compare {} with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console. Trust it? Type yes: ", chosen.fingerprint);
+        let _ = err.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if line.trim() != "yes" {
+            return Err(AppError::input("not trusted; nothing was written"));
         }
-    };
-    if !accepted {
-        return Err(AppError::input("not trusted; nothing was written"));
     }
+    let scanned = [chosen];
     let root = file
         .parent()
         .and_then(|p| p.parent())
@@ -563,4 +551,37 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
     crate::fsutil::write_atomic(file, text.as_bytes())?;
     let _ = writeln!(err, "recorded in {}", file.display());
     Ok(exit::OK)
+}
+
+/// The one key to record: the one whose fingerprint the user gave, else
+/// (with --yes, or to ask about) the ed25519 key.
+fn choose_key(
+    name: &str,
+    scanned: &[ssh::ScannedKey],
+    want: Option<&str>,
+) -> Result<ssh::ScannedKey> {
+    match want {
+        Some(fp) => {
+            let fp = if fp.starts_with("SHA256:") {
+                fp.to_string()
+            } else {
+                format!("SHA256:{fp}")
+            };
+            scanned.iter().find(|k| k.fingerprint == fp).cloned().ok_or_else(|| {
+                AppError::external(format!(
+                    "{name} does not offer a key with fingerprint {fp}; refusing to trust it"
+                ))
+                .with_help("check the fingerprint on the Proxmox console; someone may be intercepting the connection")
+            })
+        }
+        None => scanned
+            .iter()
+            .find(|k| k.key_type == "ssh-ed25519")
+            .cloned()
+            .ok_or_else(|| {
+                AppError::external(format!("{name} offers no ssh-ed25519 host key")).with_help(
+                    "pass --fingerprint SHA256:... of the key you compared on the Proxmox console",
+                )
+            }),
+    }
 }

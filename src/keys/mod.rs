@@ -73,6 +73,26 @@ pub fn parse_ed25519_public(line: &str) -> Result<[u8; 32], KeyError> {
         .map_err(|_| KeyError::WrongLength(point.len()))
 }
 
+/// `ssh-ed25519 AAAA...` re-encoded from the parsed point: the validated
+/// type and key data only, whatever fields, comment or options surrounded
+/// them (`zzz ssh-ed25519 AAAA...` gives `ssh-ed25519 AAAA...`).
+pub fn normalise_ed25519(line: &str) -> Result<String, KeyError> {
+    Ok(ed25519_line(&parse_ed25519_public(line)?))
+}
+
+/// The OpenSSH public key line of an Ed25519 point.
+pub fn ed25519_line(point: &[u8; 32]) -> String {
+    let mut blob = Vec::with_capacity(51);
+    blob.extend_from_slice(&11u32.to_be_bytes());
+    blob.extend_from_slice(b"ssh-ed25519");
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend_from_slice(point);
+    format!(
+        "ssh-ed25519 {}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
+
 fn is_key_type(f: &str) -> bool {
     f.starts_with("ssh-") || f.starts_with("ecdsa-sha2-") || f.starts_with("sk-")
 }

@@ -125,19 +125,7 @@ impl Settings {
             })?),
             None => DEFAULT_CONNECT_TIMEOUT,
         };
-        let mut readonly: BTreeSet<u32> = fleet
-            .vms()
-            .filter(|(_, s)| s.readonly)
-            .filter_map(|(_, s)| s.vmid.as_ref().and_then(|v| u32::try_from(v.value).ok()))
-            .collect();
-        if let Some(list) = env("PROXMOX_READONLY_VMIDS") {
-            for t in list.split([',', ' ', '\n', '\t']).filter(|t| !t.is_empty()) {
-                readonly.insert(parse_vmid(t).map_err(|_| {
-                    AppError::input(format!("PROXMOX_READONLY_VMIDS: `{t}` is not a VMID"))
-                        .with_help("a comma-separated list of VMIDs, e.g. `104,105`")
-                })?);
-            }
-        }
+        let readonly = readonly_vmids(fleet)?;
         let bridge = px
             .and_then(|p| p.bridge.clone())
             .unwrap_or_else(|| "vmbr0".into());
@@ -151,7 +139,9 @@ impl Settings {
             },
             node,
             bridge,
-            known_hosts: vec![proxmox_known_hosts.clone(), root.join(VMS_KNOWN_HOSTS)],
+            // Only the hypervisor's own file: a VM's key (vms/known_hosts,
+            // under names hosts.nix chose) must never vouch for Proxmox.
+            known_hosts: vec![proxmox_known_hosts.clone()],
             proxmox_known_hosts,
             connect_timeout,
             op_timeout: None,
@@ -170,6 +160,25 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// VMIDs no changing operation may touch: `proxmox.readonly = true` in
+/// hosts.nix, and PROXMOX_READONLY_VMIDS.
+pub fn readonly_vmids(fleet: &Fleet) -> Result<BTreeSet<u32>> {
+    let mut readonly: BTreeSet<u32> = fleet
+        .vms()
+        .filter(|(_, s)| s.readonly)
+        .filter_map(|(_, s)| s.vmid.as_ref().and_then(|v| u32::try_from(v.value).ok()))
+        .collect();
+    if let Some(list) = env("PROXMOX_READONLY_VMIDS") {
+        for t in list.split([',', ' ', '\n', '\t']).filter(|t| !t.is_empty()) {
+            readonly.insert(parse_vmid(t).map_err(|_| {
+                AppError::input(format!("PROXMOX_READONLY_VMIDS: `{t}` is not a VMID"))
+                    .with_help("a comma-separated list of VMIDs, e.g. `104,105`")
+            })?);
+        }
+    }
+    Ok(readonly)
 }
 
 /// Where an IP address came from.
@@ -513,16 +522,19 @@ impl Proxmox {
     pub fn get_ip(&self, vmid: u32) -> Result<VmIp> {
         let cfg = self.config(vmid)?;
         let nets = cfg.nets();
+        // Only the VM's first NIC: its MAC is Proxmox's word, not the VM's.
         let macs: Vec<String> = nets
             .iter()
+            .filter(|n| n.id == "net0")
             .map(|n| n.mac.clone())
             .filter(|m| !m.is_empty())
             .collect();
+        let refused = AddressPolicy::for_proxmox(&self.settings.endpoint.host);
         let agent_problem;
         if cfg.agent_enabled() {
             match self.guest_interfaces(vmid) {
                 Ok(ifaces) => {
-                    if let Some(ip) = pick_agent_ip(&ifaces, &macs) {
+                    if let Some(ip) = pick_agent_ip(&ifaces, &macs, &refused) {
                         return Ok(ip_result(vmid, ip.0, Some(ip.1), IpSource::GuestAgent));
                     }
                     agent_problem = "the guest agent reports no IPv4 address".to_string();
@@ -589,6 +601,7 @@ impl Proxmox {
                 IpAddr::V4(v4) => nets4.iter().any(|(net, p)| parse::in_subnet(v4, *net, *p)),
                 IpAddr::V6(_) => false,
             })
+            .filter(|n| refused.allows(n.ip))
             .collect();
         // Prefer the freshest entries.
         candidates.sort_by_key(|n| {
@@ -659,18 +672,11 @@ impl Proxmox {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim();
-        crate::keys::parse_ed25519_public(line).map_err(|e| {
+        crate::keys::normalise_ed25519(line).map_err(|e| {
             AppError::external(format!(
                 "VM {vmid} returned no usable ssh-ed25519 host key: {e}"
             ))
-        })?;
-        let mut f = line.split_whitespace();
-        match (f.next(), f.next()) {
-            (Some(t), Some(k)) => Ok(format!("{t} {k}")),
-            _ => Err(AppError::external(format!(
-                "VM {vmid} returned no usable host key"
-            ))),
-        }
+        })
     }
 
     /// Closes the shared SSH connection now (also happens on drop).
@@ -688,26 +694,66 @@ fn ip_result(vmid: u32, ip: IpAddr, mac: Option<String>, source: IpSource) -> Vm
     }
 }
 
-/// The agent's first usable IPv4 address: on an interface with the VM's
-/// MAC when known, never loopback or link-local.
-fn pick_agent_ip(ifaces: &[GuestInterface], macs: &[String]) -> Option<(IpAddr, String)> {
-    let usable = |ip: &IpAddr| match ip {
-        IpAddr::V4(v) => !v.is_link_local() && !v.is_unspecified(),
-        IpAddr::V6(_) => false,
-    };
-    let real = |i: &&GuestInterface| i.mac != "00:00:00:00:00:00" && i.name != "lo";
-    let by_mac = ifaces.iter().filter(real).filter(|i| macs.contains(&i.mac));
-    let others = ifaces
+/// Which addresses a VM may be reached at: never loopback (pve would talk
+/// to the workstation it runs on), link-local, multicast or broadcast, and
+/// never the Proxmox host's own address. `PVE_ALLOW_LOOPBACK_VMS=1` lets
+/// labs and tests whose VMs sit on 127.0.0.2.. through; 127.0.0.1 stays
+/// refused even then.
+#[derive(Debug, Clone)]
+pub struct AddressPolicy {
+    proxmox: Vec<IpAddr>,
+    allow_loopback: bool,
+}
+
+impl AddressPolicy {
+    pub fn for_proxmox(host: &str) -> AddressPolicy {
+        use std::net::ToSocketAddrs as _;
+        let proxmox = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 22)
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default(),
+        };
+        AddressPolicy {
+            proxmox,
+            allow_loopback: env("PVE_ALLOW_LOOPBACK_VMS").as_deref() == Some("1"),
+        }
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let IpAddr::V4(v) = ip else { return false };
+        let loopback_ok = self.allow_loopback && v != std::net::Ipv4Addr::LOCALHOST;
+        let forbidden = (v.is_loopback() && !loopback_ok)
+            || v.is_link_local()
+            || v.is_unspecified()
+            || v.is_multicast()
+            || v.is_broadcast()
+            || self.proxmox.contains(&ip);
+        !forbidden
+    }
+}
+
+/// The agent's first usable IPv4 address, only on the interface whose MAC
+/// is the VM's `net0` (anything else the agent says is the guest's word
+/// alone: another host's address on a dummy interface, a tunnel).
+fn pick_agent_ip(
+    ifaces: &[GuestInterface],
+    macs: &[String],
+    policy: &AddressPolicy,
+) -> Option<(IpAddr, String)> {
+    ifaces
         .iter()
-        .filter(real)
-        .filter(|i| !macs.contains(&i.mac));
-    by_mac.chain(others).find_map(|i| {
-        i.addresses
-            .iter()
-            .map(|a| a.0)
-            .find(usable)
-            .map(|ip| (ip, i.mac.clone()))
-    })
+        .filter(|i| {
+            i.mac != "00:00:00:00:00:00" && macs.iter().any(|m| m.eq_ignore_ascii_case(&i.mac))
+        })
+        .find_map(|i| {
+            i.addresses
+                .iter()
+                .map(|a| a.0)
+                .find(|ip| policy.allows(*ip))
+                .map(|ip| (ip, i.mac.clone()))
+        })
 }
 
 fn ssh_banner(ip: IpAddr, port: u16, timeout: Duration) -> std::io::Result<()> {
@@ -836,7 +882,71 @@ mod tests {
             .expect("sample"),
         )
         .expect("parses");
-        let got = pick_agent_ip(&ifaces, &["bc:24:11:5e:7a:01".into()]).expect("an ip");
+        let policy = AddressPolicy::for_proxmox("192.0.2.12");
+        let got = pick_agent_ip(&ifaces, &["bc:24:11:5e:7a:01".into()], &policy).expect("an ip");
         assert_eq!(got.0.to_string(), "192.0.2.111");
+    }
+
+    fn iface(name: &str, mac: &str, ips: &[&str]) -> GuestInterface {
+        GuestInterface {
+            name: name.into(),
+            mac: mac.into(),
+            addresses: ips.iter().map(|i| (i.parse().expect("ip"), 24)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_agent_cannot_name_an_address_off_the_vm_nic_or_a_forbidden_one() {
+        let net0 = vec!["bc:24:11:5e:7a:01".to_string()];
+        let policy = AddressPolicy {
+            proxmox: vec!["192.0.2.12".parse().expect("ip")],
+            allow_loopback: false,
+        };
+        // Another host's address on an interface with another MAC: ignored,
+        // even when the VM's own NIC has no address.
+        let ifaces = [
+            iface("dummy0", "02:00:00:00:00:09", &["192.0.2.20"]),
+            iface("ens18", "bc:24:11:5e:7a:01", &[]),
+        ];
+        assert_eq!(pick_agent_ip(&ifaces, &net0, &policy), None);
+        // On the VM's NIC: loopback, link-local, multicast, broadcast and the
+        // Proxmox host's address are skipped; a real address is taken.
+        let ifaces = [iface(
+            "ens18",
+            "BC:24:11:5E:7A:01",
+            &[
+                "127.0.0.1",
+                "127.0.0.2",
+                "169.254.1.1",
+                "224.0.0.1",
+                "255.255.255.255",
+                "192.0.2.12",
+                "192.0.2.111",
+            ],
+        )];
+        let got = pick_agent_ip(&ifaces, &net0, &policy).expect("an ip");
+        assert_eq!(got.0.to_string(), "192.0.2.111");
+        let only_bad = [iface(
+            "ens18",
+            "bc:24:11:5e:7a:01",
+            &["127.0.0.1", "192.0.2.12"],
+        )];
+        assert_eq!(pick_agent_ip(&only_bad, &net0, &policy), None);
+        // No net0 MAC known: no address from the agent at all.
+        assert_eq!(pick_agent_ip(&ifaces, &[], &policy), None);
+        // The lab opt-in lets 127.0.0.2 through, never 127.0.0.1.
+        let lab = AddressPolicy {
+            allow_loopback: true,
+            ..policy
+        };
+        let lo = [iface(
+            "ens18",
+            "bc:24:11:5e:7a:01",
+            &["127.0.0.1", "127.0.0.2"],
+        )];
+        assert_eq!(
+            pick_agent_ip(&lo, &net0, &lab).map(|g| g.0.to_string()),
+            Some("127.0.0.2".into())
+        );
     }
 }

@@ -314,6 +314,13 @@ impl Ssh {
         if let Some(alias) = &self.host_key_alias {
             opt(format!("HostKeyAlias={alias}"));
         }
+        let name = self
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| self.endpoint.known_hosts_name());
+        if let Some(algos) = host_key_algorithms(&self.options.known_hosts, &name) {
+            opt(format!("HostKeyAlgorithms={algos}"));
+        }
         if batch {
             opt("BatchMode=yes".into());
         }
@@ -527,6 +534,8 @@ pub mod interrupt {
     use signal_hook::consts::{SIGINT, SIGTERM};
 
     static OPEN: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    /// Files removed on an interrupt (a saved plan nobody accepted).
+    static DISCARD: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     static HANDLER: Once = Once::new();
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -544,6 +553,21 @@ pub mod interrupt {
         HANDLER.call_once(install);
         if let Ok(mut open) = OPEN.lock() {
             open.push((dir.to_path_buf(), host.to_string()));
+        }
+    }
+
+    /// Until [`keep`], an interrupt removes `files` before the process
+    /// exits (one handler for every cleanup, so none races another's exit).
+    pub fn discard_on_interrupt(files: &[PathBuf]) {
+        HANDLER.call_once(install);
+        if let Ok(mut d) = DISCARD.lock() {
+            d.extend(files.iter().cloned());
+        }
+    }
+
+    pub fn keep(files: &[PathBuf]) {
+        if let Ok(mut d) = DISCARD.lock() {
+            d.retain(|f| !files.contains(f));
         }
     }
 
@@ -572,6 +596,13 @@ pub mod interrupt {
     }
 
     fn on_interrupt() {
+        let discard = DISCARD
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        for f in discard {
+            let _ = std::fs::remove_file(f);
+        }
         let open = OPEN
             .lock()
             .map(|mut o| std::mem::take(&mut *o))
@@ -712,6 +743,35 @@ pub fn scan(endpoint: &Endpoint, timeout: Duration) -> Result<Vec<ScannedKey>, S
         });
     }
     Ok(keys)
+}
+
+/// `HostKeyAlgorithms` limited to the key types recorded for `name`: ssh
+/// then asks the server for those only, so a key of another type (an
+/// impostor offering only RSA where ed25519 was confirmed) is never even
+/// considered. None when nothing is recorded (strict checking refuses).
+pub fn host_key_algorithms(files: &[PathBuf], name: &str) -> Option<String> {
+    let mut algos: Vec<String> = Vec::new();
+    for k in files.iter().flat_map(|f| known_keys(f, name)) {
+        let safe = k
+            .key_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.-".contains(c));
+        if !safe {
+            continue;
+        }
+        let names = if k.key_type == "ssh-rsa" {
+            // The key type ssh-rsa is signed with these algorithms.
+            vec!["rsa-sha2-512".to_string(), "rsa-sha2-256".to_string()]
+        } else {
+            vec![k.key_type]
+        };
+        for n in names {
+            if !algos.contains(&n) {
+                algos.push(n);
+            }
+        }
+    }
+    (!algos.is_empty()).then(|| algos.join(","))
 }
 
 /// The known_hosts lines of `file` for `name`, with their fingerprints.

@@ -9,7 +9,13 @@ use crate::error::AppError;
 use crate::fleet::Loaded;
 use crate::keys;
 
-pub(crate) const GATE: &[&str] = &["host-name", "public-key", "duplicates"];
+pub(crate) const GATE: &[&str] = &[
+    "host-name",
+    "public-key",
+    "duplicates",
+    "unique-names",
+    "unique-keys",
+];
 
 /// The exact bytes of `vms/known_hosts`.
 pub fn render(loaded: &Loaded) -> Result<String, AppError> {

@@ -94,6 +94,15 @@ impl Sops {
 
     fn cmd(&self) -> Cmd {
         let mut c = Cmd::new(Tool::Sops).timeout(self.timeout);
+        // sops finds the age identity in its environment, as usual.
+        for k in [
+            "SOPS_AGE_KEY",
+            "SOPS_AGE_KEY_FILE",
+            "SOPS_AGE_KEY_CMD",
+            "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+        ] {
+            c = c.pass_env(k);
+        }
         if let Some(dir) = self.config.parent().filter(|d| !d.as_os_str().is_empty()) {
             c = c.cwd(dir);
         }

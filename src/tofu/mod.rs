@@ -10,6 +10,7 @@
 //! The API token reaches `tofu` only through its environment.
 
 pub mod guard;
+mod interrupt;
 pub mod progress;
 pub mod token;
 
@@ -176,6 +177,14 @@ pub struct PlanMeta {
     pub state: StateId,
     /// `tofu plan -detailed-exitcode` said there are changes.
     pub changes: bool,
+    /// The `-target` addresses the plan was limited to (`pve new`, `pve
+    /// remove`); empty for a whole plan.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// SHA-256 of the plan file as tofu wrote it: a plan file swapped
+    /// afterwards is never applied.
+    #[serde(default)]
+    pub plan_sha256: String,
 }
 
 /// Whether a saved plan may be applied now.
@@ -189,6 +198,8 @@ pub enum SavedPlan {
     StateChanged,
     /// A destroy plan; `apply` never applies one.
     Destroy,
+    /// The plan file is not the one `tofu plan` wrote for this sidecar.
+    PlanChanged,
 }
 
 impl SavedPlan {
@@ -203,6 +214,9 @@ impl SavedPlan {
                 "the saved plan is stale: the OpenTofu state changed since it was made"
             }
             SavedPlan::Destroy => "the saved plan is a destroy plan",
+            SavedPlan::PlanChanged => {
+                "the saved plan file changed after it was made (it is not the plan pve saved)"
+            }
         }
     }
 }
@@ -260,6 +274,7 @@ impl Tofu {
     /// For the commands that talk to Proxmox (plan, apply): only they get
     /// the token.
     fn cmd_with_token(&self) -> Result<Cmd, AppError> {
+        self.guard_dir()?;
         let t = self.token.as_ref().ok_or_else(token::missing)?;
         Ok(self.cmd().secret_env(token::ENV, t.expose()))
     }
@@ -298,12 +313,65 @@ impl Tofu {
                     ))
                 })?;
         }
+        self.guard_dir()?;
         let ignore = self.dir.join(".gitignore");
         if !ignore.exists() {
             write_atomic(
                 &ignore,
                 b"# OpenTofu state, plans and providers: never commit (they hold secrets).\n*\n",
             )?;
+        }
+        Ok(())
+    }
+
+    /// The working folder holds only what pve wrote: OpenTofu loads every
+    /// `*.tf`, `*.tf.json`, `*.tofu(.json)` and `*.auto.tfvars` there, so a
+    /// stray file (a `local-exec`, an external data source) would run on
+    /// `pve plan` and escape "apply only what you reviewed". Such files are
+    /// refused (exit 2), the folder must be a real folder, and its mode is
+    /// set to 0700 (it holds state and plans, which carry secrets).
+    fn guard_dir(&self) -> Result<(), AppError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Ok(meta) = self.dir.symlink_metadata() else {
+            return Ok(());
+        };
+        if !meta.is_dir() {
+            return Err(AppError::input(format!(
+                "the OpenTofu folder {} is not a plain folder (a symlink or a file)",
+                self.dir.display()
+            ))
+            .with_help("remove it; pve creates the folder itself"));
+        }
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |e| {
+                    AppError::input(format!(
+                        "cannot make the OpenTofu folder {} private (0700): {e}",
+                        self.dir.display()
+                    ))
+                },
+            )?;
+        }
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
+            AppError::input(format!(
+                "cannot read the OpenTofu folder {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        let mut foreign: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != CONFIG_FILE && tofu_loads(n))
+            .collect();
+        foreign.sort();
+        if !foreign.is_empty() {
+            return Err(AppError::input(format!(
+                "the OpenTofu folder {} holds {} that pve did not write; OpenTofu would load and run {}",
+                self.dir.display(),
+                foreign.join(", "),
+                if foreign.len() == 1 { "it" } else { "them" }
+            ))
+            .with_help("pve writes only config.tf.json there (from hosts.nix); move the other files away and run again. Nothing was run"));
         }
         Ok(())
     }
@@ -372,6 +440,27 @@ impl Tofu {
         (self.dir.join(PLAN_FILE), self.dir.join(PLAN_META))
     }
 
+    /// Confirms with `confirm`, discarding the saved plan when the answer
+    /// is no, when there is no way to ask, and when the user presses
+    /// Ctrl-C at the question (a plan nobody accepted must not be left for
+    /// the next `pve apply`).
+    fn confirm_or_discard(
+        &self,
+        confirm: &mut dyn Confirm,
+        action: &str,
+        question: &str,
+        must_type: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let (plan, meta) = self.plan_paths();
+        let guard = interrupt::DiscardOnInterrupt::arm(&[plan, meta]);
+        let answer = confirm.confirm(action, question, must_type);
+        drop(guard);
+        if !matches!(answer, Ok(true)) {
+            self.discard_plan();
+        }
+        answer
+    }
+
     /// Removes the saved plan and its sidecar.
     pub fn discard_plan(&self) {
         let (plan, meta) = self.plan_paths();
@@ -391,6 +480,9 @@ impl Tofu {
             Some(m) if m.kind == PlanKind::Destroy => SavedPlan::Destroy,
             Some(m) if m.config_sha256 != config.sha256 => SavedPlan::ConfigChanged,
             Some(m) if m.state != state.id => SavedPlan::StateChanged,
+            Some(m) if file_sha256(&plan).as_deref() != Some(m.plan_sha256.as_str()) => {
+                SavedPlan::PlanChanged
+            }
             Some(m) => SavedPlan::Usable(m),
         }
     }
@@ -457,11 +549,14 @@ impl Tofu {
                 .with_help("fix what it reports, then run `pve plan` again"));
             }
         };
+        let plan_sha256 = file_sha256(&self.plan_paths().0).unwrap_or_default();
         let meta = PlanMeta {
             kind,
             config_sha256: config.sha256.clone(),
             state: state.id.clone(),
             changes,
+            targets: targets.to_vec(),
+            plan_sha256,
         };
         let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
         write_atomic(&self.plan_paths().1, text.as_bytes())?;
@@ -515,6 +610,25 @@ impl Tofu {
 }
 
 /// A failed run, keeping the runner's message (and tofu's stderr).
+/// Whether OpenTofu reads a file of this name from its working folder
+/// (configuration, overrides and automatically loaded variables).
+fn tofu_loads(name: &str) -> bool {
+    [
+        ".tf",
+        ".tf.json",
+        ".tofu",
+        ".tofu.json",
+        ".tfvars",
+        ".tfvars.json",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+}
+
+fn file_sha256(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+}
+
 fn external(e: RunError, context: &str) -> AppError {
     match e {
         RunError::Missing { .. } => AppError::from(e),
@@ -624,6 +738,25 @@ pub fn apply(
                 eprintln!("No changes: the saved plan has nothing to apply.");
                 return Ok(Outcome::NoChanges);
             }
+            if !meta.targets.is_empty() {
+                // Left by `pve new` / `pve remove`, not reviewed through
+                // `pve plan`: say what it is limited to, and ask.
+                eprintln!(
+                    "The saved plan is limited to {} (-target, left by `pve new` or `pve remove`); `pve apply` did not make it.",
+                    meta.targets.join(", ")
+                );
+                let ok = tofu.confirm_or_discard(
+                    confirm,
+                    "apply a targeted plan",
+                    "Apply this targeted plan?",
+                    None,
+                )?;
+                if !ok {
+                    tofu.discard_plan();
+                    eprintln!("Nothing applied; the plan was discarded.");
+                    return Ok(Outcome::Declined);
+                }
+            }
             eprintln!("Applying the saved plan (made from the current hosts.nix).");
             tofu.apply_saved()?;
             Ok(Outcome::Applied)
@@ -642,9 +775,8 @@ pub fn apply(
                 eprintln!("No changes: the VMs match hosts.nix.");
                 return Ok(Outcome::NoChanges);
             }
-            let ok = confirm
-                .confirm("apply this plan", "Apply the plan above?", None)
-                .inspect_err(|_| tofu.discard_plan())?;
+            let ok =
+                tofu.confirm_or_discard(confirm, "apply this plan", "Apply the plan above?", None)?;
             if !ok {
                 tofu.discard_plan();
                 eprintln!("Nothing applied.");
@@ -675,13 +807,12 @@ pub fn destroy(
         eprintln!("Nothing to destroy.");
         return Ok(Outcome::NoChanges);
     }
-    let ok = confirm
-        .confirm(
-            "destroy these VMs",
-            "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
-            Some("destroy"),
-        )
-        .inspect_err(|_| tofu.discard_plan())?;
+    let ok = tofu.confirm_or_discard(
+        confirm,
+        "destroy these VMs",
+        "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
+        Some("destroy"),
+    )?;
     if !ok {
         tofu.discard_plan();
         eprintln!("Nothing destroyed.");

@@ -20,6 +20,13 @@ const SHAPE: &str = "`user@realm!tokenid=secret`, e.g. `terraform@pve!provider=x
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
 
+impl Drop for ApiToken {
+    /// The token does not outlive its use in memory (or a core file).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl std::fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiToken(<redacted>)")

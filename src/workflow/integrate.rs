@@ -117,8 +117,26 @@ impl Integrate {
             proxmox: None,
             summary: String::new(),
         };
-        c.host()?;
+        c.refuse_readonly()?;
         Ok(c)
+    }
+
+    /// A readonly VM is never integrated (it would be contacted, rebuilt
+    /// and enrolled), as `remove` and `vm stop` refuse it.
+    fn refuse_readonly(&self) -> Result<()> {
+        let name = &self.opts.name;
+        let marked = self.host()?.proxmox.as_ref().is_some_and(|p| p.readonly);
+        let listed = match self.vmid() {
+            Some(v) => crate::remote::proxmox::readonly_vmids(&self.loaded.fleet)?.contains(&v),
+            None => false,
+        };
+        if marked || listed {
+            return Err(AppError::input(format!(
+                "`{name}` is a readonly VM; refusing to integrate it"
+            ))
+            .with_help("it is marked `proxmox.readonly = true` in hosts.nix or listed in PROXMOX_READONLY_VMIDS; change that first if you really mean it"));
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -253,40 +271,42 @@ impl Integrate {
         }
     }
 
-    /// `ssh` options for nixos-rebuild (`NIX_SSHOPTS`, split on spaces by
-    /// nixos-rebuild and nix): the same pinned known_hosts, strict checking.
+    /// `ssh` options for nixos-rebuild (`NIX_SSHOPTS`): the same pinned
+    /// known_hosts, strict checking. Every value is validated again here,
+    /// whatever ran before (a resumed run reads hosts.nix afresh).
     fn nix_sshopts(&self) -> Result<String> {
-        let kh = self.known_hosts();
-        let no_space = |p: &Path, what: &str| -> Result<String> {
-            let s = p.to_string_lossy().to_string();
-            if s.chars().any(char::is_whitespace) || s.contains('%') {
-                return Err(AppError::input(format!(
-                    "the path of {what} ({s}) contains a space or `%`, which NIX_SSHOPTS cannot carry"
-                ))
-                .with_help("move the fleet (or the key) to a path without spaces"));
-            }
-            Ok(s)
-        };
+        let alias = self.alias()?;
+        if !crate::check::rules::is_dns_label(&alias) {
+            return Err(AppError::input(format!(
+                "the hostname of {} ({alias:?}) is not a DNS label; refusing to pass it to ssh",
+                self.opts.name
+            ))
+            .with_help("fix it in hosts.nix (`pve check` shows where)"));
+        }
+        if !ssh::valid_user(&self.opts.user) {
+            return Err(AppError::input(format!(
+                "`{}` is not a valid user name",
+                self.opts.user
+            )));
+        }
+        let kh = self.known_hosts().to_string_lossy().into_owned();
         let mut o = vec![
-            format!(
-                "-o UserKnownHostsFile={}",
-                no_space(&kh, "vms/known_hosts")?
-            ),
-            "-o StrictHostKeyChecking=yes".into(),
-            format!("-o HostKeyAlias={}", self.alias()?),
-            "-o UpdateHostKeys=no".into(),
-            "-o CheckHostIP=no".into(),
-            "-o BatchMode=yes".into(),
-            "-o ConnectTimeout=10".into(),
-            "-o ServerAliveInterval=5".into(),
-            "-o ServerAliveCountMax=3".into(),
-            format!("-o Port={}", self.opts.port),
+            ("UserKnownHostsFile", kh),
+            ("StrictHostKeyChecking", "yes".into()),
+            ("HostKeyAlias", alias),
+            ("UpdateHostKeys", "no".into()),
+            ("CheckHostIP", "no".into()),
+            ("BatchMode", "yes".into()),
+            ("ConnectTimeout", "10".into()),
+            ("ServerAliveInterval", "5".into()),
+            ("ServerAliveCountMax", "3".into()),
+            ("Port", self.opts.port.to_string()),
         ];
         if let Some(id) = &self.opts.identity {
-            o.push(format!("-o IdentityFile={}", no_space(id, "the SSH key")?));
-            o.push("-o IdentitiesOnly=yes".into());
+            o.push(("IdentityFile", id.to_string_lossy().into_owned()));
+            o.push(("IdentitiesOnly", "yes".into()));
         }
-        Ok(o.join(" "))
+        sshopts_line(&o)
     }
 
     fn rebuild_cmd(&self, ip: IpAddr) -> Result<Cmd> {
@@ -420,6 +440,27 @@ fn fingerprint_of(key: &str) -> String {
         .unwrap_or_else(|| "(unreadable key)".into())
 }
 
+/// `-o Key=value ...` for `NIX_SSHOPTS`. nixos-rebuild splits the variable
+/// on whitespace (the shell script) or shell-style (nixos-rebuild-ng, Nix's
+/// own ssh stores): a value is accepted only when quoting it changes
+/// nothing, so both readers see exactly these arguments. `%` is refused
+/// too: ssh expands `%` tokens in file names.
+fn sshopts_line(options: &[(&str, String)]) -> Result<String> {
+    let mut words = Vec::with_capacity(options.len() * 2);
+    for (key, value) in options {
+        let word = format!("{key}={value}");
+        if value.is_empty() || value.contains('%') || crate::shell::quote(&word) != word {
+            return Err(AppError::input(format!(
+                "the ssh option {key}={value:?} cannot be passed through NIX_SSHOPTS (spaces, quotes, `%` or shell characters)"
+            ))
+            .with_help("move the fleet (or the key) to a path of letters, digits and `-_./`, and keep hosts.nix values to DNS labels"));
+        }
+        words.push("-o".to_string());
+        words.push(word);
+    }
+    Ok(crate::shell::join(&words))
+}
+
 /// `SHA256:...` whether or not the user typed the prefix.
 fn normalise_fingerprint(fp: &str) -> String {
     let fp = fp.trim();
@@ -430,11 +471,10 @@ fn normalise_fingerprint(fp: &str) -> String {
     }
 }
 
-/// `ssh-ed25519 AAAA...` (comment dropped) of a valid public key line.
+/// `ssh-ed25519 AAAA...` of a valid public key line, re-encoded from the
+/// key itself: leading fields and the comment never come along.
 fn normalise_key(line: &str) -> Option<String> {
-    crate::keys::parse_ed25519_public(line).ok()?;
-    let mut f = line.split_whitespace();
-    Some(format!("{} {}", f.next()?, f.next()?))
+    crate::keys::normalise_ed25519(line).ok()
 }
 
 // ------------------------------------------------------------------ steps
@@ -499,6 +539,7 @@ fn pin_host_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         ),
     };
     let names = c.key_names()?;
+    crate::workflow::key_owner::refuse_shared_key(&c.loaded, &c.opts.name, &names, &key)?;
     write_pin(&c.known_hosts(), &names, &key)?;
     j.set_fact("host_key", &key)?;
     Ok(format!(
@@ -598,6 +639,16 @@ fn write_pin(file: &Path, names: &[String], key: &str) -> Result<()> {
     for l in old.lines() {
         let first = l.split_whitespace().next().unwrap_or("");
         let ours = !l.starts_with('#') && first.split(',').any(|n| names.iter().any(|m| m == n));
+        if ours && !first.split(',').all(|n| names.iter().any(|m| m == n)) {
+            // The line also names someone else: replacing it would delete
+            // another machine's pin.
+            return Err(AppError::input(format!(
+                "{} pins `{first}`, which shares a name with {}; refusing to replace another host's line",
+                file.display(),
+                names.join(",")
+            ))
+            .with_help("every hostname and sshAlias must be unique (`pve check`); fix hosts.nix and run `pve render`"));
+        }
         if ours {
             if !placed {
                 out.push_str(&line);
@@ -714,6 +765,7 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
             "kept {shown} (--force-hardware-config generates it again)"
         ));
     }
+    ensure_in_host_folder(c, &path)?;
     let ip = fact_ip(j)?;
     let out = c.ssh(ip)?.run(
         &[
@@ -723,20 +775,25 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         REMOTE_TIMEOUT,
     )?;
     let text = out.stdout;
-    let parse = rnix::Root::parse(&text);
-    if text.trim().is_empty() || !parse.errors().is_empty() {
+    if let Some(why) = crate::workflow::hardware::module_problem(&text) {
         return Err(AppError::external(format!(
-            "`nixos-generate-config --show-hardware-config` on {} printed no valid Nix{}",
-            c.opts.name,
-            parse
-                .errors()
-                .first()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        )));
+            "`nixos-generate-config --show-hardware-config` on {} printed no plain hardware module: {why}; nothing was written",
+            c.opts.name
+        ))
+        .with_help("check the VM on its console; a generated hardware configuration is a plain attribute set"));
     }
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    let old = std::fs::read_to_string(&path).ok();
+    if old.as_deref() == Some(text.as_str()) {
         return Ok(format!("{shown} unchanged"));
+    }
+    if let Some(old) = &old {
+        // A re-run (--force-hardware-config): show what the VM changed.
+        let diff = similar::TextDiff::from_lines(old.as_str(), text.as_str())
+            .unified_diff()
+            .context_radius(2)
+            .header(&format!("a/{shown}"), &format!("b/{shown}"))
+            .to_string();
+        eprint!("{diff}");
     }
     let existed = path.exists();
     crate::fsutil::write_atomic(&path, text.as_bytes())?;
@@ -745,6 +802,35 @@ fn hardware_config(c: &mut Integrate, j: &mut Journal) -> Result<String> {
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
     }
     Ok(format!("wrote {shown}"))
+}
+
+/// The VM's text goes only to `hosts/<name>/hardware-configuration.nix`
+/// inside the fleet: never through a symlink, never elsewhere (a
+/// `configurationFile` outside `hosts/<name>/` does not move it).
+fn ensure_in_host_folder(c: &Integrate, path: &Path) -> Result<()> {
+    let refuse = |why: &str| {
+        AppError::input(format!(
+            "refusing to write {}: {why}",
+            path.display()
+        ))
+        .with_help(format!(
+            "hardware-configuration.nix is written only as hosts/{}/hardware-configuration.nix, a plain file inside the fleet",
+            c.opts.name
+        ))
+    };
+    let want = c.root().join("hosts").join(&c.opts.name);
+    let dir = path.parent().ok_or_else(|| refuse("it has no folder"))?;
+    let same = match (dir.canonicalize(), want.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b && want.symlink_metadata().is_ok_and(|m| m.is_dir()),
+        _ => false,
+    };
+    if !same {
+        return Err(refuse(&format!("it is not in hosts/{}/", c.opts.name)));
+    }
+    if path.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+        return Err(refuse("it is a symlink or not a plain file"));
+    }
+    Ok(())
 }
 
 fn rebuild_failed(e: RunError) -> AppError {
@@ -905,6 +991,8 @@ fn verify_host_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
 
 fn public_key(c: &mut Integrate, j: &mut Journal) -> Result<String> {
     let key = fact_key(j)?;
+    let names = c.key_names()?;
+    crate::workflow::key_owner::refuse_shared_key(&c.loaded, &c.opts.name, &names, &key)?;
     let path = c.loaded.file.path.clone();
     let name = c.opts.name.clone();
     let old = c
@@ -1028,6 +1116,14 @@ mod tests {
             std::fs::read_to_string(&f).expect("read"),
             "# header\nother ssh-ed25519 AAAAother\nweb,web1 ssh-ed25519 AAAAnew\n"
         );
+        // A line that also names another host is never replaced.
+        std::fs::write(&f, "web,prod ssh-ed25519 AAAAprod\n").expect("write");
+        let e = write_pin(&f, &names, "ssh-ed25519 AAAAnew").expect_err("refused");
+        assert!(e.to_string().contains("web,prod"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&f).expect("read"),
+            "web,prod ssh-ed25519 AAAAprod\n"
+        );
         std::fs::create_dir(dir.path().join("x")).expect("fleet root");
         let fresh = dir.path().join("x/vms/known_hosts");
         write_pin(&fresh, &names, "ssh-ed25519 AAAAnew").expect("pin");
@@ -1037,9 +1133,38 @@ mod tests {
     }
 
     #[test]
+    fn nix_sshopts_carries_only_values_that_split_the_same_every_way() {
+        let line = sshopts_line(&[
+            ("HostKeyAlias", "web".into()),
+            ("UserKnownHostsFile", "/srv/fleet/vms/known_hosts".into()),
+        ])
+        .expect("plain values");
+        assert_eq!(
+            line,
+            "-o HostKeyAlias=web -o UserKnownHostsFile=/srv/fleet/vms/known_hosts"
+        );
+        for hostile in [
+            "web -oProxyCommand=touch${IFS}/tmp/x",
+            "web\t-oProxyCommand=x",
+            "web'x",
+            "web\"x",
+            "$(id)",
+            "web;id",
+            "/tmp/%h",
+            "",
+        ] {
+            let e = sshopts_line(&[("HostKeyAlias", hostile.to_string())]).expect_err(hostile);
+            assert_eq!(e.exit_code(), 2, "{hostile}");
+            assert!(e.to_string().contains("HostKeyAlias"), "{e}");
+        }
+    }
+
+    #[test]
     fn keys_are_compared_without_comments() {
         let k = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOHz+U0YtjINc54dZiJNclfmEFifF7RXCFlNlTbuZBji";
         assert_eq!(normalise_key(&format!("{k} root@web")).as_deref(), Some(k));
         assert_eq!(normalise_key("ssh-rsa AAAA"), None);
+        // Leading junk is not pinned with the key.
+        assert_eq!(normalise_key(&format!("zzz {k} c")).as_deref(), Some(k));
     }
 }

@@ -3,8 +3,11 @@
 //! function; the runner skips what the journal says is done, records every
 //! outcome, and reports progress as a step list or JSON events.
 
+pub mod gate;
+pub mod hardware;
 pub mod integrate;
 pub mod journal;
+pub mod key_owner;
 pub mod new;
 pub mod remove;
 

@@ -237,13 +237,20 @@ pub fn load_journal(root: &Path, name: &str) -> Result<Option<(Journal, Removal)
     let Some(j) = Journal::load(root, WORKFLOW, name)? else {
         return Ok(None);
     };
-    let removal = j
+    let removal: Removal = j
         .fact("removal")
         .and_then(|t| serde_json::from_str(t).ok())
         .ok_or_else(|| {
             AppError::input(format!("the journal of `pve remove {name}` is incomplete"))
                 .with_help("delete it and run `pve remove` again")
         })?;
+    if removal.name != name {
+        return Err(AppError::input(format!(
+            "the journal of `pve remove {name}` is about `{}`",
+            removal.name
+        ))
+        .with_help("delete it and run `pve remove` again"));
+    }
     Ok(Some((j, removal)))
 }
 
@@ -269,12 +276,14 @@ fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError>
 }
 
 fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
+    crate::remote::proxmox::check_name(&r.removal.name)?;
     let mut dirs = vec![r.root.join("hosts").join(&r.removal.name)];
     if let Some(d) = &r.removal.host_secrets {
         dirs.push(r.root.join(d));
     }
     let mut removed = Vec::new();
-    for dir in dirs.iter().filter(|d| d.exists()) {
+    for dir in dirs.iter().filter(|d| d.symlink_metadata().is_ok()) {
+        ensure_host_folder(&r.root, dir, &r.removal.name)?;
         std::fs::remove_dir_all(dir)
             .map_err(|e| AppError::input(format!("cannot remove {}: {e}", dir.display())))?;
         removed.push(format!("{}/", rel(&r.root, dir)));
@@ -284,6 +293,36 @@ fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
     } else {
         format!("removed {}", removed.join(", "))
     })
+}
+
+/// Only a real folder named after the host, directly inside a `hosts/`
+/// folder of the fleet (`hosts/<name>`, `secrets/hosts/<name>`), is ever
+/// removed: never a symlink, never `..`, never anything outside the fleet.
+fn ensure_host_folder(root: &Path, dir: &Path, name: &str) -> Result<(), AppError> {
+    let refuse = |why: &str| {
+        AppError::input(format!(
+            "refusing to remove {}: {why}",
+            dir.display()
+        ))
+        .with_help("only `hosts/<name>/` and `<secrets>/hosts/<name>/` inside the fleet are removed; nothing was changed")
+    };
+    let meta = dir.symlink_metadata().map_err(|e| refuse(&e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(refuse("it is not a plain folder (a symlink or a file)"));
+    }
+    let root = root
+        .canonicalize()
+        .map_err(|e| refuse(&format!("the fleet folder cannot be resolved: {e}")))?;
+    let parent = dir
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| refuse("its parent folder cannot be resolved"))?;
+    let named = dir.file_name().and_then(|n| n.to_str()) == Some(name);
+    let in_hosts = parent.file_name().and_then(|n| n.to_str()) == Some("hosts");
+    if !named || !in_hosts || !parent.starts_with(&root) || parent == root {
+        return Err(refuse("it is not a host folder inside the fleet"));
+    }
+    Ok(())
 }
 
 fn step_entry(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {

@@ -375,6 +375,7 @@ impl World {
             .env("PROXMOX_SSH_PORT", self.sim.port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
             .env("PROXMOX_CONNECT_TIMEOUT", "30")
+            .env("PVE_ALLOW_LOOPBACK_VMS", "1")
             .env("PVE_VM_SSH_WAIT", "8")
             .env("PVE_VM_SSH_IDENTITY", &self.sim.client_key)
             .env(

@@ -292,7 +292,9 @@ impl Sim {
             .env("PROXMOX_USER", user())
             .env("PROXMOX_SSH_PORT", self.port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.client_key)
-            .env("PROXMOX_CONNECT_TIMEOUT", "5");
+            .env("PROXMOX_CONNECT_TIMEOUT", "5")
+            // The simulated VMs live on 127.0.0.2.. (never 127.0.0.1).
+            .env("PVE_ALLOW_LOOPBACK_VMS", "1");
     }
 
     /// `proxmox-ops` set up to talk to this simulator.
