@@ -13,10 +13,15 @@ const FORBIDDEN: &[&str] = &["builtins", "import", "scopedImport", "derivation"]
 
 /// Why `text` is not acceptable as a hardware configuration, if it is not.
 pub fn module_problem(text: &str) -> Option<String> {
-    let parse = rnix::Root::parse(text);
     if text.trim().is_empty() {
         return Some("it is empty".into());
     }
+    // The VM chooses this text: rnix would spend quadratic time on a long
+    // run or operator chain, so the linear pre-scan sees it first.
+    if let Err(d) = crate::fleet::prescan::check(text) {
+        return Some(format!("it is not a plain module ({})", d.message));
+    }
+    let parse = rnix::Root::parse(text);
     if let Some(e) = parse.errors().first() {
         return Some(format!("it is not valid Nix ({e})"));
     }
@@ -80,6 +85,16 @@ mod tests {
             module_problem("{ ... }: { imports = [ ./extra.nix ]; }"),
             None
         );
+    }
+
+    /// A VM answering with a 200,000-operand chain would keep rnix busy
+    /// for minutes; the pre-scan refuses it first.
+    #[test]
+    fn a_quadratic_chain_from_the_vm_is_refused_before_rnix() {
+        let chain = vec!["1"; 200_000].join("+");
+        let text = format!("{{ ... }}: {{ x = {chain}; }}");
+        let problem = module_problem(&text).expect("refused");
+        assert!(problem.contains("not a plain module"), "{problem}");
     }
 
     #[test]
