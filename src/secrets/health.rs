@@ -76,12 +76,13 @@ pub fn findings(root_dir: &Path, sops_yaml_rel: &Path) -> (Option<SopsConfig>, V
         }
     };
     let mut out = Vec::new();
-    for file in super::candidate_files(&config) {
+    for scanned in super::scan(&config) {
+        let file = scanned.path;
         let Some(rule) = config.rule_for(&file) else {
             continue;
         };
-        let meta = match metadata::read(&file) {
-            Ok(m) => m,
+        let meta = match scanned.found {
+            Ok((_, m)) => m,
             Err(e) => {
                 let reason = match e {
                     metadata::MetadataError::Io { source, .. } => source.to_string(),

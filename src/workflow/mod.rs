@@ -6,6 +6,7 @@
 pub mod integrate;
 pub mod journal;
 pub mod new;
+pub mod rekey_step;
 pub mod remove;
 
 use std::io::{IsTerminal, Write};
