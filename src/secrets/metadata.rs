@@ -397,6 +397,44 @@ mod tests {
         assert_eq!(Format::of(Path::new(".env")), Some(Format::Dotenv));
         assert_eq!(Format::of(Path::new("x.ini")), Some(Format::Ini));
         assert_eq!(Format::of(Path::new("key.bin")), None);
+        assert_eq!(Format::by_extension(Path::new("key.bin")), Format::Binary);
+        assert_eq!(
+            Format::by_extension(Path::new("id_ed25519")),
+            Format::Binary
+        );
+    }
+
+    #[test]
+    fn the_content_says_what_a_file_is_not_its_name() {
+        let binary = r#"{"data":"ENC[AES256_GCM,data:x,type:str]","sops":{"age":[{"recipient":"age1b","enc":"e"}],"version":"3.11.0"}}"#;
+        // sops' binary format under any name: a key file, a netrc, `x.json`.
+        for name in ["id_ed25519", "netrc", "tls.key"] {
+            let (f, m) = sniff(binary, Format::by_extension(Path::new(name))).expect("sops file");
+            assert_eq!(f, Format::Binary, "{name}");
+            assert_eq!(m.groups, vec![vec!["age1b"]]);
+        }
+        assert_eq!(sniff(binary, Format::Json).expect("json").0, Format::Json);
+        // An INI file called `db.conf`, a dotenv file called `app.txt`.
+        let ini = "[db]\npass = ENC[x]\n\n[sops]\nage__list_0__map_recipient = age1i\n";
+        assert_eq!(sniff(ini, Format::Binary).expect("ini").0, Format::Ini);
+        let env = "A=ENC[x]\nsops_age__list_0__map_recipient=age1e\nsops_version=3.11.0\n";
+        assert_eq!(
+            sniff(env, Format::Binary).expect("dotenv").0,
+            Format::Dotenv
+        );
+        // Plain files are no secrets; a broken `x.yaml` says why.
+        assert_eq!(
+            sniff("just text\n", Format::Binary),
+            Err(ParseError::NoMetadata)
+        );
+        assert_eq!(
+            sniff("{\"a\": 1}", Format::Binary),
+            Err(ParseError::NoMetadata)
+        );
+        assert!(matches!(
+            sniff("- a\n- b\n", Format::Yaml),
+            Err(ParseError::Invalid(_))
+        ));
     }
 
     #[test]

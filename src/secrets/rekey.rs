@@ -76,7 +76,9 @@ pub fn ciphertexts(path: &Path) -> BTreeSet<String> {
         return BTreeSet::new();
     };
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    re.find_iter(&text).map(|m| m.as_str().to_string()).collect()
+    re.find_iter(&text)
+        .map(|m| m.as_str().to_string())
+        .collect()
 }
 
 /// The ciphertexts of each file, taken before a rotation.

@@ -282,7 +282,11 @@ pub fn parse_version(stdout: &str) -> Option<Version> {
             .parse::<u32>()
             .ok()
     });
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 /// The format to name with `--input-type` when the file's content is in
@@ -344,7 +348,10 @@ fn bounded(text: &str) -> String {
         kept += 1;
     }
     if kept < lines.len() {
-        out.push_str(&format!("\n[{} more lines of sops' message left out]", lines.len() - kept));
+        out.push_str(&format!(
+            "\n[{} more lines of sops' message left out]",
+            lines.len() - kept
+        ));
     }
     out
 }
@@ -375,6 +382,38 @@ mod tests {
     }
 
     #[test]
+    fn versions_as_sops_prints_them() {
+        assert_eq!(parse_version("sops 3.11.0\n"), Some((3, 11, 0)));
+        assert_eq!(parse_version("sops 3.8.1 (latest)\n"), Some((3, 8, 1)));
+        assert!(parse_version("sops 3.8.1 (latest)\n").is_some_and(|v| v < ROTATE_SINCE));
+        assert_eq!(parse_version("sops banana\n"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn a_failure_keeps_sops_whole_message_bounded() {
+        let stderr: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        let e = RunError::Failed {
+            program: "sops".into(),
+            status: "exit code 128".into(),
+            code: Some(128),
+            stdout: String::new(),
+            stderr,
+        };
+        let text = explain(e);
+        assert!(
+            text.starts_with("`sops` failed (exit code 128):\nline 1\nline 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 40\n[10 more lines of sops' message left out]"),
+            "{text}"
+        );
+        assert!(!text.contains("line 41"), "{text}");
+        assert!(text.contains("SOPS_AGE_KEY_FILE"), "{text}");
+    }
+
+    #[test]
     fn the_summary_names_every_file() {
         let report = RekeyReport {
             ok: vec![PathBuf::from("/f/secrets/a.yaml")],
@@ -386,7 +425,7 @@ mod tests {
         let s = report.summary("re-keyed", Path::new("/f"));
         assert_eq!(
             s,
-            "1 of 2 secret files re-keyed\n  ok      secrets/a.yaml\n  FAILED  secrets/b.yaml: `sops` failed (exit code 128)\n"
+            "1 of 2 secret files re-keyed\n  ok      secrets/a.yaml\n  FAILED  secrets/b.yaml: `sops` failed (exit code 128)\n          more\n"
         );
         assert!(!report.is_success());
     }

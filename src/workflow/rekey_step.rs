@@ -55,7 +55,9 @@ pub fn run(loaded: &Loaded, name: &str) -> Result<String> {
             list.len(),
             list.join("\n")
         ))
-        .with_help(format!("fix those files with sops and an admin key, then run {resume}")));
+        .with_help(format!(
+            "fix those files with sops and an admin key, then run {resume}"
+        )));
     }
     let mut msg = text.trim_end().to_string();
     for (key, files) in &out.revoked {

@@ -106,6 +106,14 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         }
         return Err(e);
     };
+    if named_in_sops_rules(loaded, name) {
+        return Err(AppError::refused(format!(
+            "`_sops.rules` in hosts.nix names `{name}`: once `{name}` is gone, hosts.nix could not be rendered and the removal would stop half-way. Nothing was changed."
+        ))
+        .with_help(format!(
+            "take `\"{name}\"` out of the `hosts` lists of `_sops.rules`, then run `pve remove {name}` again (the files it could read are still found from their own metadata and get a new data key)"
+        )));
+    }
     let spec = host.proxmox.as_ref();
     if spec.is_some_and(|s| s.readonly) {
         return Err(AppError::input(format!(
@@ -162,6 +170,19 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
     })
 }
 
+/// Whether a `hosts` list of `_sops.rules` names the host.
+fn named_in_sops_rules(loaded: &Loaded, name: &str) -> bool {
+    let Some(rules) = loaded.fleet.sops.rules.as_ref().and_then(|v| v.as_list()) else {
+        return false;
+    };
+    rules.iter().any(|rule| {
+        rule.as_attrs()
+            .and_then(|a| a.get("hosts"))
+            .and_then(|h| h.value.as_list())
+            .is_some_and(|hosts| hosts.iter().any(|h| h.as_str() == Some(name)))
+    })
+}
+
 /// Without `_sops` in hosts.nix, `pve` does not write `.sops.yaml`: the
 /// host's key would stay in its rules, and re-keying against them would
 /// revoke nothing. Refuses (exit 1) rather than claim it did.
@@ -172,7 +193,10 @@ fn refuse_unmanaged(
     recipient: &str,
     readable: &[String],
 ) -> Result<(), AppError> {
-    let in_rules = cfg.rules.iter().any(|r| r.recipients().any(|x| x == recipient));
+    let in_rules = cfg
+        .rules
+        .iter()
+        .any(|r| r.recipients().any(|x| x == recipient));
     if loaded.fleet.sops.span.is_some() || (!in_rules && readable.is_empty()) {
         return Ok(());
     }
@@ -355,7 +379,11 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
         return Ok("no .sops.yaml: no secrets".into());
     };
     if let Some(key) = &r.removal.recipient {
-        if cfg.rules.iter().any(|rule| rule.recipients().any(|x| x == key)) {
+        if cfg
+            .rules
+            .iter()
+            .any(|rule| rule.recipients().any(|x| x == key))
+        {
             return Err(AppError::refused(format!(
                 "{} still gives `{}`'s age recipient {key}: re-keying would keep it",
                 rel(&r.root, &cfg.path),
