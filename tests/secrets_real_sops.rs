@@ -535,3 +535,40 @@ fn without_sops_in_hosts_nix_integrate_claims_no_secrets_work() {
         secrets_before
     );
 }
+
+#[test]
+fn integrate_re_keys_under_the_repository_lock() {
+    let w = integrate_support::World::new();
+    let hold = w.sim.dir.path().join("sops-hold");
+    let mut c = w.integrate_std(&["web"]);
+    c.env("SOPS_STANDIN_HOLD", &hold)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("pve integrate starts");
+    // Wait for the first updatekeys to start (the stand-in says so), up
+    // to a minute; then the fleet must be locked for anyone else.
+    let started = PathBuf::from(format!("{}.started", hold.display()));
+    let mut waited = 0;
+    while !started.exists() {
+        assert!(waited < 6000, "sops never started");
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("pve integrate ended before re-keying: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    }
+    let locked = pve_fleet::fsutil::RepoLock::acquire(w.fleet(), std::time::Duration::ZERO);
+    std::fs::write(&hold, "").expect("release sops");
+    let out = child.wait_with_output().expect("pve integrate ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = locked
+        .err()
+        .expect("the fleet is locked while sops re-keys");
+    assert!(err.to_string().contains("another pve command"), "{err}");
+    // And free again afterwards.
+    assert!(pve_fleet::fsutil::RepoLock::acquire(w.fleet(), std::time::Duration::ZERO).is_ok());
+}
