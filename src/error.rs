@@ -20,6 +20,14 @@ pub enum AppError {
         message: String,
         help: Option<String>,
     },
+    /// A command refused to go on because the fleet is not in a state it
+    /// can act on safely (exit 1, as a failed check: the user must fix
+    /// the fleet first).
+    #[error("{message}")]
+    Refused {
+        message: String,
+        help: Option<String>,
+    },
 }
 
 impl AppError {
@@ -35,11 +43,18 @@ impl AppError {
             help: None,
         }
     }
+    pub fn refused(message: impl Into<String>) -> Self {
+        AppError::Refused {
+            message: message.into(),
+            help: None,
+        }
+    }
     pub fn with_help(self, h: impl Into<String>) -> Self {
         let h = Some(h.into());
         match self {
             AppError::Input { message, .. } => AppError::Input { message, help: h },
             AppError::External { message, .. } => AppError::External { message, help: h },
+            AppError::Refused { message, .. } => AppError::Refused { message, help: h },
             other => other,
         }
     }
@@ -47,12 +62,15 @@ impl AppError {
         match self {
             AppError::Fleet(_) | AppError::Input { .. } => 2,
             AppError::External { .. } => 3,
+            AppError::Refused { .. } => 1,
         }
     }
     pub fn help(&self) -> Option<String> {
         match self {
             AppError::Fleet(e) => e.help(),
-            AppError::Input { help, .. } | AppError::External { help, .. } => help.clone(),
+            AppError::Input { help, .. }
+            | AppError::External { help, .. }
+            | AppError::Refused { help, .. } => help.clone(),
         }
     }
 }

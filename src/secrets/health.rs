@@ -76,12 +76,13 @@ pub fn findings(root_dir: &Path, sops_yaml_rel: &Path) -> (Option<SopsConfig>, V
         }
     };
     let mut out = Vec::new();
-    for file in super::candidate_files(&config) {
+    for scanned in super::scan(&config) {
+        let file = scanned.path;
         let Some(rule) = config.rule_for(&file) else {
             continue;
         };
-        let meta = match metadata::read(&file) {
-            Ok(m) => m,
+        let meta = match scanned.found {
+            Ok((_, m)) => m,
             Err(e) => {
                 let reason = match e {
                     metadata::MetadataError::Io { source, .. } => source.to_string(),
@@ -224,5 +225,24 @@ pub fn rule(loaded: &Loaded) -> Vec<Diagnostic> {
         .path
         .as_ref()
         .map_or(super::DEFAULT_SOPS_YAML, |p| p.value.as_str());
-    check(&loaded.root_dir, Path::new(rel))
+    let mut out = check(&loaded.root_dir, Path::new(rel));
+    if loaded.fleet.sops.span.is_none() && loaded.root_dir.join(rel).is_file() {
+        out.insert(0, unmanaged(rel));
+    }
+    out
+}
+
+/// A committed `.sops.yaml` that hosts.nix does not describe: pve cannot
+/// re-key with it, so `pve remove` / `pve integrate` refuse secrets work.
+fn unmanaged(rel: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "secret-config-unmanaged",
+        TextRange::default(),
+        format!(
+            "{rel} exists, but hosts.nix has no `_sops`: pve does not write it, so `pve remove` cannot take a host's key out of it and `pve integrate` cannot add one (both refuse to touch secrets)"
+        ),
+    )
+    .help(format!(
+        "add `_sops = {{ admins = {{ NAME = \"age1...\"; }}; }};` to hosts.nix with the recipients of {rel} that are no host's key (and `rules` for its per-path rules); `pve render --check` then shows what would change"
+    ))
 }

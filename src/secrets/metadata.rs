@@ -1,41 +1,71 @@
 //! The sops metadata of an encrypted file, read without the sops binary:
 //! which age recipients can decrypt it. The formats are sops' own
 //! (`stores/`): a top-level `sops` map in YAML and JSON (`sops.age[]`, or
-//! `sops.key_groups[].age[]` with several groups), flattened `sops_…` keys
-//! in dotenv files (`sops_age__list_0__map_recipient=age1…`), and a
+//! `sops.key_groups[].age[]` with several groups), the binary format (JSON
+//! with the file as one `data` value next to `sops`), flattened `sops_…`
+//! keys in dotenv files (`sops_age__list_0__map_recipient=age1…`), and a
 //! `[sops]` section with the same flattened keys in INI files.
+//!
+//! A file is a secret by what it holds, not by its name: sops encrypts
+//! anything (an SSH key, a netrc, a TLS key) in its binary format, and picks
+//! the store from the extension only when it reads the file again. So the
+//! format is sniffed from the content ([`sniff`]), and [`Format::by_extension`]
+//! says whether sops needs `--input-type` to read the file the same way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// The file formats sops picks by extension.
+/// The file formats (sops' stores).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,
     Json,
     Dotenv,
     Ini,
+    /// Any other file: sops keeps it as JSON `{"data": …, "sops": …}`.
+    Binary,
 }
 
 impl Format {
-    /// The format sops would use for this path (by extension), or `None`
+    /// The store sops picks for this path when no `--input-type` is given
+    /// (`cmd/sops/common` `FormatForPath`): by extension, else binary.
+    pub fn by_extension(path: &Path) -> Format {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == ".env" {
+            return Format::Dotenv;
+        }
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => Format::Yaml,
+            Some("json") => Format::Json,
+            Some("env") => Format::Dotenv,
+            Some("ini") => Format::Ini,
+            _ => Format::Binary,
+        }
+    }
+
+    /// The format sops would use for this path by extension, or `None`
     /// for a file sops would treat as binary.
     pub fn of(path: &Path) -> Option<Format> {
-        let name = path.file_name()?.to_str()?;
-        if name == ".env" {
-            return Some(Format::Dotenv);
-        }
-        match path.extension()?.to_str()? {
-            "yaml" | "yml" => Some(Format::Yaml),
-            "json" => Some(Format::Json),
-            "env" => Some(Format::Dotenv),
-            "ini" => Some(Format::Ini),
-            _ => None,
+        Some(Format::by_extension(path)).filter(|f| *f != Format::Binary)
+    }
+
+    /// The name sops' `--input-type` / `--output-type` take.
+    pub fn sops_name(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+            Format::Dotenv => "dotenv",
+            Format::Ini => "ini",
+            Format::Binary => "binary",
         }
     }
 }
+
+/// Files larger than this are not read to look for sops metadata (sops
+/// files are text; this keeps a stray disk image from being slurped).
+pub const MAX_SIZE: u64 = 64 * 1024 * 1024;
 
 /// What the file says about who can decrypt it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +96,31 @@ pub enum MetadataError {
     NotEncrypted { path: PathBuf },
 }
 
-/// Reads the metadata of one file.
+/// Reads the metadata of one file, whatever its name: the format is
+/// sniffed from the content.
 pub fn read(path: &Path) -> Result<Metadata, MetadataError> {
-    let format = Format::of(path).ok_or_else(|| MetadataError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
-    let text = std::fs::read_to_string(path).map_err(|source| MetadataError::Io {
+    read_with_format(path).map(|(_, m)| m)
+}
+
+/// The same, with the format the content is in.
+pub fn read_with_format(path: &Path) -> Result<(Format, Metadata), MetadataError> {
+    let io = |source| MetadataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(&text, format).map_err(|e| match e {
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_SIZE {
+        return Err(MetadataError::NotEncrypted {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(MetadataError::NotEncrypted {
+            path: path.to_path_buf(),
+        });
+    };
+    sniff(&text, Format::by_extension(path)).map_err(|e| match e {
         ParseError::Invalid(message) => MetadataError::Parse {
             path: path.to_path_buf(),
             message,
@@ -84,6 +129,47 @@ pub fn read(path: &Path) -> Result<Metadata, MetadataError> {
             path: path.to_path_buf(),
         },
     })
+}
+
+/// The format of a sops file's text and its metadata: the format its name
+/// suggests first, then the others. An error is the one the name's format
+/// gave (so a broken `x.yaml` says what is wrong with it as YAML).
+pub fn sniff(text: &str, hint: Format) -> Result<(Format, Metadata), ParseError> {
+    let first = parse_as(text, hint);
+    if let Ok(found) = first {
+        return Ok(found);
+    }
+    for f in [Format::Json, Format::Ini, Format::Dotenv, Format::Yaml] {
+        if f == hint || (hint == Format::Binary && f == Format::Json) {
+            continue;
+        }
+        if let Ok(found) = parse_as(text, f) {
+            return Ok(found);
+        }
+    }
+    match first {
+        Err(ParseError::Invalid(m)) if hint != Format::Binary => Err(ParseError::Invalid(m)),
+        _ => Err(ParseError::NoMetadata),
+    }
+}
+
+/// Parses `text` as `format`; JSON whose only other key is `data` is the
+/// binary format.
+fn parse_as(text: &str, format: Format) -> Result<(Format, Metadata), ParseError> {
+    match format {
+        Format::Json | Format::Binary => {
+            let m = parse(text, Format::Json)?;
+            let binary = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+                .is_ok_and(|o| o.len() == 2 && o.contains_key("data"));
+            let f = if binary && format != Format::Json {
+                Format::Binary
+            } else {
+                Format::Json
+            };
+            Ok((f, m))
+        }
+        f => parse(text, f).map(|m| (f, m)),
+    }
 }
 
 /// Why text could not give metadata (without a path; [`read`] adds it).
@@ -103,7 +189,7 @@ pub fn parse(text: &str, format: Format) -> Result<Metadata, ParseError> {
                 .ok_or(ParseError::NoMetadata)
                 .map(Meta::into_metadata)
         }
-        Format::Json => {
+        Format::Json | Format::Binary => {
             let f: Document = serde_json::from_str(text)
                 .map_err(|e| ParseError::Invalid(format!("not valid sops JSON: {e}")))?;
             f.sops
@@ -311,6 +397,44 @@ mod tests {
         assert_eq!(Format::of(Path::new(".env")), Some(Format::Dotenv));
         assert_eq!(Format::of(Path::new("x.ini")), Some(Format::Ini));
         assert_eq!(Format::of(Path::new("key.bin")), None);
+        assert_eq!(Format::by_extension(Path::new("key.bin")), Format::Binary);
+        assert_eq!(
+            Format::by_extension(Path::new("id_ed25519")),
+            Format::Binary
+        );
+    }
+
+    #[test]
+    fn the_content_says_what_a_file_is_not_its_name() {
+        let binary = r#"{"data":"ENC[AES256_GCM,data:x,type:str]","sops":{"age":[{"recipient":"age1b","enc":"e"}],"version":"3.11.0"}}"#;
+        // sops' binary format under any name: a key file, a netrc, `x.json`.
+        for name in ["id_ed25519", "netrc", "tls.key"] {
+            let (f, m) = sniff(binary, Format::by_extension(Path::new(name))).expect("sops file");
+            assert_eq!(f, Format::Binary, "{name}");
+            assert_eq!(m.groups, vec![vec!["age1b"]]);
+        }
+        assert_eq!(sniff(binary, Format::Json).expect("json").0, Format::Json);
+        // An INI file called `db.conf`, a dotenv file called `app.txt`.
+        let ini = "[db]\npass = ENC[x]\n\n[sops]\nage__list_0__map_recipient = age1i\n";
+        assert_eq!(sniff(ini, Format::Binary).expect("ini").0, Format::Ini);
+        let env = "A=ENC[x]\nsops_age__list_0__map_recipient=age1e\nsops_version=3.11.0\n";
+        assert_eq!(
+            sniff(env, Format::Binary).expect("dotenv").0,
+            Format::Dotenv
+        );
+        // Plain files are no secrets; a broken `x.yaml` says why.
+        assert_eq!(
+            sniff("just text\n", Format::Binary),
+            Err(ParseError::NoMetadata)
+        );
+        assert_eq!(
+            sniff("{\"a\": 1}", Format::Binary),
+            Err(ParseError::NoMetadata)
+        );
+        assert!(matches!(
+            sniff("- a\n- b\n", Format::Yaml),
+            Err(ParseError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod health;
 pub mod metadata;
+pub mod rekey;
 pub mod sops;
 
 use std::path::{Path, PathBuf};
@@ -15,22 +16,45 @@ pub use config::SopsConfig;
 /// The default place of `.sops.yaml`, relative to the fleet root.
 pub const DEFAULT_SOPS_YAML: &str = "secrets/.sops.yaml";
 
-/// Every file under the config's folder that sops reads as YAML, JSON,
-/// dotenv or INI (`.sops.yaml` itself, hidden folders and symlinked
-/// folders left out), sorted.
-pub fn candidate_files(config: &SopsConfig) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    walk(&config.dir, &config.path, &mut out, 0);
-    out.sort();
-    out
+/// A file under the secrets folder and what reading it as a sops file gave.
+#[derive(Debug)]
+pub struct Scanned {
+    pub path: PathBuf,
+    pub found: Result<(metadata::Format, metadata::Metadata), metadata::MetadataError>,
 }
 
-/// The secret files: the candidates that one of the creation rules
-/// covers (sops cannot re-key a file no rule matches).
-pub fn secret_files(config: &SopsConfig) -> Vec<PathBuf> {
-    candidate_files(config)
+/// Every file under the config's folder that is a sops file by its
+/// content (any name: binary-format secrets are JSON with `data` and
+/// `sops`), plus the files named like YAML, JSON, dotenv or INI that are
+/// not (a plaintext secret about to be committed is worth a finding).
+/// Hidden folders are searched (`.git` aside); `.sops.yaml` and symlinked
+/// folders are left out. Sorted by path.
+pub fn scan(config: &SopsConfig) -> Vec<Scanned> {
+    let mut paths = Vec::new();
+    walk(&config.dir, &config.path, &mut paths, 0);
+    paths.sort();
+    paths
         .into_iter()
-        .filter(|f| config.rule_for(f).is_some())
+        .filter_map(|path| {
+            let found = metadata::read_with_format(&path);
+            let keep = found.is_ok() || metadata::Format::of(&path).is_some();
+            keep.then_some(Scanned { path, found })
+        })
+        .collect()
+}
+
+/// The paths [`scan`] finds.
+pub fn candidate_files(config: &SopsConfig) -> Vec<PathBuf> {
+    scan(config).into_iter().map(|s| s.path).collect()
+}
+
+/// The secret files: sops files that one of the creation rules covers
+/// (sops cannot re-key a file no rule matches).
+pub fn secret_files(config: &SopsConfig) -> Vec<PathBuf> {
+    scan(config)
+        .into_iter()
+        .filter(|s| s.found.is_ok() && config.rule_for(&s.path).is_some())
+        .map(|s| s.path)
         .collect()
 }
 
@@ -49,14 +73,10 @@ fn walk(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>, depth: usize) {
             continue;
         };
         if kind.is_dir() {
-            if !name.starts_with('.') {
+            if name != ".git" {
                 walk(&path, skip, out, depth + 1);
             }
-        } else if name != ".sops.yaml"
-            && !same_file(&path, skip)
-            && metadata::Format::of(&path).is_some()
-            && path.is_file()
-        {
+        } else if name != ".sops.yaml" && !same_file(&path, skip) && path.is_file() {
             out.push(path);
         }
     }
@@ -69,8 +89,13 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// The secret files that `recipient` can decrypt according to their own
 /// metadata: after removing a host, these need `sops rotate`.
 pub fn files_readable_by(config: &SopsConfig, recipient: &str) -> Vec<PathBuf> {
-    candidate_files(config)
+    scan(config)
         .into_iter()
-        .filter(|f| metadata::read(f).is_ok_and(|m| m.recipients().any(|r| r == recipient)))
+        .filter(|s| {
+            s.found
+                .as_ref()
+                .is_ok_and(|(_, m)| m.recipients().any(|r| r == recipient))
+        })
+        .map(|s| s.path)
         .collect()
 }

@@ -10,9 +10,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use super::metadata::{self, Format};
 use crate::runner::{Cmd, RunError, Tool};
 
 /// How many sops processes run at once.
@@ -47,8 +48,14 @@ impl RekeyReport {
             s.push_str(&format!("  ok      {}\n", show(p)));
         }
         for (p, why) in &self.failed {
-            let first = why.lines().next().unwrap_or("");
+            let mut lines = why.lines();
+            let first = lines.next().unwrap_or("");
             s.push_str(&format!("  FAILED  {}: {first}\n", show(p)));
+            // sops' own message, kept whole (it is bounded in `explain`):
+            // the line after "failed (exit code 128):" is the one that says why.
+            for l in lines {
+                s.push_str(&format!("          {l}\n"));
+            }
         }
         s
     }
@@ -69,7 +76,17 @@ pub struct Sops {
     pub env: Vec<(String, String)>,
     pub parallel: usize,
     pub timeout: Duration,
+    /// `sops --version`, asked once.
+    version: OnceLock<Result<Version, String>>,
 }
+
+/// A sops version: (major, minor, patch).
+pub type Version = (u32, u32, u32);
+
+/// The first sops with the `rotate` subcommand. Before it, `rotate` is not
+/// a command: urfave/cli takes it for the file name and sops opens an
+/// editor on a new file called `rotate`; `-r -i FILE` is the spelling.
+pub const ROTATE_SINCE: Version = (3, 9, 0);
 
 impl Sops {
     pub fn new(config: impl Into<PathBuf>) -> Sops {
@@ -79,6 +96,7 @@ impl Sops {
             env: Vec::new(),
             parallel: PARALLEL,
             timeout: Duration::from_secs(120),
+            version: OnceLock::new(),
         }
     }
 
@@ -118,13 +136,17 @@ impl Sops {
     /// The command that re-keys one file:
     /// `sops --config CFG updatekeys --yes FILE`.
     pub fn updatekeys_cmd(&self, file: &Path) -> Cmd {
-        self.cmd().args([
+        let mut args = vec![
             "--config".to_string(),
             self.config.to_string_lossy().into_owned(),
             "updatekeys".into(),
             "--yes".into(),
-            file.to_string_lossy().into_owned(),
-        ])
+        ];
+        if let Some(f) = content_format(file) {
+            args.extend(["--input-type".to_string(), f.sops_name().into()]);
+        }
+        args.push(file.to_string_lossy().into_owned());
+        self.cmd().args(args)
     }
 
     /// The command that gives one file a new data key:
@@ -133,11 +155,16 @@ impl Sops {
     pub fn rotate_cmd(&self, file: &Path, legacy: bool) -> Cmd {
         let cfg = self.config.to_string_lossy().into_owned();
         let f = file.to_string_lossy().into_owned();
-        let args: Vec<String> = if legacy {
-            vec!["--config".into(), cfg, "-r".into(), "-i".into(), f]
+        let mut args: Vec<String> = if legacy {
+            vec!["--config".into(), cfg, "-r".into(), "-i".into()]
         } else {
-            vec!["--config".into(), cfg, "rotate".into(), "-i".into(), f]
+            vec!["--config".into(), cfg, "rotate".into(), "-i".into()]
         };
+        if let Some(t) = content_format(file) {
+            let t = t.sops_name().to_string();
+            args.extend(["--input-type".into(), t.clone(), "--output-type".into(), t]);
+        }
+        args.push(f);
         self.cmd().args(args)
     }
 
@@ -159,16 +186,49 @@ impl Sops {
         })
     }
 
-    /// A new data key for every file (`sops rotate -i`), falling back to
-    /// `sops -r -i` for a sops older than 3.9 that has no `rotate`.
+    /// A new data key for every file: `sops rotate -i`, or `sops -r -i`
+    /// for a sops older than 3.9 (asked with `sops --version` first: an old
+    /// sops given `rotate` would open an editor on a new file).
     pub fn rotate(&self, files: &[PathBuf]) -> RekeyReport {
-        self.each(files, |f| match self.rotate_cmd(f, false).run() {
-            Ok(_) => Ok(()),
-            Err(RunError::Failed { ref stderr, .. }) if no_rotate_subcommand(stderr) => {
-                self.rotate_cmd(f, true).run().map(|_| ()).map_err(explain)
+        if files.is_empty() {
+            return RekeyReport::default();
+        }
+        let legacy = match self.version() {
+            Ok(v) => v < ROTATE_SINCE,
+            Err(why) => {
+                return RekeyReport {
+                    ok: Vec::new(),
+                    failed: files.iter().map(|f| (f.clone(), why.clone())).collect(),
+                }
             }
-            Err(e) => Err(explain(e)),
+        };
+        self.each(files, |f| {
+            self.rotate_cmd(f, legacy)
+                .run()
+                .map(|_| ())
+                .map_err(explain)
         })
+    }
+
+    /// The sops version, from `sops --version` (asked once; the check for
+    /// a newer release is turned off, it would go to the network).
+    pub fn version(&self) -> Result<Version, String> {
+        self.version
+            .get_or_init(|| {
+                let out = self
+                    .cmd()
+                    .env("SOPS_DISABLE_VERSION_CHECK", "1")
+                    .args(["--version"])
+                    .run()
+                    .map_err(explain)?;
+                parse_version(&out.stdout).ok_or_else(|| {
+                    format!(
+                        "cannot tell the sops version from `sops --version`, which printed {:?}",
+                        out.stdout.lines().next().unwrap_or_default()
+                    )
+                })
+            })
+            .clone()
     }
 
     /// Decrypts one file to its plaintext (`sops --config CFG decrypt
@@ -220,24 +280,89 @@ impl Sops {
     }
 }
 
-/// Old sops (before the `rotate` subcommand) takes `rotate` for the file
-/// name and says it does not exist.
-fn no_rotate_subcommand(stderr: &str) -> bool {
-    stderr.contains("cannot operate on non-existent file")
-        || stderr.contains("No help topic for 'rotate'")
+/// `sops 3.11.0` (sops 3.8 adds ` (latest)`) → (3, 11, 0).
+pub fn parse_version(stdout: &str) -> Option<Version> {
+    let line = stdout.lines().find(|l| l.starts_with("sops "))?;
+    let v = line.split_whitespace().nth(1)?;
+    let mut parts = v.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .ok()
+    });
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
-/// A sops failure in words, with the meaning of sops' exit codes.
+/// The format to name with `--input-type` when the file's content is in
+/// another format than sops would pick from its name (a binary-format
+/// secret called `x.json`, an INI file called `db.conf`).
+fn content_format(file: &Path) -> Option<Format> {
+    let (found, _) = metadata::read_with_format(file).ok()?;
+    let by_name = Format::by_extension(file);
+    let same = found == by_name || (found == Format::Json && by_name == Format::Yaml);
+    (!same).then_some(found)
+}
+
+/// How much of sops' stderr a report keeps: its messages run to about 20
+/// lines (one block per recipient), a runaway one is cut.
+const MAX_MESSAGE_LINES: usize = 40;
+const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// A sops failure in words: sops' own message (bounded, from its first
+/// line: "Failed to get the data key..." comes first), with the meaning of
+/// its exit codes.
 fn explain(e: RunError) -> String {
-    match &e {
-        RunError::Failed {
-            code: Some(128), ..
-        } => format!(
-            "{e}\n(exit 128: sops could not retrieve the data key; no age identity here can \
-             decrypt the file under its current recipients — set SOPS_AGE_KEY_FILE to an admin key)"
-        ),
-        _ => e.to_string(),
+    let RunError::Failed {
+        program,
+        status,
+        code,
+        stderr,
+        ..
+    } = &e
+    else {
+        return e.to_string();
+    };
+    let mut s = format!("`{program}` failed ({status})");
+    let message = bounded(stderr.trim());
+    if !message.is_empty() {
+        s.push_str(":\n");
+        s.push_str(&message);
     }
+    if *code == Some(128) {
+        s.push_str(
+            "\n(exit 128: sops could not retrieve the data key; no age identity here can \
+             decrypt the file under its current recipients — set SOPS_AGE_KEY_FILE to an admin key)",
+        );
+    }
+    s
+}
+
+fn bounded(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    let mut kept = 0;
+    for l in &lines {
+        if kept == MAX_MESSAGE_LINES || out.len() + l.len() > MAX_MESSAGE_CHARS {
+            break;
+        }
+        if kept > 0 {
+            out.push('\n');
+        }
+        out.push_str(l);
+        kept += 1;
+    }
+    if kept < lines.len() {
+        out.push_str(&format!(
+            "\n[{} more lines of sops' message left out]",
+            lines.len() - kept
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -266,6 +391,38 @@ mod tests {
     }
 
     #[test]
+    fn versions_as_sops_prints_them() {
+        assert_eq!(parse_version("sops 3.11.0\n"), Some((3, 11, 0)));
+        assert_eq!(parse_version("sops 3.8.1 (latest)\n"), Some((3, 8, 1)));
+        assert!(parse_version("sops 3.8.1 (latest)\n").is_some_and(|v| v < ROTATE_SINCE));
+        assert_eq!(parse_version("sops banana\n"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn a_failure_keeps_sops_whole_message_bounded() {
+        let stderr: String = (1..=50).map(|i| format!("line {i}\n")).collect();
+        let e = RunError::Failed {
+            program: "sops".into(),
+            status: "exit code 128".into(),
+            code: Some(128),
+            stdout: String::new(),
+            stderr,
+        };
+        let text = explain(e);
+        assert!(
+            text.starts_with("`sops` failed (exit code 128):\nline 1\nline 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 40\n[10 more lines of sops' message left out]"),
+            "{text}"
+        );
+        assert!(!text.contains("line 41"), "{text}");
+        assert!(text.contains("SOPS_AGE_KEY_FILE"), "{text}");
+    }
+
+    #[test]
     fn the_summary_names_every_file() {
         let report = RekeyReport {
             ok: vec![PathBuf::from("/f/secrets/a.yaml")],
@@ -277,7 +434,7 @@ mod tests {
         let s = report.summary("re-keyed", Path::new("/f"));
         assert_eq!(
             s,
-            "1 of 2 secret files re-keyed\n  ok      secrets/a.yaml\n  FAILED  secrets/b.yaml: `sops` failed (exit code 128)\n"
+            "1 of 2 secret files re-keyed\n  ok      secrets/a.yaml\n  FAILED  secrets/b.yaml: `sops` failed (exit code 128)\n          more\n"
         );
         assert!(!report.is_success());
     }

@@ -1043,23 +1043,7 @@ fn render(c: &mut Integrate, _j: &mut Journal) -> Result<String> {
 }
 
 fn rekey(c: &mut Integrate, _j: &mut Journal) -> Result<String> {
-    if c.loaded.fleet.sops.span.is_none() {
-        return Ok("no secrets (hosts.nix has no _sops)".into());
-    }
-    let cfg = c.root().join(crate::render::sops::config_path(&c.loaded)?);
-    let config =
-        crate::secrets::SopsConfig::load(&cfg).map_err(|e| AppError::input(e.to_string()))?;
-    let files = crate::secrets::secret_files(&config);
-    let report = crate::secrets::sops::Sops::new(&cfg).updatekeys(&files);
-    let text = report.summary("re-keyed", c.root());
-    if report.is_success() {
-        Ok(text.trim_end().to_string())
-    } else {
-        Err(AppError::external(text.trim_end().to_string()).with_help(format!(
-            "the files marked ok are done; fix the failures (sops exit 128: set SOPS_AGE_KEY_FILE to an admin key) and run `pve integrate {} --resume`",
-            c.opts.name
-        )))
-    }
+    crate::workflow::rekey_step::run(&c.loaded, &c.opts.name)
 }
 
 fn summary(c: &mut Integrate, j: &mut Journal) -> Result<String> {

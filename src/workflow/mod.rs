@@ -9,6 +9,7 @@ pub mod integrate;
 pub mod journal;
 pub mod key_owner;
 pub mod new;
+pub mod rekey_step;
 pub mod remove;
 
 use std::io::{IsTerminal, Write};

@@ -26,7 +26,7 @@ use crate::error::AppError;
 use crate::fleet::{self, edit, Loaded};
 use crate::fsutil::{write_atomic, RepoLock};
 use crate::remote::proxmox::Proxmox;
-use crate::secrets::{self, sops::Sops, SopsConfig};
+use crate::secrets::{self, rekey, sops::Sops, SopsConfig};
 use crate::tofu::{self, Config, Confirm, PlanKind, Tofu};
 
 pub const WORKFLOW: &str = "remove";
@@ -106,6 +106,14 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         }
         return Err(e);
     };
+    if named_in_sops_rules(loaded, name) {
+        return Err(AppError::refused(format!(
+            "`_sops.rules` in hosts.nix names `{name}`: once `{name}` is gone, hosts.nix could not be rendered and the removal would stop half-way. Nothing was changed."
+        ))
+        .with_help(format!(
+            "take `\"{name}\"` out of the `hosts` lists of `_sops.rules`, then run `pve remove {name}` again (the files it could read are still found from their own metadata and get a new data key)"
+        )));
+    }
     let spec = host.proxmox.as_ref();
     if spec.is_some_and(|s| s.readonly) {
         return Err(AppError::input(format!(
@@ -140,11 +148,13 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
     let readable = match (&sops_path, &recipient) {
         (Some(p), Some(r)) => {
             let cfg = SopsConfig::load(p).map_err(|e| AppError::input(e.to_string()))?;
-            secrets::files_readable_by(&cfg, r)
+            let readable: Vec<String> = secrets::files_readable_by(&cfg, r)
                 .iter()
                 .filter(|f| host_secrets.as_ref().is_none_or(|d| !f.starts_with(d)))
                 .map(|f| rel(root, f))
-                .collect()
+                .collect();
+            refuse_unmanaged(loaded, name, &cfg, r, &readable)?;
+            readable
         }
         _ => Vec::new(),
     };
@@ -158,6 +168,46 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         sops_yaml: sops_path.map(|p| rel(root, &p)),
         readable,
     })
+}
+
+/// Whether a `hosts` list of `_sops.rules` names the host.
+fn named_in_sops_rules(loaded: &Loaded, name: &str) -> bool {
+    let Some(rules) = loaded.fleet.sops.rules.as_ref().and_then(|v| v.as_list()) else {
+        return false;
+    };
+    rules.iter().any(|rule| {
+        rule.as_attrs()
+            .and_then(|a| a.get("hosts"))
+            .and_then(|h| h.value.as_list())
+            .is_some_and(|hosts| hosts.iter().any(|h| h.as_str() == Some(name)))
+    })
+}
+
+/// Without `_sops` in hosts.nix, `pve` does not write `.sops.yaml`: the
+/// host's key would stay in its rules, and re-keying against them would
+/// revoke nothing. Refuses (exit 1) rather than claim it did.
+fn refuse_unmanaged(
+    loaded: &Loaded,
+    name: &str,
+    cfg: &SopsConfig,
+    recipient: &str,
+    readable: &[String],
+) -> Result<(), AppError> {
+    let in_rules = cfg
+        .rules
+        .iter()
+        .any(|r| r.recipients().any(|x| x == recipient));
+    if loaded.fleet.sops.span.is_some() || (!in_rules && readable.is_empty()) {
+        return Ok(());
+    }
+    let shown = rel(&loaded.root_dir, &cfg.path);
+    Err(AppError::refused(format!(
+        "hosts.nix has no `_sops`, so pve does not write {shown} and cannot take `{name}`'s age key ({recipient}) out of it: `{name}` would still decrypt {} secret file(s) after the removal. Nothing was changed.",
+        readable.len()
+    ))
+    .with_help(format!(
+        "add `_sops = {{ admins = {{ ... }}; }};` to hosts.nix so `pve render` writes {shown} (check the result with `pve render --check`), then run `pve remove {name}` again; or take the key out of {shown} yourself and run `sops updatekeys` and `sops rotate -i` on each file it could read"
+    )))
 }
 
 /// Everything the steps need.
@@ -367,6 +417,20 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     let (Some(cfg), Some(sops)) = (sops_config(r)?, r.sops.as_ref()) else {
         return Ok("no .sops.yaml: no secrets".into());
     };
+    if let Some(key) = &r.removal.recipient {
+        if cfg
+            .rules
+            .iter()
+            .any(|rule| rule.recipients().any(|x| x == key))
+        {
+            return Err(AppError::refused(format!(
+                "{} still gives `{}`'s age recipient {key}: re-keying would keep it",
+                rel(&r.root, &cfg.path),
+                r.removal.name
+            ))
+            .with_help("the render step should have taken it out; check `_sops` in hosts.nix and `pve render --check`, then `pve remove --resume`"));
+        }
+    }
     let files = secrets::secret_files(&cfg);
     let report = sops.updatekeys(&files);
     let summary = report.summary("re-keyed", &r.root);
@@ -379,7 +443,24 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
         ))
         .with_help("fix what sops reports (the admin age key: SOPS_AGE_KEY_FILE), then `pve remove --resume`"));
     }
+    let problems = rekey::verify_current(&cfg, &files);
+    if !problems.is_empty() {
+        return Err(problems_error(r, "re-keyed", &problems));
+    }
     Ok(summary.lines().next().unwrap_or_default().to_string())
+}
+
+fn problems_error(r: &RemoveRun, what: &str, problems: &rekey::Problems) -> AppError {
+    let list: Vec<String> = problems
+        .iter()
+        .map(|(f, why)| format!("  {} {why}", rel(&r.root, f)))
+        .collect();
+    AppError::external(format!(
+        "sops reported success, but {} secret file(s) are not {what} as they must be:\n{}",
+        problems.len(),
+        list.join("\n")
+    ))
+    .with_help("fix those files (sops updatekeys / sops rotate -i with an admin key), then `pve remove --resume`")
 }
 
 fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
@@ -396,6 +477,7 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
         .map(|f| r.root.join(f))
         .filter(|f| f.is_file())
         .collect();
+    let before = rekey::snapshot(&files);
     let report = sops.rotate(&files);
     let summary = report.summary("rotated", &r.root);
     if !report.is_success() {
@@ -407,8 +489,15 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
         ))
         .with_help("fix what sops reports, then `pve remove --resume`"));
     }
+    // "Revoked" only once checked: the key is in no rotated file's
+    // metadata and no value is still encrypted with the old data key.
+    let revoked: Vec<String> = r.removal.recipient.iter().cloned().collect();
+    let problems = rekey::verify_revoked(&files, &revoked, &before);
+    if !problems.is_empty() {
+        return Err(problems_error(r, "revoked", &problems));
+    }
     r.notes.push(format!(
-        "`{}` could decrypt {} secret file(s); each got a new data key (sops rotate), so a copy the host kept no longer opens them: {}",
+        "`{}` could decrypt {} secret file(s); each got a new data key (sops rotate) and no longer lists its key (both checked in the files), so a copy the host kept no longer opens them: {}",
         r.removal.name,
         report.ok.len(),
         r.removal.readable.join(", ")
