@@ -572,3 +572,43 @@ fn integrate_re_keys_under_the_repository_lock() {
     // And free again afterwards.
     assert!(pve_fleet::fsutil::RepoLock::acquire(w.fleet(), std::time::Duration::ZERO).is_ok());
 }
+
+#[test]
+fn a_key_that_opens_nothing_stops_remove_with_sops_own_words() {
+    let Some(bin) = real_sops("a_key_that_opens_nothing_stops_remove_with_sops_own_words") else {
+        return;
+    };
+    let f = fleet(bin);
+    let stranger = age_keygen(f._keys.path(), "stranger");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pve"));
+    f.sops.env(&mut c, Some(&stranger.file));
+    let out = c
+        .current_dir(f.root.path())
+        .env_remove("PVE_HOSTS")
+        .env("PVE_TOOL_SOPS", &f.sops.bin)
+        .args(["remove", "db", "--yes"])
+        .output()
+        .expect("pve runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // The real sops 3.11's message, from its first line to its last, and
+    // what to do about exit 128.
+    assert!(
+        stderr.contains("FAILED  secrets/common.yaml: `sops` failed (exit code 128):"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Failed to get the data key required to decrypt the SOPS file."),
+        "{stderr}"
+    );
+    assert!(stderr.contains("but none were."), "{stderr}");
+    assert!(
+        stderr.contains("set SOPS_AGE_KEY_FILE to an admin key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("no longer lists its key"),
+        "nothing claimed: {stderr}"
+    );
+    assert!(recipients(&f.path("secrets/common.yaml")).contains(&f.db.recipient));
+}
