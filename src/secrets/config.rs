@@ -59,12 +59,21 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The largest `.sops.yaml` read.
+pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
+
 impl SopsConfig {
     /// Reads and parses `.sops.yaml`.
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io = |source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
+        };
+        // Bounded while reading: far above any real .sops.yaml.
+        let bytes = crate::fsutil::read_limited(path, MAX_CONFIG_SIZE).map_err(io)?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: "it is not UTF-8 text".into(),
         })?;
         SopsConfig::parse(path, &text)
     }
@@ -244,6 +253,14 @@ fn anchor_names(text: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An endless `.sops.yaml` (a link to /dev/zero, say) stops at the
+    /// limit with an error naming it, instead of filling memory.
+    #[test]
+    fn an_endless_config_is_refused_at_the_limit() {
+        let err = SopsConfig::load(Path::new("/dev/zero")).expect_err("refused");
+        assert!(err.to_string().contains("larger input is refused"), "{err}");
+    }
 
     fn parse(text: &str) -> SopsConfig {
         SopsConfig::parse(Path::new("/f/secrets/.sops.yaml"), text).expect("parses")

@@ -114,7 +114,17 @@ pub fn read_with_format(path: &Path) -> Result<(Format, Metadata), MetadataError
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    // Bounded while reading too: the file may have grown (or been swapped)
+    // since the size was asked.
+    let bytes = match crate::fsutil::read_limited(path, MAX_SIZE) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(MetadataError::NotEncrypted {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io(e)),
+    };
     let Ok(text) = String::from_utf8(bytes) else {
         return Err(MetadataError::NotEncrypted {
             path: path.to_path_buf(),

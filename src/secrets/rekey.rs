@@ -75,7 +75,8 @@ pub fn ciphertexts(path: &Path) -> BTreeSet<String> {
     else {
         return BTreeSet::new();
     };
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let bytes = crate::fsutil::read_limited(path, super::metadata::MAX_SIZE).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
     re.find_iter(&text)
         .map(|m| m.as_str().to_string())
         .collect()
