@@ -8,36 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
-}
-
-/// A copy of the example fleet with its committed generated files.
-fn fleet() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::copy(repo().join("hosts.nix"), d.path().join("hosts.nix")).unwrap();
-    for sub in ["hosts", "secrets"] {
-        copy_dir(&repo().join(sub), &d.path().join(sub));
-    }
-    std::fs::create_dir_all(d.path().join("vms/tofu")).unwrap();
-    for f in ["vms/tofu/config.tf.json", "vms/known_hosts"] {
-        std::fs::copy(repo().join(f), d.path().join(f)).unwrap();
-    }
-    d
-}
+#[path = "support/example_fleet.rs"]
+mod example_fleet;
+use example_fleet::{fleet, repo};
 
 fn pve(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pve"))
