@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "support/example_fleet.rs"]
-mod example_fleet;
-use example_fleet::{fleet, repo};
+mod support;
+use support::{example_fleet_rendered as fleet, repo_root as repo};
 
 fn pve(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pve"))

@@ -33,6 +33,18 @@ pub fn example_fleet() -> tempfile::TempDir {
     dir
 }
 
+/// [`example_fleet`] with its committed secrets and generated files
+/// (`vms/tofu/config.tf.json`, `vms/known_hosts`), as `pve render` left them.
+pub fn example_fleet_rendered() -> tempfile::TempDir {
+    let dir = example_fleet();
+    copy_dir(&repo_root().join("secrets"), &dir.path().join("secrets"));
+    std::fs::create_dir_all(dir.path().join("vms/tofu")).expect("mkdir");
+    for f in ["vms/tofu/config.tf.json", "vms/known_hosts"] {
+        std::fs::copy(repo_root().join(f), dir.path().join(f)).expect("copy");
+    }
+    dir
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
