@@ -2,12 +2,54 @@
 //! 2 for bad input or usage, 3 for a remote or external tool that failed.
 //! (1, "check failed or output stale", is a result, not an error.)
 
+//!
+//! Shape (issue 17, in progress): every area has its own leaf error enum
+//! (thiserror), whose variants say what went wrong with typed fields, and
+//! which implements [`Classify`]. `AppError` wraps each leaf type in one
+//! `#[from]` variant; [`AppError::exit_code`] is the one place kinds become
+//! exit codes. The string-typed `Input`/`External`/`Refused` variants are
+//! the old catch-alls, being replaced area by area; new code must not add
+//! uses of them.
+
 use crate::fleet::FleetError;
+
+/// What kind of failure an error is; it alone decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input or usage (exit 2).
+    Input,
+    /// A remote host or an external tool failed (exit 3).
+    External,
+    /// The fleet is not in a state the command can act on safely (exit 1).
+    Refused,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Input => exit::INPUT,
+            Kind::External => exit::EXTERNAL,
+            Kind::Refused => exit::FINDINGS,
+        }
+    }
+}
+
+/// Implemented by every leaf error type: its kind, and advice for the user.
+pub trait Classify {
+    fn kind(&self) -> Kind;
+    /// What the user can do about it, shown as `help:` under the error.
+    fn help(&self) -> Option<String> {
+        None
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// A question could not be asked or answered.
+    #[error(transparent)]
+    Prompt(#[from] crate::report::PromptError),
     /// Bad input: a wrong argument, a file that cannot be used.
     #[error("{message}")]
     Input {
@@ -58,16 +100,23 @@ impl AppError {
             other => other,
         }
     }
-    pub fn exit_code(&self) -> u8 {
+    pub fn kind(&self) -> Kind {
         match self {
-            AppError::Fleet(_) | AppError::Input { .. } => 2,
-            AppError::External { .. } => 3,
-            AppError::Refused { .. } => 1,
+            AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
+            AppError::External { .. } => Kind::External,
+            AppError::Refused { .. } => Kind::Refused,
         }
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
     }
     pub fn help(&self) -> Option<String> {
         match self {
             AppError::Fleet(e) => e.help(),
+            AppError::Prompt(crate::report::PromptError::NoTerminal { .. }) => {
+                Some("pass --yes to go ahead from a script".to_string())
+            }
+            AppError::Prompt(_) => None,
             AppError::Input { help, .. }
             | AppError::External { help, .. }
             | AppError::Refused { help, .. } => help.clone(),

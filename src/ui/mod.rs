@@ -1,0 +1,209 @@
+//! The command-line layer's side of [`crate::report`]: progress and
+//! questions on a terminal, or JSON events on stdout for `--json`. The only
+//! place (with the binaries) that prints or reads the terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::report::{Prompt, PromptError, Reporter, StepEvent, StepStatus, Task};
+
+/// Human progress on stderr: a step list, a spinner on slow steps when
+/// stderr is a terminal, notes and blocks as they come.
+pub struct Terminal {
+    spinner: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+}
+
+impl Terminal {
+    pub fn new() -> Terminal {
+        Terminal {
+            spinner: std::cell::RefCell::new(None),
+        }
+    }
+}
+
+impl Default for Terminal {
+    fn default() -> Self {
+        Terminal::new()
+    }
+}
+
+impl Reporter for Terminal {
+    fn step(&self, e: &StepEvent<'_>) {
+        if let Some(pb) = self.spinner.borrow_mut().take() {
+            pb.finish_and_clear();
+        }
+        let mark = match e.status {
+            StepStatus::Started => {
+                if e.slow && std::io::stderr().is_terminal() {
+                    let pb = indicatif::ProgressBar::new_spinner();
+                    pb.set_message(format!("[{}/{}] {}", e.index, e.total, e.title));
+                    pb.enable_steady_tick(Duration::from_millis(120));
+                    *self.spinner.borrow_mut() = Some(pb);
+                }
+                return;
+            }
+            StepStatus::Done => "ok",
+            StepStatus::Skipped => "--",
+            StepStatus::Failed => "!!",
+        };
+        let time = e.seconds.map(|s| format!(" ({s:.1}s)")).unwrap_or_default();
+        let detail = e
+            .detail
+            .filter(|d| !d.is_empty())
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        eprintln!("[{}/{}] {mark} {}{detail}{time}", e.index, e.total, e.title);
+    }
+
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
+    fn block(&self, text: &str) {
+        eprint!("{text}");
+        if !text.is_empty() && !text.ends_with('\n') {
+            eprintln!();
+        }
+    }
+
+    fn task(&self, message: &str) -> Box<dyn Task> {
+        Box::new(TerminalTask::start(message))
+    }
+}
+
+/// A spinner while a slow task runs when stderr is a terminal; one plain
+/// line otherwise (logs and tests stay readable).
+struct TerminalTask {
+    message: String,
+    start: Instant,
+    spinner: Option<indicatif::ProgressBar>,
+}
+
+impl TerminalTask {
+    fn start(message: &str) -> TerminalTask {
+        let spinner = if std::io::stderr().is_terminal() {
+            let pb = indicatif::ProgressBar::new_spinner();
+            pb.set_message(format!("{message}…"));
+            pb.enable_steady_tick(Duration::from_millis(120));
+            Some(pb)
+        } else {
+            eprintln!("{message}…");
+            None
+        };
+        TerminalTask {
+            message: message.to_string(),
+            start: Instant::now(),
+            spinner,
+        }
+    }
+
+    fn finish(&mut self, word: &str) {
+        if let Some(pb) = self.spinner.take() {
+            pb.finish_and_clear();
+            eprintln!(
+                "  {} {word} ({:.1}s)",
+                self.message,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl Task for TerminalTask {
+    fn done(mut self: Box<Self>) {
+        self.finish("done");
+    }
+}
+
+impl Drop for TerminalTask {
+    fn drop(&mut self) {
+        self.finish("failed");
+    }
+}
+
+/// `--json`: one JSON object per step event on stdout; notes and blocks go
+/// to stderr so stdout stays machine-readable.
+pub struct Json;
+
+impl Reporter for Json {
+    fn step(&self, e: &StepEvent<'_>) {
+        if let Ok(line) = serde_json::to_string(e) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
+    }
+    fn note(&self, text: &str) {
+        eprintln!("{text}");
+    }
+    fn block(&self, text: &str) {
+        eprint!("{text}");
+    }
+    fn task(&self, message: &str) -> Box<dyn Task> {
+        eprintln!("{message}…");
+        Box::new(QuietTask)
+    }
+}
+
+struct QuietTask;
+
+impl Task for QuietTask {
+    fn done(self: Box<Self>) {}
+}
+
+/// Whether a person can answer questions here.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Questions on the terminal; `yes` (from `--yes`) answers every yes/no
+/// question for the user; without a terminal and without `--yes`, refuses.
+pub struct TerminalPrompt {
+    pub yes: bool,
+}
+
+impl Prompt for TerminalPrompt {
+    fn confirm(
+        &mut self,
+        action: &str,
+        question: &str,
+        must_type: Option<&str>,
+    ) -> Result<bool, PromptError> {
+        if self.yes {
+            return Ok(true);
+        }
+        let hint = if must_type.is_some() { "" } else { " [y/N]" };
+        let answer = self.ask(action, &format!("{question}{hint}"))?;
+        Ok(match must_type {
+            Some(w) => answer == w,
+            None => matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes"),
+        })
+    }
+
+    fn ask(&mut self, action: &str, question: &str) -> Result<String, PromptError> {
+        if !interactive() {
+            return Err(PromptError::NoTerminal {
+                action: action.to_string(),
+            });
+        }
+        read_answer(question)
+    }
+}
+
+/// One line from stdin after `question` on stderr (trimmed). The end of
+/// input is an error, not an empty answer.
+pub fn read_answer(question: &str) -> Result<String, PromptError> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} ");
+    let _ = err.flush();
+    drop(err);
+    let mut line = String::new();
+    let n = std::io::stdin().lock().read_line(&mut line)?;
+    if n == 0 {
+        return Err(PromptError::Read(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the input ended",
+        )));
+    }
+    Ok(line.trim().to_string())
+}
