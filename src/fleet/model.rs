@@ -36,12 +36,26 @@ pub struct Host {
     pub ssh_alias: Option<Spanned<String>>,
     pub public_key: Option<Spanned<String>>,
     pub proxmox: Option<ProxmoxSpec>,
+    /// `secrets = true|false;`: whether the host's key gets its own
+    /// secrets and the catch-all's (default: see [`Host::takes_secrets`]).
+    pub secrets: Option<Spanned<bool>>,
 }
 
 impl Host {
     /// The machine's hostname: `hostname`, or the attribute name.
     pub fn hostname(&self) -> &str {
         self.hostname.as_ref().map_or(&self.name, |h| &h.value)
+    }
+
+    /// Whether the host decrypts secrets on boot (sops-nix in its NixOS
+    /// configuration): `secrets` when written, else every host except one
+    /// with only a `homeFile` (Home Manager on a machine that is not NixOS
+    /// has no sops-nix to give the host key to).
+    pub fn takes_secrets(&self) -> bool {
+        match &self.secrets {
+            Some(s) => s.value,
+            None => self.configuration_file.is_some() || self.home_file.is_none(),
+        }
     }
 }
 
@@ -164,6 +178,9 @@ pub struct SopsConfig {
     pub path: Option<Spanned<String>>,
     /// Extra creation rules, passed through as written.
     pub rules: Option<Value>,
+    /// `catchAll = false;` leaves out the last rule (admins and every host
+    /// for any other file).
+    pub catch_all: Option<Spanned<bool>>,
 }
 
 /// Reads one attribute set, recording diagnostics for wrong types and, when
@@ -378,6 +395,7 @@ fn read_host(
     let hostname = r.string("hostname");
     let ssh_alias = r.string("sshAlias");
     let public_key = r.string("publicKey");
+    let secrets = r.bool("secrets");
     let proxmox = attrs
         .get("proxmox")
         .and_then(|a| {
@@ -394,6 +412,7 @@ fn read_host(
         ssh_alias,
         public_key,
         proxmox,
+        secrets,
     }
 }
 
@@ -555,6 +574,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
     };
     let path = r.string("path");
     let rules = r.get("rules").cloned();
+    let catch_all = r.bool("catchAll");
     let mut admins = BTreeMap::new();
     if let Some(a) = attrs.get("admins").map(|a| &a.value) {
         if let Some(set) = expect_set(a, "_sops.admins", diags) {
@@ -577,5 +597,6 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
         admins,
         path,
         rules,
+        catch_all,
     }
 }

@@ -30,9 +30,8 @@ pub(crate) const GATE: &[&str] = &["host-name", "public-key"];
 #[template(path = "sops.yaml", escape = "none")]
 struct SopsYaml {
     keys: Vec<Key>,
-    extra_rules: Vec<Rule>,
-    host_rules: Vec<Rule>,
-    catch_all: Rule,
+    /// The extra rules, the host rules, then the catch-all.
+    rules: Vec<Rule>,
 }
 
 struct Key {
@@ -153,38 +152,62 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     }
 
     let admin_aliases: Vec<String> = admins.iter().map(|a| a.anchor.clone()).collect();
+    let admin_names: Vec<&str> = sops.admins.keys().map(String::as_str).collect();
     let with = |extra: &mut dyn Iterator<Item = String>| -> Vec<String> {
         admin_aliases.iter().cloned().chain(extra).collect()
     };
+    // The host rules and the catch-all give only the hosts that take
+    // secrets; `_sops.rules` gives whom it names.
+    let takes = |name: &str| loaded.fleet.host(name).is_some_and(|h| h.takes_secrets());
 
-    let mut extra_rules = extra_rules(loaded, &hosts, &admin_aliases)?;
-    let mut host_rules: Vec<Rule> = loaded
-        .fleet
-        .hosts
+    let mut rules = extra_rules(loaded, &hosts, &admin_names, &admin_aliases)?;
+    rules.extend(loaded.fleet.hosts.iter().map(|h| {
+        let r = hosts.get(h.name.as_str()).filter(|_| h.takes_secrets());
+        Rule {
+            path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", h.name)),
+            comment: match (r, h.takes_secrets()) {
+                (Some(_), _) => format!("{}: admins and the host", h.name),
+                (None, false) => format!(
+                    "{}: admins only (the host takes no secrets: `secrets = true;` changes that)",
+                    h.name
+                ),
+                (None, true) => format!(
+                    "{}: admins only until the host has a key (`pve integrate {}`)",
+                    h.name, h.name
+                ),
+            },
+            aliases: with(&mut r.map(|r| r.anchor.clone()).into_iter()),
+        }
+    }));
+    if sops.catch_all.as_ref().is_none_or(|c| c.value) {
+        let left_out: Vec<&str> = hosts.keys().copied().filter(|n| !takes(n)).collect();
+        rules.push(Rule {
+            path_regex: yaml_quote(".*"),
+            comment: if left_out.is_empty() {
+                "everything else: admins and every host".into()
+            } else {
+                format!(
+                    "everything else: admins and every host that takes secrets (not {})",
+                    left_out.join(", ")
+                )
+            },
+            aliases: with(
+                &mut hosts
+                    .iter()
+                    .filter(|(n, _)| takes(n))
+                    .map(|(_, r)| r.anchor.clone()),
+            ),
+        });
+    }
+    // A host that no rule names is no recipient: its key stays out of the
+    // file altogether.
+    let used: BTreeSet<&str> = rules
         .iter()
-        .map(|h| {
-            let r = hosts.get(h.name.as_str());
-            Rule {
-                path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", h.name)),
-                comment: match r {
-                    Some(_) => format!("{}: admins and the host", h.name),
-                    None => format!(
-                        "{}: admins only until the host has a key (`pve integrate {}`)",
-                        h.name, h.name
-                    ),
-                },
-                aliases: with(&mut r.map(|r| r.anchor.clone()).into_iter()),
-            }
-        })
+        .flat_map(|r| r.aliases.iter().map(String::as_str))
         .collect();
-    let catch_all = Rule {
-        path_regex: yaml_quote(".*"),
-        comment: "everything else: admins and every host".into(),
-        aliases: with(&mut hosts.values().map(|r| r.anchor.clone())),
-    };
     let keys: Vec<Key> = admins
         .iter()
-        .chain(hosts.values())
+        .chain(hosts.values().filter(|r| used.contains(r.anchor.as_str())))
         .map(|r| (r, comment_text(&r.who)))
         .map(|(r, comment)| Key {
             anchor: r.anchor.clone(),
@@ -192,7 +215,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             comment,
         })
         .collect();
-    for r in extra_rules.iter_mut().chain(host_rules.iter_mut()) {
+    for r in rules.iter_mut() {
         // Host names are DNS labels by now; this is for anything else that
         // reaches a comment.
         r.comment = r
@@ -202,20 +225,15 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             .collect();
     }
     let recipients: Vec<String> = keys.iter().map(|k| k.recipient.clone()).collect();
-    let rules = extra_rules.len() + host_rules.len() + 1;
-    let doc = SopsYaml {
-        keys,
-        extra_rules,
-        host_rules,
-        catch_all,
-    };
+    let rule_count = rules.len();
+    let doc = SopsYaml { keys, rules };
     let mut text = doc
         .render()
         .map_err(|e| AppError::input(format!("cannot render .sops.yaml: {e}")))?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    parse_back(&text, &recipients, rules)?;
+    parse_back(&text, &recipients, rule_count)?;
     Ok(text)
 }
 
@@ -234,11 +252,13 @@ fn admin_recipient(s: &str) -> Result<String, KeyError> {
 }
 
 /// `_sops.rules`: `[ { path_regex = "^shared/"; hosts = [ "web" ]; } ]`;
-/// each gets the admins plus the listed hosts' keys.
+/// each gets the admins (or the ones its `admins` list names) plus the
+/// listed hosts' keys, whether or not those hosts take secrets otherwise.
 fn extra_rules(
     loaded: &Loaded,
     hosts: &BTreeMap<&str, Recipient>,
-    admins: &[String],
+    admin_names: &[&str],
+    admin_aliases: &[String],
 ) -> Result<Vec<Rule>, AppError> {
     let Some(v) = &loaded.fleet.sops.rules else {
         return Ok(Vec::new());
@@ -270,10 +290,10 @@ fn extra_rules(
             ));
         };
         for (key, attr) in attrs {
-            if key != "path_regex" && key != "hosts" {
-                let help = match did_you_mean(key, ["path_regex", "hosts"]) {
+            if !RULE_KEYS.contains(&key.as_str()) {
+                let help = match did_you_mean(key, RULE_KEYS.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => "a rule has `path_regex` and `hosts`".into(),
+                    None => "a rule has `path_regex`, `hosts` and `admins`".into(),
                 };
                 return Err(err(
                     attr.name_span,
@@ -311,8 +331,11 @@ fn extra_rules(
                 ))
             }
         };
-        let mut aliases = admins.to_vec();
-        let mut names = Vec::new();
+        let (mut aliases, mut names) = match attrs.get("admins") {
+            None => (admin_aliases.to_vec(), Vec::new()),
+            Some(a) => rule_admins(loaded, &a.value, admin_names, admin_aliases)?,
+        };
+        let all_admins = attrs.get("admins").is_none();
         if let Some(a) = attrs.get("hosts") {
             let Some(list) = a.value.as_list() else {
                 return Err(err(
@@ -345,6 +368,20 @@ fn extra_rules(
                         &help,
                     ));
                 }
+                if let Some(h) = loaded.fleet.host(name) {
+                    if let Some(s) = h.secrets.as_ref().filter(|s| !s.value) {
+                        return Err(invalid(
+                            loaded,
+                            Diagnostic::error(
+                                "bad-sops-rule",
+                                n.span,
+                                format!("`_sops.rules` gives secrets to `{name}`, which says `secrets = false;`"),
+                            )
+                            .related(s.span, "here".to_string())
+                            .help(format!("take `\"{name}\"` out of this rule, or write `secrets = true;` for `{name}`")),
+                        ));
+                    }
+                }
                 if let Some(r) = hosts.get(name) {
                     if !aliases.contains(&r.anchor) {
                         aliases.push(r.anchor.clone());
@@ -355,15 +392,68 @@ fn extra_rules(
         }
         out.push(Rule {
             path_regex: yaml_quote(&regex),
-            comment: if names.is_empty() {
-                "from _sops.rules: admins".into()
-            } else {
-                format!("from _sops.rules: admins, {}", names.join(", "))
+            comment: match (all_admins, names.is_empty()) {
+                (true, true) => "from _sops.rules: admins".into(),
+                (true, false) => format!("from _sops.rules: admins, {}", names.join(", ")),
+                (false, _) => format!("from _sops.rules: {}", names.join(", ")),
             },
             aliases,
         });
     }
     Ok(out)
+}
+
+/// The keys of one rule in `_sops.rules`.
+const RULE_KEYS: &[&str] = &["path_regex", "hosts", "admins"];
+
+/// A rule's `admins = [ "alice" ];`: the anchors and names of the admins
+/// it lists (each must be in `_sops.admins`).
+fn rule_admins(
+    loaded: &Loaded,
+    v: &Value,
+    admin_names: &[&str],
+    admin_aliases: &[String],
+) -> Result<(Vec<String>, Vec<String>), AppError> {
+    let err = |span, msg: String, help: String| {
+        invalid(
+            loaded,
+            Diagnostic::error("bad-sops-rule", span, msg).help(help),
+        )
+    };
+    let Some(list) = v.as_list() else {
+        return Err(err(
+            v.span,
+            "`admins` in `_sops.rules` must be a list of admin names".into(),
+            "write `admins = [ \"alice\" ];` (names from `_sops.admins`), or leave it out for every admin".into(),
+        ));
+    };
+    let mut aliases = Vec::new();
+    let mut names = Vec::new();
+    for n in list {
+        let Some(name) = n.as_str() else {
+            return Err(err(
+                n.span,
+                "`admins` in `_sops.rules` must be a list of admin names".into(),
+                "write `admins = [ \"alice\" ];`".into(),
+            ));
+        };
+        let Some(i) = admin_names.iter().position(|a| *a == name) else {
+            let help = match did_you_mean(name, admin_names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "list names defined in `_sops.admins`".into(),
+            };
+            return Err(err(
+                n.span,
+                format!("`_sops.rules` names admin `{name}`, which `_sops.admins` does not define"),
+                help,
+            ));
+        };
+        if !aliases.contains(&admin_aliases[i]) {
+            aliases.push(admin_aliases[i].clone());
+            names.push(name.to_string());
+        }
+    }
+    Ok((aliases, names))
 }
 
 /// `_sops.path` (default `secrets/.sops.yaml`), checked to stay inside the
