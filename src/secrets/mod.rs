@@ -99,3 +99,14 @@ pub fn files_readable_by(config: &SopsConfig, recipient: &str) -> Vec<PathBuf> {
         .map(|s| s.path)
         .collect()
 }
+
+/// Whether a rule of the `.sops.yaml` at `path` gives `recipient` (false
+/// when there is none, or it cannot be read).
+pub fn listed_in_rules(path: Option<&Path>, recipient: &str) -> bool {
+    path.and_then(|p| SopsConfig::load(p).ok())
+        .is_some_and(|c| {
+            c.rules
+                .iter()
+                .any(|r| r.recipients().any(|x| x == recipient))
+        })
+}

@@ -75,7 +75,9 @@ impl Removal {
             Some(r) => s.push_str(&format!(
                 "  - its age recipient {r} from .sops.yaml; secrets are re-keyed without it\n"
             )),
-            None => s.push_str("  - (no publicKey: no age recipient)\n"),
+            None => {
+                s.push_str("  - (no age recipient: it can decrypt no secret, nothing to revoke)\n")
+            }
         }
         if !self.readable.is_empty() {
             s.push_str(&format!(
@@ -158,6 +160,11 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         }
         _ => Vec::new(),
     };
+    // A host no rule gives secrets to and no file lists (`secrets = false`,
+    // a Home Manager-only host) has nothing to revoke: claim nothing.
+    let recipient = recipient.filter(|r| {
+        !readable.is_empty() || crate::secrets::listed_in_rules(sops_path.as_deref(), r)
+    });
     Ok(Removal {
         name: name.to_string(),
         folder: folder.is_dir().then(|| rel(root, &folder)),
