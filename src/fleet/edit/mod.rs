@@ -16,6 +16,7 @@
 //! left alone. Anything else at the top (a function, `with`, `import`) is
 //! refused with a message that names it.
 
+mod config_attr;
 mod file;
 mod host_entry;
 pub mod layout;
@@ -28,6 +29,7 @@ use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 use rowan::TextRange;
 
+pub use config_attr::add_config_attr;
 pub use file::{
     apply_to_file, apply_to_file_checked, apply_to_file_under, apply_with, unified_diff, Applied,
     LOCK_WAIT,
