@@ -50,6 +50,9 @@ pub enum AppError {
     /// A question could not be asked or answered.
     #[error(transparent)]
     Prompt(#[from] crate::report::PromptError),
+    /// `pve secrets adopt` could not adopt the file.
+    #[error(transparent)]
+    Adopt(#[from] crate::secrets::adopt::AdoptError),
     /// Bad input: a wrong argument, a file that cannot be used.
     #[error("{message}")]
     Input {
@@ -103,6 +106,7 @@ impl AppError {
     pub fn kind(&self) -> Kind {
         match self {
             AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
+            AppError::Adopt(e) => e.kind(),
             AppError::External { .. } => Kind::External,
             AppError::Refused { .. } => Kind::Refused,
         }
@@ -117,6 +121,7 @@ impl AppError {
                 Some("pass --yes to go ahead from a script".to_string())
             }
             AppError::Prompt(_) => None,
+            AppError::Adopt(e) => Classify::help(e),
             AppError::Input { help, .. }
             | AppError::External { help, .. }
             | AppError::Refused { help, .. } => help.clone(),

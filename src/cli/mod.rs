@@ -10,6 +10,7 @@ mod new;
 mod remove;
 mod render;
 mod scaffold;
+mod secrets;
 mod tofu;
 pub mod vm;
 
@@ -72,6 +73,7 @@ pub enum Command {
     Host(host::Args),
     Scaffold(scaffold::Args),
     Key(key::Args),
+    Secrets(secrets::Args),
     /// Proxmox operations over SSH (same as `proxmox-ops`).
     Vm(vm::Args),
 }
@@ -90,6 +92,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Vm(a) => vm::run(&ctx, a),
         Command::Render(a) => render::run(&ctx, a),
         Command::Key(a) => key::run(&ctx, a),
+        Command::Secrets(a) => secrets::run(&ctx, a),
         Command::Scaffold(a) => scaffold::run(&ctx, a),
         Command::Integrate(a) => integrate::run(&ctx, a),
         Command::New(a) => new::run(&ctx, *a),

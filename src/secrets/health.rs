@@ -243,6 +243,6 @@ fn unmanaged(rel: &str) -> Diagnostic {
         ),
     )
     .help(format!(
-        "add `_sops = {{ admins = {{ NAME = \"age1...\"; }}; }};` to hosts.nix with the recipients of {rel} that are no host's key (and `rules` for its per-path rules); `pve render --check` then shows what would change"
+        "run `pve secrets adopt` (`--dry-run` first): it writes the `_sops` block that renders {rel} again (the recipients that are no host's key as `admins`, its per-path rules as `rules`) and reports what it cannot keep; then `pve render --check`"
     ))
 }

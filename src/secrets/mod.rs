@@ -3,6 +3,7 @@
 //! ([`config`]), the difference as `pve check` findings ([`health`]), and
 //! re-keying and rotating them with the sops binary ([`sops`]).
 
+pub mod adopt;
 pub mod config;
 pub mod health;
 pub mod metadata;
