@@ -158,7 +158,14 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     };
     // The host rules and the catch-all give only the hosts that take
     // secrets; `_sops.rules` gives whom it names.
-    let takes = |name: &str| loaded.fleet.host(name).is_some_and(|h| h.takes_secrets());
+    let taking: BTreeSet<&str> = loaded
+        .fleet
+        .hosts
+        .iter()
+        .filter(|h| h.takes_secrets())
+        .map(|h| h.name.as_str())
+        .collect();
+    let takes = |name: &str| taking.contains(name);
 
     let mut rules = extra_rules(loaded, &hosts, &admin_names, &admin_aliases)?;
     rules.extend(loaded.fleet.hosts.iter().map(|h| {

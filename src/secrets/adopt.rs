@@ -492,7 +492,8 @@ fn classify(
                 .first()
                 .is_some_and(|w| ADMIN_WORDS.contains(&w.as_str()))
         });
-        let marked_host = anchor.is_some_and(|a| names_a_host(a, &host_names));
+        // `&admin_web` is a person's, even with a host's name in it.
+        let marked_host = !marked_admin && anchor.is_some_and(|a| names_a_host(a, &host_names));
         let shown = match anchor {
             Some(a) => format!("{r} (&{a})"),
             None => r.to_string(),
