@@ -734,3 +734,45 @@ fn removing_a_host_that_takes_no_secrets_claims_no_revocation() {
         "{err}"
     );
 }
+
+/// `_sops.rules` naming a host that says `secrets = false;`, or an admin
+/// `_sops.admins` does not define, stops rendering at the name.
+#[test]
+fn sops_rules_that_contradict_the_hosts_or_admins_are_refused_at_the_name() {
+    let v = vectors();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fleet = |rule: &str| {
+        format!(
+            "{{\n  _sops = {{\n    admins = {{ alice = \"{ALICE}\"; }};\n    rules = [ {rule} ];\n  }};\n  web = {{ secrets = false; publicKey = \"{}\"; }};\n}}\n",
+            v[0].1
+        )
+    };
+    write(
+        root,
+        "hosts.nix",
+        &fleet("{ path_regex = \"^x/\"; hosts = [ \"web\" ]; }"),
+    );
+    let out = pve(root, &["render", "sops"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`_sops.rules` gives secrets to `web`, which says `secrets = false;`"),
+        "{err}"
+    );
+    assert!(err.contains("hosts.nix:4:47"), "{err}");
+    write(
+        root,
+        "hosts.nix",
+        &fleet("{ path_regex = \"^x/\"; admins = [ \"alicee\" ]; }"),
+    );
+    let out = pve(root, &["render", "sops"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`_sops.rules` names admin `alicee`, which `_sops.admins` does not define"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `alice`?"), "{err}");
+    assert!(!root.join("secrets/.sops.yaml").exists());
+}

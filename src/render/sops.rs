@@ -376,7 +376,7 @@ fn extra_rules(
                     ));
                 }
                 if let Some(h) = loaded.fleet.host(name) {
-                    if let Some(s) = h.secrets.as_ref().filter(|s| !s.value) {
+                    if h.secrets.as_ref().is_some_and(|s| !s.value) {
                         return Err(invalid(
                             loaded,
                             Diagnostic::error(
@@ -384,7 +384,6 @@ fn extra_rules(
                                 n.span,
                                 format!("`_sops.rules` gives secrets to `{name}`, which says `secrets = false;`"),
                             )
-                            .related(s.span, "here".to_string())
                             .help(format!("take `\"{name}\"` out of this rule, or write `secrets = true;` for `{name}`")),
                         ));
                     }
