@@ -2,45 +2,23 @@
 //! fires with its code at the exact line and column, and the exit code
 //! follows (1 for errors, warnings only with --strict).
 
-mod support;
-
+use crate::support::check::{check_json, edited_example, position};
+use crate::support::{example_fleet, pve, stderr, stdout};
 use serde_json::Value as Json;
-use support::{example_fleet, pve, stderr, stdout};
 
 /// Replaces `from` (which must occur once) in the example hosts.nix, runs
 /// `pve check --format json`, and returns (exit code, findings).
 fn check_with(from: &str, to: &str, extra: &[&str]) -> (i32, Vec<Json>, tempfile::TempDir) {
-    let fleet = example_fleet();
-    let path = fleet.path().join("hosts.nix");
-    let text = std::fs::read_to_string(&path).expect("read");
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "fixture text {from:?} must occur once"
-    );
-    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
-    let mut args = vec!["check", "--format", "json"];
-    args.extend_from_slice(extra);
-    let out = pve(fleet.path(), &args);
-    let findings: Vec<Json> = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("json: {e}\n{}", stderr(&out)));
-    (out.status.code().unwrap_or(-1), findings, fleet)
+    let (fleet, _) = edited_example(&[(from, to)]);
+    let (code, findings) = check_json(&fleet, extra);
+    (code, findings, fleet)
 }
 
 /// The 1-based line and column of the first occurrence of `needle` in the
 /// modified file, found independently of the tool.
 fn position_of(fleet: &tempfile::TempDir, needle: &str) -> (u64, u64) {
     let text = std::fs::read_to_string(fleet.path().join("hosts.nix")).expect("read");
-    let offset = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in file"));
-    let line = text[..offset].matches('\n').count() as u64 + 1;
-    let col = text[..offset]
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count()) as u64
-        + 1;
-    (line, col)
+    position(&text, needle, 0)
 }
 
 struct Case {

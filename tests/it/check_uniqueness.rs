@@ -4,43 +4,11 @@
 //! (line and column found here independently), and `pve render` refuses to
 //! write known_hosts lines that would let one name vouch for two machines.
 
-mod support;
-
-use serde_json::Value as Json;
-use support::{example_fleet, pve, stderr, stdout};
-
-/// (line, column) of the `nth` occurrence of `needle` in `text`.
-fn position(text: &str, needle: &str, nth: usize) -> (u64, u64) {
-    let offset = text
-        .match_indices(needle)
-        .nth(nth)
-        .unwrap_or_else(|| panic!("{needle:?} #{nth} not in file"))
-        .0;
-    let line = text[..offset].matches('\n').count() as u64 + 1;
-    let col = text[..offset]
-        .rsplit('\n')
-        .next()
-        .map_or(0, |l| l.chars().count()) as u64
-        + 1;
-    (line, col)
-}
-
-fn with(edits: &[(&str, &str)]) -> (tempfile::TempDir, String) {
-    let fleet = example_fleet();
-    let path = fleet.path().join("hosts.nix");
-    let mut text = std::fs::read_to_string(&path).expect("read");
-    for (from, to) in edits {
-        assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
-        text = text.replacen(from, to, 1);
-    }
-    std::fs::write(&path, &text).expect("write");
-    (fleet, text)
-}
+use crate::support::check::{check_json, edited_example as with, position};
+use crate::support::{example_fleet, pve, stderr};
 
 fn findings(fleet: &tempfile::TempDir, code: &str) -> (i32, Vec<(u64, u64, String)>) {
-    let out = pve(fleet.path(), &["check", "--format", "json"]);
-    let all: Vec<Json> = serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("json: {e}\n{}", stderr(&out)));
+    let (status, all) = check_json(fleet, &[]);
     let mut got: Vec<(u64, u64, String)> = all
         .iter()
         .filter(|f| f["code"] == code)
@@ -53,7 +21,7 @@ fn findings(fleet: &tempfile::TempDir, code: &str) -> (i32, Vec<(u64, u64, Strin
         })
         .collect();
     got.sort();
-    (out.status.code().unwrap_or(-1), got)
+    (status, got)
 }
 
 fn at(got: &[(u64, u64, String)]) -> Vec<(u64, u64)> {

@@ -7,25 +7,20 @@
 //! are compared with the starting ones; the only differences allowed are
 //! listed in [`LEGITIMATE_LEFTOVERS`] and checked one by one.
 //!
-//! The world is tests/integrate_support (simulated Proxmox over real sshd,
+//! The world is tests/it/support/integrate.rs (simulated Proxmox over real sshd,
 //! the VM's sshd, stand-ins for nixos-rebuild, nixos-generate-config,
 //! tailscale and sops, the Tailscale API stand-in) plus the OpenTofu
 //! stand-in tests/stand-ins/tofu pointed at the simulator's state
 //! (`PVE_SIM_STATE`).
 
-mod integrate_support;
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-mod secrets_support;
-
+use crate::support::pvesim;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use integrate_support::*;
+use crate::support::integrate::*;
+use crate::support::secrets::{age_decrypt, yaml_recipients, yaml_stanza};
 use pve_fleet::keys::age::ssh_to_age;
-use secrets_support::{age_decrypt, yaml_recipients, yaml_stanza};
 use serde_json::Value as Json;
 
 const API_TOKEN: &str = "terraform@pve!provider=0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
@@ -59,10 +54,7 @@ fn pve(w: &World, args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pve"));
     w.pve_env(&mut c);
     c.args(args)
-        .env(
-            "PVE_TOOL_TOFU",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/tofu"),
-        )
+        .env("PVE_TOOL_TOFU", crate::support::stand_in("tofu"))
         .env("TOFU_STANDIN_LOG", w.logs.join("tofu.jsonl"))
         .env("PROXMOX_VE_API_TOKEN", API_TOKEN)
         .env("PVE_SIM_GUEST_IP", VM_IP)
@@ -396,7 +388,7 @@ fn the_tofu_stand_in_creates_and_destroys_vms_on_the_simulator() {
     sim.pin_host_key();
     let dir = tempfile::tempdir().expect("workdir");
     let tofu = |args: &[&str]| -> Output {
-        Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/tofu"))
+        Command::new(crate::support::stand_in("tofu"))
             .current_dir(dir.path())
             .args(args)
             .env("PROXMOX_VE_API_TOKEN", API_TOKEN)

@@ -3,6 +3,7 @@
 //! input exits 2 with a clear message and leaves the file byte-identical,
 //! and two processes editing at once lose nothing and never tear the file.
 
+use crate::support::{stderr, stdout};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -51,14 +52,6 @@ fn pve(hosts: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run pve")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn read(p: &Path) -> String {
@@ -457,7 +450,7 @@ fn a_workflow_holding_the_lock_can_still_edit() {
 
 #[test]
 fn adding_then_removing_a_host_gives_back_the_example_fleet_byte_for_byte() {
-    let example = include_str!("../hosts.nix");
+    let example = include_str!("../../hosts.nix");
     let (_d, path) = fleet(example);
     let o = pve(
         &path,

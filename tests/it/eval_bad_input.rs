@@ -1,11 +1,10 @@
 //! Hostile and broken hosts.nix files: each gets a clear message naming the
 //! file and position, exit code 2, and no panic.
 
-mod support;
-
+use crate::support;
 use std::path::Path;
 
-use support::{pve, stderr};
+use crate::support::{pve, stderr};
 
 fn run_on(text: &[u8]) -> (i32, String) {
     let dir = tempfile::tempdir().expect("tempdir");

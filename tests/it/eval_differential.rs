@@ -2,13 +2,12 @@
 //! (`nix-instantiate --eval --strict --json`, Debian's nix-bin), on
 //! hand-written fixtures covering every construct and on random expressions.
 
-mod support;
-
+use crate::support;
 use std::path::Path;
 
+use crate::support::{nix_eval, repo_root};
 use pve_fleet::fleet::{evaluate_text, Kind, Value};
 use serde_json::Value as Json;
-use support::{nix_eval, repo_root};
 
 fn ours(file: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(file).expect("fixture readable");

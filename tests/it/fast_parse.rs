@@ -4,12 +4,10 @@
 //! hand-written edge cases, random expressions in the subset, random
 //! mutations of all of those, and hostile input.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
+use crate::support::repo_root;
 use pve_fleet::fleet::{fast_parse, ir::Expr, lower, syntax};
-use support::repo_root;
 
 fn reference(text: &str) -> Option<Expr> {
     let root = syntax::parse(text).ok()?;

@@ -17,6 +17,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::support::copy_dir;
+
 const PVE: &str = env!("CARGO_BIN_EXE_pve");
 const PROXMOX_OPS: &str = env!("CARGO_BIN_EXE_proxmox-ops");
 
@@ -140,23 +142,6 @@ impl Nix {
             .collect();
         v.sort();
         v
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        // OpenTofu state of someone's `pve plan` in the checkout.
-        if [".state", ".terraform"].contains(&entry.file_name().to_string_lossy().as_ref()) {
-            continue;
-        }
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

@@ -25,8 +25,7 @@ const MAX_RSS_KIB: i64 = 1024 * 1024;
 /// without bound fails here instead of taking the machine down.
 const AS_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
 
-mod support;
-use support::example_fleet_rendered as fleet;
+use crate::support::example_fleet_rendered as fleet;
 
 /// One checksum over every file under `dir` (the lock file aside): path,
 /// file type, mode, owner, group, and bytes or link target.

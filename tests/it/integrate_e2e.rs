@@ -2,19 +2,18 @@
 //! host and a "VM" that is a real sshd on 127.0.0.2, over real SSH with
 //! pinned host keys; nixos-rebuild, nixos-generate-config, tailscale and sops
 //! are recording stand-ins, the Tailscale API a local HTTP stand-in (see
-//! tests/integrate_support/mod.rs).
+//! tests/it/support/integrate.rs).
 
-mod integrate_support;
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-mod secrets_support;
-
-use integrate_support::*;
+use crate::support::integrate::*;
+use crate::support::secrets;
 use pve_fleet::keys::age::ssh_to_age;
 
 fn hardware_sample() -> String {
-    std::fs::read_to_string(support_dir().join("hardware-configuration.sample.nix"))
-        .expect("sample")
+    std::fs::read_to_string(
+        crate::support::repo_root()
+            .join("tests/integrate_support/hardware-configuration.sample.nix"),
+    )
+    .expect("sample")
 }
 
 fn read(w: &World, rel: &str) -> String {
@@ -116,7 +115,7 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
     // Every secret file now has the host among its recipients (sops stand-in,
     // real age stanzas).
     let common = read(&w, "secrets/common.yaml");
-    let rs = secrets_support::yaml_recipients(&common);
+    let rs = secrets::yaml_recipients(&common);
     assert!(
         rs.contains(&recipient) && rs.contains(&w.admin.recipient),
         "{rs:?}"
@@ -415,10 +414,7 @@ fn a_host_key_file_that_differs_from_the_pinned_key_is_refused() {
     let sops_before = read(&w, "secrets/.sops.yaml");
     let out = w
         .integrate(&["web"])
-        .env(
-            "PVE_TOOL_TOFU",
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/tofu"),
-        )
+        .env("PVE_TOOL_TOFU", crate::support::stand_in("tofu"))
         .env("TOFU_STANDIN_LOG", &tofu_log)
         .output()
         .expect("runs");

@@ -5,17 +5,11 @@
 //! last one leaves the same result as an uninterrupted run. Also a run
 //! killed (SIGKILL) in the middle of a step.
 
-mod integrate_support;
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-mod secrets_support;
-#[path = "support/terminal.rs"]
-mod terminal;
-
+use crate::support::terminal;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use integrate_support::*;
+use crate::support::integrate::*;
 
 /// Runs `pve integrate web --resume` (plus `extra`) expecting it to stop
 /// at step `n` (1-based) with `code`; checks `--status` says so.

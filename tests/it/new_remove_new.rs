@@ -1,11 +1,8 @@
 //! `pve new` end to end: the example fleet in git, the simulated Proxmox
 //! host over real SSH, the OpenTofu stand-in recording every call.
 
-mod new_remove_support;
-#[path = "support/terminal.rs"]
-mod terminal;
-
-use new_remove_support::*;
+use crate::support::fleet_repo::*;
+use crate::support::terminal;
 
 #[test]
 fn new_with_flags_and_yes_writes_entry_and_folder_plans_applies_and_prints_integrate() {

@@ -2,14 +2,9 @@
 //! simulated Proxmox host over real SSH, the OpenTofu and sops stand-ins
 //! (the sops stand-in re-encrypts data keys with the real `age`).
 
-mod new_remove_support;
-#[path = "secrets_support/mod.rs"]
-mod secrets_support;
-#[path = "support/terminal.rs"]
-mod terminal;
-
-use new_remove_support::*;
-use secrets_support::{age_keygen, sops_yaml_file, yaml_recipients, AgeKey};
+use crate::support::fleet_repo::*;
+use crate::support::secrets::{age_keygen, sops_yaml_file, yaml_recipients, AgeKey};
+use crate::support::terminal;
 
 fn recipient_of(fx: &Fx, host: &str) -> String {
     let hosts = fx.read("hosts.nix");

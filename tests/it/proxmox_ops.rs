@@ -1,25 +1,17 @@
 //! proxmox-ops / pve vm against the simulated Proxmox host, over real SSH
-//! (Debian's sshd and ssh, real host-key checking). See tests/support.
+//! (Debian's sshd and ssh, real host-key checking). See tests/it/support/pvesim.
 
-#[path = "support/pvesim/mod.rs"]
-mod support;
-
+use crate::support::pvesim;
+use crate::support::{stderr, stdout};
 use std::time::{Duration, Instant};
 
+use crate::support::pvesim::Sim;
 use serde_json::Value;
-use support::Sim;
 
 fn sim() -> Sim {
     let s = Sim::start();
     s.pin_host_key();
     s
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn run(s: &Sim, args: &[&str]) -> std::process::Output {
@@ -719,7 +711,7 @@ fn library_api_over_one_shared_connection() {
     assert_eq!(settings.endpoint.host, "127.0.0.1");
     settings.endpoint.port = Some(s.port);
     settings.endpoint.identity = Some(s.client_key.clone());
-    settings.endpoint.user = support::user();
+    settings.endpoint.user = pvesim::user();
     settings.op_timeout = Some(Duration::from_secs(30));
     assert!(settings.readonly.contains(&104));
     let px = Proxmox::connect(settings).expect("connect");

@@ -1,4 +1,4 @@
-//! The simulated Proxmox host (tests/support/pvesim/pvesim.py) must print
+//! The simulated Proxmox host (tests/it/support/pvesim/pvesim.py) must print
 //! what Proxmox VE prints: its renderers are checked byte-for-byte against
 //! the reference samples (tests/fixtures/proxmox-cli, copied from
 //! ../shared/reference/proxmox-cli).
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sim_py() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pvesim/pvesim.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/pvesim/pvesim.py")
 }
 
 fn fixture(name: &str) -> String {

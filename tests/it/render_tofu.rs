@@ -5,8 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-mod render_schema;
-
+use crate::support::render_schema;
 use std::path::Path;
 
 use pve_fleet::fleet::{self, Loaded, SourceFile};
@@ -118,17 +117,6 @@ fn example_fleet_matches_the_old_module() {
         c["terraform"]["required_providers"]["proxmox"]["version"]
     );
     assert_schema_valid(&c);
-}
-
-#[test]
-fn the_committed_config_is_what_the_example_renders() {
-    let l = fleet::load(&repo().join("hosts.nix")).expect("load example");
-    let committed = std::fs::read_to_string(repo().join("vms/tofu/config.tf.json")).unwrap();
-    let text = render_json(&l).unwrap();
-    assert_eq!(text, committed);
-    assert!(text.ends_with("}\n"));
-    // Same input, same bytes.
-    assert_eq!(render_json(&l).unwrap(), text);
 }
 
 /// Keys sorted at every level: re-printing through serde_json's ordered

@@ -3,14 +3,12 @@
 //! recipient, files that are fine in every sops format, files that are not
 //! sops files, and the fix (`sops updatekeys`, via the stand-in) clearing it.
 
-mod secrets_support;
-mod support;
-
 use std::path::Path;
 
-use secrets_support::*;
+use crate::support::own_process::in_own_process;
+use crate::support::secrets::*;
+use crate::support::{example_fleet, pve, stderr, stdout};
 use serde_json::Value as Json;
-use support::{example_fleet, pve, stderr, stdout};
 
 struct Keys {
     admin: AgeKey,
@@ -323,6 +321,11 @@ fn no_secrets_folder_means_no_findings_and_sops_path_is_honoured() {
 
 #[test]
 fn updatekeys_through_the_stand_in_clears_the_finding() {
+    // The library's sops call finds the stand-in through its own environment.
+    in_own_process!(
+        updatekeys_through_the_stand_in_clears_the_finding,
+        &[("PVE_TOOL_SOPS", Some(sops_standin().as_os_str()))]
+    );
     let fleet = example_fleet();
     let root = fleet.path();
     let k = keys(root);
@@ -358,7 +361,6 @@ fn updatekeys_through_the_stand_in_clears_the_finding() {
         "wifi.yaml fixed, shared.yaml not yet: {findings:#?}"
     );
     let cfg = pve_fleet::secrets::SopsConfig::load(&root.join("secrets/.sops.yaml")).expect("cfg");
-    std::env::set_var("PVE_TOOL_SOPS", sops_standin());
     let report = pve_fleet::secrets::sops::Sops::new(root.join("secrets/.sops.yaml"))
         .age_key_file(&k.admin.file)
         .updatekeys(&pve_fleet::secrets::secret_files(&cfg));

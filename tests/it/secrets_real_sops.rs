@@ -7,17 +7,12 @@
 //! `sops -d` with each identity alone shows who can decrypt, and the real
 //! `age` reads the data key out of each file to show where it changed.
 
-mod integrate_support;
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-mod real_sops_support;
-mod secrets_support;
-
+use crate::support::{files, integrate, secrets};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use real_sops_support::*;
-use secrets_support::{age_keygen, AgeKey};
+use crate::support::real_sops::*;
+use crate::support::secrets::{age_keygen, AgeKey};
 
 /// A plaintext fixture: where it goes, what it holds, and the type sops
 /// needs on the command line (None: sops' choice by extension).
@@ -302,14 +297,14 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
     let Some(bin) = real_sops("integrate_with_a_new_host_key_revokes_the_old_one_for_real") else {
         return;
     };
-    let w = integrate_support::World::new();
+    let w = integrate::World::new();
     let sops = RealSops::new(bin);
     let keys = tempfile::tempdir().expect("keys");
     // web was integrated before with another host key (the VM was
     // re-created since): hosts.nix and every secret still have the old one.
     let old = host_key(keys.path(), "old-web");
     let new = host_key_from(&w.sim.dir.path().join("vm_host_key"), keys.path(), "web");
-    let hosts = integrate_support::fleet_path(&w, "hosts.nix");
+    let hosts = integrate::fleet_path(&w, "hosts.nix");
     let text = std::fs::read_to_string(&hosts).expect("hosts.nix");
     let text = text.replacen(
         "    hostname = \"web\";\n",
@@ -326,9 +321,9 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = integrate_support::fleet_path(&w, "secrets/.sops.yaml");
+    let config = integrate::fleet_path(&w, "secrets/.sops.yaml");
     for rel in WEB_FIXTURES {
-        let p = integrate_support::fleet_path(&w, rel);
+        let p = integrate::fleet_path(&w, rel);
         std::fs::create_dir_all(p.parent().expect("dir")).expect("mkdir");
         std::fs::write(&p, plain(rel)).expect("write");
         sops.encrypt(&config, &p, None);
@@ -338,7 +333,7 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
     for rel in WEB_FIXTURES {
         let to = before.path().join(rel);
         std::fs::create_dir_all(to.parent().expect("dir")).expect("mkdir");
-        std::fs::copy(integrate_support::fleet_path(&w, rel), to).expect("copy");
+        std::fs::copy(integrate::fleet_path(&w, rel), to).expect("copy");
     }
 
     let mut c = w.integrate_std(&["web"]);
@@ -354,7 +349,7 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
     );
 
     let read = |key: &Path, rel: &str| -> bool {
-        let out = sops.decrypt(key, &integrate_support::fleet_path(&w, rel), None);
+        let out = sops.decrypt(key, &integrate::fleet_path(&w, rel), None);
         match out.status.code() {
             Some(0) => {
                 assert_eq!(out.stdout, plain(rel), "{rel}");
@@ -368,7 +363,7 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
         }
     };
     for rel in WEB_FIXTURES {
-        let p = integrate_support::fleet_path(&w, rel);
+        let p = integrate::fleet_path(&w, rel);
         assert!(read(&w.admin.file, rel), "admin reads {rel}");
         assert!(read(&new.identity, rel), "the new host key reads {rel}");
         assert!(!read(&old.identity, rel), "the old host key reads {rel}");
@@ -387,23 +382,7 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
 
 /// Every file under `root` (the lock and journal left out).
 fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).expect("ls").flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).expect("under root").to_path_buf();
-            if rel.starts_with(".pve.lock") || rel.starts_with("vms/.journal") {
-                continue;
-            }
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    let mut out = std::collections::BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    files(root, &[".pve.lock", "vms/.journal"])
 }
 
 /// A fleet made with `_sops` whose hosts.nix then lost it (the state of a
@@ -430,7 +409,7 @@ fn unmanaged_fleet() -> (tempfile::TempDir, tempfile::TempDir, HostKey) {
     );
     std::fs::write(
         root.path().join("secrets/common.yaml"),
-        secrets_support::sops_yaml_file(&[&admin.recipient, &web.recipient, &db.recipient]),
+        secrets::sops_yaml_file(&[&admin.recipient, &web.recipient, &db.recipient]),
     )
     .expect("secret");
     let at = text.find("  _sops = {").expect("_sops");
@@ -447,7 +426,7 @@ fn pve_at(root: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pve"))
         .current_dir(root)
         .env_remove("PVE_HOSTS")
-        .env("PVE_TOOL_SOPS", secrets_support::sops_standin())
+        .env("PVE_TOOL_SOPS", secrets::sops_standin())
         .env("SOPS_STANDIN_LOG", root.join("sops.log"))
         .args(args)
         .output()
@@ -515,15 +494,15 @@ fn a_host_named_in_sops_rules_is_not_removed_half_way() {
 
 #[test]
 fn without_sops_in_hosts_nix_integrate_claims_no_secrets_work() {
-    let w = integrate_support::World::new();
-    let hosts = integrate_support::fleet_path(&w, "hosts.nix");
+    let w = integrate::World::new();
+    let hosts = integrate::fleet_path(&w, "hosts.nix");
     let text = std::fs::read_to_string(&hosts).expect("hosts.nix");
     let line = text
         .lines()
         .find(|l| l.trim_start().starts_with("_sops = "))
         .expect("_sops line");
     std::fs::write(&hosts, text.replace(&format!("{line}\n"), "")).expect("hosts.nix");
-    let secrets_before = snapshot(&integrate_support::fleet_path(&w, "secrets"));
+    let secrets_before = snapshot(&integrate::fleet_path(&w, "secrets"));
     let out = w.integrate_std(&["web"]).output().expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -531,14 +510,14 @@ fn without_sops_in_hosts_nix_integrate_claims_no_secrets_work() {
     assert!(!stderr.contains("secrets re-keyed"), "{stderr}");
     assert!(w.log("sops").is_empty(), "no sops call");
     assert_eq!(
-        snapshot(&integrate_support::fleet_path(&w, "secrets")),
+        snapshot(&integrate::fleet_path(&w, "secrets")),
         secrets_before
     );
 }
 
 #[test]
 fn integrate_re_keys_under_the_repository_lock() {
-    let w = integrate_support::World::new();
+    let w = integrate::World::new();
     let hold = w.sim.dir.path().join("sops-hold");
     let mut c = w.integrate_std(&["web"]);
     c.env("SOPS_STANDIN_HOLD", &hold)

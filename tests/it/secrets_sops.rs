@@ -2,21 +2,22 @@
 //! result reported, rotate (with the fallback for sops < 3.9), against the
 //! sops stand-in (tests/stand-ins/sops) whose data-key stanzas are real age.
 
-mod secrets_support;
-
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
+use crate::support::own_process::in_own_process;
+use crate::support::secrets::*;
 use pve_fleet::secrets::{self, health, sops::Sops, SopsConfig};
-use secrets_support::*;
 
-static STANDIN: Once = Once::new();
-
-fn use_standin() {
-    STANDIN.call_once(|| {
-        // SAFETY-free in edition 2021; every test sets the same value.
-        std::env::set_var("PVE_TOOL_SOPS", sops_standin());
-    });
+/// The sops stand-in for the library's sops calls, which find the program
+/// through `PVE_TOOL_SOPS` in their own environment: the test runs in its
+/// own process with it set there.
+macro_rules! with_sops_standin {
+    ($test:ident) => {
+        in_own_process!(
+            $test,
+            &[("PVE_TOOL_SOPS", Some(sops_standin().as_os_str()))]
+        )
+    };
 }
 
 struct Fleet {
@@ -101,7 +102,9 @@ fn codes(f: &Fleet) -> Vec<&'static str> {
 
 #[test]
 fn updatekeys_rekeys_every_file_so_the_new_host_can_decrypt_and_health_is_clean() {
-    use_standin();
+    with_sops_standin!(
+        updatekeys_rekeys_every_file_so_the_new_host_can_decrypt_and_health_is_clean
+    );
     let f = fleet_missing_db(3);
     assert_eq!(
         codes(&f),
@@ -169,7 +172,7 @@ fn updatekeys_rekeys_every_file_so_the_new_host_can_decrypt_and_health_is_clean(
 
 #[test]
 fn a_failure_leaves_a_clear_list_of_what_was_and_was_not_rekeyed() {
-    use_standin();
+    with_sops_standin!(a_failure_leaves_a_clear_list_of_what_was_and_was_not_rekeyed);
     let f = fleet_missing_db(3);
     let fail = f.root().join("fail.txt");
     std::fs::write(&fail, "shared1.yaml\n").expect("write");
@@ -232,7 +235,7 @@ fn a_failure_leaves_a_clear_list_of_what_was_and_was_not_rekeyed() {
 
 #[test]
 fn without_an_identity_sops_cannot_rekey_and_says_so() {
-    use_standin();
+    with_sops_standin!(without_an_identity_sops_cannot_rekey_and_says_so);
     let f = fleet_missing_db(1);
     let cfg = SopsConfig::load(&f.config()).expect("config");
     let files = secrets::secret_files(&cfg);
@@ -251,7 +254,7 @@ fn without_an_identity_sops_cannot_rekey_and_says_so() {
 
 #[test]
 fn updatekeys_runs_files_in_parallel_bounded_by_four() {
-    use_standin();
+    with_sops_standin!(updatekeys_runs_files_in_parallel_bounded_by_four);
     let f = fleet_missing_db(7);
     let cfg = SopsConfig::load(&f.config()).expect("config");
     let files = secrets::secret_files(&cfg);
@@ -298,7 +301,7 @@ fn updatekeys_runs_files_in_parallel_bounded_by_four() {
 
 #[test]
 fn rotate_gives_a_new_data_key_to_the_same_recipients() {
-    use_standin();
+    with_sops_standin!(rotate_gives_a_new_data_key_to_the_same_recipients);
     let f = fleet_missing_db(1);
     let file = f.secrets().join("shared0.yaml");
     let report = f.sops().rotate(std::slice::from_ref(&file));
@@ -324,7 +327,7 @@ fn rotate_gives_a_new_data_key_to_the_same_recipients() {
 
 #[test]
 fn rotate_falls_back_to_the_old_flag_on_sops_before_3_9() {
-    use_standin();
+    with_sops_standin!(rotate_falls_back_to_the_old_flag_on_sops_before_3_9);
     let f = fleet_missing_db(1);
     let file = f.secrets().join("shared0.yaml");
     let report = f
@@ -351,7 +354,7 @@ fn rotate_falls_back_to_the_old_flag_on_sops_before_3_9() {
 
 #[test]
 fn a_sops_whose_version_cannot_be_told_rotates_nothing() {
-    use_standin();
+    with_sops_standin!(a_sops_whose_version_cannot_be_told_rotates_nothing);
     let f = fleet_missing_db(1);
     let file = f.secrets().join("shared0.yaml");
     let before = std::fs::read(&file).expect("read");
@@ -389,7 +392,7 @@ fn the_real_sops_nix_test_file_reads_without_sops() {
 
 #[test]
 fn dotenv_and_json_files_are_rekeyed_too() {
-    use_standin();
+    with_sops_standin!(dotenv_and_json_files_are_rekeyed_too);
     let f = fleet_missing_db(0);
     let old = [f.admin.recipient.as_str(), &f.web.recipient];
     std::fs::write(f.secrets().join("app.env"), sops_dotenv_file(&old)).expect("write");
@@ -433,7 +436,7 @@ fn dotenv_and_json_files_are_rekeyed_too() {
 
 #[test]
 fn flat_rules_first_match_wins_and_no_match_is_sops_error() {
-    use_standin();
+    with_sops_standin!(flat_rules_first_match_wins_and_no_match_is_sops_error);
     let f = fleet_missing_db(0);
     // Flat `age` keys (a comma-separated string, and an inline list with an
     // alias), no key_groups; the first matching rule wins.

@@ -1,8 +1,9 @@
 //! `pve plan` / `apply` / `output` / `destroy` end to end against the built
 //! binary, with the OpenTofu stand-in (tests/stand-ins/tofu) and the
-//! simulated Proxmox host behind a real sshd (tests/support/pvesim) for the
+//! simulated Proxmox host behind a real sshd (tests/it/support/pvesim) for the
 //! state guard, on a copy of the example fleet.
 
+use crate::support::pvesim;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,11 +11,9 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value as Json;
 
-#[path = "support/pvesim/mod.rs"]
-mod support;
-use support::Sim;
+use crate::support::pvesim::Sim;
+use crate::support::{copy_dir, out, read_jsonl, stand_in};
 
-#[path = "tofu_support/trust.rs"]
 mod trust;
 
 const TOKEN: &str = "terraform@pve!provider=5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
@@ -28,25 +27,6 @@ struct Fx {
     sim: Sim,
     /// Where pve connects: the simulator, or a closed port.
     ssh_port: u16,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for e in fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            fs::copy(e.path(), dst).expect("copy");
-        }
-    }
-}
-
-fn stand_in(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/stand-ins")
-        .join(name)
 }
 
 impl Fx {
@@ -99,7 +79,7 @@ impl Fx {
             .env_remove("PROXMOX_HOST")
             .env_remove("PROXMOX_NODE")
             .env_remove("PROXMOX_READONLY_VMIDS")
-            .env("PROXMOX_USER", support::user())
+            .env("PROXMOX_USER", pvesim::user())
             .env("PROXMOX_SSH_PORT", self.ssh_port.to_string())
             .env("PROXMOX_SSH_IDENTITY", &self.sim.client_key)
             .env("PROXMOX_CONNECT_TIMEOUT", "30")
@@ -122,7 +102,7 @@ impl Fx {
 
     /// Every tofu call so far.
     fn calls(&self) -> Vec<Json> {
-        lines(&self.base.join("tofu.log"))
+        read_jsonl(&self.base.join("tofu.log"))
     }
 
     fn subcommands(&self) -> Vec<String> {
@@ -194,21 +174,6 @@ impl Fx {
         assert!(text.contains(from), "hosts.nix has no {from:?}");
         fs::write(&p, text.replacen(from, to, 1)).expect("write");
     }
-}
-
-fn lines(p: &Path) -> Vec<Json> {
-    fs::read_to_string(p)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("log line"))
-        .collect()
-}
-
-fn out(o: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 fn count(list: &[String], prefix: &str) -> usize {

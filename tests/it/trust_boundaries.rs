@@ -1,16 +1,12 @@
 //! Issue 11: attacks on what pve trusts, each reproduced against the built
 //! `pve` and shown refused (exit code, a message naming the conflict, no
-//! file changed). The world of tests/integrate_support: the simulated
+//! file changed). The world of tests/it/support/integrate.rs: the simulated
 //! Proxmox host over real sshd on 127.0.0.1, the VM a real sshd on
 //! 127.0.0.2, recording stand-ins for nixos-rebuild, the VM's programs and
 //! sops.
 
-mod integrate_support;
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-mod secrets_support;
-
-use integrate_support::*;
+use crate::support::integrate::*;
+use crate::support::out as text_of;
 
 /// hosts.nix of the world plus `extra` host entries before the last `}`.
 fn with_hosts(w: &World, extra: &str) {
@@ -22,11 +18,6 @@ fn with_hosts(w: &World, extra: &str) {
     assert!(out.status.success(), "{:?}", text_of(&out));
 }
 
-fn text_of(o: &std::process::Output) -> (String, String) {
-    text(o)
-}
-
-/// Nothing ran on the VM and nixos-rebuild never started.
 fn vm_untouched(w: &World) {
     assert!(w.vm_log().is_empty(), "{:?}", w.vm_log());
     assert!(w.log("nixos-rebuild").is_empty());

@@ -4,13 +4,10 @@
 //! never accepts a VM's key. Real sshd on 127.0.0.1 (the simulated Proxmox
 //! host) with several host key types, real ssh-keyscan and ssh.
 
-#[path = "support/pvesim/mod.rs"]
-mod pvesim;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pvesim::Sim;
+use crate::support::pvesim::Sim;
 
 fn keygen(path: &std::path::Path, kind: &str) {
     let st = Command::new("ssh-keygen")

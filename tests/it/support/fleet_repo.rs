@@ -1,6 +1,6 @@
 //! Helpers for the `pve new` / `pve remove` / `pve import` tests: the example
 //! fleet in a git repository, pointed at the simulated Proxmox host (real
-//! sshd, tests/support/pvesim), with the OpenTofu stand-in
+//! sshd, tests/it/support/pvesim), with the OpenTofu stand-in
 //! (tests/stand-ins/tofu) and the sops stand-in (tests/stand-ins/sops) on
 //! their `PVE_TOOL_*` overrides.
 #![allow(dead_code)]
@@ -10,10 +10,9 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 
-#[path = "../support/pvesim/mod.rs"]
-pub mod pvesim;
-
-pub use pvesim::Sim;
+pub use super::out;
+pub use super::pvesim::{self, Sim};
+use super::{copy_dir, read_jsonl, stand_in};
 
 pub const TOKEN: &str = "terraform@pve!provider=5f1c2e9a-7b3d-4e8f-a1c6-d2b9e0f47a13";
 
@@ -25,19 +24,6 @@ pub struct Fx {
 
 pub fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 pub fn git(root: &Path, args: &[&str]) -> String {
@@ -120,14 +106,8 @@ impl Fx {
             ("PROXMOX_SSH_PORT".into(), s(&self.sim.port.to_string())),
             ("PROXMOX_SSH_IDENTITY".into(), p(&self.sim.client_key)),
             ("PROXMOX_CONNECT_TIMEOUT".into(), s("30")),
-            (
-                "PVE_TOOL_TOFU".into(),
-                p(&manifest().join("tests/stand-ins/tofu")),
-            ),
-            (
-                "PVE_TOOL_SOPS".into(),
-                p(&manifest().join("tests/stand-ins/sops")),
-            ),
+            ("PVE_TOOL_TOFU".into(), p(&stand_in("tofu"))),
+            ("PVE_TOOL_SOPS".into(), p(&stand_in("sops"))),
             ("TOFU_STANDIN_LOG".into(), p(&logs.join("tofu.log"))),
             ("SOPS_STANDIN_LOG".into(), p(&logs.join("sops.log"))),
             ("PROXMOX_VE_API_TOKEN".into(), s(TOKEN)),
@@ -167,7 +147,7 @@ impl Fx {
 
     /// Every tofu call as one argv string.
     pub fn tofu_calls(&self) -> Vec<String> {
-        log_lines(&self.logs.path().join("tofu.log"))
+        read_jsonl(&self.logs.path().join("tofu.log"))
             .iter()
             .map(|c| argv(c).join(" "))
             .collect()
@@ -175,7 +155,7 @@ impl Fx {
 
     /// Every sops call as one argv string.
     pub fn sops_calls(&self) -> Vec<String> {
-        log_lines(&self.logs.path().join("sops.log"))
+        read_jsonl(&self.logs.path().join("sops.log"))
             .iter()
             .map(|c| argv(c).join(" "))
             .collect()
@@ -201,14 +181,6 @@ impl Fx {
     }
 }
 
-pub fn log_lines(p: &Path) -> Vec<Json> {
-    std::fs::read_to_string(p)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("log line"))
-        .collect()
-}
-
 fn argv(c: &Json) -> Vec<String> {
     c["argv"]
         .as_array()
@@ -216,11 +188,4 @@ fn argv(c: &Json) -> Vec<String> {
         .iter()
         .map(|a| a.as_str().unwrap_or("").to_string())
         .collect()
-}
-
-pub fn out(o: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }

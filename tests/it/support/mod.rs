@@ -1,8 +1,19 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod check;
+pub mod fleet_repo;
+pub mod integrate;
+pub mod own_process;
+pub mod pvesim;
+pub mod real_sops;
+pub mod render_schema;
+pub mod secrets;
+pub mod terminal;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The repository root (where the example fleet lives).
 pub fn repo_root() -> PathBuf {
@@ -45,10 +56,15 @@ pub fn example_fleet_rendered() -> tempfile::TempDir {
     dir
 }
 
+/// Copies a folder tree, OpenTofu's working data (`.state`, `.terraform`:
+/// someone's `pve plan` in the checkout) left out.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
+        if [".state", ".terraform"].contains(&entry.file_name().to_string_lossy().as_ref()) {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if entry.file_type().expect("type").is_dir() {
             copy_dir(&entry.path(), &target);
@@ -59,7 +75,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Runs the built `pve` binary.
-pub fn pve(dir: &Path, args: &[&str]) -> std::process::Output {
+pub fn pve(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pve"))
         .current_dir(dir)
         .args(args)
@@ -67,9 +83,52 @@ pub fn pve(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("pve runs")
 }
 
-pub fn stderr(o: &std::process::Output) -> String {
+/// Every file under `dir` with its bytes, by path relative to `dir`; the
+/// paths starting with one of `leave_out` (e.g. pve's lock and journal)
+/// left out.
+pub fn files(dir: &Path, leave_out: &[&str]) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, leave_out: &[&str], out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).expect("under root").to_path_buf();
+            if leave_out.iter().any(|l| rel.starts_with(l)) {
+                continue;
+            }
+            if p.is_dir() {
+                walk(root, &p, leave_out, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, leave_out, &mut out);
+    out
+}
+
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
-pub fn stdout(o: &std::process::Output) -> String {
+pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+/// (stdout, stderr).
+pub fn out(o: &Output) -> (String, String) {
+    (stdout(o), stderr(o))
+}
+
+/// The lines a stand-in logged (one JSON object a line; tests/stand-ins),
+/// empty when it never ran.
+pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// A stand-in program of tests/stand-ins.
+pub fn stand_in(name: &str) -> PathBuf {
+    repo_root().join("tests/stand-ins").join(name)
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::secrets_support::age_decrypt;
+use super::secrets::age_decrypt;
 
 /// The real sops, or None (and a SKIP line) when it is not installed.
 /// With `PVE_REQUIRE_REAL_SOPS` set (scripts/test sets it once the

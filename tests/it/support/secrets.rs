@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::io::Write as _;
 
 pub fn sops_standin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins/sops")
+    super::stand_in("sops")
 }
 
 /// A real age identity: (identity file, recipient).

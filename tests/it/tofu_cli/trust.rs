@@ -4,7 +4,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
-use super::{count, out, Fx};
+use super::{count, Fx};
+use crate::support::out;
 
 #[test]
 fn a_stray_tf_file_in_the_working_folder_stops_plan_before_tofu_runs() {

@@ -3,7 +3,7 @@
 //! `Sim::start()` runs Debian's `/usr/sbin/sshd` on 127.0.0.1 at a free
 //! port with its own host key, a test client key in authorized_keys, and
 //! the stand-in `qm` / `pvesh` / `pvesm` / `ip` programs of
-//! `tests/support/pvesim/pvesim.py` (which imitate Proxmox VE) first on the
+//! `tests/it/support/pvesim/pvesim.py` (which imitate Proxmox VE) first on the
 //! session PATH (sshd `SetEnv`). The sshd is stopped when the `Sim` drops.
 //! Works as root (PermitRootLogin prohibit-password, UsePAM no; StrictModes
 //! is off because the folder lives under the world-writable /tmp).
@@ -37,12 +37,61 @@ fn keygen(path: &Path) {
     assert!(st.success());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// Whether an SSH server answers at `addr:port` (its banner starts with
+/// `SSH-`).
+pub fn ssh_banner(addr: &str, port: u16) -> bool {
+    if let Ok(mut s) = std::net::TcpStream::connect((addr, port)) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut b = [0u8; 4];
+        return s.read_exact(&mut b).is_ok() && &b == b"SSH-";
+    }
+    false
+}
+
+/// Runs Debian's sshd (`-D -e -f CONFIG`) on `addr` at a free port, with
+/// `config(port)` written to `config_path`, until it shows its banner and
+/// `ready()` holds (under a generous deadline). A port taken again between
+/// asking for it and sshd binding it is retried on another one.
+pub fn start_sshd(
+    addr: &str,
+    config_path: &Path,
+    config: impl Fn(u16) -> String,
+    ready: impl Fn() -> bool,
+) -> (Child, u16) {
+    let mut last_err = String::new();
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind((addr, 0))
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"))
+            .local_addr()
+            .expect("addr")
+            .port();
+        std::fs::write(config_path, config(port)).expect("sshd_config");
+        let mut child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sshd starts");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if ssh_banner(addr, port) && ready() {
+                return (child, port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        last_err.clear();
+        if let Some(mut s) = child.stderr.take() {
+            let _ = s.read_to_string(&mut last_err);
+        }
+    }
+    panic!("sshd on {addr} did not start: {last_err}");
 }
 
 pub fn user() -> String {
@@ -91,7 +140,7 @@ impl Sim {
         set_mode(&d.join("authorized_keys"), 0o600);
         let bin = d.join("bin");
         std::fs::create_dir(&bin).expect("bin");
-        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pvesim/pvesim.py");
+        let sim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/pvesim/pvesim.py");
         for prog in ["qm", "pvesh", "pvesm", "ip"] {
             let p = bin.join(prog);
             std::fs::write(
@@ -116,73 +165,34 @@ impl Sim {
         std::fs::create_dir_all(fleet.join("vms")).expect("fleet");
         std::fs::write(fleet.join("hosts.nix"), HOSTS_NIX).expect("hosts.nix");
 
-        let mut last_err = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let cfg = d.join("sshd_config");
-            std::fs::write(
-                &cfg,
+        let cfg = d.join("sshd_config");
+        let (sshd, port) = start_sshd(
+            "127.0.0.1",
+            &cfg,
+            |port| {
                 format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-                     AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
-                     MaxSessions 50\nMaxStartups 50:30:100\n\
-                     SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin PVE_SIM_STATE={d}/state.json\n",
-                    d = d.display()
-                ),
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
+                 MaxSessions 50\nMaxStartups 50:30:100\n\
+                 SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin PVE_SIM_STATE={d}/state.json\n",
+                d = d.display()
             )
-            .expect("sshd_config");
-            let sim = Sim {
-                dir: tempfile::TempDir::new().expect("placeholder"),
-                port,
-                sshd: Command::new("/usr/sbin/sshd")
-                    .arg("-D")
-                    .arg("-e")
-                    .arg("-f")
-                    .arg(&cfg)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("sshd starts"),
-                fleet: fleet.clone(),
-                state_path: state_path.clone(),
-                client_key: d.join("client_key"),
-                host_pub: host_pub.clone(),
-                vm_host_key: vm_host_key.clone(),
-            };
-            let mut sim = sim;
-            if sim.wait_ready() {
-                sim.dir = dir;
-                sim.reset_state();
-                return sim;
-            }
-            let _ = sim.sshd.kill();
-            let mut e = String::new();
-            if let Some(mut s) = sim.sshd.stderr.take() {
-                let _ = s.read_to_string(&mut e);
-            }
-            last_err = e;
-        }
-        panic!("sshd did not start: {last_err}");
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(_)) = self.sshd.try_wait() {
-                return false;
-            }
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut b = [0u8; 4];
-                if s.read_exact(&mut b).is_ok() && &b == b"SSH-" {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+            },
+            || true,
+        );
+        let sim = Sim {
+            dir,
+            port,
+            sshd,
+            fleet,
+            state_path,
+            client_key: d.join("client_key"),
+            host_pub,
+            vm_host_key,
+        };
+        sim.reset_state();
+        sim
     }
 
     pub fn initial_state(&self) -> Value {

@@ -4,7 +4,7 @@
 This program imitates Proxmox VE's `qm`, `pvesh` and `pvesm` (and the
 `ip -j` queries pve-fleet makes on the host) for pve-fleet's tests. It runs
 behind a real OpenSSH server started by the test harness
-(tests/support/pvesim/mod.rs); the harness puts small wrappers named qm, pvesh,
+(tests/it/support/pvesim/mod.rs); the harness puts small wrappers named qm, pvesh,
 pvesm and ip on that sshd's PATH, each calling `pvesim.py <prog> ARGS`.
 
 State lives in the JSON file named by $PVE_SIM_STATE (VMs, containers,
