@@ -21,6 +21,7 @@ mod edit_props;
 mod eval_bad_input;
 mod eval_differential;
 mod fast_parse;
+mod golden;
 mod flake_nix;
 mod hostile_input;
 mod integrate_e2e;
