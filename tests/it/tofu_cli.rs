@@ -12,6 +12,7 @@ use assert_cmd::Command;
 use serde_json::Value as Json;
 
 use crate::support::pvesim::Sim;
+use crate::support::terminal::Terminal;
 use crate::support::{copy_dir, out, read_jsonl, stand_in};
 
 mod trust;
@@ -1007,45 +1008,46 @@ fn each_command_has_help_with_an_example() {
 
 /// Runs `pve ARGS` on a pseudo-terminal (util-linux `script`), typing
 /// `answer`.
-fn on_terminal(fx: &Fx, args: &str, answer: &str) -> (Option<i32>, String) {
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let cmd = fx.pve();
-    let o = std::process::Command::new("script")
-        .args(["-qec", &format!("{pve} {args}"), "/dev/null"])
-        .current_dir(&fx.root)
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env_remove("PVE_LOG")
-        .stdin({
-            let (r, mut w) = std::io::pipe().expect("pipe");
-            std::io::Write::write_all(&mut w, answer.as_bytes()).expect("write");
-            r
-        })
-        .output()
-        .expect("util-linux `script` runs pve on a terminal");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
+/// `pve ARGS` on a terminal (support::terminal), with the environment of
+/// `fx.pve()` (PVE_LOG off).
+fn on_terminal(fx: &Fx, args: &str) -> Terminal {
+    let pve = fx.pve();
+    Terminal::spawn(&format!("{} {args}", env!("CARGO_BIN_EXE_pve")), |c| {
+        c.current_dir(&fx.root);
+        for (k, v) in pve.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.env_remove("PVE_LOG");
+    })
+}
+
+/// `pve ARGS` on a terminal, `answer` typed once `question` shows:
+/// (exit code, the screen).
+fn answered(fx: &Fx, args: &str, question: &str, answer: &str) -> (Option<i32>, String) {
+    let mut term = on_terminal(fx, args);
+    term.answer(question, answer);
+    let done = term.finish();
+    (done.status.code(), done.screen)
 }
 
 #[test]
 fn on_a_terminal_apply_and_destroy_ask_first() {
     let fx = Fx::new();
-    let (code, text) = on_terminal(&fx, "apply", "n\n");
+    let (code, text) = answered(&fx, "apply", "Apply the plan above? [y/N]", "n");
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("Apply the plan above? [y/N]"), "{text}");
     assert!(text.contains("Nothing applied."), "{text}");
     assert_eq!(count(&fx.subcommands(), "apply"), 0);
 
-    let (code, text) = on_terminal(&fx, "apply", "y\n");
+    let (code, text) = answered(&fx, "apply", "Apply the plan above? [y/N]", "y");
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Apply complete!"), "{text}");
 
     // Destroy wants the word typed out; "yes" is not enough.
-    let (code, text) = on_terminal(&fx, "destroy", "yes\n");
+    let (code, text) = answered(&fx, "destroy", "Type `destroy` to go on:", "yes");
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("Type `destroy` to go on:"), "{text}");
     assert!(text.contains("Nothing destroyed."), "{text}");
@@ -1055,7 +1057,7 @@ fn on_a_terminal_apply_and_destroy_ask_first() {
             .map(Vec::len),
         Some(2)
     );
-    let (code, text) = on_terminal(&fx, "destroy", "destroy\n");
+    let (code, text) = answered(&fx, "destroy", "Type `destroy` to go on:", "destroy");
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(
         fx.state().expect("state")["resources"]

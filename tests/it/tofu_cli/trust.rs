@@ -4,7 +4,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
-use super::{count, Fx};
+use super::{count, on_terminal, Fx};
 use crate::support::out;
 
 #[test]
@@ -104,56 +104,18 @@ fn pve_pid(dir: &std::path::Path) -> Option<i32> {
 
 #[test]
 fn ctrl_c_at_the_apply_question_discards_the_plan() {
-    use std::io::Read as _;
     use std::time::{Duration, Instant};
     let fx = Fx::new();
-    let cmd = fx.pve();
-    let (stdin_r, stdin_w) = std::io::pipe().expect("pipe");
-    let mut child = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} apply", env!("CARGO_BIN_EXE_pve")),
-            "/dev/null",
-        ])
-        .current_dir(&fx.root)
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .env_remove("PVE_LOG")
-        .stdin(stdin_r)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("util-linux `script` runs pve on a terminal");
-    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().expect("stdout");
-    let sink = shown.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .expect("lock")
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let mut term = on_terminal(&fx, "apply");
+    term.wait_for("Apply the plan above?");
+    // pve is waiting for the answer: find it to interrupt it.
     let root = fx.root.canonicalize().expect("canon");
     let deadline = Instant::now() + Duration::from_secs(60);
     let pid = loop {
-        let asked = shown
-            .lock()
-            .expect("lock")
-            .contains("Apply the plan above?");
-        if let Some(pid) = pve_pid(&root).filter(|_| asked) {
+        if let Some(pid) = pve_pid(&root) {
             break pid;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no question: {}",
-            shown.lock().expect("lock")
-        );
+        assert!(Instant::now() < deadline, "no `pve apply` process found");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(
@@ -165,9 +127,7 @@ fn ctrl_c_at_the_apply_question_discards_the_plan() {
         .status()
         .expect("kill");
     assert!(st.success());
-    let _ = child.wait();
-    drop(stdin_w);
-    let _ = reader.join();
+    let _ = term.finish();
     assert!(
         !fx.state_dir().join("pve.tfplan").exists(),
         "the plan was discarded"
