@@ -185,7 +185,7 @@ fn a_full_run_integrates_the_vm_and_a_second_run_changes_nothing() {
         .as_array()
         .expect("argv")
         .contains(&serde_json::json!("--advertise-tags=tag:vm")));
-    let seen = w.api.seen.lock().expect("seen").clone();
+    let seen = w.api.calls();
     assert_eq!(
         seen,
         [

@@ -9,6 +9,7 @@ pub mod pvesim;
 pub mod real_sops;
 pub mod render_schema;
 pub mod secrets;
+pub mod tailscale_api;
 pub mod terminal;
 
 use std::collections::BTreeMap;
