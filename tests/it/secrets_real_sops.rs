@@ -177,16 +177,73 @@ fn fleet(bin: PathBuf) -> Fleet {
     f
 }
 
-fn readable_by(f: &Fleet, key: &Path, rel: &str) -> bool {
-    let out = f.sops.decrypt(key, &f.path(rel), None);
+/// Whether `identity` alone decrypts `file` with the real sops; when it
+/// does, the content is `plain`.
+fn readable(sops: &RealSops, identity: &Path, file: &Path, plain: &[u8]) -> bool {
+    let out = sops.decrypt(identity, file, None);
     match out.status.code() {
-        Some(0) => true,
+        Some(0) => {
+            assert_eq!(out.stdout, plain, "{}", file.display());
+            true
+        }
         Some(128) => false,
         other => panic!(
-            "sops -d {rel}: exit {other:?}: {}",
+            "sops -d {}: exit {other:?}: {}",
+            file.display(),
             String::from_utf8_lossy(&out.stderr)
         ),
     }
+}
+
+/// The proof, with the real sops and age, that `gone` lost the sops file
+/// `file` (`before` is the copy from before, one `gone` may have kept):
+/// the admin and `stays` read it (content `plain`), `gone` reads nothing
+/// and is no recipient, and the data key changed exactly when `gone` could
+/// open the copy from before. Returns whether it could.
+fn assert_revoked(
+    sops: &RealSops,
+    file: &Path,
+    before: &Path,
+    plain: &[u8],
+    admin: &AgeKey,
+    stays: &HostKey,
+    gone: &HostKey,
+) -> bool {
+    let what = file.display();
+    assert!(
+        readable(sops, &admin.file, file, plain),
+        "admin reads {what}"
+    );
+    assert!(
+        readable(sops, &stays.identity, file, plain),
+        "{} reads {what}",
+        stays.recipient
+    );
+    assert!(
+        !readable(sops, &gone.identity, file, plain),
+        "{} reads {what}",
+        gone.recipient
+    );
+    let rs = recipients(file);
+    assert!(
+        rs.contains(&stays.recipient) && !rs.contains(&gone.recipient),
+        "{what}: {rs:?}"
+    );
+    let old = data_key(before, &admin.recipient, &admin.file).expect("old data key");
+    let new = data_key(file, &admin.recipient, &admin.file).expect("new data key");
+    let gone_had = data_key(before, &gone.recipient, &gone.identity);
+    match &gone_had {
+        Some(k) => {
+            assert_eq!(k, &old, "{} had the old data key of {what}", gone.recipient);
+            assert_ne!(new, old, "{what} needs a new data key");
+        }
+        None => assert_eq!(
+            new, old,
+            "{what} was not {}'s: data key kept",
+            gone.recipient
+        ),
+    }
+    gone_had.is_some()
 }
 
 #[test]
@@ -199,13 +256,12 @@ fn remove_revokes_every_sops_file_in_every_layout_for_real() {
     for fx in FIXTURES {
         let db_can = fx.rel != "secrets/hosts/web/tls.key";
         assert_eq!(
-            readable_by(&f, &f.db.identity, fx.rel),
+            readable(&f.sops, &f.db.identity, &f.path(fx.rel), fx.plain),
             db_can,
             "{}",
             fx.rel
         );
-        let out = f.sops.decrypt(&f.admin.file, &f.path(fx.rel), None);
-        assert_eq!(out.stdout, fx.plain, "{}", fx.rel);
+        assert!(readable(&f.sops, &f.admin.file, &f.path(fx.rel), fx.plain));
     }
     let before = f.copies();
 
@@ -225,40 +281,19 @@ fn remove_revokes_every_sops_file_in_every_layout_for_real() {
         .iter()
         .filter(|x| !x.rel.starts_with("secrets/hosts/db/"))
     {
-        let p = f.path(fx.rel);
-        // The admin reads every file, with its content unchanged.
-        let out = f.sops.decrypt(&f.admin.file, &p, None);
-        assert_eq!(out.stdout, fx.plain, "admin reads {}", fx.rel);
-        // web reads every file (the catch-all, its own folder, its rule).
-        assert!(
-            readable_by(&f, &f.web.identity, fx.rel),
-            "web reads {}",
-            fx.rel
-        );
-        // db reads none, and is no recipient of any.
-        assert!(
-            !readable_by(&f, &f.db.identity, fx.rel),
-            "db reads {}",
-            fx.rel
-        );
-        assert!(!recipients(&p).contains(&f.db.recipient), "{}", fx.rel);
-        // The data key changed exactly where db could read the file: a copy
+        // The admin and web (the catch-all, its own folder, its rule) read
+        // every file, content unchanged; db reads none and is no recipient;
+        // the data key changed exactly where db could read the file: a copy
         // db kept (and the data key in it) opens nothing now.
-        let old = data_key(
+        assert_revoked(
+            &f.sops,
+            &f.path(fx.rel),
             &before.path().join(fx.rel),
-            &f.admin.recipient,
-            &f.admin.file,
-        )
-        .expect("old data key");
-        let new = data_key(&p, &f.admin.recipient, &f.admin.file).expect("new data key");
-        let db_could = data_key(&before.path().join(fx.rel), &f.db.recipient, &f.db.identity);
-        match db_could {
-            Some(k) => {
-                assert_eq!(k, old, "db had the old data key of {}", fx.rel);
-                assert_ne!(new, old, "{} needs a new data key", fx.rel);
-            }
-            None => assert_eq!(new, old, "{} was not db's: data key kept", fx.rel),
-        }
+            fx.plain,
+            &f.admin,
+            &f.web,
+            &f.db,
+        );
     }
     // And the fleet checks clean.
     let out = f.pve(&["check", "--format", "json"]);
@@ -348,35 +383,20 @@ fn integrate_with_a_new_host_key_revokes_the_old_one_for_real() {
         "{stderr}"
     );
 
-    let read = |key: &Path, rel: &str| -> bool {
-        let out = sops.decrypt(key, &integrate::fleet_path(&w, rel), None);
-        match out.status.code() {
-            Some(0) => {
-                assert_eq!(out.stdout, plain(rel), "{rel}");
-                true
-            }
-            Some(128) => false,
-            other => panic!(
-                "sops -d {rel}: {other:?} {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
-    };
     for rel in WEB_FIXTURES {
-        let p = integrate::fleet_path(&w, rel);
-        assert!(read(&w.admin.file, rel), "admin reads {rel}");
-        assert!(read(&new.identity, rel), "the new host key reads {rel}");
-        assert!(!read(&old.identity, rel), "the old host key reads {rel}");
-        let rs = recipients(&p);
-        assert!(
-            rs.contains(&new.recipient) && !rs.contains(&old.recipient),
-            "{rel}: {rs:?}"
-        );
         // updatekeys alone would have kept the data key the old key had.
-        let had = data_key(&before.path().join(rel), &old.recipient, &old.identity)
-            .expect("the old key had the data key");
-        let now = data_key(&p, &w.admin.recipient, &w.admin.file).expect("data key");
-        assert_ne!(now, had, "{rel} needs a new data key");
+        assert!(
+            assert_revoked(
+                &sops,
+                &integrate::fleet_path(&w, rel),
+                &before.path().join(rel),
+                plain(rel),
+                &w.admin,
+                &new,
+                &old,
+            ),
+            "the old key had the data key of {rel}"
+        );
     }
 }
 
