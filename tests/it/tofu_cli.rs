@@ -463,7 +463,7 @@ fn init_runs_again_only_when_provider_or_backend_change() {
 #[test]
 fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
     let fx = Fx::new();
-    // Proxmox has the guests of tests/fixtures/qm-list.txt (111 among them).
+    // Proxmox has the guests of tests/fixtures/proxmox-cli/qm-list.txt (111 among them).
     fx.sim.update(|s| {
         let mut vms = serde_json::Map::new();
         for (id, name) in [

@@ -3,7 +3,6 @@
 //! sshd, tests/it/support/pvesim), with the OpenTofu stand-in
 //! (tests/stand-ins/tofu) and the sops stand-in (tests/stand-ins/sops) on
 //! their `PVE_TOOL_*` overrides.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -16,7 +16,6 @@
 //!   also snapshots every process's cmdline while a key is minted;
 //! - a fleet (hosts.nix with `_sops`, host `web` = VM 111, flake.nix, an
 //!   admin age key, two secret files encrypted to the admin only).
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

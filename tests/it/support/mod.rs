@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+// Each test module uses its part of the helpers.
 #![allow(dead_code)]
 
 pub mod check;

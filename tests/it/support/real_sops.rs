@@ -4,7 +4,6 @@
 //! one identity at a time (nothing else sops could find: HOME is a
 //! private folder), and reading the data key out of a file's stanza for
 //! a recipient with the real `age`, independently of pve's code.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

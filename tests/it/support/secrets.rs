@@ -1,7 +1,6 @@
 //! Helpers for the secrets and Tailscale tests: real age keys (age-keygen),
 //! sops-format files whose data-key stanzas are real age ciphertext, and the
 //! sops stand-in in tests/stand-ins/sops.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -7,7 +7,6 @@
 //! terminal would swallow the answer. Waiting a fixed time instead is what
 //! made these tests fail on a loaded machine; here the wait is on the
 //! screen itself, under a deadline far above any real delay.
-#![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
