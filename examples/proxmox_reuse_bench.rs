@@ -8,7 +8,7 @@
 //!
 //! Not a test: it prints numbers and asserts nothing about them.
 
-#[path = "../tests/support/pvesim/mod.rs"]
+#[path = "../tests/it/support/pvesim/mod.rs"]
 mod support;
 
 use std::collections::BTreeSet;

@@ -1,0 +1,700 @@
+#!/usr/bin/env python3
+"""Simulated Proxmox VE host commands (a TEST FIXTURE, not Proxmox).
+
+This program imitates Proxmox VE's `qm`, `pvesh` and `pvesm` (and the
+`ip -j` queries pve-fleet makes on the host) for pve-fleet's tests. It runs
+behind a real OpenSSH server started by the test harness
+(tests/it/support/pvesim/mod.rs); the harness puts small wrappers named qm, pvesh,
+pvesm and ip on that sshd's PATH, each calling `pvesim.py <prog> ARGS`.
+
+State lives in the JSON file named by $PVE_SIM_STATE (VMs, containers,
+storage, bridge, neighbour table, faults). Every invocation is appended to
+$PVE_SIM_STATE.calls as one JSON line (argv), so tests can assert exactly
+which arguments arrived.
+
+Output texts, streams and exit codes follow
+../shared/reference/proxmox-cli/ (INDEX.md, errors.md and the samples):
+fixed-width `qm list`, TAB-nested `qm status --verbose`, sorted
+`qm config`, one-line canonical JSON from pvesh, Perl-pretty JSON (3-space
+indent, `"k" : v`) from the guest agent, task commands printing progress
+on stdout and only the final error on stderr, `qm resize`/`qm template`
+exiting 0 when their task fails, "does not exist" exiting 2, other
+failures 255.
+
+Faults on request (state["faults"]):
+  "slow": {"qm status": 5}        sleep before running that command
+  "drop": ["qm list"]             kill this SSH connection mid-command
+VM-level: "agent_running": false (agent not running), config "lock"
+(VM locked), "ip_after_reboot" (the guest gets a new IP when (re)started).
+"""
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import time
+
+STATE = os.environ.get("PVE_SIM_STATE", "")
+
+
+def load():
+    with open(STATE) as f:
+        return json.load(f)
+
+
+def save(state):
+    tmp = STATE + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f, indent=1, sort_keys=True)
+    os.replace(tmp, STATE)
+
+
+def out(text):
+    sys.stdout.write(text)
+
+
+def die(msg, code=255):
+    sys.stdout.flush()
+    sys.stderr.write(msg + "\n")
+    sys.exit(code)
+
+
+def node(state):
+    return state.get("node", "pve")
+
+
+def conf_missing(state, vmid):
+    die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (node(state), vmid), 2)
+
+
+def unable_to_find(state, vmid, code=255):
+    die("unable to find configuration file for VM %s on node '%s'" % (vmid, node(state)), code)
+
+
+def get_vm(state, vmid):
+    return state["vms"].get(str(vmid))
+
+
+def vm_name(vmid, vm):
+    return vm["config"].get("name", "VM %s" % vmid)
+
+
+def check_lock(vm):
+    lock = vm["config"].get("lock")
+    if lock:
+        die("VM is locked (%s)" % lock)
+
+
+def disk_gib(value):
+    for part in value.split(","):
+        if part.startswith("size="):
+            s = part[5:]
+            mult = {"K": 1.0 / 1048576, "M": 1.0 / 1024, "G": 1.0, "T": 1024.0}
+            if s and s[-1] in mult:
+                return float(s[:-1]) * mult[s[-1]]
+            return float(s) / 1073741824
+    return 0.0
+
+
+def boot_disk(cfg):
+    boot = cfg.get("boot", "")
+    order = []
+    if boot.startswith("order="):
+        order = boot[6:].split(";")
+    for d in order + ["virtio0", "scsi0", "sata0", "ide0"]:
+        v = cfg.get(d)
+        if v and "media=cdrom" not in v:
+            return d, v
+    return None, None
+
+
+def disks(cfg):
+    res = []
+    for k in sorted(cfg):
+        bus = k.rstrip("0123456789")
+        if bus != k and bus in ("virtio", "scsi", "sata", "ide", "efidisk", "tpmstate"):
+            if "media=cdrom" not in cfg[k] and ":" in cfg[k]:
+                res.append(k)
+    return res
+
+
+def mac_of(cfg):
+    net = cfg.get("net0", "")
+    first = net.split(",")[0]
+    if "=" in first:
+        return first.split("=", 1)[1].lower()
+    return None
+
+
+def perl_pretty(obj):
+    return json.dumps(obj, indent=3, sort_keys=True, separators=(",", " : ")) + "\n"
+
+
+def canonical(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def print_recursive_hash(d, indent=""):
+    for k in sorted(d):
+        v = d[k]
+        if isinstance(v, dict):
+            out("%s%s:\n" % (indent, k))
+            print_recursive_hash(v, indent + "\t")
+        elif isinstance(v, list):
+            out("%s%s:\n" % (indent, k))
+        elif isinstance(v, bool):
+            out("%s%s: %d\n" % (indent, k, 1 if v else 0))
+        else:
+            out("%s%s: %s\n" % (indent, k, v))
+
+
+def vmstatus(vmid, vm):
+    cfg = vm["config"]
+    running = vm["status"] in ("running", "paused")
+    mem = int(cfg.get("memory", "512")) * 1048576
+    _, bd = boot_disk(cfg)
+    d = {
+        "cpus": int(cfg.get("cores", "1")) * int(cfg.get("sockets", "1")),
+        "disk": 0,
+        "maxdisk": int(disk_gib(bd) * 1073741824) if bd else 0,
+        "maxmem": mem,
+        "mem": mem // 3 if running else 0,
+        "memhost": mem // 3 if running else 0,
+        "name": vm_name(vmid, vm),
+        "netin": 0,
+        "netout": 0,
+        "qmpstatus": vm["status"] if running else "stopped",
+        "status": "running" if running else "stopped",
+        "uptime": vm.get("uptime", 100) if running else 0,
+        "vmid": int(vmid),
+    }
+    if "tags" in cfg:
+        d["tags"] = cfg["tags"]
+    if "lock" in cfg:
+        d["lock"] = cfg["lock"]
+    if cfg.get("template") == "1":
+        d["template"] = 1
+    if "serial0" in cfg:
+        d["serial"] = 1
+    if running:
+        d["pid"] = vm.get("pid", 1000 + int(vmid))
+        d["balloon"] = mem
+        d["ballooninfo"] = {"actual": mem, "max_mem": mem, "total_mem": mem - 1048576}
+        d["nics"] = {"tap%si0" % vmid: {"netin": 0, "netout": 0}}
+        d["running-machine"] = "pc-q35-9.2+pve1"
+        d["running-qemu"] = "9.2.0"
+    return d
+
+
+def apply_new_ip(state, vmid, vm):
+    new = vm.pop("ip_after_reboot", None)
+    if not new:
+        return
+    mac = mac_of(vm["config"])
+    vm["ips"] = [new]
+    state["neighbours"] = [n for n in state.get("neighbours", []) if n.get("lladdr") != mac]
+    state["neighbours"].append({"dst": new, "lladdr": mac, "state": ["REACHABLE"]})
+
+
+def drop_connection(state):
+    """Kill the sshd processes serving this connection (not the daemon)."""
+    daemon = None
+    try:
+        with open(state["sshd_pid_file"]) as f:
+            daemon = int(f.read().strip())
+    except (KeyError, OSError, ValueError):
+        pass
+    pid = os.getppid()
+    victims = []
+    while pid > 1 and pid != daemon:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                stat = f.read()
+        except OSError:
+            break
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if comm.startswith("sshd"):
+            victims.append(pid)
+        pid = ppid
+    for v in victims:
+        try:
+            os.kill(v, signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(5)
+    sys.exit(255)
+
+
+QM_USAGE = (
+    "USAGE: qm <COMMAND> [ARGS] [OPTIONS]\n\n"
+    "       qm clone <vmid> <newid> [OPTIONS]\n"
+    "       qm config <vmid> [OPTIONS]\n"
+    "       qm destroy <vmid> [OPTIONS]\n"
+    "       qm list  [OPTIONS]\n"
+    "       qm reboot <vmid> [OPTIONS]\n"
+    "       qm resize <vmid> <disk> <size> [OPTIONS]\n"
+    "       qm set <vmid> [OPTIONS]\n"
+    "       qm shutdown <vmid> [OPTIONS]\n"
+    "       qm start <vmid> [OPTIONS]\n"
+    "       qm status <vmid> [OPTIONS]\n"
+    "       qm stop <vmid> [OPTIONS]\n"
+    "       qm template <vmid> [OPTIONS]\n"
+    "       qm terminal <vmid> [OPTIONS]\n"
+    "       qm guest cmd <vmid> <command>\n"
+    "       qm guest exec <vmid> [<extra-args>] [OPTIONS]\n"
+)
+
+
+def opts(args):
+    """--key value pairs after the positionals."""
+    pos, kv = [], {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--") and len(a) > 2:
+            key = a[2:]
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                kv[key] = args[i + 1]
+                i += 2
+            else:
+                kv[key] = "1"
+                i += 1
+        else:
+            pos.append(a)
+            i += 1
+    return pos, kv
+
+
+def param_error(sub, msgs, usage):
+    text = "400 Parameter verification failed.\n"
+    for k, v in msgs:
+        text += "%s: %s\n" % (k, v)
+    text += "\nqm %s %s\n" % (sub, usage)
+    sys.stderr.write(text)
+    sys.exit(255)
+
+
+def need_vmid(sub, pos, usage):
+    if not pos:
+        param_error(sub, [("vmid", "property is missing and it is not optional")], usage)
+    v = pos[0]
+    if not v.isdigit() or not (100 <= int(v) <= 999999999):
+        param_error(sub, [("vmid", "value does not look like a valid VM ID")], usage)
+    return v
+
+
+def qm(state, args):
+    if not args:
+        die("ERROR: no command specified\n" + QM_USAGE.rstrip("\n"))
+    sub, rest = args[0], args[1:]
+    if sub == "guest":
+        return qm_guest(state, rest)
+    pos, kv = opts(rest)
+    if sub == "list":
+        vms = [(int(k), v) for k, v in state["vms"].items() if v.get("node", node(state)) == node(state)]
+        if not vms:
+            return 0
+        out("%10s %-20s %-10s %-10s %12s %-10s\n" % ("VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"))
+        for vmid, vm in sorted(vms):
+            cfg = vm["config"]
+            running = vm["status"] in ("running", "paused")
+            status = vm["status"] if "full" in kv else ("running" if running else "stopped")
+            _, bd = boot_disk(cfg)
+            out("%10s %-20s %-10s %-10s %12.2f %-10s\n" % (
+                vmid, vm_name(vmid, vm), status, cfg.get("memory", "512"),
+                disk_gib(bd) if bd else 0.0, vm.get("pid", 1000 + vmid) if running else 0))
+        return 0
+    if sub == "status":
+        vmid = need_vmid(sub, pos, "<vmid> [OPTIONS]")
+        vm = get_vm(state, vmid)
+        if vm is None:
+            conf_missing(state, vmid)
+        if "verbose" in kv:
+            print_recursive_hash(vmstatus(vmid, vm))
+        else:
+            running = vm["status"] in ("running", "paused")
+            out("status: %s\n" % (vm["status"] if running else "stopped"))
+        return 0
+    if sub == "config":
+        vmid = need_vmid(sub, pos, "<vmid> [OPTIONS]")
+        vm = get_vm(state, vmid)
+        if vm is None:
+            conf_missing(state, vmid)
+        for k in sorted(vm["config"]):
+            if k != "digest":
+                out("%s: %s\n" % (k, vm["config"][k]))
+        return 0
+    if sub == "set":
+        vmid = need_vmid(sub, pos, "<vmid> [OPTIONS]")
+        vm = get_vm(state, vmid)
+        if vm is None:
+            conf_missing(state, vmid)
+        check_lock(vm)
+        for k in ("cores", "memory"):
+            if k in kv and not kv[k].isdigit():
+                param_error(sub, [(k, "type check ('integer') failed - got '%s'" % kv[k])], "<vmid> [OPTIONS]")
+        out("update VM %s: %s\n" % (vmid, " ".join("-%s %s" % (k, kv[k]) for k in sorted(kv))))
+        for k in sorted(kv):
+            bus = k.rstrip("0123456789")
+            if bus in ("virtio", "scsi", "sata", "ide") and bus != k:
+                storage, _, size = kv[k].partition(":")
+                existing = [d for d in disks(vm["config"]) if ("vm-%s-disk-" % vmid) in vm["config"][d]]
+                n = len(existing)
+                vol = "vm-%s-disk-%d" % (vmid, n)
+                out('  Logical volume "%s" created.\n' % vol)
+                vm["config"][k] = "%s:%s,size=%sG" % (storage, vol, size)
+                out("%s: successfully created disk '%s'\n" % (k, vm["config"][k]))
+            else:
+                vm["config"][k] = kv[k]
+        save(state)
+        return 0
+    if sub == "resize":
+        if len(pos) < 3:
+            param_error(sub, [("size", "property is missing and it is not optional")], "<vmid> <disk> <size> [OPTIONS]")
+        vmid, disk, size = pos[0], pos[1], pos[2]
+        vm = get_vm(state, vmid)
+        if vm is None:
+            sys.stderr.write("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist\n" % (node(state), vmid))
+            return 0
+        if vm["config"].get("lock"):
+            sys.stderr.write("VM is locked (%s)\n" % vm["config"]["lock"])
+            return 0
+        value = vm["config"].get(disk)
+        if value is None:
+            sys.stderr.write("disk '%s' does not exist\n" % disk)
+            return 0
+        if "media=cdrom" in value:
+            sys.stderr.write("you can't resize a cdrom\n")
+            return 0
+        cur = disk_gib(value)
+        num = float(size.lstrip("+").rstrip("KMGT") or 0)
+        unit = size[-1] if size[-1] in "KMGT" else "G"
+        num = num * {"K": 1.0 / 1048576, "M": 1.0 / 1024, "G": 1.0, "T": 1024.0}[unit]
+        new = cur + num if size.startswith("+") else num
+        if new < cur:
+            sys.stderr.write("shrinking disks is not supported\n")
+            return 0
+        vol = value.split(",")[0].split(":")[-1]
+        out("  Size of logical volume pve/%s changed from %.2f GiB (%d extents) to %.2f GiB (%d extents).\n"
+            % (vol, cur, int(cur * 256), new, int(new * 256)))
+        out("  Logical volume pve/%s successfully resized.\n" % vol)
+        parts = [p for p in value.split(",") if not p.startswith("size=")]
+        parts.append("size=%dG" % int(new))
+        vm["config"][disk] = ",".join(parts)
+        save(state)
+        return 0
+    if sub == "clone":
+        if len(pos) < 2:
+            param_error(sub, [("newid", "property is missing and it is not optional")], "<vmid> <newid> [OPTIONS]")
+        src, dst = pos[0], pos[1]
+        vm = get_vm(state, src)
+        if vm is None:
+            unable_to_find(state, src, 2)
+        if get_vm(state, dst) is not None or dst in state.get("containers", {}):
+            die("unable to create VM %s: config file already exists" % dst)
+        check_lock(vm)
+        full = kv.get("full") == "1" or vm["config"].get("template") != "1"
+        if not full and "storage" in kv:
+            die("parameter 'storage' not allowed for linked clones")
+        cfg = dict(vm["config"])
+        cfg.pop("template", None)
+        cfg.pop("lock", None)
+        if "name" in kv:
+            cfg["name"] = kv["name"]
+        for d in disks(vm["config"]):
+            volid = vm["config"][d].split(",")[0]
+            storage = volid.split(":")[0]
+            num = volid.rsplit("-", 1)[-1]
+            newvol = "vm-%s-disk-%s" % (dst, num)
+            out("create %s clone of drive %s (%s)\n" % ("full" if full else "linked", d, volid))
+            out('  Logical volume "%s" created.\n' % newvol)
+            if full and d.startswith(("virtio", "scsi", "sata", "ide")):
+                size = disk_gib(vm["config"][d])
+                out("transferred 0.0 B of %.1f GiB (0.00%%)\n" % size)
+                out("transferred %.1f GiB of %.1f GiB (100.00%%)\n" % (size, size))
+                out("transferred %.1f GiB of %.1f GiB (100.00%%)\n" % (size, size))
+            rest_parts = vm["config"][d].split(",")[1:]
+            cfg[d] = ",".join(["%s:%s" % (kv.get("storage", storage), newvol)] + rest_parts)
+        mac = "BC:24:11:%02X:%02X:%02X" % ((int(dst) >> 16) & 255, (int(dst) >> 8) & 255, int(dst) & 255)
+        if "net0" in cfg:
+            parts = cfg["net0"].split(",")
+            model = parts[0].split("=")[0]
+            cfg["net0"] = ",".join(["%s=%s" % (model, mac)] + parts[1:])
+        state["vms"][dst] = {
+            "config": cfg, "status": "stopped", "agent_running": True, "ips": [],
+            "hostkey": vm.get("hostkey"), "node": vm.get("node", node(state)),
+        }
+        save(state)
+        return 0
+    if sub in ("start", "stop", "shutdown", "reboot", "destroy", "template", "terminal"):
+        vmid = need_vmid(sub, pos, "<vmid> [OPTIONS]")
+        vm = get_vm(state, vmid)
+        running = vm is not None and vm["status"] in ("running", "paused")
+        if sub == "start":
+            if vm is None:
+                die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (node(state), vmid))
+            check_lock(vm)
+            if vm["config"].get("template") == "1":
+                die("you can't start a vm if it's a template")
+            if running:
+                die("VM %s already running" % vmid)
+            vm["status"] = "running"
+            vm["pid"] = 2000 + int(vmid)
+            apply_new_ip(state, vmid, vm)
+            save(state)
+            return 0
+        if sub == "stop":
+            if vm is None:
+                unable_to_find(state, vmid)
+            check_lock(vm)
+            vm["status"] = "stopped"
+            save(state)
+            return 0
+        if sub == "shutdown":
+            if vm is None:
+                msg = "unable to find configuration file for VM %s on node '%s'" % (vmid, node(state))
+                sys.stderr.write(msg + "\n\n")
+                die(msg)
+            if not running:
+                sys.stderr.write("VM %s not running\n\n" % vmid)
+                return 0
+            check_lock(vm)
+            if vm["status"] == "paused" and kv.get("forceStop") != "1":
+                die("VM is paused - cannot shutdown")
+            if vm.get("ignores_acpi"):
+                time.sleep(min(int(kv.get("timeout", "1")), 2))
+                die("VM quit/powerdown failed - got timeout")
+            vm["status"] = "stopped"
+            save(state)
+            return 0
+        if sub == "reboot":
+            if vm is None:
+                unable_to_find(state, vmid)
+            check_lock(vm)
+            if not running:
+                die("VM %s not running" % vmid)
+            apply_new_ip(state, vmid, vm)
+            save(state)
+            return 0
+        if sub == "destroy":
+            if vm is None:
+                conf_missing(state, vmid)
+            check_lock(vm)
+            if running:
+                die("VM %s is running - destroy failed" % vmid)
+            if vm["config"].get("protection") == "1":
+                die("can't remove VM %s - protection mode enabled" % vmid)
+            for d in reversed(disks(vm["config"])):
+                vol = vm["config"][d].split(",")[0].split(":")[-1]
+                out('  Logical volume "%s" successfully removed.\n' % vol)
+            if "purge" in kv:
+                out("purging VM %s from related configurations..\n" % vmid)
+            del state["vms"][str(vmid)]
+            save(state)
+            return 0
+        if sub == "template":
+            if vm is None:
+                conf_missing(state, vmid)
+            if vm["config"].get("template") == "1":
+                die("you can't convert a template to a template")
+            if running:
+                die("you can't convert a VM to template if VM is running")
+            check_lock(vm)
+            for d in disks(vm["config"]):
+                volid = vm["config"][d].split(",")[0]
+                vol = volid.split(":")[-1]
+                base = vol.replace("vm-", "base-", 1)
+                out('  Renamed "%s" to "%s" in volume group "pve"\n' % (vol, base))
+                out("  Logical volume pve/%s changed.\n" % base)
+                out("  WARNING: Combining activation change with other commands is not advised.\n")
+                vm["config"][d] = vm["config"][d].replace(vol, base, 1)
+            vm["config"]["template"] = "1"
+            save(state)
+            return 0
+        if sub == "terminal":
+            if vm is None:
+                conf_missing(state, vmid)
+            if not running:
+                die("VM %s not running" % vmid)
+            if "serial0" not in vm["config"]:
+                die("unable to find a serial interface")
+            out("starting serial terminal on interface serial0 (press Ctrl+O to exit)\n")
+            sys.stdout.flush()
+            for line in sys.stdin:
+                if "\x0f" in line:
+                    break
+                out("%s login: %s" % (vm_name(vmid, vm), line))
+                sys.stdout.flush()
+            return 0
+    die("ERROR: unknown command 'qm %s'\n%s" % (sub, QM_USAGE.rstrip("\n")))
+
+
+def qm_guest(state, args):
+    if len(args) < 2 or args[0] not in ("cmd", "exec"):
+        die("ERROR: unknown command 'qm guest %s'\n%s" % (" ".join(args[:1]), QM_USAGE.rstrip("\n")))
+    kind, vmid = args[0], args[1]
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    if vm["status"] not in ("running", "paused"):
+        die("VM %s is not running" % vmid)
+    agent = vm["config"].get("agent", "0")
+    if not (agent.split(",")[0] in ("1", "enabled=1") or "enabled=1" in agent.split(",")):
+        die("No QEMU guest agent configured")
+    if not vm.get("agent_running", True):
+        time.sleep(0.2)
+        die("QEMU guest agent is not running")
+    if kind == "cmd":
+        cmd = args[2] if len(args) > 2 else ""
+        if cmd == "ping":
+            return 0
+        if cmd == "network-get-interfaces":
+            mac = mac_of(vm["config"]) or "00:00:00:00:00:00"
+            ifaces = [
+                {"hardware-address": "00:00:00:00:00:00", "name": "lo",
+                 "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                                  {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
+                 "statistics": {"rx-bytes": 3724, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 44,
+                                "tx-bytes": 3724, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 44}},
+            ]
+            addrs = [{"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24} for ip in vm.get("ips", [])]
+            addrs.append({"ip-address": "fe80::be24:11ff:fe00:1", "ip-address-type": "ipv6", "prefix": 64})
+            ifaces.append({"hardware-address": mac, "name": "ens18", "ip-addresses": addrs,
+                           "statistics": {"rx-bytes": 1, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 1,
+                                          "tx-bytes": 1, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 1}})
+            out(perl_pretty(ifaces))
+            return 0
+        die("VM %s qga command 'guest-%s' failed - unsupported command" % (vmid, cmd))
+    # exec: qm guest exec <vmid> [--] <cmd> [args]
+    rest = args[2:]
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    result = {"exited": 1}
+    if rest[:1] == ["cat"] and len(rest) == 2 and rest[1] == "/etc/ssh/ssh_host_ed25519_key.pub" and vm.get("hostkey"):
+        result["exitcode"] = 0
+        result["out-data"] = vm["hostkey"] + "\n"
+    else:
+        result["exitcode"] = 1
+        result["err-data"] = "cat: %s: No such file or directory\n" % (rest[1] if len(rest) > 1 else "")
+    out(perl_pretty(result))
+    return 0
+
+
+def pvesh(state, args):
+    pos, kv = opts(args)
+    if len(pos) < 2 or pos[0] != "get":
+        die("ERROR: unknown command 'pvesh %s'" % " ".join(pos[:1]))
+    path = pos[1].strip("/")
+    fmt = kv.get("output-format", "text")
+    if path == "cluster/resources":
+        items = []
+        for vmid, vm in state["vms"].items():
+            d = vmstatus(vmid, vm)
+            item = {"id": "qemu/%s" % vmid, "vmid": int(vmid), "node": vm.get("node", node(state)),
+                    "type": "qemu", "status": d["status"], "name": d["name"],
+                    "template": 1 if vm["config"].get("template") == "1" else 0,
+                    "maxcpu": d["cpus"], "maxmem": d["maxmem"], "mem": d["mem"], "uptime": d["uptime"],
+                    "cpu": 0, "disk": 0, "maxdisk": d["maxdisk"], "netin": 0, "netout": 0,
+                    "diskread": 0, "diskwrite": 0}
+            if "tags" in vm["config"]:
+                item["tags"] = vm["config"]["tags"]
+            if "lock" in vm["config"]:
+                item["lock"] = vm["config"]["lock"]
+            items.append(item)
+        for vmid, ct in state.get("containers", {}).items():
+            items.append({"id": "lxc/%s" % vmid, "vmid": int(vmid), "node": node(state), "type": "lxc",
+                          "status": ct.get("status", "running"), "name": ct.get("name", "CT%s" % vmid),
+                          "template": 0})
+        if kv.get("type") not in (None, "vm"):
+            items = []
+        items.sort(key=lambda i: str(i["vmid"]))
+        out(canonical(items) if fmt.startswith("json") else "".join("%s\n" % i["id"] for i in items))
+        return 0
+    if path == "cluster/nextid":
+        used = set(int(k) for k in state["vms"]) | set(int(k) for k in state.get("containers", {}))
+        n = 100
+        while n in used:
+            n += 1
+        out(canonical(str(n)) if fmt.startswith("json") else "%d\n" % n)
+        return 0
+    parts = path.split("/")
+    if len(parts) == 6 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4:] == ["status", "current"]:
+        vm = get_vm(state, parts[3])
+        if vm is None:
+            conf_missing(state, parts[3])
+        d = vmstatus(parts[3], vm)
+        d["ha"] = {"managed": 0}
+        if "agent" in vm["config"]:
+            d["agent"] = 1
+        out(canonical(d))
+        return 0
+    die("no 'get' handler for '%s'" % path)
+
+
+def pvesm(state, args):
+    if args[:1] != ["status"]:
+        die("ERROR: unknown command 'pvesm %s'" % " ".join(args[:1]))
+    st = sorted(state.get("storage", []), key=lambda s: s["name"])
+    maxlen = max([len(s["name"]) for s in st] + [4]) + 1
+    out(("%-" + str(maxlen) + "s %10s %10s %15s %15s %15s %8s\n")
+        % ("Name", "Type", "Status", "Total", "Used", "Available", "%"))
+    for s in st:
+        total, used, avail = s.get("total", 0), s.get("used", 0), s.get("avail", 0)
+        if s.get("status") == "disabled":
+            pct = "%8s" % "N/A"
+        else:
+            pct = "% 7.2f%%" % (100.0 * used / total if total else 0.0)
+        out(("%-" + str(maxlen) + "s %10s %10s %15d %15d %15d %s\n")
+            % (s["name"], s["type"], s.get("status", "active"), total, used, avail, pct))
+    return 0
+
+
+def ip(state, args):
+    """`ip -j [-4] addr show dev X` and `ip -j neigh show dev X` (iproute2 JSON)."""
+    a = [x for x in args if x not in ("-j", "-4")]
+    br = state.get("bridge", {"name": "vmbr0", "addr": "192.0.2.1", "prefix": 24})
+    dev = a[a.index("dev") + 1] if "dev" in a else None
+    if dev is not None and dev != br["name"]:
+        die('Cannot find device "%s"' % dev, 1)
+    if a[:1] == ["addr"]:
+        out(json.dumps([{"ifindex": 4, "ifname": br["name"], "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+                         "mtu": 1500, "qdisc": "noqueue", "operstate": "UP", "group": "default", "txqlen": 1000,
+                         "addr_info": [{"family": "inet", "local": br["addr"], "prefixlen": br["prefix"],
+                                        "scope": "global", "label": br["name"],
+                                        "valid_life_time": 4294967295, "preferred_life_time": 4294967295}]}]) + "\n")
+        return 0
+    if a[:1] == ["neigh"]:
+        out(json.dumps(state.get("neighbours", [])) + "\n")
+        return 0
+    die('Object "%s" is unknown, try "ip help".' % (a[0] if a else ""), 1)
+
+
+def main():
+    prog = sys.argv[1]
+    args = sys.argv[2:]
+    lock = open(STATE + ".lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with open(STATE + ".calls", "a") as f:
+        f.write(json.dumps([prog] + args) + "\n")
+    state = load()
+    key = " ".join([prog] + args[:1])
+    faults = state.get("faults", {})
+    slow = faults.get("slow", {}).get(key)
+    if slow:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        time.sleep(float(slow))
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = load()
+    if key in faults.get("drop", []):
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        drop_connection(state)
+    handler = {"qm": qm, "pvesh": pvesh, "pvesm": pvesm, "ip": ip}[prog]
+    code = handler(state, args)
+    sys.stdout.flush()
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()
