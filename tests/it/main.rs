@@ -34,6 +34,7 @@ mod proxmox_sim_fidelity;
 mod render_cli;
 mod render_sops;
 mod render_tofu;
+mod secrets_adopt;
 mod secrets_health;
 mod secrets_real_sops;
 mod secrets_sops;

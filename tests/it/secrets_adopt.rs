@@ -4,15 +4,11 @@
 //! reader, not by pve); duplicate anchors; a stale recipient dropped;
 //! refusals; `--dry-run`; hostile files. And hosts that take no secrets.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::support::{self, pve, stderr, stdout};
 use serde_yaml_ng::Value as Yaml;
-use support::{pve, stderr, stdout};
 
 /// (host, ssh key, age recipient) of a real fleet
 /// (tests/data/ssh-to-age/origin-fleet-vectors.tsv).
