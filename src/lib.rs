@@ -3,6 +3,7 @@
 //! `fleet` reads hosts.nix; `check` validates it; the CLI in `cli` only
 //! parses arguments and dispatches.
 
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod diag;

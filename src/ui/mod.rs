@@ -207,3 +207,42 @@ pub fn read_answer(question: &str) -> Result<String, PromptError> {
     }
     Ok(line.trim().to_string())
 }
+
+/// Writes to stdout; a closed pipe (`pve eval | head`) is not an error.
+pub fn print(text: &str) -> crate::error::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(crate::error::exit::OK),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::error::exit::OK),
+        Err(e) => Err(crate::error::AppError::external(format!(
+            "cannot write to stdout: {e}"
+        ))),
+    }
+}
+
+/// Prints an error the way a person can act on: rustc-style with the source
+/// line when it has a position, then the help.
+pub fn report_error(err: &crate::error::AppError) {
+    use crate::error::AppError;
+    use crate::fleet::FleetError;
+    let mut stderr = std::io::stderr().lock();
+    if let AppError::Fleet(FleetError::Invalid { file, diagnostic }) = err {
+        let _ = write!(
+            stderr,
+            "{}",
+            crate::diag::render_human(std::slice::from_ref(diagnostic), file)
+        );
+        return;
+    }
+    // Messages carry names and values from hosts.nix and from remotes:
+    // escaped, so none can drive the terminal.
+    let max = 4000;
+    let _ = writeln!(
+        stderr,
+        "error: {}",
+        crate::diag::escape_text(&err.to_string(), max)
+    );
+    if let Some(h) = err.help() {
+        let _ = writeln!(stderr, "  = help: {}", crate::diag::escape_text(&h, max));
+    }
+}
