@@ -4,6 +4,7 @@ use crate::check;
 use crate::cli::check::{Args, Format};
 use crate::diag::{render_human, JsonDiagnostic};
 use crate::error::{exit, Result};
+use crate::report::Reporter as _;
 
 use super::Context;
 
@@ -22,14 +23,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             super::print(&text)?;
         }
         Format::Human => {
-            eprint!("{}", render_human(&diags, &loaded.file));
+            let report = crate::ui::Terminal::new();
+            report.block(&render_human(&diags, &loaded.file));
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;
             let hosts = loaded.fleet.hosts.len();
-            eprintln!(
+            report.note(&format!(
                 "{}: {hosts} hosts, {errors} errors, {warnings} warnings",
                 loaded.file.path.display()
-            );
+            ));
         }
     }
     // The process ends here: freeing a large fleet's values piece by piece

@@ -1,12 +1,13 @@
 //! `pve host`: hosts.nix changed in place, one attribute or host at a time.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 
 use crate::check::rules::{disk_size_gib, is_dns_label};
 use crate::cli::host::{AddArgs, Args, HostCommand, RenameArgs, RmArgs, SetArgs};
 use crate::error::{AppError, Result};
 use crate::fleet::edit::{self, names, Applied, HostEntry};
+use crate::report::Reporter as _;
+use crate::ui::{self, Terminal};
 
 use super::Context;
 
@@ -107,28 +108,22 @@ fn rm(path: &Path, a: RmArgs) -> Result<u8> {
         // Show what would go, ask, then write only if the file is still
         // what was shown.
         let preview = edit::apply_to_file_checked(path, None, true, op)?;
-        if !std::io::stdin().is_terminal() {
+        if !ui::stdin_is_terminal() {
             return Err(
                 AppError::input(format!("not removing `{}` without confirmation", a.name))
                     .with_help("pass --yes to remove it, or --dry-run to see the change"),
             );
         }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "{}Remove host `{}` from {}? [y/N] ",
-            preview.diff(),
+        let report = Terminal::new();
+        report.block(&preview.diff());
+        let answer = ui::read_line(&format!(
+            "Remove host `{}` from {}? [y/N]",
             a.name,
             path.display()
-        );
-        let _ = err.flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| AppError::input(format!("cannot read the answer: {e}")))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            let _ = writeln!(err, "nothing changed");
+        ))
+        .map_err(|e| AppError::input(format!("cannot read the answer: {e}")))?;
+        if !matches!(answer.as_str(), "y" | "Y" | "yes") {
+            report.note("nothing changed");
             return Ok(crate::error::exit::OK);
         }
         Some(preview.before)
@@ -157,12 +152,9 @@ fn rename(path: &Path, a: RenameArgs) -> Result<u8> {
 
 fn finish(applied: &Applied, dry_run: bool, what: &str) -> Result<u8> {
     if !applied.new_findings.is_empty() {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{}", applied.new_findings);
-        let _ = writeln!(
-            err,
-            "note: the edit is exactly what was asked; `pve check` will report the above"
-        );
+        let report = Terminal::new();
+        report.block(&applied.new_findings);
+        report.note("note: the edit is exactly what was asked; `pve check` will report the above");
     }
     if dry_run {
         return super::print(&applied.diff());

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
         .vms()
         .find(|(_, s)| s.vmid.as_ref().is_some_and(|v| v.value == i64::from(vmid)));
     let path = loaded.file.path.clone();
-    let lock = RepoLock::acquire(&root, edit::LOCK_WAIT)?;
+    let lock = RepoLock::take(&root)?;
     if let Some((host, spec)) = existing {
         if spec.readonly {
             return Err(AppError::input(format!(

@@ -1,14 +1,13 @@
 //! `pve integrate`: flags converted once, then the workflow in
 //! `workflow::integrate`.
 
-use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cli::integrate::Args;
 use crate::error::{exit, AppError, Result};
 use crate::remote::proxmox::parse_vmid;
-use crate::workflow::{self, integrate, Journal, Progress};
+use crate::workflow::{self, integrate, Journal};
 
 use super::Context;
 
@@ -68,6 +67,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         return super::print(&text);
     }
     let (ip, vmid) = positional(&args)?;
+    let report = super::reporter(args.json);
     let mut opts = integrate::Options::new(&args.name);
     opts.ip = ip;
     opts.vmid = vmid;
@@ -80,7 +80,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     opts.tailscale_tags = args.tailscale_tags;
     opts.tailscale_credentials = args.tailscale_credentials;
     opts.ssh_wait = Duration::from_secs(args.ssh_wait);
-    opts.interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    opts.interactive = crate::ui::interactive();
     if let Ok(ms) = std::env::var("PVE_INTEGRATE_WATCH_MS") {
         if let Ok(ms) = ms.trim().parse::<u64>() {
             opts.watch_interval = Duration::from_millis(ms.max(100));
@@ -108,10 +108,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         (None, resume) => {
             if resume {
-                eprintln!(
+                report.note(&format!(
                     "note: no unfinished run of `pve integrate {}`; starting from the first step",
                     args.name
-                );
+                ));
             }
             Journal::new(&root, integrate::WORKFLOW, &args.name)
         }
@@ -119,12 +119,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let mut c = integrate::Integrate::new(opts, loaded)?;
     // Fresh or resumed: hosts.nix passes `pve check` before any step.
     workflow::gate::check(&c.loaded, integrate::WORKFLOW, |_| false)?;
-    let progress = if args.json {
-        Progress::Json
-    } else {
-        Progress::Human
-    };
-    workflow::run(&mut c, &steps, &mut journal, progress).map_err(|e| {
+    workflow::run(&mut c, &steps, &mut journal, report.as_ref()).map_err(|e| {
         let help = e.help().unwrap_or_default();
         let more = format!(
             "{}{}after fixing it: `pve integrate {} --resume`",

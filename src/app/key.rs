@@ -1,10 +1,9 @@
 //! `pve key to-age`: ssh-ed25519 keys converted to age.
 
-use std::io::IsTerminal as _;
-
 use crate::cli::key::{Args, KeyCommand, ToAgeArgs};
 use crate::error::{AppError, Result};
 use crate::keys::{self, KeyError, Passphrase};
+use crate::report::Reporter as _;
 
 use super::Context;
 
@@ -36,10 +35,7 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
         let r = keys::ssh_to_age(line).map_err(|e| key_error("cannot convert the key", e))?;
         return super::print(&format!("{r}\n"));
     }
-    let input = read_text(
-        "stdin",
-        crate::fsutil::read_limited_from(std::io::stdin(), MAX_KEYS_BYTES),
-    )?;
+    let input = read_text("stdin", crate::ui::read_stdin(MAX_KEYS_BYTES))?;
     let mut out = String::new();
     for (i, line) in input.lines().enumerate() {
         let t = line.trim();
@@ -51,12 +47,10 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
                 out.push_str(&r);
                 out.push('\n');
             }
-            Err(KeyError::WrongType(kind)) => {
-                eprintln!(
-                    "skipped line {}: {kind} key (only ssh-ed25519 converts)",
-                    i + 1
-                )
-            }
+            Err(KeyError::WrongType(kind)) => crate::ui::Terminal::new().note(&format!(
+                "skipped line {}: {kind} key (only ssh-ed25519 converts)",
+                i + 1
+            )),
             Err(e) => return Err(key_error(&format!("stdin line {}", i + 1), e)),
         }
     }
@@ -72,7 +66,7 @@ fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) ->
     let pem = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
         read_text(
             "the private key on stdin",
-            crate::fsutil::read_limited_from(std::io::stdin(), MAX_KEY_FILE_BYTES),
+            crate::ui::read_stdin(MAX_KEY_FILE_BYTES),
         )?
     } else {
         read_text(
@@ -95,8 +89,8 @@ fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) ->
         let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Some(zeroize::Zeroizing::new(line.to_vec()))
-    } else if std::io::stdin().is_terminal() && file.as_os_str() != "-" {
-        let p = rpassword::prompt_password(format!("Passphrase for {shown}: "))
+    } else if crate::ui::stdin_is_terminal() && file.as_os_str() != "-" {
+        let p = crate::ui::read_passphrase(&format!("Passphrase for {shown}: "))
             .map_err(|e| AppError::input(format!("cannot read the passphrase: {e}")))?;
         Some(zeroize::Zeroizing::new(p.into_bytes()))
     } else {

@@ -1,123 +1,90 @@
 //! `pve new`: the wizard (or flags + --yes), then the steps of
 //! `workflow::new`, with rollback offered when a step fails.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
 
 use crate::cli::new::Args;
 use crate::error::{exit, AppError, Result};
 use crate::fleet::Loaded;
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::Proxmox;
-use crate::tofu::{self, Confirm, Tofu};
+use crate::report::{Prompt, Reporter};
+use crate::tofu::{self, Tofu};
+use crate::ui::{self, TerminalPrompt};
 use crate::workflow::new::{self as wf, NewRun, NewSpec};
-use crate::workflow::{Journal, Progress};
+use crate::workflow::Journal;
 
 use super::Context;
 
-/// Asks on the terminal; --yes answers yes; with neither, refuses.
-pub(crate) struct Prompt {
-    pub yes: bool,
+/// The wizard's questions: asked again until the answer validates.
+struct Wizard<'a> {
+    prompt: RefCell<&'a mut dyn Prompt>,
+    report: &'a dyn Reporter,
 }
 
-impl Confirm for Prompt {
-    fn confirm(&mut self, action: &str, question: &str, must_type: Option<&str>) -> Result<bool> {
-        if self.yes {
-            return Ok(true);
-        }
-        if !interactive() {
-            return Err(AppError::input(format!(
-                "refusing to {action} without confirmation: there is no terminal to ask on"
-            ))
-            .with_help("pass --yes to go ahead from a script"));
-        }
-        let hint = if must_type.is_some() { "" } else { " [y/N]" };
-        let answer = ask_line(&format!("{question}{hint} "))?;
-        Ok(match must_type {
-            Some(w) => answer == w,
-            None => matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes"),
-        })
-    }
-}
-
-pub(crate) fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// One line from stdin after a prompt on stderr (trimmed).
-pub(crate) fn ask_line(prompt: &str) -> Result<String> {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{prompt}");
-    let _ = err.flush();
-    drop(err);
-    let mut line = String::new();
-    let n = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| AppError::input(format!("cannot read the answer: {e}")))?;
-    if n == 0 {
-        return Err(AppError::input("no answer: the input ended"));
-    }
-    Ok(line.trim().to_string())
-}
-
-/// Asks until the answer validates (or gives up after 5 tries).
-fn ask<T: std::str::FromStr>(
-    question: &str,
-    default: Option<String>,
-    validate: &dyn Fn(&T) -> std::result::Result<(), String>,
-) -> Result<T> {
-    for _ in 0..5 {
-        let shown = default
-            .as_deref()
-            .map(|d| format!(" [{d}]"))
-            .unwrap_or_default();
-        let mut answer = ask_line(&format!("{question}{shown}: "))?;
-        if answer.is_empty() {
-            match &default {
-                Some(d) => answer = d.clone(),
-                None => {
-                    eprintln!("  an answer is needed");
-                    continue;
+impl Wizard<'_> {
+    /// Asks until the answer validates (or gives up after 5 tries).
+    fn ask<T: std::str::FromStr>(
+        &self,
+        question: &str,
+        default: Option<String>,
+        validate: &dyn Fn(&T) -> std::result::Result<(), String>,
+    ) -> Result<T> {
+        for _ in 0..5 {
+            let shown = default
+                .as_deref()
+                .map(|d| format!(" [{d}]"))
+                .unwrap_or_default();
+            let mut answer = self
+                .prompt
+                .borrow_mut()
+                .ask("create a VM", &format!("{question}{shown}:"))?;
+            if answer.is_empty() {
+                match &default {
+                    Some(d) => answer = d.clone(),
+                    None => {
+                        self.report.note("  an answer is needed");
+                        continue;
+                    }
                 }
             }
+            let Ok(v) = answer.parse::<T>() else {
+                self.report
+                    .note(&format!("  {answer:?} is not a valid answer here"));
+                continue;
+            };
+            match validate(&v) {
+                Ok(()) => return Ok(v),
+                Err(m) => self.report.note(&format!("  {m}")),
+            }
         }
-        let Ok(v) = answer.parse::<T>() else {
-            eprintln!("  {answer:?} is not a valid answer here");
-            continue;
-        };
-        match validate(&v) {
-            Ok(()) => return Ok(v),
-            Err(m) => eprintln!("  {m}"),
-        }
+        Err(AppError::input(format!("no valid answer to {question:?}")))
     }
-    Err(AppError::input(format!("no valid answer to {question:?}")))
-}
 
-/// Asks an optional text ("-" or empty with no default: none).
-fn ask_optional(
-    question: &str,
-    default: Option<String>,
-    validate: &dyn Fn(&String) -> std::result::Result<(), String>,
-) -> Result<Option<String>> {
-    let v: String = ask(
-        &format!("{question} (`-` for none)"),
-        Some(default.unwrap_or_else(|| "-".into())),
-        &|s: &String| if s == "-" { Ok(()) } else { validate(s) },
-    )?;
-    Ok((v != "-").then_some(v))
+    /// Asks an optional text ("-" or empty with no default: none).
+    fn ask_optional(
+        &self,
+        question: &str,
+        default: Option<String>,
+        validate: &dyn Fn(&String) -> std::result::Result<(), String>,
+    ) -> Result<Option<String>> {
+        let v: String = self.ask(
+            &format!("{question} (`-` for none)"),
+            Some(default.unwrap_or_else(|| "-".into())),
+            &|s: &String| if s == "-" { Ok(()) } else { validate(s) },
+        )?;
+        Ok((v != "-").then_some(v))
+    }
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let loaded = ctx.load()?;
     let root = loaded.root_dir.clone();
     let hosts_path = loaded.file.path.clone();
-    let progress = if args.json {
-        Progress::Json
-    } else {
-        Progress::Human
-    };
-    let tty = interactive();
+    let report = super::reporter(args.json);
+    let report = report.as_ref();
+    let tty = ui::interactive();
 
     if args.resume || args.rollback {
         let name = args.name.clone().ok_or_else(|| {
@@ -135,20 +102,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
                 "there is no stopped `pve new` run for `{name}`"
             )));
         };
-        let lock = RepoLock::acquire(&root, crate::fleet::edit::LOCK_WAIT)?;
+        let lock = RepoLock::take(&root)?;
         let tofu = Tofu::new(tofu::workdir(&root)?, tofu::ApiToken::discover()?);
-        let mut prompt = Prompt { yes: args.yes };
+        let mut prompt = TerminalPrompt::new(args.yes);
         if args.rollback {
             let done = wf::rollback(
                 &root,
                 &hosts_path,
                 &name,
                 journal,
-                Some(&tofu),
-                &mut prompt,
+                Some((&tofu, &mut prompt)),
+                report,
                 &lock,
             )?;
-            report_rollback(&done);
+            report_rollback(report, &done);
             return Ok(exit::OK);
         }
         let proxmox = Proxmox::from_loaded(&loaded)?;
@@ -163,7 +130,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             journal,
             lock,
             &args,
-            progress,
+            report,
             tty,
         );
     }
@@ -228,9 +195,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         .filter(|s| s.status == "active")
         .map(|s| s.name)
         .collect();
-    let spec = answers(&loaded, &args, &used, &storages, tty && !args.yes)?;
-    wf::validate_spec(&loaded, &spec, Some(&used), Some(&storages))?;
-    eprintln!(
+    let mut prompt = TerminalPrompt::new(args.yes);
+    let wizard = (tty && !args.yes).then(|| Wizard {
+        prompt: RefCell::new(&mut prompt),
+        report,
+    });
+    let spec = answers(&loaded, &args, &used, &storages, wizard.as_ref())?;
+    wf::validate_spec(&loaded, &spec, Some(&used), Some(&storages), report)?;
+    report.note(&format!(
         "New host `{}`: VMID {}, {} cores, {} MiB, disk {}{}",
         spec.name,
         spec.vmid,
@@ -241,8 +213,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             .as_deref()
             .map(|s| format!(" on {s}"))
             .unwrap_or_default()
-    );
-    let lock = RepoLock::acquire(&root, crate::fleet::edit::LOCK_WAIT)?;
+    ));
+    let lock = RepoLock::take(&root)?;
     let journal = Journal::new(&root, wf::WORKFLOW, &spec.name);
     let tofu = Tofu::new(tofu::workdir(&root)?, Some(token));
     execute(
@@ -254,7 +226,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         journal,
         lock,
         &args,
-        progress,
+        report,
         tty,
     )
 }
@@ -269,10 +241,10 @@ fn execute(
     mut journal: Journal,
     lock: RepoLock,
     args: &Args,
-    progress: Progress,
+    report: &dyn Reporter,
     tty: bool,
 ) -> Result<u8> {
-    let mut prompt = Prompt { yes: args.yes };
+    let mut prompt = TerminalPrompt::new(args.yes);
     let inventory = PxInventory(proxmox);
     let agent_ip = |vmid: u32| proxmox.get_ip(vmid).ok().map(|i| i.ip.to_string());
     let mut r = NewRun {
@@ -280,13 +252,14 @@ fn execute(
         hosts_path: hosts_path.to_path_buf(),
         spec: spec.clone(),
         tofu,
-        confirm: &mut prompt,
+        prompt: &mut prompt,
+        report,
         inventory: &inventory,
         agent_ip: &agent_ip,
         ip: None,
         lock,
     };
-    match wf::run(&mut r, &mut journal, progress) {
+    match wf::run(&mut r, &mut journal) {
         Ok(()) => {
             journal.finish()?;
             let ip = r.ip.clone();
@@ -308,51 +281,52 @@ fn execute(
         Err(e) => {
             let NewRun { tofu, lock, .. } = r;
             let roll = if args.yes {
-                eprintln!("error: {e}\nRolling back (--yes).");
+                report.note(&format!("error: {e}\nRolling back (--yes)."));
                 true
             } else if tty {
-                eprintln!("error: {e}");
-                let a = ask_line("Roll back what pve new did so far? [Y/n] ")?;
+                report.note(&format!("error: {e}"));
+                let a = TerminalPrompt::new(false)
+                    .ask("roll back", "Roll back what pve new did so far? [Y/n]")?;
                 !matches!(a.as_str(), "n" | "N" | "no")
             } else {
                 false
             };
             if roll {
-                let mut p = Prompt { yes: true };
+                let mut p = TerminalPrompt::new(true);
                 match wf::rollback(
                     root,
                     hosts_path,
                     &spec.name,
                     journal,
-                    Some(&tofu),
-                    &mut p,
+                    Some((&tofu, &mut p)),
+                    report,
                     &lock,
                 ) {
-                    Ok(done) => report_rollback(&done),
+                    Ok(done) => report_rollback(report, &done),
                     Err(re) => {
-                        eprintln!("error: the rollback stopped: {re}");
-                        eprintln!(
+                        report.note(&format!("error: the rollback stopped: {re}"));
+                        report.note(&format!(
                             "  = help: run `pve new --name {} --rollback` to try again",
                             spec.name
-                        );
+                        ));
                     }
                 }
             } else {
-                eprintln!(
+                report.note(&format!(
                     "Kept what was done. Continue with `pve new --name {0} --resume` or undo it with `pve new --name {0} --rollback`.",
                     spec.name
-                );
+                ));
             }
             Err(e)
         }
     }
 }
 
-fn report_rollback(done: &[String]) {
+fn report_rollback(report: &dyn Reporter, done: &[String]) {
     if done.is_empty() {
-        eprintln!("Rolled back: nothing had changed.");
+        report.note("Rolled back: nothing had changed.");
     } else {
-        eprintln!("Rolled back: {}.", done.join("; "));
+        report.note(&format!("Rolled back: {}.", done.join("; ")));
     }
 }
 
@@ -378,7 +352,7 @@ fn answers(
     a: &Args,
     used: &BTreeSet<u32>,
     storages: &[String],
-    wizard: bool,
+    wizard: Option<&Wizard>,
 ) -> Result<NewSpec> {
     let default_storage = loaded
         .fleet
@@ -389,7 +363,10 @@ fn answers(
     let next = crate::remote::proxmox::next_free_vmid(&loaded.fleet, used)?;
     let name = match &a.name {
         Some(n) => n.clone(),
-        None => ask("Name", None, &|n: &String| wf::validate_name(loaded, n))?,
+        // Without a wizard, --name is required (checked before).
+        None => wizard
+            .ok_or_else(|| AppError::input("missing --name"))?
+            .ask("Name", None, &|n: &String| wf::validate_name(loaded, n))?,
     };
     let pick = |flag: Option<String>,
                 q: &str,
@@ -398,8 +375,10 @@ fn answers(
      -> Result<String> {
         match flag {
             Some(x) => Ok(x),
-            None if wizard => ask(q, Some(d), v),
-            None => Ok(d),
+            None => match wizard {
+                Some(w) => w.ask(q, Some(d), v),
+                None => Ok(d),
+            },
         }
     };
     let ssh_alias = pick(a.ssh_alias.clone(), "SSH alias", name.clone(), &|s| {
@@ -407,17 +386,21 @@ fn answers(
     })?;
     let vmid = match a.vm.vmid {
         Some(v) => v,
-        None if wizard => ask("VMID", Some(next.to_string()), &|v: &u32| {
-            wf::validate_vmid(loaded, Some(used), *v)
-        })?,
-        None => next,
+        None => match wizard {
+            Some(w) => w.ask("VMID", Some(next.to_string()), &|v: &u32| {
+                wf::validate_vmid(loaded, Some(used), *v)
+            })?,
+            None => next,
+        },
     };
     let description = match &a.description {
         Some(d) => Some(d.clone()),
-        None if wizard => ask_optional("Purpose (description)", None, &|d| {
-            wf::validate_description(d)
-        })?,
-        None => None,
+        None => match wizard {
+            Some(w) => w.ask_optional("Purpose (description)", None, &|d| {
+                wf::validate_description(d)
+            })?,
+            None => None,
+        },
     };
     let num = |flag: Option<u32>,
                q: &str,
@@ -426,8 +409,10 @@ fn answers(
      -> Result<u32> {
         match flag {
             Some(x) => Ok(x),
-            None if wizard => ask(q, Some(d.to_string()), &|x: &u32| v(*x)),
-            None => Ok(d),
+            None => match wizard {
+                Some(w) => w.ask(q, Some(d.to_string()), &|x: &u32| v(*x)),
+                None => Ok(d),
+            },
         }
     };
     let cores = num(a.vm.cores, "Cores", wf::DEFAULT_CORES, wf::validate_cores)?;
@@ -442,16 +427,18 @@ fn answers(
     })?;
     let storage = match &a.vm.storage {
         Some(s) => Some(s.clone()),
-        None if wizard => {
-            let d = default_storage
-                .clone()
-                .or_else(|| storages.first().cloned())
-                .unwrap_or_else(|| "local-lvm".into());
-            Some(ask("Storage", Some(d), &|s: &String| {
-                wf::validate_storage(s, Some(storages))
-            })?)
-        }
-        None => None,
+        None => match wizard {
+            Some(w) => {
+                let d = default_storage
+                    .clone()
+                    .or_else(|| storages.first().cloned())
+                    .unwrap_or_else(|| "local-lvm".into());
+                Some(w.ask("Storage", Some(d), &|s: &String| {
+                    wf::validate_storage(s, Some(storages))
+                })?)
+            }
+            None => None,
+        },
     };
     // The default storage is implied: the entry leaves it out.
     let storage = storage.filter(|s| Some(s) != default_storage.as_ref());

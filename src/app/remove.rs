@@ -2,15 +2,15 @@
 
 use crate::cli::remove::Args;
 use crate::error::{exit, AppError, Result};
-use crate::fleet::edit;
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::{self, Proxmox};
+use crate::report::Prompt as _;
 use crate::secrets::sops::Sops;
 use crate::tofu::{self, Tofu};
+use crate::ui::{self, TerminalPrompt};
 use crate::workflow::remove::{self as wf, RemoveRun};
-use crate::workflow::{Journal, Progress};
+use crate::workflow::Journal;
 
-use super::new::{ask_line, interactive, Prompt};
 use super::Context;
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
@@ -18,11 +18,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let root = loaded.root_dir.clone();
     proxmox::check_name(&args.name)?;
     crate::workflow::gate::check_for_host(&loaded, wf::WORKFLOW, &args.name)?;
-    let progress = if args.json {
-        Progress::Json
-    } else {
-        Progress::Human
-    };
+    let report = super::reporter(args.json);
+    let report = report.as_ref();
     let (journal, removal) = match wf::load_journal(&root, &args.name)? {
         Some((j, r)) if args.resume => (j, r),
         Some(_) => {
@@ -43,18 +40,21 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         None => {
             let removal = wf::preview(&loaded, &args.name)?;
-            eprint!("{}", removal.describe());
+            report.block(&removal.describe());
             if !args.yes {
-                if !interactive() {
+                if !ui::interactive() {
                     return Err(AppError::input(format!(
                         "not removing `{}` without confirmation: there is no terminal to ask on",
                         args.name
                     ))
                     .with_help("pass --yes to remove it from a script"));
                 }
-                let typed = ask_line(&format!("Type `{}` to remove it: ", args.name))?;
+                let typed = TerminalPrompt::new(false).ask(
+                    "remove a host",
+                    &format!("Type `{}` to remove it:", args.name),
+                )?;
                 if typed != args.name {
-                    eprintln!("The name did not match; nothing was removed.");
+                    report.note("The name did not match; nothing was removed.");
                     return Ok(exit::FINDINGS);
                 }
             }
@@ -73,8 +73,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         None => None,
     };
     let sops = removal.sops_yaml.as_ref().map(|p| Sops::new(root.join(p)));
-    let lock = RepoLock::acquire(&root, edit::LOCK_WAIT)?;
-    let mut prompt = Prompt { yes: args.yes };
+    let lock = RepoLock::take(&root)?;
+    let mut prompt = TerminalPrompt::new(args.yes);
     let mut journal = journal;
     let mut r = RemoveRun {
         root: root.clone(),
@@ -84,14 +84,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         tofu,
         sops,
         lock,
-        confirm: &mut prompt,
+        prompt: &mut prompt,
+        report,
         notes: Vec::new(),
     };
-    match wf::run(&mut r, &mut journal, progress) {
+    match wf::run(&mut r, &mut journal) {
         Ok(()) => {
             journal.finish()?;
             for n in &r.notes {
-                eprintln!("note: {n}");
+                report.note(&format!("note: {n}"));
             }
             if !args.json {
                 super::print(&format!("Removed `{}`.\n", args.name))?;
@@ -107,10 +108,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
                 // Nothing was done: leave nothing behind.
                 journal.finish()?;
             } else {
-                eprintln!(
+                report.note(&format!(
                     "Stopped; what was done is kept. Continue with `pve remove {} --resume`.",
                     args.name
-                );
+                ));
             }
             Err(e)
         }

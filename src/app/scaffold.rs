@@ -2,7 +2,9 @@
 
 use crate::cli::scaffold::Args;
 use crate::error::{exit, AppError, Result};
+use crate::fsutil::RepoLock;
 use crate::render::scaffold::{self, Outcome};
+use crate::report::Reporter as _;
 
 use super::Context;
 
@@ -10,10 +12,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let hosts = ctx.hosts_path()?;
     let root = std::path::absolute(hosts.parent().unwrap_or(std::path::Path::new(".")))
         .map_err(|e| AppError::input(format!("cannot resolve the fleet folder: {e}")))?;
-    for o in scaffold::scaffold(&root, &args.name)? {
+    let files = scaffold::files(&args.name)?;
+    let lock = RepoLock::take(&root)?;
+    let report = crate::ui::Terminal::new();
+    for o in scaffold::scaffold(&root, &files, &lock)? {
         match o {
-            Outcome::Created(p) => eprintln!("created {}", p.display()),
-            Outcome::Kept(p) => eprintln!("kept {} (it exists; not overwritten)", p.display()),
+            Outcome::Created(p) => report.note(&format!("created {}", p.display())),
+            Outcome::Kept(p) => report.note(&format!(
+                "kept {} (it exists; not overwritten)",
+                p.display()
+            )),
         }
     }
     Ok(exit::OK)

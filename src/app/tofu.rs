@@ -2,50 +2,80 @@
 //! `vms/tofu/.state` with the config rendered from hosts.nix.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
 
 use crate::cli::tofu::{ApplyArgs, DestroyArgs, OutputArgs, PlanArgs};
 use crate::error::{exit, AppError, Result};
 use crate::fleet::Loaded;
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::Proxmox;
-use crate::tofu::{self, ApiToken, Config, Confirm, Guard, Inventory, Outcome, Tofu};
+use crate::report::{Prompt, Reporter};
+use crate::tofu::{
+    self, guard, ApiToken, Config, Guard, Inventory, Outcome, PlanKind, PlanMeta, SavedPlan, State,
+    Tofu, PLAN_FILE,
+};
+use crate::ui::{Terminal, TerminalPrompt};
 
 use super::Context;
 
 pub fn plan(ctx: &Context, args: PlanArgs) -> Result<u8> {
-    let s = Session::open(ctx, true)?;
-    let inv = SshInventory::new(&s.loaded);
+    let report = Terminal::new();
+    let s = Session::open(ctx, true, &report)?;
+    let inv = SshInventory {
+        loaded: &s.loaded,
+        report: &report,
+    };
     let guard = s.guard(&inv, args.guard.skip_state_guard);
-    tofu::plan(&s.tofu, &s.config, &guard, &mut Prompt { yes: false })?;
+    plan_and_save(&s.tofu, &s.config, &guard, &mut prompt(false), &report)?;
     Ok(exit::OK)
 }
 
 pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<u8> {
-    let s = Session::open(ctx, true)?;
-    let inv = SshInventory::new(&s.loaded);
+    let report = Terminal::new();
+    let s = Session::open(ctx, true, &report)?;
+    let inv = SshInventory {
+        loaded: &s.loaded,
+        report: &report,
+    };
     let guard = s.guard(&inv, args.guard.skip_state_guard);
-    let outcome = tofu::apply(&s.tofu, &s.config, &guard, &mut Prompt { yes: args.yes })?;
+    let outcome = apply_plan(&s.tofu, &s.config, &guard, &mut prompt(args.yes), &report)?;
     Ok(outcome_code(outcome))
 }
 
 pub fn destroy(ctx: &Context, args: DestroyArgs) -> Result<u8> {
-    let s = Session::open(ctx, true)?;
-    let outcome = tofu::destroy(&s.tofu, &s.config, &mut Prompt { yes: args.yes })?;
+    let report = Terminal::new();
+    let s = Session::open(ctx, true, &report)?;
+    let outcome = destroy_all(&s.tofu, &s.config, &mut prompt(args.yes), &report)?;
     Ok(outcome_code(outcome))
 }
 
+/// `pve output`: reads only, once the folder is initialised (so it can run
+/// while an apply holds the repository lock).
 pub fn output(ctx: &Context, args: OutputArgs) -> Result<u8> {
-    let s = Session::open(ctx, false)?;
-    let text = tofu::output(
-        &s.tofu,
-        &s.config,
-        args.json,
-        args.name.as_deref(),
-        &mut Prompt { yes: false },
-    )?;
+    let report = Terminal::new();
+    let s = Session::open(ctx, false, &report)?;
+    if !s.tofu.is_initialised() {
+        s.tofu.prepare(&s.config, &mut prompt(false), &report)?;
+    }
+    let text = s
+        .tofu
+        .output_reported(args.json, args.name.as_deref(), &report)?;
     super::print(&text)
+}
+
+/// Asks on the terminal; --yes answers for the user; with neither, refuses
+/// with advice to review the plan shown above.
+fn prompt(yes: bool) -> TerminalPrompt {
+    TerminalPrompt {
+        yes,
+        help: Some(
+            "review the plan above and pass --yes to go ahead from a script; \
+             or run `pve plan` first: `pve apply` applies a plan saved from the current hosts.nix without asking"
+                .to_string(),
+        ),
+        typed_help: Some(
+            "review the plan above and pass --yes to go ahead from a script".to_string(),
+        ),
+    }
 }
 
 fn outcome_code(o: Outcome) -> u8 {
@@ -53,6 +83,148 @@ fn outcome_code(o: Outcome) -> u8 {
         Outcome::Applied | Outcome::NoChanges => exit::OK,
         Outcome::Declined => exit::FINDINGS,
     }
+}
+
+/// The state guard, unless switched off (which an empty state makes worth
+/// a warning).
+fn run_guard(config: &Config, state: &State, g: &Guard, report: &dyn Reporter) -> Result<()> {
+    if g.skip {
+        if state.is_empty() {
+            report.note("warning: the state guard is off (--skip-state-guard); an empty state plans to create every VM");
+        }
+        return Ok(());
+    }
+    guard::check(
+        state.is_empty(),
+        &config.managed_vms(),
+        g.inventory,
+        g.default_node,
+    )
+}
+
+/// `pve plan`: prepare, guard, plan and save.
+fn plan_and_save(
+    tofu: &Tofu,
+    config: &Config,
+    g: &Guard,
+    prompt: &mut dyn Prompt,
+    report: &dyn Reporter,
+) -> Result<PlanMeta> {
+    tofu.require_token()?;
+    tofu.prepare(config, prompt, report)?;
+    let state = tofu.state()?;
+    run_guard(config, &state, g, report)?;
+    let meta = tofu.plan(config, &state, PlanKind::Apply, report)?;
+    if meta.changes {
+        report.note(&format!("Saved the plan ({PLAN_FILE}); `pve apply` applies exactly this plan while hosts.nix stays as it is."));
+    } else {
+        report.note("No changes: the VMs match hosts.nix.");
+    }
+    Ok(meta)
+}
+
+/// `pve apply`: the saved plan when it was made from this config and state,
+/// else a new plan that must be confirmed.
+fn apply_plan(
+    tofu: &Tofu,
+    config: &Config,
+    g: &Guard,
+    prompt: &mut dyn Prompt,
+    report: &dyn Reporter,
+) -> Result<Outcome> {
+    tofu.require_token()?;
+    tofu.prepare(config, prompt, report)?;
+    let state = tofu.state()?;
+    match tofu.saved_plan(config, &state) {
+        SavedPlan::Usable(meta) => {
+            if !meta.changes {
+                tofu.discard_plan();
+                report.note("No changes: the saved plan has nothing to apply.");
+                return Ok(Outcome::NoChanges);
+            }
+            if !meta.targets.is_empty() {
+                // Left by `pve new` / `pve remove`, not reviewed through
+                // `pve plan`: say what it is limited to, and ask.
+                report.note(&format!(
+                    "The saved plan is limited to {} (-target, left by `pve new` or `pve remove`); `pve apply` did not make it.",
+                    meta.targets.join(", ")
+                ));
+                let ok = tofu.confirm_or_discard(
+                    prompt,
+                    "apply a targeted plan",
+                    "Apply this targeted plan?",
+                    None,
+                )?;
+                if !ok {
+                    tofu.discard_plan();
+                    report.note("Nothing applied; the plan was discarded.");
+                    return Ok(Outcome::Declined);
+                }
+            }
+            report.note("Applying the saved plan (made from the current hosts.nix).");
+            tofu.apply_saved()?;
+            Ok(Outcome::Applied)
+        }
+        other => {
+            if other != SavedPlan::Missing {
+                report.note(&format!(
+                    "Not using the saved plan: {}. Planning again.",
+                    other.reason()
+                ));
+            }
+            run_guard(config, &state, g, report)?;
+            let meta = tofu.plan(config, &state, PlanKind::Apply, report)?;
+            if !meta.changes {
+                tofu.discard_plan();
+                report.note("No changes: the VMs match hosts.nix.");
+                return Ok(Outcome::NoChanges);
+            }
+            let ok =
+                tofu.confirm_or_discard(prompt, "apply this plan", "Apply the plan above?", None)?;
+            if !ok {
+                tofu.discard_plan();
+                report.note("Nothing applied.");
+                return Ok(Outcome::Declined);
+            }
+            tofu.apply_saved()?;
+            Ok(Outcome::Applied)
+        }
+    }
+}
+
+/// `pve destroy`: a destroy plan, confirmed by typing `destroy`, applied.
+fn destroy_all(
+    tofu: &Tofu,
+    config: &Config,
+    prompt: &mut dyn Prompt,
+    report: &dyn Reporter,
+) -> Result<Outcome> {
+    tofu.require_token()?;
+    tofu.prepare(config, prompt, report)?;
+    let state = tofu.state()?;
+    if state.is_empty() {
+        report.note("Nothing to destroy: the OpenTofu state has no resources.");
+        return Ok(Outcome::NoChanges);
+    }
+    let meta = tofu.plan(config, &state, PlanKind::Destroy, report)?;
+    if !meta.changes {
+        tofu.discard_plan();
+        report.note("Nothing to destroy.");
+        return Ok(Outcome::NoChanges);
+    }
+    let ok = tofu.confirm_or_discard(
+        prompt,
+        "destroy these VMs",
+        "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
+        Some("destroy"),
+    )?;
+    if !ok {
+        tofu.discard_plan();
+        report.note("Nothing destroyed.");
+        return Ok(Outcome::Declined);
+    }
+    tofu.apply_saved()?;
+    Ok(Outcome::Applied)
 }
 
 /// hosts.nix loaded, its config rendered, the token found, the repo locked.
@@ -64,13 +236,13 @@ struct Session {
 }
 
 impl Session {
-    fn open(ctx: &Context, needs_token: bool) -> Result<Session> {
+    fn open(ctx: &Context, needs_token: bool, report: &dyn Reporter) -> Result<Session> {
         let loaded = ctx.load()?;
         if needs_token {
             // Never plan from a fleet `pve check` rejects.
             let diags = crate::check::check(&loaded);
             if crate::check::fails(&diags, false) {
-                eprint!("{}", crate::diag::render_human(&diags, &loaded.file));
+                report.block(&crate::diag::render_human(&diags, &loaded.file));
                 let errors = diags.iter().filter(|d| d.is_error()).count();
                 return Err(AppError::input(format!(
                     "{} has {errors} error{}; not planning from it",
@@ -80,7 +252,7 @@ impl Session {
                 .with_help("fix them (`pve check` lists them) and run again"));
             }
         }
-        let config = Config::new(&config_json(&loaded)?)?;
+        let config = Config::new(&crate::render::tofu::render_json(&loaded)?)?;
         let token = if needs_token {
             Some(ApiToken::discover()?.ok_or_else(tofu::token::missing)?)
         } else {
@@ -91,10 +263,7 @@ impl Session {
         // Commands that change files lock the repository; `pve output`
         // only reads once the folder is initialised.
         let lock = if needs_token || !tofu.is_initialised() {
-            Some(RepoLock::acquire(
-                &loaded.root_dir,
-                Duration::from_secs(30),
-            )?)
+            Some(RepoLock::take(&loaded.root_dir)?)
         } else {
             None
         };
@@ -121,60 +290,11 @@ impl Session {
     }
 }
 
-/// Asks on the terminal; --yes answers for the user; with neither, refuses.
-struct Prompt {
-    yes: bool,
-}
-
-impl Confirm for Prompt {
-    fn confirm(&mut self, action: &str, question: &str, must_type: Option<&str>) -> Result<bool> {
-        if self.yes {
-            return Ok(true);
-        }
-        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-            return Err(AppError::input(format!(
-                "refusing to {action} without confirmation: there is no terminal to ask on"
-            ))
-            .with_help(if must_type.is_some() {
-                "review the plan above and pass --yes to go ahead from a script"
-            } else {
-                "review the plan above and pass --yes to go ahead from a script; \
-                 or run `pve plan` first: `pve apply` applies a plan saved from the current hosts.nix without asking"
-            }));
-        }
-        let mut err = std::io::stderr().lock();
-        let hint = if must_type.is_some() { "" } else { " [y/N]" };
-        let _ = write!(err, "{question}{hint} ");
-        let _ = err.flush();
-        drop(err);
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| AppError::input(format!("cannot read the answer: {e}")))?;
-        let answer = line.trim();
-        Ok(match must_type {
-            Some(w) => answer == w,
-            None => matches!(answer, "y" | "Y" | "yes" | "Yes"),
-        })
-    }
-}
-
-/// The OpenTofu config for this fleet, as `pve render` writes it.
-fn config_json(loaded: &Loaded) -> Result<String> {
-    crate::render::tofu::render_json(loaded)
-}
-
 /// The VMIDs on Proxmox for the state guard, through `remote::proxmox`
 /// (every guest of the cluster, over SSH with the pinned host key).
 struct SshInventory<'a> {
     loaded: &'a Loaded,
-}
-
-impl<'a> SshInventory<'a> {
-    fn new(loaded: &'a Loaded) -> SshInventory<'a> {
-        SshInventory { loaded }
-    }
+    report: &'a dyn Reporter,
 }
 
 const GUARD_HELP: &str = "pve checks Proxmox for existing VMs when the OpenTofu state is empty; \
@@ -191,12 +311,12 @@ impl Inventory for SshInventory<'_> {
             None => e.with_help(GUARD_HELP),
         };
         let px = Proxmox::from_loaded(self.loaded).map_err(with_help)?;
-        let step = tofu::progress::Step::start(format!(
+        let task = self.report.task(&format!(
             "The state is empty: checking {} for existing VMs",
             px.settings().endpoint.host
         ));
         let ids = px.existing_vmids().map_err(with_help)?;
-        step.done();
+        task.done();
         Ok(ids.into_iter().map(i64::from).collect())
     }
 }

@@ -2,7 +2,6 @@
 //! names, readonly VMs) before anything connects; the work is in
 //! `remote::proxmox`.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +10,8 @@ use crate::cli::vm::{Args, Op};
 use crate::error::{exit, AppError, Result};
 use crate::remote::proxmox::{self, parse_vmid, Proxmox, Settings};
 use crate::remote::ssh;
+use crate::report::Reporter as _;
+use crate::ui::{self, Terminal};
 
 use super::Context;
 
@@ -286,18 +287,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
 
 /// Asks for the VM's name on the terminal (or reads it from stdin).
 fn ask_name(vmid: u32, actual: &str) -> Result<String> {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "VM {vmid} on Proxmox is named `{actual}`. Type its name to destroy it and its disks: "
-    );
-    let _ = err.flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| AppError::input(format!("cannot read the confirmation: {e}")))?;
-    let typed = line.trim().to_string();
+    let typed = ui::read_line(&format!(
+        "VM {vmid} on Proxmox is named `{actual}`. Type its name to destroy it and its disks:"
+    ))
+    .map_err(|e| AppError::input(format!("cannot read the confirmation: {e}")))?;
     if typed.is_empty() {
         return Err(
             AppError::input("destroy not confirmed; nothing was changed")
@@ -313,10 +306,10 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
     let scanned = ssh::scan(ep, settings.connect_timeout)?;
     let file = &settings.proxmox_known_hosts;
     let known = ssh::known_keys(file, &name);
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "The Proxmox host {name} offers these host keys:");
+    let report = Terminal::new();
+    report.note(&format!("The Proxmox host {name} offers these host keys:"));
     for k in &scanned {
-        let _ = writeln!(err, "  {:<20} {}", k.key_type, k.fingerprint);
+        report.note(&format!("  {:<20} {}", k.key_type, k.fingerprint));
     }
     // ssh-keyscan opens one connection per key type: only the key the user
     // confirmed (or, with --yes alone, the ed25519 key) is ever recorded,
@@ -324,14 +317,14 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
     let chosen = choose_key(&name, &scanned, want)?;
     if !known.is_empty() {
         if known.len() == 1 && known[0].fingerprint == chosen.fingerprint {
-            let _ = writeln!(err, "already trusted in {}", file.display());
+            report.note(&format!("already trusted in {}", file.display()));
             return Ok(exit::OK);
         }
         let narrowing = known.iter().any(|k| k.fingerprint == chosen.fingerprint);
         if !replace && !narrowing {
-            let _ = writeln!(err, "Recorded in {}:", file.display());
+            report.note(&format!("Recorded in {}:", file.display()));
             for k in &known {
-                let _ = writeln!(err, "  {:<20} {}", k.key_type, k.fingerprint);
+                report.note(&format!("  {:<20} {}", k.key_type, k.fingerprint));
             }
             return Err(AppError::external(format!(
                 "the host key of {name} differs from the one recorded in {}; refusing to change it",
@@ -341,15 +334,12 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
         }
     }
     if want.is_none() && !yes {
-        if !std::io::stdin().is_terminal() {
+        if !ui::stdin_is_terminal() {
             return Err(AppError::input("trusting a host key needs a confirmation")
                 .with_help("compare the fingerprint above with the Proxmox console, then pass --fingerprint SHA256:... (or --yes)"));
         }
-        let _ = write!(err, "Compare {} with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console. Trust it? Type yes: ", chosen.fingerprint);
-        let _ = err.flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        if line.trim() != "yes" {
+        let line = ui::read_line(&format!("Compare {} with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console. Trust it? Type yes:", chosen.fingerprint)).unwrap_or_default();
+        if line != "yes" {
             return Err(AppError::input("not trusted; nothing was written"));
         }
     }
@@ -358,7 +348,7 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
         .parent()
         .and_then(|p| p.parent())
         .unwrap_or(std::path::Path::new("."));
-    let _lock = crate::fsutil::RepoLock::acquire(root, Duration::from_secs(10))?;
+    let _lock = crate::fsutil::RepoLock::take(root)?;
     let old = std::fs::read_to_string(file).unwrap_or_default();
     let mut lines: Vec<String> = old
         .lines()
@@ -375,7 +365,7 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
     let mut text = lines.join("\n");
     text.push('\n');
     crate::fsutil::write_atomic(file, text.as_bytes())?;
-    let _ = writeln!(err, "recorded in {}", file.display());
+    report.note(&format!("recorded in {}", file.display()));
     Ok(exit::OK)
 }
 

@@ -160,6 +160,33 @@ pub fn interactive() -> bool {
 /// question for the user; without a terminal and without `--yes`, refuses.
 pub struct TerminalPrompt {
     pub yes: bool,
+    /// The advice when nobody can answer (default: pass --yes).
+    pub help: Option<String>,
+    /// The advice when nobody can type the word a question asks for
+    /// (default: `help`).
+    pub typed_help: Option<String>,
+}
+
+impl TerminalPrompt {
+    pub fn new(yes: bool) -> TerminalPrompt {
+        TerminalPrompt {
+            yes,
+            help: None,
+            typed_help: None,
+        }
+    }
+
+    fn refusal(&self, action: &str, typed: bool) -> PromptError {
+        let help = if typed {
+            self.typed_help.clone().or_else(|| self.help.clone())
+        } else {
+            self.help.clone()
+        };
+        PromptError::NoTerminal {
+            action: action.to_string(),
+            help,
+        }
+    }
 }
 
 impl Prompt for TerminalPrompt {
@@ -172,8 +199,11 @@ impl Prompt for TerminalPrompt {
         if self.yes {
             return Ok(true);
         }
+        if !interactive() {
+            return Err(self.refusal(action, must_type.is_some()));
+        }
         let hint = if must_type.is_some() { "" } else { " [y/N]" };
-        let answer = self.ask(action, &format!("{question}{hint}"))?;
+        let answer = read_answer(&format!("{question}{hint}"))?;
         Ok(match must_type {
             Some(w) => answer == w,
             None => matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes"),
@@ -182,9 +212,7 @@ impl Prompt for TerminalPrompt {
 
     fn ask(&mut self, action: &str, question: &str) -> Result<String, PromptError> {
         if !interactive() {
-            return Err(PromptError::NoTerminal {
-                action: action.to_string(),
-            });
+            return Err(self.refusal(action, false));
         }
         read_answer(question)
     }
@@ -245,4 +273,32 @@ pub fn report_error(err: &crate::error::AppError) {
     if let Some(h) = err.help() {
         let _ = writeln!(stderr, "  = help: {}", crate::diag::escape_text(&h, max));
     }
+}
+
+/// One line from stdin after `question` (and a space) on stderr, trimmed;
+/// empty at the end of input. Reads even when stdin is not a terminal (a
+/// confirmation piped in).
+pub fn read_line(question: &str) -> std::io::Result<String> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} ");
+    let _ = err.flush();
+    drop(err);
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// Whether stdin is a terminal (a person, not a pipe).
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// All of stdin, at most `max` bytes (more is an error).
+pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
+    crate::fsutil::read_limited_from(std::io::stdin(), max)
+}
+
+/// A passphrase read from the terminal without echo.
+pub fn read_passphrase(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
 }

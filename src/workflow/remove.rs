@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::new::rel;
-use super::{Journal, Progress, Step};
+use super::{Journal, Step};
 use crate::error::AppError;
 use crate::fleet::{self, edit, Loaded};
 use crate::fsutil::{write_atomic, RepoLock};
 use crate::remote::proxmox::Proxmox;
+use crate::report::{Prompt, Reporter};
 use crate::secrets::{self, rekey, sops::Sops, SopsConfig};
-use crate::tofu::{self, Config, Confirm, PlanKind, Tofu};
+use crate::tofu::{self, Config, PlanKind, Tofu};
 
 pub const WORKFLOW: &str = "remove";
 
@@ -220,7 +221,8 @@ pub struct RemoveRun<'a> {
     pub tofu: Option<Tofu>,
     pub sops: Option<Sops>,
     pub lock: RepoLock,
-    pub confirm: &'a mut dyn Confirm,
+    pub prompt: &'a mut dyn Prompt,
+    pub report: &'a dyn Reporter,
     /// What the run has to say at the end (rotation, a VM left alone).
     pub notes: Vec<String>,
 }
@@ -274,12 +276,13 @@ pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
 }
 
 /// Runs the steps, keeping what was decided up front in the journal.
-pub fn run(r: &mut RemoveRun, journal: &mut Journal, progress: Progress) -> Result<(), AppError> {
+pub fn run(r: &mut RemoveRun, journal: &mut Journal) -> Result<(), AppError> {
     if journal.fact("removal").is_none() {
         let text = serde_json::to_string(&r.removal).map_err(|e| AppError::input(e.to_string()))?;
         journal.set_fact("removal", text)?;
     }
-    super::run(r, &steps(), journal, progress)
+    let report = r.report;
+    super::run(r, &steps(), journal, report)
 }
 
 /// The journal of a stopped run and what it was removing.
@@ -435,7 +438,7 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     let report = sops.updatekeys(&files);
     let summary = report.summary("re-keyed", &r.root);
     if !report.is_success() {
-        eprint!("{summary}");
+        r.report.block(&summary);
         return Err(AppError::external(format!(
             "{} of {} secret files could not be re-keyed (listed above)",
             report.failed.len(),
@@ -481,7 +484,7 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
     let report = sops.rotate(&files);
     let summary = report.summary("rotated", &r.root);
     if !report.is_success() {
-        eprint!("{summary}");
+        r.report.block(&summary);
         return Err(AppError::external(format!(
             "{} of {} data keys could not be rotated (listed above)",
             report.failed.len(),
@@ -525,7 +528,7 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
             r.removal.name
         )));
     }
-    t.prepare(&config, r.confirm)?;
+    t.prepare(&config, r.prompt, r.report)?;
     let state = t.state()?;
     if !state.addresses.contains(&address) {
         let msg = if j.fact("vm_absent").is_some() {
@@ -544,6 +547,7 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
         &state,
         PlanKind::Apply,
         std::slice::from_ref(&address),
+        r.report,
     )?;
     if !meta.changes {
         t.discard_plan();
