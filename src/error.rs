@@ -117,9 +117,10 @@ impl AppError {
     pub fn help(&self) -> Option<String> {
         match self {
             AppError::Fleet(e) => e.help(),
-            AppError::Prompt(crate::report::PromptError::NoTerminal { .. }) => {
-                Some("pass --yes to go ahead from a script".to_string())
-            }
+            AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
+                help.clone()
+                    .unwrap_or_else(|| "pass --yes to go ahead from a script".to_string()),
+            ),
             AppError::Prompt(_) => None,
             AppError::Adopt(e) => Classify::help(e),
             AppError::Input { help, .. }

@@ -228,7 +228,42 @@ pub fn lock_exclusive(file: &File, wait: Duration) -> std::io::Result<bool> {
     }
 }
 
+/// The right to take the repository lock later, for a long command that
+/// must hold it only while some steps run (`pve integrate` runs for
+/// minutes; it locks only for writing and re-keying, so other commands are
+/// not blocked for the whole run). The application layer makes one and
+/// hands it to the workflow; [`LockOnDemand::take`] applies the same
+/// policy as [`RepoLock::take`].
+#[derive(Debug, Clone)]
+pub struct LockOnDemand {
+    root: PathBuf,
+}
+
+impl LockOnDemand {
+    pub fn new(root: &Path) -> LockOnDemand {
+        LockOnDemand {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn take(&self) -> Result<RepoLock, AppError> {
+        RepoLock::take(&self.root)
+    }
+}
+
+/// How long a command waits for another `pve` to release the repository
+/// lock: the one wait of the one lock policy (see [`RepoLock::take`]).
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
 impl RepoLock {
+    /// The lock policy: the application layer takes the lock in the fleet
+    /// root `root` once per command that changes the fleet (waiting
+    /// [`LOCK_WAIT`] for another `pve`), and hands the library a `&RepoLock`
+    /// as proof instead of letting it lock on its own.
+    pub fn take(root: &Path) -> Result<RepoLock, AppError> {
+        RepoLock::acquire(root, LOCK_WAIT)
+    }
+
     /// Takes the lock in `root`, waiting up to `wait` (at least
     /// [`LOCK_GRACE`]) for another `pve` to finish.
     pub fn acquire(root: &Path, wait: Duration) -> Result<RepoLock, AppError> {

@@ -1,8 +1,18 @@
 //! pve-fleet: run a NixOS fleet on Proxmox VE from one hosts.nix.
 //!
-//! `fleet` reads hosts.nix; `check` validates it; the CLI in `cli` only
-//! parses arguments and dispatches.
+//! Layers, top down:
+//! - `cli`: the clap definitions of every command, and the dispatch;
+//! - `app`: one module per command: loads the fleet, takes the repository
+//!   lock once (`fsutil::RepoLock::take`), decides policy (ask, resume, roll
+//!   back) and calls the library;
+//! - `ui`: the terminal and `--json` side of `report` (the only place, with
+//!   the binaries, that prints or reads stdin);
+//! - the library: `fleet` reads hosts.nix, `check` validates it, `render`,
+//!   `tofu`, `workflow`, `remote`, `secrets` and `keys` do the work; they
+//!   return values and tell the user things through a `report::Reporter`,
+//!   and ask through a `report::Prompt`, never on their own.
 
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod diag;

@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            cli::report(&err);
+            pve_fleet::ui::report_error(&err);
             ExitCode::from(err.exit_code())
         }
     }

@@ -59,9 +59,13 @@ pub trait Task {
 /// Why a question could not be answered.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    /// Nobody can answer: no terminal, and no flag gave the answer.
-    #[error("{action} needs confirmation, and there is no terminal to ask on")]
-    NoTerminal { action: String },
+    /// Nobody can answer: no terminal, and no flag gave the answer. `help`
+    /// is what the asking command advises (default: pass --yes).
+    #[error("refusing to {action} without confirmation: there is no terminal to ask on")]
+    NoTerminal {
+        action: String,
+        help: Option<String>,
+    },
     /// The terminal could not be read.
     #[error("cannot read the answer: {0}")]
     Read(#[from] std::io::Error),
@@ -109,11 +113,13 @@ impl Prompt for NoPrompt {
     fn confirm(&mut self, action: &str, _: &str, _: Option<&str>) -> Result<bool, PromptError> {
         Err(PromptError::NoTerminal {
             action: action.to_string(),
+            help: None,
         })
     }
     fn ask(&mut self, action: &str, _: &str) -> Result<String, PromptError> {
         Err(PromptError::NoTerminal {
             action: action.to_string(),
+            help: None,
         })
     }
 }

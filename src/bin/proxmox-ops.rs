@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pve_fleet::cli::{self, vm, Context, EXIT_CODES};
+use pve_fleet::app::{self, Context};
+use pve_fleet::cli::{vm, EXIT_CODES};
 
 /// Proxmox operations over SSH: qm / pvesh / pvesm on the Proxmox host,
 /// typed and guarded (same as `pve vm`).
@@ -28,14 +29,14 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Context { hosts: cli.hosts };
-    let result = vm::run(&ctx, cli.vm);
+    let result = app::vm::run(&ctx, cli.vm);
     // An interrupted op fails as a side effect of closing its connection;
     // the interrupt handler owns the exit then (130, after cleanup).
     pve_fleet::remote::ssh::interrupt::wait_if_interrupted();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            cli::report(&err);
+            pve_fleet::ui::report_error(&err);
             ExitCode::from(err.exit_code())
         }
     }

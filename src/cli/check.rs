@@ -1,9 +1,3 @@
-use crate::check;
-use crate::diag::{render_human, JsonDiagnostic};
-use crate::error::{exit, Result};
-
-use super::Context;
-
 /// Validate hosts.nix: every host spec, the files it points at, and the
 /// template rules.
 ///
@@ -28,35 +22,4 @@ pub enum Format {
     Human,
     /// A JSON array, one object per finding.
     Json,
-}
-
-pub fn run(ctx: &Context, args: Args) -> Result<u8> {
-    let loaded = ctx.load()?;
-    let diags = check::check(&loaded);
-    let failed = check::fails(&diags, args.strict);
-    match args.format {
-        Format::Json => {
-            let json: Vec<_> = diags
-                .iter()
-                .map(|d| JsonDiagnostic::new(d, &loaded.file))
-                .collect();
-            let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
-            text.push('\n');
-            super::print(&text)?;
-        }
-        Format::Human => {
-            eprint!("{}", render_human(&diags, &loaded.file));
-            let errors = diags.iter().filter(|d| d.is_error()).count();
-            let warnings = diags.len() - errors;
-            let hosts = loaded.fleet.hosts.len();
-            eprintln!(
-                "{}: {hosts} hosts, {errors} errors, {warnings} warnings",
-                loaded.file.path.display()
-            );
-        }
-    }
-    // The process ends here: freeing a large fleet's values piece by piece
-    // would only delay the exit (the OS takes the memory back at once).
-    std::mem::forget(loaded);
-    Ok(if failed { exit::FINDINGS } else { exit::OK })
 }

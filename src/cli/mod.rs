@@ -1,26 +1,27 @@
-//! Command-line definitions and dispatch. No logic lives here: each command
-//! converts its flags once and calls the library.
+//! Command-line definitions: the clap structs of every command, and the
+//! dispatch to the application layer. No logic lives here: each command's
+//! logic is in `crate::app::<command>`, which calls the library and renders
+//! its results through `crate::ui`.
 
-mod check;
-mod eval;
-mod host;
-mod integrate;
-mod key;
-mod new;
-mod remove;
-mod render;
-mod scaffold;
-mod secrets;
-mod tofu;
+pub mod check;
+pub mod eval;
+pub mod host;
+pub mod integrate;
+pub mod key;
+pub mod new;
+pub mod remove;
+pub mod render;
+pub mod scaffold;
+pub mod secrets;
+pub mod tofu;
 pub mod vm;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{exit, AppError, Result};
-use crate::fleet::{self, FleetError, Loaded};
+use crate::app::{self, Context};
+use crate::error::Result;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -78,77 +79,43 @@ pub enum Command {
     Vm(vm::Args),
 }
 
+/// The VM resource flags `pve new` and `pve host add` share. Each command
+/// words the help of `--vmid`, `--disk` and `--storage` for itself (with
+/// `mut_arg`): their defaults differ.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VmResources {
+    #[arg(long)]
+    pub vmid: Option<u32>,
+    #[arg(long)]
+    pub cores: Option<u32>,
+    /// Memory in MiB.
+    #[arg(long)]
+    pub memory: Option<u32>,
+    #[arg(long)]
+    pub disk: Option<String>,
+    #[arg(long)]
+    pub storage: Option<String>,
+}
+
 /// Runs a parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let ctx = Context { hosts: cli.hosts };
     match cli.command {
-        Command::Check(a) => check::run(&ctx, a),
-        Command::Eval(a) => eval::run(&ctx, a),
-        Command::Plan(a) => tofu::plan(&ctx, a),
-        Command::Apply(a) => tofu::apply(&ctx, a),
-        Command::Output(a) => tofu::output(&ctx, a),
-        Command::Destroy(a) => tofu::destroy(&ctx, a),
-        Command::Host(a) => host::run(&ctx, a),
-        Command::Vm(a) => vm::run(&ctx, a),
-        Command::Render(a) => render::run(&ctx, a),
-        Command::Key(a) => key::run(&ctx, a),
-        Command::Secrets(a) => secrets::run(&ctx, a),
-        Command::Scaffold(a) => scaffold::run(&ctx, a),
-        Command::Integrate(a) => integrate::run(&ctx, a),
-        Command::New(a) => new::run(&ctx, *a),
-        Command::Remove(a) => remove::run(&ctx, a),
-        Command::Import(a) => remove::import(&ctx, a),
-    }
-}
-
-/// What every command may need: where hosts.nix is.
-pub struct Context {
-    pub hosts: Option<PathBuf>,
-}
-
-impl Context {
-    pub fn hosts_path(&self) -> Result<PathBuf> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| AppError::input(format!("cannot read the current folder: {e}")))?;
-        Ok(fleet::find_hosts_file(self.hosts.as_deref(), &cwd)?)
-    }
-
-    pub fn load(&self) -> Result<Loaded> {
-        Ok(fleet::load(&self.hosts_path()?)?)
-    }
-}
-
-/// Prints an error the way a person can act on: rustc-style with the source
-/// line when it has a position, then the help.
-pub fn report(err: &AppError) {
-    let mut stderr = std::io::stderr().lock();
-    if let AppError::Fleet(FleetError::Invalid { file, diagnostic }) = err {
-        let _ = write!(
-            stderr,
-            "{}",
-            crate::diag::render_human(std::slice::from_ref(diagnostic), file)
-        );
-        return;
-    }
-    // Messages carry names and values from hosts.nix and from remotes:
-    // escaped, so none can drive the terminal.
-    let max = 4000;
-    let _ = writeln!(
-        stderr,
-        "error: {}",
-        crate::diag::escape_text(&err.to_string(), max)
-    );
-    if let Some(h) = err.help() {
-        let _ = writeln!(stderr, "  = help: {}", crate::diag::escape_text(&h, max));
-    }
-}
-
-/// Writes to stdout; a closed pipe (`pve eval | head`) is not an error.
-pub fn print(text: &str) -> Result<u8> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(exit::OK),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
-        Err(e) => Err(AppError::external(format!("cannot write to stdout: {e}"))),
+        Command::Check(a) => app::check::run(&ctx, a),
+        Command::Eval(a) => app::eval::run(&ctx, a),
+        Command::Plan(a) => app::tofu::plan(&ctx, a),
+        Command::Apply(a) => app::tofu::apply(&ctx, a),
+        Command::Output(a) => app::tofu::output(&ctx, a),
+        Command::Destroy(a) => app::tofu::destroy(&ctx, a),
+        Command::Host(a) => app::host::run(&ctx, a),
+        Command::Vm(a) => app::vm::run(&ctx, a),
+        Command::Render(a) => app::render::run(&ctx, a),
+        Command::Key(a) => app::key::run(&ctx, a),
+        Command::Secrets(a) => app::secrets::run(&ctx, a),
+        Command::Scaffold(a) => app::scaffold::run(&ctx, a),
+        Command::Integrate(a) => app::integrate::run(&ctx, a),
+        Command::New(a) => app::new::run(&ctx, *a),
+        Command::Remove(a) => app::remove::run(&ctx, a),
+        Command::Import(a) => app::import::run(&ctx, a),
     }
 }

@@ -1,10 +1,5 @@
 use std::path::PathBuf;
 
-use crate::error::{exit, Result};
-use crate::render::{self, Target};
-
-use super::Context;
-
 /// Write the files that follow from hosts.nix: vms/tofu/config.tf.json
 /// (OpenTofu), secrets/.sops.yaml (sops recipients) and vms/known_hosts.
 ///
@@ -38,44 +33,4 @@ pub enum What {
     KnownHosts,
     /// every file (.sops.yaml only when hosts.nix has `_sops`)
     All,
-}
-
-pub fn run(ctx: &Context, args: Args) -> Result<u8> {
-    let loaded = ctx.load()?;
-    let files = match args.what {
-        What::All => render::all(&loaded)?,
-        What::Tofu => render::render(&loaded, &[Target::Tofu])?,
-        What::Sops => render::render(&loaded, &[Target::Sops])?,
-        What::KnownHosts => render::render(&loaded, &[Target::KnownHosts])?,
-    };
-    let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
-    if args.check {
-        let stale = render::check(&dir, &files)?;
-        if stale.is_empty() {
-            eprintln!("{} files up to date", files.len());
-            return Ok(exit::OK);
-        }
-        let mut text = String::new();
-        for s in &stale {
-            text.push_str(&s.diff);
-        }
-        super::print(&text)?;
-        for s in &stale {
-            eprintln!(
-                "stale: {} (run `pve render` and commit the result)",
-                s.path.display()
-            );
-        }
-        return Ok(exit::FINDINGS);
-    }
-    let changed = render::write(&loaded, &dir, &files)?;
-    for f in &files {
-        let verb = if changed.contains(&f.path) {
-            "wrote"
-        } else {
-            "unchanged"
-        };
-        eprintln!("{verb} {}", f.path.display());
-    }
-    Ok(exit::OK)
 }

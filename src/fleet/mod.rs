@@ -167,7 +167,6 @@ fn on_eval_thread<T: Send>(
 }
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
-    let t0 = std::time::Instant::now();
     let to_diag = |e: eval::EvalError| {
         let d = Diagnostic::error("eval", e.span, e.message);
         match e.help {
@@ -192,15 +191,9 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
             lower::lower(&expr).map_err(to_diag)?
         }
     };
-    let t1 = std::time::Instant::now();
     scope::check(&expr).map_err(to_diag)?;
-    let t2 = std::time::Instant::now();
-    let v = eval::Evaluator::new(base_dir)
+    let value = eval::Evaluator::new(base_dir)
         .eval_strict(&expr)
         .map_err(to_diag);
-    let t3 = std::time::Instant::now();
-    if std::env::var_os("PVE_TIMINGS").is_some() {
-        eprintln!("parse {:?} scope {:?} eval {:?}", t1 - t0, t2 - t1, t3 - t2);
-    }
-    v
+    value
 }

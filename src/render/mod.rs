@@ -17,7 +17,6 @@ pub mod sops;
 pub mod tofu;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::diag::Diagnostic;
 use crate::error::AppError;
@@ -77,30 +76,35 @@ pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, 
     Ok(out)
 }
 
+/// Whether writing under `dir` writes into the fleet itself (and so needs
+/// the repository lock).
+pub fn writes_into_fleet(loaded: &Loaded, dir: &Path) -> bool {
+    match (dir.canonicalize(), loaded.root_dir.canonicalize()) {
+        (Ok(d), Ok(r)) => d == r,
+        _ => dir == loaded.root_dir,
+    }
+}
+
 /// Writes the files under `dir` (the fleet root, or `--out-dir`), all or
 /// nothing: every destination is checked (see [`ownership`]) and every
 /// file staged (written in full and synced beside its destination) before
-/// the first one is renamed into place. Writing into the fleet holds its
-/// repository lock; writing elsewhere does not touch the fleet at all (so
-/// hosts.nix may sit on a read-only file system, as in
-/// `nix build .#tofu-config`). Returns the paths whose contents changed.
+/// the first one is renamed into place. Writing into the fleet needs its
+/// repository lock (`held`, see [`writes_into_fleet`]); writing elsewhere
+/// does not touch the fleet at all (so hosts.nix may sit on a read-only
+/// file system, as in `nix build .#tofu-config`). Returns the paths whose
+/// contents changed.
 pub fn write(
     loaded: &Loaded,
     dir: &Path,
     files: &[RenderedFile],
+    held: Option<&RepoLock>,
 ) -> Result<Vec<PathBuf>, AppError> {
-    let into_fleet = match (dir.canonicalize(), loaded.root_dir.canonicalize()) {
-        (Ok(d), Ok(r)) => d == r,
-        _ => dir == loaded.root_dir,
-    };
-    let _lock = if into_fleet {
-        Some(RepoLock::acquire(
-            &loaded.root_dir,
-            Duration::from_secs(30),
-        )?)
-    } else {
-        None
-    };
+    if held.is_none() && writes_into_fleet(loaded, dir) {
+        return Err(AppError::input(format!(
+            "internal: writing into the fleet at {} without its repository lock",
+            dir.display()
+        )));
+    }
     if let Some(d) = files
         .iter()
         .find_map(|f| ownership::problem(loaded, dir, f))

@@ -3,13 +3,14 @@
 //! An existing file is never overwritten.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use askama::Template;
 
 use crate::check::rules::is_dns_label;
 use crate::error::AppError;
 use crate::fsutil::RepoLock;
+
+use super::RenderedFile;
 
 pub const STATE_VERSION: &str = "25.05";
 
@@ -28,7 +29,7 @@ struct Home<'a> {
 }
 
 /// The files of a new host, relative to the fleet root.
-pub fn files(name: &str) -> Result<Vec<super::RenderedFile>, AppError> {
+pub fn files(name: &str) -> Result<Vec<RenderedFile>, AppError> {
     if !is_dns_label(name) {
         return Err(
             AppError::input(format!("host name {name:?} is not a DNS label"))
@@ -76,21 +77,23 @@ pub enum Outcome {
     Kept(PathBuf),
 }
 
-/// Writes the host files under `root`, keeping every file that exists.
-/// Each file appears whole or not at all (temp file, fsync, link without
-/// replacing).
-pub fn scaffold(root: &Path, name: &str) -> Result<Vec<Outcome>, AppError> {
-    let files = files(name)?;
-    let _lock = RepoLock::acquire(root, Duration::from_secs(30))?;
+/// Writes the host files (from [`files`]) under `root`, keeping every file
+/// that exists, under the repository lock the caller holds. Each file
+/// appears whole or not at all (temp file, fsync, link without replacing).
+pub fn scaffold(
+    root: &Path,
+    files: &[RenderedFile],
+    _held: &RepoLock,
+) -> Result<Vec<Outcome>, AppError> {
     let mut out = Vec::new();
     for f in files {
         let target = root.join(&f.path);
         if target.exists() {
-            out.push(Outcome::Kept(f.path));
+            out.push(Outcome::Kept(f.path.clone()));
             continue;
         }
         crate::fsutil::write_new(&target, f.contents.as_bytes())?;
-        out.push(Outcome::Created(f.path));
+        out.push(Outcome::Created(f.path.clone()));
     }
     Ok(out)
 }

@@ -11,10 +11,8 @@
 
 pub mod guard;
 mod interrupt;
-pub mod progress;
 pub mod token;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 use crate::fsutil::write_atomic;
+use crate::report::{Prompt, Reporter, Silent};
 use crate::runner::{Cmd, RunError, Tool};
 
 pub use guard::{Inventory, ManagedVm};
@@ -221,19 +220,6 @@ impl SavedPlan {
     }
 }
 
-/// Asks the user before something happens.
-pub trait Confirm {
-    /// `question` is shown; when `must_type` is given, the answer must be
-    /// that word. Without a way to ask (no terminal, no --yes) it returns an
-    /// error naming `action`.
-    fn confirm(
-        &mut self,
-        action: &str,
-        question: &str,
-        must_type: Option<&str>,
-    ) -> Result<bool, AppError>;
-}
-
 /// What an apply or destroy ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -279,7 +265,8 @@ impl Tofu {
         Ok(self.cmd().secret_env(token::ENV, t.expose()))
     }
 
-    fn require_token(&self) -> Result<(), AppError> {
+    /// Refuses early when the token is missing (before anything runs).
+    pub fn require_token(&self) -> Result<(), AppError> {
         if self.token.is_none() {
             return Err(token::missing());
         }
@@ -289,14 +276,19 @@ impl Tofu {
     /// Creates the folder (private: state and plans hold secrets), keeps it
     /// out of git, writes the config when it changed, and runs `tofu init`
     /// when needed. Returns whether init ran.
-    pub fn prepare(&self, config: &Config, confirm: &mut dyn Confirm) -> Result<bool, AppError> {
+    pub fn prepare(
+        &self,
+        config: &Config,
+        prompt: &mut dyn Prompt,
+        report: &dyn Reporter,
+    ) -> Result<bool, AppError> {
         self.create_dir()?;
         let path = self.dir.join(CONFIG_FILE);
         let current = std::fs::read(&path).ok();
         if current.as_deref() != Some(config.text.as_bytes()) {
             write_atomic(&path, config.text.as_bytes())?;
         }
-        self.init_if_needed(config, confirm)
+        self.init_if_needed(config, prompt, report)
     }
 
     fn create_dir(&self) -> Result<(), AppError> {
@@ -376,7 +368,12 @@ impl Tofu {
         Ok(())
     }
 
-    fn init_if_needed(&self, config: &Config, confirm: &mut dyn Confirm) -> Result<bool, AppError> {
+    fn init_if_needed(
+        &self,
+        config: &Config,
+        prompt: &mut dyn Prompt,
+        report: &dyn Reporter,
+    ) -> Result<bool, AppError> {
         let want = config.init_hashes();
         let marker_path = self.dir.join(INIT_MARKER);
         let have: Option<InitMarker> = std::fs::read(&marker_path)
@@ -391,7 +388,7 @@ impl Tofu {
                     args.push("-upgrade");
                 }
                 if h.backend_sha256 != want.backend_sha256 {
-                    if !confirm.confirm(
+                    if !prompt.confirm(
                         "move the OpenTofu state to the new backend",
                         "The backend in hosts.nix changed. Copy the existing state to the new backend?",
                         None,
@@ -407,7 +404,7 @@ impl Tofu {
             }
             _ => "first run in this folder",
         };
-        let step = progress::Step::start(format!("Initialising OpenTofu ({why})"));
+        let task = report.task(&format!("Initialising OpenTofu ({why})"));
         self.cmd()
             .args(args)
             .timeout(INIT_TIMEOUT)
@@ -419,7 +416,7 @@ impl Tofu {
                      `PVE_LOG=1` shows the command",
                 ),
             })?;
-        step.done();
+        task.done();
         let text = serde_json::to_string_pretty(&want).unwrap_or_default() + "\n";
         write_atomic(&marker_path, text.as_bytes())?;
         Ok(true)
@@ -440,25 +437,25 @@ impl Tofu {
         (self.dir.join(PLAN_FILE), self.dir.join(PLAN_META))
     }
 
-    /// Confirms with `confirm`, discarding the saved plan when the answer
+    /// Confirms with `prompt`, discarding the saved plan when the answer
     /// is no, when there is no way to ask, and when the user presses
     /// Ctrl-C at the question (a plan nobody accepted must not be left for
     /// the next `pve apply`).
-    fn confirm_or_discard(
+    pub fn confirm_or_discard(
         &self,
-        confirm: &mut dyn Confirm,
+        prompt: &mut dyn Prompt,
         action: &str,
         question: &str,
         must_type: Option<&str>,
     ) -> Result<bool, AppError> {
         let (plan, meta) = self.plan_paths();
         let guard = interrupt::DiscardOnInterrupt::arm(&[plan, meta]);
-        let answer = confirm.confirm(action, question, must_type);
+        let answer = prompt.confirm(action, question, must_type);
         drop(guard);
         if !matches!(answer, Ok(true)) {
             self.discard_plan();
         }
-        answer
+        Ok(answer?)
     }
 
     /// Removes the saved plan and its sidecar.
@@ -493,8 +490,9 @@ impl Tofu {
         config: &Config,
         state: &State,
         kind: PlanKind,
+        report: &dyn Reporter,
     ) -> Result<PlanMeta, AppError> {
-        self.plan_targeted(config, state, kind, &[])
+        self.plan_targeted(config, state, kind, &[], report)
     }
 
     /// [`Tofu::plan`] limited to some resource addresses (`-target=ADDR`),
@@ -506,6 +504,7 @@ impl Tofu {
         state: &State,
         kind: PlanKind,
         targets: &[String],
+        report: &dyn Reporter,
     ) -> Result<PlanMeta, AppError> {
         self.require_token()?;
         self.discard_plan();
@@ -521,7 +520,7 @@ impl Tofu {
         for t in targets {
             args.push(format!("-target={t}"));
         }
-        eprintln!(
+        report.note(&format!(
             "Planning with OpenTofu in {}{}",
             self.dir.display(),
             if kind == PlanKind::Destroy {
@@ -529,7 +528,7 @@ impl Tofu {
             } else {
                 ""
             }
-        );
+        ));
         let out = self
             .cmd_with_token()?
             .args(args)
@@ -586,8 +585,19 @@ impl Tofu {
         }
     }
 
-    /// `tofu output [-json] [NAME]`: stdout as tofu printed it.
+    /// `tofu output [-json] [NAME]`: stdout as tofu printed it; what it
+    /// printed on stderr is not shown (see [`Tofu::output_reported`]).
     pub fn output(&self, json: bool, name: Option<&str>) -> Result<String, AppError> {
+        self.output_reported(json, name, &Silent)
+    }
+
+    /// [`Tofu::output`], with tofu's messages (stderr) shown as a block.
+    pub fn output_reported(
+        &self,
+        json: bool,
+        name: Option<&str>,
+        report: &dyn Reporter,
+    ) -> Result<String, AppError> {
         let mut args = vec!["output".to_string(), "-no-color".into()];
         if json {
             args.push("-json".into());
@@ -602,8 +612,7 @@ impl Tofu {
             .run()
             .map_err(|e| external(e, "`tofu output` failed"))?;
         if !out.stderr.trim().is_empty() {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(out.stderr.as_bytes());
+            report.block(&out.stderr);
         }
         Ok(out.stdout)
     }
@@ -683,158 +692,6 @@ pub struct Guard<'a> {
     pub skip: bool,
     /// `_proxmox.node`, for import commands of VMs without `node_name`.
     pub default_node: Option<&'a str>,
-}
-
-fn run_guard(config: &Config, state: &State, g: &Guard) -> Result<(), AppError> {
-    if g.skip {
-        if state.is_empty() {
-            eprintln!("warning: the state guard is off (--skip-state-guard); an empty state plans to create every VM");
-        }
-        return Ok(());
-    }
-    guard::check(
-        state.is_empty(),
-        &config.managed_vms(),
-        g.inventory,
-        g.default_node,
-    )
-}
-
-/// `pve plan`: prepare, guard, plan and save.
-pub fn plan(
-    tofu: &Tofu,
-    config: &Config,
-    g: &Guard,
-    confirm: &mut dyn Confirm,
-) -> Result<PlanMeta, AppError> {
-    tofu.require_token()?;
-    tofu.prepare(config, confirm)?;
-    let state = tofu.state()?;
-    run_guard(config, &state, g)?;
-    let meta = tofu.plan(config, &state, PlanKind::Apply)?;
-    if meta.changes {
-        eprintln!("Saved the plan ({}); `pve apply` applies exactly this plan while hosts.nix stays as it is.", PLAN_FILE);
-    } else {
-        eprintln!("No changes: the VMs match hosts.nix.");
-    }
-    Ok(meta)
-}
-
-/// `pve apply`: the saved plan when it was made from this config and state,
-/// else a new plan that must be confirmed.
-pub fn apply(
-    tofu: &Tofu,
-    config: &Config,
-    g: &Guard,
-    confirm: &mut dyn Confirm,
-) -> Result<Outcome, AppError> {
-    tofu.require_token()?;
-    tofu.prepare(config, confirm)?;
-    let state = tofu.state()?;
-    match tofu.saved_plan(config, &state) {
-        SavedPlan::Usable(meta) => {
-            if !meta.changes {
-                tofu.discard_plan();
-                eprintln!("No changes: the saved plan has nothing to apply.");
-                return Ok(Outcome::NoChanges);
-            }
-            if !meta.targets.is_empty() {
-                // Left by `pve new` / `pve remove`, not reviewed through
-                // `pve plan`: say what it is limited to, and ask.
-                eprintln!(
-                    "The saved plan is limited to {} (-target, left by `pve new` or `pve remove`); `pve apply` did not make it.",
-                    meta.targets.join(", ")
-                );
-                let ok = tofu.confirm_or_discard(
-                    confirm,
-                    "apply a targeted plan",
-                    "Apply this targeted plan?",
-                    None,
-                )?;
-                if !ok {
-                    tofu.discard_plan();
-                    eprintln!("Nothing applied; the plan was discarded.");
-                    return Ok(Outcome::Declined);
-                }
-            }
-            eprintln!("Applying the saved plan (made from the current hosts.nix).");
-            tofu.apply_saved()?;
-            Ok(Outcome::Applied)
-        }
-        other => {
-            if other != SavedPlan::Missing {
-                eprintln!(
-                    "Not using the saved plan: {}. Planning again.",
-                    other.reason()
-                );
-            }
-            run_guard(config, &state, g)?;
-            let meta = tofu.plan(config, &state, PlanKind::Apply)?;
-            if !meta.changes {
-                tofu.discard_plan();
-                eprintln!("No changes: the VMs match hosts.nix.");
-                return Ok(Outcome::NoChanges);
-            }
-            let ok =
-                tofu.confirm_or_discard(confirm, "apply this plan", "Apply the plan above?", None)?;
-            if !ok {
-                tofu.discard_plan();
-                eprintln!("Nothing applied.");
-                return Ok(Outcome::Declined);
-            }
-            tofu.apply_saved()?;
-            Ok(Outcome::Applied)
-        }
-    }
-}
-
-/// `pve destroy`: a destroy plan, confirmed by typing `destroy`, applied.
-pub fn destroy(
-    tofu: &Tofu,
-    config: &Config,
-    confirm: &mut dyn Confirm,
-) -> Result<Outcome, AppError> {
-    tofu.require_token()?;
-    tofu.prepare(config, confirm)?;
-    let state = tofu.state()?;
-    if state.is_empty() {
-        eprintln!("Nothing to destroy: the OpenTofu state has no resources.");
-        return Ok(Outcome::NoChanges);
-    }
-    let meta = tofu.plan(config, &state, PlanKind::Destroy)?;
-    if !meta.changes {
-        tofu.discard_plan();
-        eprintln!("Nothing to destroy.");
-        return Ok(Outcome::NoChanges);
-    }
-    let ok = tofu.confirm_or_discard(
-        confirm,
-        "destroy these VMs",
-        "This deletes the VMs listed above and their disks. Type `destroy` to go on:",
-        Some("destroy"),
-    )?;
-    if !ok {
-        tofu.discard_plan();
-        eprintln!("Nothing destroyed.");
-        return Ok(Outcome::Declined);
-    }
-    tofu.apply_saved()?;
-    Ok(Outcome::Applied)
-}
-
-/// `pve output`: reads only, once the folder is initialised (so it can run
-/// while an apply holds the repository lock).
-pub fn output(
-    tofu: &Tofu,
-    config: &Config,
-    json: bool,
-    name: Option<&str>,
-    confirm: &mut dyn Confirm,
-) -> Result<String, AppError> {
-    if !tofu.is_initialised() {
-        tofu.prepare(config, confirm)?;
-    }
-    tofu.output(json, name)
 }
 
 #[cfg(test)]

@@ -160,6 +160,33 @@ pub fn interactive() -> bool {
 /// question for the user; without a terminal and without `--yes`, refuses.
 pub struct TerminalPrompt {
     pub yes: bool,
+    /// The advice when nobody can answer (default: pass --yes).
+    pub help: Option<String>,
+    /// The advice when nobody can type the word a question asks for
+    /// (default: `help`).
+    pub typed_help: Option<String>,
+}
+
+impl TerminalPrompt {
+    pub fn new(yes: bool) -> TerminalPrompt {
+        TerminalPrompt {
+            yes,
+            help: None,
+            typed_help: None,
+        }
+    }
+
+    fn refusal(&self, action: &str, typed: bool) -> PromptError {
+        let help = if typed {
+            self.typed_help.clone().or_else(|| self.help.clone())
+        } else {
+            self.help.clone()
+        };
+        PromptError::NoTerminal {
+            action: action.to_string(),
+            help,
+        }
+    }
 }
 
 impl Prompt for TerminalPrompt {
@@ -172,8 +199,11 @@ impl Prompt for TerminalPrompt {
         if self.yes {
             return Ok(true);
         }
+        if !interactive() {
+            return Err(self.refusal(action, must_type.is_some()));
+        }
         let hint = if must_type.is_some() { "" } else { " [y/N]" };
-        let answer = self.ask(action, &format!("{question}{hint}"))?;
+        let answer = read_answer(&format!("{question}{hint}"))?;
         Ok(match must_type {
             Some(w) => answer == w,
             None => matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes"),
@@ -182,9 +212,7 @@ impl Prompt for TerminalPrompt {
 
     fn ask(&mut self, action: &str, question: &str) -> Result<String, PromptError> {
         if !interactive() {
-            return Err(PromptError::NoTerminal {
-                action: action.to_string(),
-            });
+            return Err(self.refusal(action, false));
         }
         read_answer(question)
     }
@@ -206,4 +234,71 @@ pub fn read_answer(question: &str) -> Result<String, PromptError> {
         )));
     }
     Ok(line.trim().to_string())
+}
+
+/// Writes to stdout; a closed pipe (`pve eval | head`) is not an error.
+pub fn print(text: &str) -> crate::error::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(crate::error::exit::OK),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::error::exit::OK),
+        Err(e) => Err(crate::error::AppError::external(format!(
+            "cannot write to stdout: {e}"
+        ))),
+    }
+}
+
+/// Prints an error the way a person can act on: rustc-style with the source
+/// line when it has a position, then the help.
+pub fn report_error(err: &crate::error::AppError) {
+    use crate::error::AppError;
+    use crate::fleet::FleetError;
+    let mut stderr = std::io::stderr().lock();
+    if let AppError::Fleet(FleetError::Invalid { file, diagnostic }) = err {
+        let _ = write!(
+            stderr,
+            "{}",
+            crate::diag::render_human(std::slice::from_ref(diagnostic), file)
+        );
+        return;
+    }
+    // Messages carry names and values from hosts.nix and from remotes:
+    // escaped, so none can drive the terminal.
+    let max = 4000;
+    let _ = writeln!(
+        stderr,
+        "error: {}",
+        crate::diag::escape_text(&err.to_string(), max)
+    );
+    if let Some(h) = err.help() {
+        let _ = writeln!(stderr, "  = help: {}", crate::diag::escape_text(&h, max));
+    }
+}
+
+/// One line from stdin after `question` (and a space) on stderr, trimmed;
+/// empty at the end of input. Reads even when stdin is not a terminal (a
+/// confirmation piped in).
+pub fn read_line(question: &str) -> std::io::Result<String> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} ");
+    let _ = err.flush();
+    drop(err);
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// Whether stdin is a terminal (a person, not a pipe).
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// All of stdin, at most `max` bytes (more is an error).
+pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
+    crate::fsutil::read_limited_from(std::io::stdin(), max)
+}
+
+/// A passphrase read from the terminal without echo.
+pub fn read_passphrase(prompt: &str) -> std::io::Result<String> {
+    rpassword::prompt_password(prompt)
 }

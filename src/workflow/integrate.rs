@@ -1025,7 +1025,8 @@ fn render(c: &mut Integrate, _j: &mut Journal) -> Result<String> {
         targets.push(crate::render::Target::Sops);
     }
     let files = crate::render::render(&loaded, &targets)?;
-    let changed = crate::render::write(&loaded, &loaded.root_dir, &files)?;
+    let lock = crate::fsutil::RepoLock::take(&loaded.root_dir)?;
+    let changed = crate::render::write(&loaded, &loaded.root_dir, &files, Some(&lock))?;
     c.loaded = loaded;
     let all: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     Ok(if changed.is_empty() {
@@ -1043,7 +1044,8 @@ fn render(c: &mut Integrate, _j: &mut Journal) -> Result<String> {
 }
 
 fn rekey(c: &mut Integrate, _j: &mut Journal) -> Result<String> {
-    crate::workflow::rekey_step::run(&c.loaded, &c.opts.name)
+    let lock = crate::fsutil::LockOnDemand::new(&c.loaded.root_dir);
+    crate::workflow::rekey_step::run(&c.loaded, &c.opts.name, &lock)
 }
 
 fn summary(c: &mut Integrate, j: &mut Journal) -> Result<String> {

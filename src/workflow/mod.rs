@@ -1,7 +1,8 @@
 //! Workflows (`pve new`, `pve integrate`, `pve remove`) as ordered,
 //! idempotent steps with a journal: each step is a name, a title and a
 //! function; the runner skips what the journal says is done, records every
-//! outcome, and reports progress as a step list or JSON events.
+//! outcome, and reports each step as a [`StepEvent`] (the caller's
+//! [`Reporter`] shows it as a step list or JSON events).
 
 pub mod gate;
 pub mod hardware;
@@ -12,14 +13,12 @@ pub mod new;
 pub mod rekey_step;
 pub mod remove;
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
-
-use serde::Serialize;
+use std::time::Instant;
 
 pub use journal::{Journal, Status};
 
 use crate::error::AppError;
+use crate::report::{Reporter, StepEvent, StepStatus};
 
 /// One step of a workflow.
 pub struct Step<C> {
@@ -30,150 +29,59 @@ pub struct Step<C> {
     pub run: fn(&mut C, &mut Journal) -> Result<String, AppError>,
 }
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// A step list on stderr, with a spinner on slow steps on a terminal.
-    Human,
-    /// One JSON object per event on stdout (`--json`).
-    Json,
-}
-
-#[derive(Serialize)]
-struct Event<'a> {
-    workflow: &'a str,
-    host: &'a str,
-    step: &'a str,
-    index: usize,
-    total: usize,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seconds: Option<f64>,
-}
-
 /// Runs `steps` in order, skipping those the journal marks done. Stops at
 /// the first failure, which stays recorded so `--resume` starts there.
 pub fn run<C>(
     ctx: &mut C,
     steps: &[Step<C>],
     journal: &mut Journal,
-    progress: Progress,
+    report: &dyn Reporter,
 ) -> Result<(), AppError> {
     let _lock = journal.lock()?;
+    // Owned: the journal is written between the events.
+    let (workflow, host) = (journal.workflow.clone(), journal.host.clone());
     let total = steps.len();
     for (i, step) in steps.iter().enumerate() {
-        let index = i + 1;
+        let event = |status, detail, seconds| StepEvent {
+            workflow: &workflow,
+            host: &host,
+            step: step.name,
+            title: step.title,
+            index: i + 1,
+            total,
+            status,
+            detail,
+            seconds,
+            slow: step.slow,
+        };
         if journal.is_done(step.name) {
             let detail = journal
                 .steps
                 .get(step.name)
                 .map(|s| s.detail.clone())
                 .unwrap_or_default();
-            report(
-                progress,
-                journal,
-                step,
-                index,
-                total,
-                "skipped",
-                Some(&format!("done earlier: {detail}")),
-                None,
-            );
+            let detail = format!("done earlier: {detail}");
+            report.step(&event(StepStatus::Skipped, Some(&detail), None));
             continue;
         }
-        report(progress, journal, step, index, total, "started", None, None);
-        let spinner = (progress == Progress::Human && step.slow && std::io::stderr().is_terminal())
-            .then(|| {
-                let pb = indicatif::ProgressBar::new_spinner();
-                pb.set_message(format!("[{index}/{total}] {}", step.title));
-                pb.enable_steady_tick(Duration::from_millis(120));
-                pb
-            });
+        report.step(&event(StepStatus::Started, None, None));
         let start = Instant::now();
         let result = (step.run)(ctx, journal);
-        if let Some(pb) = spinner {
-            pb.finish_and_clear();
-        }
         let secs = start.elapsed().as_secs_f64();
         match result {
             Ok(detail) => {
                 journal.record(step.name, Status::Done, &detail)?;
-                report(
-                    progress,
-                    journal,
-                    step,
-                    index,
-                    total,
-                    "done",
-                    Some(&detail),
-                    Some(secs),
-                );
+                report.step(&event(StepStatus::Done, Some(&detail), Some(secs)));
             }
             Err(e) => {
-                journal.record(step.name, Status::Failed, e.to_string())?;
-                report(
-                    progress,
-                    journal,
-                    step,
-                    index,
-                    total,
-                    "failed",
-                    Some(&e.to_string()),
-                    Some(secs),
-                );
+                let message = e.to_string();
+                journal.record(step.name, Status::Failed, &message)?;
+                report.step(&event(StepStatus::Failed, Some(&message), Some(secs)));
                 return Err(e);
             }
         }
     }
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn report<C>(
-    progress: Progress,
-    journal: &Journal,
-    step: &Step<C>,
-    index: usize,
-    total: usize,
-    status: &str,
-    detail: Option<&str>,
-    seconds: Option<f64>,
-) {
-    match progress {
-        Progress::Json => {
-            let e = Event {
-                workflow: &journal.workflow,
-                host: &journal.host,
-                step: step.name,
-                index,
-                total,
-                status,
-                detail,
-                seconds,
-            };
-            if let Ok(line) = serde_json::to_string(&e) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
-        }
-        Progress::Human => {
-            let mark = match status {
-                "started" => return,
-                "done" => "ok",
-                "skipped" => "--",
-                _ => "!!",
-            };
-            let time = seconds.map(|s| format!(" ({s:.1}s)")).unwrap_or_default();
-            let detail = detail
-                .filter(|d| !d.is_empty())
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default();
-            eprintln!("[{index}/{total}] {mark} {}{detail}{time}", step.title);
-        }
-    }
 }
 
 /// `--status`: the steps and what the journal says of each.
@@ -231,7 +139,7 @@ mod tests {
             ran: vec![],
             fail_at: Some("two"),
         };
-        assert!(run(&mut ctx, &steps, &mut j, Progress::Json).is_err());
+        assert!(run(&mut ctx, &steps, &mut j, &crate::report::Silent).is_err());
         assert_eq!(ctx.ran, ["one"]);
 
         // A new process: the journal on disk says step one is done.
@@ -243,7 +151,7 @@ mod tests {
             ran: vec!["one"],
             fail_at: None,
         };
-        run(&mut ctx, &steps, &mut j, Progress::Json).expect("resumed run");
+        run(&mut ctx, &steps, &mut j, &crate::report::Silent).expect("resumed run");
         assert_eq!(
             ctx.ran,
             ["one", "two", "three"],
@@ -261,8 +169,13 @@ mod tests {
             ran: vec![],
             fail_at: None,
         };
-        let err = run(&mut ctx, &[step("one")], &mut second, Progress::Json)
-            .expect_err("second run refused");
+        let err = run(
+            &mut ctx,
+            &[step("one")],
+            &mut second,
+            &crate::report::Silent,
+        )
+        .expect_err("second run refused");
         assert!(
             err.to_string()
                 .contains("another `pve integrate` for `web` is running"),
@@ -274,7 +187,13 @@ mod tests {
             .lock()
             .expect("other host");
         drop(held);
-        run(&mut ctx, &[step("one")], &mut second, Progress::Json).expect("runs after release");
+        run(
+            &mut ctx,
+            &[step("one")],
+            &mut second,
+            &crate::report::Silent,
+        )
+        .expect("runs after release");
         assert_eq!(ctx.ran, ["one"]);
         // The run state stays out of git.
         let ignore =
@@ -295,7 +214,8 @@ mod tests {
             ran: vec![],
             fail_at: None,
         };
-        let err = run(&mut ctx, &[step("one")], &mut j, Progress::Json).expect_err("refused");
+        let err =
+            run(&mut ctx, &[step("one")], &mut j, &crate::report::Silent).expect_err("refused");
         assert!(err.to_string().contains("cannot create"), "{err}");
         assert!(err.to_string().contains(".journal"), "{err}");
         assert!(ctx.ran.is_empty(), "no step ran");

@@ -21,13 +21,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Journal, Progress, Step};
+use super::{Journal, Step};
 use crate::check::rules::{disk_size_gib, is_dns_label, NON_SIZE_DISKS};
 use crate::error::AppError;
 use crate::fleet::edit::{self, HostEntry};
 use crate::fleet::{self, Loaded, SourceFile};
 use crate::fsutil::{write_atomic, RepoLock};
-use crate::tofu::{self, ApiToken, Config, Confirm, PlanKind, SavedPlan, Tofu};
+use crate::report::{Prompt, Reporter};
+use crate::tofu::{self, ApiToken, Config, PlanKind, SavedPlan, Tofu};
 
 pub const WORKFLOW: &str = "new";
 
@@ -231,12 +232,13 @@ pub fn validate_description(d: &str) -> Result<(), String> {
 
 /// Every field, then the whole fleet with the new entry as `pve check`
 /// judges it (rules about files not yet written left out). Errors are
-/// rendered with positions in the would-be hosts.nix.
+/// shown (`report`) with positions in the would-be hosts.nix.
 pub fn validate_spec(
     loaded: &Loaded,
     spec: &NewSpec,
     on_proxmox: Option<&BTreeSet<u32>>,
     storages: Option<&[String]>,
+    report: &dyn Reporter,
 ) -> Result<(), AppError> {
     let field = |flag: &str, r: Result<(), String>| {
         r.map_err(|m| AppError::input(format!("--{flag}: {m}")))
@@ -266,12 +268,16 @@ pub fn validate_spec(
         })?,
         (None, None) => {}
     }
-    check_with_entry(loaded, spec)
+    check_with_entry(loaded, spec, report)
 }
 
 /// `pve check` on hosts.nix with the entry added, in memory: any error the
 /// current file does not already have refuses the answers.
-fn check_with_entry(loaded: &Loaded, spec: &NewSpec) -> Result<(), AppError> {
+fn check_with_entry(
+    loaded: &Loaded,
+    spec: &NewSpec,
+    report: &dyn Reporter,
+) -> Result<(), AppError> {
     let nix = spec.entry_nix()?;
     let path = &loaded.file.path;
     let after = edit::add_host(&loaded.file.text, &spec.name, &nix)
@@ -299,7 +305,7 @@ fn check_with_entry(loaded: &Loaded, spec: &NewSpec) -> Result<(), AppError> {
     if fresh.is_empty() {
         return Ok(());
     }
-    eprint!("{}", crate::diag::render_human(&fresh, &candidate.file));
+    report.block(&crate::diag::render_human(&fresh, &candidate.file));
     Err(AppError::input(format!(
         "the new entry for `{}` would not pass `pve check`; nothing was written",
         spec.name
@@ -315,7 +321,8 @@ pub struct NewRun<'a> {
     pub hosts_path: PathBuf,
     pub spec: NewSpec,
     pub tofu: Tofu,
-    pub confirm: &'a mut dyn Confirm,
+    pub prompt: &'a mut dyn Prompt,
+    pub report: &'a dyn Reporter,
     /// The VMIDs on Proxmox, asked again right before planning.
     pub inventory: &'a dyn tofu::Inventory,
     /// The VM's IP from the guest agent (None when it cannot be asked).
@@ -369,12 +376,13 @@ pub fn steps<'a>() -> Vec<Step<NewRun<'a>>> {
 }
 
 /// Runs the steps; the journal keeps what rollback needs.
-pub fn run(run: &mut NewRun, journal: &mut Journal, progress: Progress) -> Result<(), AppError> {
+pub fn run(run: &mut NewRun, journal: &mut Journal) -> Result<(), AppError> {
     if journal.fact("spec").is_none() {
         let spec = serde_json::to_string(&run.spec).map_err(|e| AppError::input(e.to_string()))?;
         journal.set_fact("spec", spec)?;
     }
-    super::run(run, &steps(), journal, progress)
+    let report = run.report;
+    super::run(run, &steps(), journal, report)
 }
 
 fn step_entry(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
@@ -467,7 +475,7 @@ fn current_config(r: &NewRun) -> Result<Config, AppError> {
 
 fn step_plan(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
     let config = current_config(r)?;
-    r.tofu.prepare(&config, r.confirm)?;
+    r.tofu.prepare(&config, r.prompt, r.report)?;
     let state = r.tofu.state()?;
     let address = r.spec.address();
     if !state.addresses.contains(&address) {
@@ -486,6 +494,7 @@ fn step_plan(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
         &state,
         PlanKind::Apply,
         std::slice::from_ref(&address),
+        r.report,
     )?;
     Ok(if meta.changes {
         format!("plan saved for {address}")
@@ -506,10 +515,10 @@ fn step_apply(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         other => {
             // A resumed run, or the config changed: plan once more (and
             // show it) before asking.
-            eprintln!(
+            r.report.note(&format!(
                 "Not using the saved plan: {}. Planning again.",
                 other.reason()
-            );
+            ));
             let detail = step_plan(r, j)?;
             if detail.starts_with("no changes") {
                 r.tofu.discard_plan();
@@ -517,7 +526,7 @@ fn step_apply(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
             }
         }
     }
-    let ok = r.confirm.confirm(
+    let ok = r.prompt.confirm(
         "create the VM",
         &format!(
             "Create VM {} (`{}`) as planned above?",
@@ -537,7 +546,7 @@ fn step_address(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     let name = format!("{}_ip", r.spec.name);
     let from_tofu = r
         .tofu
-        .output(true, None)
+        .output_reported(true, None, r.report)
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|v| v.get(&name)?.get("value")?.as_str().map(str::to_string))
@@ -578,8 +587,8 @@ pub fn rollback(
     hosts_path: &Path,
     name: &str,
     journal: Journal,
-    tofu: Option<&Tofu>,
-    confirm: &mut dyn Confirm,
+    tofu: Option<(&Tofu, &mut dyn Prompt)>,
+    report: &dyn Reporter,
     lock: &RepoLock,
 ) -> Result<Vec<String>, AppError> {
     let mut done = Vec::new();
@@ -607,19 +616,20 @@ pub fn rollback(
     // 2. The VM, if the apply created it (the config no longer has it, so a
     //    targeted plan destroys exactly it).
     let address = format!("{}.{name}", tofu::guard::VM_RESOURCE);
-    if let Some(t) = tofu {
+    if let Some((t, prompt)) = tofu {
         let in_state = t.state().map(|s| s.addresses.contains(&address));
         match in_state {
             Ok(true) => {
                 let loaded = fleet::load(hosts_path)?;
                 let config = Config::new(&crate::render::tofu::render_json(&loaded)?)?;
-                t.prepare(&config, confirm)?;
+                t.prepare(&config, prompt, report)?;
                 let state = t.state()?;
                 let meta = t.plan_targeted(
                     &config,
                     &state,
                     PlanKind::Apply,
                     std::slice::from_ref(&address),
+                    report,
                 )?;
                 if meta.changes {
                     t.apply_saved()?;
@@ -775,10 +785,10 @@ mod tests {
     #[test]
     fn a_good_spec_passes_the_whole_fleet_check() {
         let l = example();
-        validate_spec(&l, &spec("web-2"), None, None).expect("valid");
+        validate_spec(&l, &spec("web-2"), None, None, &crate::report::Silent).expect("valid");
         let mut s = spec("web-2");
         s.vmid = 104; // doc2's
-        assert!(validate_spec(&l, &s, None, None).is_err());
+        assert!(validate_spec(&l, &s, None, None, &crate::report::Silent).is_err());
     }
 
     #[test]

@@ -9,11 +9,12 @@
 
 use crate::error::{AppError, Result};
 use crate::fleet::Loaded;
-use crate::fsutil::RepoLock;
+use crate::fsutil::LockOnDemand;
 use crate::secrets::{rekey, sops::Sops, SopsConfig};
 
-/// Runs the step for host `name`; the text is the step's result line.
-pub fn run(loaded: &Loaded, name: &str) -> Result<String> {
+/// Runs the step for host `name`, holding the repository lock (taken
+/// through `lock`) while it re-keys; the text is the step's result line.
+pub fn run(loaded: &Loaded, name: &str, lock: &LockOnDemand) -> Result<String> {
     let root = &loaded.root_dir;
     let rel = crate::render::sops::config_path(loaded)?;
     let path = root.join(&rel);
@@ -23,7 +24,7 @@ pub fn run(loaded: &Loaded, name: &str) -> Result<String> {
         }
         return Ok("no secrets (hosts.nix has no _sops)".into());
     }
-    let _lock = RepoLock::acquire(root, crate::fleet::edit::LOCK_WAIT)?;
+    let _lock = lock.take()?;
     let config = SopsConfig::load(&path).map_err(|e| AppError::input(e.to_string()))?;
     let out = rekey::rekey_and_rotate(&Sops::new(&path), &config);
     let resume = format!("`pve integrate {name} --resume`");
@@ -82,6 +83,6 @@ fn unmanaged(rel: &str, name: &str) -> AppError {
         "hosts.nix has no `_sops`, so pve does not write {rel}: it does not give `{name}`'s key, and re-keying against it would not let `{name}` read its secrets (or take an old key out)"
     ))
     .with_help(format!(
-        "add `_sops = {{ admins = {{ ... }}; }};` to hosts.nix so `pve render` writes {rel}, then run `pve integrate {name} --resume`; or add the key to {rel} yourself and run `sops updatekeys` on each file"
+        "run `pve secrets adopt` (it writes the `_sops` block that renders {rel} again), then run `pve integrate {name} --resume`; or add the key to {rel} yourself and run `sops updatekeys` on each file"
     ))
 }

@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::new::rel;
-use super::{Journal, Progress, Step};
+use super::{Journal, Step};
 use crate::error::AppError;
 use crate::fleet::{self, edit, Loaded};
 use crate::fsutil::{write_atomic, RepoLock};
 use crate::remote::proxmox::Proxmox;
+use crate::report::{Prompt, Reporter};
 use crate::secrets::{self, rekey, sops::Sops, SopsConfig};
-use crate::tofu::{self, Config, Confirm, PlanKind, Tofu};
+use crate::tofu::{self, Config, PlanKind, Tofu};
 
 pub const WORKFLOW: &str = "remove";
 
@@ -213,7 +214,7 @@ fn refuse_unmanaged(
         readable.len()
     ))
     .with_help(format!(
-        "add `_sops = {{ admins = {{ ... }}; }};` to hosts.nix so `pve render` writes {shown} (check the result with `pve render --check`), then run `pve remove {name}` again; or take the key out of {shown} yourself and run `sops updatekeys` and `sops rotate -i` on each file it could read"
+        "run `pve secrets adopt` (it writes the `_sops` block that renders {shown} again; or add `_sops` by hand and check it with `pve render --check`), then run `pve remove {name}` again; or take the key out of {shown} yourself and run `sops updatekeys` and `sops rotate -i` on each file it could read"
     )))
 }
 
@@ -227,7 +228,8 @@ pub struct RemoveRun<'a> {
     pub tofu: Option<Tofu>,
     pub sops: Option<Sops>,
     pub lock: RepoLock,
-    pub confirm: &'a mut dyn Confirm,
+    pub prompt: &'a mut dyn Prompt,
+    pub report: &'a dyn Reporter,
     /// What the run has to say at the end (rotation, a VM left alone).
     pub notes: Vec<String>,
 }
@@ -281,12 +283,13 @@ pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
 }
 
 /// Runs the steps, keeping what was decided up front in the journal.
-pub fn run(r: &mut RemoveRun, journal: &mut Journal, progress: Progress) -> Result<(), AppError> {
+pub fn run(r: &mut RemoveRun, journal: &mut Journal) -> Result<(), AppError> {
     if journal.fact("removal").is_none() {
         let text = serde_json::to_string(&r.removal).map_err(|e| AppError::input(e.to_string()))?;
         journal.set_fact("removal", text)?;
     }
-    super::run(r, &steps(), journal, progress)
+    let report = r.report;
+    super::run(r, &steps(), journal, report)
 }
 
 /// The journal of a stopped run and what it was removing.
@@ -442,7 +445,7 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     let report = sops.updatekeys(&files);
     let summary = report.summary("re-keyed", &r.root);
     if !report.is_success() {
-        eprint!("{summary}");
+        r.report.block(&summary);
         return Err(AppError::external(format!(
             "{} of {} secret files could not be re-keyed (listed above)",
             report.failed.len(),
@@ -488,7 +491,7 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
     let report = sops.rotate(&files);
     let summary = report.summary("rotated", &r.root);
     if !report.is_success() {
-        eprint!("{summary}");
+        r.report.block(&summary);
         return Err(AppError::external(format!(
             "{} of {} data keys could not be rotated (listed above)",
             report.failed.len(),
@@ -532,7 +535,7 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
             r.removal.name
         )));
     }
-    t.prepare(&config, r.confirm)?;
+    t.prepare(&config, r.prompt, r.report)?;
     let state = t.state()?;
     if !state.addresses.contains(&address) {
         let msg = if j.fact("vm_absent").is_some() {
@@ -551,6 +554,7 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
         &state,
         PlanKind::Apply,
         std::slice::from_ref(&address),
+        r.report,
     )?;
     if !meta.changes {
         t.discard_plan();

@@ -1,0 +1,41 @@
+//! `pve check`.
+
+use crate::check;
+use crate::cli::check::{Args, Format};
+use crate::diag::{render_human, JsonDiagnostic};
+use crate::error::{exit, Result};
+use crate::report::Reporter as _;
+
+use super::Context;
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let diags = check::check(&loaded);
+    let failed = check::fails(&diags, args.strict);
+    match args.format {
+        Format::Json => {
+            let json: Vec<_> = diags
+                .iter()
+                .map(|d| JsonDiagnostic::new(d, &loaded.file))
+                .collect();
+            let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
+            text.push('\n');
+            super::print(&text)?;
+        }
+        Format::Human => {
+            let report = crate::ui::Terminal::new();
+            report.block(&render_human(&diags, &loaded.file));
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            let warnings = diags.len() - errors;
+            let hosts = loaded.fleet.hosts.len();
+            report.note(&format!(
+                "{}: {hosts} hosts, {errors} errors, {warnings} warnings",
+                loaded.file.path.display()
+            ));
+        }
+    }
+    // The process ends here: freeing a large fleet's values piece by piece
+    // would only delay the exit (the OS takes the memory back at once).
+    std::mem::forget(loaded);
+    Ok(if failed { exit::FINDINGS } else { exit::OK })
+}

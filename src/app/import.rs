@@ -1,0 +1,237 @@
+//! `pve import`: adopt an existing Proxmox VM.
+
+use crate::cli::remove::ImportArgs;
+use crate::error::{AppError, Result};
+use crate::fleet::edit::{self, names::string_literal, HostEntry};
+use crate::fsutil::RepoLock;
+use crate::remote::proxmox::{self, Proxmox};
+
+use super::Context;
+
+pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
+    let vmid = proxmox::parse_vmid(&args.vmid)?;
+    let loaded = ctx.load()?;
+    let root = loaded.root_dir.clone();
+    let px = Proxmox::from_loaded(&loaded)?;
+    if !px.existing_vmids()?.contains(&vmid) {
+        return Err(
+            AppError::input(format!("VM {vmid} does not exist on Proxmox"))
+                .with_help("`proxmox-ops list` shows the VMs"),
+        );
+    }
+    let cfg = px.config(vmid)?;
+    if cfg.is_template() {
+        return Err(AppError::input(format!(
+            "VM {vmid} is a template; templates are not hosts"
+        )));
+    }
+    // An entry that already has this VMID is updated.
+    let existing = loaded
+        .fleet
+        .vms()
+        .find(|(_, s)| s.vmid.as_ref().is_some_and(|v| v.value == i64::from(vmid)));
+    let path = loaded.file.path.clone();
+    let lock = RepoLock::take(&root)?;
+    if let Some((host, spec)) = existing {
+        if spec.readonly {
+            return Err(AppError::input(format!(
+                "`{}` (VM {vmid}) is readonly; refusing to import it",
+                host.name
+            )));
+        }
+        let name = host.name.clone();
+        let applied = edit::apply_to_file_under(&lock, &path, |t| {
+            let t = edit::set_attr(t, &[&name, "proxmox", "import"], "true")?;
+            edit::set_attr(&t, &[&name, "proxmox", "cloneFromTemplate"], "false")
+        })?;
+        let msg = if applied.changed() {
+            format!(
+                "Updated `{name}`: VM {vmid} is adopted by the next `pve apply` (import = true).\n"
+            )
+        } else {
+            format!("`{name}` already imports VM {vmid}.\n")
+        };
+        return super::print(&msg);
+    }
+    let name = match args.name.clone().or_else(|| cfg.name().map(str::to_string)) {
+        Some(n) => n,
+        None => {
+            return Err(AppError::input(format!("VM {vmid} has no name on Proxmox"))
+                .with_help("pass --name NAME"))
+        }
+    };
+    crate::workflow::new::validate_name(&loaded, &name).map_err(|m| {
+        AppError::input(format!("cannot import VM {vmid} as `{name}`: {m}"))
+            .with_help("pass --name with another name")
+    })?;
+    let num = |k: &str| cfg.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    let (slot, size) = boot_disk(&cfg);
+    let entry = HostEntry {
+        name: name.clone(),
+        vmid: Some(vmid),
+        cores: num("cores"),
+        memory: num("memory"),
+        disk: size,
+        description: cfg
+            .description()
+            .map(|d| d.lines().next().unwrap_or_default().to_string())
+            .filter(|d| !d.is_empty()),
+        ..HostEntry::new(&name)
+    };
+    let nix = entry
+        .render()
+        .map_err(|e| AppError::input(format!("cannot render the host entry: {e}")))?;
+    let mut extra: Vec<(&str, String)> = vec![
+        ("import", "true".into()),
+        ("cloneFromTemplate", "false".into()),
+    ];
+    if let Some(s) = slot.filter(|s| s != "virtio0") {
+        extra.push(("diskInterface", string_literal(&s)));
+    }
+    if let Some(b) = cfg.get("bios") {
+        extra.push(("bios", string_literal(b)));
+    }
+    if let Some(m) = cfg.get("machine") {
+        extra.push(("machine", string_literal(m)));
+    }
+    let default_bridge = loaded
+        .fleet
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.bridge.as_deref())
+        .unwrap_or("vmbr0");
+    extra.extend(adopted_settings(&cfg, default_bridge));
+    edit::apply_to_file_under(&lock, &path, |t| {
+        let mut t = edit::add_host(t, &name, &nix)?;
+        for (k, v) in &extra {
+            t = edit::set_attr(&t, &[&name, "proxmox", k], v)?;
+        }
+        Ok(t)
+    })?;
+    let mut made = Vec::new();
+    for f in crate::render::scaffold::files(&name)? {
+        let target = root.join(&f.path);
+        if !target.exists() {
+            crate::fsutil::write_new(&target, f.contents.as_bytes())?;
+            made.push(f.path.display().to_string());
+        }
+    }
+    super::print(&format!(
+        "Added `{name}` for VM {vmid} with import = true{}.\nNext: `pve plan` shows the import; `pve apply` adopts the VM.\n",
+        if made.is_empty() {
+            String::new()
+        } else {
+            format!(" (and wrote {})", made.join(", "))
+        }
+    ))
+}
+
+/// What else the next plan would otherwise change on an adopted VM: its
+/// tags, its first network device (bridge when not the fleet's default,
+/// VLAN, and the MAC address, which DHCP reservations depend on) and its
+/// virtiofs shares, as Nix text per `proxmox` key.
+fn adopted_settings(cfg: &proxmox::VmConfig, default_bridge: &str) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let list = |items: Vec<String>| format!("[ {} ]", items.join(" "));
+    let tags = cfg.tags();
+    if !tags.is_empty() {
+        out.push((
+            "tags",
+            list(tags.iter().map(|t| string_literal(t)).collect()),
+        ));
+    }
+    if let Some(net) = cfg.nets().into_iter().find(|n| n.id == "net0") {
+        if let Some(b) = net.bridge.as_deref().filter(|b| *b != default_bridge) {
+            out.push(("bridge", string_literal(b)));
+        }
+        if let Some(tag) = net.vlan {
+            out.push(("vlan", tag.to_string()));
+        }
+        if !net.mac.is_empty() {
+            // Proxmox writes MAC addresses in capitals; so must we, or the
+            // plan shows a change.
+            out.push(("macAddress", string_literal(&net.mac.to_ascii_uppercase())));
+        }
+    }
+    let shares: Vec<String> = cfg
+        .virtiofs()
+        .iter()
+        .map(|v| {
+            let mut fields = vec![format!("mapping = {};", string_literal(&v.mapping))];
+            if let Some(c) = &v.cache {
+                fields.push(format!("cache = {};", string_literal(c)));
+            }
+            for (key, flag) in [
+                ("direct_io", v.direct_io),
+                ("expose_acl", v.expose_acl),
+                ("expose_xattr", v.expose_xattr),
+            ] {
+                if let Some(f) = flag {
+                    fields.push(format!("{key} = {f};"));
+                }
+            }
+            format!("{{ {} }}", fields.join(" "))
+        })
+        .collect();
+    if !shares.is_empty() {
+        out.push(("virtiofs", list(shares)));
+    }
+    out
+}
+
+/// The boot disk's slot and size (`virtio0`, `64G`), from `boot: order=`
+/// or the first disk slot.
+fn boot_disk(cfg: &proxmox::VmConfig) -> (Option<String>, Option<String>) {
+    let is_disk = |k: &str| {
+        let bus = k.trim_end_matches(|c: char| c.is_ascii_digit());
+        ["virtio", "scsi", "sata", "ide"].contains(&bus) && bus.len() < k.len()
+    };
+    let from_boot = cfg.get("boot").and_then(|b| {
+        b.trim_start_matches("order=")
+            .split(';')
+            .find(|k| is_disk(k) && cfg.get(k).is_some_and(|v| !v.contains("media=cdrom")))
+            .map(str::to_string)
+    });
+    let slot = from_boot.or_else(|| {
+        cfg.entries
+            .iter()
+            .find(|(k, v)| is_disk(k) && !v.contains("media=cdrom"))
+            .map(|(k, _)| k.clone())
+    });
+    let size = slot.as_deref().and_then(|s| cfg.get(s)).and_then(|v| {
+        v.split(',')
+            .find_map(|p| p.strip_prefix("size="))
+            .filter(|s| crate::check::rules::disk_size_gib(s).is_some())
+            .map(str::to_string)
+    });
+    (slot, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> proxmox::VmConfig {
+        proxmox::VmConfig {
+            entries: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_boot_disk_comes_from_the_boot_order_and_skips_cdroms() {
+        let c = cfg(&[
+            ("boot", "order=ide2;scsi0;net0"),
+            ("ide2", "local:iso/nixos.iso,media=cdrom"),
+            ("scsi0", "local-lvm:vm-120-disk-0,size=48G"),
+            ("virtio1", "local-lvm:vm-120-disk-1,size=8G"),
+        ]);
+        assert_eq!(boot_disk(&c), (Some("scsi0".into()), Some("48G".into())));
+        // No boot order: the first disk slot; a size in M is not a disk size.
+        let c = cfg(&[("virtio0", "local-lvm:vm-1-disk-0,size=512M")]);
+        assert_eq!(boot_disk(&c), (Some("virtio0".into()), None));
+        assert_eq!(boot_disk(&cfg(&[("net0", "virtio=AA")])), (None, None));
+    }
+}

@@ -1,0 +1,469 @@
+//! `pve new`: the wizard (or flags + --yes), then the steps of
+//! `workflow::new`, with rollback offered when a step fails.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use crate::cli::new::Args;
+use crate::error::{exit, AppError, Result};
+use crate::fleet::Loaded;
+use crate::fsutil::RepoLock;
+use crate::remote::proxmox::Proxmox;
+use crate::report::{Prompt, Reporter};
+use crate::tofu::{self, Tofu};
+use crate::ui::{self, TerminalPrompt};
+use crate::workflow::new::{self as wf, NewRun, NewSpec};
+use crate::workflow::Journal;
+
+use super::Context;
+
+/// The wizard's questions: asked again until the answer validates.
+struct Wizard<'a> {
+    prompt: RefCell<&'a mut dyn Prompt>,
+    report: &'a dyn Reporter,
+}
+
+impl Wizard<'_> {
+    /// Asks until the answer validates (or gives up after 5 tries).
+    fn ask<T: std::str::FromStr>(
+        &self,
+        question: &str,
+        default: Option<String>,
+        validate: &dyn Fn(&T) -> std::result::Result<(), String>,
+    ) -> Result<T> {
+        for _ in 0..5 {
+            let shown = default
+                .as_deref()
+                .map(|d| format!(" [{d}]"))
+                .unwrap_or_default();
+            let mut answer = self
+                .prompt
+                .borrow_mut()
+                .ask("create a VM", &format!("{question}{shown}:"))?;
+            if answer.is_empty() {
+                match &default {
+                    Some(d) => answer = d.clone(),
+                    None => {
+                        self.report.note("  an answer is needed");
+                        continue;
+                    }
+                }
+            }
+            let Ok(v) = answer.parse::<T>() else {
+                self.report
+                    .note(&format!("  {answer:?} is not a valid answer here"));
+                continue;
+            };
+            match validate(&v) {
+                Ok(()) => return Ok(v),
+                Err(m) => self.report.note(&format!("  {m}")),
+            }
+        }
+        Err(AppError::input(format!("no valid answer to {question:?}")))
+    }
+
+    /// Asks an optional text ("-" or empty with no default: none).
+    fn ask_optional(
+        &self,
+        question: &str,
+        default: Option<String>,
+        validate: &dyn Fn(&String) -> std::result::Result<(), String>,
+    ) -> Result<Option<String>> {
+        let v: String = self.ask(
+            &format!("{question} (`-` for none)"),
+            Some(default.unwrap_or_else(|| "-".into())),
+            &|s: &String| if s == "-" { Ok(()) } else { validate(s) },
+        )?;
+        Ok((v != "-").then_some(v))
+    }
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let root = loaded.root_dir.clone();
+    let hosts_path = loaded.file.path.clone();
+    let report = super::reporter(args.json);
+    let report = report.as_ref();
+    let tty = ui::interactive();
+
+    if args.resume || args.rollback {
+        let name = args.name.clone().ok_or_else(|| {
+            AppError::input("missing --name: which run to continue or undo")
+                .with_help("e.g. `pve new --name web-2 --resume`")
+        })?;
+        if !crate::check::rules::is_dns_label(&name) {
+            return Err(AppError::input(format!(
+                "--name: {name:?} is not a host name"
+            )));
+        }
+        crate::workflow::gate::check_for_host(&loaded, wf::WORKFLOW, &name)?;
+        let Some((journal, spec)) = wf::load_journal(&root, &name)? else {
+            return Err(AppError::input(format!(
+                "there is no stopped `pve new` run for `{name}`"
+            )));
+        };
+        let lock = RepoLock::take(&root)?;
+        let tofu = Tofu::new(tofu::workdir(&root)?, tofu::ApiToken::discover()?);
+        let mut prompt = TerminalPrompt::new(args.yes);
+        if args.rollback {
+            let done = wf::rollback(
+                &root,
+                &hosts_path,
+                &name,
+                journal,
+                Some((&tofu, &mut prompt)),
+                report,
+                &lock,
+            )?;
+            report_rollback(report, &done);
+            return Ok(exit::OK);
+        }
+        let proxmox = Proxmox::from_loaded(&loaded)?;
+        let token = wf::token()?;
+        let tofu = Tofu::new(tofu::workdir(&root)?, Some(token));
+        return execute(
+            &root,
+            &hosts_path,
+            spec,
+            tofu,
+            &proxmox,
+            journal,
+            lock,
+            &args,
+            report,
+            tty,
+        );
+    }
+
+    if let Some(n) = args.name.as_deref() {
+        if !crate::check::rules::is_dns_label(n) {
+            // The full message comes from validate_name.
+            wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
+        }
+    }
+    crate::workflow::gate::check(&loaded, wf::WORKFLOW, |_| false)?;
+    if let Some(name) = args
+        .name
+        .as_deref()
+        .filter(|n| Journal::path_for(&root, wf::WORKFLOW, n).is_file())
+    {
+        return Err(AppError::input(format!(
+            "a run of `pve new` for `{name}` stopped before it finished"
+        ))
+        .with_help(format!(
+            "continue it with `pve new --name {name} --resume`, or undo it with `pve new --name {name} --rollback`"
+        )));
+    }
+
+    // Without a terminal every answer must come from flags, and --yes.
+    if !tty || args.yes {
+        if args.name.is_none() {
+            return Err(
+                AppError::input("missing --name: there is no terminal to ask on").with_help(
+                    "give every answer as a flag and --yes, e.g. `pve new --name web-2 --yes`",
+                ),
+            );
+        }
+        if !args.yes {
+            let missing = missing_flags(&args);
+            return Err(AppError::input(
+                "refusing to create a VM without confirmation: there is no terminal to ask on",
+            )
+            .with_help(if missing.is_empty() {
+                "pass --yes to go ahead".to_string()
+            } else {
+                format!(
+                    "pass --yes (defaults are then used for {})",
+                    missing.join(", ")
+                )
+            }));
+        }
+    }
+    // The name first: it needs no Proxmox.
+    if let Some(n) = &args.name {
+        wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
+    }
+    if let Some(d) = &args.description {
+        wf::validate_description(d).map_err(|m| AppError::input(format!("--description: {m}")))?;
+    }
+    let token = wf::token()?;
+    let proxmox = Proxmox::from_loaded(&loaded)?;
+    let used = proxmox.existing_vmids()?;
+    let storages: Vec<String> = proxmox
+        .storage()?
+        .into_iter()
+        .filter(|s| s.status == "active")
+        .map(|s| s.name)
+        .collect();
+    let mut prompt = TerminalPrompt::new(args.yes);
+    let wizard = (tty && !args.yes).then(|| Wizard {
+        prompt: RefCell::new(&mut prompt),
+        report,
+    });
+    let spec = answers(&loaded, &args, &used, &storages, wizard.as_ref())?;
+    wf::validate_spec(&loaded, &spec, Some(&used), Some(&storages), report)?;
+    report.note(&format!(
+        "New host `{}`: VMID {}, {} cores, {} MiB, disk {}{}",
+        spec.name,
+        spec.vmid,
+        spec.cores,
+        spec.memory,
+        spec.disk,
+        spec.storage
+            .as_deref()
+            .map(|s| format!(" on {s}"))
+            .unwrap_or_default()
+    ));
+    let lock = RepoLock::take(&root)?;
+    let journal = Journal::new(&root, wf::WORKFLOW, &spec.name);
+    let tofu = Tofu::new(tofu::workdir(&root)?, Some(token));
+    execute(
+        &root,
+        &hosts_path,
+        spec,
+        tofu,
+        &proxmox,
+        journal,
+        lock,
+        &args,
+        report,
+        tty,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    root: &std::path::Path,
+    hosts_path: &std::path::Path,
+    spec: NewSpec,
+    tofu: Tofu,
+    proxmox: &Proxmox,
+    mut journal: Journal,
+    lock: RepoLock,
+    args: &Args,
+    report: &dyn Reporter,
+    tty: bool,
+) -> Result<u8> {
+    let mut prompt = TerminalPrompt::new(args.yes);
+    let inventory = PxInventory(proxmox);
+    let agent_ip = |vmid: u32| proxmox.get_ip(vmid).ok().map(|i| i.ip.to_string());
+    let mut r = NewRun {
+        root: root.to_path_buf(),
+        hosts_path: hosts_path.to_path_buf(),
+        spec: spec.clone(),
+        tofu,
+        prompt: &mut prompt,
+        report,
+        inventory: &inventory,
+        agent_ip: &agent_ip,
+        ip: None,
+        lock,
+    };
+    match wf::run(&mut r, &mut journal) {
+        Ok(()) => {
+            journal.finish()?;
+            let ip = r.ip.clone();
+            let cmd = wf::integrate_command(&spec.name, ip.as_deref(), spec.vmid);
+            if !args.json {
+                super::print(&format!(
+                    "Created `{}` (VMID {}). Next, make it a member of the fleet:\n  {cmd}\n",
+                    spec.name, spec.vmid
+                ))?;
+            } else {
+                super::print(
+                    &(serde_json::json!({"workflow": "new", "host": spec.name, "vmid": spec.vmid, "ip": ip, "next": cmd})
+                        .to_string()
+                        + "\n"),
+                )?;
+            }
+            Ok(exit::OK)
+        }
+        Err(e) => {
+            let NewRun { tofu, lock, .. } = r;
+            let roll = if args.yes {
+                report.note(&format!("error: {e}\nRolling back (--yes)."));
+                true
+            } else if tty {
+                report.note(&format!("error: {e}"));
+                let a = TerminalPrompt::new(false)
+                    .ask("roll back", "Roll back what pve new did so far? [Y/n]")?;
+                !matches!(a.as_str(), "n" | "N" | "no")
+            } else {
+                false
+            };
+            if roll {
+                let mut p = TerminalPrompt::new(true);
+                match wf::rollback(
+                    root,
+                    hosts_path,
+                    &spec.name,
+                    journal,
+                    Some((&tofu, &mut p)),
+                    report,
+                    &lock,
+                ) {
+                    Ok(done) => report_rollback(report, &done),
+                    Err(re) => {
+                        report.note(&format!("error: the rollback stopped: {re}"));
+                        report.note(&format!(
+                            "  = help: run `pve new --name {} --rollback` to try again",
+                            spec.name
+                        ));
+                    }
+                }
+            } else {
+                report.note(&format!(
+                    "Kept what was done. Continue with `pve new --name {0} --resume` or undo it with `pve new --name {0} --rollback`.",
+                    spec.name
+                ));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn report_rollback(report: &dyn Reporter, done: &[String]) {
+    if done.is_empty() {
+        report.note("Rolled back: nothing had changed.");
+    } else {
+        report.note(&format!("Rolled back: {}.", done.join("; ")));
+    }
+}
+
+/// The flags not given (their defaults are used with --yes).
+fn missing_flags(a: &Args) -> Vec<&'static str> {
+    [
+        ("--ssh-alias", a.ssh_alias.is_none()),
+        ("--vmid", a.vm.vmid.is_none()),
+        ("--description", a.description.is_none()),
+        ("--cores", a.vm.cores.is_none()),
+        ("--memory", a.vm.memory.is_none()),
+        ("--disk", a.vm.disk.is_none()),
+        ("--storage", a.vm.storage.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, missing)| missing.then_some(flag))
+    .collect()
+}
+
+/// The answers: flags, else asked (wizard), else defaults.
+fn answers(
+    loaded: &Loaded,
+    a: &Args,
+    used: &BTreeSet<u32>,
+    storages: &[String],
+    wizard: Option<&Wizard>,
+) -> Result<NewSpec> {
+    let default_storage = loaded
+        .fleet
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.default_storage.as_ref())
+        .map(|s| s.value.clone());
+    let next = crate::remote::proxmox::next_free_vmid(&loaded.fleet, used)?;
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        // Without a wizard, --name is required (checked before).
+        None => wizard
+            .ok_or_else(|| AppError::input("missing --name"))?
+            .ask("Name", None, &|n: &String| wf::validate_name(loaded, n))?,
+    };
+    let pick = |flag: Option<String>,
+                q: &str,
+                d: String,
+                v: &dyn Fn(&String) -> std::result::Result<(), String>|
+     -> Result<String> {
+        match flag {
+            Some(x) => Ok(x),
+            None => match wizard {
+                Some(w) => w.ask(q, Some(d), v),
+                None => Ok(d),
+            },
+        }
+    };
+    let ssh_alias = pick(a.ssh_alias.clone(), "SSH alias", name.clone(), &|s| {
+        wf::validate_alias(s)
+    })?;
+    let vmid = match a.vm.vmid {
+        Some(v) => v,
+        None => match wizard {
+            Some(w) => w.ask("VMID", Some(next.to_string()), &|v: &u32| {
+                wf::validate_vmid(loaded, Some(used), *v)
+            })?,
+            None => next,
+        },
+    };
+    let description = match &a.description {
+        Some(d) => Some(d.clone()),
+        None => match wizard {
+            Some(w) => w.ask_optional("Purpose (description)", None, &|d| {
+                wf::validate_description(d)
+            })?,
+            None => None,
+        },
+    };
+    let num = |flag: Option<u32>,
+               q: &str,
+               d: u32,
+               v: fn(u32) -> std::result::Result<(), String>|
+     -> Result<u32> {
+        match flag {
+            Some(x) => Ok(x),
+            None => match wizard {
+                Some(w) => w.ask(q, Some(d.to_string()), &|x: &u32| v(*x)),
+                None => Ok(d),
+            },
+        }
+    };
+    let cores = num(a.vm.cores, "Cores", wf::DEFAULT_CORES, wf::validate_cores)?;
+    let memory = num(
+        a.vm.memory,
+        "Memory (MiB)",
+        wf::DEFAULT_MEMORY,
+        wf::validate_memory,
+    )?;
+    let disk = pick(a.vm.disk.clone(), "Disk", wf::DEFAULT_DISK.into(), &|d| {
+        wf::validate_disk(d)
+    })?;
+    let storage = match &a.vm.storage {
+        Some(s) => Some(s.clone()),
+        None => match wizard {
+            Some(w) => {
+                let d = default_storage
+                    .clone()
+                    .or_else(|| storages.first().cloned())
+                    .unwrap_or_else(|| "local-lvm".into());
+                Some(w.ask("Storage", Some(d), &|s: &String| {
+                    wf::validate_storage(s, Some(storages))
+                })?)
+            }
+            None => None,
+        },
+    };
+    // The default storage is implied: the entry leaves it out.
+    let storage = storage.filter(|s| Some(s) != default_storage.as_ref());
+    Ok(NewSpec {
+        ssh_alias: Some(ssh_alias).filter(|s| *s != name),
+        name,
+        vmid,
+        description,
+        cores,
+        memory,
+        disk,
+        storage,
+    })
+}
+
+/// The VMIDs on Proxmox, for the state guard of the new VM.
+struct PxInventory<'a>(&'a Proxmox);
+
+impl tofu::Inventory for PxInventory<'_> {
+    fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
+        Ok(self
+            .0
+            .existing_vmids()?
+            .into_iter()
+            .map(i64::from)
+            .collect())
+    }
+}

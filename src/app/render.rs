@@ -1,0 +1,55 @@
+//! `pve render`.
+
+use crate::cli::render::{Args, What};
+use crate::error::{exit, Result};
+use crate::fsutil::RepoLock;
+use crate::render::{self, Target};
+use crate::report::Reporter as _;
+
+use super::Context;
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let report = crate::ui::Terminal::new();
+    let files = match args.what {
+        What::All => render::all(&loaded)?,
+        What::Tofu => render::render(&loaded, &[Target::Tofu])?,
+        What::Sops => render::render(&loaded, &[Target::Sops])?,
+        What::KnownHosts => render::render(&loaded, &[Target::KnownHosts])?,
+    };
+    let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
+    if args.check {
+        let stale = render::check(&dir, &files)?;
+        if stale.is_empty() {
+            report.note(&format!("{} files up to date", files.len()));
+            return Ok(exit::OK);
+        }
+        let mut text = String::new();
+        for s in &stale {
+            text.push_str(&s.diff);
+        }
+        super::print(&text)?;
+        for s in &stale {
+            report.note(&format!(
+                "stale: {} (run `pve render` and commit the result)",
+                s.path.display()
+            ));
+        }
+        return Ok(exit::FINDINGS);
+    }
+    let lock = if render::writes_into_fleet(&loaded, &dir) {
+        Some(RepoLock::take(&loaded.root_dir)?)
+    } else {
+        None
+    };
+    let changed = render::write(&loaded, &dir, &files, lock.as_ref())?;
+    for f in &files {
+        let verb = if changed.contains(&f.path) {
+            "wrote"
+        } else {
+            "unchanged"
+        };
+        report.note(&format!("{verb} {}", f.path.display()));
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,28 @@
+//! `pve scaffold`.
+
+use crate::cli::scaffold::Args;
+use crate::error::{exit, AppError, Result};
+use crate::fsutil::RepoLock;
+use crate::render::scaffold::{self, Outcome};
+use crate::report::Reporter as _;
+
+use super::Context;
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let hosts = ctx.hosts_path()?;
+    let root = std::path::absolute(hosts.parent().unwrap_or(std::path::Path::new(".")))
+        .map_err(|e| AppError::input(format!("cannot resolve the fleet folder: {e}")))?;
+    let files = scaffold::files(&args.name)?;
+    let lock = RepoLock::take(&root)?;
+    let report = crate::ui::Terminal::new();
+    for o in scaffold::scaffold(&root, &files, &lock)? {
+        match o {
+            Outcome::Created(p) => report.note(&format!("created {}", p.display())),
+            Outcome::Kept(p) => report.note(&format!(
+                "kept {} (it exists; not overwritten)",
+                p.display()
+            )),
+        }
+    }
+    Ok(exit::OK)
+}
