@@ -50,6 +50,16 @@ pub enum AppError {
     /// A question could not be asked or answered.
     #[error(transparent)]
     Prompt(#[from] crate::report::PromptError),
+    #[error(transparent)]
+    Ssh(#[from] crate::remote::ssh::SshError),
+    #[error(transparent)]
+    KnownHosts(#[from] crate::known_hosts::KnownHostsError),
+    #[error(transparent)]
+    Integrate(#[from] crate::workflow::integrate::IntegrateError),
+    #[error(transparent)]
+    Tailscale(#[from] crate::tailscale::TsError),
+    #[error(transparent)]
+    Proxmox(#[from] crate::remote::proxmox::ProxmoxError),
     /// Bad input: a wrong argument, a file that cannot be used.
     #[error("{message}")]
     Input {
@@ -97,11 +107,29 @@ impl AppError {
             AppError::Input { message, .. } => AppError::Input { message, help: h },
             AppError::External { message, .. } => AppError::External { message, help: h },
             AppError::Refused { message, .. } => AppError::Refused { message, help: h },
+            // A typed error given other advice keeps its message and kind.
+            typed @ (AppError::Ssh(_)
+            | AppError::KnownHosts(_)
+            | AppError::Integrate(_)
+            | AppError::Tailscale(_)
+            | AppError::Proxmox(_)) => {
+                let message = typed.to_string();
+                match typed.kind() {
+                    Kind::Input => AppError::Input { message, help: h },
+                    Kind::External => AppError::External { message, help: h },
+                    Kind::Refused => AppError::Refused { message, help: h },
+                }
+            }
             other => other,
         }
     }
     pub fn kind(&self) -> Kind {
         match self {
+            AppError::Ssh(e) => e.kind(),
+            AppError::KnownHosts(e) => e.kind(),
+            AppError::Integrate(e) => e.kind(),
+            AppError::Tailscale(e) => e.kind(),
+            AppError::Proxmox(e) => e.kind(),
             AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
             AppError::External { .. } => Kind::External,
             AppError::Refused { .. } => Kind::Refused,
@@ -112,6 +140,11 @@ impl AppError {
     }
     pub fn help(&self) -> Option<String> {
         match self {
+            AppError::Ssh(e) => e.help(),
+            AppError::KnownHosts(e) => e.help(),
+            AppError::Integrate(e) => e.help(),
+            AppError::Tailscale(e) => e.help(),
+            AppError::Proxmox(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { .. }) => {
                 Some("pass --yes to go ahead from a script".to_string())

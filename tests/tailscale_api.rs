@@ -11,7 +11,7 @@ mod secrets_support;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use pve_fleet::error::AppError;
+use pve_fleet::error::{AppError, Classify as _};
 use pve_fleet::secrets::sops::Sops;
 use pve_fleet::tailscale::{self, Api, KeyRequest, OAuthClient, Secret, TsError};
 use secrets_support::*;

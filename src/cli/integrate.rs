@@ -1,7 +1,6 @@
 //! `pve integrate`: flags converted once, then the workflow in
 //! `workflow::integrate`.
 
-use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -158,7 +157,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     opts.tailscale_tags = args.tailscale_tags;
     opts.tailscale_credentials = args.tailscale_credentials;
     opts.ssh_wait = Duration::from_secs(args.ssh_wait);
-    opts.interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if let Ok(ms) = std::env::var("PVE_INTEGRATE_WATCH_MS") {
         if let Ok(ms) = ms.trim().parse::<u64>() {
             opts.watch_interval = Duration::from_millis(ms.max(100));
@@ -194,7 +192,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             Journal::new(&root, integrate::WORKFLOW, &args.name)
         }
     };
-    let mut c = integrate::Integrate::new(opts, loaded)?;
+    let reporter: Box<dyn crate::report::Reporter> = if args.json {
+        Box::new(crate::ui::Json)
+    } else {
+        Box::new(crate::ui::Terminal::new())
+    };
+    let prompt: Box<dyn crate::report::Prompt> = if crate::ui::interactive() {
+        Box::new(crate::ui::TerminalPrompt { yes: false })
+    } else {
+        Box::new(crate::report::NoPrompt)
+    };
+    let mut c = integrate::Integrate::new(opts, loaded, reporter.as_ref(), prompt)?;
     // Fresh or resumed: hosts.nix passes `pve check` before any step.
     workflow::gate::check(&c.loaded, integrate::WORKFLOW, |_| false)?;
     let progress = if args.json {
