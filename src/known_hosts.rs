@@ -147,16 +147,27 @@ pub enum KnownHostsError {
         line_names: String,
         names: Vec<String>,
     },
+    /// `owner` names who holds the key ("`web` (its publicKey in hosts.nix)").
+    #[error("the host key offered for `{name}` ({fingerprint}) already belongs to {owner}; refusing to pin it for `{name}`")]
+    KeyOwnedElsewhere {
+        name: String,
+        fingerprint: String,
+        owner: String,
+    },
 }
 
 impl Classify for KnownHostsError {
     fn kind(&self) -> Kind {
-        Kind::Input
+        match self {
+            KnownHostsError::KeyOwnedElsewhere { .. } => Kind::External,
+            _ => Kind::Input,
+        }
     }
     fn help(&self) -> Option<String> {
         match self {
             KnownHostsError::Read { .. } => None,
             KnownHostsError::SharedLine { .. } => Some("every hostname and sshAlias must be unique (`pve check`); fix hosts.nix and run `pve render`".into()),
+            KnownHostsError::KeyOwnedElsewhere { name, .. } => Some(format!("a VM that hands out another machine's key is impersonating it, or answers at its address. Check `{name}` on its console; nothing was trusted or changed")),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::error::AppError;
 use crate::fleet::Loaded;
-use crate::known_hosts::{self, PROXMOX_PATH, VMS_PATH};
+use crate::known_hosts::{self, KnownHostsError, PROXMOX_PATH, VMS_PATH};
 
 /// Refuses (exit 3) when `key` already belongs to someone other than host
 /// `name`: another host's `publicKey`, a line of `vms/known_hosts` for
@@ -51,10 +51,10 @@ pub fn refuse_shared_key(
 }
 
 fn conflict(name: &str, fp: &str, owner: &str) -> AppError {
-    AppError::external(format!(
-        "the host key offered for `{name}` ({fp}) already belongs to {owner}; refusing to pin it for `{name}`"
-    ))
-    .with_help(format!(
-        "a VM that hands out another machine's key is impersonating it, or answers at its address. Check `{name}` on its console; nothing was trusted or changed"
-    ))
+    KnownHostsError::KeyOwnedElsewhere {
+        name: name.to_string(),
+        fingerprint: fp.to_string(),
+        owner: owner.to_string(),
+    }
+    .into()
 }
