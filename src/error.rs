@@ -53,6 +53,19 @@ pub enum AppError {
     /// `pve secrets adopt` could not adopt the file.
     #[error(transparent)]
     Adopt(#[from] crate::secrets::adopt::AdoptError),
+    #[error(transparent)]
+    Ssh(#[from] crate::remote::ssh::SshError),
+    #[error(transparent)]
+    KnownHosts(#[from] crate::known_hosts::KnownHostsError),
+    #[error(transparent)]
+    Integrate(#[from] crate::workflow::integrate::IntegrateError),
+    #[error(transparent)]
+    Tailscale(#[from] crate::tailscale::TsError),
+    #[error(transparent)]
+    Proxmox(#[from] crate::remote::proxmox::ProxmoxError),
+    /// A typed error with the caller's advice in place of its own.
+    #[error("{error}")]
+    Helped { error: Box<AppError>, help: String },
     /// Bad input: a wrong argument, a file that cannot be used.
     #[error("{message}")]
     Input {
@@ -95,16 +108,31 @@ impl AppError {
         }
     }
     pub fn with_help(self, h: impl Into<String>) -> Self {
-        let h = Some(h.into());
+        let help = h.into();
+        let h = Some(help.clone());
         match self {
             AppError::Input { message, .. } => AppError::Input { message, help: h },
             AppError::External { message, .. } => AppError::External { message, help: h },
             AppError::Refused { message, .. } => AppError::Refused { message, help: h },
-            other => other,
+            // A hosts.nix diagnostic carries its own fix at its position.
+            fleet @ AppError::Fleet(_) => fleet,
+            // A typed error given other advice stays typed: it is wrapped,
+            // keeping its message and kind.
+            AppError::Helped { error, .. } => AppError::Helped { error, help },
+            typed => AppError::Helped {
+                error: Box::new(typed),
+                help,
+            },
         }
     }
     pub fn kind(&self) -> Kind {
         match self {
+            AppError::Helped { error, .. } => error.kind(),
+            AppError::Ssh(e) => e.kind(),
+            AppError::KnownHosts(e) => e.kind(),
+            AppError::Integrate(e) => e.kind(),
+            AppError::Tailscale(e) => e.kind(),
+            AppError::Proxmox(e) => e.kind(),
             AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
             AppError::Adopt(e) => e.kind(),
             AppError::External { .. } => Kind::External,
@@ -116,6 +144,12 @@ impl AppError {
     }
     pub fn help(&self) -> Option<String> {
         match self {
+            AppError::Helped { help, .. } => Some(help.clone()),
+            AppError::Ssh(e) => e.help(),
+            AppError::KnownHosts(e) => e.help(),
+            AppError::Integrate(e) => e.help(),
+            AppError::Tailscale(e) => e.help(),
+            AppError::Proxmox(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
                 help.clone()

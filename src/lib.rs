@@ -20,6 +20,7 @@ pub mod error;
 pub mod fleet;
 pub mod fsutil;
 pub mod keys;
+pub mod known_hosts;
 pub mod remote;
 pub mod render;
 pub mod report;

@@ -266,9 +266,7 @@ impl Cmd {
 
     /// Runs to completion and returns the output whatever the exit code.
     pub fn run_unchecked(&self) -> Result<Output, RunError> {
-        if log_enabled() {
-            eprintln!("+ {}", self.display());
-        }
+        log_command(self);
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
         for k in SECRET_VARS
@@ -368,6 +366,19 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<O
         }
         Some(String::from_utf8_lossy(&buf).into_owned())
     })
+}
+
+/// The command log: with `PVE_LOG=1`, every command is shown on stderr
+/// as `+ program args…` (like `sh -x`) before it runs, whichever part of
+/// pve runs it. The one print in the library besides [`crate::ui`]: it
+/// is a debugging trace of the process, not output of a command, and it
+/// must also cover commands run deep inside workflows and threads, where
+/// no [`crate::report::Reporter`] is at hand. Secrets never appear
+/// ([`Cmd::display`]).
+fn log_command(cmd: &Cmd) {
+    if log_enabled() {
+        eprintln!("+ {}", cmd.display());
+    }
 }
 
 /// Whether to print each command before running it (`PVE_LOG=1`).

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::AppError;
+use crate::error::{Classify, Kind};
 use crate::runner::RunError;
 use crate::secrets::sops::Sops;
 
@@ -109,8 +109,26 @@ fn detail(m: &str) -> String {
     }
 }
 
-impl TsError {
-    pub fn help(&self) -> Option<String> {
+impl Classify for TsError {
+    /// Missing or malformed credentials and tags are the user's to fix
+    /// (exit 2); the API and sops failing are external (exit 3).
+    fn kind(&self) -> Kind {
+        let input = matches!(
+            self,
+            TsError::NotConfigured { .. }
+                | TsError::Incomplete { .. }
+                | TsError::FileIncomplete { .. }
+                | TsError::NoTags
+                | TsError::BadTag(_)
+        ) || matches!(self, TsError::Sops { source, .. } if matches!(**source, RunError::Missing { .. }));
+        if input {
+            Kind::Input
+        } else {
+            Kind::External
+        }
+    }
+
+    fn help(&self) -> Option<String> {
         match self {
             TsError::NotConfigured { .. } | TsError::Incomplete { .. } => Some(format!(
                 "create an OAuth client with the `auth_keys` scope and a tag (Tailscale admin console → Settings → OAuth clients), \
@@ -124,29 +142,6 @@ impl TsError {
             ),
             TsError::Sops { source, .. } => source.help(),
             _ => None,
-        }
-    }
-}
-
-impl From<TsError> for AppError {
-    fn from(e: TsError) -> Self {
-        let help = e.help();
-        let input = matches!(
-            e,
-            TsError::NotConfigured { .. }
-                | TsError::Incomplete { .. }
-                | TsError::FileIncomplete { .. }
-                | TsError::NoTags
-                | TsError::BadTag(_)
-        ) || matches!(&e, TsError::Sops { source, .. } if matches!(**source, RunError::Missing { .. }));
-        let err = if input {
-            AppError::input(e.to_string())
-        } else {
-            AppError::external(e.to_string())
-        };
-        match help {
-            Some(h) => err.with_help(h),
-            None => err,
         }
     }
 }

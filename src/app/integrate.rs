@@ -80,7 +80,6 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     opts.tailscale_tags = args.tailscale_tags;
     opts.tailscale_credentials = args.tailscale_credentials;
     opts.ssh_wait = Duration::from_secs(args.ssh_wait);
-    opts.interactive = crate::ui::interactive();
     if let Ok(ms) = std::env::var("PVE_INTEGRATE_WATCH_MS") {
         if let Ok(ms) = ms.trim().parse::<u64>() {
             opts.watch_interval = Duration::from_millis(ms.max(100));
@@ -116,7 +115,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             Journal::new(&root, integrate::WORKFLOW, &args.name)
         }
     };
-    let mut c = integrate::Integrate::new(opts, loaded)?;
+    let prompt: Box<dyn crate::report::Prompt> = if crate::ui::interactive() {
+        Box::new(crate::ui::TerminalPrompt::new(false))
+    } else {
+        Box::new(crate::report::NoPrompt)
+    };
+    let mut c = integrate::Integrate::new(opts, loaded, report.as_ref(), prompt)?;
     // Fresh or resumed: hosts.nix passes `pve check` before any step.
     workflow::gate::check(&c.loaded, integrate::WORKFLOW, |_| false)?;
     workflow::run(&mut c, &steps, &mut journal, report.as_ref()).map_err(|e| {

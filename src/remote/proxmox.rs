@@ -6,6 +6,7 @@
 //! Guards live here too: VMIDs and names are validated before anything
 //! connects, and VMs marked readonly refuse every changing operation.
 
+pub mod error;
 pub mod parse;
 
 use std::collections::BTreeSet;
@@ -13,16 +14,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{AppError, Result};
+use crate::error::{Kind, Result};
 use crate::fleet::{Fleet, Loaded};
 
 use super::ssh::{self, Endpoint, Options, Ssh, SshError};
+pub use error::ProxmoxError;
 pub use parse::{GuestInterface, ListEntry, Resource, Storage, VmConfig, VmStatus};
-
-/// Project known_hosts of the VMs (rendered from hosts.nix).
-pub const VMS_KNOWN_HOSTS: &str = "vms/known_hosts";
-/// The Proxmox host's own entry, kept apart so rendering never drops it.
-pub const PROXMOX_KNOWN_HOSTS: &str = "vms/proxmox_known_hosts";
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,8 +31,10 @@ pub fn parse_vmid(s: &str) -> Result<u32> {
     let t = s.trim();
     match t.parse::<u32>() {
         Ok(v) if (100..=999_999_999).contains(&v) && t.chars().all(|c| c.is_ascii_digit()) => Ok(v),
-        _ => Err(AppError::input(format!("`{s}` is not a VMID"))
-            .with_help("a VMID is a whole number from 100 to 999999999, e.g. 111")),
+        _ => Err(ProxmoxError::NotAVmid {
+            value: s.to_string(),
+        }
+        .into()),
     }
 }
 
@@ -44,8 +43,10 @@ pub fn check_name(name: &str) -> Result<()> {
     if crate::check::rules::is_dns_label(name) {
         Ok(())
     } else {
-        Err(AppError::input(format!("`{name}` is not a valid VM name"))
-            .with_help("use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`"))
+        Err(ProxmoxError::InvalidVmName {
+            name: name.to_string(),
+        }
+        .into())
     }
 }
 
@@ -83,53 +84,44 @@ impl Settings {
         let px = fleet.proxmox.as_ref();
         let host = env("PROXMOX_HOST")
             .or_else(|| px.and_then(|p| p.host.as_ref()).map(|h| h.value.clone()))
-            .ok_or_else(|| {
-                AppError::input("no Proxmox host is configured")
-                    .with_help("set `_proxmox.host` in hosts.nix, or PROXMOX_HOST")
-            })?;
+            .ok_or(ProxmoxError::NoHost)?;
         if !ssh::valid_host(&host) {
-            return Err(
-                AppError::input(format!("`{host}` is not a valid Proxmox host address"))
-                    .with_help("use a host name or IP address in _proxmox.host / PROXMOX_HOST"),
-            );
+            return Err(ProxmoxError::InvalidHost { host }.into());
         }
         let user = env("PROXMOX_USER")
             .or_else(|| px.and_then(|p| p.user.clone()))
             .unwrap_or_else(|| "root".into());
         if !ssh::valid_user(&user) {
-            return Err(
-                AppError::input(format!("`{user}` is not a valid user name"))
-                    .with_help("check _proxmox.user / PROXMOX_USER"),
-            );
+            return Err(ProxmoxError::InvalidUser { user }.into());
         }
         let node = env("PROXMOX_NODE")
             .or_else(|| px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone()))
             .unwrap_or_else(|| "pve".into());
         if !ssh::valid_host(&node) {
-            return Err(AppError::input(format!(
-                "`{node}` is not a valid node name"
-            )));
+            return Err(ProxmoxError::InvalidNode { node }.into());
         }
         let port = match env("PROXMOX_SSH_PORT") {
-            Some(p) => Some(p.trim().parse::<u16>().map_err(|_| {
-                AppError::input(format!("PROXMOX_SSH_PORT=`{p}` is not a port number"))
-            })?),
+            Some(p) => Some(
+                p.trim()
+                    .parse::<u16>()
+                    .map_err(|_| ProxmoxError::BadPort { value: p.clone() })?,
+            ),
             None => None,
         };
         let identity = env("PROXMOX_SSH_IDENTITY").map(PathBuf::from);
         let connect_timeout = match env("PROXMOX_CONNECT_TIMEOUT") {
-            Some(t) => Duration::from_secs(t.trim().parse::<u64>().map_err(|_| {
-                AppError::input(format!(
-                    "PROXMOX_CONNECT_TIMEOUT=`{t}` is not a number of seconds"
-                ))
-            })?),
+            Some(t) => Duration::from_secs(
+                t.trim()
+                    .parse::<u64>()
+                    .map_err(|_| ProxmoxError::BadConnectTimeout { value: t.clone() })?,
+            ),
             None => DEFAULT_CONNECT_TIMEOUT,
         };
         let readonly = readonly_vmids(fleet)?;
         let bridge = px
             .and_then(|p| p.bridge.clone())
             .unwrap_or_else(|| "vmbr0".into());
-        let proxmox_known_hosts = root.join(PROXMOX_KNOWN_HOSTS);
+        let proxmox_known_hosts = root.join(crate::known_hosts::PROXMOX_PATH);
         Ok(Settings {
             endpoint: Endpoint {
                 host,
@@ -153,10 +145,11 @@ impl Settings {
     /// Refuses a changing operation on a readonly VM (before connecting).
     pub fn ensure_writable(&self, vmid: u32, op: &str) -> Result<()> {
         if self.readonly.contains(&vmid) {
-            return Err(AppError::input(format!(
-                "VM {vmid} is readonly; refusing to {op} it"
-            ))
-            .with_help("it is marked `proxmox.readonly = true` in hosts.nix or listed in PROXMOX_READONLY_VMIDS; change that first if you really mean it"));
+            return Err(ProxmoxError::Readonly {
+                vmid,
+                op: op.to_string(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -172,9 +165,8 @@ pub fn readonly_vmids(fleet: &Fleet) -> Result<BTreeSet<u32>> {
         .collect();
     if let Some(list) = env("PROXMOX_READONLY_VMIDS") {
         for t in list.split([',', ' ', '\n', '\t']).filter(|t| !t.is_empty()) {
-            readonly.insert(parse_vmid(t).map_err(|_| {
-                AppError::input(format!("PROXMOX_READONLY_VMIDS: `{t}` is not a VMID"))
-                    .with_help("a comma-separated list of VMIDs, e.g. `104,105`")
+            readonly.insert(parse_vmid(t).map_err(|_| ProxmoxError::BadReadonlyList {
+                value: t.to_string(),
             })?);
         }
     }
@@ -342,13 +334,13 @@ impl Proxmox {
         self.settings.ensure_writable(target, "clone onto")?;
         let existing = self.resources()?;
         if let Some(r) = existing.iter().find(|r| r.vmid == target) {
-            return Err(AppError::input(format!(
-                "VMID {target} already exists on Proxmox ({}, {} on node {})",
-                r.name.as_deref().unwrap_or("no name"),
-                r.kind,
-                r.node
-            ))
-            .with_help("pick a free VMID: `proxmox-ops next-vmid`"));
+            return Err(ProxmoxError::VmidTaken {
+                vmid: target,
+                name: r.name.clone(),
+                kind: r.kind.to_string(),
+                node: r.node.clone(),
+            }
+            .into());
         }
         let mut argv = vec![
             s("qm"),
@@ -383,9 +375,7 @@ impl Proxmox {
             argv.extend([s("--memory"), s(m)]);
         }
         if argv.len() == 3 {
-            return Err(
-                AppError::input("nothing to change").with_help("give --cores and/or --memory")
-            );
+            return Err(ProxmoxError::NothingToChange.into());
         }
         Ok(self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout)
     }
@@ -466,10 +456,12 @@ impl Proxmox {
         self.settings.ensure_writable(vmid, "destroy")?;
         let actual = self.vm_name(vmid)?;
         if actual != expect_name {
-            return Err(AppError::input(format!(
-                "VM {vmid} on Proxmox is named `{actual}`, not `{expect_name}`; refusing to destroy it"
-            ))
-            .with_help("check the VMID (`proxmox-ops list`); nothing was changed"));
+            return Err(ProxmoxError::NameMismatch {
+                vmid,
+                actual,
+                expected: expect_name.to_string(),
+            }
+            .into());
         }
         Ok(self
             .run(
@@ -544,8 +536,7 @@ impl Proxmox {
                     // A stopped VM has no address; a stale neighbour entry
                     // must not pass for one.
                     if msg.contains(&format!("VM {vmid} is not running")) {
-                        return Err(AppError::external(format!("VM {vmid} is not running"))
-                            .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+                        return Err(ProxmoxError::NotRunning { vmid }.into());
                     }
                     agent_problem = msg;
                 }
@@ -554,8 +545,7 @@ impl Proxmox {
         } else {
             let out = self.run(&[s("qm"), s("status"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
             if parse::qm_status(&out.stdout).map_err(external)? == "stopped" {
-                return Err(AppError::external(format!("VM {vmid} is not running"))
-                    .with_help(format!("start it: `proxmox-ops start {vmid}`")));
+                return Err(ProxmoxError::NotRunning { vmid }.into());
             }
             agent_problem = "no QEMU guest agent configured".into();
         }
@@ -564,9 +554,7 @@ impl Proxmox {
             .find_map(|n| n.bridge.clone())
             .unwrap_or_else(|| self.settings.bridge.clone());
         if !ssh::valid_host(&bridge) {
-            return Err(AppError::external(format!(
-                "VM {vmid} has an unusable bridge name `{bridge}`"
-            )));
+            return Err(ProxmoxError::BadBridge { vmid, bridge }.into());
         }
         let addr = self.run(
             &[
@@ -609,13 +597,19 @@ impl Proxmox {
             (!fresh, n.ip)
         });
         match candidates.first() {
-            Some(n) => Ok(ip_result(vmid, n.ip, Some(n.mac.clone()), IpSource::NeighbourTable)),
-            None => Err(AppError::external(format!(
-                "no IP address found for VM {vmid}: {}; and no neighbour entry for {} on {bridge}",
+            Some(n) => Ok(ip_result(
+                vmid,
+                n.ip,
+                Some(n.mac.clone()),
+                IpSource::NeighbourTable,
+            )),
+            None => Err(ProxmoxError::NoIp {
+                vmid,
                 agent_problem,
-                if macs.is_empty() { "its MAC (none configured)".to_string() } else { macs.join(", ") },
-            ))
-            .with_help("start the VM and its guest agent (services.qemuGuest.enable = true), or wait until it has talked on the network")),
+                macs,
+                bridge,
+            }
+            .into()),
         }
     }
 
@@ -625,18 +619,15 @@ impl Proxmox {
         let mut last;
         loop {
             match self.get_ip(vmid) {
-                Ok(ip) => match ssh_banner(ip.ip, port, Duration::from_secs(3)) {
+                Ok(ip) => match ssh::ssh_banner(ip.ip, port, Duration::from_secs(3)) {
                     Ok(()) => return Ok(ip),
                     Err(e) => last = format!("{}:{port}: {e}", ip.ip),
                 },
-                Err(AppError::External { message, .. }) => last = message,
+                Err(e) if e.kind() == Kind::External => last = e.to_string(),
                 Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {
-                return Err(AppError::external(format!(
-                    "VM {vmid} did not answer on SSH within {}s (last: {last})",
-                    wait.as_secs()
-                )));
+                return Err(ProxmoxError::SshWaitTimedOut { vmid, wait, last }.into());
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -660,11 +651,12 @@ impl Proxmox {
         )?;
         let res = parse::guest_exec(&out.stdout).map_err(external)?;
         if !res.exited || res.exitcode != Some(0) {
-            return Err(AppError::external(format!(
-                "reading the host key of VM {vmid} failed in the guest (exit code {}): {}",
-                res.exitcode.map_or("none".into(), |c| c.to_string()),
-                res.err_data.trim()
-            )));
+            return Err(ProxmoxError::HostKeyReadFailed {
+                vmid,
+                exit_code: res.exitcode,
+                stderr: res.err_data.trim().to_string(),
+            }
+            .into());
         }
         let line = res
             .out_data
@@ -672,11 +664,8 @@ impl Proxmox {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim();
-        crate::keys::normalise_ed25519(line).map_err(|e| {
-            AppError::external(format!(
-                "VM {vmid} returned no usable ssh-ed25519 host key: {e}"
-            ))
-        })
+        Ok(crate::keys::normalise_ed25519(line)
+            .map_err(|source| ProxmoxError::NoHostKey { vmid, source })?)
     }
 
     /// Closes the shared SSH connection now (also happens on drop).
@@ -756,19 +745,6 @@ fn pick_agent_ip(
         })
 }
 
-fn ssh_banner(ip: IpAddr, port: u16, timeout: Duration) -> std::io::Result<()> {
-    use std::io::Read as _;
-    let mut stream = std::net::TcpStream::connect_timeout(&(ip, port).into(), timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    let mut buf = [0u8; 4];
-    stream.read_exact(&mut buf)?;
-    if &buf == b"SSH-" {
-        Ok(())
-    } else {
-        Err(std::io::Error::other("the port answers, but not with SSH"))
-    }
-}
-
 /// The lowest VMID of the fleet's range used neither in hosts.nix nor in
 /// `used`.
 pub fn next_free_vmid(fleet: &Fleet, used: &BTreeSet<u32>) -> Result<u32> {
@@ -790,13 +766,12 @@ pub fn next_free_vmid(fleet: &Fleet, used: &BTreeSet<u32>) -> Result<u32> {
             return Ok(id32);
         }
     }
-    Err(AppError::input(format!("no free VMID left in {lo}..={hi}"))
-        .with_help("widen `_proxmox.vmidRange` in hosts.nix"))
+    Err(ProxmoxError::NoFreeVmid { lo, hi }.into())
 }
 
-fn external(e: parse::ParseError) -> AppError {
-    AppError::external(e.to_string())
-        .with_help("the Proxmox host printed something this tool does not understand; run the command there by hand to see it")
+/// An answer of the Proxmox host that does not parse.
+fn external(e: parse::ParseError) -> crate::error::AppError {
+    ProxmoxError::Unparsable(e).into()
 }
 
 /// `virtio0`, `scsi1`, `sata2`, `ide3`.
@@ -807,8 +782,10 @@ pub fn check_disk_slot(slot: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::input(format!("`{slot}` is not a disk slot"))
-            .with_help("use e.g. virtio0, scsi1, sata0 or ide2"))
+        Err(ProxmoxError::BadDiskSlot {
+            slot: slot.to_string(),
+        }
+        .into())
     }
 }
 
@@ -823,8 +800,10 @@ pub fn check_size(size: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::input(format!("`{size}` is not a disk size"))
-            .with_help("use e.g. +16G (grow by 16 GiB) or 80G (grow to 80 GiB)"))
+        Err(ProxmoxError::BadDiskSize {
+            size: size.to_string(),
+        }
+        .into())
     }
 }
 
@@ -838,8 +817,10 @@ pub fn check_storage(st: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(AppError::input(format!("`{st}` is not a storage name"))
-            .with_help("see `proxmox-ops storage` for the storages of the host"))
+        Err(ProxmoxError::BadStorage {
+            name: st.to_string(),
+        }
+        .into())
     }
 }
 

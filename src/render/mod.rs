@@ -40,7 +40,7 @@ pub enum Target {
 }
 
 pub const TOFU_PATH: &str = "vms/tofu/config.tf.json";
-pub const KNOWN_HOSTS_PATH: &str = "vms/known_hosts";
+pub const KNOWN_HOSTS_PATH: &str = crate::known_hosts::VMS_PATH;
 
 /// Every output of the fleet. `.sops.yaml` is left out when hosts.nix has
 /// no `_sops` at all (a fleet without secrets).

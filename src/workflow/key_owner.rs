@@ -4,11 +4,9 @@
 //! machine's key (through its guest agent, or by answering at its address)
 //! would have pve talk to that machine under the VM's name.
 
-use std::path::Path;
-
 use crate::error::AppError;
 use crate::fleet::Loaded;
-use crate::remote::proxmox::{PROXMOX_KNOWN_HOSTS, VMS_KNOWN_HOSTS};
+use crate::known_hosts::{self, KnownHostsError, PROXMOX_PATH, VMS_PATH};
 
 /// Refuses (exit 3) when `key` already belongs to someone other than host
 /// `name`: another host's `publicKey`, a line of `vms/known_hosts` for
@@ -22,11 +20,7 @@ pub fn refuse_shared_key(
     let Some(key) = crate::keys::normalise_ed25519(key).ok() else {
         return Ok(());
     };
-    let fp = key
-        .split_whitespace()
-        .nth(1)
-        .and_then(crate::remote::ssh::fingerprint)
-        .unwrap_or_default();
+    let fp = known_hosts::key_fingerprint(&key).unwrap_or_default();
     for h in loaded.fleet.hosts.iter().filter(|h| h.name != name) {
         let theirs = h
             .public_key
@@ -41,10 +35,10 @@ pub fn refuse_shared_key(
         }
     }
     let root = &loaded.root_dir;
-    for (file, own) in [(VMS_KNOWN_HOSTS, own_names), (PROXMOX_KNOWN_HOSTS, &[][..])] {
-        for names in owners_in(&root.join(file), &key) {
+    for (file, own) in [(VMS_PATH, own_names), (PROXMOX_PATH, &[][..])] {
+        for names in known_hosts::owners(&root.join(file), &key) {
             if names.iter().any(|n| !own.contains(n)) {
-                let who = if file == PROXMOX_KNOWN_HOSTS {
+                let who = if file == PROXMOX_PATH {
                     format!("the Proxmox host ({} in {file})", names.join(","))
                 } else {
                     format!("`{}` (pinned in {file})", names.join(","))
@@ -57,26 +51,10 @@ pub fn refuse_shared_key(
 }
 
 fn conflict(name: &str, fp: &str, owner: &str) -> AppError {
-    AppError::external(format!(
-        "the host key offered for `{name}` ({fp}) already belongs to {owner}; refusing to pin it for `{name}`"
-    ))
-    .with_help(format!(
-        "a VM that hands out another machine's key is impersonating it, or answers at its address. Check `{name}` on its console; nothing was trusted or changed"
-    ))
-}
-
-/// The name lists of every known_hosts line holding `key`.
-fn owners_in(file: &Path, key: &str) -> Vec<Vec<String>> {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return Vec::new();
-    };
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let (names, rest) = l.split_once(char::is_whitespace)?;
-            let k = crate::keys::normalise_ed25519(rest).ok()?;
-            (k == key).then(|| names.split(',').map(str::to_string).collect())
-        })
-        .collect()
+    KnownHostsError::KeyOwnedElsewhere {
+        name: name.to_string(),
+        fingerprint: fp.to_string(),
+        owner: owner.to_string(),
+    }
+    .into()
 }

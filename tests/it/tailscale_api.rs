@@ -9,7 +9,7 @@
 use crate::support::own_process::in_own_process;
 use crate::support::secrets::*;
 use crate::support::tailscale_api::{fake_api as serve, Client};
-use pve_fleet::error::AppError;
+use pve_fleet::error::{AppError, Classify as _};
 use pve_fleet::secrets::sops::Sops;
 use pve_fleet::tailscale::{self, Api, KeyRequest, OAuthClient, Secret, TsError};
 

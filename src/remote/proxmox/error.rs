@@ -1,0 +1,136 @@
+//! How a Proxmox operation can fail on its own account: bad settings or
+//! arguments (refused before anything connects), guards (readonly VMs,
+//! taken VMIDs, a name that does not match), and answers from the host
+//! that do not add up. SSH failures are [`crate::remote::ssh::SshError`].
+
+use std::time::Duration;
+
+use super::parse::ParseError;
+use crate::error::{Classify, Kind};
+use crate::keys::KeyError;
+
+const READONLY_HELP: &str = "it is marked `proxmox.readonly = true` in hosts.nix or listed in PROXMOX_READONLY_VMIDS; change that first if you really mean it";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxmoxError {
+    #[error("`{value}` is not a VMID")]
+    NotAVmid { value: String },
+    #[error("`{name}` is not a valid VM name")]
+    InvalidVmName { name: String },
+    #[error("no Proxmox host is configured")]
+    NoHost,
+    #[error("`{host}` is not a valid Proxmox host address")]
+    InvalidHost { host: String },
+    #[error("`{user}` is not a valid user name")]
+    InvalidUser { user: String },
+    #[error("`{node}` is not a valid node name")]
+    InvalidNode { node: String },
+    #[error("PROXMOX_SSH_PORT=`{value}` is not a port number")]
+    BadPort { value: String },
+    #[error("PROXMOX_CONNECT_TIMEOUT=`{value}` is not a number of seconds")]
+    BadConnectTimeout { value: String },
+    #[error("PROXMOX_READONLY_VMIDS: `{value}` is not a VMID")]
+    BadReadonlyList { value: String },
+    #[error("VM {vmid} is readonly; refusing to {op} it")]
+    Readonly { vmid: u32, op: String },
+    #[error("VMID {vmid} already exists on Proxmox ({}, {kind} on node {node})", name.as_deref().unwrap_or("no name"))]
+    VmidTaken {
+        vmid: u32,
+        name: Option<String>,
+        kind: String,
+        node: String,
+    },
+    #[error("nothing to change")]
+    NothingToChange,
+    #[error("VM {vmid} on Proxmox is named `{actual}`, not `{expected}`; refusing to destroy it")]
+    NameMismatch {
+        vmid: u32,
+        actual: String,
+        expected: String,
+    },
+    #[error("no free VMID left in {lo}..={hi}")]
+    NoFreeVmid { lo: i64, hi: i64 },
+    #[error("`{slot}` is not a disk slot")]
+    BadDiskSlot { slot: String },
+    #[error("`{size}` is not a disk size")]
+    BadDiskSize { size: String },
+    #[error("`{name}` is not a storage name")]
+    BadStorage { name: String },
+    #[error("VM {vmid} is not running")]
+    NotRunning { vmid: u32 },
+    #[error("VM {vmid} has an unusable bridge name `{bridge}`")]
+    BadBridge { vmid: u32, bridge: String },
+    #[error("no IP address found for VM {vmid}: {agent_problem}; and no neighbour entry for {} on {bridge}", shown_macs(macs))]
+    NoIp {
+        vmid: u32,
+        /// Why the guest agent gave no address.
+        agent_problem: String,
+        macs: Vec<String>,
+        bridge: String,
+    },
+    #[error("VM {vmid} did not answer on SSH within {}s (last: {last})", wait.as_secs())]
+    SshWaitTimedOut {
+        vmid: u32,
+        wait: Duration,
+        last: String,
+    },
+    #[error("reading the host key of VM {vmid} failed in the guest (exit code {}): {stderr}", exit_code.map_or("none".into(), |c| c.to_string()))]
+    HostKeyReadFailed {
+        vmid: u32,
+        exit_code: Option<i64>,
+        stderr: String,
+    },
+    #[error("VM {vmid} returned no usable ssh-ed25519 host key: {source}")]
+    NoHostKey { vmid: u32, source: KeyError },
+    #[error(transparent)]
+    Unparsable(#[from] ParseError),
+}
+
+fn shown_macs(macs: &[String]) -> String {
+    if macs.is_empty() {
+        "its MAC (none configured)".to_string()
+    } else {
+        macs.join(", ")
+    }
+}
+
+impl Classify for ProxmoxError {
+    fn kind(&self) -> Kind {
+        use ProxmoxError::*;
+        match self {
+            NotRunning { .. }
+            | BadBridge { .. }
+            | NoIp { .. }
+            | SshWaitTimedOut { .. }
+            | HostKeyReadFailed { .. }
+            | NoHostKey { .. }
+            | Unparsable(_) => Kind::External,
+            _ => Kind::Input,
+        }
+    }
+
+    fn help(&self) -> Option<String> {
+        use ProxmoxError::*;
+        Some(match self {
+            NotAVmid { .. } => "a VMID is a whole number from 100 to 999999999, e.g. 111".into(),
+            InvalidVmName { .. } => "use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`".into(),
+            NoHost => "set `_proxmox.host` in hosts.nix, or PROXMOX_HOST".into(),
+            InvalidHost { .. } => "use a host name or IP address in _proxmox.host / PROXMOX_HOST".into(),
+            InvalidUser { .. } => "check _proxmox.user / PROXMOX_USER".into(),
+            BadReadonlyList { .. } => "a comma-separated list of VMIDs, e.g. `104,105`".into(),
+            Readonly { .. } => READONLY_HELP.into(),
+            VmidTaken { .. } => "pick a free VMID: `proxmox-ops next-vmid`".into(),
+            NothingToChange => "give --cores and/or --memory".into(),
+            NameMismatch { .. } => "check the VMID (`proxmox-ops list`); nothing was changed".into(),
+            NoFreeVmid { .. } => "widen `_proxmox.vmidRange` in hosts.nix".into(),
+            BadDiskSlot { .. } => "use e.g. virtio0, scsi1, sata0 or ide2".into(),
+            BadDiskSize { .. } => "use e.g. +16G (grow by 16 GiB) or 80G (grow to 80 GiB)".into(),
+            BadStorage { .. } => "see `proxmox-ops storage` for the storages of the host".into(),
+            NotRunning { vmid } => format!("start it: `proxmox-ops start {vmid}`"),
+            NoIp { .. } => "start the VM and its guest agent (services.qemuGuest.enable = true), or wait until it has talked on the network".into(),
+            Unparsable(_) => "the Proxmox host printed something this tool does not understand; run the command there by hand to see it".into(),
+            InvalidNode { .. } | BadPort { .. } | BadConnectTimeout { .. } | BadBridge { .. }
+            | SshWaitTimedOut { .. } | HostKeyReadFailed { .. } | NoHostKey { .. } => return None,
+        })
+    }
+}
