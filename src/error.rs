@@ -48,6 +48,9 @@ pub enum AppError {
     #[error(transparent)]
     Fleet(#[from] FleetError),
     /// A question could not be asked or answered.
+    /// A value that is not a VMID, host name or size.
+    #[error(transparent)]
+    Domain(#[from] crate::fleet::DomainError),
     #[error(transparent)]
     Prompt(#[from] crate::report::PromptError),
     /// Bad input: a wrong argument, a file that cannot be used.
@@ -102,7 +105,10 @@ impl AppError {
     }
     pub fn kind(&self) -> Kind {
         match self {
-            AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
+            AppError::Fleet(_)
+            | AppError::Domain(_)
+            | AppError::Prompt(_)
+            | AppError::Input { .. } => Kind::Input,
             AppError::External { .. } => Kind::External,
             AppError::Refused { .. } => Kind::Refused,
         }
@@ -113,6 +119,7 @@ impl AppError {
     pub fn help(&self) -> Option<String> {
         match self {
             AppError::Fleet(e) => e.help(),
+            AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { .. }) => {
                 Some("pass --yes to go ahead from a script".to_string())
             }

@@ -5,25 +5,14 @@ use std::collections::BTreeMap;
 use rowan::TextRange;
 
 use crate::diag::Diagnostic;
+use crate::fleet::domain::{MAX_CORES, MAX_MEMORY, MIN_MEMORY, NON_SIZE_DISKS};
 use crate::fleet::model::Spanned;
-use crate::fleet::{Host, Loaded};
-
-/// A DNS label: what a host name must be to serve as hostname, OpenTofu
-/// resource name, sops path component and shell-safe argument at once.
-pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
+use crate::fleet::{DiskSize, Host, HostName, Loaded, MiB, Vmid};
 
 pub fn host_names(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for h in &l.fleet.hosts {
-        if !is_dns_label(&h.name) {
+        if !HostName::is_valid(&h.name) {
             out.push(
                 Diagnostic::error("bad-host-name", h.name_span, format!("host name `{}` is not a DNS label", h.name))
                     .help("use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`"),
@@ -31,7 +20,7 @@ pub fn host_names(l: &Loaded) -> Vec<Diagnostic> {
         }
         for (key, v) in [("hostname", &h.hostname), ("sshAlias", &h.ssh_alias)] {
             if let Some(v) = v {
-                if !is_dns_label(&v.value) {
+                if !HostName::is_valid(&v.value) {
                     out.push(
                         Diagnostic::error(
                             "bad-host-name",
@@ -129,7 +118,7 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
         p.storage.is_none()
             && p.disk
                 .as_ref()
-                .is_some_and(|d| disk_size_gib(&d.value).is_some())
+                .is_some_and(|d| d.value.parse::<DiskSize>().is_ok())
     });
     need(
         cfg.default_storage.is_some() || !disk_without_storage,
@@ -137,7 +126,7 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
         "\"local-lvm\"",
     );
     let (lo, hi) = cfg.vmid_range;
-    if !(100..=999_999_999).contains(&lo) || lo > hi || hi > 999_999_999 {
+    if !Vmid::in_range(lo) || lo > hi || !Vmid::in_range(hi) {
         out.push(
             Diagnostic::error(
                 "vmid-range",
@@ -271,11 +260,6 @@ pub fn duplicate_names(l: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
-pub const MAX_CORES: i64 = 512;
-/// MiB. Proxmox refuses less than 16 MiB; NixOS needs far more.
-pub const MIN_MEMORY: i64 = 256;
-pub const MAX_MEMORY: i64 = 16 * 1024 * 1024;
-
 pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (h, p) in l.fleet.vms() {
@@ -292,8 +276,8 @@ pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
             }
         }
         if let Some(m) = &p.memory {
-            if !(MIN_MEMORY..=MAX_MEMORY).contains(&m.value) {
-                let hint = if m.value > 0 && m.value <= 64 {
+            if !MiB::in_range(m.value) {
+                let hint = if MiB::looks_like_gib(m.value) {
                     format!(" (memory is in MiB: {} GiB is {})", m.value, m.value * 1024)
                 } else {
                     String::new()
@@ -323,27 +307,11 @@ pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
-/// Disk values that mean "no disk block": the disk is passed through or
-/// managed outside OpenTofu.
-pub const NON_SIZE_DISKS: &[&str] = &["passthrough", "none"];
-
-/// "64G" → 64, "1T" → 1024; anything else is not a size.
-pub fn disk_size_gib(s: &str) -> Option<u64> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = digits.parse().ok()?;
-    let gib = match unit {
-        "G" => n,
-        "T" => n.checked_mul(1024)?,
-        _ => return None,
-    };
-    (gib > 0).then_some(gib)
-}
-
 pub fn disk(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (h, p) in l.fleet.vms() {
         let Some(d) = &p.disk else { continue };
-        if disk_size_gib(&d.value).is_some() || NON_SIZE_DISKS.contains(&d.value.as_str()) {
+        if d.value.parse::<DiskSize>().is_ok() || NON_SIZE_DISKS.contains(&d.value.as_str()) {
             continue;
         }
         let digits: String = d.value.chars().take_while(char::is_ascii_digit).collect();
@@ -502,37 +470,4 @@ fn looks_like_placeholder(s: &str) -> bool {
         || t.to_ascii_uppercase().contains("PLACEHOLDER")
         || t.to_ascii_uppercase().contains("TODO")
         || t.to_ascii_uppercase().contains("CHANGEME")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dns_labels() {
-        for ok in ["a", "web-1", "sandbox", "x0"] {
-            assert!(is_dns_label(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "Web",
-            "a_b",
-            "a.b",
-            "x;touch",
-            &"a".repeat(64),
-        ] {
-            assert!(!is_dns_label(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn disk_sizes() {
-        assert_eq!(disk_size_gib("64G"), Some(64));
-        assert_eq!(disk_size_gib("2T"), Some(2048));
-        for bad in ["64GB", "64", "G", "0G", "-1G", "64g", "passthrough"] {
-            assert_eq!(disk_size_gib(bad), None, "{bad}");
-        }
-    }
 }

@@ -2,6 +2,7 @@
 //! data subset of Nix, and the typed fleet model built from the result.
 
 pub mod budget;
+pub mod domain;
 pub mod edit;
 pub mod eval;
 pub mod fast_parse;
@@ -16,6 +17,7 @@ pub mod value;
 
 use std::path::{Path, PathBuf};
 
+pub use domain::{DiskSize, DomainError, HostName, MiB, Vmid};
 pub use model::{Fleet, Host, ProxmoxConfig, ProxmoxSpec, SopsConfig, Spanned};
 pub use source::SourceFile;
 pub use value::{Kind, Value};

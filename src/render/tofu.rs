@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{gate, invalid, tf_escape};
-use crate::check::rules::disk_size_gib;
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::error::AppError;
 use crate::fleet::model::{Host, ProxmoxConfig, ProxmoxSpec};
+use crate::fleet::DiskSize;
 use crate::fleet::{Kind, Loaded, Value};
 
 /// The provider version pinned when `_proxmox.providerVersion` is not set:
@@ -427,7 +427,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     let cloned = p.clones_template();
 
     let disk = match &p.disk {
-        Some(d) => match disk_size_gib(&d.value) {
+        Some(d) => match d.value.parse().map(DiskSize::gib).ok() {
             Some(size) => vec![Disk {
                 interface: tf_escape(
                     p.disk_interface

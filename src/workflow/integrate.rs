@@ -276,7 +276,7 @@ impl Integrate {
     /// whatever ran before (a resumed run reads hosts.nix afresh).
     fn nix_sshopts(&self) -> Result<String> {
         let alias = self.alias()?;
-        if !crate::check::rules::is_dns_label(&alias) {
+        if !crate::fleet::HostName::is_valid(&alias) {
             return Err(AppError::input(format!(
                 "the hostname of {} ({alias:?}) is not a DNS label; refusing to pass it to ssh",
                 self.opts.name
