@@ -6,7 +6,7 @@
 use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::lower::attr_name;
 use crate::fleet::{Host, Loaded};
 
@@ -56,20 +56,20 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
     let shown = crate::fleet::value::display_path(&cfg.value, &l.root_dir);
     if findings.systemd_boot {
         out.push(
-            Diagnostic::error("systemd-boot", cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
+            Diagnostic::error(Code::SystemdBoot, cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
                 .help("use `boot.loader.grub = { enable = true; devices = [ \"nodev\" ]; };` as hosts/vm_base does"),
         );
     }
     if findings.disko {
         out.push(
-            Diagnostic::error("disko", cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
+            Diagnostic::error(Code::Disko, cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
                 .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
         );
     }
     if findings.imports_hardware && !hw_exists {
         out.push(
             Diagnostic::warning(
-                "needs-integrate",
+                Code::NeedsIntegrate,
                 cfg.span,
                 format!("`{}` has no hardware-configuration.nix yet", h.name),
             )

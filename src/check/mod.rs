@@ -7,35 +7,32 @@ mod render_agree;
 pub mod rules;
 mod uniqueness;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, RuleId};
 use crate::fleet::Loaded;
 
 /// A rule: looks at the fleet and reports what is wrong.
 type Rule = fn(&Loaded) -> Vec<Diagnostic>;
 
-/// The rule that renders every output in memory (see [`check`]).
-const RENDER_RULE: &str = "render";
-
 /// Every rule, in the order their findings are most useful to read.
-pub const RULES: &[(&str, Rule)] = &[
-    ("host-name", rules::host_names),
-    ("required", rules::required_keys),
-    ("proxmox-config", rules::proxmox_config),
-    ("duplicate-vmid", rules::duplicate_vmids),
-    ("vmid-range", rules::vmid_range),
-    ("duplicates", rules::duplicate_names),
-    ("unique-names", uniqueness::names),
-    ("unique-keys", uniqueness::public_keys),
-    ("resources", rules::resources),
-    ("disk", rules::disk),
-    ("template", rules::template_compatibility),
-    ("node", rules::nodes),
-    ("files", rules::host_files),
-    ("public-key", rules::public_keys),
-    ("configuration", config_file::configuration_files),
-    ("secrets", crate::secrets::health::rule),
-    ("proxmox-value", proxmox_values::proxmox_values),
-    (RENDER_RULE, render_agree::render_refusals),
+pub const RULES: &[(RuleId, Rule)] = &[
+    (RuleId::HostName, rules::host_names),
+    (RuleId::Required, rules::required_keys),
+    (RuleId::ProxmoxConfig, rules::proxmox_config),
+    (RuleId::DuplicateVmid, rules::duplicate_vmids),
+    (RuleId::VmidRange, rules::vmid_range),
+    (RuleId::Duplicates, rules::duplicate_names),
+    (RuleId::UniqueNames, uniqueness::names),
+    (RuleId::UniqueKeys, uniqueness::public_keys),
+    (RuleId::Resources, rules::resources),
+    (RuleId::Disk, rules::disk),
+    (RuleId::Template, rules::template_compatibility),
+    (RuleId::Node, rules::nodes),
+    (RuleId::Files, rules::host_files),
+    (RuleId::PublicKey, rules::public_keys),
+    (RuleId::Configuration, config_file::configuration_files),
+    (RuleId::Secrets, crate::secrets::health::rule),
+    (RuleId::ProxmoxValue, proxmox_values::proxmox_values),
+    (RuleId::Render, render_agree::render_refusals),
 ];
 
 /// All findings for a fleet: the model's own (unknown keys, wrong types)
@@ -46,8 +43,8 @@ pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
         // Rendering converts every host's key (about 50 µs each): on a
         // core of its own, beside the other rules.
         let render = s.spawn(|| render_agree::render_refusals(loaded));
-        for (name, rule) in RULES {
-            if *name != RENDER_RULE {
+        for (id, rule) in RULES {
+            if *id != RuleId::Render {
                 out.extend(rule(loaded));
             }
         }

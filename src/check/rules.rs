@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use rowan::TextRange;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::domain::{MAX_CORES, MAX_MEMORY, MIN_MEMORY, NON_SIZE_DISKS};
 use crate::fleet::model::Spanned;
 use crate::fleet::{DiskSize, Host, HostName, Loaded, MiB, Vmid};
@@ -14,7 +14,7 @@ pub fn host_names(l: &Loaded) -> Vec<Diagnostic> {
     for h in &l.fleet.hosts {
         if !HostName::is_valid(&h.name) {
             out.push(
-                Diagnostic::error("bad-host-name", h.name_span, format!("host name `{}` is not a DNS label", h.name))
+                Diagnostic::error(Code::BadHostName, h.name_span, format!("host name `{}` is not a DNS label", h.name))
                     .help("use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`"),
             );
         }
@@ -23,7 +23,7 @@ pub fn host_names(l: &Loaded) -> Vec<Diagnostic> {
                 if !HostName::is_valid(&v.value) {
                     out.push(
                         Diagnostic::error(
-                            "bad-host-name",
+                            Code::BadHostName,
                             v.span,
                             format!("`{}.{key}` = {:?} is not a DNS label", h.name, v.value),
                         )
@@ -56,7 +56,7 @@ pub fn required_keys(l: &Loaded) -> Vec<Diagnostic> {
             };
             out.push(
                 Diagnostic::error(
-                    "missing-key",
+                    Code::MissingKey,
                     p.span,
                     format!(
                         "`{}.proxmox` lacks {}",
@@ -86,7 +86,7 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
     let Some(cfg) = &l.fleet.proxmox else {
         let (h, p) = managed[0];
         out.push(
-            Diagnostic::error("missing-key", p.span, format!("`{}` is a VM but hosts.nix has no `_proxmox` settings", h.name))
+            Diagnostic::error(Code::MissingKey, p.span, format!("`{}` is a VM but hosts.nix has no `_proxmox` settings", h.name))
                 .help("add `_proxmox = { host = \"192.168.1.12\"; node = \"pve\"; defaultStorage = \"local-lvm\"; templateVmid = 9000; };`"),
         );
         return out;
@@ -94,8 +94,12 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
     let mut need = |present: bool, key: &str, example: &str| {
         if !present {
             out.push(
-                Diagnostic::error("missing-key", cfg.span, format!("`_proxmox` lacks `{key}`"))
-                    .help(format!("add `{key} = {example};`")),
+                Diagnostic::error(
+                    Code::MissingKey,
+                    cfg.span,
+                    format!("`_proxmox` lacks `{key}`"),
+                )
+                .help(format!("add `{key} = {example};`")),
             );
         }
     };
@@ -129,7 +133,7 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
     if !Vmid::in_range(lo) || lo > hi || !Vmid::in_range(hi) {
         out.push(
             Diagnostic::error(
-                "vmid-range",
+                Code::VmidRange,
                 cfg.vmid_range_span.unwrap_or(cfg.span),
                 format!("`_proxmox.vmidRange` [ {lo} {hi} ] is not a valid range"),
             )
@@ -151,7 +155,7 @@ pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
         match seen.get(&(None, vmid.value)) {
             Some((first, first_span)) => out.push(
                 Diagnostic::error(
-                    "duplicate-vmid",
+                    Code::DuplicateVmid,
                     vmid.span,
                     format!(
                         "VMID {} is used by both `{}` and `{}`",
@@ -187,7 +191,7 @@ pub fn vmid_range(l: &Loaded) -> Vec<Diagnostic> {
         if Some(vmid.value) == template {
             out.push(
                 Diagnostic::error(
-                    "vmid-is-template",
+                    Code::VmidIsTemplate,
                     vmid.span,
                     format!(
                         "`{}` uses VMID {}, which is the NixOS template",
@@ -203,7 +207,7 @@ pub fn vmid_range(l: &Loaded) -> Vec<Diagnostic> {
         {
             out.push(
                 Diagnostic::error(
-                    "vmid-range",
+                    Code::VmidRange,
                     vmid.span,
                     format!(
                         "VMID {} of `{}` is outside the allowed range {lo}–{hi}",
@@ -227,13 +231,13 @@ pub fn duplicate_names(l: &Loaded) -> Vec<Diagnostic> {
         let hostname_span = h.hostname.as_ref().map_or(h.name_span, |s| s.span);
         let checks = [
             (
-                "duplicate-hostname",
+                Code::DuplicateHostname,
                 "hostname",
                 Some((h.hostname().to_string(), hostname_span)),
                 &mut hostnames,
             ),
             (
-                "duplicate-ssh-alias",
+                Code::DuplicateSshAlias,
                 "sshAlias",
                 h.ssh_alias.as_ref().map(|s| (s.value.clone(), s.span)),
                 &mut aliases,
@@ -267,7 +271,7 @@ pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
             if !(1..=MAX_CORES).contains(&c.value) {
                 out.push(
                     Diagnostic::error(
-                        "cores-range",
+                        Code::CoresRange,
                         c.span,
                         format!("`{}` asks for {} cores", h.name, c.value),
                     )
@@ -284,7 +288,7 @@ pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
                 };
                 out.push(
                     Diagnostic::error(
-                        "memory-range",
+                        Code::MemoryRange,
                         m.span,
                         format!("`{}` asks for {} MiB of memory", h.name, m.value),
                     )
@@ -297,7 +301,7 @@ pub fn resources(l: &Loaded) -> Vec<Diagnostic> {
         if let Some(v) = &p.vlan {
             if !(1..=4094).contains(&v.value) {
                 out.push(Diagnostic::error(
-                    "vlan-range",
+                    Code::VlanRange,
                     v.span,
                     format!("VLAN tag {} is outside 1–4094", v.value),
                 ));
@@ -322,7 +326,7 @@ pub fn disk(l: &Loaded) -> Vec<Diagnostic> {
         };
         out.push(
             Diagnostic::error(
-                "bad-disk",
+                Code::BadDisk,
                 d.span,
                 format!(
                     "disk {:?} of `{}` is neither a size nor a known non-size",
@@ -365,7 +369,7 @@ pub fn template_compatibility(l: &Loaded) -> Vec<Diagnostic> {
                 continue;
             }
             out.push(
-                Diagnostic::error("template-mismatch", v.span, format!("`{}` is cloned from {template} but sets `{key} = {:?}`: the clone will not boot", h.name, v.value))
+                Diagnostic::error(Code::TemplateMismatch, v.span, format!("`{}` is cloned from {template} but sets `{key} = {:?}`: the clone will not boot", h.name, v.value))
                     .help(format!("{template} uses SeaBIOS and virtio0; remove `{key}` (or set `cloneFromTemplate = false` for an imported VM)")),
             );
         }
@@ -382,7 +386,7 @@ pub fn nodes(l: &Loaded) -> Vec<Diagnostic> {
         let Some(n) = &p.node else { continue };
         if !known.contains(&n.value) {
             let d = Diagnostic::error(
-                "unknown-node",
+                Code::UnknownNode,
                 n.span,
                 format!(
                     "`{}` is placed on node `{}`, which is not in `_proxmox.nodes`",
@@ -427,7 +431,7 @@ pub(super) fn missing_file(
 ) -> Diagnostic {
     let shown = crate::fleet::value::display_path(&f.value, &l.root_dir);
     Diagnostic::error(
-        "missing-file",
+        Code::MissingFile,
         f.span,
         format!("`{}.{key}` points at {shown}, which does not exist", h.name),
     )
@@ -444,18 +448,18 @@ pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
         match crate::keys::parse_ed25519_public(&k.value) {
             Ok(_) => {}
             Err(crate::keys::KeyError::WrongType(t)) => out.push(
-                Diagnostic::error("bad-public-key", k.span, format!("`{}.publicKey` is a {t} key; sops-nix needs the host's ssh-ed25519 key", h.name))
+                Diagnostic::error(Code::BadPublicKey, k.span, format!("`{}.publicKey` is a {t} key; sops-nix needs the host's ssh-ed25519 key", h.name))
                     .help(format!("use the content of /etc/ssh/ssh_host_ed25519_key.pub (`pve integrate {}` writes it)", h.name)),
             ),
             Err(e) if looks_like_placeholder(&k.value) => {
                 let _ = e;
                 out.push(
-                    Diagnostic::warning("placeholder-key", k.span, format!("`{}.publicKey` is a placeholder, not a host key yet", h.name))
+                    Diagnostic::warning(Code::PlaceholderKey, k.span, format!("`{}.publicKey` is a placeholder, not a host key yet", h.name))
                         .help(format!("normal between `pve new` and `pve integrate`; run `pve integrate {}` to fill it in", h.name)),
                 );
             }
             Err(e) => out.push(
-                Diagnostic::error("bad-public-key", k.span, format!("`{}.publicKey` is not a valid ssh-ed25519 key: {e}", h.name))
+                Diagnostic::error(Code::BadPublicKey, k.span, format!("`{}.publicKey` is not a valid ssh-ed25519 key: {e}", h.name))
                     .help("copy /etc/ssh/ssh_host_ed25519_key.pub of the host exactly, or let `pve integrate` write it"),
             ),
         }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use rowan::TextRange;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::Loaded;
 
 /// Names ssh resolves to the machine pve runs on.
@@ -80,7 +80,7 @@ fn reserved(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
     for u in all.iter().filter(|u| u.owner != "the Proxmox host") {
         out.push(
             Diagnostic::error(
-                "name-collision",
+                Code::NameCollision,
                 u.span,
                 format!("`{}.{}` is `{name}`, which names the machine pve runs on", u.owner, u.role),
             )
@@ -103,7 +103,7 @@ fn collisions(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
             for (here, there) in [(a, b), (b, a)] {
                 out.push(
                     Diagnostic::error(
-                        "name-collision",
+                        Code::NameCollision,
                         here.span,
                         format!(
                             "`{name}` is {} and {}: one name for two machines",
@@ -147,7 +147,7 @@ pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
                 .map(|(_, (n, _))| format!("`{n}`"))
                 .collect();
             let mut d = Diagnostic::error(
-                "duplicate-public-key",
+                Code::DuplicatePublicKey,
                 *span,
                 format!(
                     "`{name}.publicKey` is also the publicKey of {}: one host key for two hosts",

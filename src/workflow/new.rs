@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Journal, Progress, Step};
+use crate::diag::RuleId;
 use crate::error::AppError;
 use crate::fleet::domain::{DiskSize, HostName, NON_SIZE_DISKS};
 use crate::fleet::edit::{self, HostEntry};
@@ -38,7 +39,7 @@ pub const DEFAULT_DISK: &str = "32G";
 /// Rules that look at files the workflow has not written yet (or at
 /// secrets, which a new host does not change): left out of the check of
 /// the answers.
-const RULES_SKIPPED: &[&str] = &["files", "configuration", "secrets"];
+const RULES_SKIPPED: &[RuleId] = &[RuleId::Files, RuleId::Configuration, RuleId::Secrets];
 
 /// The answers: what the new host is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,8 +285,8 @@ fn check_with_entry(loaded: &Loaded, spec: &NewSpec) -> Result<(), AppError> {
             .filter(|d| d.is_error())
             .cloned()
             .collect();
-        for (name, rule) in crate::check::RULES {
-            if !RULES_SKIPPED.contains(name) {
+        for (id, rule) in crate::check::RULES {
+            if !RULES_SKIPPED.contains(id) {
                 out.extend(rule(l).into_iter().filter(|d| d.is_error()));
             }
         }
