@@ -229,7 +229,7 @@ impl From<DiskSize> for String {
 impl fmt::Display for DiskSize {
     /// Whole TiB as `T`, anything else as `G`: parses back to the same size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.gib % 1024 == 0 {
+        if self.gib.is_multiple_of(1024) {
             write!(f, "{}T", self.gib / 1024)
         } else {
             write!(f, "{}G", self.gib)
@@ -344,7 +344,7 @@ mod tests {
             Ok(999_999_999)
         );
         for bad in ["99", "1000000000", "+111", "0x70", "", "abc", "-5"] {
-            let e = bad.parse::<Vmid>().unwrap_err();
+            let e = bad.parse::<Vmid>().expect_err(bad);
             assert_eq!(e.to_string(), format!("`{bad}` is not a VMID"));
         }
     }
@@ -353,11 +353,11 @@ mod tests {
     fn memory() {
         assert_eq!(MiB::try_from(2048).map(MiB::get), Ok(2048));
         assert_eq!(
-            MiB::try_from(8).unwrap_err().to_string(),
+            MiB::try_from(8).expect_err("8").to_string(),
             "memory is in MiB: 8 GiB is 8192 (at least 256)"
         );
         assert_eq!(
-            MiB::try_from(100).unwrap_err().to_string(),
+            MiB::try_from(100).expect_err("100").to_string(),
             format!("memory is MiB between 256 and {MAX_MEMORY}")
         );
     }
