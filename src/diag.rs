@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::fleet::SourceFile;
 
+mod code;
 mod view;
+pub use code::{Code, RuleId};
 pub use view::{escape_line, escape_text};
 
 /// Messages and help longer than this many characters are cut.
@@ -28,7 +30,7 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// Stable code, e.g. `duplicate-vmid`: scripts may match on it.
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub span: TextRange,
     pub message: String,
@@ -38,7 +40,14 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, span: TextRange, message: impl Into<String>) -> Self {
+    /// A finding with its code's default severity.
+    pub fn new(code: Code, span: TextRange, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: code.severity(),
+            ..Diagnostic::error(code, span, message)
+        }
+    }
+    pub fn error(code: Code, span: TextRange, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -48,7 +57,7 @@ impl Diagnostic {
             related: Vec::new(),
         }
     }
-    pub fn warning(code: &'static str, span: TextRange, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, span: TextRange, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, span, message)
@@ -70,7 +79,7 @@ impl Diagnostic {
 /// The JSON shape of a diagnostic (`pve check --format json`).
 #[derive(Debug, Serialize)]
 pub struct JsonDiagnostic {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub file: PathBuf,
     pub line: usize,
@@ -134,7 +143,7 @@ pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
             .map(|h| format!("help: {}", escape_text(h, MAX_MESSAGE)))
             .collect();
         let cs = cs
-            .with_code(d.code)
+            .with_code(d.code.as_str())
             .with_message(escape_line(&d.message, MAX_MESSAGE))
             .with_labels(labels)
             .with_notes(notes);

@@ -48,6 +48,9 @@ pub enum AppError {
     #[error(transparent)]
     Fleet(#[from] FleetError),
     /// A question could not be asked or answered.
+    /// A value that is not a VMID, host name or size.
+    #[error(transparent)]
+    Domain(#[from] crate::fleet::DomainError),
     #[error(transparent)]
     Prompt(#[from] crate::report::PromptError),
     /// `pve secrets adopt` could not adopt the file.
@@ -133,7 +136,10 @@ impl AppError {
             AppError::Integrate(e) => e.kind(),
             AppError::Tailscale(e) => e.kind(),
             AppError::Proxmox(e) => e.kind(),
-            AppError::Fleet(_) | AppError::Prompt(_) | AppError::Input { .. } => Kind::Input,
+            AppError::Fleet(_)
+            | AppError::Domain(_)
+            | AppError::Prompt(_)
+            | AppError::Input { .. } => Kind::Input,
             AppError::Adopt(e) => e.kind(),
             AppError::External { .. } => Kind::External,
             AppError::Refused { .. } => Kind::Refused,
@@ -151,6 +157,7 @@ impl AppError {
             AppError::Tailscale(e) => e.help(),
             AppError::Proxmox(e) => e.help(),
             AppError::Fleet(e) => e.help(),
+            AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
                 help.clone()
                     .unwrap_or_else(|| "pass --yes to go ahead from a script".to_string()),

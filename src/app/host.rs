@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::check::rules::{disk_size_gib, is_dns_label};
 use crate::cli::host::{AddArgs, Args, HostCommand, RenameArgs, RmArgs, SetArgs};
 use crate::error::{AppError, Result};
 use crate::fleet::edit::{self, names, Applied, HostEntry};
+use crate::fleet::{DiskSize, HostName};
 use crate::report::Reporter as _;
 use crate::ui::{self, Terminal};
 
@@ -39,7 +39,7 @@ fn set(path: &Path, a: SetArgs) -> Result<u8> {
 }
 
 fn add(path: &Path, a: AddArgs) -> Result<u8> {
-    if !is_dns_label(&a.name) {
+    if !HostName::is_valid(&a.name) {
         return Err(
             AppError::input(format!("`{}` is not a valid host name", a.name)).with_help(
                 "use a DNS label: lowercase letters, digits and `-`, at most 63 characters",
@@ -59,7 +59,7 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
     }
     if let Some(d) = &a.vm.disk {
         if d.is_empty()
-            || (d.starts_with(|c: char| c.is_ascii_digit()) && disk_size_gib(d).is_none())
+            || (d.starts_with(|c: char| c.is_ascii_digit()) && d.parse::<DiskSize>().is_err())
         {
             return Err(AppError::input(format!("--disk `{d}` is not a size"))
                 .with_help("write a size like `32G` or `1T`, or `passthrough` for no disk"));
@@ -133,7 +133,7 @@ fn rm(path: &Path, a: RmArgs) -> Result<u8> {
 }
 
 fn rename(path: &Path, a: RenameArgs) -> Result<u8> {
-    if !is_dns_label(&a.new) {
+    if !HostName::is_valid(&a.new) {
         return Err(
             AppError::input(format!("`{}` is not a valid host name", a.new)).with_help(
                 "use a DNS label: lowercase letters, digits and `-`, at most 63 characters",

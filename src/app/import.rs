@@ -201,7 +201,7 @@ fn boot_disk(cfg: &proxmox::VmConfig) -> (Option<String>, Option<String>) {
     let size = slot.as_deref().and_then(|s| cfg.get(s)).and_then(|v| {
         v.split(',')
             .find_map(|p| p.strip_prefix("size="))
-            .filter(|s| crate::check::rules::disk_size_gib(s).is_some())
+            .filter(|s| s.parse::<crate::fleet::DiskSize>().is_ok())
             .map(str::to_string)
     });
     (slot, size)

@@ -91,7 +91,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             AppError::input("missing --name: which run to continue or undo")
                 .with_help("e.g. `pve new --name web-2 --resume`")
         })?;
-        if !crate::check::rules::is_dns_label(&name) {
+        if !crate::fleet::HostName::is_valid(&name) {
             return Err(AppError::input(format!(
                 "--name: {name:?} is not a host name"
             )));
@@ -136,7 +136,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     }
 
     if let Some(n) = args.name.as_deref() {
-        if !crate::check::rules::is_dns_label(n) {
+        if !crate::fleet::HostName::is_valid(n) {
             // The full message comes from validate_name.
             wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
         }

@@ -1,41 +1,40 @@
 //! `pve check`: every rule is one small function from the loaded fleet to
 //! diagnostics. The library never prints; the CLI renders the result.
 
-mod config_file;
-mod proxmox_values;
-mod render_agree;
-pub mod rules;
-mod uniqueness;
+mod rules;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, RuleId};
 use crate::fleet::Loaded;
 
 /// A rule: looks at the fleet and reports what is wrong.
 type Rule = fn(&Loaded) -> Vec<Diagnostic>;
 
-/// The rule that renders every output in memory (see [`check`]).
-const RENDER_RULE: &str = "render";
-
 /// Every rule, in the order their findings are most useful to read.
-pub const RULES: &[(&str, Rule)] = &[
-    ("host-name", rules::host_names),
-    ("required", rules::required_keys),
-    ("proxmox-config", rules::proxmox_config),
-    ("duplicate-vmid", rules::duplicate_vmids),
-    ("vmid-range", rules::vmid_range),
-    ("duplicates", rules::duplicate_names),
-    ("unique-names", uniqueness::names),
-    ("unique-keys", uniqueness::public_keys),
-    ("resources", rules::resources),
-    ("disk", rules::disk),
-    ("template", rules::template_compatibility),
-    ("node", rules::nodes),
-    ("files", rules::host_files),
-    ("public-key", rules::public_keys),
-    ("configuration", config_file::configuration_files),
-    ("secrets", crate::secrets::health::rule),
-    ("proxmox-value", proxmox_values::proxmox_values),
-    (RENDER_RULE, render_agree::render_refusals),
+pub const RULES: &[(RuleId, Rule)] = &[
+    (RuleId::HostName, rules::host_name::host_names),
+    (RuleId::Required, rules::required::required_keys),
+    (RuleId::ProxmoxConfig, rules::proxmox_config::proxmox_config),
+    (
+        RuleId::DuplicateVmid,
+        rules::duplicate_vmid::duplicate_vmids,
+    ),
+    (RuleId::VmidRange, rules::vmid_range::vmid_range),
+    (RuleId::Duplicates, rules::duplicates::duplicate_names),
+    (RuleId::UniqueNames, rules::unique_names::names),
+    (RuleId::UniqueKeys, rules::unique_keys::public_keys),
+    (RuleId::Resources, rules::resources::resources),
+    (RuleId::Disk, rules::disk::disk),
+    (RuleId::Template, rules::template::template_compatibility),
+    (RuleId::Node, rules::node::nodes),
+    (RuleId::Files, rules::files::host_files),
+    (RuleId::PublicKey, rules::public_key::public_keys),
+    (
+        RuleId::Configuration,
+        rules::configuration::configuration_files,
+    ),
+    (RuleId::Secrets, crate::secrets::health::rule),
+    (RuleId::ProxmoxValue, rules::proxmox_value::proxmox_values),
+    (RuleId::Render, rules::render::render_refusals),
 ];
 
 /// All findings for a fleet: the model's own (unknown keys, wrong types)
@@ -45,9 +44,9 @@ pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
     std::thread::scope(|s| {
         // Rendering converts every host's key (about 50 µs each): on a
         // core of its own, beside the other rules.
-        let render = s.spawn(|| render_agree::render_refusals(loaded));
-        for (name, rule) in RULES {
-            if *name != RENDER_RULE {
+        let render = s.spawn(|| rules::render::render_refusals(loaded));
+        for (id, rule) in RULES {
+            if *id != RuleId::Render {
                 out.extend(rule(loaded));
             }
         }
@@ -100,4 +99,51 @@ pub(crate) fn per_host_in_parallel(
 /// with `strict`.
 pub fn fails(diags: &[Diagnostic], strict: bool) -> bool {
     diags.iter().any(|d| d.is_error() || strict)
+}
+
+/// A small, clean fleet the rules' own tests break one line at a time.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::fleet::{load_source, SourceFile};
+
+    pub const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg+0cl2eSRJP0uMoScnKY9J6ZvYERwjc843qO2BNqfB";
+    pub const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAr2pjOX2vizwlnR3WorGCtWmHgKAZDMWc3qti9PdDZ";
+
+    fn fleet() -> String {
+        format!(
+            r#"{{
+  _proxmox = {{
+    host = "192.168.1.12";
+    node = "pve";
+    nodes = [ "pve" ];
+    defaultStorage = "local-lvm";
+    templateVmid = 9000;
+  }};
+  web = {{
+    sshAlias = "web";
+    publicKey = "{KEY_A}";
+    proxmox = {{ vmid = 120; cores = 2; memory = 2048; disk = "32G"; node = "pve"; }};
+  }};
+  db = {{
+    publicKey = "{KEY_B}";
+    proxmox = {{ vmid = 121; cores = 2; memory = 2048; }};
+  }};
+}}
+"#
+        )
+    }
+
+    /// The codes `rule` reports once the first `from` in the fleet is
+    /// replaced by `to`.
+    pub fn codes(rule: super::Rule, from: &str, to: &str) -> Vec<&'static str> {
+        let fleet = fleet();
+        assert!(fleet.contains(from), "the test fleet has no {from:?}");
+        let text = fleet.replacen(from, to, 1);
+        // A folder that does not exist: every file the fleet names is missing.
+        let path = std::env::temp_dir().join("pve-check-rule-test/hosts.nix");
+        let loaded = load_source(SourceFile::new(path, text)).expect("the test fleet loads");
+        rule(&loaded).iter().map(|d| d.code.as_str()).collect()
+    }
 }

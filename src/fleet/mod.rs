@@ -2,6 +2,7 @@
 //! data subset of Nix, and the typed fleet model built from the result.
 
 pub mod budget;
+pub mod domain;
 pub mod edit;
 pub mod eval;
 pub mod fast_parse;
@@ -16,11 +17,12 @@ pub mod value;
 
 use std::path::{Path, PathBuf};
 
+pub use domain::{DiskSize, DomainError, HostName, MiB, Vmid};
 pub use model::{Fleet, Host, ProxmoxConfig, ProxmoxSpec, SopsConfig, Spanned};
 pub use source::SourceFile;
 pub use value::{Kind, Value};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 pub const HOSTS_FILE: &str = "hosts.nix";
 
@@ -108,7 +110,7 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
         let value = evaluate_on_this_thread(&file.text, &root_dir)?;
         let Some(attrs) = value.as_attrs() else {
             let d = Diagnostic::error(
-                "not-a-set",
+                Code::NotASet,
                 value.span,
                 format!(
                     "hosts.nix must evaluate to an attribute set, not {}",
@@ -158,7 +160,7 @@ fn on_eval_thread<T: Send>(
         match worker.map(|h| h.join()) {
             Ok(Ok(result)) => result,
             _ => Err(Diagnostic::error(
-                "internal",
+                Code::Internal,
                 rowan::TextRange::default(),
                 "the evaluator stopped unexpectedly",
             )),
@@ -168,7 +170,7 @@ fn on_eval_thread<T: Send>(
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
     let to_diag = |e: eval::EvalError| {
-        let d = Diagnostic::error("eval", e.span, e.message);
+        let d = Diagnostic::error(Code::Eval, e.span, e.message);
         match e.help {
             Some(h) => d.help(h),
             None => d,
@@ -186,7 +188,11 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
         None => {
             let root = syntax::parse(text)?;
             let expr = root.expr().ok_or_else(|| {
-                Diagnostic::error("syntax", rowan::TextRange::default(), "the file is empty")
+                Diagnostic::error(
+                    Code::Syntax,
+                    rowan::TextRange::default(),
+                    "the file is empty",
+                )
             })?;
             lower::lower(&expr).map_err(to_diag)?
         }

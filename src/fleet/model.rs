@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rowan::TextRange;
 
 use super::value::{Attrs, Kind, Value};
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{did_you_mean, Code, Diagnostic};
 
 /// A value and where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +199,7 @@ impl<'a> Reader<'a> {
     fn wrong_type(&mut self, key: &str, v: &Value, want: &str) {
         self.diags.push(
             Diagnostic::error(
-                "wrong-type",
+                Code::WrongType,
                 v.span,
                 format!(
                     "`{}{key}` must be {want}, not {}",
@@ -295,7 +295,7 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let mut d = Diagnostic::error(
-                "unknown-key",
+                Code::UnknownKey,
                 attr.name_span,
                 format!("unknown key `{}{key}`", self.context),
             );
@@ -367,7 +367,7 @@ fn expect_set<'v>(value: &'v Value, what: &str, diags: &mut Vec<Diagnostic>) -> 
     if attrs.is_none() {
         diags.push(
             Diagnostic::error(
-                "wrong-type",
+                Code::WrongType,
                 value.span,
                 format!("`{what}` must be a set, not {}", value.kind.type_name()),
             )
@@ -488,7 +488,7 @@ fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virt
         Kind::Attrs(_) => vec![v],
         _ => {
             diags.push(Diagnostic::error(
-                "wrong-type",
+                Code::WrongType,
                 v.span,
                 format!(
                     "`{host}.proxmox.virtiofs` must be a set or a list of sets, not {}",
@@ -584,7 +584,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
                         admins.insert(name.clone(), Spanned { value: s.to_string(), span: attr.value.span });
                     }
                     None => diags.push(Diagnostic::error(
-                        "wrong-type",
+                        Code::WrongType,
                         attr.value.span,
                         format!("`_sops.admins.{name}` must be a string (an age1... recipient or an ssh-ed25519 key)"),
                     )),

@@ -16,7 +16,7 @@
 
 use rowan::{TextRange, TextSize};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 /// Operators in one chain (one expression between separators).
 pub const MAX_CHAIN: usize = 1000;
@@ -360,7 +360,7 @@ fn too_long(at: usize, len: usize, what: String) -> Diagnostic {
     let start = TextSize::try_from(at).unwrap_or_default();
     let len = TextSize::try_from(len.min(64)).unwrap_or_default();
     Diagnostic::error(
-        "too-long",
+        Code::TooLong,
         TextRange::at(start, len),
         format!("{what}: refused before parsing"),
     )

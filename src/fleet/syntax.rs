@@ -4,7 +4,7 @@
 
 use rnix::{ast, ParseError, SyntaxKind, TextRange, TextSize};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 /// Brackets nested deeper than this are refused. Real fleets nest a handful
 /// of levels; the bound keeps parser and evaluator far from the stack limit.
@@ -51,7 +51,7 @@ pub fn one_expression(text: &str) -> Result<(), String> {
 
 fn empty() -> Diagnostic {
     Diagnostic::error(
-        "syntax",
+        Code::Syntax,
         TextRange::empty(0.into()),
         "the file is empty: it holds no Nix expression",
     )
@@ -70,7 +70,7 @@ fn check_nesting(text: &str) -> Result<(), Diagnostic> {
                 if depth > MAX_NESTING {
                     let at = TextSize::try_from(offset).unwrap_or_default();
                     return Err(Diagnostic::error(
-                        "too-deep",
+                        Code::TooDeep,
                         TextRange::at(at, TextSize::of(token)),
                         format!("nested more than {MAX_NESTING} levels deep"),
                     )
@@ -129,7 +129,7 @@ fn parse_error(err: &ParseError, text: &str) -> Diagnostic {
     } else {
         "check for a missing `;`, `}` or `\"` just before this point"
     };
-    Diagnostic::error("syntax", span, format!("syntax error: {message}")).help(help)
+    Diagnostic::error(Code::Syntax, span, format!("syntax error: {message}")).help(help)
 }
 
 fn snippet(text: &str, r: TextRange) -> String {

@@ -28,19 +28,12 @@ pub const LONG_OP_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// A VMID as Proxmox allows it (100 ..= 999999999).
 pub fn parse_vmid(s: &str) -> Result<u32> {
-    let t = s.trim();
-    match t.parse::<u32>() {
-        Ok(v) if (100..=999_999_999).contains(&v) && t.chars().all(|c| c.is_ascii_digit()) => Ok(v),
-        _ => Err(ProxmoxError::NotAVmid {
-            value: s.to_string(),
-        }
-        .into()),
-    }
+    Ok(s.parse::<crate::fleet::Vmid>()?.get())
 }
 
 /// A VM name must be a DNS label (it becomes the hostname).
 pub fn check_name(name: &str) -> Result<()> {
-    if crate::check::rules::is_dns_label(name) {
+    if crate::fleet::HostName::is_valid(name) {
         Ok(())
     } else {
         Err(ProxmoxError::InvalidVmName {

@@ -3,16 +3,17 @@
 //! (`ssh -o UserKnownHostsFile=vms/known_hosts`).
 
 use super::gate;
+use crate::diag::RuleId;
 use crate::error::AppError;
 use crate::fleet::Loaded;
 use crate::keys;
 
-pub(crate) const GATE: &[&str] = &[
-    "host-name",
-    "public-key",
-    "duplicates",
-    "unique-names",
-    "unique-keys",
+pub(crate) const GATE: &[RuleId] = &[
+    RuleId::HostName,
+    RuleId::PublicKey,
+    RuleId::Duplicates,
+    RuleId::UniqueNames,
+    RuleId::UniqueKeys,
 ];
 
 /// The exact bytes of `vms/known_hosts`.

@@ -18,7 +18,7 @@ pub mod tofu;
 
 use std::path::{Path, PathBuf};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, RuleId};
 use crate::error::AppError;
 use crate::fleet::{FleetError, Loaded};
 use crate::fsutil::{stage, RepoLock};
@@ -220,8 +220,8 @@ pub(crate) fn without_gates<T>(f: impl FnOnce() -> T) -> T {
 
 /// Refuses to render from a fleet with errors that would make the output
 /// wrong: the model's own findings (unknown keys, wrong types) and the
-/// named `pve check` rules. The first error by position is returned.
-pub(crate) fn gate(loaded: &Loaded, rules: &[&str]) -> Result<(), AppError> {
+/// given `pve check` rules. The first error by position is returned.
+pub(crate) fn gate(loaded: &Loaded, rules: &[RuleId]) -> Result<(), AppError> {
     if GATE_OFF.with(std::cell::Cell::get) {
         return Ok(());
     }
@@ -231,8 +231,8 @@ pub(crate) fn gate(loaded: &Loaded, rules: &[&str]) -> Result<(), AppError> {
         .filter(|d| d.is_error())
         .cloned()
         .collect();
-    for (name, rule) in crate::check::RULES {
-        if rules.contains(name) {
+    for (id, rule) in crate::check::RULES {
+        if rules.contains(id) {
             errors.extend(rule(loaded).into_iter().filter(Diagnostic::is_error));
         }
     }
@@ -254,12 +254,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_gate_names_a_check_rule() {
-        // A renamed rule would otherwise silently stop guarding rendering.
-        for name in tofu::GATE.iter().chain(sops::GATE).chain(known_hosts::GATE) {
+    fn every_gated_rule_is_registered() {
+        // A rule dropped from the registry would otherwise silently stop
+        // guarding rendering.
+        for id in tofu::GATE.iter().chain(sops::GATE).chain(known_hosts::GATE) {
             assert!(
-                crate::check::RULES.iter().any(|(n, _)| n == name),
-                "no check rule named {name}"
+                crate::check::RULES.iter().any(|(r, _)| r == id),
+                "no check rule {id}"
             );
         }
     }

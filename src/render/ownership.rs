@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::{Kind, Loaded, Value};
 
 use super::{RenderedFile, KNOWN_HOSTS_PATH, TOFU_PATH};
@@ -141,5 +141,5 @@ fn refuse(loaded: &Loaded, file: &RenderedFile, message: String) -> Diagnostic {
     } else {
         "move the file away (pve writes this path), then run `pve render`"
     };
-    Diagnostic::error("render-destination", span, message).help(help)
+    Diagnostic::error(Code::RenderDestination, span, message).help(help)
 }

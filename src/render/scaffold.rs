@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use askama::Template;
 
-use crate::check::rules::is_dns_label;
 use crate::error::AppError;
+use crate::fleet::HostName;
 use crate::fsutil::RepoLock;
 
 use super::RenderedFile;
@@ -30,7 +30,7 @@ struct Home<'a> {
 
 /// The files of a new host, relative to the fleet root.
 pub fn files(name: &str) -> Result<Vec<RenderedFile>, AppError> {
-    if !is_dns_label(name) {
+    if !HostName::is_valid(name) {
         return Err(
             AppError::input(format!("host name {name:?} is not a DNS label"))
                 .with_help("use lowercase letters, digits and `-` (at most 63), e.g. `web-1`"),

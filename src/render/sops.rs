@@ -15,7 +15,7 @@ use askama::Template;
 use rowan::TextRange;
 
 use super::{gate, invalid};
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{did_you_mean, Code, Diagnostic, RuleId};
 use crate::error::AppError;
 use crate::fleet::{Kind, Loaded, Value};
 use crate::keys::{self, KeyError};
@@ -24,7 +24,7 @@ pub const DEFAULT_PATH: &str = "secrets/.sops.yaml";
 /// Where secrets live, relative to the fleet root.
 pub const SECRETS_DIR: &str = "secrets";
 
-pub(crate) const GATE: &[&str] = &["host-name", "public-key"];
+pub(crate) const GATE: &[RuleId] = &[RuleId::HostName, RuleId::PublicKey];
 
 #[derive(Template)]
 #[template(path = "sops.yaml", escape = "none")]
@@ -71,7 +71,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             return Err(invalid(
                 loaded,
                 Diagnostic::error(
-                    "duplicate-recipient",
+                    Code::DuplicateRecipient,
                     r.span,
                     format!(
                         "{} and {first} have the same age recipient {}",
@@ -94,7 +94,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             invalid(
                 loaded,
                 Diagnostic::error(
-                    "bad-admin-key",
+                    Code::BadAdminKey,
                     value.span,
                     format!("`_sops.admins.{name}` is neither an age recipient nor an ssh-ed25519 key: {e}"),
                 )
@@ -114,7 +114,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
         return Err(invalid(
             loaded,
             Diagnostic::error(
-                "no-admins",
+                Code::NoAdmins,
                 sops_span,
                 "`_sops.admins` is empty: no person could decrypt or edit the secrets",
             )
@@ -134,7 +134,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
             invalid(
                 loaded,
                 Diagnostic::error(
-                    "bad-public-key",
+                    Code::BadPublicKey,
                     k.span,
                     format!("`{}.publicKey` cannot be converted to an age recipient: {e}", h.name),
                 )
@@ -273,7 +273,7 @@ fn extra_rules(
     let err = |span, msg: String, help: &str| {
         invalid(
             loaded,
-            Diagnostic::error("bad-sops-rule", span, msg).help(help.to_string()),
+            Diagnostic::error(Code::BadSopsRule, span, msg).help(help.to_string()),
         )
     };
     let example = "write `rules = [ { path_regex = \"^shared/\"; hosts = [ \"web\" ]; } ];`";
@@ -380,7 +380,7 @@ fn extra_rules(
                         return Err(invalid(
                             loaded,
                             Diagnostic::error(
-                                "bad-sops-rule",
+                                Code::BadSopsRule,
                                 n.span,
                                 format!("`_sops.rules` gives secrets to `{name}`, which says `secrets = false;`"),
                             )
@@ -423,7 +423,7 @@ fn rule_admins(
     let err = |span, msg: String, help: String| {
         invalid(
             loaded,
-            Diagnostic::error("bad-sops-rule", span, msg).help(help),
+            Diagnostic::error(Code::BadSopsRule, span, msg).help(help),
         )
     };
     let Some(list) = v.as_list() else {
@@ -476,7 +476,7 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
         invalid(
             loaded,
             Diagnostic::error(
-                "sops-path-escapes",
+                Code::SopsPathEscapes,
                 span,
                 format!("`_sops.path` {raw:?} {why}"),
             )
@@ -514,7 +514,7 @@ pub fn config_path(loaded: &Loaded) -> Result<PathBuf, AppError> {
         return Err(invalid(
             loaded,
             Diagnostic::error(
-                "sops-path-name",
+                Code::SopsPathName,
                 span,
                 format!("`_sops.path` {raw:?} does not name a `.sops.yaml` file"),
             )
@@ -554,7 +554,7 @@ fn secrets_prefix(loaded: &Loaded, path: &Path) -> Result<String, AppError> {
         Err(invalid(
             loaded,
             Diagnostic::error(
-                "sops-path",
+                Code::SopsPath,
                 span,
                 format!("`_sops.path` puts .sops.yaml in {}/, but secrets live in {SECRETS_DIR}/", dir.display()),
             )

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{gate, invalid, tf_escape};
-use crate::check::rules::disk_size_gib;
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{did_you_mean, Code, Diagnostic, RuleId};
 use crate::error::AppError;
 use crate::fleet::model::{Host, ProxmoxConfig, ProxmoxSpec};
+use crate::fleet::DiskSize;
 use crate::fleet::{Kind, Loaded, Value};
 
 /// The provider version pinned when `_proxmox.providerVersion` is not set:
@@ -39,14 +39,14 @@ pub const DEFAULT_TAGS: &[&str] = &["opentofu", "nixos", "managed"];
 pub const BASE_IGNORE_CHANGES: &[&str] = &["cpu[0].architecture", "vga"];
 
 /// The `check` rules whose errors would make the configuration wrong.
-pub(crate) const GATE: &[&str] = &[
-    "host-name",
-    "required",
-    "proxmox-config",
-    "duplicate-vmid",
-    "resources",
-    "disk",
-    "node",
+pub(crate) const GATE: &[RuleId] = &[
+    RuleId::HostName,
+    RuleId::Required,
+    RuleId::ProxmoxConfig,
+    RuleId::DuplicateVmid,
+    RuleId::Resources,
+    RuleId::Disk,
+    RuleId::Node,
 ];
 
 #[derive(Serialize)]
@@ -372,7 +372,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
         return Err(invalid(
             loaded,
             Diagnostic::error(
-                "bad-host-name",
+                Code::BadHostName,
                 host.name_span,
                 format!(
                     "host `{}` is a VM, and OpenTofu resource names must start with a letter",
@@ -386,7 +386,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
         return Err(invalid(
             loaded,
             Diagnostic::error(
-                "missing-key",
+                Code::MissingKey,
                 p.span,
                 format!("`{}.proxmox` lacks `vmid`", host.name),
             )
@@ -398,7 +398,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
             return Err(invalid(
                 loaded,
                 Diagnostic::error(
-                    "bad-vm-name",
+                    Code::BadVmName,
                     n.span,
                     format!(
                         "`{}.proxmox.name` {:?} is not a DNS name",
@@ -427,7 +427,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     let cloned = p.clones_template();
 
     let disk = match &p.disk {
-        Some(d) => match disk_size_gib(&d.value) {
+        Some(d) => match d.value.parse().map(DiskSize::gib).ok() {
             Some(size) => vec![Disk {
                 interface: tf_escape(
                     p.disk_interface
@@ -462,7 +462,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
             return Err(invalid(
                 loaded,
                 Diagnostic::error(
-                    "bad-ignore-changes",
+                    Code::BadIgnoreChanges,
                     span,
                     format!(
                         "`{}.proxmox.ignoreChangesExtra` entry {extra:?} is not an attribute of the VM resource",
@@ -563,7 +563,7 @@ fn check_default_node(loaded: &Loaded, cfg: &ProxmoxConfig) -> Result<(), AppErr
         return Ok(());
     }
     let d = Diagnostic::error(
-        "unknown-node",
+        Code::UnknownNode,
         node.span,
         format!(
             "the default node `{}` is not in `_proxmox.nodes`",
@@ -590,7 +590,7 @@ fn literal_only(
         return Err(invalid(
             loaded,
             Diagnostic::error(
-                "bad-backend",
+                Code::BadBackend,
                 span,
                 format!("`{what}` contains `${{` or `%{{`, which OpenTofu cannot take here"),
             )
@@ -640,7 +640,7 @@ fn backend(loaded: &Loaded, cfg: &ProxmoxConfig) -> Result<(&'static str, Backen
     let err = |span, msg: String, help: &str| {
         invalid(
             loaded,
-            Diagnostic::error("bad-backend", span, msg).help(help.to_string()),
+            Diagnostic::error(Code::BadBackend, span, msg).help(help.to_string()),
         )
     };
     let Some(attrs) = v.as_attrs() else {

@@ -10,7 +10,7 @@ use rowan::TextRange;
 
 use super::config::SopsConfig;
 use super::metadata;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::Loaded;
 
 /// One difference between a file and its rule.
@@ -168,7 +168,7 @@ pub fn check(root_dir: &Path, sops_yaml_rel: &Path) -> Vec<Diagnostic> {
                     ("recipients", "those keys cannot")
                 };
                 Diagnostic::error(
-                    "secret-missing-recipient",
+                    Code::SecretMissingRecipient,
                     TextRange::default(),
                     format!(
                         "{file} is not encrypted to {them} {}, which {} in {sops_yaml} gives it: {cannot} decrypt the file (a host cannot read its secrets on boot)",
@@ -186,7 +186,7 @@ pub fn check(root_dir: &Path, sops_yaml_rel: &Path) -> Vec<Diagnostic> {
                     ("recipients", "those keys")
                 };
                 Diagnostic::warning(
-                    "secret-stale-recipient",
+                    Code::SecretStaleRecipient,
                     TextRange::default(),
                     format!(
                         "{file} is still encrypted to {them} {}, which {} in {sops_yaml} no longer gives it: {can} (a removed host or an old key) can still decrypt the file",
@@ -206,7 +206,7 @@ pub fn check(root_dir: &Path, sops_yaml_rel: &Path) -> Vec<Diagnostic> {
                     format!("encrypt it with sops (`sops encrypt -i {file}`), or move it out of the secrets folder")
                 };
                 Diagnostic::error(
-                    "secret-unreadable",
+                    Code::SecretUnreadable,
                     TextRange::default(),
                     format!("{file}: cannot read its sops recipients: {reason}"),
                 )
@@ -236,7 +236,7 @@ pub fn rule(loaded: &Loaded) -> Vec<Diagnostic> {
 /// re-key with it, so `pve remove` / `pve integrate` refuse secrets work.
 fn unmanaged(rel: &str) -> Diagnostic {
     Diagnostic::warning(
-        "secret-config-unmanaged",
+        Code::SecretConfigUnmanaged,
         TextRange::default(),
         format!(
             "{rel} exists, but hosts.nix has no `_sops`: pve does not write it, so `pve remove` cannot take a host's key out of it and `pve integrate` cannot add one (both refuse to touch secrets)"

@@ -4,14 +4,14 @@
 //! edited between the runs (a hostname that carries ssh options, a
 //! duplicated alias, a VM turned readonly).
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::error::AppError;
 use crate::fleet::Loaded;
 
 /// Findings the workflows themselves repair: a secret not yet encrypted to
 /// a host's recipient is what their re-key step (`sops updatekeys`) fixes,
 /// so it must not stop the run (or its resumption) that would fix it.
-const REPAIRED: &[&str] = &["secret-missing-recipient"];
+const REPAIRED: &[Code] = &[Code::SecretMissingRecipient];
 
 /// Refuses a fleet with any `pve check` error (exit 2), naming the first by
 /// position and counting the others. `exempt` lets a workflow ignore a
@@ -60,6 +60,6 @@ pub fn check_for_host(loaded: &Loaded, workflow: &str, name: &str) -> Result<(),
         .find(|h| h.name == name)
         .map(|h| h.span);
     check(loaded, workflow, |d| {
-        d.code == "missing-file" && entry.is_some_and(|e| e.contains_range(d.span))
+        d.code == Code::MissingFile && entry.is_some_and(|e| e.contains_range(d.span))
     })
 }

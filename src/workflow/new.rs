@@ -22,8 +22,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Journal, Step};
-use crate::check::rules::{disk_size_gib, is_dns_label, NON_SIZE_DISKS};
+use crate::diag::RuleId;
 use crate::error::AppError;
+use crate::fleet::domain::{DiskSize, HostName, NON_SIZE_DISKS};
 use crate::fleet::edit::{self, HostEntry};
 use crate::fleet::{self, Loaded, SourceFile};
 use crate::fsutil::{write_atomic, RepoLock};
@@ -39,7 +40,7 @@ pub const DEFAULT_DISK: &str = "32G";
 /// Rules that look at files the workflow has not written yet (or at
 /// secrets, which a new host does not change): left out of the check of
 /// the answers.
-const RULES_SKIPPED: &[&str] = &["files", "configuration", "secrets"];
+const RULES_SKIPPED: &[RuleId] = &[RuleId::Files, RuleId::Configuration, RuleId::Secrets];
 
 /// The answers: what the new host is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +92,7 @@ impl NewSpec {
 /// A new host's name: a DNS label starting with a letter (it names the
 /// OpenTofu resource and the folder), not taken in hosts.nix or hosts/.
 pub fn validate_name(loaded: &Loaded, name: &str) -> Result<(), String> {
-    if !is_dns_label(name) {
+    if !HostName::is_valid(name) {
         return Err(format!(
             "{name:?} is not a valid host name: use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`"
         ));
@@ -170,7 +171,7 @@ pub fn validate_vmid(
 }
 
 pub fn validate_cores(cores: u32) -> Result<(), String> {
-    let max = crate::check::rules::MAX_CORES;
+    let max = crate::fleet::domain::MAX_CORES;
     if (1..=max).contains(&i64::from(cores)) {
         Ok(())
     } else {
@@ -179,7 +180,7 @@ pub fn validate_cores(cores: u32) -> Result<(), String> {
 }
 
 pub fn validate_memory(mib: u32) -> Result<(), String> {
-    use crate::check::rules::{MAX_MEMORY, MIN_MEMORY};
+    use crate::fleet::domain::{MAX_MEMORY, MIN_MEMORY};
     if (MIN_MEMORY..=MAX_MEMORY).contains(&i64::from(mib)) {
         Ok(())
     } else if mib > 0 && mib <= 64 {
@@ -195,7 +196,7 @@ pub fn validate_memory(mib: u32) -> Result<(), String> {
 }
 
 pub fn validate_disk(disk: &str) -> Result<(), String> {
-    if disk_size_gib(disk).is_some() || NON_SIZE_DISKS.contains(&disk) {
+    if disk.parse::<DiskSize>().is_ok() || NON_SIZE_DISKS.contains(&disk) {
         Ok(())
     } else {
         Err(format!(
@@ -290,8 +291,8 @@ fn check_with_entry(
             .filter(|d| d.is_error())
             .cloned()
             .collect();
-        for (name, rule) in crate::check::RULES {
-            if !RULES_SKIPPED.contains(name) {
+        for (id, rule) in crate::check::RULES {
+            if !RULES_SKIPPED.contains(id) {
                 out.extend(rule(l).into_iter().filter(|d| d.is_error()));
             }
         }

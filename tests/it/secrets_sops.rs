@@ -96,7 +96,7 @@ fn fleet_missing_db(files: usize) -> Fleet {
 fn codes(f: &Fleet) -> Vec<&'static str> {
     health::check(f.root(), Path::new("secrets/.sops.yaml"))
         .iter()
-        .map(|d| d.code)
+        .map(|d| d.code.as_str())
         .collect()
 }
 

@@ -103,7 +103,7 @@ fn rebuild_cmd(c: &Integrate<'_>, ip: IpAddr) -> Result<Cmd> {
 /// hosts.nix afresh).
 fn nix_sshopts(c: &Integrate<'_>) -> Result<String> {
     let alias = c.alias()?;
-    if !crate::check::rules::is_dns_label(&alias) {
+    if !crate::fleet::HostName::is_valid(&alias) {
         return Err(IntegrateError::AliasNotDnsLabel {
             name: c.opts.name.clone(),
             alias,

@@ -7,7 +7,7 @@
 
 use rowan::TextRange;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::{Loaded, Value};
 
 /// The provider's list of CPU models; anything else must be `custom-NAME`.
@@ -159,7 +159,7 @@ fn check_vm(host: &str, p: &Value, out: &mut Vec<Diagnostic>) {
             };
             out.push(
                 Diagnostic::error(
-                    "proxmox-value",
+                    Code::ProxmoxValue,
                     span,
                     format!("`{host}.proxmox.cpuType` {s:?} is not a CPU type Proxmox knows"),
                 )
@@ -201,7 +201,7 @@ fn string(v: &Value) -> Option<(&str, TextRange)> {
 }
 
 fn bad(span: TextRange, message: String, help: &str) -> Diagnostic {
-    Diagnostic::error("proxmox-value", span, message).help(help)
+    Diagnostic::error(Code::ProxmoxValue, span, message).help(help)
 }
 
 fn is_word(s: &str) -> bool {

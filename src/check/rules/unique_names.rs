@@ -1,26 +1,27 @@
-//! Names and keys that decide whom pve trusts must each point at one
-//! machine. ssh looks host keys up by name (`HostKeyAlias`, the lines of
-//! vms/known_hosts): if a VM's `sshAlias` equals another host's hostname,
-//! or the Proxmox host's address, or two hosts carry one `publicKey`, a key
-//! pinned for one machine vouches for another.
+//! `unique-names`: names that decide whom pve trusts each point at one
+//! machine (`unique-keys` does the same for host keys).
 //!
-//! `duplicate-hostname` / `duplicate-ssh-alias` (rules.rs) catch a name used
-//! twice in the same role; this rule catches the rest, at both places:
+//! Why: ssh looks host keys up by name (`HostKeyAlias`, the lines of
+//! vms/known_hosts): if a VM's `sshAlias` equals another host's hostname,
+//! or the Proxmox host's address, a key pinned for one machine vouches for
+//! another.
+//!
+//! `duplicate-hostname` / `duplicate-ssh-alias` (duplicates.rs) catch a
+//! name used twice in the same role; this rule catches the rest, at both
+//! places:
 //!
 //! ```nix
 //! prod = { hostname = "prod"; };
 //! sandbox = { sshAlias = "prod"; };          # name-collision, at both
 //! _proxmox = { host = "192.168.1.12"; node = "pve"; };
 //! tools = { hostname = "pve"; };             # name-collision with the node
-//! web = { publicKey = "ssh-ed25519 AAAA..."; };
-//! db = { publicKey = "ssh-ed25519 AAAA..."; }; # duplicate-public-key, at both
 //! ```
 
 use std::collections::BTreeMap;
 
 use rowan::TextRange;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::Loaded;
 
 /// Names ssh resolves to the machine pve runs on.
@@ -80,7 +81,7 @@ fn reserved(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
     for u in all.iter().filter(|u| u.owner != "the Proxmox host") {
         out.push(
             Diagnostic::error(
-                "name-collision",
+                Code::NameCollision,
                 u.span,
                 format!("`{}.{}` is `{name}`, which names the machine pve runs on", u.owner, u.role),
             )
@@ -103,7 +104,7 @@ fn collisions(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
             for (here, there) in [(a, b), (b, a)] {
                 out.push(
                     Diagnostic::error(
-                        "name-collision",
+                        Code::NameCollision,
                         here.span,
                         format!(
                             "`{name}` is {} and {}: one name for two machines",
@@ -127,41 +128,20 @@ fn owner_role(u: &Use) -> String {
     }
 }
 
-/// Two hosts with one `publicKey`: one machine's key would be pinned and
-/// given secrets under two names. Reported at both places.
-pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
-    let mut by_key: BTreeMap<String, Vec<(&str, TextRange)>> = BTreeMap::new();
-    for h in &l.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
-        if let Ok(norm) = crate::keys::normalise_ed25519(&k.value) {
-            by_key.entry(norm).or_default().push((&h.name, k.span));
-        }
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::codes;
+
+    #[test]
+    fn the_example_fleet_is_clean() {
+        assert_eq!(codes(super::names, "", ""), Vec::<&str>::new());
     }
-    let mut out = Vec::new();
-    for owners in by_key.values().filter(|o| o.len() > 1) {
-        for (i, (name, span)) in owners.iter().enumerate() {
-            let others: Vec<String> = owners
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, (n, _))| format!("`{n}`"))
-                .collect();
-            let mut d = Diagnostic::error(
-                "duplicate-public-key",
-                *span,
-                format!(
-                    "`{name}.publicKey` is also the publicKey of {}: one host key for two hosts",
-                    others.join(", ")
-                ),
-            )
-            .help("each host has its own /etc/ssh/ssh_host_ed25519_key; a VM cloned with its template's key needs new keys (`pve integrate` pins the real one)");
-            for (j, (n, s)) in owners.iter().enumerate() {
-                if j != i {
-                    d = d.related(*s, format!("`{n}` has it here"));
-                }
-            }
-            out.push(d);
-        }
+
+    #[test]
+    fn an_alias_that_is_another_hosts_hostname() {
+        assert_eq!(
+            codes(super::names, "sshAlias = \"web\";", "sshAlias = \"db\";"),
+            ["name-collision", "name-collision"]
+        );
     }
-    out
 }

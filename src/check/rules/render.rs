@@ -2,7 +2,7 @@
 //! reports, at the same position. The rule renders every output in memory
 //! (nothing is written) and tests every destination as render would.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::error::AppError;
 use crate::fleet::{FleetError, Loaded};
 
@@ -24,7 +24,7 @@ fn as_diagnostic(l: &Loaded, e: AppError) -> Diagnostic {
         AppError::Fleet(FleetError::Invalid { diagnostic, .. }) => *diagnostic,
         other => {
             let d = Diagnostic::error(
-                "render",
+                Code::Render,
                 l.value.span,
                 format!("`pve render` would fail: {other}"),
             );

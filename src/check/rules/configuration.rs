@@ -6,21 +6,13 @@
 use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
-use crate::diag::Diagnostic;
+use super::files::{missing_file, reads_configuration};
+use crate::diag::{Code, Diagnostic};
 use crate::fleet::lower::attr_name;
 use crate::fleet::{Host, Loaded};
 
-/// Whether this rule reads the host's configuration.nix (and so also
-/// reports it missing).
-pub fn reads_configuration(h: &Host) -> bool {
-    h.configuration_file.is_some()
-        && h.proxmox
-            .as_ref()
-            .is_some_and(|p| p.clones_template() && !p.readonly)
-}
-
 pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
-    super::per_host_in_parallel(l, |h, out| {
+    crate::check::per_host_in_parallel(l, |h, out| {
         if reads_configuration(h) {
             check_configuration(l, h, out);
         }
@@ -36,7 +28,7 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
     let text = match read {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
-            out.push(super::rules::missing_file(l, h, "configurationFile", cfg));
+            out.push(missing_file(l, h, "configurationFile", cfg));
             return;
         }
         // Unreadable or not UTF-8: nothing to scan (it exists).
@@ -56,20 +48,20 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
     let shown = crate::fleet::value::display_path(&cfg.value, &l.root_dir);
     if findings.systemd_boot {
         out.push(
-            Diagnostic::error("systemd-boot", cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
+            Diagnostic::error(Code::SystemdBoot, cfg.span, format!("{shown} enables systemd-boot, but `{}` is cloned from the GRUB/SeaBIOS template", h.name))
                 .help("use `boot.loader.grub = { enable = true; devices = [ \"nodev\" ]; };` as hosts/vm_base does"),
         );
     }
     if findings.disko {
         out.push(
-            Diagnostic::error("disko", cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
+            Diagnostic::error(Code::Disko, cfg.span, format!("{shown} imports disko, but `{}` is cloned from the template, which has its own disk layout", h.name))
                 .help("remove the disko import; `pve integrate` generates hardware-configuration.nix from the running VM"),
         );
     }
     if findings.imports_hardware && !hw_exists {
         out.push(
             Diagnostic::warning(
-                "needs-integrate",
+                Code::NeedsIntegrate,
                 cfg.span,
                 format!("`{}` has no hardware-configuration.nix yet", h.name),
             )

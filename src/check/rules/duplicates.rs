@@ -1,0 +1,93 @@
+//! `duplicates`: no two hosts share a `hostname`, or an `sshAlias`.
+//!
+//! Why: ssh and known_hosts look machines up by these names; one name for
+//! two machines pins one machine's key for the other.
+//!
+//! ```nix
+//! web = { hostname = "app"; };
+//! db = { hostname = "app"; };   # duplicate-hostname
+//! ```
+
+use std::collections::BTreeMap;
+
+use rowan::TextRange;
+
+use crate::diag::{Code, Diagnostic};
+use crate::fleet::Loaded;
+
+pub fn duplicate_names(l: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut aliases: BTreeMap<String, (&str, TextRange)> = BTreeMap::new();
+    let mut hostnames: BTreeMap<String, (&str, TextRange)> = BTreeMap::new();
+    let mut hosts: Vec<_> = l.fleet.hosts.iter().collect();
+    hosts.sort_by_key(|h| h.span.start());
+    for h in hosts {
+        let hostname_span = h.hostname.as_ref().map_or(h.name_span, |s| s.span);
+        let checks = [
+            (
+                Code::DuplicateHostname,
+                "hostname",
+                Some((h.hostname().to_string(), hostname_span)),
+                &mut hostnames,
+            ),
+            (
+                Code::DuplicateSshAlias,
+                "sshAlias",
+                h.ssh_alias.as_ref().map(|s| (s.value.clone(), s.span)),
+                &mut aliases,
+            ),
+        ];
+        for (code, key, value, seen) in checks {
+            let Some((value, span)) = value else { continue };
+            match seen.get(&value) {
+                Some((first, first_span)) => out.push(
+                    Diagnostic::error(
+                        code,
+                        span,
+                        format!("{key} `{value}` is used by both `{first}` and `{}`", h.name),
+                    )
+                    .related(*first_span, format!("`{first}` uses it here"))
+                    .help(format!("every host needs its own {key}")),
+                ),
+                None => {
+                    seen.insert(value, (&h.name, span));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::codes;
+
+    #[test]
+    fn the_example_fleet_is_clean() {
+        assert_eq!(codes(super::duplicate_names, "", ""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_alias_used_twice() {
+        assert_eq!(
+            codes(
+                super::duplicate_names,
+                "  db = {",
+                "  db = {\n    sshAlias = \"web\";"
+            ),
+            ["duplicate-ssh-alias"]
+        );
+    }
+
+    #[test]
+    fn a_hostname_used_twice() {
+        assert_eq!(
+            codes(
+                super::duplicate_names,
+                "  db = {",
+                "  db = {\n    hostname = \"web\";"
+            ),
+            ["duplicate-hostname"]
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! `proxmox-config`: a fleet with managed VMs has the `_proxmox` settings
+//! rendering needs (host, node, templateVmid, defaultStorage), and a valid
+//! `vmidRange`.
+//!
+//! Why: the provider block and every clone are written from them; a gap
+//! would only show in `tofu plan`.
+//!
+//! ```nix
+//! _proxmox = { node = "pve"; };              # missing-key: host
+//! _proxmox = { vmidRange = [ 900 100 ]; };   # vmid-range
+//! ```
+
+use crate::diag::{Code, Diagnostic};
+use crate::fleet::{DiskSize, Loaded, Vmid};
+
+pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let managed: Vec<_> = l.fleet.vms().filter(|(_, p)| !p.readonly).collect();
+    if managed.is_empty() {
+        return out;
+    }
+    let Some(cfg) = &l.fleet.proxmox else {
+        let (h, p) = managed[0];
+        out.push(
+            Diagnostic::error(Code::MissingKey, p.span, format!("`{}` is a VM but hosts.nix has no `_proxmox` settings", h.name))
+                .help("add `_proxmox = { host = \"192.168.1.12\"; node = \"pve\"; defaultStorage = \"local-lvm\"; templateVmid = 9000; };`"),
+        );
+        return out;
+    };
+    let mut need = |present: bool, key: &str, example: &str| {
+        if !present {
+            out.push(
+                Diagnostic::error(
+                    Code::MissingKey,
+                    cfg.span,
+                    format!("`_proxmox` lacks `{key}`"),
+                )
+                .help(format!("add `{key} = {example};`")),
+            );
+        }
+    };
+    need(
+        cfg.host.is_some() || cfg.endpoint.is_some(),
+        "host",
+        "\"192.168.1.12\"",
+    );
+    need(
+        cfg.node.is_some() || managed.iter().all(|(_, p)| p.node.is_some()),
+        "node",
+        "\"pve\"",
+    );
+    need(
+        cfg.template_vmid.is_some() || !managed.iter().any(|(_, p)| p.clones_template()),
+        "templateVmid",
+        "9000",
+    );
+    let disk_without_storage = managed.iter().any(|(_, p)| {
+        p.storage.is_none()
+            && p.disk
+                .as_ref()
+                .is_some_and(|d| d.value.parse::<DiskSize>().is_ok())
+    });
+    need(
+        cfg.default_storage.is_some() || !disk_without_storage,
+        "defaultStorage",
+        "\"local-lvm\"",
+    );
+    let (lo, hi) = cfg.vmid_range;
+    if !Vmid::in_range(lo) || lo > hi || !Vmid::in_range(hi) {
+        out.push(
+            Diagnostic::error(
+                Code::VmidRange,
+                cfg.vmid_range_span.unwrap_or(cfg.span),
+                format!("`_proxmox.vmidRange` [ {lo} {hi} ] is not a valid range"),
+            )
+            .help("Proxmox VMIDs run from 100 to 999999999; write `vmidRange = [ 100 999 ];`"),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::codes;
+
+    #[test]
+    fn the_example_fleet_is_clean() {
+        assert_eq!(codes(super::proxmox_config, "", ""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_missing_host() {
+        assert_eq!(
+            codes(super::proxmox_config, "host = \"192.168.1.12\";", ""),
+            ["missing-key"]
+        );
+    }
+
+    #[test]
+    fn a_reversed_vmid_range() {
+        assert_eq!(
+            codes(
+                super::proxmox_config,
+                "templateVmid = 9000;",
+                "templateVmid = 9000; vmidRange = [ 900 100 ];"
+            ),
+            ["vmid-range"]
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! `unique-keys`: no two hosts carry one `publicKey`.
+//!
+//! Why: vms/known_hosts would pin one machine's key under two names, and
+//! sops would give that machine both hosts' secrets. A VM cloned together
+//! with its template's host key is the usual cause.
+//!
+//! ```nix
+//! web = { publicKey = "ssh-ed25519 AAAA..."; };
+//! db = { publicKey = "ssh-ed25519 AAAA..."; };   # duplicate-public-key, at both
+//! ```
+
+use std::collections::BTreeMap;
+
+use rowan::TextRange;
+
+use crate::diag::{Code, Diagnostic};
+use crate::fleet::Loaded;
+
+/// Two hosts with one `publicKey`: one machine's key would be pinned and
+/// given secrets under two names. Reported at both places.
+pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
+    let mut by_key: BTreeMap<String, Vec<(&str, TextRange)>> = BTreeMap::new();
+    for h in &l.fleet.hosts {
+        let Some(k) = &h.public_key else { continue };
+        if let Ok(norm) = crate::keys::normalise_ed25519(&k.value) {
+            by_key.entry(norm).or_default().push((&h.name, k.span));
+        }
+    }
+    let mut out = Vec::new();
+    for owners in by_key.values().filter(|o| o.len() > 1) {
+        for (i, (name, span)) in owners.iter().enumerate() {
+            let others: Vec<String> = owners
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, (n, _))| format!("`{n}`"))
+                .collect();
+            let mut d = Diagnostic::error(
+                Code::DuplicatePublicKey,
+                *span,
+                format!(
+                    "`{name}.publicKey` is also the publicKey of {}: one host key for two hosts",
+                    others.join(", ")
+                ),
+            )
+            .help("each host has its own /etc/ssh/ssh_host_ed25519_key; a VM cloned with its template's key needs new keys (`pve integrate` pins the real one)");
+            for (j, (n, s)) in owners.iter().enumerate() {
+                if j != i {
+                    d = d.related(*s, format!("`{n}` has it here"));
+                }
+            }
+            out.push(d);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::testing::{codes, KEY_A, KEY_B};
+
+    #[test]
+    fn the_example_fleet_is_clean() {
+        assert_eq!(codes(super::public_keys, "", ""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn one_key_for_two_hosts_is_reported_at_both() {
+        assert_eq!(
+            codes(super::public_keys, KEY_B, KEY_A),
+            ["duplicate-public-key", "duplicate-public-key"]
+        );
+    }
+}
