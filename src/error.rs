@@ -66,6 +66,14 @@ pub enum AppError {
     Tailscale(#[from] crate::tailscale::TsError),
     #[error(transparent)]
     Proxmox(#[from] crate::remote::proxmox::ProxmoxError),
+    #[error(transparent)]
+    Usage(#[from] crate::app::UsageError),
+    #[error(transparent)]
+    VmCommand(#[from] crate::app::VmCommandError),
+    #[error(transparent)]
+    KeyCommand(#[from] crate::app::KeyCommandError),
+    #[error(transparent)]
+    Output(#[from] crate::ui::OutputError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -136,6 +144,10 @@ impl AppError {
             AppError::Integrate(e) => e.kind(),
             AppError::Tailscale(e) => e.kind(),
             AppError::Proxmox(e) => e.kind(),
+            AppError::Usage(e) => e.kind(),
+            AppError::VmCommand(e) => e.kind(),
+            AppError::KeyCommand(e) => e.kind(),
+            AppError::Output(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -156,6 +168,10 @@ impl AppError {
             AppError::Integrate(e) => e.help(),
             AppError::Tailscale(e) => e.help(),
             AppError::Proxmox(e) => e.help(),
+            AppError::Usage(e) => e.help(),
+            AppError::VmCommand(e) => e.help(),
+            AppError::KeyCommand(e) => e.help(),
+            AppError::Output(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(

@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use crate::cli::host::{AddArgs, Args, HostCommand, RenameArgs, RmArgs, SetArgs};
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::fleet::edit::{self, names, Applied, HostEntry};
 use crate::fleet::{DiskSize, HostName};
 use crate::report::Reporter as _;
 use crate::ui::{self, Terminal};
 
-use super::Context;
+use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let path = ctx.hosts_path()?;
@@ -23,10 +23,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
 
 fn set(path: &Path, a: SetArgs) -> Result<u8> {
     let mut attr = vec![a.name.clone()];
-    attr.extend(names::split_attr_path(&a.attr_path).map_err(|m| {
-        AppError::input(format!("bad attribute path {m}"))
-            .with_help("write it like `proxmox.cores`; quote odd names: '\"my-key\".x'")
-    })?);
+    attr.extend(
+        names::split_attr_path(&a.attr_path).map_err(|m| UsageError::BadAttrPath { detail: m })?,
+    );
     let refs: Vec<&str> = attr.iter().map(String::as_str).collect();
     let applied = edit::apply_to_file_checked(path, None, a.dry_run, |t| {
         edit::set_attr(t, &refs, &a.nix_expression)
@@ -40,38 +39,34 @@ fn set(path: &Path, a: SetArgs) -> Result<u8> {
 
 fn add(path: &Path, a: AddArgs) -> Result<u8> {
     if !HostName::is_valid(&a.name) {
-        return Err(
-            AppError::input(format!("`{}` is not a valid host name", a.name)).with_help(
-                "use a DNS label: lowercase letters, digits and `-`, at most 63 characters",
-            ),
-        );
+        return Err(UsageError::InvalidHostName {
+            name: a.name.clone(),
+        }
+        .into());
     }
     if let Some(v) = a.vm.vmid {
         if !(100..=999_999_999).contains(&v) {
-            return Err(AppError::input(format!("--vmid {v} is out of range"))
-                .with_help("Proxmox VM ids are 100 to 999999999"));
+            return Err(UsageError::VmidOutOfRange { vmid: v }.into());
         }
     }
     for (flag, v) in [("--cores", a.vm.cores), ("--memory", a.vm.memory)] {
         if v == Some(0) {
-            return Err(AppError::input(format!("{flag} must be at least 1")));
+            return Err(UsageError::ZeroCount { flag }.into());
         }
     }
     if let Some(d) = &a.vm.disk {
         if d.is_empty()
             || (d.starts_with(|c: char| c.is_ascii_digit()) && d.parse::<DiskSize>().is_err())
         {
-            return Err(AppError::input(format!("--disk `{d}` is not a size"))
-                .with_help("write a size like `32G` or `1T`, or `passthrough` for no disk"));
+            return Err(UsageError::NotASize { disk: d.clone() }.into());
         }
     }
     if let Some(keys) = &a.authorized_keys {
         crate::fleet::syntax::one_expression(keys).map_err(|why| {
-            AppError::input(format!(
-                "--authorized-keys `{}` is not one Nix expression: {why}",
-                keys.escape_debug()
-            ))
-            .with_help("pass a single value, e.g. `adminKeys` or `[ \"ssh-ed25519 AAAA...\" ]`")
+            UsageError::AuthorizedKeysNotOneExpression {
+                keys: keys.clone(),
+                why,
+            }
         })?;
     }
     let entry = HostEntry {
@@ -90,7 +85,7 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
     };
     let nix = entry
         .render()
-        .map_err(|e| AppError::input(format!("cannot render the host entry: {e}")))?;
+        .map_err(|source| UsageError::RenderHostEntry { source })?;
     let applied =
         edit::apply_to_file_checked(path, None, a.dry_run, |t| edit::add_host(t, &a.name, &nix))?;
     finish(&applied, a.dry_run, &format!("added host {}", a.name))
@@ -109,10 +104,10 @@ fn rm(path: &Path, a: RmArgs) -> Result<u8> {
         // what was shown.
         let preview = edit::apply_to_file_checked(path, None, true, op)?;
         if !ui::stdin_is_terminal() {
-            return Err(
-                AppError::input(format!("not removing `{}` without confirmation", a.name))
-                    .with_help("pass --yes to remove it, or --dry-run to see the change"),
-            );
+            return Err(UsageError::HostRemovalNotConfirmed {
+                name: a.name.clone(),
+            }
+            .into());
         }
         let report = Terminal::new();
         report.block(&preview.diff());
@@ -121,7 +116,7 @@ fn rm(path: &Path, a: RmArgs) -> Result<u8> {
             a.name,
             path.display()
         ))
-        .map_err(|e| AppError::input(format!("cannot read the answer: {e}")))?;
+        .map_err(|source| UsageError::ReadAnswer { source })?;
         if !matches!(answer.as_str(), "y" | "Y" | "yes") {
             report.note("nothing changed");
             return Ok(crate::error::exit::OK);
@@ -134,11 +129,10 @@ fn rm(path: &Path, a: RmArgs) -> Result<u8> {
 
 fn rename(path: &Path, a: RenameArgs) -> Result<u8> {
     if !HostName::is_valid(&a.new) {
-        return Err(
-            AppError::input(format!("`{}` is not a valid host name", a.new)).with_help(
-                "use a DNS label: lowercase letters, digits and `-`, at most 63 characters",
-            ),
-        );
+        return Err(UsageError::InvalidHostName {
+            name: a.new.clone(),
+        }
+        .into());
     }
     let applied = edit::apply_to_file_checked(path, None, a.dry_run, |t| {
         edit::rename_host(t, &a.old, &a.new)

@@ -1,12 +1,12 @@
 //! `pve import`: adopt an existing Proxmox VM.
 
 use crate::cli::remove::ImportArgs;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::fleet::edit::{self, names::string_literal, HostEntry};
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::{self, Proxmox};
 
-use super::Context;
+use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     let vmid = proxmox::parse_vmid(&args.vmid)?;
@@ -14,16 +14,11 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     let root = loaded.root_dir.clone();
     let px = Proxmox::from_loaded(&loaded)?;
     if !px.existing_vmids()?.contains(&vmid) {
-        return Err(
-            AppError::input(format!("VM {vmid} does not exist on Proxmox"))
-                .with_help("`proxmox-ops list` shows the VMs"),
-        );
+        return Err(UsageError::NoSuchVm { vmid }.into());
     }
     let cfg = px.config(vmid)?;
     if cfg.is_template() {
-        return Err(AppError::input(format!(
-            "VM {vmid} is a template; templates are not hosts"
-        )));
+        return Err(UsageError::ImportTemplate { vmid }.into());
     }
     // An entry that already has this VMID is updated.
     let existing = loaded
@@ -34,10 +29,11 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     let lock = RepoLock::take(&root)?;
     if let Some((host, spec)) = existing {
         if spec.readonly {
-            return Err(AppError::input(format!(
-                "`{}` (VM {vmid}) is readonly; refusing to import it",
-                host.name
-            )));
+            return Err(UsageError::ImportReadonly {
+                name: host.name.clone(),
+                vmid,
+            }
+            .into());
         }
         let name = host.name.clone();
         let applied = edit::apply_to_file_under(&lock, &path, |t| {
@@ -55,14 +51,12 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     }
     let name = match args.name.clone().or_else(|| cfg.name().map(str::to_string)) {
         Some(n) => n,
-        None => {
-            return Err(AppError::input(format!("VM {vmid} has no name on Proxmox"))
-                .with_help("pass --name NAME"))
-        }
+        None => return Err(UsageError::VmWithoutName { vmid }.into()),
     };
-    crate::workflow::new::validate_name(&loaded, &name).map_err(|m| {
-        AppError::input(format!("cannot import VM {vmid} as `{name}`: {m}"))
-            .with_help("pass --name with another name")
+    crate::workflow::new::validate_name(&loaded, &name).map_err(|m| UsageError::ImportName {
+        vmid,
+        name: name.clone(),
+        reason: m,
     })?;
     let num = |k: &str| cfg.get(k).and_then(|v| v.trim().parse::<u32>().ok());
     let (slot, size) = boot_disk(&cfg);
@@ -80,7 +74,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     };
     let nix = entry
         .render()
-        .map_err(|e| AppError::input(format!("cannot render the host entry: {e}")))?;
+        .map_err(|source| UsageError::RenderHostEntry { source })?;
     let mut extra: Vec<(&str, String)> = vec![
         ("import", "true".into()),
         ("cloneFromTemplate", "false".into()),

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::cli::integrate::Args;
-use crate::error::{exit, AppError, Result};
+use crate::error::{exit, Result};
 use crate::remote::proxmox::parse_vmid;
 use crate::workflow::{self, integrate, Journal};
 
-use super::Context;
+use super::{Context, UsageError};
 
 fn positional(args: &Args) -> Result<(Option<IpAddr>, Option<u32>)> {
     let mut ip = None;
@@ -17,16 +17,13 @@ fn positional(args: &Args) -> Result<(Option<IpAddr>, Option<u32>)> {
     for v in [&args.ip, &args.vmid].into_iter().flatten() {
         if let Ok(a) = v.parse::<IpAddr>() {
             if ip.is_some() {
-                return Err(AppError::input(format!("two IP addresses given ({v})")));
+                return Err(UsageError::TwoIpAddresses { given: v.clone() }.into());
             }
             ip = Some(a);
         } else if v.chars().all(|c| c.is_ascii_digit()) && vmid.is_none() {
             vmid = Some(parse_vmid(v)?);
         } else {
-            return Err(
-                AppError::input(format!("`{v}` is neither an IP address nor a VMID"))
-                    .with_help("e.g. `pve integrate web1 192.0.2.50 111`"),
-            );
+            return Err(UsageError::NeitherIpNorVmid { value: v.clone() }.into());
         }
     }
     Ok((ip, vmid))
@@ -94,16 +91,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
                 .find(|(_, s)| !j.is_done(s.name))
                 .map(|(i, s)| format!("step {} ({})", i + 1, s.title))
                 .unwrap_or_else(|| "the end".into());
-            return Err(AppError::input(format!(
-                "an earlier `pve integrate {}` stopped at {at}",
-                args.name
-            ))
-            .with_help(format!(
-                "continue it with `pve integrate {} --resume` (see `pve integrate --status {}`), or delete {} to start over",
-                args.name,
-                args.name,
-                Journal::path_for(std::path::Path::new(""), integrate::WORKFLOW, &args.name).display()
-            )));
+            return Err(UsageError::IntegrateStopped {
+                name: args.name.clone(),
+                at,
+                journal: Journal::path_for(
+                    std::path::Path::new(""),
+                    integrate::WORKFLOW,
+                    &args.name,
+                ),
+            }
+            .into());
         }
         (None, resume) => {
             if resume {

@@ -2,6 +2,8 @@
 
 use crate::cli::key::{Args, KeyCommand, ToAgeArgs};
 use crate::error::{AppError, Result};
+
+use super::KeyCommandError;
 use crate::keys::{self, KeyError, Passphrase};
 use crate::report::Reporter as _;
 
@@ -13,18 +15,12 @@ pub fn run(_ctx: &Context, args: Args) -> Result<u8> {
     }
 }
 
-fn key_error(what: &str, e: KeyError) -> AppError {
-    let help = match e {
-        KeyError::WrongType(_) => Some("only ssh-ed25519 keys convert to age (`ssh-keygen -t ed25519`)"),
-        KeyError::PassphraseMissing => Some("pass --passphrase-file FILE, or run in a terminal to be asked"),
-        KeyError::UnsupportedCipher(_) => Some("re-encrypt the key with `ssh-keygen -p -f FILE` (aes256-ctr), or remove its passphrase"),
-        _ => None,
-    };
-    let err = AppError::input(format!("{what}: {e}"));
-    match help {
-        Some(h) => err.with_help(h),
-        None => err,
+fn key_error(what: &str, source: KeyError) -> AppError {
+    KeyCommandError::Key {
+        what: what.to_string(),
+        source,
     }
+    .into()
 }
 
 fn to_age(a: ToAgeArgs) -> Result<u8> {
@@ -55,8 +51,7 @@ fn to_age(a: ToAgeArgs) -> Result<u8> {
         }
     }
     if out.is_empty() {
-        return Err(AppError::input("no ssh-ed25519 key found on stdin")
-            .with_help("pipe `ssh-ed25519 AAAA...` lines, e.g. `ssh-keyscan -t ed25519 HOST | pve key to-age`"));
+        return Err(KeyCommandError::NoKeyOnStdin.into());
     }
     super::print(&out)
 }
@@ -78,20 +73,19 @@ fn private(file: &std::path::Path, passphrase_file: Option<&std::path::Path>) ->
     let pass: Option<Passphrase> = if !encrypted {
         None
     } else if let Some(pf) = passphrase_file {
-        let raw = zeroize::Zeroizing::new(
-            crate::fsutil::read_limited(pf, MAX_KEY_FILE_BYTES).map_err(|e| {
-                AppError::input(format!(
-                    "cannot read the passphrase file {}: {e}",
-                    pf.display()
-                ))
-            })?,
-        );
+        let raw =
+            zeroize::Zeroizing::new(crate::fsutil::read_limited(pf, MAX_KEY_FILE_BYTES).map_err(
+                |source| KeyCommandError::ReadPassphraseFile {
+                    file: pf.to_path_buf(),
+                    source,
+                },
+            )?);
         let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Some(zeroize::Zeroizing::new(line.to_vec()))
     } else if crate::ui::stdin_is_terminal() && file.as_os_str() != "-" {
         let p = crate::ui::read_passphrase(&format!("Passphrase for {shown}: "))
-            .map_err(|e| AppError::input(format!("cannot read the passphrase: {e}")))?;
+            .map_err(|source| KeyCommandError::ReadPassphrase { source })?;
         Some(zeroize::Zeroizing::new(p.into_bytes()))
     } else {
         return Err(key_error(&shown, KeyError::PassphraseMissing));
@@ -111,6 +105,13 @@ const MAX_KEY_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Text read with a bound, or an error naming what was read and why.
 fn read_text(what: &str, read: std::io::Result<Vec<u8>>) -> Result<String> {
-    let bytes = read.map_err(|e| AppError::input(format!("cannot read {what}: {e}")))?;
-    String::from_utf8(bytes).map_err(|_| AppError::input(format!("{what} is not UTF-8 text")))
+    let bytes = read.map_err(|source| KeyCommandError::Read {
+        what: what.to_string(),
+        source,
+    })?;
+    Ok(
+        String::from_utf8(bytes).map_err(|_| KeyCommandError::NotUtf8 {
+            what: what.to_string(),
+        })?,
+    )
 }

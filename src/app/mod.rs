@@ -10,6 +10,7 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+mod error;
 pub mod eval;
 pub mod host;
 pub mod import;
@@ -25,7 +26,9 @@ pub mod vm;
 
 use std::path::PathBuf;
 
-use crate::error::{AppError, Result};
+pub use error::{KeyCommandError, UsageError, VmCommandError};
+
+use crate::error::Result;
 use crate::fleet::{self, Loaded};
 use crate::report::Reporter;
 
@@ -36,8 +39,7 @@ pub struct Context {
 
 impl Context {
     pub fn hosts_path(&self) -> Result<PathBuf> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| AppError::input(format!("cannot read the current folder: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|source| UsageError::CurrentFolder { source })?;
         Ok(fleet::find_hosts_file(self.hosts.as_deref(), &cwd)?)
     }
 

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use crate::cli::new::Args;
-use crate::error::{exit, AppError, Result};
+use crate::error::{exit, Result};
 use crate::fleet::Loaded;
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::Proxmox;
@@ -15,7 +15,7 @@ use crate::ui::{self, TerminalPrompt};
 use crate::workflow::new::{self as wf, NewRun, NewSpec};
 use crate::workflow::Journal;
 
-use super::Context;
+use super::{Context, UsageError};
 
 /// The wizard's questions: asked again until the answer validates.
 struct Wizard<'a> {
@@ -59,7 +59,10 @@ impl Wizard<'_> {
                 Err(m) => self.report.note(&format!("  {m}")),
             }
         }
-        Err(AppError::input(format!("no valid answer to {question:?}")))
+        Err(UsageError::NoValidAnswer {
+            question: question.to_string(),
+        }
+        .into())
     }
 
     /// Asks an optional text ("-" or empty with no default: none).
@@ -87,20 +90,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let tty = ui::interactive();
 
     if args.resume || args.rollback {
-        let name = args.name.clone().ok_or_else(|| {
-            AppError::input("missing --name: which run to continue or undo")
-                .with_help("e.g. `pve new --name web-2 --resume`")
-        })?;
+        let name = args
+            .name
+            .clone()
+            .ok_or_else(|| UsageError::ResumeWithoutName)?;
         if !crate::fleet::HostName::is_valid(&name) {
-            return Err(AppError::input(format!(
-                "--name: {name:?} is not a host name"
-            )));
+            return Err(UsageError::NameNotHostName { name }.into());
         }
         crate::workflow::gate::check_for_host(&loaded, wf::WORKFLOW, &name)?;
         let Some((journal, spec)) = wf::load_journal(&root, &name)? else {
-            return Err(AppError::input(format!(
-                "there is no stopped `pve new` run for `{name}`"
-            )));
+            return Err(UsageError::NoStoppedNewRun { name }.into());
         };
         let lock = RepoLock::take(&root)?;
         let tofu = Tofu::new(tofu::workdir(&root)?, tofu::ApiToken::discover()?);
@@ -138,7 +137,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     if let Some(n) = args.name.as_deref() {
         if !crate::fleet::HostName::is_valid(n) {
             // The full message comes from validate_name.
-            wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
+            wf::validate_name(&loaded, n).map_err(|reason| UsageError::BadFlag {
+                flag: "--name",
+                reason,
+            })?;
         }
     }
     crate::workflow::gate::check(&loaded, wf::WORKFLOW, |_| false)?;
@@ -147,44 +149,34 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         .as_deref()
         .filter(|n| Journal::path_for(&root, wf::WORKFLOW, n).is_file())
     {
-        return Err(AppError::input(format!(
-            "a run of `pve new` for `{name}` stopped before it finished"
-        ))
-        .with_help(format!(
-            "continue it with `pve new --name {name} --resume`, or undo it with `pve new --name {name} --rollback`"
-        )));
+        return Err(UsageError::NewRunStopped {
+            name: name.to_string(),
+        }
+        .into());
     }
 
     // Without a terminal every answer must come from flags, and --yes.
     if !tty || args.yes {
         if args.name.is_none() {
-            return Err(
-                AppError::input("missing --name: there is no terminal to ask on").with_help(
-                    "give every answer as a flag and --yes, e.g. `pve new --name web-2 --yes`",
-                ),
-            );
+            return Err(UsageError::NoTerminalWithoutName.into());
         }
         if !args.yes {
             let missing = missing_flags(&args);
-            return Err(AppError::input(
-                "refusing to create a VM without confirmation: there is no terminal to ask on",
-            )
-            .with_help(if missing.is_empty() {
-                "pass --yes to go ahead".to_string()
-            } else {
-                format!(
-                    "pass --yes (defaults are then used for {})",
-                    missing.join(", ")
-                )
-            }));
+            return Err(UsageError::NewNotConfirmed { missing }.into());
         }
     }
     // The name first: it needs no Proxmox.
     if let Some(n) = &args.name {
-        wf::validate_name(&loaded, n).map_err(|m| AppError::input(format!("--name: {m}")))?;
+        wf::validate_name(&loaded, n).map_err(|reason| UsageError::BadFlag {
+            flag: "--name",
+            reason,
+        })?;
     }
     if let Some(d) = &args.description {
-        wf::validate_description(d).map_err(|m| AppError::input(format!("--description: {m}")))?;
+        wf::validate_description(d).map_err(|reason| UsageError::BadFlag {
+            flag: "--description",
+            reason,
+        })?;
     }
     let token = wf::token()?;
     let proxmox = Proxmox::from_loaded(&loaded)?;
@@ -365,7 +357,7 @@ fn answers(
         Some(n) => n.clone(),
         // Without a wizard, --name is required (checked before).
         None => wizard
-            .ok_or_else(|| AppError::input("missing --name"))?
+            .ok_or(UsageError::MissingName)?
             .ask("Name", None, &|n: &String| wf::validate_name(loaded, n))?,
     };
     let pick = |flag: Option<String>,

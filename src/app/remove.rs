@@ -1,7 +1,7 @@
 //! `pve remove`: the steps of `workflow::remove`.
 
 use crate::cli::remove::Args;
-use crate::error::{exit, AppError, Result};
+use crate::error::{exit, Result};
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::{self, Proxmox};
 use crate::report::Prompt as _;
@@ -11,7 +11,7 @@ use crate::ui::{self, TerminalPrompt};
 use crate::workflow::remove::{self as wf, RemoveRun};
 use crate::workflow::Journal;
 
-use super::Context;
+use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let loaded = ctx.load()?;
@@ -23,31 +23,26 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let (journal, removal) = match wf::load_journal(&root, &args.name)? {
         Some((j, r)) if args.resume => (j, r),
         Some(_) => {
-            return Err(AppError::input(format!(
-                "a run of `pve remove {}` stopped before it finished",
-                args.name
-            ))
-            .with_help(format!(
-                "continue it with `pve remove {} --resume`",
-                args.name
-            )))
+            return Err(UsageError::RemoveRunStopped {
+                name: args.name.clone(),
+            }
+            .into())
         }
         None if args.resume => {
-            return Err(AppError::input(format!(
-                "there is no stopped `pve remove` run for `{}`",
-                args.name
-            )))
+            return Err(UsageError::NoStoppedRemoveRun {
+                name: args.name.clone(),
+            }
+            .into())
         }
         None => {
             let removal = wf::preview(&loaded, &args.name)?;
             report.block(&removal.describe());
             if !args.yes {
                 if !ui::interactive() {
-                    return Err(AppError::input(format!(
-                        "not removing `{}` without confirmation: there is no terminal to ask on",
-                        args.name
-                    ))
-                    .with_help("pass --yes to remove it from a script"));
+                    return Err(UsageError::RemoveNotConfirmed {
+                        name: args.name.clone(),
+                    }
+                    .into());
                 }
                 let typed = TerminalPrompt::new(false).ask(
                     "remove a host",

@@ -1,17 +1,17 @@
 //! `pve scaffold`.
 
 use crate::cli::scaffold::Args;
-use crate::error::{exit, AppError, Result};
+use crate::error::{exit, Result};
 use crate::fsutil::RepoLock;
 use crate::render::scaffold::{self, Outcome};
 use crate::report::Reporter as _;
 
-use super::Context;
+use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let hosts = ctx.hosts_path()?;
     let root = std::path::absolute(hosts.parent().unwrap_or(std::path::Path::new(".")))
-        .map_err(|e| AppError::input(format!("cannot resolve the fleet folder: {e}")))?;
+        .map_err(|source| UsageError::FleetFolder { source })?;
     let files = scaffold::files(&args.name)?;
     let lock = RepoLock::take(&root)?;
     let report = crate::ui::Terminal::new();

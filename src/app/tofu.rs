@@ -15,7 +15,7 @@ use crate::tofu::{
 };
 use crate::ui::{Terminal, TerminalPrompt};
 
-use super::Context;
+use super::{Context, UsageError};
 
 pub fn plan(ctx: &Context, args: PlanArgs) -> Result<u8> {
     let report = Terminal::new();
@@ -244,12 +244,11 @@ impl Session {
             if crate::check::fails(&diags, false) {
                 report.block(&crate::diag::render_human(&diags, &loaded.file));
                 let errors = diags.iter().filter(|d| d.is_error()).count();
-                return Err(AppError::input(format!(
-                    "{} has {errors} error{}; not planning from it",
-                    loaded.file.path.display(),
-                    if errors == 1 { "" } else { "s" }
-                ))
-                .with_help("fix them (`pve check` lists them) and run again"));
+                return Err(UsageError::HostsFileHasErrors {
+                    file: loaded.file.path.clone(),
+                    errors,
+                }
+                .into());
             }
         }
         let config = Config::new(&crate::render::tofu::render_json(&loaded)?)?;

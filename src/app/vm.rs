@@ -7,20 +7,19 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cli::vm::{Args, Op};
-use crate::error::{exit, AppError, Result};
+use crate::error::{exit, Result};
 use crate::remote::proxmox::{self, parse_vmid, Proxmox, Settings};
 use crate::remote::ssh;
 use crate::report::Reporter as _;
 use crate::ui::{self, Terminal};
 
-use super::Context;
+use super::{Context, VmCommandError};
 
 fn json_out<T: Serialize>(v: &T) -> Result<u8> {
     // Through serde_json::Value: object keys come out sorted.
-    let value = serde_json::to_value(v)
-        .map_err(|e| AppError::external(format!("cannot encode JSON: {e}")))?;
+    let value = serde_json::to_value(v).map_err(|source| VmCommandError::EncodeJson { source })?;
     let mut text = serde_json::to_string_pretty(&value)
-        .map_err(|e| AppError::external(format!("cannot encode JSON: {e}")))?;
+        .map_err(|source| VmCommandError::EncodeJson { source })?;
     text.push('\n');
     super::print(&text)
 }
@@ -46,7 +45,13 @@ fn precheck(op: &Op, settings: &Settings) -> Result<()> {
         | Op::GetIp { vmid, .. }
         | Op::WaitSsh { vmid, .. }
         | Op::Hostkey { vmid } => parse_vmid(vmid).map(|_| ()),
-        Op::Clone { source, target, name, storage, .. } => {
+        Op::Clone {
+            source,
+            target,
+            name,
+            storage,
+            ..
+        } => {
             parse_vmid(source)?;
             proxmox::check_name(name)?;
             if let Some(s) = storage {
@@ -54,9 +59,13 @@ fn precheck(op: &Op, settings: &Settings) -> Result<()> {
             }
             w(target, "clone onto")
         }
-        Op::Configure { vmid, cores, memory } => {
+        Op::Configure {
+            vmid,
+            cores,
+            memory,
+        } => {
             if cores.is_none() && memory.is_none() {
-                return Err(AppError::input("nothing to change").with_help("give --cores and/or --memory"));
+                return Err(VmCommandError::NothingToChange.into());
             }
             w(vmid, "configure")
         }
@@ -65,7 +74,12 @@ fn precheck(op: &Op, settings: &Settings) -> Result<()> {
             proxmox::check_size(size)?;
             w(vmid, "resize")
         }
-        Op::CreateDisk { vmid, slot, storage, .. } => {
+        Op::CreateDisk {
+            vmid,
+            slot,
+            storage,
+            ..
+        } => {
             proxmox::check_disk_slot(slot)?;
             proxmox::check_storage(storage)?;
             w(vmid, "add a disk to")
@@ -75,20 +89,23 @@ fn precheck(op: &Op, settings: &Settings) -> Result<()> {
         Op::Shutdown { vmid, .. } => w(vmid, "shut down"),
         Op::Restart { vmid } => w(vmid, "restart"),
         Op::Template { vmid } => w(vmid, "convert to a template"),
-        Op::Destroy { vmid, yes, expect_name } => {
+        Op::Destroy {
+            vmid,
+            yes,
+            expect_name,
+        } => {
             w(vmid, "destroy")?;
             if *yes && expect_name.is_none() {
-                return Err(AppError::input("--yes needs --expect-name NAME")
-                    .with_help("name the VM you mean to destroy, e.g. `--yes --expect-name web-2`"));
+                return Err(VmCommandError::YesWithoutExpectName.into());
             }
             Ok(())
         }
         Op::List { .. } | Op::Storage { .. } | Op::NextVmid { .. } => Ok(()),
         Op::Trust { fingerprint, .. } => match fingerprint {
-            Some(f) if !f.starts_with("SHA256:") => Err(AppError::input(format!(
-                "`{f}` is not a SHA256 fingerprint"
-            ))
-            .with_help("copy it from `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console")),
+            Some(f) if !f.starts_with("SHA256:") => Err(VmCommandError::NotAFingerprint {
+                fingerprint: f.clone(),
+            }
+            .into()),
             _ => Ok(()),
         },
     }
@@ -290,12 +307,9 @@ fn ask_name(vmid: u32, actual: &str) -> Result<String> {
     let typed = ui::read_line(&format!(
         "VM {vmid} on Proxmox is named `{actual}`. Type its name to destroy it and its disks:"
     ))
-    .map_err(|e| AppError::input(format!("cannot read the confirmation: {e}")))?;
+    .map_err(|source| VmCommandError::ReadConfirmation { source })?;
     if typed.is_empty() {
-        return Err(
-            AppError::input("destroy not confirmed; nothing was changed")
-                .with_help("type the VM's name, or pass --yes --expect-name NAME"),
-        );
+        return Err(VmCommandError::DestroyNotConfirmed.into());
     }
     Ok(typed)
 }
@@ -326,21 +340,20 @@ fn trust(settings: &Settings, yes: bool, want: Option<&str>, replace: bool) -> R
             for k in &known {
                 report.note(&format!("  {:<20} {}", k.key_type, k.fingerprint));
             }
-            return Err(AppError::external(format!(
-                "the host key of {name} differs from the one recorded in {}; refusing to change it",
-                file.display()
-            ))
-            .with_help("compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console; if the host was reinstalled, run `proxmox-ops trust --replace`"));
+            return Err(VmCommandError::HostKeyChanged {
+                name: name.to_string(),
+                file: file.to_path_buf(),
+            }
+            .into());
         }
     }
     if want.is_none() && !yes {
         if !ui::stdin_is_terminal() {
-            return Err(AppError::input("trusting a host key needs a confirmation")
-                .with_help("compare the fingerprint above with the Proxmox console, then pass --fingerprint SHA256:... (or --yes)"));
+            return Err(VmCommandError::TrustNeedsConfirmation.into());
         }
         let line = ui::read_line(&format!("Compare {} with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the Proxmox console. Trust it? Type yes:", chosen.fingerprint)).unwrap_or_default();
         if line != "yes" {
-            return Err(AppError::input("not trusted; nothing was written"));
+            return Err(VmCommandError::NotTrusted.into());
         }
     }
     let scanned = [chosen];
@@ -383,21 +396,27 @@ fn choose_key(
             } else {
                 format!("SHA256:{fp}")
             };
-            scanned.iter().find(|k| k.fingerprint == fp).cloned().ok_or_else(|| {
-                AppError::external(format!(
-                    "{name} does not offer a key with fingerprint {fp}; refusing to trust it"
-                ))
-                .with_help("check the fingerprint on the Proxmox console; someone may be intercepting the connection")
-            })
+            scanned
+                .iter()
+                .find(|k| k.fingerprint == fp)
+                .cloned()
+                .ok_or_else(|| {
+                    VmCommandError::FingerprintNotOffered {
+                        name: name.to_string(),
+                        fingerprint: fp,
+                    }
+                    .into()
+                })
         }
         None => scanned
             .iter()
             .find(|k| k.key_type == "ssh-ed25519")
             .cloned()
             .ok_or_else(|| {
-                AppError::external(format!("{name} offers no ssh-ed25519 host key")).with_help(
-                    "pass --fingerprint SHA256:... of the key you compared on the Proxmox console",
-                )
+                VmCommandError::NoEd25519Key {
+                    name: name.to_string(),
+                }
+                .into()
             }),
     }
 }

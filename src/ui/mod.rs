@@ -242,9 +242,7 @@ pub fn print(text: &str) -> crate::error::Result<u8> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(crate::error::exit::OK),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::error::exit::OK),
-        Err(e) => Err(crate::error::AppError::external(format!(
-            "cannot write to stdout: {e}"
-        ))),
+        Err(source) => Err(OutputError::Stdout { source }.into()),
     }
 }
 
@@ -301,4 +299,20 @@ pub fn read_stdin(max: u64) -> std::io::Result<Vec<u8>> {
 /// A passphrase read from the terminal without echo.
 pub fn read_passphrase(prompt: &str) -> std::io::Result<String> {
     rpassword::prompt_password(prompt)
+}
+
+/// Output that could not be written (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write to stdout: {source}")]
+    Stdout {
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl crate::error::Classify for OutputError {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::External
+    }
 }
