@@ -1,5 +1,6 @@
 //! What can stop [`super::apply_to_file`] and friends. The kinds and help
-//! are in `crate::error` (`Classify`), so `fleet` does not depend on it.
+//! are given by the `Classify` impl in src/error.rs, so `fleet` does not
+//! depend on the error module.
 
 use std::path::PathBuf;
 
