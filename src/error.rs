@@ -74,6 +74,12 @@ pub enum AppError {
     KeyCommand(#[from] crate::app::KeyCommandError),
     #[error(transparent)]
     Output(#[from] crate::ui::OutputError),
+    #[error(transparent)]
+    Tofu(#[from] crate::tofu::TofuError),
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Edit(crate::fleet::edit::ApplyError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -148,6 +154,9 @@ impl AppError {
             AppError::VmCommand(e) => e.kind(),
             AppError::KeyCommand(e) => e.kind(),
             AppError::Output(e) => e.kind(),
+            AppError::Tofu(e) => e.kind(),
+            AppError::Render(e) => e.kind(),
+            AppError::Edit(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -172,6 +181,9 @@ impl AppError {
             AppError::VmCommand(e) => e.help(),
             AppError::KeyCommand(e) => e.help(),
             AppError::Output(e) => e.help(),
+            AppError::Tofu(e) => e.help(),
+            AppError::Render(e) => e.help(),
+            AppError::Edit(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
@@ -196,6 +208,50 @@ impl From<crate::runner::RunError> for AppError {
             AppError::Input { message, help }
         } else {
             AppError::External { message, help }
+        }
+    }
+}
+
+/// hosts.nix's own problems and the lock's errors come back out as they
+/// were; the rest of the edit sequence's errors stay typed.
+impl From<crate::fleet::edit::ApplyError> for AppError {
+    fn from(e: crate::fleet::edit::ApplyError) -> Self {
+        use crate::fleet::edit::ApplyError;
+        match e {
+            ApplyError::Fleet(f) => AppError::Fleet(f),
+            ApplyError::Lock(l) => match l.downcast::<AppError>() {
+                Ok(app) => *app,
+                Err(other) => AppError::Edit(ApplyError::Lock(other)),
+            },
+            other => AppError::Edit(other),
+        }
+    }
+}
+
+/// The kinds and help of the edit sequence's errors live here, so that
+/// `fleet` does not depend on this module.
+impl Classify for crate::fleet::edit::ApplyError {
+    fn kind(&self) -> Kind {
+        use crate::fleet::edit::ApplyError;
+        match self {
+            ApplyError::Lock(e) | ApplyError::Write { source: e, .. } => e
+                .downcast_ref::<AppError>()
+                .map_or(Kind::Input, AppError::kind),
+            _ => Kind::Input,
+        }
+    }
+    fn help(&self) -> Option<String> {
+        use crate::fleet::edit::ApplyError;
+        match self {
+            ApplyError::Fleet(e) => e.help(),
+            ApplyError::Lock(e) | ApplyError::Write { source: e, .. } => {
+                e.downcast_ref::<AppError>().and_then(AppError::help)
+            }
+            ApplyError::Edit { error, .. } => error.help.clone(),
+            ApplyError::Changed { .. } => {
+                Some("run the command again (it reads the file afresh)".into())
+            }
+            ApplyError::ReadAgain { .. } => None,
         }
     }
 }

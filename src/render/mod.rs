@@ -10,11 +10,14 @@
 //! atomically under the repository lock, and only after every file rendered,
 //! so an error writes nothing.
 
+mod error;
 pub mod known_hosts;
 pub mod ownership;
 pub mod scaffold;
 pub mod sops;
 pub mod tofu;
+
+pub use error::RenderError;
 
 use std::path::{Path, PathBuf};
 
@@ -100,10 +103,10 @@ pub fn write(
     held: Option<&RepoLock>,
 ) -> Result<Vec<PathBuf>, AppError> {
     if held.is_none() && writes_into_fleet(loaded, dir) {
-        return Err(AppError::input(format!(
-            "internal: writing into the fleet at {} without its repository lock",
-            dir.display()
-        )));
+        return Err(RenderError::Unlocked {
+            dir: dir.to_path_buf(),
+        }
+        .into());
     }
     if let Some(d) = files
         .iter()
@@ -149,16 +152,17 @@ pub fn check(dir: &Path, files: &[RenderedFile]) -> Result<Vec<Stale>, AppError>
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
-            return Err(
-                AppError::input(format!("{} is not a folder", dir.display()))
-                    .with_help("pass the folder that holds the rendered files"),
-            )
+            return Err(RenderError::NotAFolder {
+                dir: dir.to_path_buf(),
+            }
+            .into())
         }
         Err(e) => {
-            return Err(
-                AppError::input(format!("cannot read {}: {e}", dir.display()))
-                    .with_help("pass the folder that holds the rendered files"),
-            )
+            return Err(RenderError::ReadFolder {
+                dir: dir.to_path_buf(),
+                source: e,
+            }
+            .into())
         }
     }
     let mut out = Vec::new();
@@ -171,12 +175,7 @@ pub fn check(dir: &Path, files: &[RenderedFile]) -> Result<Vec<Stale>, AppError>
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Some(Vec::new()),
-            Err(e) => {
-                return Err(AppError::input(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(e) => return Err(RenderError::ReadFile { path, source: e }.into()),
         };
         if on_disk.as_deref() == Some(f.contents.as_bytes()) {
             continue;

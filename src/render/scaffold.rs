@@ -31,10 +31,10 @@ struct Home<'a> {
 /// The files of a new host, relative to the fleet root.
 pub fn files(name: &str) -> Result<Vec<RenderedFile>, AppError> {
     if !HostName::is_valid(name) {
-        return Err(
-            AppError::input(format!("host name {name:?} is not a DNS label"))
-                .with_help("use lowercase letters, digits and `-` (at most 63), e.g. `web-1`"),
-        );
+        return Err(super::RenderError::HostName {
+            name: name.to_string(),
+        }
+        .into());
     }
     let render = |r: Result<String, askama::Error>| {
         r.map(|mut s| {
@@ -43,7 +43,7 @@ pub fn files(name: &str) -> Result<Vec<RenderedFile>, AppError> {
             }
             s
         })
-        .map_err(|e| AppError::input(format!("cannot render the host files: {e}")))
+        .map_err(|e| AppError::from(super::RenderError::HostTemplate { source: e }))
     };
     let dir = PathBuf::from("hosts").join(name);
     Ok(vec![

@@ -236,7 +236,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     let doc = SopsYaml { keys, rules };
     let mut text = doc
         .render()
-        .map_err(|e| AppError::input(format!("cannot render .sops.yaml: {e}")))?;
+        .map_err(|e| super::RenderError::SopsTemplate { source: e })?;
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -625,12 +625,7 @@ fn comment_text(s: &str) -> String {
 /// many rules; and no line break but LF anywhere. Whatever slipped through
 /// the quoting would show here, before the file is written.
 fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), AppError> {
-    let wrong = |why: String| {
-        AppError::input(format!(
-            "the rendered .sops.yaml does not read back as written: {why}"
-        ))
-        .with_help("this is a bug in pve: please report it with the _sops part of hosts.nix")
-    };
+    let wrong = |why: String| AppError::from(super::RenderError::SopsReadBack { why });
     if let Some(c) = text.chars().find(|&c| c != '\n' && breaks_a_line(c)) {
         return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
     }

@@ -251,7 +251,7 @@ pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let config = build(loaded)?;
     let mut text = serde_json::to_string_pretty(&config)
-        .map_err(|e| AppError::input(format!("cannot encode the OpenTofu configuration: {e}")))?;
+        .map_err(|e| super::RenderError::TofuJson { source: e })?;
     text.push('\n');
     Ok(text)
 }

@@ -809,7 +809,7 @@ fn prove(
     };
     let value = block_value(block);
     let text = edit::add_config_attr(&loaded.file.text, "_sops", value)
-        .map_err(|e| e.into_app_error(&loaded.file.path, &loaded.file.text))?;
+        .map_err(|e| e.located(&loaded.file.path, &loaded.file.text))?;
     let edited = crate::fleet::load_source(SourceFile::new(&loaded.file.path, text))?;
     let rendered = crate::render::sops::render_sops_yaml(&edited)?;
     let after = SopsConfig::parse(path, &rendered).map_err(|e| unfaithful(e.to_string()))?;

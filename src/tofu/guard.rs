@@ -105,11 +105,24 @@ pub fn check(
     if clashing.is_empty() {
         return Ok(());
     }
-    let list = clashing
+    Err(super::TofuError::StateGuard {
+        clashing: clashing.into_iter().cloned().collect(),
+        default_node: default_node.map(str::to_string),
+    }
+    .into())
+}
+
+/// `name (VMID n), ...`: the VMs the state guard refuses for.
+pub(super) fn clash_list(clashing: &[ManagedVm]) -> String {
+    clashing
         .iter()
         .map(|v| format!("{} (VMID {})", v.name, v.vmid))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// How to adopt or restore, with one `tofu import` line per VM.
+pub(super) fn clash_help(clashing: &[ManagedVm], default_node: Option<&str>) -> String {
     let mut help = String::from(
         "OpenTofu's state is missing or empty, so it would plan to create these VMs again. \
          Restore the state if you have it (vms/tofu/.state/terraform.tfstate or your backend), \
@@ -117,7 +130,7 @@ pub fn check(
          in hosts.nix (pve then renders an import block), or by importing them by hand in the \
          state folder with the API token in the environment:",
     );
-    for v in &clashing {
+    for v in clashing {
         let node = v.node.as_deref().or(default_node).unwrap_or("NODE");
         help.push_str(&format!(
             "\n      tofu import {} {node}/{}",
@@ -126,11 +139,7 @@ pub fn check(
         ));
     }
     help.push_str("\n    (--skip-state-guard skips this check; only use it when you know these VMIDs are free)");
-    Err(AppError::input(format!(
-        "refusing to plan: the OpenTofu state is empty but {list} already exist{} on Proxmox",
-        if clashing.len() == 1 { "s" } else { "" }
-    ))
-    .with_help(help))
+    help
 }
 
 #[cfg(test)]
@@ -225,7 +234,14 @@ mod tests {
         struct Down;
         impl Inventory for Down {
             fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
-                Err(AppError::external("cannot reach Proxmox"))
+                Err(super::super::TofuError::Run {
+                    context: "cannot reach Proxmox",
+                    source: crate::runner::RunError::Timeout {
+                        program: "curl".into(),
+                        after: std::time::Duration::from_secs(1),
+                    },
+                }
+                .into())
             }
         }
         let vms = managed_vms(&config());

@@ -9,6 +9,7 @@
 //!
 //! The API token reaches `tofu` only through its environment.
 
+mod error;
 pub mod guard;
 mod interrupt;
 pub mod token;
@@ -25,6 +26,7 @@ use crate::fsutil::write_atomic;
 use crate::report::{Prompt, Reporter, Silent};
 use crate::runner::{Cmd, RunError, Tool};
 
+pub use error::TofuError;
 pub use guard::{Inventory, ManagedVm};
 pub use token::ApiToken;
 
@@ -53,8 +55,8 @@ pub fn workdir(fleet_root: &Path) -> Result<PathBuf, AppError> {
             if p.is_absolute() {
                 Ok(p)
             } else {
-                let cwd = std::env::current_dir()
-                    .map_err(|e| AppError::input(format!("cannot read the current folder: {e}")))?;
+                let cwd =
+                    std::env::current_dir().map_err(|e| TofuError::CurrentDir { source: e })?;
                 Ok(cwd.join(p))
             }
         }
@@ -78,15 +80,10 @@ pub struct Config {
 impl Config {
     /// Takes the rendered JSON; refuses text that is not a JSON object.
     pub fn new(text: &str) -> Result<Config, AppError> {
-        let json: Json = serde_json::from_str(text).map_err(|e| {
-            AppError::input(format!(
-                "the rendered OpenTofu config is not valid JSON: {e}"
-            ))
-        })?;
+        let json: Json =
+            serde_json::from_str(text).map_err(|e| TofuError::ConfigNotJson { source: e })?;
         if !json.is_object() {
-            return Err(AppError::input(
-                "the rendered OpenTofu config is not a JSON object",
-            ));
+            return Err(TofuError::ConfigNotObject.into());
         }
         let mut text = text.to_string();
         if !text.ends_with('\n') {
@@ -298,11 +295,9 @@ impl Tofu {
                 .recursive(true)
                 .mode(0o700)
                 .create(&self.dir)
-                .map_err(|e| {
-                    AppError::input(format!(
-                        "cannot create the OpenTofu folder {}: {e}",
-                        self.dir.display()
-                    ))
+                .map_err(|e| TofuError::CreateDir {
+                    dir: self.dir.clone(),
+                    source: e,
                 })?;
         }
         self.guard_dir()?;
@@ -328,27 +323,22 @@ impl Tofu {
             return Ok(());
         };
         if !meta.is_dir() {
-            return Err(AppError::input(format!(
-                "the OpenTofu folder {} is not a plain folder (a symlink or a file)",
-                self.dir.display()
-            ))
-            .with_help("remove it; pve creates the folder itself"));
+            return Err(TofuError::NotPlainDir {
+                dir: self.dir.clone(),
+            }
+            .into());
         }
         if meta.permissions().mode() & 0o777 != 0o700 {
             std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                |e| {
-                    AppError::input(format!(
-                        "cannot make the OpenTofu folder {} private (0700): {e}",
-                        self.dir.display()
-                    ))
+                |e| TofuError::MakePrivate {
+                    dir: self.dir.clone(),
+                    source: e,
                 },
             )?;
         }
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
-            AppError::input(format!(
-                "cannot read the OpenTofu folder {}: {e}",
-                self.dir.display()
-            ))
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| TofuError::ReadDir {
+            dir: self.dir.clone(),
+            source: e,
         })?;
         let mut foreign: Vec<String> = entries
             .flatten()
@@ -357,13 +347,11 @@ impl Tofu {
             .collect();
         foreign.sort();
         if !foreign.is_empty() {
-            return Err(AppError::input(format!(
-                "the OpenTofu folder {} holds {} that pve did not write; OpenTofu would load and run {}",
-                self.dir.display(),
-                foreign.join(", "),
-                if foreign.len() == 1 { "it" } else { "them" }
-            ))
-            .with_help("pve writes only config.tf.json there (from hosts.nix); move the other files away and run again. Nothing was run"));
+            return Err(TofuError::ForeignFiles {
+                dir: self.dir.clone(),
+                files: foreign,
+            }
+            .into());
         }
         Ok(())
     }
@@ -393,10 +381,7 @@ impl Tofu {
                         "The backend in hosts.nix changed. Copy the existing state to the new backend?",
                         None,
                     )? {
-                        return Err(AppError::input(
-                            "the backend changed and copying the state was declined",
-                        )
-                        .with_help("put the old backend back in hosts.nix, or run again and accept"));
+                        return Err(TofuError::MigrationDeclined.into());
                     }
                     args.extend(["-migrate-state", "-force-copy"]);
                 }
@@ -541,11 +526,7 @@ impl Tofu {
             Some(2) => true,
             other => {
                 self.discard_plan();
-                return Err(AppError::external(format!(
-                    "`tofu plan` failed ({}); its messages are above",
-                    other.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
-                ))
-                .with_help("fix what it reports, then run `pve plan` again"));
+                return Err(TofuError::PlanFailed { code: other }.into());
             }
         };
         let plan_sha256 = file_sha256(&self.plan_paths().0).unwrap_or_default();
@@ -575,13 +556,7 @@ impl Tofu {
         let out = result.map_err(|e| external(e, "`tofu apply` did not run"))?;
         match out.code {
             Some(0) => Ok(()),
-            other => Err(AppError::external(format!(
-                "`tofu apply` failed ({}); its messages are above",
-                other.map_or("killed by a signal".into(), |c| format!("exit code {c}"))
-            ))
-            .with_help(
-                "the state records what was done; fix what it reports and run `pve apply` again",
-            )),
+            other => Err(TofuError::ApplyFailed { code: other }.into()),
         }
     }
 
@@ -638,10 +613,14 @@ fn file_sha256(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
 }
 
-fn external(e: RunError, context: &str) -> AppError {
+fn external(e: RunError, context: &'static str) -> AppError {
     match e {
         RunError::Missing { .. } => AppError::from(e),
-        other => AppError::external(format!("{context}: {other}")),
+        other => TofuError::Run {
+            context,
+            source: other,
+        }
+        .into(),
     }
 }
 
@@ -649,11 +628,8 @@ fn parse_state(text: &str) -> Result<State, AppError> {
     if text.trim().is_empty() {
         return Ok(State::default());
     }
-    let json: Json = serde_json::from_str(text).map_err(|e| {
-        AppError::external(format!(
-            "`tofu state pull` printed something that is not JSON: {e}"
-        ))
-    })?;
+    let json: Json =
+        serde_json::from_str(text).map_err(|e| TofuError::StateNotJson { source: e })?;
     let managed: Vec<&Json> = json
         .get("resources")
         .and_then(Json::as_array)

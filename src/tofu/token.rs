@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
 
+use super::TofuError;
+
 /// The environment variable the provider reads (and that we set for it).
 pub const ENV: &str = "PROXMOX_VE_API_TOKEN";
 /// Overrides where the token file is.
 pub const FILE_ENV: &str = "PVE_TOKEN_FILE";
 
-const SHAPE: &str = "`user@realm!tokenid=secret`, e.g. `terraform@pve!provider=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`";
+pub(super) const SHAPE: &str = "`user@realm!tokenid=secret`, e.g. `terraform@pve!provider=xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`";
 
 /// An API token whose value never shows in `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,19 +46,18 @@ impl ApiToken {
     pub fn parse(text: &str, source: &str) -> Result<ApiToken, AppError> {
         let t = text.trim();
         if t.is_empty() {
-            return Err(AppError::input(format!("{source} is empty"))
-                .with_help(format!("it must hold a Proxmox API token: {SHAPE}")));
+            return Err(TofuError::TokenEmpty {
+                origin: source.to_string(),
+            }
+            .into());
         }
         if is_token_shape(t) {
             Ok(ApiToken(t.to_string()))
         } else {
-            Err(AppError::input(format!(
-                "{source} does not hold a Proxmox API token of the form user@realm!tokenid=secret"
-            ))
-            .with_help(format!(
-                "create one under Datacenter > Permissions > API Tokens and write it as {SHAPE} \
-                 (one line, no quotes)"
-            )))
+            Err(TofuError::TokenShape {
+                origin: source.to_string(),
+            }
+            .into())
         }
     }
 
@@ -65,10 +66,7 @@ impl ApiToken {
     pub fn discover() -> Result<Option<ApiToken>, AppError> {
         if let Some(v) = std::env::var_os(ENV) {
             if !v.is_empty() {
-                let v = v.into_string().map_err(|_| {
-                    AppError::input(format!("{ENV} is not valid UTF-8"))
-                        .with_help(format!("it must be {SHAPE}"))
-                })?;
+                let v = v.into_string().map_err(|_| TofuError::TokenNotUtf8)?;
                 return ApiToken::parse(&v, ENV).map(Some);
             }
         }
@@ -86,34 +84,30 @@ impl ApiToken {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(AppError::input(format!(
-                    "cannot read the token file {}: {e}",
-                    path.display()
-                )))
+                return Err(TofuError::TokenFileRead {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+                .into())
             }
         };
         if !meta.is_file() {
-            return Err(AppError::input(format!(
-                "the token file {} is not a regular file",
-                path.display()
-            )));
+            return Err(TofuError::TokenFileNotRegular {
+                path: path.to_path_buf(),
+            }
+            .into());
         }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(AppError::input(format!(
-                "the token file {} can be read by other users (mode {mode:04o})",
-                path.display()
-            ))
-            .with_help(format!(
-                "make it private with `chmod 600 {}`, and consider the token leaked if others share this machine",
-                crate::shell::quote(&path.to_string_lossy())
-            )));
+            return Err(TofuError::TokenFileShared {
+                path: path.to_path_buf(),
+                mode,
+            }
+            .into());
         }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AppError::input(format!(
-                "cannot read the token file {}: {e}",
-                path.display()
-            ))
+        let text = std::fs::read_to_string(path).map_err(|e| TofuError::TokenFileRead {
+            path: path.to_path_buf(),
+            source: e,
         })?;
         ApiToken::parse(&text, &format!("the token file {}", path.display())).map(Some)
     }
@@ -142,12 +136,7 @@ pub fn missing() -> AppError {
         || "~/.config/pve/token".to_string(),
         |p| p.display().to_string(),
     );
-    AppError::input("no Proxmox API token: OpenTofu needs one to talk to Proxmox").with_help(
-        format!(
-            "set {ENV}, or write the token to {file} (one line, `chmod 600`); \
-         its form is {SHAPE}. {FILE_ENV} names another file"
-        ),
-    )
+    TofuError::TokenMissing { file }.into()
 }
 
 /// `user@realm!tokenid=secret`, each part non-empty, nothing that is

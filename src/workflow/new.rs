@@ -282,7 +282,7 @@ fn check_with_entry(
     let nix = spec.entry_nix()?;
     let path = &loaded.file.path;
     let after = edit::add_host(&loaded.file.text, &spec.name, &nix)
-        .map_err(|e| e.into_app_error(path, &loaded.file.text))?;
+        .map_err(|e| e.located(path, &loaded.file.text))?;
     let candidate = fleet::load_source(SourceFile::new(path, after))?;
     let errors = |l: &Loaded| -> Vec<crate::diag::Diagnostic> {
         let mut out: Vec<_> = l

@@ -303,6 +303,7 @@ fn a_failing_write_leaves_the_file_intact() {
             )))
         },
     )
+    .map_err(AppError::from)
     .expect_err("the writer fails");
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("No space left on device"), "{err}");
@@ -319,6 +320,7 @@ fn a_file_changed_on_disk_between_read_and_write_is_not_overwritten() {
         std::fs::write(&path, &theirs).expect("concurrent write");
         edit::set_attr(t, &["web", "proxmox", "memory"], "1024")
     })
+    .map_err(AppError::from)
     .expect_err("must refuse");
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("changed on disk"), "{err}");

@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::EditError;
-use crate::error::AppError;
+use super::{ApplyError, EditError};
 use crate::fleet::SourceFile;
 
 /// What [`apply_to_file`] did.
@@ -57,7 +56,7 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn apply_to_file(
     path: &Path,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, ApplyError> {
     apply_with(path, None, edit, false, |p, bytes| {
         crate::fsutil::write_atomic(p, bytes)
     })
@@ -71,7 +70,7 @@ pub fn apply_to_file_checked(
     expected: Option<&str>,
     dry_run: bool,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, ApplyError> {
     apply_with(path, expected, edit, dry_run, |p, bytes| {
         crate::fsutil::write_atomic(p, bytes)
     })
@@ -84,7 +83,7 @@ pub fn apply_to_file_under(
     _held: &crate::fsutil::RepoLock,
     path: &Path,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, ApplyError> {
     run(path, None, edit, false, true, |p, bytes| {
         crate::fsutil::write_atomic(p, bytes)
     })
@@ -92,24 +91,24 @@ pub fn apply_to_file_under(
 
 /// The whole read-edit-verify-write sequence with the final write injected
 /// (tests use a failing writer).
-pub fn apply_with(
+pub fn apply_with<E: std::error::Error + Send + Sync + 'static>(
     path: &Path,
     expected: Option<&str>,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
     dry_run: bool,
-    write: impl FnOnce(&Path, &[u8]) -> Result<(), AppError>,
-) -> Result<Applied, AppError> {
+    write: impl FnOnce(&Path, &[u8]) -> Result<(), E>,
+) -> Result<Applied, ApplyError> {
     run(path, expected, edit, dry_run, false, write)
 }
 
-fn run(
+fn run<E: std::error::Error + Send + Sync + 'static>(
     path: &Path,
     expected: Option<&str>,
     edit: impl FnOnce(&str) -> Result<String, EditError>,
     dry_run: bool,
     lock_held: bool,
-    write: impl FnOnce(&Path, &[u8]) -> Result<(), AppError>,
-) -> Result<Applied, AppError> {
+    write: impl FnOnce(&Path, &[u8]) -> Result<(), E>,
+) -> Result<Applied, ApplyError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -117,19 +116,24 @@ fn run(
     let _lock = if dry_run || lock_held {
         None
     } else {
-        Some(crate::fsutil::RepoLock::acquire(&dir, LOCK_WAIT)?)
+        Some(
+            crate::fsutil::RepoLock::acquire(&dir, LOCK_WAIT)
+                .map_err(|e| ApplyError::Lock(Box::new(e)))?,
+        )
     };
     let before = SourceFile::read(path)?.text;
     if let Some(exp) = expected {
         if exp != before {
-            return Err(changed_on_disk(path));
+            return Err(ApplyError::Changed {
+                path: path.to_path_buf(),
+            });
         }
     }
-    let after = edit(&before).map_err(|e| e.into_app_error(path, &before))?;
+    let after = edit(&before).map_err(|e| e.located(path, &before))?;
     // The operations verify their own change; this holds for any closure.
     let loaded = crate::fleet::load_source(SourceFile::new(path, after.clone())).map_err(|e| {
         EditError::internal(format!("the edited file would not evaluate: {e}"))
-            .into_app_error(path, &before)
+            .located(path, &before)
     })?;
     let old_messages: Vec<String> =
         crate::fleet::load_source(SourceFile::new(path, before.clone()))
@@ -155,25 +159,18 @@ fn run(
     if dry_run || !applied.changed() {
         return Ok(applied);
     }
-    let now = std::fs::read(path)
-        .map_err(|e| AppError::input(format!("cannot read {} again: {e}", path.display())))?;
+    let now = std::fs::read(path).map_err(|e| ApplyError::ReadAgain {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if now != applied.before.as_bytes() {
-        return Err(changed_on_disk(path));
+        return Err(ApplyError::Changed {
+            path: path.to_path_buf(),
+        });
     }
-    write(path, applied.after.as_bytes()).map_err(|e| match e {
-        AppError::Input { message, help } => AppError::Input {
-            message: format!("{message}; {} was not changed", path.display()),
-            help,
-        },
-        other => other,
+    write(path, applied.after.as_bytes()).map_err(|e| ApplyError::Write {
+        path: path.to_path_buf(),
+        source: Box::new(e),
     })?;
     Ok(applied)
-}
-
-fn changed_on_disk(path: &Path) -> AppError {
-    AppError::input(format!(
-        "{} changed on disk while pve was editing it; nothing was written",
-        path.display()
-    ))
-    .with_help("run the command again (it reads the file afresh)")
 }

@@ -17,6 +17,7 @@
 //! refused with a message that names it.
 
 mod config_attr;
+mod error;
 mod file;
 mod host_entry;
 pub mod layout;
@@ -30,6 +31,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 pub use config_attr::add_config_attr;
+pub use error::ApplyError;
 pub use file::{
     apply_to_file, apply_to_file_checked, apply_to_file_under, apply_with, unified_diff, Applied,
     LOCK_WAIT,
@@ -37,7 +39,6 @@ pub use file::{
 pub use host_entry::HostEntry;
 pub use text_edit::TextEdit;
 
-use crate::error::AppError;
 use crate::fleet::value::{Attr, Kind, Value};
 use crate::fleet::{syntax, SourceFile};
 use layout::{range, size};
@@ -95,19 +96,14 @@ impl EditError {
     }
 
     /// The error as the CLI reports it: `file:line:col: message`.
-    pub fn into_app_error(self, path: &Path, text: &str) -> AppError {
-        let message = match self.span {
-            Some(s) => format!(
-                "{}: {}",
-                SourceFile::new(path, text.to_string()).location(s.start().into()),
-                self.message
-            ),
-            None => format!("{}: {}", path.display(), self.message),
+    pub fn located(self, path: &Path, text: &str) -> ApplyError {
+        let location = match self.span {
+            Some(s) => SourceFile::new(path, text.to_string()).location(s.start().into()),
+            None => path.display().to_string(),
         };
-        let e = AppError::input(message);
-        match self.help {
-            Some(h) => e.with_help(h),
-            None => e,
+        ApplyError::Edit {
+            location,
+            error: self,
         }
     }
 }
