@@ -66,6 +66,8 @@ pub enum AppError {
     Tailscale(#[from] crate::tailscale::TsError),
     #[error(transparent)]
     Proxmox(#[from] crate::remote::proxmox::ProxmoxError),
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -136,6 +138,7 @@ impl AppError {
             AppError::Integrate(e) => e.kind(),
             AppError::Tailscale(e) => e.kind(),
             AppError::Proxmox(e) => e.kind(),
+            AppError::Fs(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -156,6 +159,7 @@ impl AppError {
             AppError::Integrate(e) => e.help(),
             AppError::Tailscale(e) => e.help(),
             AppError::Proxmox(e) => e.help(),
+            AppError::Fs(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
