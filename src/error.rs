@@ -68,6 +68,8 @@ pub enum AppError {
     Proxmox(#[from] crate::remote::proxmox::ProxmoxError),
     #[error(transparent)]
     Fs(#[from] crate::fsutil::FsError),
+    #[error(transparent)]
+    Journal(#[from] crate::workflow::journal::JournalError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -139,6 +141,7 @@ impl AppError {
             AppError::Tailscale(e) => e.kind(),
             AppError::Proxmox(e) => e.kind(),
             AppError::Fs(e) => e.kind(),
+            AppError::Journal(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -160,6 +163,7 @@ impl AppError {
             AppError::Tailscale(e) => e.help(),
             AppError::Proxmox(e) => e.help(),
             AppError::Fs(e) => e.help(),
+            AppError::Journal(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
