@@ -70,6 +70,8 @@ pub enum AppError {
     Fs(#[from] crate::fsutil::FsError),
     #[error(transparent)]
     Journal(#[from] crate::workflow::journal::JournalError),
+    #[error(transparent)]
+    RekeyStep(#[from] crate::workflow::rekey_step::RekeyStepError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -142,6 +144,7 @@ impl AppError {
             AppError::Proxmox(e) => e.kind(),
             AppError::Fs(e) => e.kind(),
             AppError::Journal(e) => e.kind(),
+            AppError::RekeyStep(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -164,6 +167,7 @@ impl AppError {
             AppError::Proxmox(e) => e.help(),
             AppError::Fs(e) => e.help(),
             AppError::Journal(e) => e.help(),
+            AppError::RekeyStep(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
