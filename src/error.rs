@@ -72,6 +72,8 @@ pub enum AppError {
     Journal(#[from] crate::workflow::journal::JournalError),
     #[error(transparent)]
     RekeyStep(#[from] crate::workflow::rekey_step::RekeyStepError),
+    #[error(transparent)]
+    New(#[from] crate::workflow::new::NewError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -145,6 +147,7 @@ impl AppError {
             AppError::Fs(e) => e.kind(),
             AppError::Journal(e) => e.kind(),
             AppError::RekeyStep(e) => e.kind(),
+            AppError::New(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -168,6 +171,7 @@ impl AppError {
             AppError::Fs(e) => e.help(),
             AppError::Journal(e) => e.help(),
             AppError::RekeyStep(e) => e.help(),
+            AppError::New(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
