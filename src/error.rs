@@ -74,6 +74,8 @@ pub enum AppError {
     RekeyStep(#[from] crate::workflow::rekey_step::RekeyStepError),
     #[error(transparent)]
     New(#[from] crate::workflow::new::NewError),
+    #[error(transparent)]
+    Remove(#[from] crate::workflow::remove::RemoveError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -148,6 +150,7 @@ impl AppError {
             AppError::Journal(e) => e.kind(),
             AppError::RekeyStep(e) => e.kind(),
             AppError::New(e) => e.kind(),
+            AppError::Remove(e) => e.kind(),
             AppError::Fleet(_)
             | AppError::Domain(_)
             | AppError::Prompt(_)
@@ -172,6 +175,7 @@ impl AppError {
             AppError::Journal(e) => e.help(),
             AppError::RekeyStep(e) => e.help(),
             AppError::New(e) => e.help(),
+            AppError::Remove(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
