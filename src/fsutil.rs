@@ -338,6 +338,13 @@ pub enum FsError {
         #[source]
         source: std::io::Error,
     },
+    /// A failed write of an edit: `path` was left as it was.
+    #[error("{error}; {} was not changed", path.display())]
+    NotChanged {
+        #[source]
+        error: Box<FsError>,
+        path: PathBuf,
+    },
 }
 
 impl Classify for FsError {
@@ -352,6 +359,7 @@ impl Classify for FsError {
             FsError::NotRegularFile { .. } => "move it away, or point pve at another path",
             FsError::ReadOnly { .. } => "make it writable (chmod u+w) and run again",
             FsError::LockHeld { .. } => "wait for it to finish and run again",
+            FsError::NotChanged { error, .. } => return error.help(),
             FsError::Replace { .. }
             | FsError::ReadLink { .. }
             | FsError::LinkLoop { .. }

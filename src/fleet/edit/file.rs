@@ -165,6 +165,11 @@ fn run(
             message: format!("{message}; {} was not changed", path.display()),
             help,
         },
+        AppError::Fs(error) => crate::fsutil::FsError::NotChanged {
+            error: Box::new(error),
+            path: path.to_path_buf(),
+        }
+        .into(),
         other => other,
     })?;
     Ok(applied)
