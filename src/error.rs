@@ -3,13 +3,12 @@
 //! (1, "check failed or output stale", is a result, not an error.)
 
 //!
-//! Shape (issue 17, in progress): every area has its own leaf error enum
-//! (thiserror), whose variants say what went wrong with typed fields, and
-//! which implements [`Classify`]. `AppError` wraps each leaf type in one
-//! `#[from]` variant; [`AppError::exit_code`] is the one place kinds become
-//! exit codes. The string-typed `Input`/`External`/`Refused` variants are
-//! the old catch-alls, being replaced area by area; new code must not add
-//! uses of them.
+//! Shape: every area has its own leaf error enum (thiserror), whose
+//! variants say what went wrong with typed fields, and which implements
+//! [`Classify`] (its [`Kind`] and its advice). `AppError` wraps each leaf
+//! type in one `#[from]` variant; [`Kind::exit_code`] is the one place a
+//! kind becomes an exit code. There is no string-typed catch-all: a new
+//! failure gets a variant in its area's enum.
 
 use crate::fleet::FleetError;
 
@@ -80,57 +79,28 @@ pub enum AppError {
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
     Edit(crate::fleet::edit::ApplyError),
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+    #[error(transparent)]
+    Journal(#[from] crate::workflow::journal::JournalError),
+    #[error(transparent)]
+    RekeyStep(#[from] crate::workflow::rekey_step::RekeyStepError),
+    #[error(transparent)]
+    New(#[from] crate::workflow::new::NewError),
+    #[error(transparent)]
+    Remove(#[from] crate::workflow::remove::RemoveError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
-    /// Bad input: a wrong argument, a file that cannot be used.
-    #[error("{message}")]
-    Input {
-        message: String,
-        help: Option<String>,
-    },
-    /// A remote host or an external tool failed.
-    #[error("{message}")]
-    External {
-        message: String,
-        help: Option<String>,
-    },
-    /// A command refused to go on because the fleet is not in a state it
-    /// can act on safely (exit 1, as a failed check: the user must fix
-    /// the fleet first).
-    #[error("{message}")]
-    Refused {
-        message: String,
-        help: Option<String>,
-    },
+    /// A program pve ran failed or was missing.
+    #[error(transparent)]
+    Run(#[from] crate::runner::RunError),
 }
 
 impl AppError {
-    pub fn input(message: impl Into<String>) -> Self {
-        AppError::Input {
-            message: message.into(),
-            help: None,
-        }
-    }
-    pub fn external(message: impl Into<String>) -> Self {
-        AppError::External {
-            message: message.into(),
-            help: None,
-        }
-    }
-    pub fn refused(message: impl Into<String>) -> Self {
-        AppError::Refused {
-            message: message.into(),
-            help: None,
-        }
-    }
     pub fn with_help(self, h: impl Into<String>) -> Self {
         let help = h.into();
-        let h = Some(help.clone());
         match self {
-            AppError::Input { message, .. } => AppError::Input { message, help: h },
-            AppError::External { message, .. } => AppError::External { message, help: h },
-            AppError::Refused { message, .. } => AppError::Refused { message, help: h },
             // A hosts.nix diagnostic carries its own fix at its position.
             fleet @ AppError::Fleet(_) => fleet,
             // A typed error given other advice stays typed: it is wrapped,
@@ -157,13 +127,14 @@ impl AppError {
             AppError::Tofu(e) => e.kind(),
             AppError::Render(e) => e.kind(),
             AppError::Edit(e) => e.kind(),
-            AppError::Fleet(_)
-            | AppError::Domain(_)
-            | AppError::Prompt(_)
-            | AppError::Input { .. } => Kind::Input,
+            AppError::Fs(e) => e.kind(),
+            AppError::Journal(e) => e.kind(),
+            AppError::RekeyStep(e) => e.kind(),
+            AppError::New(e) => e.kind(),
+            AppError::Remove(e) => e.kind(),
+            AppError::Fleet(_) | AppError::Domain(_) | AppError::Prompt(_) => Kind::Input,
+            AppError::Run(e) => e.kind(),
             AppError::Adopt(e) => e.kind(),
-            AppError::External { .. } => Kind::External,
-            AppError::Refused { .. } => Kind::Refused,
         }
     }
     pub fn exit_code(&self) -> u8 {
@@ -184,6 +155,11 @@ impl AppError {
             AppError::Tofu(e) => e.help(),
             AppError::Render(e) => e.help(),
             AppError::Edit(e) => e.help(),
+            AppError::Fs(e) => e.help(),
+            AppError::Journal(e) => e.help(),
+            AppError::RekeyStep(e) => e.help(),
+            AppError::New(e) => e.help(),
+            AppError::Remove(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(
@@ -192,23 +168,22 @@ impl AppError {
             ),
             AppError::Prompt(_) => None,
             AppError::Adopt(e) => Classify::help(e),
-            AppError::Input { help, .. }
-            | AppError::External { help, .. }
-            | AppError::Refused { help, .. } => help.clone(),
+            AppError::Run(e) => Classify::help(e),
         }
     }
 }
 
-impl From<crate::runner::RunError> for AppError {
-    fn from(e: crate::runner::RunError) -> Self {
-        let help = e.help();
-        let code_two = matches!(e, crate::runner::RunError::Missing { .. });
-        let message = e.to_string();
-        if code_two {
-            AppError::Input { message, help }
-        } else {
-            AppError::External { message, help }
+/// A missing program is the user's to install (exit 2); one that ran and
+/// failed is an external failure (exit 3).
+impl Classify for crate::runner::RunError {
+    fn kind(&self) -> Kind {
+        match self {
+            crate::runner::RunError::Missing { .. } => Kind::Input,
+            _ => Kind::External,
         }
+    }
+    fn help(&self) -> Option<String> {
+        crate::runner::RunError::help(self)
     }
 }
 

@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::AppError;
+use crate::error::{AppError, Classify, Kind};
 
 /// More links than this in a row is a loop (Linux's own limit is 40).
 const MAX_LINKS: usize = 40;
@@ -42,10 +42,10 @@ pub struct Staged {
 /// file's private 0600 otherwise).
 pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Staged, AppError> {
     let dest = resolve_links(path)?;
-    let fail = |what: &str, e: std::io::Error| {
-        AppError::input(format!("cannot {what} {}: {e}", path.display())).with_help(
-            "check that the folder exists and is writable, and that the disk is not full",
-        )
+    let fail = |what: &'static str, source: std::io::Error| FsError::Write {
+        what,
+        path: path.to_path_buf(),
+        source,
     };
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -53,11 +53,10 @@ pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Stag
     };
     let existing = match std::fs::metadata(&dest) {
         Ok(meta) if !meta.is_file() => {
-            return Err(AppError::input(format!(
-                "{} is not a regular file; refusing to replace it",
-                path.display()
-            ))
-            .with_help("move it away, or point pve at another path"))
+            return Err(FsError::NotRegularFile {
+                path: path.to_path_buf(),
+            }
+            .into())
         }
         Ok(meta) => Some(meta),
         Err(_) => None,
@@ -66,8 +65,10 @@ pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Stag
         .as_ref()
         .is_some_and(|m| m.permissions().readonly())
     {
-        return Err(AppError::input(format!("{} is read-only", path.display()))
-            .with_help("make it writable (chmod u+w) and run again"));
+        return Err(FsError::ReadOnly {
+            path: path.to_path_buf(),
+        }
+        .into());
     }
     std::fs::create_dir_all(&dir).map_err(|e| fail("create the folder of", e))?;
     let mut tmp = tempfile::Builder::new()
@@ -98,8 +99,9 @@ impl Staged {
     /// Renames the temp file over the destination and syncs the folder.
     pub fn commit(self) -> Result<(), AppError> {
         let Staged { tmp, dest, shown } = self;
-        tmp.persist(&dest).map_err(|e| {
-            AppError::input(format!("cannot replace {}: {}", shown.display(), e.error))
+        tmp.persist(&dest).map_err(|e| FsError::Replace {
+            path: shown,
+            source: e.error,
         })?;
         if let Some(d) = dest.parent().and_then(|d| File::open(d).ok()) {
             let _ = d.sync_all();
@@ -116,8 +118,9 @@ pub fn resolve_links(path: &Path) -> Result<PathBuf, AppError> {
     for _ in 0..MAX_LINKS {
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                let target = std::fs::read_link(&cur).map_err(|e| {
-                    AppError::input(format!("cannot read the link {}: {e}", cur.display()))
+                let target = std::fs::read_link(&cur).map_err(|source| FsError::ReadLink {
+                    path: cur.clone(),
+                    source,
                 })?;
                 cur = match cur.parent() {
                     Some(dir) if target.is_relative() => dir.join(target),
@@ -127,10 +130,10 @@ pub fn resolve_links(path: &Path) -> Result<PathBuf, AppError> {
             _ => return Ok(cur),
         }
     }
-    Err(AppError::input(format!(
-        "{}: more than {MAX_LINKS} symbolic links in a row (a loop?)",
-        path.display()
-    )))
+    Err(FsError::LinkLoop {
+        path: path.to_path_buf(),
+    }
+    .into())
 }
 
 /// Gives the new file the owner, group and mode of the one it replaces.
@@ -176,8 +179,10 @@ pub fn too_large(limit: u64) -> std::io::Error {
 /// file: temp file in the same folder, fsync, then a link that fails if the
 /// name exists.
 pub fn write_new(path: &Path, contents: &[u8]) -> Result<(), AppError> {
-    let fail =
-        |e: std::io::Error| AppError::input(format!("cannot create {}: {e}", path.display()));
+    let fail = |source: std::io::Error| FsError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut tmp = tempfile::Builder::new()
@@ -273,21 +278,88 @@ impl RepoLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| {
-                AppError::input(format!("cannot open the lock file {}: {e}", path.display()))
+            .map_err(|source| FsError::LockOpen {
+                path: path.clone(),
+                source,
             })?;
         match lock_exclusive(&file, wait) {
             Ok(true) => Ok(RepoLock { _file: file }),
-            Ok(false) => Err(AppError::input(format!(
-                "another pve command is changing this fleet ({} is locked)",
-                path.display()
-            ))
-            .with_help("wait for it to finish and run again")),
-            Err(e) => Err(AppError::input(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            ))),
+            Ok(false) => Err(FsError::LockHeld { path }.into()),
+            Err(source) => Err(FsError::Lock { path, source }.into()),
         }
+    }
+}
+
+/// How writing or locking a file of the fleet can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("cannot {what} {}: {source}", path.display())]
+    Write {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a regular file; refusing to replace it", path.display())]
+    NotRegularFile { path: PathBuf },
+    #[error("{} is read-only", path.display())]
+    ReadOnly { path: PathBuf },
+    #[error("cannot replace {}: {source}", path.display())]
+    Replace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the link {}: {source}", path.display())]
+    ReadLink {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: more than {} symbolic links in a row (a loop?)", path.display(), MAX_LINKS)]
+    LinkLoop { path: PathBuf },
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the lock file {}: {source}", path.display())]
+    LockOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another pve command is changing this fleet ({} is locked)", path.display())]
+    LockHeld { path: PathBuf },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for FsError {
+    fn kind(&self) -> Kind {
+        Kind::Input
+    }
+    fn help(&self) -> Option<String> {
+        let help = match self {
+            FsError::Write { .. } => {
+                "check that the folder exists and is writable, and that the disk is not full"
+            }
+            FsError::NotRegularFile { .. } => "move it away, or point pve at another path",
+            FsError::ReadOnly { .. } => "make it writable (chmod u+w) and run again",
+            FsError::LockHeld { .. } => "wait for it to finish and run again",
+            FsError::Replace { .. }
+            | FsError::ReadLink { .. }
+            | FsError::LinkLoop { .. }
+            | FsError::Create { .. }
+            | FsError::LockOpen { .. }
+            | FsError::Lock { .. } => return None,
+        };
+        Some(help.to_string())
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use crate::error::{AppError, Classify, Kind};
 
 pub const JOURNAL_DIR: &str = "vms/.journal";
 
@@ -62,24 +62,16 @@ impl Journal {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(AppError::input(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(source) => return Err(JournalError::Read { path, source }.into()),
         };
-        let mut j: Journal = serde_json::from_str(&text).map_err(|e| {
-            AppError::input(format!("the journal {} is corrupt: {e}", path.display())).with_help(
-                format!("delete it to start `{workflow}` from the first step"),
-            )
-        })?;
+        let mut j: Journal =
+            serde_json::from_str(&text).map_err(|source| JournalError::Corrupt {
+                path: path.clone(),
+                workflow: workflow.to_string(),
+                source,
+            })?;
         if j.workflow != workflow || j.host != host {
-            return Err(AppError::input(format!(
-                "the journal {} belongs to another run",
-                path.display()
-            ))
-            .with_help("delete it to start from the first step"));
+            return Err(JournalError::OtherRun { path }.into());
         }
         j.path = path;
         Ok(Some(j))
@@ -117,8 +109,7 @@ impl Journal {
     }
 
     pub fn save(&self) -> Result<(), AppError> {
-        let mut text =
-            serde_json::to_string_pretty(self).map_err(|e| AppError::input(e.to_string()))?;
+        let mut text = serde_json::to_string_pretty(self).map_err(JournalError::Serialize)?;
         text.push('\n');
         crate::fsutil::write_atomic(&self.path, text.as_bytes())
     }
@@ -130,8 +121,10 @@ impl Journal {
     /// run state out of the repository.
     pub fn lock(&self) -> Result<RunLock, AppError> {
         let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
-        let io = |what: &str, e: std::io::Error| {
-            AppError::input(format!("cannot {what} {}: {e}", dir.display()))
+        let io = |what: &'static str, source: std::io::Error| JournalError::Dir {
+            what,
+            dir: dir.to_path_buf(),
+            source,
         };
         std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
         let ignore = dir.join(".gitignore");
@@ -153,17 +146,13 @@ impl Journal {
         // refused, but not for a lock a forked child holds for a moment.
         match crate::fsutil::lock_exclusive(&file, std::time::Duration::ZERO) {
             Ok(true) => Ok(RunLock { _file: file }),
-            Ok(false) => Err(AppError::input(format!(
-                "another `pve {}` for `{}` is running ({} is locked)",
-                self.workflow,
-                self.host,
-                path.display()
-            ))
-            .with_help(format!(
-                "let it finish; if it stops, `pve {} {} --resume` continues it",
-                self.workflow, self.host
-            ))),
-            Err(e) => Err(io("lock a file in", e)),
+            Ok(false) => Err(JournalError::Running {
+                workflow: self.workflow.clone(),
+                host: self.host.clone(),
+                path,
+            }
+            .into()),
+            Err(e) => Err(io("lock a file in", e).into()),
         }
     }
 
@@ -172,10 +161,11 @@ impl Journal {
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(AppError::input(format!(
-                "cannot remove {}: {e}",
-                self.path.display()
-            ))),
+            Err(source) => Err(JournalError::Remove {
+                path: self.path.clone(),
+                source,
+            }
+            .into()),
         }
     }
 }
@@ -184,4 +174,68 @@ impl Journal {
 /// the process dies).
 pub struct RunLock {
     _file: File,
+}
+
+/// How reading, writing or locking a workflow's journal can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the journal {} is corrupt: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        workflow: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the journal {} belongs to another run", path.display())]
+    OtherRun { path: PathBuf },
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error("cannot {what} {}: {source}", dir.display())]
+    Dir {
+        what: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another `pve {workflow}` for `{host}` is running ({} is locked)", path.display())]
+    Running {
+        workflow: String,
+        host: String,
+        path: PathBuf,
+    },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for JournalError {
+    fn kind(&self) -> Kind {
+        Kind::Input
+    }
+    fn help(&self) -> Option<String> {
+        match self {
+            JournalError::Corrupt { workflow, .. } => Some(format!(
+                "delete it to start `{workflow}` from the first step"
+            )),
+            JournalError::OtherRun { .. } => {
+                Some("delete it to start from the first step".to_string())
+            }
+            JournalError::Running { workflow, host, .. } => Some(format!(
+                "let it finish; if it stops, `pve {workflow} {host} --resume` continues it"
+            )),
+            JournalError::Read { .. }
+            | JournalError::Serialize(_)
+            | JournalError::Dir { .. }
+            | JournalError::Remove { .. } => None,
+        }
+    }
 }

@@ -122,7 +122,7 @@ mod tests {
                 let names = ["one", "two", "three"];
                 let me = names[name.min(2)];
                 if c.fail_at == Some(me) {
-                    return Err(AppError::external(format!("{me} broke")));
+                    return Err(crate::fsutil::FsError::ReadOnly { path: me.into() }.into());
                 }
                 c.ran.push(me);
                 Ok(format!("{me} ok"))

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Journal, Step};
 use crate::diag::RuleId;
-use crate::error::AppError;
+use crate::error::{AppError, Classify, Kind};
 use crate::fleet::domain::{DiskSize, HostName, NON_SIZE_DISKS};
 use crate::fleet::edit::{self, HostEntry};
 use crate::fleet::{self, Loaded, SourceFile};
@@ -78,7 +78,7 @@ impl NewSpec {
     pub fn entry_nix(&self) -> Result<String, AppError> {
         self.entry()
             .render()
-            .map_err(|e| AppError::input(format!("cannot render the host entry: {e}")))
+            .map_err(|e| NewError::Render(e).into())
     }
 
     /// The OpenTofu address of the new VM.
@@ -241,8 +241,8 @@ pub fn validate_spec(
     storages: Option<&[String]>,
     report: &dyn Reporter,
 ) -> Result<(), AppError> {
-    let field = |flag: &str, r: Result<(), String>| {
-        r.map_err(|m| AppError::input(format!("--{flag}: {m}")))
+    let field = |flag: &'static str, r: Result<(), String>| {
+        r.map_err(|message| NewError::Field { flag, message })
     };
     field("name", validate_name(loaded, &spec.name))?;
     if let Some(a) = &spec.ssh_alias {
@@ -263,10 +263,9 @@ pub fn validate_spec(
         .map(|s| s.value.as_str());
     match (&spec.storage, default_storage) {
         (Some(s), _) => field("storage", validate_storage(s, storages))?,
-        (None, Some(d)) => validate_storage(d, storages).map_err(|m| {
-            AppError::input(format!("`_proxmox.defaultStorage`: {m}"))
-                .with_help("pass --storage, or fix `_proxmox.defaultStorage` in hosts.nix")
-        })?,
+        (None, Some(d)) => {
+            validate_storage(d, storages).map_err(|message| NewError::DefaultStorage { message })?
+        }
         (None, None) => {}
     }
     check_with_entry(loaded, spec, report)
@@ -307,11 +306,10 @@ fn check_with_entry(
         return Ok(());
     }
     report.block(&crate::diag::render_human(&fresh, &candidate.file));
-    Err(AppError::input(format!(
-        "the new entry for `{}` would not pass `pve check`; nothing was written",
-        spec.name
-    ))
-    .with_help("change the answers named above"))
+    Err(NewError::WouldFailCheck {
+        name: spec.name.clone(),
+    }
+    .into())
 }
 
 // ---- the run ----
@@ -379,7 +377,7 @@ pub fn steps<'a>() -> Vec<Step<NewRun<'a>>> {
 /// Runs the steps; the journal keeps what rollback needs.
 pub fn run(run: &mut NewRun, journal: &mut Journal) -> Result<(), AppError> {
     if journal.fact("spec").is_none() {
-        let spec = serde_json::to_string(&run.spec).map_err(|e| AppError::input(e.to_string()))?;
+        let spec = serde_json::to_string(&run.spec).map_err(NewError::Serialize)?;
         journal.set_fact("spec", spec)?;
     }
     let report = run.report;
@@ -388,8 +386,10 @@ pub fn run(run: &mut NewRun, journal: &mut Journal) -> Result<(), AppError> {
 
 fn step_entry(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     let nix = r.spec.entry_nix()?;
-    let before = std::fs::read_to_string(&r.hosts_path)
-        .map_err(|e| AppError::input(format!("cannot read {}: {e}", r.hosts_path.display())))?;
+    let before = std::fs::read_to_string(&r.hosts_path).map_err(|source| NewError::ReadHosts {
+        path: r.hosts_path.clone(),
+        source,
+    })?;
     // Recorded first: a crash between the write and the record still
     // finds the old text for rollback.
     j.set_fact("hosts_before", before.clone())?;
@@ -483,11 +483,7 @@ fn step_plan(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
         // The state guard for this one VM: its VMID must still be free.
         let used = r.inventory.existing_vmids()?;
         if used.contains(&i64::from(r.spec.vmid)) {
-            return Err(AppError::input(format!(
-                "VMID {} exists on Proxmox now; refusing to plan a VM over it",
-                r.spec.vmid
-            ))
-            .with_help("roll back and run `pve new` again with another --vmid"));
+            return Err(NewError::VmidTaken { vmid: r.spec.vmid }.into());
         }
     }
     let meta = r.tofu.plan_targeted(
@@ -537,7 +533,7 @@ fn step_apply(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     )?;
     if !ok {
         r.tofu.discard_plan();
-        return Err(AppError::input("the plan was not applied: you declined"));
+        return Err(NewError::PlanDeclined.into());
     }
     r.tofu.apply_saved()?;
     Ok(format!("VM {} created", r.spec.vmid))
@@ -664,16 +660,22 @@ pub fn rollback(
         match std::fs::remove_file(root.join(f)) {
             Ok(()) => done.push(format!("removed {f}")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(AppError::input(format!("cannot remove {f}: {e}"))),
+            Err(source) => {
+                return Err(NewError::RemoveFile {
+                    path: PathBuf::from(f),
+                    source,
+                }
+                .into())
+            }
         }
     }
     if let Some(dir) = journal.fact("created_dir") {
         let path = root.join(dir);
         if path.is_dir() {
             // Only what this run wrote: a folder the user filled meanwhile stays.
-            std::fs::remove_dir(&path).map_err(|e| {
-                AppError::input(format!("cannot remove {dir}: {e}"))
-                    .with_help("it holds files pve new did not write; move them and remove it")
+            std::fs::remove_dir(&path).map_err(|source| NewError::RemoveDir {
+                path: PathBuf::from(dir),
+                source,
             })?;
             done.push(format!("removed {dir}/"));
         }
@@ -690,11 +692,8 @@ pub fn load_journal(root: &Path, name: &str) -> Result<Option<(Journal, NewSpec)
     let spec: NewSpec = j
         .fact("spec")
         .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| {
-            AppError::input(format!(
-                "the journal of `pve new {name}` does not say what was asked"
-            ))
-            .with_help("delete it and undo by hand (`git status` shows what changed)")
+        .ok_or_else(|| NewError::JournalWithoutSpec {
+            name: name.to_string(),
         })?;
     Ok(Some((j, spec)))
 }
@@ -710,6 +709,76 @@ pub(crate) fn rel(root: &Path, p: &Path) -> String {
 
 /// How long `pve new` waits for the guest agent to report an address.
 pub const AGENT_WAIT: Duration = Duration::from_secs(20);
+
+/// How `pve new` can fail on its own account.
+#[derive(Debug, thiserror::Error)]
+pub enum NewError {
+    #[error("cannot render the host entry: {0}")]
+    Render(#[source] askama::Error),
+    /// A flag whose value does not pass its check.
+    #[error("--{flag}: {message}")]
+    Field { flag: &'static str, message: String },
+    #[error("`_proxmox.defaultStorage`: {message}")]
+    DefaultStorage { message: String },
+    #[error("the new entry for `{name}` would not pass `pve check`; nothing was written")]
+    WouldFailCheck { name: String },
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error("cannot read {}: {source}", path.display())]
+    ReadHosts {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("VMID {vmid} exists on Proxmox now; refusing to plan a VM over it")]
+    VmidTaken { vmid: u32 },
+    #[error("the plan was not applied: you declined")]
+    PlanDeclined,
+    /// A file this run created could not be removed on rollback.
+    #[error("cannot remove {}: {source}", path.display())]
+    RemoveFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The folder this run created could not be removed on rollback.
+    #[error("cannot remove {}: {source}", path.display())]
+    RemoveDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the journal of `pve new {name}` does not say what was asked")]
+    JournalWithoutSpec { name: String },
+}
+
+impl Classify for NewError {
+    fn kind(&self) -> Kind {
+        Kind::Input
+    }
+    fn help(&self) -> Option<String> {
+        let help = match self {
+            NewError::DefaultStorage { .. } => {
+                "pass --storage, or fix `_proxmox.defaultStorage` in hosts.nix"
+            }
+            NewError::WouldFailCheck { .. } => "change the answers named above",
+            NewError::VmidTaken { .. } => "roll back and run `pve new` again with another --vmid",
+            NewError::RemoveDir { .. } => {
+                "it holds files pve new did not write; move them and remove it"
+            }
+            NewError::JournalWithoutSpec { .. } => {
+                "delete it and undo by hand (`git status` shows what changed)"
+            }
+            NewError::Render(_)
+            | NewError::Field { .. }
+            | NewError::Serialize(_)
+            | NewError::ReadHosts { .. }
+            | NewError::PlanDeclined
+            | NewError::RemoveFile { .. } => return None,
+        };
+        Some(help.to_string())
+    }
+}
 
 #[cfg(test)]
 mod tests {

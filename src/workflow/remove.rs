@@ -22,11 +22,12 @@ use serde::{Deserialize, Serialize};
 
 use super::new::rel;
 use super::{Journal, Step};
-use crate::error::AppError;
+use crate::error::{AppError, Classify, Kind};
 use crate::fleet::{self, edit, Loaded};
 use crate::fsutil::{write_atomic, RepoLock};
 use crate::remote::proxmox::Proxmox;
 use crate::report::{Prompt, Reporter};
+use crate::secrets::config::ConfigError;
 use crate::secrets::{self, rekey, sops::Sops, SopsConfig};
 use crate::tofu::{self, Config, PlanKind, Tofu};
 
@@ -103,30 +104,30 @@ impl Removal {
 pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
     let Some(host) = loaded.fleet.hosts.iter().find(|h| h.name == name) else {
         let names: Vec<&str> = loaded.fleet.hosts.iter().map(|h| h.name.as_str()).collect();
-        let mut e = AppError::input(format!("hosts.nix has no host named `{name}`"));
-        if let Some(s) = crate::diag::did_you_mean(name, names.iter().copied()) {
-            e = e.with_help(format!("did you mean `{s}`?"));
+        return Err(RemoveError::UnknownHost {
+            name: name.to_string(),
+            suggestion: crate::diag::did_you_mean(name, names.iter().copied())
+                .map(|s| s.to_string()),
         }
-        return Err(e);
+        .into());
     };
     if named_in_sops_rules(loaded, name) {
-        return Err(AppError::refused(format!(
-            "`_sops.rules` in hosts.nix names `{name}`: once `{name}` is gone, hosts.nix could not be rendered and the removal would stop half-way. Nothing was changed."
-        ))
-        .with_help(format!(
-            "take `\"{name}\"` out of the `hosts` lists of `_sops.rules`, then run `pve remove {name}` again (the files it could read are still found from their own metadata and get a new data key)"
-        )));
+        return Err(RemoveError::NamedInSopsRules {
+            name: name.to_string(),
+        }
+        .into());
     }
     let spec = host.proxmox.as_ref();
     if spec.is_some_and(|s| s.readonly) {
-        return Err(AppError::input(format!(
-            "`{name}` is a readonly VM; refusing to remove it"
-        ))
-        .with_help("it is marked `proxmox.readonly = true` in hosts.nix; change that first if you really mean it"));
+        return Err(RemoveError::Readonly {
+            name: name.to_string(),
+        }
+        .into());
     }
     let vmid = match spec.and_then(|s| s.vmid.as_ref()) {
-        Some(v) => Some(u32::try_from(v.value).map_err(|_| {
-            AppError::input(format!("`{name}.proxmox.vmid` {} is not a VMID", v.value))
+        Some(v) => Some(u32::try_from(v.value).map_err(|_| RemoveError::NotAVmid {
+            name: name.to_string(),
+            value: v.value,
         })?),
         None => None,
     };
@@ -150,7 +151,7 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         .filter(|d| d.is_dir());
     let readable = match (&sops_path, &recipient) {
         (Some(p), Some(r)) => {
-            let cfg = SopsConfig::load(p).map_err(|e| AppError::input(e.to_string()))?;
+            let cfg = SopsConfig::load(p).map_err(RemoveError::SopsConfig)?;
             let readable: Vec<String> = secrets::files_readable_by(&cfg, r)
                 .iter()
                 .filter(|f| host_secrets.as_ref().is_none_or(|d| !f.starts_with(d)))
@@ -209,13 +210,13 @@ fn refuse_unmanaged(
         return Ok(());
     }
     let shown = rel(&loaded.root_dir, &cfg.path);
-    Err(AppError::refused(format!(
-        "hosts.nix has no `_sops`, so pve does not write {shown} and cannot take `{name}`'s age key ({recipient}) out of it: `{name}` would still decrypt {} secret file(s) after the removal. Nothing was changed.",
-        readable.len()
-    ))
-    .with_help(format!(
-        "run `pve secrets adopt` (it writes the `_sops` block that renders {shown} again; or add `_sops` by hand and check it with `pve render --check`), then run `pve remove {name}` again; or take the key out of {shown} yourself and run `sops updatekeys` and `sops rotate -i` on each file it could read"
-    )))
+    Err(RemoveError::Unmanaged {
+        sops_yaml: PathBuf::from(shown),
+        name: name.to_string(),
+        recipient: recipient.to_string(),
+        readable: readable.len(),
+    }
+    .into())
 }
 
 /// Everything the steps need.
@@ -285,7 +286,7 @@ pub fn steps<'a>() -> Vec<Step<RemoveRun<'a>>> {
 /// Runs the steps, keeping what was decided up front in the journal.
 pub fn run(r: &mut RemoveRun, journal: &mut Journal) -> Result<(), AppError> {
     if journal.fact("removal").is_none() {
-        let text = serde_json::to_string(&r.removal).map_err(|e| AppError::input(e.to_string()))?;
+        let text = serde_json::to_string(&r.removal).map_err(RemoveError::Serialize)?;
         journal.set_fact("removal", text)?;
     }
     let report = r.report;
@@ -300,16 +301,15 @@ pub fn load_journal(root: &Path, name: &str) -> Result<Option<(Journal, Removal)
     let removal: Removal = j
         .fact("removal")
         .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| {
-            AppError::input(format!("the journal of `pve remove {name}` is incomplete"))
-                .with_help("delete it and run `pve remove` again")
+        .ok_or_else(|| RemoveError::JournalIncomplete {
+            name: name.to_string(),
         })?;
     if removal.name != name {
-        return Err(AppError::input(format!(
-            "the journal of `pve remove {name}` is about `{}`",
-            removal.name
-        ))
-        .with_help("delete it and run `pve remove` again"));
+        return Err(RemoveError::JournalOfOtherHost {
+            name: name.to_string(),
+            other: removal.name,
+        }
+        .into());
     }
     Ok(Some((j, removal)))
 }
@@ -326,11 +326,13 @@ fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError>
     }
     let actual = px.vm_name(vmid)?;
     if actual != r.removal.vm_name {
-        return Err(AppError::input(format!(
-            "VM {vmid} on Proxmox is named `{actual}`, not `{}`; refusing to remove `{}`",
-            r.removal.vm_name, r.removal.name
-        ))
-        .with_help("check the VMID in hosts.nix against `proxmox-ops list`; nothing was changed"));
+        return Err(RemoveError::VmNameMismatch {
+            vmid,
+            actual,
+            expected: r.removal.vm_name.clone(),
+            name: r.removal.name.clone(),
+        }
+        .into());
     }
     Ok(format!("VM {vmid} is `{actual}`"))
 }
@@ -344,8 +346,10 @@ fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
     let mut removed = Vec::new();
     for dir in dirs.iter().filter(|d| d.symlink_metadata().is_ok()) {
         ensure_host_folder(&r.root, dir, &r.removal.name)?;
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| AppError::input(format!("cannot remove {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(dir).map_err(|source| RemoveError::RemoveFolder {
+            path: dir.clone(),
+            source,
+        })?;
         removed.push(format!("{}/", rel(&r.root, dir)));
     }
     Ok(if removed.is_empty() {
@@ -358,13 +362,10 @@ fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
 /// Only a real folder named after the host, directly inside a `hosts/`
 /// folder of the fleet (`hosts/<name>`, `secrets/hosts/<name>`), is ever
 /// removed: never a symlink, never `..`, never anything outside the fleet.
-fn ensure_host_folder(root: &Path, dir: &Path, name: &str) -> Result<(), AppError> {
-    let refuse = |why: &str| {
-        AppError::input(format!(
-            "refusing to remove {}: {why}",
-            dir.display()
-        ))
-        .with_help("only `hosts/<name>/` and `<secrets>/hosts/<name>/` inside the fleet are removed; nothing was changed")
+fn ensure_host_folder(root: &Path, dir: &Path, name: &str) -> Result<(), RemoveError> {
+    let refuse = |why: &str| RemoveError::NotAHostFolder {
+        path: dir.to_path_buf(),
+        why: why.to_string(),
     };
     let meta = dir.symlink_metadata().map_err(|e| refuse(&e.to_string()))?;
     if !meta.is_dir() {
@@ -420,7 +421,7 @@ fn sops_config(r: &RemoveRun) -> Result<Option<SopsConfig>, AppError> {
     };
     SopsConfig::load(&r.root.join(rel))
         .map(Some)
-        .map_err(|e| AppError::input(e.to_string()))
+        .map_err(|e| RemoveError::SopsConfig(e).into())
 }
 
 fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
@@ -433,12 +434,12 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
             .iter()
             .any(|rule| rule.recipients().any(|x| x == key))
         {
-            return Err(AppError::refused(format!(
-                "{} still gives `{}`'s age recipient {key}: re-keying would keep it",
-                rel(&r.root, &cfg.path),
-                r.removal.name
-            ))
-            .with_help("the render step should have taken it out; check `_sops` in hosts.nix and `pve render --check`, then `pve remove --resume`"));
+            return Err(RemoveError::StillARecipient {
+                sops_yaml: PathBuf::from(rel(&r.root, &cfg.path)),
+                name: r.removal.name.clone(),
+                key: key.clone(),
+            }
+            .into());
         }
     }
     let files = secrets::secret_files(&cfg);
@@ -446,12 +447,11 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     let summary = report.summary("re-keyed", &r.root);
     if !report.is_success() {
         r.report.block(&summary);
-        return Err(AppError::external(format!(
-            "{} of {} secret files could not be re-keyed (listed above)",
-            report.failed.len(),
-            files.len()
-        ))
-        .with_help("fix what sops reports (the admin age key: SOPS_AGE_KEY_FILE), then `pve remove --resume`"));
+        return Err(RemoveError::RekeyFailed {
+            failed: report.failed.len(),
+            total: files.len(),
+        }
+        .into());
     }
     let problems = rekey::verify_current(&cfg, &files);
     if !problems.is_empty() {
@@ -460,17 +460,16 @@ fn step_rekey(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     Ok(summary.lines().next().unwrap_or_default().to_string())
 }
 
-fn problems_error(r: &RemoveRun, what: &str, problems: &rekey::Problems) -> AppError {
+fn problems_error(r: &RemoveRun, what: &'static str, problems: &rekey::Problems) -> AppError {
     let list: Vec<String> = problems
         .iter()
         .map(|(f, why)| format!("  {} {why}", rel(&r.root, f)))
         .collect();
-    AppError::external(format!(
-        "sops reported success, but {} secret file(s) are not {what} as they must be:\n{}",
-        problems.len(),
-        list.join("\n")
-    ))
-    .with_help("fix those files (sops updatekeys / sops rotate -i with an admin key), then `pve remove --resume`")
+    RemoveError::NotAsRequired {
+        what,
+        problems: list,
+    }
+    .into()
 }
 
 fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
@@ -492,12 +491,11 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
     let summary = report.summary("rotated", &r.root);
     if !report.is_success() {
         r.report.block(&summary);
-        return Err(AppError::external(format!(
-            "{} of {} data keys could not be rotated (listed above)",
-            report.failed.len(),
-            files.len()
-        ))
-        .with_help("fix what sops reports, then `pve remove --resume`"));
+        return Err(RemoveError::RotateFailed {
+            failed: report.failed.len(),
+            total: files.len(),
+        }
+        .into());
     }
     // "Revoked" only once checked: the key is in no rotated file's
     // metadata and no value is still encrypted with the old data key.
@@ -530,10 +528,10 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
         .iter()
         .any(|v| v.name == r.removal.name)
     {
-        return Err(AppError::input(format!(
-            "the OpenTofu config still has `{}`; not destroying it",
-            r.removal.name
-        )));
+        return Err(RemoveError::StillConfigured {
+            name: r.removal.name.clone(),
+        }
+        .into());
     }
     t.prepare(&config, r.prompt, r.report)?;
     let state = t.state()?;
@@ -562,4 +560,132 @@ fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> 
     }
     t.apply_saved()?;
     Ok(format!("VM {vmid} destroyed"))
+}
+
+/// How `pve remove` can fail on its own account.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("hosts.nix has no host named `{name}`")]
+    UnknownHost {
+        name: String,
+        /// A host of the fleet with a close name.
+        suggestion: Option<String>,
+    },
+    #[error("`_sops.rules` in hosts.nix names `{name}`: once `{name}` is gone, hosts.nix could not be rendered and the removal would stop half-way. Nothing was changed.")]
+    NamedInSopsRules { name: String },
+    #[error("`{name}` is a readonly VM; refusing to remove it")]
+    Readonly { name: String },
+    #[error("`{name}.proxmox.vmid` {value} is not a VMID")]
+    NotAVmid { name: String, value: i64 },
+    #[error(transparent)]
+    SopsConfig(ConfigError),
+    /// Without `_sops` the host's key cannot be taken out of `.sops.yaml`.
+    #[error("hosts.nix has no `_sops`, so pve does not write {} and cannot take `{name}`'s age key ({recipient}) out of it: `{name}` would still decrypt {readable} secret file(s) after the removal. Nothing was changed.", sops_yaml.display())]
+    Unmanaged {
+        sops_yaml: PathBuf,
+        name: String,
+        recipient: String,
+        /// How many secret files the host's key can read.
+        readable: usize,
+    },
+    #[error("{0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error("the journal of `pve remove {name}` is incomplete")]
+    JournalIncomplete { name: String },
+    #[error("the journal of `pve remove {name}` is about `{other}`")]
+    JournalOfOtherHost { name: String, other: String },
+    #[error(
+        "VM {vmid} on Proxmox is named `{actual}`, not `{expected}`; refusing to remove `{name}`"
+    )]
+    VmNameMismatch {
+        vmid: u32,
+        actual: String,
+        expected: String,
+        name: String,
+    },
+    #[error("cannot remove {}: {source}", path.display())]
+    RemoveFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing to remove {}: {why}", path.display())]
+    NotAHostFolder { path: PathBuf, why: String },
+    #[error("{} still gives `{name}`'s age recipient {key}: re-keying would keep it", sops_yaml.display())]
+    StillARecipient {
+        sops_yaml: PathBuf,
+        name: String,
+        key: String,
+    },
+    #[error("{failed} of {total} secret files could not be re-keyed (listed above)")]
+    RekeyFailed { failed: usize, total: usize },
+    #[error("sops reported success, but {} secret file(s) are not {what} as they must be:\n{}", problems.len(), problems.join("\n"))]
+    NotAsRequired {
+        /// "re-keyed" or "revoked".
+        what: &'static str,
+        /// One line per file: the file and what is wrong with it.
+        problems: Vec<String>,
+    },
+    #[error("{failed} of {total} data keys could not be rotated (listed above)")]
+    RotateFailed { failed: usize, total: usize },
+    #[error("the OpenTofu config still has `{name}`; not destroying it")]
+    StillConfigured { name: String },
+}
+
+impl Classify for RemoveError {
+    fn kind(&self) -> Kind {
+        match self {
+            RemoveError::NamedInSopsRules { .. }
+            | RemoveError::Unmanaged { .. }
+            | RemoveError::StillARecipient { .. } => Kind::Refused,
+            RemoveError::RekeyFailed { .. }
+            | RemoveError::NotAsRequired { .. }
+            | RemoveError::RotateFailed { .. } => Kind::External,
+            RemoveError::UnknownHost { .. }
+            | RemoveError::Readonly { .. }
+            | RemoveError::NotAVmid { .. }
+            | RemoveError::SopsConfig(_)
+            | RemoveError::Serialize(_)
+            | RemoveError::JournalIncomplete { .. }
+            | RemoveError::JournalOfOtherHost { .. }
+            | RemoveError::VmNameMismatch { .. }
+            | RemoveError::RemoveFolder { .. }
+            | RemoveError::NotAHostFolder { .. }
+            | RemoveError::StillConfigured { .. } => Kind::Input,
+        }
+    }
+    fn help(&self) -> Option<String> {
+        let help = match self {
+            RemoveError::UnknownHost { suggestion, .. } => {
+                return suggestion.as_ref().map(|s| format!("did you mean `{s}`?"))
+            }
+            RemoveError::NamedInSopsRules { name } => return Some(format!(
+                "take `\"{name}\"` out of the `hosts` lists of `_sops.rules`, then run `pve remove {name}` again (the files it could read are still found from their own metadata and get a new data key)"
+            )),
+            RemoveError::Readonly { .. } => "it is marked `proxmox.readonly = true` in hosts.nix; change that first if you really mean it",
+            RemoveError::Unmanaged { sops_yaml, name, .. } => {
+                let shown = sops_yaml.display();
+                return Some(format!(
+                    "run `pve secrets adopt` (it writes the `_sops` block that renders {shown} again; or add `_sops` by hand and check it with `pve render --check`), then run `pve remove {name}` again; or take the key out of {shown} yourself and run `sops updatekeys` and `sops rotate -i` on each file it could read"
+                ));
+            }
+            RemoveError::JournalIncomplete { .. } | RemoveError::JournalOfOtherHost { .. } => {
+                "delete it and run `pve remove` again"
+            }
+            RemoveError::VmNameMismatch { .. } => {
+                "check the VMID in hosts.nix against `proxmox-ops list`; nothing was changed"
+            }
+            RemoveError::NotAHostFolder { .. } => "only `hosts/<name>/` and `<secrets>/hosts/<name>/` inside the fleet are removed; nothing was changed",
+            RemoveError::StillARecipient { .. } => "the render step should have taken it out; check `_sops` in hosts.nix and `pve render --check`, then `pve remove --resume`",
+            RemoveError::RekeyFailed { .. } => "fix what sops reports (the admin age key: SOPS_AGE_KEY_FILE), then `pve remove --resume`",
+            RemoveError::NotAsRequired { .. } => "fix those files (sops updatekeys / sops rotate -i with an admin key), then `pve remove --resume`",
+            RemoveError::RotateFailed { .. } => "fix what sops reports, then `pve remove --resume`",
+            RemoveError::NotAVmid { .. }
+            | RemoveError::SopsConfig(_)
+            | RemoveError::Serialize(_)
+            | RemoveError::RemoveFolder { .. }
+            | RemoveError::StillConfigured { .. } => return None,
+        };
+        Some(help.to_string())
+    }
 }

@@ -297,10 +297,11 @@ fn a_failing_write_leaves_the_file_intact() {
         |t| edit::set_attr(t, &["web", "cores"], "9"),
         false,
         |p, _| {
-            Err(AppError::input(format!(
-                "cannot write {}: No space left on device",
-                p.display()
-            )))
+            Err(AppError::from(pve_fleet::fsutil::FsError::Write {
+                what: "write",
+                path: p.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(28), // ENOSPC
+            }))
         },
     )
     .map_err(AppError::from)
