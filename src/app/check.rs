@@ -29,8 +29,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             let warnings = diags.len() - errors;
             let hosts = loaded.fleet.hosts.len();
             report.note(&format!(
-                "{}: {hosts} hosts, {errors} errors, {warnings} warnings",
-                loaded.file.path.display()
+                "{}: {}, {}, {}",
+                loaded.file.path.display(),
+                counted(hosts, "host"),
+                counted(errors, "error"),
+                counted(warnings, "warning")
             ));
         }
     }
@@ -38,4 +41,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     // would only delay the exit (the OS takes the memory back at once).
     std::mem::forget(loaded);
     Ok(if failed { exit::FINDINGS } else { exit::OK })
+}
+
+/// `1 error`, `2 errors`, `0 warnings`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
