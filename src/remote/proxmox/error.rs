@@ -13,8 +13,6 @@ const READONLY_HELP: &str = "it is marked `proxmox.readonly = true` in hosts.nix
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxmoxError {
-    #[error("`{value}` is not a VMID")]
-    NotAVmid { value: String },
     #[error("`{name}` is not a valid VM name")]
     InvalidVmName { name: String },
     #[error("no Proxmox host is configured")]
@@ -112,7 +110,6 @@ impl Classify for ProxmoxError {
     fn help(&self) -> Option<String> {
         use ProxmoxError::*;
         Some(match self {
-            NotAVmid { .. } => "a VMID is a whole number from 100 to 999999999, e.g. 111".into(),
             InvalidVmName { .. } => "use lowercase letters, digits and `-` (at most 63, not starting or ending with `-`), e.g. `web-1`".into(),
             NoHost => "set `_proxmox.host` in hosts.nix, or PROXMOX_HOST".into(),
             InvalidHost { .. } => "use a host name or IP address in _proxmox.host / PROXMOX_HOST".into(),
