@@ -21,6 +21,7 @@ pub mod remove;
 pub mod render;
 pub mod scaffold;
 pub mod secrets;
+pub mod status;
 pub mod tofu;
 pub mod vm;
 

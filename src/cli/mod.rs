@@ -13,6 +13,7 @@ pub mod remove;
 pub mod render;
 pub mod scaffold;
 pub mod secrets;
+pub mod status;
 pub mod tofu;
 pub mod vm;
 
@@ -75,6 +76,7 @@ pub enum Command {
     Scaffold(scaffold::Args),
     Key(key::Args),
     Secrets(secrets::Args),
+    Status(status::Args),
     /// Proxmox operations over SSH (same as `proxmox-ops`).
     Vm(vm::Args),
 }
@@ -117,5 +119,6 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::New(a) => app::new::run(&ctx, *a),
         Command::Remove(a) => app::remove::run(&ctx, a),
         Command::Import(a) => app::import::run(&ctx, a),
+        Command::Status(a) => app::status::run(&ctx, a),
     }
 }

@@ -7,6 +7,7 @@
 //! connects, and VMs marked readonly refuse every changing operation.
 
 pub mod error;
+pub mod guests;
 pub mod parse;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! questions on a terminal, or JSON events on stdout for `--json`. The only
 //! place (with the binaries) that prints or reads the terminal.
 
+pub mod screen;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant};
 

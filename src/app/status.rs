@@ -1,0 +1,262 @@
+//! `pve status`: hosts.nix beside what Proxmox reports. One
+//! `/cluster/resources` round trip, then (unless `--quick`) `qm config`
+//! and the guest agent per VM on this node, in parallel and bounded;
+//! [`model::rows`] turns the answers into rows with their drift,
+//! [`table`] renders them for people, `--json` for scripts.
+
+pub mod model;
+pub mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::cli::status::Args;
+use crate::error::{exit, Classify, Kind, Result};
+use crate::fleet::Fleet;
+use crate::remote::proxmox::guests::{Guest, GuestDetails};
+use crate::remote::proxmox::Proxmox;
+
+use super::Context;
+use model::Row;
+
+/// Queries to the guest agent and `qm config` in flight at once (sshd's
+/// default `MaxSessions` is 10 per shared connection).
+const PARALLEL: usize = 6;
+/// What one VM's query may take: a hung guest agent shows as `-`.
+const PER_VM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bad selections of `pve status` (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("`{}` is not a host in {file}", crate::diag::escape_text(.name, 80))]
+    UnknownHost {
+        name: String,
+        file: String,
+        known: Vec<String>,
+    },
+    #[error("no host has the tag `{}` (in hosts.nix or on Proxmox)", crate::diag::escape_text(.tag, 80))]
+    UnknownTag { tag: String },
+    #[error("`@` names no tag")]
+    EmptyTag,
+}
+
+impl Classify for StatusError {
+    fn kind(&self) -> Kind {
+        Kind::Input
+    }
+    fn help(&self) -> Option<String> {
+        match self {
+            StatusError::UnknownHost { known, .. } if known.is_empty() => {
+                Some("hosts.nix has no hosts yet".into())
+            }
+            StatusError::UnknownHost { known, .. } => {
+                Some(format!("the hosts are: {}", known.join(", ")))
+            }
+            StatusError::UnknownTag { .. } => Some(
+                "tags come from `proxmox.tags` in hosts.nix and from Proxmox; `pve status` lists them"
+                    .into(),
+            ),
+            StatusError::EmptyTag => Some("write a tag after the `@`, as in `@web`".into()),
+        }
+    }
+}
+
+/// What the command line selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Host(String),
+    Tag(String),
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let loaded = ctx.load()?;
+    let fleet = &loaded.fleet;
+    let targets = parse_targets(
+        fleet,
+        &args.targets,
+        &loaded.file.path.display().to_string(),
+    )?;
+    let px = needs_proxmox(fleet)
+        .then(|| Proxmox::from_loaded(&loaded))
+        .transpose()?;
+    let Some(secs) = args.watch else {
+        let rows = {
+            let reporter = super::reporter(args.json);
+            let task = reporter.task("Reading the cluster");
+            let rows = gather(fleet, px.as_ref(), &targets, args.quick)?;
+            task.done();
+            rows
+        };
+        show(&rows, args.json, false)?;
+        return Ok(exit_code(&rows));
+    };
+    loop {
+        match gather(fleet, px.as_ref(), &targets, args.quick) {
+            Ok(rows) => show(&rows, args.json, true)?,
+            // An input error stays one; an unreachable Proxmox is shown and
+            // tried again at the next refresh.
+            Err(e) if e.kind() == Kind::Input => return Err(e),
+            Err(e) => crate::ui::screen::redraw(&watch_error(&e), !args.json),
+        }
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}
+
+fn watch_error(e: &crate::error::AppError) -> String {
+    let mut text = format!("error: {e}\n");
+    if let Some(h) = e.help() {
+        text.push_str(&format!("  = help: {h}\n"));
+    }
+    text.push_str("(trying again at the next refresh; Ctrl-C stops)\n");
+    text
+}
+
+/// A fleet without VMs and without `_proxmox` is shown without asking
+/// Proxmox anything (its hosts are all "not a VM").
+fn needs_proxmox(fleet: &Fleet) -> bool {
+    fleet.proxmox.is_some() || fleet.vms().next().is_some()
+}
+
+fn parse_targets(fleet: &Fleet, args: &[String], file: &str) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for a in args {
+        if let Some(tag) = a.strip_prefix('@') {
+            if tag.is_empty() {
+                return Err(StatusError::EmptyTag.into());
+            }
+            out.push(Target::Tag(tag.to_string()));
+        } else if fleet.host(a).is_some() {
+            out.push(Target::Host(a.clone()));
+        } else {
+            return Err(StatusError::UnknownHost {
+                name: a.clone(),
+                file: file.to_string(),
+                known: fleet.hosts.iter().map(|h| h.name.clone()).collect(),
+            }
+            .into());
+        }
+    }
+    Ok(out)
+}
+
+/// The rows to show: everything read from Proxmox, then filtered.
+fn gather(
+    fleet: &Fleet,
+    px: Option<&Proxmox>,
+    targets: &[Target],
+    quick: bool,
+) -> Result<Vec<Row>> {
+    let guests = match px {
+        Some(px) => px.guests()?,
+        None => Vec::new(),
+    };
+    let rows = select(
+        fleet,
+        model::rows(fleet, &guests, &BTreeMap::new()),
+        targets,
+    )?;
+    let (Some(px), false) = (px, quick) else {
+        return Ok(rows);
+    };
+    let wanted = detail_queries(&rows, &guests, &px.settings().node);
+    if wanted.is_empty() {
+        return Ok(rows);
+    }
+    let details = fetch_details(px, &wanted);
+    select(fleet, model::rows(fleet, &guests, &details), targets)
+}
+
+/// The VMs worth a `qm config` (and, when running, an agent query): the
+/// shown ones that live on this node (`qm` sees no other).
+fn detail_queries(rows: &[Row], guests: &[Guest], node: &str) -> Vec<(u32, bool)> {
+    let shown: BTreeSet<u32> = rows.iter().filter_map(|r| r.vmid).collect();
+    guests
+        .iter()
+        .filter(|g| g.kind == "qemu" && g.node == node && shown.contains(&g.vmid))
+        .map(|g| (g.vmid, g.status == "running"))
+        .collect()
+}
+
+/// Runs the per-VM queries with at most [`PARALLEL`] in flight.
+fn fetch_details(px: &Proxmox, wanted: &[(u32, bool)]) -> BTreeMap<u32, GuestDetails> {
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(BTreeMap::new());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL.min(wanted.len()) {
+            s.spawn(|| {
+                while let Some(&(vmid, running)) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let d = px.guest_details(vmid, running, PER_VM_TIMEOUT);
+                    if let Ok(mut f) = found.lock() {
+                        f.insert(vmid, d);
+                    }
+                }
+            });
+        }
+    });
+    found.into_inner().unwrap_or_default()
+}
+
+/// Keeps the rows the targets name (all without targets); a tag matches
+/// the tags on Proxmox and those hosts.nix gives the host.
+fn select(fleet: &Fleet, rows: Vec<Row>, targets: &[Target]) -> Result<Vec<Row>> {
+    if targets.is_empty() {
+        return Ok(rows);
+    }
+    let nix_tags: BTreeMap<&str, Vec<String>> = fleet
+        .vms()
+        .filter_map(|(h, spec)| {
+            model::expected(fleet, h, spec)
+                .tags
+                .map(|t| (h.name.as_str(), t))
+        })
+        .collect();
+    let has_tag = |r: &Row, tag: &str| {
+        r.tags.iter().any(|t| t == tag)
+            || r.host
+                .as_deref()
+                .and_then(|h| nix_tags.get(h))
+                .is_some_and(|t| t.iter().any(|t| t == tag))
+    };
+    for t in targets {
+        if let Target::Tag(tag) = t {
+            if !rows.iter().any(|r| has_tag(r, tag)) {
+                return Err(StatusError::UnknownTag { tag: tag.clone() }.into());
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            targets.iter().any(|t| match t {
+                Target::Host(h) => r.host.as_deref() == Some(h.as_str()),
+                Target::Tag(tag) => has_tag(r, tag),
+            })
+        })
+        .collect())
+}
+
+fn show(rows: &[Row], json: bool, watching: bool) -> Result<()> {
+    let text = if json {
+        let mut line = serde_json::to_string(rows).unwrap_or_else(|_| "[]".into());
+        line.push('\n');
+        line
+    } else {
+        table::render(rows, &model::summary(rows))
+    };
+    if watching {
+        crate::ui::screen::redraw(&text, !json);
+        Ok(())
+    } else {
+        super::print(&text).map(|_| ())
+    }
+}
+
+fn exit_code(rows: &[Row]) -> u8 {
+    if rows.iter().any(Row::drifted) {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    }
+}
