@@ -24,8 +24,6 @@ use model::Row;
 /// Queries to the guest agent and `qm config` in flight at once (sshd's
 /// default `MaxSessions` is 10 per shared connection).
 const PARALLEL: usize = 6;
-/// What one VM's query may take: a hung guest agent shows as `-`.
-const PER_VM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bad selections of `pve status` (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +79,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let px = needs_proxmox(fleet)
         .then(|| Proxmox::from_loaded(&loaded))
         .transpose()?;
+    let options = Options {
+        quick: args.quick,
+        timeout: Duration::from_secs(args.agent_timeout),
+    };
     let Some(secs) = args.watch else {
         let rows = {
             let reporter = super::reporter(args.json);
             let task = reporter.task("Reading the cluster");
-            let rows = gather(fleet, px.as_ref(), &targets, args.quick)?;
+            let rows = gather(fleet, px.as_ref(), &targets, &options)?;
             task.done();
             rows
         };
@@ -93,7 +95,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         return Ok(exit_code(&rows));
     };
     loop {
-        match gather(fleet, px.as_ref(), &targets, args.quick) {
+        match gather(fleet, px.as_ref(), &targets, &options) {
             Ok(rows) => show(&rows, args.json, true)?,
             // An input error stays one; an unreachable Proxmox is shown and
             // tried again at the next refresh.
@@ -141,12 +143,20 @@ fn parse_targets(fleet: &Fleet, args: &[String], file: &str) -> Result<Vec<Targe
     Ok(out)
 }
 
+/// How much to ask beyond `/cluster/resources`.
+struct Options {
+    /// Nothing: no per-VM queries at all.
+    quick: bool,
+    /// What one VM's query may take: a hung guest agent shows as `-`.
+    timeout: Duration,
+}
+
 /// The rows to show: everything read from Proxmox, then filtered.
 fn gather(
     fleet: &Fleet,
     px: Option<&Proxmox>,
     targets: &[Target],
-    quick: bool,
+    options: &Options,
 ) -> Result<Vec<Row>> {
     let guests = match px {
         Some(px) => px.guests()?,
@@ -157,14 +167,14 @@ fn gather(
         model::rows(fleet, &guests, &BTreeMap::new()),
         targets,
     )?;
-    let (Some(px), false) = (px, quick) else {
+    let (Some(px), false) = (px, options.quick) else {
         return Ok(rows);
     };
     let wanted = detail_queries(&rows, &guests, &px.settings().node);
     if wanted.is_empty() {
         return Ok(rows);
     }
-    let details = fetch_details(px, &wanted);
+    let details = fetch_details(px, &wanted, options.timeout);
     select(fleet, model::rows(fleet, &guests, &details), targets)
 }
 
@@ -180,14 +190,18 @@ fn detail_queries(rows: &[Row], guests: &[Guest], node: &str) -> Vec<(u32, bool)
 }
 
 /// Runs the per-VM queries with at most [`PARALLEL`] in flight.
-fn fetch_details(px: &Proxmox, wanted: &[(u32, bool)]) -> BTreeMap<u32, GuestDetails> {
+fn fetch_details(
+    px: &Proxmox,
+    wanted: &[(u32, bool)],
+    timeout: Duration,
+) -> BTreeMap<u32, GuestDetails> {
     let next = AtomicUsize::new(0);
     let found = Mutex::new(BTreeMap::new());
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(wanted.len()) {
             s.spawn(|| {
                 while let Some(&(vmid, running)) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    let d = px.guest_details(vmid, running, PER_VM_TIMEOUT);
+                    let d = px.guest_details(vmid, running, timeout);
                     if let Ok(mut f) = found.lock() {
                         f.insert(vmid, d);
                     }

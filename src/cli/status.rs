@@ -26,7 +26,8 @@ Exit codes:
 /// One round trip to the cluster (`pvesh get /cluster/resources`) gives
 /// every VM's node, state, uptime, CPU and memory use, tags and sizes;
 /// then, for the VMs on this node, `qm config` (on-boot) and the guest
-/// agent (the address), at most 6 at a time and 10 seconds each. Every
+/// agent (the address), at most 6 at a time and 10 seconds each
+/// (`--agent-timeout`). Every
 /// value hosts.nix sets that differs live is drift; VMs in
 /// `_proxmox.vmidRange` that hosts.nix does not know are listed as "not in
 /// hosts.nix", hosts without `proxmox` as "not a VM".
@@ -54,4 +55,13 @@ pub struct Args {
     /// on-boot drift.
     #[arg(long)]
     pub quick: bool,
+    /// Seconds each VM's `qm config` and guest agent query may take; a VM
+    /// whose agent does not answer in time shows `-`.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    pub agent_timeout: u64,
 }

@@ -38,6 +38,7 @@ mod secrets_adopt;
 mod secrets_health;
 mod secrets_real_sops;
 mod secrets_sops;
+mod status;
 mod tailscale_api;
 mod tailscale_up;
 mod tofu_cli;

@@ -92,6 +92,7 @@ pub fn uptime(secs: u64) -> String {
 fn cpu(r: &Row) -> String {
     match (r.cpu_percent, r.cores) {
         (Some(p), Some(c)) => format!("{p:.1}% of {c}"),
+        (None, Some(1)) => "1 core".to_string(),
         (None, Some(c)) => format!("{c} cores"),
         (Some(p), None) => format!("{p:.1}%"),
         (None, None) => "-".to_string(),

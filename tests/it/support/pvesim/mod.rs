@@ -319,6 +319,13 @@ impl Sim {
         assert_cmd::Command::from_std(std)
     }
 
+    /// `pve` set up to talk to this simulator, as a std Command (to spawn).
+    pub fn std_pve(&self) -> Command {
+        let mut c = Command::new(bin(option_env!("CARGO_BIN_EXE_pve"), "pve"));
+        self.configure(&mut c);
+        c
+    }
+
     pub fn std_ops(&self) -> Command {
         let mut c = Command::new(bin(option_env!("CARGO_BIN_EXE_proxmox-ops"), "proxmox-ops"));
         self.configure(&mut c);

@@ -25,7 +25,10 @@ Faults on request (state["faults"]):
   "slow": {"qm status": 5}        sleep before running that command
   "drop": ["qm list"]             kill this SSH connection mid-command
 VM-level: "agent_running": false (agent not running), config "lock"
-(VM locked), "ip_after_reboot" (the guest gets a new IP when (re)started).
+(VM locked), "ip_after_reboot" (the guest gets a new IP when (re)started),
+"agent_answer" (the text the guest agent answers network-get-interfaces
+with, as a hostile or broken guest could), "cpu" (the CPU share
+/cluster/resources reports).
 """
 
 import fcntl
@@ -551,6 +554,9 @@ def qm_guest(state, args):
         if cmd == "ping":
             return 0
         if cmd == "network-get-interfaces":
+            if "agent_answer" in vm:
+                out(vm["agent_answer"])
+                return 0
             mac = mac_of(vm["config"]) or "00:00:00:00:00:00"
             ifaces = [
                 {"hardware-address": "00:00:00:00:00:00", "name": "lo",
@@ -596,7 +602,7 @@ def pvesh(state, args):
                     "type": "qemu", "status": d["status"], "name": d["name"],
                     "template": 1 if vm["config"].get("template") == "1" else 0,
                     "maxcpu": d["cpus"], "maxmem": d["maxmem"], "mem": d["mem"], "uptime": d["uptime"],
-                    "cpu": 0, "disk": 0, "maxdisk": d["maxdisk"], "netin": 0, "netout": 0,
+                    "cpu": vm.get("cpu", 0), "disk": 0, "maxdisk": d["maxdisk"], "netin": 0, "netout": 0,
                     "diskread": 0, "diskwrite": 0}
             if "tags" in vm["config"]:
                 item["tags"] = vm["config"]["tags"]
