@@ -91,16 +91,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             task.done();
             rows
         };
-        show(&rows, args.json, false)?;
+        super::print(&render(&rows, args.json))?;
         return Ok(exit_code(&rows));
     };
     loop {
-        match gather(fleet, px.as_ref(), &targets, &options) {
-            Ok(rows) => show(&rows, args.json, true)?,
+        let shown = match gather(fleet, px.as_ref(), &targets, &options) {
+            Ok(rows) => crate::ui::screen::redraw(&render(&rows, args.json), !args.json),
             // An input error stays one; an unreachable Proxmox is shown and
             // tried again at the next refresh.
             Err(e) if e.kind() == Kind::Input => return Err(e),
             Err(e) => crate::ui::screen::redraw(&watch_error(&e), !args.json),
+        };
+        if !shown {
+            // Nobody reads any more (`pve status --watch | head`).
+            return Ok(exit::OK);
         }
         std::thread::sleep(Duration::from_secs(secs));
     }
@@ -251,19 +255,15 @@ fn select(fleet: &Fleet, rows: Vec<Row>, targets: &[Target]) -> Result<Vec<Row>>
         .collect())
 }
 
-fn show(rows: &[Row], json: bool, watching: bool) -> Result<()> {
-    let text = if json {
+/// The table, or with `--json` one JSON array on one line.
+fn render(rows: &[Row], json: bool) -> String {
+    if json {
+        // Rows hold only strings, numbers and finite floats: always JSON.
         let mut line = serde_json::to_string(rows).unwrap_or_else(|_| "[]".into());
         line.push('\n');
         line
     } else {
         table::render(rows, &model::summary(rows))
-    };
-    if watching {
-        crate::ui::screen::redraw(&text, !json);
-        Ok(())
-    } else {
-        super::print(&text).map(|_| ())
     }
 }
 

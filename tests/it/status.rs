@@ -464,3 +464,32 @@ fn watch_refreshes_until_interrupted() {
     };
     assert_eq!(code, Some(130));
 }
+
+/// `pve status --watch | head -1`: once nobody reads, the next refresh
+/// ends it (exit 0) instead of looping on a closed pipe.
+#[test]
+fn watch_stops_when_nobody_reads() {
+    let s = sim();
+    let mut child = s
+        .std_pve()
+        .args(["status", "--json", "--quick", "--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().expect("a frame").unwrap().starts_with('['));
+    drop(lines);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("--watch kept running with nobody reading");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+}
