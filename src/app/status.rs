@@ -100,7 +100,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             // An input error stays one; an unreachable Proxmox is shown and
             // tried again at the next refresh.
             Err(e) if e.kind() == Kind::Input => return Err(e),
-            Err(e) => crate::ui::screen::redraw(&watch_error(&e), !args.json),
+            Err(e) => {
+                // Ctrl-C fails the query in flight: that is no error to show.
+                crate::remote::ssh::interrupt::wait_if_interrupted();
+                if args.json {
+                    // stdout stays JSON lines; the error goes to stderr.
+                    crate::ui::report_error(&e);
+                    true
+                } else {
+                    crate::ui::screen::redraw(&watch_error(&e), true)
+                }
+            }
         };
         if !shown {
             // Nobody reads any more (`pve status --watch | head`).
@@ -110,10 +120,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     }
 }
 
+/// A refresh that failed, as the frame in its place (escaped: the message
+/// carries what the remote said).
 fn watch_error(e: &crate::error::AppError) -> String {
-    let mut text = format!("error: {e}\n");
+    let shown = |t: &str| crate::diag::escape_text(t, 4000);
+    let mut text = format!("error: {}\n", shown(&e.to_string()));
     if let Some(h) = e.help() {
-        text.push_str(&format!("  = help: {h}\n"));
+        text.push_str(&format!("  = help: {}\n", shown(&h)));
     }
     text.push_str("(trying again at the next refresh; Ctrl-C stops)\n");
     text

@@ -493,3 +493,37 @@ fn watch_stops_when_nobody_reads() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// A refresh that cannot reach Proxmox is told on stderr and retried;
+/// stdout stays JSON lines (nothing half-written on it).
+#[test]
+fn watch_survives_an_unreachable_proxmox() {
+    let s = sim();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = s
+        .std_pve()
+        .env("PROXMOX_SSH_PORT", closed.to_string())
+        .args(["status", "--json", "--quick", "--watch", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = 0;
+    while seen < 2 {
+        let line = errors.next().expect("an error line").unwrap();
+        if line.starts_with("error: ") {
+            seen += 1;
+        }
+    }
+    assert_eq!(child.try_wait().unwrap(), None, "still watching");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "");
+}
