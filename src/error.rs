@@ -89,6 +89,8 @@ pub enum AppError {
     New(#[from] crate::workflow::new::NewError),
     #[error(transparent)]
     Remove(#[from] crate::workflow::remove::RemoveError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::remote::proxmox::snapshot::SnapshotError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -132,6 +134,7 @@ impl AppError {
             AppError::RekeyStep(e) => e.kind(),
             AppError::New(e) => e.kind(),
             AppError::Remove(e) => e.kind(),
+            AppError::Snapshot(e) => e.kind(),
             AppError::Fleet(_) | AppError::Domain(_) | AppError::Prompt(_) => Kind::Input,
             AppError::Run(e) => e.kind(),
             AppError::Adopt(e) => e.kind(),
@@ -160,6 +163,7 @@ impl AppError {
             AppError::RekeyStep(e) => e.help(),
             AppError::New(e) => e.help(),
             AppError::Remove(e) => e.help(),
+            AppError::Snapshot(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(

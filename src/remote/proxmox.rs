@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod parse;
+pub mod snapshot;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
