@@ -49,6 +49,9 @@ struct Run<'a> {
     t: &'a Target,
     path: &'a str,
     address: Option<String>,
+    /// One shared SSH connection to the host, dropped after the switch:
+    /// only a new connection proves sshd (and the network) came back.
+    conn: Option<Ssh>,
 }
 
 /// Deploys `t` to `path`; never panics on a host's failure, which is the
@@ -60,6 +63,7 @@ pub(super) fn deploy(sh: &Shared<'_>, t: &Target, path: &str) -> HostResult {
         t,
         path,
         address: None,
+        conn: None,
     };
     let mut result = HostResult {
         host: t.name.clone(),
@@ -194,7 +198,23 @@ impl Run<'_> {
         Ok(a)
     }
 
-    fn ssh(&mut self) -> Result<Ssh> {
+    /// The shared connection (opened on first use).
+    fn ssh(&mut self) -> Result<&Ssh> {
+        let c = match self.conn.take() {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        Ok(self.conn.insert(c))
+    }
+
+    /// Closes the shared connection: the next command opens a new one.
+    fn reconnect(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            c.close();
+        }
+    }
+
+    fn connect(&mut self) -> Result<Ssh> {
         let host = self.address()?;
         let o = &self.sh.opts;
         let s = Ssh::new(
@@ -207,9 +227,7 @@ impl Run<'_> {
             ssh::Options {
                 known_hosts: vec![self.sh.known_hosts.clone()],
                 connect_timeout: VM_CONNECT_TIMEOUT,
-                // A fresh connection each time: after a switch, only a new
-                // one proves sshd (and the network) came back.
-                reuse: false,
+                reuse: true,
             },
         )?;
         Ok(s.with_host_key_alias(&self.t.hostname)?)
@@ -358,6 +376,7 @@ impl Run<'_> {
             ))),
             Err(e) => return Err(e.into()),
         }
+        self.reconnect();
         Ok(format!("switch-to-configuration {}", action.as_str()))
     }
 
@@ -398,6 +417,7 @@ impl Run<'_> {
     /// Waits until the host answers SSH with its pinned key.
     fn wait_for_ssh(&mut self, deadline: Instant) -> Result<()> {
         loop {
+            self.reconnect();
             match self.ssh()?.run(&strings(&["true"]), VM_CONNECT_TIMEOUT * 2) {
                 Ok(_) => return Ok(()),
                 Err(e @ (SshError::HostKeyChanged { .. } | SshError::HostKeyUnknown { .. })) => {
@@ -505,6 +525,7 @@ impl Run<'_> {
                 Ok(_) | Err(SshError::Dropped { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
+            self.reconnect();
         }
         self.wait_for_ssh(Instant::now() + self.sh.opts.timeout)
     }
