@@ -74,7 +74,9 @@ pub fn build(root: &Path, names: &[String]) -> Result<Vec<String>> {
         .run()
         .map_err(|source| match source {
             e @ crate::runner::RunError::Missing { .. } => e.into(),
-            source => crate::error::AppError::from(DeployError::BuildFailed { source }),
+            source => crate::error::AppError::from(DeployError::BuildFailed {
+                source: Box::new(source),
+            }),
         })?;
     let paths: Vec<String> = out
         .stdout
@@ -117,7 +119,7 @@ pub fn copy(name: &str, user: &str, address: &str, path: &str, nix_sshopts: &str
         .run()
         .map_err(|source| DeployError::CopyFailed {
             name: name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(())
 }

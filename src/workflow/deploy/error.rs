@@ -39,12 +39,12 @@ pub enum DeployError {
     CopyFailed {
         name: String,
         #[source]
-        source: crate::runner::RunError,
+        source: Box<crate::runner::RunError>,
     },
     #[error("`nix build` failed: {source}")]
     BuildFailed {
         #[source]
-        source: crate::runner::RunError,
+        source: Box<crate::runner::RunError>,
     },
     #[error("an unfinished `pve deploy` run of {hosts} is recorded in {}", journal.display())]
     Unfinished { hosts: String, journal: PathBuf },

@@ -133,7 +133,7 @@ impl Run<'_> {
 
     /// Runs step `i` unless the journal has it done; records the outcome.
     fn step(&mut self, i: usize, f: impl FnOnce(&mut Self) -> Result<String>) -> Result<()> {
-        let (name, title) = STEPS[i];
+        let (name, _) = STEPS[i];
         let key = self.key(name);
         let done = self.sh.journal().is_done(&key);
         if done {
@@ -146,7 +146,6 @@ impl Run<'_> {
             );
             return Ok(());
         }
-        let _ = title;
         self.sh.step(
             &self.t.name,
             i,
