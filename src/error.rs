@@ -91,6 +91,10 @@ pub enum AppError {
     Remove(#[from] crate::workflow::remove::RemoveError),
     #[error(transparent)]
     Status(#[from] crate::app::status::StatusError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::remote::proxmox::snapshot::SnapshotError),
+    #[error(transparent)]
+    Deploy(#[from] crate::workflow::deploy::DeployError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -135,6 +139,8 @@ impl AppError {
             AppError::New(e) => e.kind(),
             AppError::Remove(e) => e.kind(),
             AppError::Status(e) => e.kind(),
+            AppError::Snapshot(e) => e.kind(),
+            AppError::Deploy(e) => e.kind(),
             AppError::Fleet(_) | AppError::Domain(_) | AppError::Prompt(_) => Kind::Input,
             AppError::Run(e) => e.kind(),
             AppError::Adopt(e) => e.kind(),
@@ -164,6 +170,8 @@ impl AppError {
             AppError::New(e) => e.help(),
             AppError::Remove(e) => e.help(),
             AppError::Status(e) => e.help(),
+            AppError::Snapshot(e) => e.help(),
+            AppError::Deploy(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(

@@ -10,6 +10,7 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+pub mod deploy;
 mod error;
 pub mod eval;
 pub mod host;

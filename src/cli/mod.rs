@@ -4,6 +4,7 @@
 //! its results through `crate::ui`.
 
 pub mod check;
+pub mod deploy;
 pub mod eval;
 pub mod host;
 pub mod integrate;
@@ -67,6 +68,7 @@ pub enum Command {
     New(Box<new::Args>),
     Integrate(integrate::Args),
     Remove(remove::Args),
+    Deploy(deploy::Args),
     Import(remove::ImportArgs),
     Plan(tofu::PlanArgs),
     Apply(tofu::ApplyArgs),
@@ -118,6 +120,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Integrate(a) => app::integrate::run(&ctx, a),
         Command::New(a) => app::new::run(&ctx, *a),
         Command::Remove(a) => app::remove::run(&ctx, a),
+        Command::Deploy(a) => app::deploy::run(&ctx, a),
         Command::Import(a) => app::import::run(&ctx, a),
         Command::Status(a) => app::status::run(&ctx, a),
     }

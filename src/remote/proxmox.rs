@@ -9,6 +9,7 @@
 pub mod error;
 pub mod guests;
 pub mod parse;
+pub mod snapshot;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

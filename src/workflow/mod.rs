@@ -4,6 +4,7 @@
 //! outcome, and reports each step as a [`StepEvent`] (the caller's
 //! [`Reporter`] shows it as a step list or JSON events).
 
+pub mod deploy;
 pub mod gate;
 pub mod hardware;
 pub mod integrate;

@@ -15,6 +15,7 @@ mod support;
 mod check_rules;
 mod check_uniqueness;
 mod cycle_e2e;
+mod deploy;
 mod edit_cases;
 mod edit_cli;
 mod edit_props;

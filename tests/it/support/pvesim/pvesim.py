@@ -25,13 +25,15 @@ Faults on request (state["faults"]):
   "slow": {"qm status": 5}        sleep before running that command
   "drop": ["qm list"]             kill this SSH connection mid-command
 VM-level: "agent_running": false (agent not running), config "lock"
-(VM locked), "ip_after_reboot" (the guest gets a new IP when (re)started),
+(VM locked), "snapshot_fault": "thinpool-full" (see the snapshot section),
+"ip_after_reboot" (the guest gets a new IP when (re)started),
 "agent_answer" (the text the guest agent answers network-get-interfaces
 with, as a hostile or broken guest could), "cpu" (the CPU share
 /cluster/resources reports).
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -234,12 +236,16 @@ QM_USAGE = (
     "USAGE: qm <COMMAND> [ARGS] [OPTIONS]\n\n"
     "       qm clone <vmid> <newid> [OPTIONS]\n"
     "       qm config <vmid> [OPTIONS]\n"
+    "       qm delsnapshot <vmid> <snapname> [OPTIONS]\n"
     "       qm destroy <vmid> [OPTIONS]\n"
     "       qm list  [OPTIONS]\n"
+    "       qm listsnapshot <vmid>\n"
     "       qm reboot <vmid> [OPTIONS]\n"
     "       qm resize <vmid> <disk> <size> [OPTIONS]\n"
+    "       qm rollback <vmid> <snapname> [OPTIONS]\n"
     "       qm set <vmid> [OPTIONS]\n"
     "       qm shutdown <vmid> [OPTIONS]\n"
+    "       qm snapshot <vmid> <snapname> [OPTIONS]\n"
     "       qm start <vmid> [OPTIONS]\n"
     "       qm status <vmid> [OPTIONS]\n"
     "       qm stop <vmid> [OPTIONS]\n"
@@ -295,6 +301,14 @@ def qm(state, args):
     if sub == "guest":
         return qm_guest(state, rest)
     pos, kv = opts(rest)
+    if sub == "snapshot":
+        return qm_snapshot(state, pos, kv)
+    if sub == "listsnapshot":
+        return qm_listsnapshot(state, pos)
+    if sub == "rollback":
+        return qm_rollback(state, pos, kv)
+    if sub == "delsnapshot":
+        return qm_delsnapshot(state, pos)
     if sub == "list":
         vms = [(int(k), v) for k, v in state["vms"].items() if v.get("node", node(state)) == node(state)]
         if not vms:
@@ -588,6 +602,251 @@ def qm_guest(state, args):
     return 0
 
 
+# --- Snapshots: qm snapshot / listsnapshot / rollback / delsnapshot and
+# `pvesh get /nodes/<node>/qemu/<vmid>/snapshot` (reference: INDEX.md
+# addendum "snapshots", errors.md addendum, and the qm-*snapshot* /
+# pvesh-get-snapshot-* samples). A VM keeps its snapshots in
+# vm["snapshots"] (name -> {snaptime, description, vmstate, parent,
+# config}) and the snapshot `current` hangs under in vm["snap_parent"].
+# Faults: vm["snapshot_fault"] = "thinpool-full" (lvcreate fails inside
+# the task). Storage types other than lvmthin/zfspool cannot snapshot.
+# Snapshot times come from state["clock"] (advanced 60 s per snapshot)
+# when set, else the wall clock; the host's time zone is UTC.
+
+# valid_drive_names() order (qemu-server Drive.pm): disks of one snapshot.
+DRIVE_ORDER = ("ide", "scsi", "virtio", "sata", "efidisk", "tpmstate")
+
+
+def snap_disks(cfg):
+    def key(d):
+        bus = d.rstrip("0123456789")
+        return (DRIVE_ORDER.index(bus), int(d[len(bus):] or 0))
+    return sorted(disks(cfg), key=key)
+
+
+def storage_type(state, storage):
+    for st in state.get("storage", []):
+        if st["name"] == storage:
+            return st["type"]
+    return None
+
+
+def snapname_ok(sub, name):
+    """JSONSchema `pve-configid` with maxLength 40 (pve-common)."""
+    usage = {"snapshot": "<vmid> <snapname> [OPTIONS]", "rollback": "<vmid> <snapname> [OPTIONS]",
+             "delsnapshot": "<vmid> <snapname> [OPTIONS]"}[sub]
+    if len(name) > 40:
+        sys.stderr.write("400 Parameter verification failed.\nsnapname: value may only be 40 characters long\n"
+                         "qm %s %s\n" % (sub, usage))
+        sys.exit(255)
+    ok = len(name) >= 2 and name[0].isascii() and name[0].isalpha() and all(
+        c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    if not ok:
+        param_error(sub, [("snapname", "invalid format - invalid configuration ID '%s'" % name)], usage)
+
+
+def snapshot_time(state):
+    if "clock" in state:
+        state["clock"] = int(state["clock"]) + 60
+        return state["clock"]
+    return int(time.time())
+
+
+def fmt_time(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
+
+
+def freeze_lines(vm):
+    """What qemu-server >= 9.1.10 prints about the guest filesystem freeze."""
+    if vm["status"] != "running":
+        return None, None
+    agent = vm["config"].get("agent", "0")
+    enabled = agent.split(",")[0] in ("1", "enabled=1") or "enabled=1" in agent.split(",")
+    if not enabled:
+        return "skipping guest filesystem freeze - disabled in VM options\n", None
+    if not vm.get("agent_running", True):
+        return "skipping guest filesystem freeze - agent configured but not running?\n", None
+    return "freeze guest filesystem\n", "thaw guest filesystem\n"
+
+
+def qm_snapshot(state, pos, kv):
+    if len(pos) < 2:
+        param_error("snapshot", [("snapname", "property is missing and it is not optional")],
+                    "<vmid> <snapname> [OPTIONS]")
+    vmid, name = pos[0], pos[1]
+    snapname_ok("snapshot", name)
+    if name.lower() in ("current", "pending"):
+        die("unable to use snapshot name '%s' (reserved name)" % name)
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    snaps = vm.setdefault("snapshots", {})
+    if name in snaps:
+        die("snapshot name '%s' already used" % name)
+    check_lock(vm)
+    if vm["config"].get("template") == "1":
+        die("you can't take a snapshot if it's a template")
+    cfg = vm["config"]
+    for d in snap_disks(cfg):
+        storage = cfg[d].split(",")[0].split(":")[0]
+        if storage_type(state, storage) not in ("lvmthin", "zfspool"):
+            die("snapshot feature is not available")
+    before, after = freeze_lines(vm)
+    if before:
+        out(before)
+    for d in snap_disks(cfg):
+        volid = cfg[d].split(",")[0]
+        vol = volid.split(":")[-1]
+        out("snapshotting 'drive-%s' (%s)\n" % (d, volid))
+        if vm.get("snapshot_fault") == "thinpool-full":
+            if after:
+                out(after)
+            out("snapshot create failed: starting cleanup\n")
+            sys.stdout.flush()
+            sys.stderr.write("lvcreate snapshot 'pve/snap_%s_%s' error:   Cannot create new thin volume, "
+                             "free space in thin pool pve/data reached threshold. \n" % (vol, name))
+            sys.exit(255)
+        out('  Logical volume "snap_%s_%s" created.\n' % (vol, name))
+    if after:
+        out(after)
+    snap = {"snaptime": snapshot_time(state), "description": kv.get("description", ""), "vmstate": 0,
+            "config": dict(cfg)}
+    if vm.get("snap_parent"):
+        snap["parent"] = vm["snap_parent"]
+    snaps[name] = snap
+    vm["snap_parent"] = name
+    save(state)
+    return 0
+
+
+def snapshot_list(vm):
+    """The API's list: every snapshot, then `current` (always last)."""
+    items = []
+    for name in sorted(vm.get("snapshots", {})):
+        s = vm["snapshots"][name]
+        e = {"name": name, "snaptime": s["snaptime"], "vmstate": s.get("vmstate", 0),
+             "description": s.get("description", "")}
+        if s.get("parent"):
+            e["parent"] = s["parent"]
+        items.append(e)
+    text = "".join("%s: %s\n" % (k, vm["config"][k]) for k in sorted(vm["config"]))
+    cur = {"name": "current", "description": "You are here!",
+           "digest": hashlib.sha1(text.encode()).hexdigest(),
+           "running": 1 if vm["status"] in ("running", "paused") else 0}
+    if vm.get("snap_parent"):
+        cur["parent"] = vm["snap_parent"]
+    items.append(cur)
+    return items
+
+
+def qm_listsnapshot(state, pos):
+    vmid = need_vmid("listsnapshot", pos, "<vmid> [OPTIONS]")
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    items = snapshot_list(vm)
+    by_name = {e["name"]: dict(e) for e in items}
+    roots = []
+    for e in items:
+        p = e.get("parent")
+        if p and p in by_name:
+            by_name[p].setdefault("children", []).append(e["name"])
+        else:
+            roots.append(e["name"])
+
+    def order(n):
+        t = by_name[n].get("snaptime")
+        return (t is None, t or 0)
+
+    def walk(prefix, name):
+        e = by_name[name]
+        desc = (e.get("description") or "no-description").split("\n")[0]
+        when = fmt_time(e["snaptime"]) if "snaptime" in e else ""
+        width = max(30 - len(prefix), 0)
+        out("%s %s %s %s\n" % (prefix, name.ljust(width), when.ljust(23), desc))
+        for c in sorted(e.get("children", []), key=order):
+            walk(" " + prefix, c)
+
+    for r in sorted(roots, key=order):
+        walk("`->", r)
+    return 0
+
+
+def snapshot_or_die(vm, name):
+    s = vm.get("snapshots", {}).get(name)
+    if s is None:
+        die("snapshot '%s' does not exist" % name)
+    return s
+
+
+def qm_rollback(state, pos, kv):
+    if len(pos) < 2:
+        param_error("rollback", [("snapname", "property is missing and it is not optional")],
+                    "<vmid> <snapname> [OPTIONS]")
+    vmid, name = pos[0], pos[1]
+    snapname_ok("rollback", name)
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    snap = snapshot_or_die(vm, name)
+    check_lock(vm)
+    if vm["config"].get("template") == "1":
+        die("you can't rollback if vm is a template")
+    # A running VM is stopped first, silently.
+    vm["status"] = "stopped"
+    vm["config"] = dict(snap.get("config", vm["config"]))
+    for d in snap_disks(vm["config"]):
+        vol = vm["config"][d].split(",")[0].split(":")[-1]
+        out('  Logical volume "%s" successfully removed.\n' % vol)
+        out('  Logical volume "%s" created.\n' % vol)
+        out("  Logical volume pve/%s changed.\n" % vol)
+    vm["snap_parent"] = name
+    vm["rolled_back_to"] = name
+    if kv.get("start") == "1":
+        vm["status"] = "running"
+    save(state)
+    return 0
+
+
+def qm_delsnapshot(state, pos):
+    if len(pos) < 2:
+        param_error("delsnapshot", [("snapname", "property is missing and it is not optional")],
+                    "<vmid> <snapname> [OPTIONS]")
+    vmid, name = pos[0], pos[1]
+    snapname_ok("delsnapshot", name)
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    snap = snapshot_or_die(vm, name)
+    check_lock(vm)
+    for d in snap_disks(snap.get("config", vm["config"])):
+        vol = snap.get("config", vm["config"])[d].split(",")[0].split(":")[-1]
+        out('  Logical volume "snap_%s_%s" successfully removed.\n' % (vol, name))
+    parent = snap.get("parent")
+    for other in vm["snapshots"].values():
+        if other.get("parent") == name:
+            if parent:
+                other["parent"] = parent
+            else:
+                other.pop("parent", None)
+    if vm.get("snap_parent") == name:
+        vm["snap_parent"] = parent
+    del vm["snapshots"][name]
+    save(state)
+    return 0
+
+
+def pvesh_snapshot(state, vmid, fmt):
+    vm = get_vm(state, vmid)
+    if vm is None:
+        conf_missing(state, vmid)
+    items = snapshot_list(vm)
+    out(canonical(items) if fmt.startswith("json") else "".join("%s\n" % i["name"] for i in items))
+    return 0
+
+# --- end of snapshots
+
+
 def pvesh(state, args):
     pos, kv = opts(args)
     if len(pos) < 2 or pos[0] != "get":
@@ -636,6 +895,8 @@ def pvesh(state, args):
             d["agent"] = 1
         out(canonical(d))
         return 0
+    if len(parts) == 5 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4] == "snapshot":
+        return pvesh_snapshot(state, parts[3], fmt)
     die("no 'get' handler for '%s'" % path)
 
 
