@@ -111,6 +111,10 @@ impl JsonDiagnostic {
 /// rustc-style text: `error[code]: message`, `--> file:line:col`, the
 /// source line with a caret, and the help.
 pub fn render_human(diags: &[Diagnostic], file: &SourceFile) -> String {
+    // The view below copies the whole file: nothing to show, nothing to copy.
+    if diags.is_empty() {
+        return String::new();
+    }
     let name = escape_text(&file.path.display().to_string(), MAX_MESSAGE);
     let spans: Vec<_> = diags
         .iter()

@@ -153,7 +153,18 @@ fn keep_owner_and_mode(file: &File, old: &std::fs::Metadata) -> std::io::Result<
 /// the file system first. More than `limit` bytes is an error of kind
 /// `FileTooLarge` whose message names the limit.
 pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    read_limited_from(File::open(path)?, limit)
+    use std::io::Read as _;
+    let file = File::open(path)?;
+    // Sized from the file's length (a hint only: the limit holds whatever
+    // the file does while it is read), so a large file is read into one
+    // allocation in one system call instead of a dozen doubling ones.
+    let hint = file.metadata().map_or(0, |m| m.len()).min(limit);
+    let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).saturating_add(1));
+    file.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(buf)
 }
 
 /// [`read_limited`] for any reader (stdin, a child's output).

@@ -11,11 +11,14 @@ use super::Context;
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let loaded = ctx.load()?;
     let report = crate::ui::Terminal::new();
+    let options = render::Options {
+        compact: args.compact,
+    };
     let files = match args.what {
-        What::All => render::all(&loaded)?,
-        What::Tofu => render::render(&loaded, &[Target::Tofu])?,
-        What::Sops => render::render(&loaded, &[Target::Sops])?,
-        What::KnownHosts => render::render(&loaded, &[Target::KnownHosts])?,
+        What::All => render::all_with(&loaded, options)?,
+        What::Tofu => render::render_with(&loaded, &[Target::Tofu], options)?,
+        What::Sops => render::render_with(&loaded, &[Target::Sops], options)?,
+        What::KnownHosts => render::render_with(&loaded, &[Target::KnownHosts], options)?,
     };
     let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
     if args.check {

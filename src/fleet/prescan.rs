@@ -290,8 +290,18 @@ impl Scan {
     }
 
     /// One character or escape inside a string; `${` switches to code.
+    /// A run of ordinary characters (most of a fleet's strings: keys,
+    /// names) is passed over at once.
     fn string(&mut self, b: &[u8], i: usize, mode: &mut Mode) -> usize {
         let rest = &b[i..];
+        let plain = match *mode {
+            Mode::Str => rest.iter().position(|&c| matches!(c, b'\\' | b'$' | b'"')),
+            _ => rest.iter().position(|&c| matches!(c, b'\'' | b'$')),
+        }
+        .unwrap_or(rest.len());
+        if plain > 0 {
+            return i + plain;
+        }
         match *mode {
             Mode::Str => match rest {
                 [b'\\', _, ..] | [b'$', b'$', ..] => i + 2,

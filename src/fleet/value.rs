@@ -220,19 +220,29 @@ fn write_json(v: &Value, base: &Path, out: &mut String) {
 /// Nix 2.x escapes only quotes, backslashes and control characters.
 fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs without a character to escape are copied at once (every byte
+    // of a multi-byte character is >= 0x80, so slicing at these ASCII
+    // positions keeps characters whole).
+    let mut copied = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[copied..i]);
+        copied = i + 1;
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
     }
+    out.push_str(&s[copied..]);
     out.push('"');
 }
 
@@ -300,6 +310,18 @@ mod tests {
         for (f, want) in cases {
             assert_eq!(format_float(f), want, "{f}");
         }
+    }
+
+    #[test]
+    fn strings_escape_as_nix_prints_them() {
+        let mut out = String::new();
+        write_json_string("a\"b\\c\nd\re\tf\u{1}g é ${x} \u{7f}", &mut out);
+        // Nix 2.8 escapes only quotes, backslashes and control characters
+        // below 0x20 (DEL and non-ASCII pass through).
+        let want = "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g é ${x} \u{7f}\"";
+        assert_eq!(out, want);
+        let back: String = serde_json::from_str(&out).unwrap_or_default();
+        assert_eq!(back, "a\"b\\c\nd\re\tf\u{1}g é ${x} \u{7f}");
     }
 
     #[test]

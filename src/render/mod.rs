@@ -11,6 +11,7 @@
 //! so an error writes nothing.
 
 mod error;
+pub mod json;
 pub mod known_hosts;
 pub mod ownership;
 pub mod scaffold;
@@ -48,21 +49,43 @@ pub const KNOWN_HOSTS_PATH: &str = crate::known_hosts::VMS_PATH;
 /// Every output of the fleet. `.sops.yaml` is left out when hosts.nix has
 /// no `_sops` at all (a fleet without secrets).
 pub fn all(loaded: &Loaded) -> Result<Vec<RenderedFile>, AppError> {
+    all_with(loaded, Options::default())
+}
+
+/// [`all`], rendered with `options`.
+pub fn all_with(loaded: &Loaded, options: Options) -> Result<Vec<RenderedFile>, AppError> {
     let mut targets = vec![Target::Tofu, Target::KnownHosts];
     if loaded.fleet.sops.span.is_some() {
         targets.push(Target::Sops);
     }
-    render(loaded, &targets)
+    render_with(loaded, &targets, options)
+}
+
+/// How the files are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// config.tf.json one VM per line, whatever the fleet's size (see
+    /// [`json`]).
+    pub compact: bool,
 }
 
 /// The chosen outputs, sorted by path.
 pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, AppError> {
+    render_with(loaded, targets, Options::default())
+}
+
+/// [`render`], rendered with `options`.
+pub fn render_with(
+    loaded: &Loaded,
+    targets: &[Target],
+    options: Options,
+) -> Result<Vec<RenderedFile>, AppError> {
     let mut out = Vec::new();
     for t in targets {
         out.push(match t {
             Target::Tofu => RenderedFile {
                 path: PathBuf::from(TOFU_PATH),
-                contents: tofu::render_json(loaded)?,
+                contents: tofu::render_json_as(loaded, options.compact)?,
             },
             Target::Sops => RenderedFile {
                 path: sops::config_path(loaded)?,

@@ -248,12 +248,19 @@ struct Output {
 
 /// The exact bytes of `vms/tofu/config.tf.json`.
 pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
+    render_json_as(loaded, false)
+}
+
+/// The same, one VM per line when `compact` or when the fleet is large
+/// (see [`super::json`]).
+pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let config = build(loaded)?;
-    let mut text = serde_json::to_string_pretty(&config)
-        .map_err(|e| super::RenderError::TofuJson { source: e })?;
-    text.push('\n');
-    Ok(text)
+    let vms = loaded.fleet.vms().count();
+    let layout = super::json::Layout::choose(vms, compact);
+    // About 2 KiB per VM pretty, 0.8 KiB one per line.
+    super::json::to_text(&config, layout, 2048 * vms + 4096)
+        .map_err(|e| super::RenderError::TofuJson { source: e }.into())
 }
 
 fn build(loaded: &Loaded) -> Result<Config, AppError> {

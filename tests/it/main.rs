@@ -33,6 +33,7 @@ mod new_remove_remove;
 mod proxmox_ops;
 mod proxmox_sim_fidelity;
 mod render_cli;
+mod render_layout;
 mod render_sops;
 mod render_tofu;
 mod secrets_adopt;
