@@ -411,7 +411,8 @@ fn step_entry(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
 }
 
 fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
-    let files = crate::render::scaffold::files(&r.spec.name)?;
+    use crate::render::scaffold::{self, HostKind, Source};
+    let (source, files) = scaffold::for_host(&r.root, &r.spec.name, HostKind::Vm)?;
     let dir = r.root.join("hosts").join(&r.spec.name);
     if !dir.exists() {
         j.set_fact("created_dir", rel(&r.root, &dir))?;
@@ -420,12 +421,33 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         .fact("created_files")
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
+    let mut created_dirs: Vec<String> = j
+        .fact("created_dirs")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
     let mut kept = 0;
     for f in files {
         let target = r.root.join(&f.path);
-        if target.exists() {
+        if target.symlink_metadata().is_ok() {
             kept += 1;
             continue;
+        }
+        // Sub-folders of the base: recorded before they are made, so a
+        // rollback removes them too (deepest first).
+        let mut missing: Vec<String> = target
+            .ancestors()
+            .skip(1)
+            .take_while(|d| *d != dir && d.starts_with(&dir) && !d.exists())
+            .map(|d| rel(&r.root, d))
+            .collect();
+        missing.reverse();
+        missing.retain(|d| !created_dirs.contains(d));
+        if !missing.is_empty() {
+            created_dirs.extend(missing);
+            j.set_fact(
+                "created_dirs",
+                serde_json::to_string(&created_dirs).unwrap_or_default(),
+            )?;
         }
         let p = f.path.to_string_lossy().into_owned();
         if !created.contains(&p) {
@@ -438,8 +460,12 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         crate::fsutil::write_new(&target, f.contents.as_bytes())?;
     }
     Ok(format!(
-        "{} written{}",
+        "{} written from {}{}",
         rel(&r.root, &dir),
+        match source {
+            Source::Base => scaffold::BASE_DIR,
+            Source::BuiltIn => "the built-in base",
+        },
         if kept > 0 {
             format!(" ({kept} existing file(s) kept)")
         } else {
@@ -667,6 +693,16 @@ pub fn rollback(
                 }
                 .into())
             }
+        }
+    }
+    let sub_dirs: Vec<String> = journal
+        .fact("created_dirs")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    for d in sub_dirs.iter().rev() {
+        // Only what this run wrote: a folder the user filled meanwhile stays.
+        if std::fs::remove_dir(root.join(d)).is_ok() {
+            done.push(format!("removed {d}/"));
         }
     }
     if let Some(dir) = journal.fact("created_dir") {
