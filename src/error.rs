@@ -89,6 +89,10 @@ pub enum AppError {
     New(#[from] crate::workflow::new::NewError),
     #[error(transparent)]
     Remove(#[from] crate::workflow::remove::RemoveError),
+    #[error(transparent)]
+    Init(#[from] crate::app::init::InitError),
+    #[error(transparent)]
+    Config(#[from] crate::app::config::ConfigError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -132,6 +136,8 @@ impl AppError {
             AppError::RekeyStep(e) => e.kind(),
             AppError::New(e) => e.kind(),
             AppError::Remove(e) => e.kind(),
+            AppError::Init(e) => e.kind(),
+            AppError::Config(e) => e.kind(),
             AppError::Fleet(_) | AppError::Domain(_) | AppError::Prompt(_) => Kind::Input,
             AppError::Run(e) => e.kind(),
             AppError::Adopt(e) => e.kind(),
@@ -160,6 +166,8 @@ impl AppError {
             AppError::RekeyStep(e) => e.help(),
             AppError::New(e) => e.help(),
             AppError::Remove(e) => e.help(),
+            AppError::Init(e) => e.help(),
+            AppError::Config(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(

@@ -10,10 +10,12 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+pub mod config;
 mod error;
 pub mod eval;
 pub mod host;
 pub mod import;
+pub mod init;
 pub mod integrate;
 pub mod key;
 pub mod new;

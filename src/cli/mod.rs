@@ -4,8 +4,10 @@
 //! its results through `crate::ui`.
 
 pub mod check;
+pub mod config;
 pub mod eval;
 pub mod host;
+pub mod init;
 pub mod integrate;
 pub mod key;
 pub mod new;
@@ -60,6 +62,7 @@ pub struct Cli {
 pub enum Command {
     // Listed in the order a fleet meets them: validate and render, the
     // workflows, OpenTofu, editing, then the low-level tools.
+    Init(init::Args),
     Check(check::Args),
     Render(render::Args),
     Eval(eval::Args),
@@ -72,6 +75,7 @@ pub enum Command {
     Output(tofu::OutputArgs),
     Destroy(tofu::DestroyArgs),
     Host(host::Args),
+    Config(config::Args),
     Scaffold(scaffold::Args),
     Key(key::Args),
     Secrets(secrets::Args),
@@ -101,6 +105,8 @@ pub struct VmResources {
 pub fn run(cli: Cli) -> Result<u8> {
     let ctx = Context { hosts: cli.hosts };
     match cli.command {
+        Command::Init(a) => app::init::run(&ctx, a),
+        Command::Config(a) => app::config::run(&ctx, a),
         Command::Check(a) => app::check::run(&ctx, a),
         Command::Eval(a) => app::eval::run(&ctx, a),
         Command::Plan(a) => app::tofu::plan(&ctx, a),

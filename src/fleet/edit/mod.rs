@@ -418,6 +418,10 @@ fn no_such_host(doc: &Doc, name: &str) -> EditError {
     );
     e = match crate::diag::did_you_mean(name, candidates) {
         Some(s) => e.help(format!("did you mean `{s}`?")),
+        // A settings set that is not there yet is made by `pve config set`.
+        None if name.starts_with('_') => e.help(format!(
+            "`{name}` is a settings set, not a host: `pve config set {name}.KEY VALUE` creates it"
+        )),
         None => e.help("`pve host add NAME` adds one; `pve eval | jq keys` lists them"),
     };
     e
