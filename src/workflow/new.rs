@@ -5,8 +5,8 @@
 //! (journaled under `vms/.journal/new-<name>.json`):
 //!
 //! 1. `entry`    the host entry in hosts.nix (format-preserving editor);
-//! 2. `scaffold` `hosts/<name>/` from the scaffold templates (never overwriting);
-//! 3. `render`   the committed `vms/tofu/config.tf.json`, when the fleet keeps one;
+//! 2. `scaffold` `hosts/<name>/` from the fleet's hosts/vm_base or the built-in base (never overwriting);
+//! 3. `render`   the rendered files the fleet keeps (config.tf.json, .sops.yaml, known_hosts);
 //! 4. `plan`     `tofu plan -target=<the new VM>` saved with the config hash;
 //! 5. `apply`    asks, then applies exactly that saved plan;
 //! 6. `address`  the VM's IP from `tofu output`, else the guest agent.
@@ -54,6 +54,11 @@ pub struct NewSpec {
     pub disk: String,
     /// None: `_proxmox.defaultStorage` (the entry leaves it out).
     pub storage: Option<String>,
+    /// The attributes the fleet's base expects of every host (`user`,
+    /// `authorizedKeys` ...): `_defaults` of hosts.nix and the flags, as
+    /// (attribute path, Nix text).
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
 }
 
 impl NewSpec {
@@ -72,6 +77,7 @@ impl NewSpec {
             node: None,
             tags: Vec::new(),
             description: self.description.clone(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -347,7 +353,7 @@ pub fn steps<'a>() -> Vec<Step<NewRun<'a>>> {
         },
         Step {
             name: "render",
-            title: "Render the OpenTofu config",
+            title: "Render the generated files",
             slow: false,
             run: step_render,
         },
@@ -474,25 +480,42 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     ))
 }
 
-/// The committed `vms/tofu/config.tf.json` follows hosts.nix (only when the
-/// fleet keeps one: `pve render` writes it).
+/// The files `pve render` writes follow hosts.nix: each one the fleet
+/// keeps (`vms/tofu/config.tf.json`, `.sops.yaml` with the new host's
+/// admins-only rule, `vms/known_hosts`) is rendered again, its old text
+/// journaled for rollback, so `pve render --check` passes afterwards.
 fn step_render(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     let loaded = fleet::load(&r.hosts_path)?;
-    let target = r.root.join(crate::render::TOFU_PATH);
-    let Ok(old) = std::fs::read_to_string(&target) else {
-        return Ok(format!(
-            "{} not kept in this fleet",
-            crate::render::TOFU_PATH
-        ));
-    };
-    if j.fact("render_before").is_none() {
-        j.set_fact("render_before", old.clone())?;
+    let mut kept: Vec<String> = j
+        .fact("rendered_files")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let mut updated = Vec::new();
+    for f in crate::render::all(&loaded)? {
+        let target = r.root.join(&f.path);
+        let Ok(old) = std::fs::read_to_string(&target) else {
+            continue;
+        };
+        let shown = f.path.display().to_string();
+        let key = format!("render_before:{shown}");
+        if j.fact(&key).is_none() {
+            j.set_fact(&key, old.clone())?;
+            kept.push(shown.clone());
+            j.set_fact(
+                "rendered_files",
+                serde_json::to_string(&kept).unwrap_or_default(),
+            )?;
+        }
+        if f.contents != old {
+            write_atomic(&target, f.contents.as_bytes())?;
+            updated.push(shown);
+        }
     }
-    let new = crate::render::tofu::render_json(&loaded)?;
-    if new != old {
-        write_atomic(&target, new.as_bytes())?;
-    }
-    Ok(format!("{} updated", crate::render::TOFU_PATH))
+    Ok(match (kept.is_empty(), updated.is_empty()) {
+        (true, _) => "no rendered files kept in this fleet".into(),
+        (false, true) => "rendered files unchanged".into(),
+        (false, false) => format!("{} updated", updated.join(", ")),
+    })
 }
 
 fn current_config(r: &NewRun) -> Result<Config, AppError> {
@@ -669,12 +692,28 @@ pub fn rollback(
             }
         }
     }
-    // 3. The rendered config.
-    if let Some(before) = journal.fact("render_before") {
-        let target = root.join(crate::render::TOFU_PATH);
+    // 3. The rendered files (`render_before`: the config, as journals
+    // before the other files were rendered too have it).
+    let rendered: Vec<String> = journal
+        .fact("rendered_files")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let old_style = journal
+        .fact("render_before")
+        .map(|b| (crate::render::TOFU_PATH.to_string(), b));
+    let restores = rendered
+        .iter()
+        .filter_map(|p| {
+            journal
+                .fact(&format!("render_before:{p}"))
+                .map(|b| (p.clone(), b))
+        })
+        .chain(old_style);
+    for (path, before) in restores {
+        let target = root.join(&path);
         if std::fs::read_to_string(&target).ok().as_deref() != Some(before) {
             write_atomic(&target, before.as_bytes())?;
-            done.push(format!("restored {}", crate::render::TOFU_PATH));
+            done.push(format!("restored {path}"));
         }
     }
     // 4. The files and folder this run created.
@@ -840,6 +879,7 @@ mod tests {
             memory: 2048,
             disk: "32G".into(),
             storage: None,
+            extra: Vec::new(),
         }
     }
 

@@ -17,6 +17,7 @@
 //! refused with a message that names it.
 
 mod config_attr;
+mod defaults;
 mod error;
 mod file;
 mod host_entry;
@@ -31,6 +32,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 pub use config_attr::add_config_attr;
+pub use defaults::config_entries;
 pub use error::ApplyError;
 pub use file::{
     apply_to_file, apply_to_file_checked, apply_to_file_under, apply_with, unified_diff, Applied,
