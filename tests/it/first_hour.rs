@@ -166,11 +166,29 @@ fn the_first_hour_init_check_render_new_render_check() {
     let tracked = git(&fx.root, &["ls-files"]);
     assert!(!tracked.contains(".pve.lock"), "{tracked}");
 
+    // What the base expects of every host, as a setting of the fleet.
+    let o = fx
+        .pve()
+        .args(["config", "set", "_defaults.user", "admin", "--string"])
+        .output()
+        .expect("config set");
+    assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
     fx.sim.pin_host_key();
     let o = fx
         .pve()
         .args([
-            "new", "--name", "web-1", "--cores", "2", "--memory", "2048", "--disk", "32G", "--yes",
+            "new",
+            "--name",
+            "web-1",
+            "--cores",
+            "2",
+            "--memory",
+            "2048",
+            "--disk",
+            "32G",
+            "--authorized-keys",
+            &format!("[ \"{SSH_KEY}\" ]"),
+            "--yes",
         ])
         .output()
         .expect("new");
@@ -188,7 +206,13 @@ fn the_first_hour_init_check_render_new_render_check() {
         "{conf}"
     );
     assert!(fx.root.join("hosts/web-1/home.nix").is_file());
-    assert!(fx.read("hosts.nix").contains("web-1 = {"));
+    let hosts = fx.read("hosts.nix");
+    let entry = &hosts[hosts.find("web-1 = {").expect("entry")..];
+    assert!(entry.contains("user = \"admin\";"), "{entry}");
+    assert!(
+        entry.contains(&format!("authorizedKeys = [ \"{SSH_KEY}\" ];")),
+        "{entry}"
+    );
 
     let o = fx
         .pve()
