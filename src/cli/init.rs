@@ -2,7 +2,8 @@
 
 /// Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore.
 ///
-/// Writes, in the current folder (or the folder of -f FILE):
+/// Writes, in the current folder (or the folder of -f FILE; init never
+/// looks for a hosts.nix in a parent folder):
 ///
 ///   hosts.nix          `_proxmox` (from the flags, else asked, with
 ///                      defaults) and `_sops` with you as the admin
@@ -24,6 +25,7 @@
 /// shows). Afterwards `pve check` passes and `pve render` writes
 /// vms/tofu/config.tf.json, secrets/.sops.yaml and vms/known_hosts.
 #[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
 #[command(after_help = "Examples:\n  \
 pve init                                            asks for the Proxmox settings\n  \
 pve init --proxmox-host 192.168.1.12 --node pve --storage local-lvm --template-vmid 9000\n  \
@@ -48,7 +50,7 @@ pub struct Args {
     /// from your sops age key or ~/.ssh/id_ed25519.pub).
     #[arg(long, value_name = "AGE1")]
     pub admin_age_recipient: Option<String>,
-    /// The admin's name in `_sops.admins` (default `admin`).
+    /// The admin's name in `_sops.admins`.
     #[arg(long, value_name = "NAME", default_value = "admin")]
     pub admin_name: String,
     /// Ask nothing: defaults for --node, --storage and --template-vmid

@@ -601,3 +601,32 @@ fn remove_takes_the_folder_of_the_configuration_file_unless_another_host_uses_it
         }
     }
 }
+
+#[test]
+fn init_asks_on_a_terminal_with_defaults() {
+    let e = Empty::new();
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let mut term = crate::support::terminal::Terminal::spawn(&format!("'{pve}' init"), |cmd| {
+        cmd.current_dir(e.path())
+            .env("HOME", e.home.path())
+            .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("PVE_HOSTS");
+    });
+    term.answer("Proxmox host (API and SSH address): ", "pve.lan");
+    term.answer("Proxmox node [pve]: ", "");
+    term.answer("Storage for VM disks [local-lvm]: ", "");
+    term.answer("VMID of the NixOS template [9000]: ", "9003");
+    let o = term.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", o.screen);
+    let hosts = e.read("hosts.nix");
+    for line in [
+        "host = \"pve.lan\";",
+        "node = \"pve\";",
+        "defaultStorage = \"local-lvm\";",
+        "templateVmid = 9003;",
+    ] {
+        assert!(hosts.contains(line), "{line} in {hosts}");
+    }
+    assert!(hosts.contains(SSH_KEY_RECIPIENT), "{hosts}");
+}
