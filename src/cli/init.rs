@@ -25,7 +25,10 @@
 /// shows). Afterwards `pve check` passes and `pve render` writes
 /// vms/tofu/config.tf.json, secrets/.sops.yaml and vms/known_hosts.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    verbatim_doc_comment,
+    about = "Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore"
+)]
 #[command(after_help = "Examples:\n  \
 pve init                                            asks for the Proxmox settings\n  \
 pve init --proxmox-host 192.168.1.12 --node pve --storage local-lvm --template-vmid 9000\n  \
