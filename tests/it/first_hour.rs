@@ -291,7 +291,7 @@ fn init_dry_run_and_missing_answers_write_nothing() {
     assert!(stderr.contains("--proxmox-host") && !stderr.contains("--node"));
     // No key anywhere: the flag to give is named.
     let bare = tempfile::tempdir().expect("home");
-    let o = pve_at(e.path(), bare.path(), &INIT_FLAGS[..]);
+    let o = pve_at(e.path(), bare.path(), INIT_FLAGS);
     let stderr = out(&o).1;
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--admin-age-recipient"), "{stderr}");
