@@ -95,6 +95,10 @@ pub enum AppError {
     Snapshot(#[from] crate::remote::proxmox::snapshot::SnapshotError),
     #[error(transparent)]
     Deploy(#[from] crate::workflow::deploy::DeployError),
+    #[error(transparent)]
+    Init(#[from] crate::app::init::InitError),
+    #[error(transparent)]
+    Config(#[from] crate::app::config::ConfigError),
     /// A typed error with the caller's advice in place of its own.
     #[error("{error}")]
     Helped { error: Box<AppError>, help: String },
@@ -141,6 +145,8 @@ impl AppError {
             AppError::Status(e) => e.kind(),
             AppError::Snapshot(e) => e.kind(),
             AppError::Deploy(e) => e.kind(),
+            AppError::Init(e) => e.kind(),
+            AppError::Config(e) => e.kind(),
             AppError::Fleet(_) | AppError::Domain(_) | AppError::Prompt(_) => Kind::Input,
             AppError::Run(e) => e.kind(),
             AppError::Adopt(e) => e.kind(),
@@ -172,6 +178,8 @@ impl AppError {
             AppError::Status(e) => e.help(),
             AppError::Snapshot(e) => e.help(),
             AppError::Deploy(e) => e.help(),
+            AppError::Init(e) => e.help(),
+            AppError::Config(e) => e.help(),
             AppError::Fleet(e) => e.help(),
             AppError::Domain(e) => e.help(),
             AppError::Prompt(crate::report::PromptError::NoTerminal { help, .. }) => Some(

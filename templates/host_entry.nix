@@ -8,6 +8,9 @@
 {%- if let Some(keys) = authorized_keys %}
   authorizedKeys = {{ keys }};
 {%- endif %}
+{%- for (key, value) in extra %}
+  {{ key }} = {{ value }};
+{%- endfor %}
 {%- if !proxmox.is_empty() %}
   proxmox = {
 {%- for (key, value) in proxmox %}

@@ -1,4 +1,7 @@
-# Home Manager configuration for the VM's admin user.
+# vm_base: copied to hosts/NAME/home.nix with every @name@ replaced by the
+# vm_base: host's name (see configuration.nix).
+# @name@: Home Manager configuration for the admin user, created by
+# `pve new` or `pve scaffold`.
 { ... }:
 {
   programs.git.enable = true;

@@ -82,6 +82,7 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
         node: a.node,
         tags: a.tags,
         description: a.description,
+        extra: Vec::new(),
     };
     let nix = entry
         .render()

@@ -10,11 +10,13 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+pub mod config;
 pub mod deploy;
 mod error;
 pub mod eval;
 pub mod host;
 pub mod import;
+pub mod init;
 pub mod integrate;
 pub mod key;
 pub mod new;

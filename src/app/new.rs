@@ -434,7 +434,9 @@ fn answers(
     };
     // The default storage is implied: the entry leaves it out.
     let storage = storage.filter(|s| Some(s) != default_storage.as_ref());
+    let extra = extra_attributes(loaded, a)?;
     Ok(NewSpec {
+        extra,
         ssh_alias: Some(ssh_alias).filter(|s| *s != name),
         name,
         vmid,
@@ -445,6 +447,48 @@ fn answers(
         storage,
     })
 }
+
+/// What `pve new` writes besides its own answers: every attribute of
+/// `_defaults` in hosts.nix (the ones the fleet's base expects of each
+/// host, such as `user` and `authorizedKeys`), then --user and
+/// --authorized-keys over them. The entry's own attributes are never taken
+/// from `_defaults`.
+fn extra_attributes(loaded: &Loaded, a: &Args) -> Result<Vec<(String, String)>> {
+    const OWN: &[&str] = &[
+        "configurationFile",
+        "homeFile",
+        "hostname",
+        "sshAlias",
+        "publicKey",
+        "proxmox",
+    ];
+    let text = &loaded.file.text;
+    let mut extra: Vec<(String, String)> = crate::fleet::edit::config_entries(text, DEFAULTS)
+        .map_err(|e| e.located(&loaded.file.path, text))?
+        .into_iter()
+        .filter(|(k, _)| !OWN.contains(&k.split('.').next().unwrap_or_default()))
+        .collect();
+    let mut set = |key: &str, nix: String| {
+        extra.retain(|(k, _)| k != key);
+        extra.push((key.to_string(), nix));
+    };
+    if let Some(u) = &a.user {
+        set("user", crate::fleet::edit::names::string_literal(u));
+    }
+    if let Some(keys) = &a.authorized_keys {
+        crate::fleet::syntax::one_expression(keys).map_err(|why| {
+            UsageError::AuthorizedKeysNotOneExpression {
+                keys: keys.clone(),
+                why,
+            }
+        })?;
+        set("authorizedKeys", keys.clone());
+    }
+    Ok(extra)
+}
+
+/// The settings set whose attributes every new host gets.
+pub const DEFAULTS: &str = "_defaults";
 
 /// The VMIDs on Proxmox, for the state guard of the new VM.
 struct PxInventory<'a>(&'a Proxmox);

@@ -4,9 +4,11 @@
 //! its results through `crate::ui`.
 
 pub mod check;
+pub mod config;
 pub mod deploy;
 pub mod eval;
 pub mod host;
+pub mod init;
 pub mod integrate;
 pub mod key;
 pub mod new;
@@ -62,6 +64,7 @@ pub struct Cli {
 pub enum Command {
     // Listed in the order a fleet meets them: validate and render, the
     // workflows, OpenTofu, editing, then the low-level tools.
+    Init(init::Args),
     Check(check::Args),
     Render(render::Args),
     Eval(eval::Args),
@@ -75,6 +78,7 @@ pub enum Command {
     Output(tofu::OutputArgs),
     Destroy(tofu::DestroyArgs),
     Host(host::Args),
+    Config(config::Args),
     Scaffold(scaffold::Args),
     Key(key::Args),
     Secrets(secrets::Args),
@@ -105,6 +109,8 @@ pub struct VmResources {
 pub fn run(cli: Cli) -> Result<u8> {
     let ctx = Context { hosts: cli.hosts };
     match cli.command {
+        Command::Init(a) => app::init::run(&ctx, a),
+        Command::Config(a) => app::config::run(&ctx, a),
         Command::Check(a) => app::check::run(&ctx, a),
         Command::Eval(a) => app::eval::run(&ctx, a),
         Command::Plan(a) => app::tofu::plan(&ctx, a),

@@ -35,6 +35,13 @@ pub struct Args {
     pub description: Option<String>,
     #[command(flatten)]
     pub vm: super::VmResources,
+    /// The host's `user` attribute (default: `_defaults.user` in hosts.nix).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The host's `authorizedKeys` as Nix text, e.g. `adminKeys` (a `let`
+    /// name) (default: `_defaults.authorizedKeys`).
+    #[arg(long, value_name = "NIX")]
+    pub authorized_keys: Option<String>,
     /// Ask nothing: defaults for what is not given, apply, roll back on failure.
     #[arg(long, short = 'y')]
     pub yes: bool,

@@ -83,10 +83,44 @@ pub fn parse_recipient(s: &str) -> Result<[u8; 32], KeyError> {
         .map_err(|b: Vec<u8>| bad(&format!("it holds {} bytes, an X25519 key is 32", b.len())))
 }
 
+/// The recipient (`age1...`) of an X25519 identity (`AGE-SECRET-KEY-1...`),
+/// as `age-keygen -y` prints it. The error never contains the identity.
+pub fn recipient_from_identity(identity: &str) -> Result<String, KeyError> {
+    let checked = CheckedHrpstring::new::<Bech32>(identity.trim())
+        .map_err(|_| KeyError::BadIdentity("invalid Bech32 checksum or characters"))?;
+    if !checked.hrp().as_str().eq_ignore_ascii_case(IDENTITY_HRP) {
+        return Err(KeyError::BadIdentity("its prefix is not `AGE-SECRET-KEY-`"));
+    }
+    let mut bytes: Zeroizing<Vec<u8>> = Zeroizing::new(checked.byte_iter().collect());
+    if bytes.len() != 32 {
+        return Err(KeyError::BadIdentity("an X25519 key is 32 bytes"));
+    }
+    let mut scalar = [0u8; 32];
+    scalar.copy_from_slice(&bytes);
+    bytes.zeroize();
+    let point = curve25519_dalek::MontgomeryPoint::mul_base_clamped(scalar);
+    scalar.zeroize();
+    Ok(encode(RECIPIENT_HRP, &point.to_bytes(), false))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_to_recipient_as_age_keygen_y() {
+        // From age's own test vectors (age-keygen -y of this identity).
+        assert_eq!(
+            recipient_from_identity(
+                "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX"
+            )
+            .unwrap(),
+            "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"
+        );
+        let e = recipient_from_identity("AGE-SECRET-KEY-1QQQQ").unwrap_err();
+        assert!(!e.to_string().contains("QQQQ"), "{e}");
+    }
 
     #[test]
     fn readme_public_example() {

@@ -30,6 +30,9 @@ pub enum KeyError {
     SmallOrder,
     #[error("not an age recipient: {0}")]
     BadRecipient(String),
+    /// What is wrong with an `AGE-SECRET-KEY-1...` line (never its text).
+    #[error("not an age identity: {0}")]
+    BadIdentity(&'static str),
     #[error("not an OpenSSH private key: {0}")]
     NotOpensshPrivate(&'static str),
     #[error("the private key is passphrase protected; give its passphrase")]

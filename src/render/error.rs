@@ -42,6 +42,19 @@ pub enum RenderError {
         #[source]
         source: askama::Error,
     },
+    /// The fleet's base folder (or a link in it) leads outside it.
+    #[error("{} leads outside the fleet's base folder, to {}", path.display(), target.display())]
+    BaseOutside { path: PathBuf, target: PathBuf },
+    #[error("{} is not a folder", path.display())]
+    BaseNotAFolder { path: PathBuf },
+    /// Something in the base that is neither a file nor a folder (a FIFO,
+    /// a link to a folder).
+    #[error("{} is not a regular file", path.display())]
+    BaseNotAFile { path: PathBuf },
+    #[error("{} is not UTF-8 text", path.display())]
+    BaseNotText { path: PathBuf },
+    #[error("hosts/vm_base holds more than {limit} files")]
+    BaseTooManyFiles { limit: usize },
     #[error("cannot encode the OpenTofu configuration: {source}")]
     TofuJson {
         #[source]
@@ -63,6 +76,15 @@ impl Classify for RenderError {
             }
             RenderError::HostName { .. } => {
                 "use lowercase letters, digits and `-` (at most 63), e.g. `web-1`".into()
+            }
+            RenderError::BaseOutside { .. } | RenderError::BaseNotAFile { .. } => {
+                "hosts/vm_base is copied into every new VM's folder: keep its files (and any links) inside it".into()
+            }
+            RenderError::BaseNotAFolder { .. } => {
+                "make hosts/vm_base a folder of files (`pve init` writes one), or move it away to use the built-in templates".into()
+            }
+            RenderError::BaseNotText { .. } | RenderError::BaseTooManyFiles { .. } => {
+                "hosts/vm_base holds the text files every new VM starts from: move other files out of it".into()
             }
             _ => return None,
         })

@@ -5,8 +5,8 @@
 //! (journaled under `vms/.journal/new-<name>.json`):
 //!
 //! 1. `entry`    the host entry in hosts.nix (format-preserving editor);
-//! 2. `scaffold` `hosts/<name>/` from the scaffold templates (never overwriting);
-//! 3. `render`   the committed `vms/tofu/config.tf.json`, when the fleet keeps one;
+//! 2. `scaffold` `hosts/<name>/` from the fleet's hosts/vm_base or the built-in base (never overwriting);
+//! 3. `render`   the rendered files the fleet keeps (config.tf.json, .sops.yaml, known_hosts);
 //! 4. `plan`     `tofu plan -target=<the new VM>` saved with the config hash;
 //! 5. `apply`    asks, then applies exactly that saved plan;
 //! 6. `address`  the VM's IP from `tofu output`, else the guest agent.
@@ -54,6 +54,11 @@ pub struct NewSpec {
     pub disk: String,
     /// None: `_proxmox.defaultStorage` (the entry leaves it out).
     pub storage: Option<String>,
+    /// The attributes the fleet's base expects of every host (`user`,
+    /// `authorizedKeys` ...): `_defaults` of hosts.nix and the flags, as
+    /// (attribute path, Nix text).
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
 }
 
 impl NewSpec {
@@ -72,6 +77,7 @@ impl NewSpec {
             node: None,
             tags: Vec::new(),
             description: self.description.clone(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -347,7 +353,7 @@ pub fn steps<'a>() -> Vec<Step<NewRun<'a>>> {
         },
         Step {
             name: "render",
-            title: "Render the OpenTofu config",
+            title: "Render the generated files",
             slow: false,
             run: step_render,
         },
@@ -411,7 +417,8 @@ fn step_entry(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
 }
 
 fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
-    let files = crate::render::scaffold::files(&r.spec.name)?;
+    use crate::render::scaffold::{self, HostKind, Source};
+    let (source, files) = scaffold::for_host(&r.root, &r.spec.name, HostKind::Vm)?;
     let dir = r.root.join("hosts").join(&r.spec.name);
     if !dir.exists() {
         j.set_fact("created_dir", rel(&r.root, &dir))?;
@@ -420,12 +427,33 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         .fact("created_files")
         .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or_default();
+    let mut created_dirs: Vec<String> = j
+        .fact("created_dirs")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
     let mut kept = 0;
     for f in files {
         let target = r.root.join(&f.path);
-        if target.exists() {
+        if target.symlink_metadata().is_ok() {
             kept += 1;
             continue;
+        }
+        // Sub-folders of the base: recorded before they are made, so a
+        // rollback removes them too (deepest first).
+        let mut missing: Vec<String> = target
+            .ancestors()
+            .skip(1)
+            .take_while(|d| *d != dir && d.starts_with(&dir) && !d.exists())
+            .map(|d| rel(&r.root, d))
+            .collect();
+        missing.reverse();
+        missing.retain(|d| !created_dirs.contains(d));
+        if !missing.is_empty() {
+            created_dirs.extend(missing);
+            j.set_fact(
+                "created_dirs",
+                serde_json::to_string(&created_dirs).unwrap_or_default(),
+            )?;
         }
         let p = f.path.to_string_lossy().into_owned();
         if !created.contains(&p) {
@@ -438,8 +466,12 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         crate::fsutil::write_new(&target, f.contents.as_bytes())?;
     }
     Ok(format!(
-        "{} written{}",
+        "{} written from {}{}",
         rel(&r.root, &dir),
+        match source {
+            Source::Base => scaffold::BASE_DIR,
+            Source::BuiltIn => "the built-in base",
+        },
         if kept > 0 {
             format!(" ({kept} existing file(s) kept)")
         } else {
@@ -448,25 +480,42 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     ))
 }
 
-/// The committed `vms/tofu/config.tf.json` follows hosts.nix (only when the
-/// fleet keeps one: `pve render` writes it).
+/// The files `pve render` writes follow hosts.nix: each one the fleet
+/// keeps (`vms/tofu/config.tf.json`, `.sops.yaml` with the new host's
+/// admins-only rule, `vms/known_hosts`) is rendered again, its old text
+/// journaled for rollback, so `pve render --check` passes afterwards.
 fn step_render(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
     let loaded = fleet::load(&r.hosts_path)?;
-    let target = r.root.join(crate::render::TOFU_PATH);
-    let Ok(old) = std::fs::read_to_string(&target) else {
-        return Ok(format!(
-            "{} not kept in this fleet",
-            crate::render::TOFU_PATH
-        ));
-    };
-    if j.fact("render_before").is_none() {
-        j.set_fact("render_before", old.clone())?;
+    let mut kept: Vec<String> = j
+        .fact("rendered_files")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let mut updated = Vec::new();
+    for f in crate::render::all(&loaded)? {
+        let target = r.root.join(&f.path);
+        let Ok(old) = std::fs::read_to_string(&target) else {
+            continue;
+        };
+        let shown = f.path.display().to_string();
+        let key = format!("render_before:{shown}");
+        if j.fact(&key).is_none() {
+            j.set_fact(&key, old.clone())?;
+            kept.push(shown.clone());
+            j.set_fact(
+                "rendered_files",
+                serde_json::to_string(&kept).unwrap_or_default(),
+            )?;
+        }
+        if f.contents != old {
+            write_atomic(&target, f.contents.as_bytes())?;
+            updated.push(shown);
+        }
     }
-    let new = crate::render::tofu::render_json(&loaded)?;
-    if new != old {
-        write_atomic(&target, new.as_bytes())?;
-    }
-    Ok(format!("{} updated", crate::render::TOFU_PATH))
+    Ok(match (kept.is_empty(), updated.is_empty()) {
+        (true, _) => "no rendered files kept in this fleet".into(),
+        (false, true) => "rendered files unchanged".into(),
+        (false, false) => format!("{} updated", updated.join(", ")),
+    })
 }
 
 fn current_config(r: &NewRun) -> Result<Config, AppError> {
@@ -643,12 +692,28 @@ pub fn rollback(
             }
         }
     }
-    // 3. The rendered config.
-    if let Some(before) = journal.fact("render_before") {
-        let target = root.join(crate::render::TOFU_PATH);
+    // 3. The rendered files (`render_before`: the config, as journals
+    // before the other files were rendered too have it).
+    let rendered: Vec<String> = journal
+        .fact("rendered_files")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let old_style = journal
+        .fact("render_before")
+        .map(|b| (crate::render::TOFU_PATH.to_string(), b));
+    let restores = rendered
+        .iter()
+        .filter_map(|p| {
+            journal
+                .fact(&format!("render_before:{p}"))
+                .map(|b| (p.clone(), b))
+        })
+        .chain(old_style);
+    for (path, before) in restores {
+        let target = root.join(&path);
         if std::fs::read_to_string(&target).ok().as_deref() != Some(before) {
             write_atomic(&target, before.as_bytes())?;
-            done.push(format!("restored {}", crate::render::TOFU_PATH));
+            done.push(format!("restored {path}"));
         }
     }
     // 4. The files and folder this run created.
@@ -667,6 +732,16 @@ pub fn rollback(
                 }
                 .into())
             }
+        }
+    }
+    let sub_dirs: Vec<String> = journal
+        .fact("created_dirs")
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    for d in sub_dirs.iter().rev() {
+        // Only what this run wrote: a folder the user filled meanwhile stays.
+        if std::fs::remove_dir(root.join(d)).is_ok() {
+            done.push(format!("removed {d}/"));
         }
     }
     if let Some(dir) = journal.fact("created_dir") {
@@ -804,6 +879,7 @@ mod tests {
             memory: 2048,
             disk: "32G".into(),
             storage: None,
+            extra: Vec::new(),
         }
     }
 

@@ -37,8 +37,13 @@ pub const WORKFLOW: &str = "remove";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Removal {
     pub name: String,
-    /// `hosts/<name>` when it exists (relative to the fleet root).
+    /// The host's folder (relative to the fleet root): the folder of its
+    /// `configurationFile` when that is a folder right under `hosts/`, else
+    /// `hosts/<name>`; only when it exists and no other host uses it.
     pub folder: Option<String>,
+    /// A folder left in place because other hosts use it too, and who.
+    #[serde(default)]
+    pub folder_kept: Option<(String, Vec<String>)>,
     /// The host's own secrets folder (`secrets/hosts/<name>`, next to
     /// `.sops.yaml`) when it exists: it served this host only, and once the
     /// host's rule is gone the catch-all rule would hand it to every host.
@@ -64,9 +69,13 @@ impl Removal {
     pub fn describe(&self) -> String {
         let mut s = format!("Removing `{}` takes away:\n", self.name);
         s.push_str("  - its entry in hosts.nix\n");
-        match &self.folder {
-            Some(f) => s.push_str(&format!("  - the host folder {f}/\n")),
-            None => s.push_str("  - (no host folder)\n"),
+        match (&self.folder, &self.folder_kept) {
+            (Some(f), _) => s.push_str(&format!("  - the host folder {f}/\n")),
+            (None, Some((f, users))) => s.push_str(&format!(
+                "  - (the folder {f}/ stays: {} use(s) it too)\n",
+                users.join(", ")
+            )),
+            (None, None) => s.push_str("  - (no host folder)\n"),
         }
         if let Some(d) = &self.host_secrets {
             s.push_str(&format!(
@@ -139,7 +148,7 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
         .as_ref()
         .and_then(|k| crate::keys::ssh_to_age(&k.value).ok());
     let root = &loaded.root_dir;
-    let folder = root.join("hosts").join(name);
+    let (folder, folder_kept) = host_folder(loaded, host);
     let sops_path = crate::render::sops::config_path(loaded)
         .ok()
         .map(|p| root.join(p))
@@ -169,7 +178,8 @@ pub fn preview(loaded: &Loaded, name: &str) -> Result<Removal, AppError> {
     });
     Ok(Removal {
         name: name.to_string(),
-        folder: folder.is_dir().then(|| rel(root, &folder)),
+        folder: folder.map(|f| rel(root, &f)),
+        folder_kept: folder_kept.map(|(f, users)| (rel(root, &f), users)),
         host_secrets: host_secrets.map(|d| rel(root, &d)),
         vmid,
         vm_name,
@@ -337,15 +347,66 @@ fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError>
     Ok(format!("VM {vmid} is `{actual}`"))
 }
 
+/// The folder `pve remove` takes away with the host (and, when another
+/// host uses it too, the folder it keeps with those hosts' names): the
+/// folder of the host's `configurationFile` when it sits right under
+/// `hosts/` (whatever its name), else `hosts/<name>`; never `hosts/vm_base`.
+fn host_folder(
+    loaded: &Loaded,
+    host: &crate::fleet::model::Host,
+) -> (Option<PathBuf>, Option<(PathBuf, Vec<String>)>) {
+    let hosts_dir = loaded.root_dir.join("hosts");
+    let from_config = host
+        .configuration_file
+        .as_ref()
+        .and_then(|f| f.value.parent())
+        .filter(|d| d.parent() == Some(hosts_dir.as_path()))
+        .map(Path::to_path_buf);
+    let dir = from_config.unwrap_or_else(|| hosts_dir.join(&host.name));
+    let base = dir.file_name().is_some_and(|n| n == "vm_base");
+    if base || !dir.is_dir() {
+        return (None, None);
+    }
+    let users: Vec<String> = loaded
+        .fleet
+        .hosts
+        .iter()
+        .filter(|h| h.name != host.name)
+        .filter(|h| {
+            [&h.configuration_file, &h.home_file]
+                .into_iter()
+                .flatten()
+                .any(|f| f.value.starts_with(&dir))
+        })
+        .map(|h| h.name.clone())
+        .collect();
+    if users.is_empty() {
+        (Some(dir), None)
+    } else {
+        (None, Some((dir, users)))
+    }
+}
+
 fn step_folder(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> {
     crate::remote::proxmox::check_name(&r.removal.name)?;
-    let mut dirs = vec![r.root.join("hosts").join(&r.removal.name)];
+    let mut dirs = Vec::new();
+    if let Some(f) = &r.removal.folder {
+        // The folder may be named otherwise than the host: checked below
+        // to be a plain folder right under the fleet's hosts/.
+        let dir = r.root.join(f);
+        let own_name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        dirs.push((dir, own_name));
+    }
     if let Some(d) = &r.removal.host_secrets {
-        dirs.push(r.root.join(d));
+        dirs.push((r.root.join(d), r.removal.name.clone()));
     }
     let mut removed = Vec::new();
-    for dir in dirs.iter().filter(|d| d.symlink_metadata().is_ok()) {
-        ensure_host_folder(&r.root, dir, &r.removal.name)?;
+    for (dir, expected) in dirs.iter().filter(|(d, _)| d.symlink_metadata().is_ok()) {
+        ensure_host_folder(&r.root, dir, expected)?;
         std::fs::remove_dir_all(dir).map_err(|source| RemoveError::RemoveFolder {
             path: dir.clone(),
             source,

@@ -1,7 +1,13 @@
-# {{ name }}: NixOS configuration, created by `pve scaffold {{ name }}` from the
-# base for VMs cloned from the NixOS template (SeaBIOS, virtio0, GRUB).
-# `pve integrate {{ name }}` generates hardware-configuration.nix from the
-# running VM.
+{%- if base -%}
+# vm_base: this folder is the base every new VM starts from. `pve new` and
+# vm_base: `pve scaffold NAME` copy each file in it (sub-folders too) to
+# vm_base: hosts/NAME/, with every @name@ replaced by the host's name. Lines
+# vm_base: that start with `# vm_base:` (these) are not copied.
+{% endif -%}
+# {{ name }}: NixOS configuration of a VM cloned from the NixOS template
+# (SeaBIOS, virtio0, GRUB), created by `pve new` or `pve scaffold` from the
+# fleet's base. `pve integrate {{ name }}` generates hardware-configuration.nix
+# from the running VM.
 { pkgs, ... }:
 {
   imports = [

@@ -1,5 +1,9 @@
-# {{ name }}: Home Manager configuration for the VM's admin user, created by
-# `pve scaffold {{ name }}`.
+{%- if base -%}
+# vm_base: copied to hosts/NAME/home.nix with every @name@ replaced by the
+# vm_base: host's name (see configuration.nix).
+{% endif -%}
+# {{ name }}: Home Manager configuration for the admin user, created by
+# `pve new` or `pve scaffold`.
 { ... }:
 {
   programs.git.enable = true;

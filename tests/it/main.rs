@@ -22,6 +22,7 @@ mod edit_props;
 mod eval_bad_input;
 mod eval_differential;
 mod fast_parse;
+mod first_hour;
 mod flake_nix;
 mod golden;
 mod hostile_input;

@@ -61,8 +61,12 @@ fn new_with_flags_and_yes_writes_entry_and_folder_plans_applies_and_prints_integ
     let conf = fx.read("hosts/web-2/configuration.nix");
     assert!(conf.contains("web-2"), "{conf}");
     assert!(fx.root.join("hosts/web-2/home.nix").is_file());
-    // The committed config follows hosts.nix.
+    // The committed config follows hosts.nix, and so does .sops.yaml (the
+    // new host's admins-only rule): `pve render --check` passes.
     assert!(fx.read("vms/tofu/config.tf.json").contains("\"web-2\""));
+    assert!(fx.read("secrets/.sops.yaml").contains("^hosts/web-2/"));
+    let o = fx.pve().args(["render", "--check"]).output().expect("run");
+    assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
 
     // Plan targeted at the new VM, then exactly that plan applied.
     let calls = fx.tofu_calls();
@@ -96,7 +100,8 @@ fn new_with_flags_and_yes_writes_entry_and_folder_plans_applies_and_prints_integ
         assert!(
             line.ends_with("hosts.nix")
                 || line.contains("hosts/web-2/")
-                || line.ends_with("vms/tofu/config.tf.json"),
+                || line.ends_with("vms/tofu/config.tf.json")
+                || line.ends_with("secrets/.sops.yaml"),
             "unexpected change: {status}"
         );
     }

@@ -51,8 +51,13 @@ pub(crate) fn missing_file(
         format!("`{}.{key}` points at {shown}, which does not exist", h.name),
     )
     .help(format!(
-        "create it (`pve scaffold {}` writes one from hosts/vm_base) or fix the path",
-        h.name
+        "create it (`pve scaffold {}` writes one from {}) or fix the path",
+        h.name,
+        if h.proxmox.is_some() {
+            "the fleet's hosts/vm_base, or the built-in base for VMs"
+        } else {
+            "the built-in base for a machine that is not a VM"
+        }
     ))
 }
 

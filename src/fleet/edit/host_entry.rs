@@ -23,6 +23,10 @@ pub struct HostEntry {
     pub node: Option<String>,
     pub tags: Vec<String>,
     pub description: Option<String>,
+    /// More attributes, each as (attribute path, Nix text) written as
+    /// given (`pve new` from `_defaults` and its flags: `user`,
+    /// `authorizedKeys` ...).
+    pub extra: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -33,6 +37,7 @@ struct HostEntryTemplate {
     hostname: String,
     ssh_alias: Option<String>,
     authorized_keys: Option<String>,
+    extra: Vec<(String, String)>,
     proxmox: Vec<(String, String)>,
 }
 
@@ -95,6 +100,7 @@ impl HostEntry {
             hostname: string_literal(self.hostname.as_deref().unwrap_or(&self.name)),
             ssh_alias: self.ssh_alias.as_deref().map(string_literal),
             authorized_keys: self.authorized_keys.clone(),
+            extra: self.extra.clone(),
             proxmox,
         }
         .render()

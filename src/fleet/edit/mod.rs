@@ -17,6 +17,7 @@
 //! refused with a message that names it.
 
 mod config_attr;
+mod defaults;
 mod error;
 mod file;
 mod host_entry;
@@ -31,6 +32,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 pub use config_attr::add_config_attr;
+pub use defaults::config_entries;
 pub use error::ApplyError;
 pub use file::{
     apply_to_file, apply_to_file_checked, apply_to_file_under, apply_with, unified_diff, Applied,
@@ -418,6 +420,10 @@ fn no_such_host(doc: &Doc, name: &str) -> EditError {
     );
     e = match crate::diag::did_you_mean(name, candidates) {
         Some(s) => e.help(format!("did you mean `{s}`?")),
+        // A settings set that is not there yet is made by `pve config set`.
+        None if name.starts_with('_') => e.help(format!(
+            "`{name}` is a settings set, not a host: `pve config set {name}.KEY VALUE` creates it"
+        )),
         None => e.help("`pve host add NAME` adds one; `pve eval | jq keys` lists them"),
     };
     e

@@ -1,0 +1,67 @@
+//! `pve config`: the fleet's settings (`_proxmox`, `_sops`, ...).
+
+use clap::Subcommand;
+
+/// Read or change the fleet's settings: the `_` sets of hosts.nix.
+///
+/// KEY is a dotted path that starts with a settings set: `_proxmox.host`,
+/// `_proxmox.templateVmid`, `_sops.admins.alice`. `set` changes hosts.nix
+/// in place with the same editor as `pve host set` (every other byte stays),
+/// creating `_proxmox` or `_sops` (and any set below) when hosts.nix has
+/// none. An edit that would make `pve check` fail is shown and refused
+/// (exit 1, the file unchanged) unless --force is given.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+pve config get _proxmox.templateVmid\n  \
+pve config set _proxmox.templateVmid 9003\n  \
+pve config set _proxmox.host 192.168.1.12 --string\n  \
+pve config set _sops.admins.alice '\"age1...\"'\n  \
+pve config get _sops --json")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    Get(GetArgs),
+    Set(SetArgs),
+}
+
+/// Print a setting's evaluated value (a string as it is, anything else as
+/// JSON).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  pve config get _proxmox.host\n  pve config get _sops.admins --json"
+)]
+pub struct GetArgs {
+    /// Dotted path of the setting: `_proxmox.templateVmid`.
+    pub key: String,
+    /// Print the value as JSON (strings quoted), as `pve eval` would.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Set a setting to a Nix value (missing sets are created).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+pve config set _proxmox.templateVmid 9003\n  \
+pve config set _proxmox.node pve2 --string\n  \
+pve config set _sops.admins.alice '\"age1...\"' --dry-run")]
+pub struct SetArgs {
+    /// Dotted path of the setting: `_proxmox.templateVmid`,
+    /// `_sops.admins.alice`; quote odd names: `'_sops.admins."a.b"'`.
+    pub key: String,
+    /// The value as Nix text: `9003`, `true`, `'"a string"'`, `'[ 100 199 ]'`
+    /// (or any text with --string).
+    pub value: String,
+    /// Take VALUE as a string: `--string pve2` is `"pve2"`.
+    #[arg(long, short = 's')]
+    pub string: bool,
+    /// Print the change as a unified diff; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the change even when `pve check` would then fail.
+    #[arg(long)]
+    pub force: bool,
+}

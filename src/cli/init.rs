@@ -1,0 +1,69 @@
+//! `pve init`: a new fleet in the current folder.
+
+/// Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore.
+///
+/// Writes, in the current folder (or the folder of -f FILE; init never
+/// looks for a hosts.nix in a parent folder):
+///
+///   hosts.nix          `_proxmox` (from the flags, else asked, with
+///                      defaults) and `_sops` with you as the admin
+///   hosts/vm_base/     the base every new VM's folder is copied from
+///   flake.nix          the consumer flake using `lib.mkFleet`
+///   .gitignore         the lines for what pve writes but must not be
+///                      committed (.pve.lock, vms/tofu/.state/, vms/.journal/)
+///
+/// The admin's age recipient comes from --admin-age-recipient, else the
+/// identity sops itself would use (SOPS_AGE_KEY_FILE, then
+/// $XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt; only
+/// its public recipient is written), else ~/.ssh/id_ed25519.pub converted as
+/// ssh-to-age does.
+///
+/// Nothing is overwritten: an existing hosts.nix stops init (exit 1, nothing
+/// written); any other file that exists is kept as it is, and .gitignore only
+/// gets the lines it lacks. Works in an empty folder or in an existing flake
+/// repository (its flake.nix is kept: add pve-fleet to it as docs/flake.md
+/// shows). Afterwards `pve check` passes and `pve render` writes
+/// vms/tofu/config.tf.json, secrets/.sops.yaml and vms/known_hosts.
+#[derive(Debug, clap::Args)]
+#[command(
+    verbatim_doc_comment,
+    about = "Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore"
+)]
+#[command(after_help = "Examples:\n  \
+pve init                                            asks for the Proxmox settings\n  \
+pve init --proxmox-host 192.168.1.12 --node pve --storage local-lvm --template-vmid 9000\n  \
+pve init --proxmox-host pve.lan --yes --dry-run     what would be written")]
+pub struct Args {
+    /// API and SSH address of the Proxmox host (`_proxmox.host`), e.g.
+    /// `192.168.1.12`.
+    #[arg(long, value_name = "HOST")]
+    pub proxmox_host: Option<String>,
+    /// The Proxmox node new VMs go to (`_proxmox.node`; default `pve`).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The datastore for VM disks (`_proxmox.defaultStorage`; default
+    /// `local-lvm`).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// The VMID of the NixOS template VMs are cloned from
+    /// (`_proxmox.templateVmid`; default 9000).
+    #[arg(long, value_name = "VMID")]
+    pub template_vmid: Option<u32>,
+    /// Your age recipient (`age1...`) for `_sops.admins` (default: derived
+    /// from your sops age key or ~/.ssh/id_ed25519.pub).
+    #[arg(long, value_name = "AGE1")]
+    pub admin_age_recipient: Option<String>,
+    /// The admin's name in `_sops.admins`.
+    #[arg(long, value_name = "NAME", default_value = "admin")]
+    pub admin_name: String,
+    /// Ask nothing: defaults for --node, --storage and --template-vmid
+    /// (--proxmox-host has none and must be given).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// List what would be written; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
