@@ -50,7 +50,9 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
         "\"pve\"",
     );
     need(
-        cfg.template_vmid.is_some() || !managed.iter().any(|(_, p)| p.clones_template()),
+        cfg.template_vmid.is_some()
+            || !cfg.templates.is_empty()
+            || !managed.iter().any(|(_, p)| p.clones_template()),
         "templateVmid",
         "9000",
     );

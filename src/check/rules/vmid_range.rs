@@ -18,13 +18,13 @@ pub fn vmid_range(l: &Loaded) -> Vec<Diagnostic> {
         Some(c) => (
             c.vmid_range.0,
             c.vmid_range.1,
-            c.template_vmid.as_ref().map(|t| t.value),
+            c.template_vmids(),
         ),
-        None => (100, 999, None),
+        None => (100, 999, Vec::new()),
     };
     for (h, p) in l.fleet.vms() {
         let Some(vmid) = &p.vmid else { continue };
-        if Some(vmid.value) == template {
+        if template.contains(&vmid.value) {
             out.push(
                 Diagnostic::error(
                     Code::VmidIsTemplate,
