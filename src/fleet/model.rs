@@ -39,6 +39,10 @@ pub struct Host {
     /// `secrets = true|false;`: whether the host's key gets its own
     /// secrets and the catch-all's (default: see [`Host::takes_secrets`]).
     pub secrets: Option<Spanned<bool>>,
+    /// `renamedFrom = "old";` (or a list, oldest first), written by `pve
+    /// host rename`: the VM keeps its OpenTofu resource (a `moved` block)
+    /// and the host's secrets under `hosts/<old>/` keep their rule.
+    pub renamed_from: Vec<Spanned<String>>,
 }
 
 impl Host {
@@ -100,9 +104,6 @@ pub struct ProxmoxSpec {
     pub vlan: Option<Spanned<i64>>,
     /// Extension: fixed MAC address.
     pub mac_address: Option<Spanned<String>>,
-    /// The host's previous attribute name, written by `pve host rename`:
-    /// render emits an OpenTofu `moved` block from the old resource address.
-    pub renamed_from: Option<Spanned<String>>,
 }
 
 impl ProxmoxSpec {
@@ -134,7 +135,6 @@ pub const PROXMOX_KEYS: &[&str] = &[
     "bridge",
     "vlan",
     "macAddress",
-    "renamedFrom",
 ];
 
 pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
@@ -472,6 +472,7 @@ fn read_host(
     let ssh_alias = r.string("sshAlias");
     let public_key = r.string("publicKey");
     let secrets = r.bool("secrets");
+    let renamed_from = read_renamed_from(name, attrs, r.diags);
     let proxmox = attrs
         .get("proxmox")
         .and_then(|a| {
@@ -489,7 +490,47 @@ fn read_host(
         public_key,
         proxmox,
         secrets,
+        renamed_from,
     }
+}
+
+/// `renamedFrom = "old";` or `renamedFrom = [ "older" "old" ];`.
+fn read_renamed_from(
+    host: &str,
+    attrs: &Attrs,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Spanned<String>> {
+    let Some(v) = attrs.get("renamedFrom").map(|a| &a.value) else {
+        return Vec::new();
+    };
+    let items: Vec<&Value> = match &v.kind {
+        Kind::List(items) => items.iter().collect(),
+        _ => vec![v],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(s) => out.push(Spanned {
+                value: s.to_string(),
+                span: item.span,
+            }),
+            None => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        item.span,
+                        format!(
+                            "`{host}.renamedFrom` must be the host's old name (a string) or a list of them, not {}",
+                            item.kind.type_name()
+                        ),
+                    )
+                    .help("write `renamedFrom = \"web-old\";` (`pve host rename` writes it)"),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 fn read_proxmox_spec(
@@ -542,7 +583,6 @@ fn read_proxmox_spec(
         bridge: r.string("bridge").map(|s| s.value),
         vlan: r.int("vlan"),
         mac_address: r.string("macAddress"),
-        renamed_from: r.string("renamedFrom"),
     };
     let virtiofs = match attrs.get("virtiofs") {
         Some(a) => read_virtiofs(host, &a.value, diags),

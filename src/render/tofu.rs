@@ -306,12 +306,7 @@ fn build(loaded: &Loaded) -> Result<Config, AppError> {
         }
         let vm = vm(loaded, cfg, host, spec)?;
         let address = format!("{RESOURCE_TYPE}.{}", host.name);
-        if let Some(old) = &spec.renamed_from {
-            moved.push(Moved {
-                from: format!("{RESOURCE_TYPE}.{}", old.value),
-                to: address.clone(),
-            });
-        }
+        moved.extend(moves(loaded, host)?);
         if spec.import {
             if let Some(id) = vm.vm_id {
                 imports.push(Import {
@@ -565,6 +560,44 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
         tags,
         lifecycle: Lifecycle { ignore_changes },
     })
+}
+
+/// `renamedFrom = [ "a" "b" ];` on host `c`: a → b, b → c (OpenTofu
+/// follows the chain from whichever address its state holds).
+fn moves(loaded: &Loaded, host: &Host) -> Result<Vec<Moved>, AppError> {
+    for old in &host.renamed_from {
+        let taken = old.value != host.name && loaded.fleet.host(&old.value).is_some();
+        let valid = old.value.starts_with(|c: char| c.is_ascii_alphabetic())
+            && crate::fleet::HostName::is_valid(&old.value);
+        if taken || !valid {
+            let why = if taken {
+                "is the name of another host, whose VM would be taken over"
+            } else {
+                "is not a host name an OpenTofu resource could have had"
+            };
+            return Err(invalid(
+                loaded,
+                Diagnostic::error(
+                    Code::Render,
+                    old.span,
+                    format!("`{}.renamedFrom` {:?} {why}", host.name, old.value),
+                )
+                .help("`renamedFrom` names the host's previous names (`pve host rename` writes it); remove it once `pve apply` has moved the VM"),
+            ));
+        }
+    }
+    let address = |name: &str| format!("{RESOURCE_TYPE}.{name}");
+    let mut names: Vec<&str> = host.renamed_from.iter().map(|s| s.value.as_str()).collect();
+    names.push(&host.name);
+    let moved = names
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| Moved {
+            from: address(w[0]),
+            to: address(w[1]),
+        })
+        .collect();
+    Ok(moved)
 }
 
 /// Where a VM on `node` is cloned from (see `ProxmoxConfig::template_for`):

@@ -12,6 +12,7 @@
 mod error;
 pub mod guard;
 mod interrupt;
+pub mod node_moves;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -668,6 +669,9 @@ pub struct Guard<'a> {
     pub skip: bool,
     /// `_proxmox.node`, for import commands of VMs without `node_name`.
     pub default_node: Option<&'a str>,
+    /// The fleet spans several nodes: VMs may have been moved by HA, so
+    /// the guard asks where they are on every plan.
+    pub cluster: bool,
 }
 
 #[cfg(test)]

@@ -87,7 +87,11 @@ mod tests {
     fn a_vm_on_a_node_without_a_template() {
         // `web` and `db` live on `pve`; only pve2 has a template.
         assert_eq!(
-            codes(super::template_nodes, PER_NODE, "templates = { pve2 = 9010; };"),
+            codes(
+                super::template_nodes,
+                PER_NODE,
+                "templates = { pve2 = 9010; };"
+            ),
             ["no-template", "no-template"]
         );
     }

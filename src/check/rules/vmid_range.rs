@@ -15,11 +15,7 @@ use crate::fleet::Loaded;
 pub fn vmid_range(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let (lo, hi, template) = match &l.fleet.proxmox {
-        Some(c) => (
-            c.vmid_range.0,
-            c.vmid_range.1,
-            c.template_vmids(),
-        ),
+        Some(c) => (c.vmid_range.0, c.vmid_range.1, c.template_vmids()),
         None => (100, 999, Vec::new()),
     };
     for (h, p) in l.fleet.vms() {
