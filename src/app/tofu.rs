@@ -259,7 +259,7 @@ impl Session {
             None
         };
         let dir = tofu::workdir(&loaded.root_dir)?;
-        let tofu = Tofu::new(dir, token);
+        let tofu = Tofu::new(dir, token).parallelism(parallel_clones(&loaded));
         // Commands that change files lock the repository; `pve output`
         // only reads once the folder is initialised.
         let lock = if needs_token || !tofu.is_initialised() {
@@ -289,6 +289,19 @@ impl Session {
             cluster: is_cluster(&self.loaded),
         }
     }
+}
+
+/// `_proxmox.parallelClones` (default 2; `pve check` holds it to 1..=64).
+fn parallel_clones(loaded: &Loaded) -> u32 {
+    use crate::render::tofu::{DEFAULT_PARALLEL_CLONES, MAX_PARALLEL_CLONES};
+    loaded
+        .fleet
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.parallel_clones.as_ref())
+        .and_then(|n| u32::try_from(n.value).ok())
+        .filter(|n| (1..=MAX_PARALLEL_CLONES).contains(n))
+        .unwrap_or(DEFAULT_PARALLEL_CLONES)
 }
 
 /// A fleet on more than one node (`_proxmox.nodes` lists several, or a VM

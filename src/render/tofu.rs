@@ -30,6 +30,11 @@ pub const REQUIRED_VERSION_S3: &str = ">= 1.10.0";
 /// tofu; `TOFU_WORKDIR` moves it): `vms/tofu/.state/terraform.tfstate`.
 pub const DEFAULT_STATE_PATH: &str = "terraform.tfstate";
 
+/// `_proxmox.parallelClones`: VMs one apply clones at once (`tofu apply
+/// -parallelism`), by default and at most.
+pub const DEFAULT_PARALLEL_CLONES: u32 = 2;
+pub const MAX_PARALLEL_CLONES: u32 = 64;
+
 pub const RESOURCE_TYPE: &str = "proxmox_virtual_environment_vm";
 pub const DEFAULT_BIOS: &str = "seabios";
 pub const DEFAULT_CPU_TYPE: &str = "x86-64-v2-AES";
