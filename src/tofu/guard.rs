@@ -127,6 +127,9 @@ pub fn check(
             .into());
         }
     }
+    if !ask_moves {
+        return Ok(());
+    }
     let expected = vms.iter().filter_map(|v| {
         let node = v.node.as_deref().or(default_node)?;
         Some((v.name.as_str(), v.vmid, node))
@@ -192,8 +195,10 @@ mod tests {
             "{help}"
         );
         assert_eq!(err.exit_code(), 1);
-        // Not a cluster: not asked about moves.
+        // Not a cluster: not asked about moves, with or without a state.
         check(false, &vms, &Ha, Some("prom"), false).expect("single node");
+        check(true, &managed_vms(&json_vm_120()), &Ha, Some("prom"), false)
+            .expect("single node, empty state, nothing clashes");
     }
 
     use super::*;
@@ -214,6 +219,17 @@ mod tests {
             ids: ids.iter().copied().collect(),
             asked: Cell::new(0),
         }
+    }
+
+    fn json_vm_120() -> Json {
+        // 120 does not exist yet; 111 (imported) lives on pve2 for `Ha`.
+        serde_json::json!({
+            "import": [{"to": "proxmox_virtual_environment_vm.old", "id": "prom/111"}],
+            "resource": {"proxmox_virtual_environment_vm": {
+                "web": {"vm_id": 120, "node_name": "prom"},
+                "old": {"vm_id": 111, "node_name": "prom"}
+            }}
+        })
     }
 
     fn config() -> Json {

@@ -491,8 +491,10 @@ fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
             ),
             "{stderr}"
         );
+        // The import ID names the node that holds the VM (the simulated
+        // host is node `pve`; hosts.nix says `prom`): `/cluster/resources`.
         assert!(
-            stderr.contains("tofu import proxmox_virtual_environment_vm.sandbox prom/111"),
+            stderr.contains("tofu import proxmox_virtual_environment_vm.sandbox pve/111"),
             "{stderr}"
         );
         assert!(stderr.contains("import = true;"), "{stderr}");

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use pve_fleet::error::AppError;
 use pve_fleet::tofu::{guard, lock, parse_state};
