@@ -151,7 +151,6 @@ pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
     "user",
     "bridge",
     "templates",
-    "placement",
     "parallelClones",
 ];
 
@@ -182,9 +181,6 @@ pub struct ProxmoxConfig {
     /// nodes by the provider).
     pub templates: BTreeMap<String, Spanned<i64>>,
     pub templates_span: Option<TextRange>,
-    /// `placement = "least-memory";`: how `pve new` picks a node for a VM
-    /// without `node` (or with `node = "auto"`).
-    pub placement: Option<Spanned<String>>,
     /// `parallelClones = 2;`: how many VMs one apply creates at a time.
     pub parallel_clones: Option<Spanned<i64>>,
 }
@@ -210,7 +206,6 @@ impl ProxmoxConfig {
             bridge: None,
             templates: BTreeMap::new(),
             templates_span: None,
-            placement: None,
             parallel_clones: None,
         }
     }
@@ -682,7 +677,6 @@ fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Proxmox
         bridge: r.string("bridge").map(|s| s.value),
         templates,
         templates_span,
-        placement: r.string("placement"),
         parallel_clones: r.int("parallelClones"),
     })
 }

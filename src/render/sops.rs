@@ -655,6 +655,23 @@ fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), App
     Ok(())
 }
 
+/// `web`, or `(?:web|web-old)` for a host renamed from `web-old` (its
+/// secrets stay in `hosts/web-old/` after `pve host rename`; the rule
+/// follows them). Host names are DNS labels: nothing to escape.
+fn host_folders(h: &crate::fleet::model::Host) -> String {
+    if h.renamed_from.is_empty() {
+        return h.name.clone();
+    }
+    let mut names = vec![h.name.as_str()];
+    names.extend(
+        h.renamed_from
+            .iter()
+            .map(|s| s.value.as_str())
+            .filter(|n| crate::fleet::HostName::is_valid(n)),
+    );
+    format!("(?:{})", names.join("|"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,21 +717,4 @@ mod tests {
         let ok = "keys:\n  - &a age1x # alice\ncreation_rules:\n  - path_regex: '.*'\n";
         assert!(parse_back(ok, &["age1x".into()], 1).is_ok());
     }
-}
-
-/// `web`, or `(?:web|web-old)` for a host renamed from `web-old` (its
-/// secrets stay in `hosts/web-old/` after `pve host rename`; the rule
-/// follows them). Host names are DNS labels: nothing to escape.
-fn host_folders(h: &crate::fleet::model::Host) -> String {
-    if h.renamed_from.is_empty() {
-        return h.name.clone();
-    }
-    let mut names = vec![h.name.as_str()];
-    names.extend(
-        h.renamed_from
-            .iter()
-            .map(|s| s.value.as_str())
-            .filter(|n| crate::fleet::HostName::is_valid(n)),
-    );
-    format!("(?:{})", names.join("|"))
 }

@@ -68,10 +68,13 @@ mod tests {
     #[test]
     fn the_name_from_a_config_object() {
         assert_eq!(
-            config_name("{\"digest\":\"0\",\"name\":\"web\"}\n", 111).unwrap(),
+            config_name("{\"digest\":\"0\",\"name\":\"web\"}\n", 111).expect("parses"),
             "web"
         );
-        assert_eq!(config_name("{\"memory\":\"2048\"}", 112).unwrap(), "VM 112");
+        assert_eq!(
+            config_name("{\"memory\":\"2048\"}", 112).expect("parses"),
+            "VM 112"
+        );
         assert!(config_name("[1]", 1).is_err());
     }
 }
