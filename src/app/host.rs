@@ -135,14 +135,61 @@ fn rename(path: &Path, a: RenameArgs) -> Result<u8> {
         }
         .into());
     }
+    // The names the host had before (kept in `renamedFrom`): OpenTofu
+    // moves the VM's resource instead of replacing it, and the secrets
+    // rule keeps covering `hosts/<old>/`.
+    let before = crate::fleet::load(path)?;
+    let earlier: Vec<String> = before
+        .fleet
+        .host(&a.old)
+        .map(|h| h.renamed_from.iter().map(|s| s.value.clone()).collect())
+        .unwrap_or_default();
+    let chain = renamed_chain(&earlier, &a.old, &a.new);
+    let is_vm = before
+        .fleet
+        .host(&a.old)
+        .and_then(|h| h.proxmox.as_ref())
+        .is_some_and(|p| !p.readonly);
     let applied = edit::apply_to_file_checked(path, None, a.dry_run, |t| {
-        edit::rename_host(t, &a.old, &a.new)
+        let renamed = edit::rename_host(t, &a.old, &a.new)?;
+        edit::set_attr(&renamed, &[a.new.as_str(), "renamedFrom"], &chain)
     })?;
     finish(
         &applied,
         a.dry_run,
         &format!("renamed host {} to {}", a.old, a.new),
-    )
+    )?;
+    if is_vm && applied.changed() && !a.dry_run {
+        Terminal::new().note(&format!(
+            "The next `pve plan` moves proxmox_virtual_environment_vm.{} to proxmox_virtual_environment_vm.{} \
+             (`renamedFrom` in hosts.nix renders an OpenTofu `moved` block): the VM is kept, not replaced. \
+             The VM's name on Proxmox follows unless `proxmox.name` is set.",
+            a.old, a.new
+        ));
+    }
+    Ok(crate::error::exit::OK)
+}
+
+/// `renamedFrom` after renaming `old` to `new`: the earlier names, then
+/// `old`; a name the host goes back to ends the chain there (OpenTofu
+/// refuses a `moved` cycle).
+fn renamed_chain(earlier: &[String], old: &str, new: &str) -> String {
+    let mut names: Vec<&str> = earlier.iter().map(String::as_str).collect();
+    names.push(old);
+    if let Some(i) = names.iter().rposition(|n| *n == new) {
+        names.drain(..=i);
+    }
+    match names.as_slice() {
+        [] => "[ ]".to_string(),
+        [one] => names::string_literal(one),
+        many => format!(
+            "[ {} ]",
+            many.iter()
+                .map(|n| names::string_literal(n))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    }
 }
 
 fn finish(applied: &Applied, dry_run: bool, what: &str) -> Result<u8> {
@@ -160,4 +207,19 @@ fn finish(applied: &Applied, dry_run: bool, what: &str) -> Result<u8> {
         format!("{}: already so; nothing written\n", applied.path.display())
     };
     super::print(&msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renamed_chain;
+
+    #[test]
+    fn the_chain_of_names_a_host_had() {
+        assert_eq!(renamed_chain(&[], "web", "www"), "\"web\"");
+        let earlier = ["a".to_string()];
+        assert_eq!(renamed_chain(&earlier, "b", "c"), "[ \"a\" \"b\" ]");
+        // Back to an earlier name: the chain starts after it (no cycle).
+        assert_eq!(renamed_chain(&earlier, "b", "a"), "\"b\"");
+        assert_eq!(renamed_chain(&[], "b", "b"), "[ ]");
+    }
 }

@@ -494,12 +494,12 @@ pub const DEFAULTS: &str = "_defaults";
 struct PxInventory<'a>(&'a Proxmox);
 
 impl tofu::Inventory for PxInventory<'_> {
-    fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
+    fn placements(&self) -> Result<std::collections::BTreeMap<i64, String>> {
         Ok(self
             .0
-            .existing_vmids()?
+            .resources()?
             .into_iter()
-            .map(i64::from)
+            .map(|r| (i64::from(r.vmid), r.node))
             .collect())
     }
 }

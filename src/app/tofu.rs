@@ -1,7 +1,7 @@
 //! `pve plan`, `pve apply`, `pve output`, `pve destroy`: OpenTofu in
 //! `vms/tofu/.state` with the config rendered from hosts.nix.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cli::tofu::{ApplyArgs, DestroyArgs, OutputArgs, PlanArgs};
 use crate::error::{exit, AppError, Result};
@@ -99,6 +99,7 @@ fn run_guard(config: &Config, state: &State, g: &Guard, report: &dyn Reporter) -
         &config.managed_vms(),
         g.inventory,
         g.default_node,
+        g.cluster,
     )
 }
 
@@ -258,7 +259,7 @@ impl Session {
             None
         };
         let dir = tofu::workdir(&loaded.root_dir)?;
-        let tofu = Tofu::new(dir, token);
+        let tofu = Tofu::new(dir, token).parallelism(parallel_clones(&loaded));
         // Commands that change files lock the repository; `pve output`
         // only reads once the folder is initialised.
         let lock = if needs_token || !tofu.is_initialised() {
@@ -285,8 +286,34 @@ impl Session {
                 .as_ref()
                 .and_then(|p| p.node.as_ref())
                 .map(|n| n.value.as_str()),
+            cluster: is_cluster(&self.loaded),
         }
     }
+}
+
+/// `_proxmox.parallelClones` (default 2; `pve check` holds it to 1..=64).
+fn parallel_clones(loaded: &Loaded) -> u32 {
+    use crate::render::tofu::{DEFAULT_PARALLEL_CLONES, MAX_PARALLEL_CLONES};
+    loaded
+        .fleet
+        .proxmox
+        .as_ref()
+        .and_then(|p| p.parallel_clones.as_ref())
+        .and_then(|n| u32::try_from(n.value).ok())
+        .filter(|n| (1..=MAX_PARALLEL_CLONES).contains(n))
+        .unwrap_or(DEFAULT_PARALLEL_CLONES)
+}
+
+/// A fleet on more than one node (`_proxmox.nodes` lists several, or a VM
+/// names another node than `_proxmox.node`).
+fn is_cluster(loaded: &Loaded) -> bool {
+    let Some(cfg) = &loaded.fleet.proxmox else {
+        return false;
+    };
+    let mut nodes: BTreeSet<&str> = cfg.nodes.iter().flatten().map(String::as_str).collect();
+    nodes.extend(cfg.node.as_ref().map(|n| n.value.as_str()));
+    nodes.extend(loaded.fleet.vms().filter_map(|(_, p)| cfg.node_of(p)));
+    nodes.len() > 1
 }
 
 /// The VMIDs on Proxmox for the state guard, through `remote::proxmox`
@@ -301,7 +328,7 @@ make SSH to the Proxmox host work (`proxmox-ops trust` pins its key), \
 or pass --skip-state-guard if no VM of this fleet exists yet";
 
 impl Inventory for SshInventory<'_> {
-    fn existing_vmids(&self) -> Result<BTreeSet<i64>> {
+    fn placements(&self) -> Result<BTreeMap<i64, String>> {
         let with_help = |e: AppError| match e.help() {
             Some(h) => {
                 let h = format!("{h}; {GUARD_HELP}");
@@ -311,11 +338,14 @@ impl Inventory for SshInventory<'_> {
         };
         let px = Proxmox::from_loaded(self.loaded).map_err(with_help)?;
         let task = self.report.task(&format!(
-            "The state is empty: checking {} for existing VMs",
+            "Checking {} for the VMs of this fleet (state guard)",
             px.settings().endpoint.host
         ));
-        let ids = px.existing_vmids().map_err(with_help)?;
+        let live = px.resources().map_err(with_help)?;
         task.done();
-        Ok(ids.into_iter().map(i64::from).collect())
+        Ok(live
+            .into_iter()
+            .map(|r| (i64::from(r.vmid), r.node))
+            .collect())
     }
 }

@@ -26,6 +26,7 @@ pub const RULES: &[(RuleId, Rule)] = &[
     (RuleId::Disk, rules::disk::disk),
     (RuleId::Template, rules::template::template_compatibility),
     (RuleId::Node, rules::node::nodes),
+    (RuleId::TemplateNode, rules::template_node::template_nodes),
     (RuleId::Files, rules::files::host_files),
     (RuleId::PublicKey, rules::public_key::public_keys),
     (

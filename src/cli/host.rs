@@ -97,6 +97,11 @@ pub struct RmArgs {
 }
 
 /// Rename a host's attribute (its `hostname` value stays as it is).
+///
+/// The old name goes into the host as `renamedFrom = "web2";`: render
+/// emits an OpenTofu `moved` block, so the next `pve plan` moves the VM's
+/// resource instead of destroying and re-creating the VM, and the host's
+/// secrets rule keeps covering `hosts/web2/`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve host rename web2 web3")]
 pub struct RenameArgs {

@@ -25,6 +25,7 @@ pub enum RuleId {
     Disk,
     Template,
     Node,
+    TemplateNode,
     Files,
     PublicKey,
     Configuration,
@@ -50,6 +51,7 @@ impl RuleId {
             RuleId::Disk => "disk",
             RuleId::Template => "template",
             RuleId::Node => "node",
+            RuleId::TemplateNode => "template-node",
             RuleId::Files => "files",
             RuleId::PublicKey => "public-key",
             RuleId::Configuration => "configuration",
@@ -134,6 +136,7 @@ codes! {
     BadDisk = "bad-disk", Error, Some(R::Disk);
     TemplateMismatch = "template-mismatch", Error, Some(R::Template);
     UnknownNode = "unknown-node", Error, Some(R::Node);
+    NoTemplate = "no-template", Error, Some(R::TemplateNode);
     MissingFile = "missing-file", Error, Some(R::Files);
     BadPublicKey = "bad-public-key", Error, Some(R::PublicKey);
     PlaceholderKey = "placeholder-key", Warning, Some(R::PublicKey);

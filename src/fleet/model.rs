@@ -39,6 +39,10 @@ pub struct Host {
     /// `secrets = true|false;`: whether the host's key gets its own
     /// secrets and the catch-all's (default: see [`Host::takes_secrets`]).
     pub secrets: Option<Spanned<bool>>,
+    /// `renamedFrom = "old";` (or a list, oldest first), written by `pve
+    /// host rename`: the VM keeps its OpenTofu resource (a `moved` block)
+    /// and the host's secrets under `hosts/<old>/` keep their rule.
+    pub renamed_from: Vec<Spanned<String>>,
 }
 
 impl Host {
@@ -146,6 +150,8 @@ pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
     "backend",
     "user",
     "bridge",
+    "templates",
+    "parallelClones",
 ];
 
 #[derive(Debug, Clone)]
@@ -161,10 +167,75 @@ pub struct ProxmoxConfig {
     /// Inclusive range of VMIDs `pve new` may hand out (default 100–999).
     pub vmid_range: (i64, i64),
     pub vmid_range_span: Option<TextRange>,
+    /// The cluster's node names (`nodes = [ "pve1" "pve2" ];`, or the
+    /// names of `nodes = { pve1 = "10.0.0.1"; ... };`).
     pub nodes: Option<Vec<String>>,
+    /// `nodes = { pve2 = "10.0.0.2"; };`: the SSH address of each node,
+    /// for operations on a VM that lives on another node than `host`.
+    pub node_addresses: BTreeMap<String, Spanned<String>>,
     pub backend: Option<Value>,
     pub user: Option<String>,
     pub bridge: Option<String>,
+    /// `templates = { pve1 = 9003; pve2 = 9013; };`: the NixOS template on
+    /// each node; `templateVmid` is the fallback (on `node`, cloned across
+    /// nodes by the provider).
+    pub templates: BTreeMap<String, Spanned<i64>>,
+    pub templates_span: Option<TextRange>,
+    /// `parallelClones = 2;`: how many VMs one apply creates at a time.
+    pub parallel_clones: Option<Spanned<i64>>,
+}
+
+impl ProxmoxConfig {
+    /// An empty `_proxmox` (every key unset) at `span`.
+    pub fn empty(span: TextRange) -> ProxmoxConfig {
+        ProxmoxConfig {
+            span,
+            host: None,
+            node: None,
+            default_storage: None,
+            template_vmid: None,
+            endpoint: None,
+            insecure: None,
+            provider_version: None,
+            vmid_range: DEFAULT_VMID_RANGE,
+            vmid_range_span: None,
+            nodes: None,
+            node_addresses: BTreeMap::new(),
+            backend: None,
+            user: None,
+            bridge: None,
+            templates: BTreeMap::new(),
+            templates_span: None,
+            parallel_clones: None,
+        }
+    }
+
+    /// The node a VM lives on: its `node`, else `_proxmox.node`.
+    pub fn node_of<'a>(&'a self, spec: &'a ProxmoxSpec) -> Option<&'a str> {
+        spec.node
+            .as_ref()
+            .map(|n| n.value.as_str())
+            .or(self.node.as_ref().map(|n| n.value.as_str()))
+    }
+
+    /// Where a VM on `node` is cloned from: (template VMID, the template's
+    /// node). `templates` for that node first, else `templateVmid` on
+    /// `_proxmox.node`. None: no template reaches this node.
+    pub fn template_for(&self, node: &str) -> Option<(i64, String)> {
+        if let Some(t) = self.templates.get(node) {
+            return Some((t.value, node.to_string()));
+        }
+        let t = self.template_vmid.as_ref()?;
+        let home = self.node.as_ref().map_or(node, |n| n.value.as_str());
+        Some((t.value, home.to_string()))
+    }
+
+    /// Every template VMID the fleet names.
+    pub fn template_vmids(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.templates.values().map(|t| t.value).collect();
+        v.extend(self.template_vmid.as_ref().map(|t| t.value));
+        v
+    }
 }
 
 pub const DEFAULT_VMID_RANGE: (i64, i64) = (100, 999);
@@ -396,6 +467,7 @@ fn read_host(
     let ssh_alias = r.string("sshAlias");
     let public_key = r.string("publicKey");
     let secrets = r.bool("secrets");
+    let renamed_from = read_renamed_from(name, attrs, r.diags);
     let proxmox = attrs
         .get("proxmox")
         .and_then(|a| {
@@ -413,7 +485,47 @@ fn read_host(
         public_key,
         proxmox,
         secrets,
+        renamed_from,
     }
+}
+
+/// `renamedFrom = "old";` or `renamedFrom = [ "older" "old" ];`.
+fn read_renamed_from(
+    host: &str,
+    attrs: &Attrs,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Spanned<String>> {
+    let Some(v) = attrs.get("renamedFrom").map(|a| &a.value) else {
+        return Vec::new();
+    };
+    let items: Vec<&Value> = match &v.kind {
+        Kind::List(items) => items.iter().collect(),
+        _ => vec![v],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(s) => out.push(Spanned {
+                value: s.to_string(),
+                span: item.span,
+            }),
+            None => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::WrongType,
+                        item.span,
+                        format!(
+                            "`{host}.renamedFrom` must be the host's old name (a string) or a list of them, not {}",
+                            item.kind.type_name()
+                        ),
+                    )
+                    .help("write `renamedFrom = \"web-old\";` (`pve host rename` writes it)"),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    out
 }
 
 fn read_proxmox_spec(
@@ -545,6 +657,8 @@ fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Proxmox
         },
         None => (DEFAULT_VMID_RANGE, None),
     };
+    let (nodes, node_addresses) = read_nodes(&mut r);
+    let (templates, templates_span) = read_templates(&mut r);
     Some(ProxmoxConfig {
         span: v.span,
         host: r.string("host"),
@@ -556,11 +670,90 @@ fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Proxmox
         provider_version: r.string("providerVersion").map(|s| s.value),
         vmid_range,
         vmid_range_span,
-        nodes: r.strings("nodes"),
+        nodes,
+        node_addresses,
         backend: r.get("backend").cloned(),
         user: r.string("user").map(|s| s.value),
         bridge: r.string("bridge").map(|s| s.value),
+        templates,
+        templates_span,
+        parallel_clones: r.int("parallelClones"),
     })
+}
+
+type NodeAddresses = BTreeMap<String, Spanned<String>>;
+
+/// `nodes = [ "pve1" "pve2" ];` or `nodes = { pve1 = "10.0.0.1"; };`.
+fn read_nodes(r: &mut Reader) -> (Option<Vec<String>>, NodeAddresses) {
+    let Some(v) = r.get("nodes") else {
+        return (None, BTreeMap::new());
+    };
+    let Some(set) = v.as_attrs() else {
+        return (r.strings("nodes"), BTreeMap::new());
+    };
+    let mut addresses = BTreeMap::new();
+    for (name, attr) in set {
+        match attr.value.as_str() {
+            Some(a) => {
+                addresses.insert(
+                    name.clone(),
+                    Spanned {
+                        value: a.to_string(),
+                        span: attr.value.span,
+                    },
+                );
+            }
+            None => r.diags.push(
+                Diagnostic::error(
+                    Code::WrongType,
+                    attr.value.span,
+                    format!(
+                        "`_proxmox.nodes.{name}` must be the node's SSH address (a string), not {}",
+                        attr.value.kind.type_name()
+                    ),
+                )
+                .help(format!("write `{name} = \"10.0.0.2\";`")),
+            ),
+        }
+    }
+    (Some(set.keys().cloned().collect()), addresses)
+}
+
+/// `templates = { pve1 = 9003; pve2 = 9013; };`: node → template VMID.
+fn read_templates(r: &mut Reader) -> (BTreeMap<String, Spanned<i64>>, Option<TextRange>) {
+    let Some(v) = r.get("templates") else {
+        return (BTreeMap::new(), None);
+    };
+    let Some(set) = v.as_attrs() else {
+        r.wrong_type("templates", v, "a set");
+        return (BTreeMap::new(), Some(v.span));
+    };
+    let mut out = BTreeMap::new();
+    for (node, attr) in set {
+        match attr.value.as_int() {
+            Some(vmid) => {
+                out.insert(
+                    node.clone(),
+                    Spanned {
+                        value: vmid,
+                        span: attr.value.span,
+                    },
+                );
+            }
+            None => r.diags.push(
+                Diagnostic::error(
+                    Code::WrongType,
+                    attr.value.span,
+                    format!(
+                        "`_proxmox.templates.{node}` must be the VMID of the template on node `{node}` (an integer), not {}",
+                        attr.value.kind.type_name()
+                    ),
+                )
+                .help(format!("write `{node} = 9000;`")),
+            ),
+        }
+    }
+    (out, Some(v.span))
 }
 
 fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {

@@ -6,6 +6,7 @@
 //! Guards live here too: VMIDs and names are validated before anything
 //! connects, and VMs marked readonly refuse every changing operation.
 
+mod cluster;
 pub mod error;
 pub mod guests;
 pub mod parse;

@@ -171,7 +171,7 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     rules.extend(loaded.fleet.hosts.iter().map(|h| {
         let r = hosts.get(h.name.as_str()).filter(|_| h.takes_secrets());
         Rule {
-            path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", h.name)),
+            path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", host_folders(h))),
             comment: match (r, h.takes_secrets()) {
                 (Some(_), _) => format!("{}: admins and the host", h.name),
                 (None, false) => format!(
@@ -654,6 +654,23 @@ fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), App
         )));
     }
     Ok(())
+}
+
+/// `web`, or `(?:web|web-old)` for a host renamed from `web-old` (its
+/// secrets stay in `hosts/web-old/` after `pve host rename`; the rule
+/// follows them). Host names are DNS labels: nothing to escape.
+fn host_folders(h: &crate::fleet::model::Host) -> String {
+    if h.renamed_from.is_empty() {
+        return h.name.clone();
+    }
+    let mut names = vec![h.name.as_str()];
+    names.extend(
+        h.renamed_from
+            .iter()
+            .map(|s| s.value.as_str())
+            .filter(|n| crate::fleet::HostName::is_valid(n)),
+    );
+    format!("(?:{})", names.join("|"))
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub const REQUIRED_VERSION_S3: &str = ">= 1.10.0";
 /// tofu; `TOFU_WORKDIR` moves it): `vms/tofu/.state/terraform.tfstate`.
 pub const DEFAULT_STATE_PATH: &str = "terraform.tfstate";
 
+/// `_proxmox.parallelClones`: VMs one apply clones at once (`tofu apply
+/// -parallelism`), by default and at most.
+pub const DEFAULT_PARALLEL_CLONES: u32 = 2;
+pub const MAX_PARALLEL_CLONES: u32 = 64;
+
 pub const RESOURCE_TYPE: &str = "proxmox_virtual_environment_vm";
 pub const DEFAULT_BIOS: &str = "seabios";
 pub const DEFAULT_CPU_TYPE: &str = "x86-64-v2-AES";
@@ -47,12 +52,15 @@ pub(crate) const GATE: &[RuleId] = &[
     RuleId::Resources,
     RuleId::Disk,
     RuleId::Node,
+    RuleId::TemplateNode,
 ];
 
 #[derive(Serialize)]
 struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     import: Vec<Import>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    moved: Vec<Moved>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     output: BTreeMap<String, Output>,
     provider: Providers,
@@ -143,6 +151,8 @@ struct Vm {
     machine: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<Memory>,
+    /// A changed `node_name` migrates the VM instead of replacing it.
+    migrate: bool,
     name: String,
     network_device: Vec<NetworkDevice>,
     node_name: String,
@@ -222,9 +232,18 @@ struct Virtiofs {
     mapping: String,
 }
 
+/// Every attribute here forces replacement, so `clone` is in
+/// `ignore_changes`: it only matters when the VM is created.
 #[derive(Serialize)]
 struct Clone {
+    /// Where the cloned disks go, when the clone crosses nodes or the VM's
+    /// storage is not the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore_id: Option<String>,
     full: bool,
+    /// The template's node, when it is not the VM's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node_name: Option<String>,
     retries: i64,
     vm_id: i64,
 }
@@ -237,6 +256,13 @@ struct Lifecycle {
 #[derive(Serialize)]
 struct Import {
     id: String,
+    to: String,
+}
+
+/// `moved { from = ...; to = ...; }`: a renamed host keeps its VM.
+#[derive(Serialize)]
+struct Moved {
+    from: String,
     to: String,
 }
 
@@ -265,22 +291,7 @@ pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError
 
 fn build(loaded: &Loaded) -> Result<Config, AppError> {
     let fleet = &loaded.fleet;
-    let empty = ProxmoxConfig {
-        span: loaded.value.span,
-        host: None,
-        node: None,
-        default_storage: None,
-        template_vmid: None,
-        endpoint: None,
-        insecure: None,
-        provider_version: None,
-        vmid_range: crate::fleet::model::DEFAULT_VMID_RANGE,
-        vmid_range_span: None,
-        nodes: None,
-        backend: None,
-        user: None,
-        bridge: None,
-    };
+    let empty = ProxmoxConfig::empty(loaded.value.span);
     let cfg = fleet.proxmox.as_ref().unwrap_or(&empty);
     check_default_node(loaded, cfg)?;
 
@@ -300,12 +311,14 @@ fn build(loaded: &Loaded) -> Result<Config, AppError> {
     let mut vms = BTreeMap::new();
     let mut imports = Vec::new();
     let mut outputs = BTreeMap::new();
+    let mut moved = Vec::new();
     for (host, spec) in fleet.vms() {
         if spec.readonly {
             continue;
         }
         let vm = vm(loaded, cfg, host, spec)?;
         let address = format!("{RESOURCE_TYPE}.{}", host.name);
+        moved.extend(moves(loaded, host)?);
         if spec.import {
             if let Some(id) = vm.vm_id {
                 imports.push(Import {
@@ -353,6 +366,7 @@ fn build(loaded: &Loaded) -> Result<Config, AppError> {
         },
         resource,
         import: imports,
+        moved,
         output: outputs,
     })
 }
@@ -482,15 +496,14 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
         ignore_changes.push(extra.clone());
     }
 
-    let template = cfg.template_vmid.as_ref().map(|t| t.value);
-    let clone = match (cloned, template) {
-        (true, Some(vm_id)) => Some(Clone {
-            vm_id,
-            full: true,
-            retries: 3,
-        }),
-        _ => None,
+    let clone = if cloned {
+        clone_block(cfg, p, &node, storage.as_deref())
+    } else {
+        None
     };
+    if clone.is_some() {
+        ignore_changes.push("clone".to_string());
+    }
     let description = match (&p.description, cloned) {
         (Some(d), _) => Some(tf_escape(d)),
         (None, true) => Some(tf_escape(&format!(
@@ -522,6 +535,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
             kind: tf_escape(p.cpu_type.as_ref().map_or(DEFAULT_CPU_TYPE, |c| &c.value)),
         },
         memory: p.memory.as_ref().map(|m| Memory { dedicated: m.value }),
+        migrate: true,
         disk,
         network_device: vec![NetworkDevice {
             bridge: tf_escape(
@@ -557,6 +571,72 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
         description,
         tags,
         lifecycle: Lifecycle { ignore_changes },
+    })
+}
+
+/// `renamedFrom = [ "a" "b" ];` on host `c`: a → b, b → c (OpenTofu
+/// follows the chain from whichever address its state holds).
+fn moves(loaded: &Loaded, host: &Host) -> Result<Vec<Moved>, AppError> {
+    for old in &host.renamed_from {
+        let taken = old.value != host.name && loaded.fleet.host(&old.value).is_some();
+        let valid = old.value.starts_with(|c: char| c.is_ascii_alphabetic())
+            && crate::fleet::HostName::is_valid(&old.value);
+        if taken || !valid {
+            let why = if taken {
+                "is the name of another host, whose VM would be taken over"
+            } else {
+                "is not a host name an OpenTofu resource could have had"
+            };
+            return Err(invalid(
+                loaded,
+                Diagnostic::error(
+                    Code::Render,
+                    old.span,
+                    format!("`{}.renamedFrom` {:?} {why}", host.name, old.value),
+                )
+                .help("`renamedFrom` names the host's previous names (`pve host rename` writes it); remove it once `pve apply` has moved the VM"),
+            ));
+        }
+    }
+    let address = |name: &str| format!("{RESOURCE_TYPE}.{name}");
+    let mut names: Vec<&str> = host.renamed_from.iter().map(|s| s.value.as_str()).collect();
+    names.push(&host.name);
+    let moved = names
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| Moved {
+            from: address(w[0]),
+            to: address(w[1]),
+        })
+        .collect();
+    Ok(moved)
+}
+
+/// Where a VM on `node` is cloned from (see `ProxmoxConfig::template_for`):
+/// across nodes the block names the template's node and the VM's storage;
+/// on the template's node only a storage other than the default one.
+fn clone_block(
+    cfg: &ProxmoxConfig,
+    p: &ProxmoxSpec,
+    node: &str,
+    storage: Option<&str>,
+) -> Option<Clone> {
+    let (vm_id, template_node) = cfg.template_for(node)?;
+    let across = template_node != node;
+    let own_storage = p
+        .storage
+        .as_ref()
+        .is_some_and(|s| cfg.default_storage.as_ref().map(|d| &d.value) != Some(&s.value));
+    Some(Clone {
+        vm_id,
+        full: true,
+        retries: 3,
+        node_name: across.then(|| tf_escape(&template_node)),
+        datastore_id: if across || own_storage {
+            storage.map(str::to_string)
+        } else {
+            None
+        },
     })
 }
 

@@ -98,6 +98,11 @@ pub enum TofuError {
         clashing: Vec<ManagedVm>,
         default_node: Option<String>,
     },
+    /// Managed VMs live on another node than hosts.nix says (HA moved them).
+    #[error("refusing to plan: {}", super::node_moves::describe(moves))]
+    NodeMoved {
+        moves: Vec<super::node_moves::NodeMove>,
+    },
 }
 
 fn exit(code: Option<i32>) -> String {
@@ -111,6 +116,7 @@ impl Classify for TofuError {
             | TofuError::PlanFailed { .. }
             | TofuError::ApplyFailed { .. }
             | TofuError::StateNotJson { .. } => Kind::External,
+            TofuError::NodeMoved { .. } => Kind::Refused,
             _ => Kind::Input,
         }
     }
@@ -146,6 +152,7 @@ impl Classify for TofuError {
                 clashing,
                 default_node,
             } => super::guard::clash_help(clashing, default_node.as_deref()),
+            TofuError::NodeMoved { moves } => super::node_moves::advice(moves),
             _ => return None,
         })
     }

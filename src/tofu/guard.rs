@@ -1,8 +1,10 @@
 //! The state guard: when OpenTofu's state is missing or empty it believes
 //! nothing exists and plans to create every VM again. If any VM the config
 //! manages already exists on Proxmox, refuse, and say how to adopt it.
+//! On a cluster it also refuses when a VM lives on another node than
+//! hosts.nix says (moved by HA): see `node_moves`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
@@ -13,7 +15,12 @@ pub const VM_RESOURCE: &str = "proxmox_virtual_environment_vm";
 
 /// What exists on Proxmox. `remote::proxmox` provides the real one.
 pub trait Inventory {
-    fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError>;
+    /// VMID → node of every guest in the cluster (`/cluster/resources`).
+    fn placements(&self) -> Result<BTreeMap<i64, String>, AppError>;
+
+    fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
+        Ok(self.placements()?.into_keys().collect())
+    }
 }
 
 /// A VM resource of the rendered config.
@@ -83,33 +90,55 @@ fn blocks(v: Option<&Json>) -> impl Iterator<Item = &Json> {
 }
 
 /// Refuses when the state is empty and a managed (not imported) VM already
-/// exists on Proxmox. Asks the inventory only when it matters.
+/// exists on Proxmox, and, on a cluster (`cluster`), when a managed VM lives
+/// on another node than the config says. Asks the inventory only when it
+/// matters (one `/cluster/resources` for both).
 pub fn check(
     state_empty: bool,
     vms: &[ManagedVm],
     inventory: &dyn Inventory,
     default_node: Option<&str>,
+    cluster: bool,
 ) -> Result<(), AppError> {
-    if !state_empty {
-        return Ok(());
-    }
     let at_risk: Vec<&ManagedVm> = vms.iter().filter(|v| !v.imported).collect();
-    if at_risk.is_empty() {
+    let ask_clash = state_empty && !at_risk.is_empty();
+    let ask_moves = cluster && !vms.is_empty();
+    if !ask_clash && !ask_moves {
         return Ok(());
     }
-    let existing = inventory.existing_vmids()?;
-    let clashing: Vec<&ManagedVm> = at_risk
-        .into_iter()
-        .filter(|v| existing.contains(&v.vmid))
-        .collect();
-    if clashing.is_empty() {
+    let live = inventory.placements()?;
+    if ask_clash {
+        let clashing: Vec<ManagedVm> = at_risk
+            .into_iter()
+            .filter_map(|v| {
+                let node = live.get(&v.vmid)?;
+                // The import command names where the VM is now.
+                Some(ManagedVm {
+                    node: Some(node.clone()),
+                    ..v.clone()
+                })
+            })
+            .collect();
+        if !clashing.is_empty() {
+            return Err(super::TofuError::StateGuard {
+                clashing,
+                default_node: default_node.map(str::to_string),
+            }
+            .into());
+        }
+    }
+    if !ask_moves {
         return Ok(());
     }
-    Err(super::TofuError::StateGuard {
-        clashing: clashing.into_iter().cloned().collect(),
-        default_node: default_node.map(str::to_string),
+    let expected = vms.iter().filter_map(|v| {
+        let node = v.node.as_deref().or(default_node)?;
+        Some((v.name.as_str(), v.vmid, node))
+    });
+    let moves = super::node_moves::node_moves(expected, &live);
+    if !moves.is_empty() {
+        return Err(super::TofuError::NodeMoved { moves }.into());
     }
-    .into())
+    Ok(())
 }
 
 /// `name (VMID n), ...`: the VMs the state guard refuses for.
@@ -144,6 +173,34 @@ pub(super) fn clash_help(clashing: &[ManagedVm], default_node: Option<&str>) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn on_a_cluster_a_vm_moved_by_ha_is_refused_with_the_adopting_edit() {
+        let vms = managed_vms(&config());
+        // sandbox (111) is on pve2 now; the config says prom.
+        struct Ha;
+        impl Inventory for Ha {
+            fn placements(&self) -> Result<BTreeMap<i64, String>, AppError> {
+                Ok(BTreeMap::from([(111, "pve2".into()), (109, "prom".into())]))
+            }
+        }
+        let err = check(false, &vms, &Ha, Some("prom"), true).expect_err("moved");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("sandbox (VMID 111) is on pve2, hosts.nix says prom"),
+            "{msg}"
+        );
+        let help = err.help().unwrap_or_default();
+        assert!(
+            help.contains(r#"pve host set sandbox proxmox.node '"pve2"'"#),
+            "{help}"
+        );
+        assert_eq!(err.exit_code(), 1);
+        // Not a cluster: not asked about moves, with or without a state.
+        check(false, &vms, &Ha, Some("prom"), false).expect("single node");
+        check(true, &managed_vms(&json_vm_120()), &Ha, Some("prom"), false)
+            .expect("single node, empty state, nothing clashes");
+    }
+
     use super::*;
     use std::cell::Cell;
 
@@ -152,9 +209,9 @@ mod tests {
         asked: Cell<u32>,
     }
     impl Inventory for Fake {
-        fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
+        fn placements(&self) -> Result<BTreeMap<i64, String>, AppError> {
             self.asked.set(self.asked.get() + 1);
-            Ok(self.ids.clone())
+            Ok(self.ids.iter().map(|i| (*i, "prom".to_string())).collect())
         }
     }
     fn fake(ids: &[i64]) -> Fake {
@@ -162,6 +219,17 @@ mod tests {
             ids: ids.iter().copied().collect(),
             asked: Cell::new(0),
         }
+    }
+
+    fn json_vm_120() -> Json {
+        // 120 does not exist yet; 111 (imported) lives on pve2 for `Ha`.
+        serde_json::json!({
+            "import": [{"to": "proxmox_virtual_environment_vm.old", "id": "prom/111"}],
+            "resource": {"proxmox_virtual_environment_vm": {
+                "web": {"vm_id": 120, "node_name": "prom"},
+                "old": {"vm_id": 111, "node_name": "prom"}
+            }}
+        })
     }
 
     fn config() -> Json {
@@ -196,7 +264,7 @@ mod tests {
     fn fires_when_state_is_empty_and_a_managed_vmid_exists() {
         let vms = managed_vms(&config());
         let inv = fake(&[100, 111, 120]);
-        let err = check(true, &vms, &inv, Some("pve")).expect_err("must refuse");
+        let err = check(true, &vms, &inv, Some("pve"), false).expect_err("must refuse");
         let msg = err.to_string();
         assert!(msg.contains("sandbox (VMID 111), web (VMID 120)"), "{msg}");
         let help = err.help().unwrap_or_default();
@@ -204,9 +272,9 @@ mod tests {
             help.contains("tofu import proxmox_virtual_environment_vm.sandbox prom/111"),
             "{help}"
         );
-        // Without node_name in the config, the default node is used.
+        // The import command names the node the VM is on now.
         assert!(
-            help.contains("tofu import proxmox_virtual_environment_vm.web pve/120"),
+            help.contains("tofu import proxmox_virtual_environment_vm.web prom/120"),
             "{help}"
         );
         assert!(help.contains("import = true;"), "{help}");
@@ -217,7 +285,7 @@ mod tests {
     fn an_imported_vm_may_exist() {
         let vms = managed_vms(&config());
         let inv = fake(&[109, 9000]);
-        check(true, &vms, &inv, None).expect("109 is imported, 9000 unmanaged");
+        check(true, &vms, &inv, None, false).expect("109 is imported, 9000 unmanaged");
         assert_eq!(inv.asked.get(), 1);
     }
 
@@ -225,7 +293,7 @@ mod tests {
     fn with_state_present_proxmox_is_not_even_asked() {
         let vms = managed_vms(&config());
         let inv = fake(&[111]);
-        check(false, &vms, &inv, None).expect("state present");
+        check(false, &vms, &inv, None, false).expect("state present");
         assert_eq!(inv.asked.get(), 0);
     }
 
@@ -233,7 +301,7 @@ mod tests {
     fn an_inventory_failure_is_reported() {
         struct Down;
         impl Inventory for Down {
-            fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
+            fn placements(&self) -> Result<BTreeMap<i64, String>, AppError> {
                 Err(super::super::TofuError::Run {
                     context: "cannot reach Proxmox",
                     source: crate::runner::RunError::Timeout {
@@ -245,7 +313,7 @@ mod tests {
             }
         }
         let vms = managed_vms(&config());
-        let err = check(true, &vms, &Down, None).expect_err("must fail");
+        let err = check(true, &vms, &Down, None, false).expect_err("must fail");
         assert_eq!(err.exit_code(), 3);
     }
 }

@@ -12,6 +12,8 @@
 mod error;
 pub mod guard;
 mod interrupt;
+pub mod lock;
+pub mod node_moves;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -229,6 +231,8 @@ pub enum Outcome {
 pub struct Tofu {
     dir: PathBuf,
     token: Option<ApiToken>,
+    /// `-parallelism` for `apply`: how many VMs are cloned at once.
+    parallelism: Option<u32>,
 }
 
 impl Tofu {
@@ -236,7 +240,16 @@ impl Tofu {
         Tofu {
             dir: dir.into(),
             token,
+            parallelism: None,
         }
+    }
+
+    /// Applies run with `-parallelism=n` (`_proxmox.parallelClones`):
+    /// clones of one template contend for the storage lock, so many at
+    /// once fail (the provider retries each clone `clone.retries` times).
+    pub fn parallelism(mut self, n: u32) -> Tofu {
+        self.parallelism = Some(n);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -546,9 +559,12 @@ impl Tofu {
     /// `tofu apply <saved plan>`, output shown as it comes. The plan is
     /// spent afterwards, whatever happened.
     pub fn apply_saved(&self) -> Result<(), AppError> {
+        let mut args = vec!["apply".to_string(), "-input=false".into()];
+        args.extend(self.parallelism.map(|n| format!("-parallelism={n}")));
+        args.push(PLAN_FILE.into());
         let result = self
             .cmd_with_token()?
-            .args(["apply", "-input=false", PLAN_FILE])
+            .args(args)
             .timeout(APPLY_TIMEOUT)
             .interactive()
             .run_unchecked();
@@ -624,7 +640,8 @@ fn external(e: RunError, context: &'static str) -> AppError {
     }
 }
 
-fn parse_state(text: &str) -> Result<State, AppError> {
+/// The state as `tofu state pull` prints it (empty: no state yet).
+pub fn parse_state(text: &str) -> Result<State, AppError> {
     if text.trim().is_empty() {
         return Ok(State::default());
     }
@@ -668,6 +685,9 @@ pub struct Guard<'a> {
     pub skip: bool,
     /// `_proxmox.node`, for import commands of VMs without `node_name`.
     pub default_node: Option<&'a str>,
+    /// The fleet spans several nodes: VMs may have been moved by HA, so
+    /// the guard asks where they are on every plan.
+    pub cluster: bool,
 }
 
 #[cfg(test)]

@@ -329,12 +329,12 @@ fn step_check_vm(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError>
         return Ok("not a VM".into());
     };
     px.settings().ensure_writable(vmid, "remove")?;
-    let exists = px.existing_vmids()?.contains(&vmid);
-    if !exists {
+    // Asked of the cluster, and of the node that holds the VM.
+    let Some(found) = px.locate(vmid)? else {
         j.set_fact("vm_absent", "1")?;
         return Ok(format!("VM {vmid} is not on Proxmox (already gone)"));
-    }
-    let actual = px.vm_name(vmid)?;
+    };
+    let actual = px.vm_name_on(vmid, &found.node)?;
     if actual != r.removal.vm_name {
         return Err(RemoveError::VmNameMismatch {
             vmid,

@@ -184,7 +184,14 @@ fn rename_then_set_by_the_new_name() {
     let (_d, path) = fleet(FLEET);
     let o = pve(&path, &["host", "rename", "db", "pg"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(read(&path), FLEET.replace("  db = {", "  pg = {"));
+    // The old name is kept for OpenTofu's `moved` block (tests/it/cluster.rs).
+    assert_eq!(
+        read(&path),
+        FLEET.replace("  db = {", "  pg = {").replace(
+            "    proxmox = { vmid = 121; };\n",
+            "    proxmox = { vmid = 121; };\n    renamedFrom = \"db\";\n"
+        )
+    );
     refused(&path, &["host", "rename", "pg", "web"], "already exists");
 }
 

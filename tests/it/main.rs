@@ -14,6 +14,7 @@ mod support;
 
 mod check_rules;
 mod check_uniqueness;
+mod cluster;
 mod cycle_e2e;
 mod deploy;
 mod edit_cases;

@@ -64,8 +64,12 @@ fn example_fleet_matches_the_old_module() {
             "disk": [{ "interface": "virtio0", "datastore_id": "nvmeprom", "file_format": "raw", "size": 64 }],
             "network_device": NET_DEFAULT(),
             "agent": { "enabled": true },
-            "lifecycle": { "ignore_changes": ["cpu[0].architecture", "vga"] },
+            // clone only matters at creation: every key in it forces
+            // replacement, so a later change (a move to a node with its own
+            // template) must not recreate the VM.
+            "lifecycle": { "ignore_changes": ["cpu[0].architecture", "vga", "clone"] },
             "clone": { "vm_id": 9003, "full": true, "retries": 3 },
+            "migrate": true,
             "description": "Isolated sandbox VM (no LAN access)",
             "tags": ["sandbox", "nixos"]
         })
@@ -91,7 +95,8 @@ fn example_fleet_matches_the_old_module() {
                 { "mapping": "containers", "cache": "always" },
                 { "mapping": "media", "direct_io": true }
             ],
-            "lifecycle": { "ignore_changes": ["cpu[0].architecture", "vga", "initialization", "hostpci", "disk"] }
+            "lifecycle": { "ignore_changes": ["cpu[0].architecture", "vga", "initialization", "hostpci", "disk"] },
+            "migrate": true
         })
     );
     assert_eq!(
@@ -195,6 +200,13 @@ fn cluster_fixture() {
     let db = &vms["db"];
     assert_eq!(db["name"], "db-main");
     assert_eq!(db["node_name"], "pve2");
+    // The template (templateVmid) lives on the default node pve1: the clone
+    // names it, and puts the disks on db's own storage.
+    assert_eq!(
+        db["clone"],
+        json!({ "vm_id": 9000, "full": true, "retries": 3, "node_name": "pve1", "datastore_id": "ceph" })
+    );
+    assert_eq!(db["migrate"], true);
     assert_eq!(db["cpu"]["type"], "host");
     assert_eq!(db["disk"][0]["datastore_id"], "ceph");
     assert_eq!(db["network_device"][0]["bridge"], "vmbr2");

@@ -235,7 +235,8 @@ fn plan_then_apply_applies_the_saved_plan_and_init_runs_once() {
     );
     assert_eq!(
         subs.last().map(String::as_str),
-        Some("apply -input=false pve.tfplan")
+        // `_proxmox.parallelClones` (default 2) bounds the clones at once.
+        Some("apply -input=false -parallelism=2 pve.tfplan")
     );
     assert!(fx
         .calls()
@@ -490,8 +491,10 @@ fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
             ),
             "{stderr}"
         );
+        // The import ID names the node that holds the VM (the simulated
+        // host is node `pve`; hosts.nix says `prom`): `/cluster/resources`.
         assert!(
-            stderr.contains("tofu import proxmox_virtual_environment_vm.sandbox prom/111"),
+            stderr.contains("tofu import proxmox_virtual_environment_vm.sandbox pve/111"),
             "{stderr}"
         );
         assert!(stderr.contains("import = true;"), "{stderr}");
@@ -697,7 +700,7 @@ fn the_token_is_never_in_argv_proc_cmdline_output_or_files() {
     let procs = fs::read_to_string(&proc_log).expect("proc snapshot");
     // The snapshot saw the running stand-in and pve itself...
     assert!(
-        procs.contains("stand-ins/tofu apply -input=false pve.tfplan"),
+        procs.contains("stand-ins/tofu apply -input=false -parallelism=2 pve.tfplan"),
         "{procs}"
     );
     assert!(

@@ -50,7 +50,9 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
         "\"pve\"",
     );
     need(
-        cfg.template_vmid.is_some() || !managed.iter().any(|(_, p)| p.clones_template()),
+        cfg.template_vmid.is_some()
+            || !cfg.templates.is_empty()
+            || !managed.iter().any(|(_, p)| p.clones_template()),
         "templateVmid",
         "9000",
     );
@@ -65,6 +67,24 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
         "defaultStorage",
         "\"local-lvm\"",
     );
+    if let Some(n) = &cfg.parallel_clones {
+        let max = i64::from(crate::render::tofu::MAX_PARALLEL_CLONES);
+        if !(1..=max).contains(&n.value) {
+            out.push(
+                Diagnostic::error(
+                    Code::ProxmoxValue,
+                    n.span,
+                    format!(
+                        "`_proxmox.parallelClones` is {}; it must be between 1 and {max}",
+                        n.value
+                    ),
+                )
+                .help(
+                    "how many VMs one `pve apply` clones at once; write e.g. `parallelClones = 2;`",
+                ),
+            );
+        }
+    }
     let (lo, hi) = cfg.vmid_range;
     if !Vmid::in_range(lo) || lo > hi || !Vmid::in_range(hi) {
         out.push(

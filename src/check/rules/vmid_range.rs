@@ -15,16 +15,12 @@ use crate::fleet::Loaded;
 pub fn vmid_range(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let (lo, hi, template) = match &l.fleet.proxmox {
-        Some(c) => (
-            c.vmid_range.0,
-            c.vmid_range.1,
-            c.template_vmid.as_ref().map(|t| t.value),
-        ),
-        None => (100, 999, None),
+        Some(c) => (c.vmid_range.0, c.vmid_range.1, c.template_vmids()),
+        None => (100, 999, Vec::new()),
     };
     for (h, p) in l.fleet.vms() {
         let Some(vmid) = &p.vmid else { continue };
-        if Some(vmid.value) == template {
+        if template.contains(&vmid.value) {
             out.push(
                 Diagnostic::error(
                     Code::VmidIsTemplate,

@@ -333,6 +333,37 @@ impl Sim {
     }
 }
 
+/// The simulated cluster: three nodes (pve, pve2, pve3), templates on
+/// local storage (9000 on pve) and on shared NFS storage (9001 on pve2,
+/// as reference/proxmox-cli/qm-config-9001.template.shared-nfs.txt).
+impl Sim {
+    pub const NODES: [&'static str; 3] = ["pve", "pve2", "pve3"];
+
+    pub fn make_cluster(&self) {
+        self.update(|s| {
+            s["nodes"] = json!(Self::NODES);
+            s["vms"]["9001"] = json!({
+                "status": "stopped", "agent_running": true, "ips": [], "node": "pve2",
+                "config": {"name": "nixos-template-shared", "agent": "enabled=1", "boot": "order=virtio0",
+                           "cores": "2", "memory": "2048", "template": "1", "serial0": "socket",
+                           "tags": "nixos;template",
+                           "net0": "virtio=BC:24:11:00:90:01,bridge=vmbr0",
+                           "virtio0": "nfs-shared:9001/base-9001-disk-0.qcow2,discard=on,iothread=1,size=8G"}
+            });
+        });
+    }
+
+    /// What HA does when a node fails or a rule moves a VM: the VM is on
+    /// `node` now, HA-managed (`hastate` in /cluster/resources).
+    pub fn ha_move(&self, vmid: u32, node: &str) {
+        self.update(|s| {
+            let vm = &mut s["vms"][vmid.to_string()];
+            vm["node"] = json!(node);
+            vm["hastate"] = json!("started");
+        });
+    }
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         let _ = self.sshd.kill();

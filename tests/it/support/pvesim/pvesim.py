@@ -24,6 +24,14 @@ failures 255.
 Faults on request (state["faults"]):
   "slow": {"qm status": 5}        sleep before running that command
   "drop": ["qm list"]             kill this SSH connection mid-command
+Cluster (see the "cluster" section below): state["nodes"] lists the
+cluster's nodes (default: just state["node"]); each VM has a "node". `qm`
+acts on this node's VMs only, as on Proxmox; `pvesh` answers for the whole
+cluster (/cluster/resources, /cluster/nextid [--vmid N],
+/nodes/<node>/qemu/<vmid>/config); `qm migrate` moves a VM between nodes.
+An "HA moved it" is a change of a VM's "node" made by the test itself
+(support/pvesim/mod.rs `Sim::ha_move`), with "hastate" shown in
+/cluster/resources.
 VM-level: "agent_running": false (agent not running), config "lock"
 (VM locked), "snapshot_fault": "thinpool-full" (see the snapshot section),
 "ip_after_reboot" (the guest gets a new IP when (re)started),
@@ -49,6 +57,9 @@ def load():
 
 
 def save(state):
+    vms = state.get("vms")
+    if isinstance(vms, LocalVms):
+        state = dict(state, vms=vms.all)
     tmp = STATE + ".tmp"
     with open(tmp, "w") as f:
         json.dump(state, f, indent=1, sort_keys=True)
@@ -298,6 +309,11 @@ def qm(state, args):
     if not args:
         die("ERROR: no command specified\n" + QM_USAGE.rstrip("\n"))
     sub, rest = args[0], args[1:]
+    if sub == "migrate":
+        return qm_migrate(state, rest)
+    # qm sees only the VMs of the node it runs on (the others' config
+    # files live under another nodes/<node>/ folder).
+    state = local_view(state)
     if sub == "guest":
         return qm_guest(state, rest)
     pos, kv = opts(rest)
@@ -409,7 +425,7 @@ def qm(state, args):
         vm = get_vm(state, src)
         if vm is None:
             unable_to_find(state, src, 2)
-        if get_vm(state, dst) is not None or dst in state.get("containers", {}):
+        if dst in getattr(state["vms"], "all", state["vms"]) or dst in state.get("containers", {}):
             die("unable to create VM %s: config file already exists" % dst)
         check_lock(vm)
         full = kv.get("full") == "1" or vm["config"].get("template") != "1"
@@ -849,6 +865,9 @@ def pvesh_snapshot(state, vmid, fmt):
 
 def pvesh(state, args):
     pos, kv = opts(args)
+    handled = pvesh_cluster(state, pos, kv)
+    if handled is not None:
+        return handled
     if len(pos) < 2 or pos[0] != "get":
         die("ERROR: unknown command 'pvesh %s'" % " ".join(pos[:1]))
     path = pos[1].strip("/")
@@ -867,6 +886,8 @@ def pvesh(state, args):
                 item["tags"] = vm["config"]["tags"]
             if "lock" in vm["config"]:
                 item["lock"] = vm["config"]["lock"]
+            if "hastate" in vm:
+                item["hastate"] = vm["hastate"]
             items.append(item)
         for vmid, ct in state.get("containers", {}).items():
             items.append({"id": "lxc/%s" % vmid, "vmid": int(vmid), "node": node(state), "type": "lxc",
@@ -879,9 +900,17 @@ def pvesh(state, args):
         return 0
     if path == "cluster/nextid":
         used = set(int(k) for k in state["vms"]) | set(int(k) for k in state.get("containers", {}))
-        n = 100
-        while n in used:
-            n += 1
+        if "vmid" in kv:
+            # Asking for a given VMID: it is answered back when free.
+            if int(kv["vmid"]) in used:
+                sys.stderr.write("400 Parameter verification failed.\nvmid: VM %s already exists\n"
+                                 "pvesh get <api_path> [OPTIONS] [FORMAT_OPTIONS]\n" % kv["vmid"])
+                sys.exit(255)
+            n = int(kv["vmid"])
+        else:
+            n = 100
+            while n in used:
+                n += 1
         out(canonical(str(n)) if fmt.startswith("json") else "%d\n" % n)
         return 0
     parts = path.split("/")
@@ -898,6 +927,92 @@ def pvesh(state, args):
     if len(parts) == 5 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4] == "snapshot":
         return pvesh_snapshot(state, parts[3], fmt)
     die("no 'get' handler for '%s'" % path)
+
+
+# ---- cluster: several nodes, qm per node, migration ------------------------
+
+
+def cluster_nodes(state):
+    return state.get("nodes", [node(state)])
+
+
+def local_view(state):
+    """The state as `qm` on this node sees it: only this node's VMs. Writes
+    go to the same dicts, so a change made through the view is saved."""
+    here = node(state)
+    view = dict(state)
+    view["vms"] = LocalVms(state["vms"], here, node(state))
+    return view
+
+
+class LocalVms(dict):
+    """This node's VMs; new VMs (a clone) land in the cluster's dict."""
+
+    def __init__(self, all_vms, here, default):
+        super().__init__((k, v) for k, v in all_vms.items() if v.get("node", default) == here)
+        self.all = all_vms
+
+    def __setitem__(self, k, v):
+        super().__setitem__(k, v)
+        self.all[k] = v
+
+    def __delitem__(self, k):
+        super().__delitem__(k)
+        del self.all[k]
+
+
+def qm_migrate(state, args):
+    pos, kv = opts(args)
+    usage = "<vmid> <target> [OPTIONS]"
+    vmid = need_vmid("migrate", pos, usage)
+    if len(pos) < 2:
+        param_error("migrate", [("target", "property is missing and it is not optional")], usage)
+    target = pos[1]
+    vm = state["vms"].get(str(vmid))
+    here = node(state)
+    if vm is None or vm.get("node", here) != here:
+        conf_missing(state, vmid)
+    if target == here:
+        sys.stderr.write("400 Parameter verification failed.\ntarget: target is local node.\n"
+                         "qm migrate %s\n" % usage)
+        sys.exit(255)
+    if target not in cluster_nodes(state):
+        die("no such cluster node '%s'" % target)
+    check_lock(vm)
+    running = vm["status"] in ("running", "paused")
+    if running and "online" not in kv:
+        die("can't migrate running VM without --online")
+    if "hastate" in vm:
+        out("Requesting HA migration for VM %s to node %s\n" % (vmid, target))
+    else:
+        stamp = "2026-01-15 10:00:00"
+        out("%s starting migration of VM %s to node '%s' (192.0.2.%d)\n"
+            % (stamp, vmid, target, 10 + cluster_nodes(state).index(target)))
+        out("%s migration finished successfully (duration 00:00:01)\n" % stamp)
+    vm["node"] = target
+    save(state)
+    return 0
+
+
+def pvesh_cluster(state, pos, kv):
+    """/nodes/<node>/qemu/<vmid>/config: the config of a VM on any node (the
+    API proxies to that node). None: not a cluster path."""
+    if len(pos) < 2 or pos[0] != "get":
+        return None
+    parts = pos[1].strip("/").split("/")
+    if len(parts) == 5 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4] == "config":
+        on, vmid = parts[1], parts[3]
+        if on not in cluster_nodes(state):
+            die("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known"
+                % (on, on))
+        vm = state["vms"].get(vmid)
+        if vm is None or vm.get("node", node(state)) != on:
+            die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (on, vmid), 2)
+        cfg = dict((k, v) for k, v in vm["config"].items() if k != "digest")
+        cfg["digest"] = "0" * 40
+        out(canonical(cfg))
+        return 0
+    return None
 
 
 def pvesm(state, args):
