@@ -17,6 +17,7 @@ pub mod render;
 pub mod required;
 pub mod resources;
 pub mod template;
+pub mod typos;
 pub mod unique_keys;
 pub mod unique_names;
 pub mod vmid_range;
