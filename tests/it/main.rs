@@ -12,6 +12,7 @@
 
 mod support;
 
+mod check_advice;
 mod check_rules;
 mod check_uniqueness;
 mod cycle_e2e;
