@@ -16,6 +16,7 @@ mod check_advice;
 mod check_rules;
 mod check_uniqueness;
 mod cycle_e2e;
+mod discovery;
 mod edit_cases;
 mod edit_cli;
 mod edit_props;
