@@ -15,6 +15,7 @@ mod support;
 mod check_advice;
 mod check_rules;
 mod check_uniqueness;
+mod cli_help;
 mod cycle_e2e;
 mod discovery;
 mod edit_cases;
