@@ -29,9 +29,12 @@ fn pve_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     (o.status.code(), stdout, stderr)
 }
 
+/// (name, how to make the broken hosts.nix in a folder, what pve says).
+type Case = (&'static str, fn(&Path), &'static str);
+
 #[test]
 fn a_broken_hosts_nix_is_an_error_where_it_stands() {
-    let cases: [(&str, fn(&Path), &str); 3] = [
+    let cases: [Case; 3] = [
         (
             "folder",
             |d| std::fs::create_dir(d.join("hosts.nix")).expect("mkdir"),
