@@ -181,32 +181,21 @@ fn range(span: TextRange) -> std::ops::Range<usize> {
 }
 
 /// The closest candidate within a small edit distance, for "did you mean".
+/// Distances are counted with transpositions as one edit (`corse` is one
+/// edit from `cores`), ignoring case.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
+    let lower = word.to_lowercase();
     candidates
         .into_iter()
         .filter(|c| *c != word)
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| (strsim::osa_distance(&lower, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -220,5 +209,11 @@ mod tests {
         assert_eq!(did_you_mean("memroy", keys), Some("memory"));
         assert_eq!(did_you_mean("diskinterface", keys), Some("diskInterface"));
         assert_eq!(did_you_mean("banana", keys), None);
+        assert_eq!(
+            did_you_mean("corse", keys),
+            Some("cores"),
+            "a transposition"
+        );
+        assert_eq!(did_you_mean("vmdi", keys), Some("vmid"), "a transposition");
     }
 }

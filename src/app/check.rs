@@ -2,26 +2,28 @@
 
 use crate::check;
 use crate::cli::check::{Args, Format};
-use crate::diag::{render_human, JsonDiagnostic};
-use crate::error::{exit, Result};
+use crate::diag::{render_human, Diagnostic, JsonDiagnostic};
+use crate::error::{exit, AppError, Result};
+use crate::fleet::{FleetError, SourceFile};
 use crate::report::Reporter as _;
 
 use super::Context;
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
-    let loaded = ctx.load()?;
+    let loaded = match (ctx.load(), args.format) {
+        (Ok(loaded), _) => loaded,
+        // A file that does not parse or evaluate is one finding, in the
+        // same JSON as every other (exit 2, as for any unreadable file).
+        (Err(AppError::Fleet(FleetError::Invalid { file, diagnostic })), Format::Json) => {
+            print_json(std::slice::from_ref(&*diagnostic), &file)?;
+            return Ok(exit::INPUT);
+        }
+        (Err(e), _) => return Err(e),
+    };
     let diags = check::check(&loaded);
     let failed = check::fails(&diags, args.strict);
     match args.format {
-        Format::Json => {
-            let json: Vec<_> = diags
-                .iter()
-                .map(|d| JsonDiagnostic::new(d, &loaded.file))
-                .collect();
-            let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
-            text.push('\n');
-            super::print(&text)?;
-        }
+        Format::Json => print_json(&diags, &loaded.file)?,
         Format::Human => {
             let report = crate::ui::Terminal::new();
             report.block(&render_human(&diags, &loaded.file));
@@ -41,6 +43,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     // would only delay the exit (the OS takes the memory back at once).
     std::mem::forget(loaded);
     Ok(if failed { exit::FINDINGS } else { exit::OK })
+}
+
+fn print_json(diags: &[Diagnostic], file: &SourceFile) -> Result<()> {
+    let json: Vec<_> = diags.iter().map(|d| JsonDiagnostic::new(d, file)).collect();
+    let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
+    text.push('\n');
+    super::print(&text)?;
+    Ok(())
 }
 
 /// `1 error`, `2 errors`, `0 warnings`.

@@ -10,8 +10,8 @@ use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let hosts = ctx.hosts_path()?;
-    let root = std::path::absolute(hosts.parent().unwrap_or(std::path::Path::new(".")))
-        .map_err(|source| UsageError::FleetFolder { source })?;
+    let root =
+        crate::fleet::fleet_root(&hosts).map_err(|source| UsageError::FleetFolder { source })?;
     let kind = if args.machine || is_machine(&hosts, &args.name) {
         HostKind::Machine
     } else {

@@ -36,6 +36,7 @@ pub const RULES: &[(RuleId, Rule)] = &[
     (RuleId::Secrets, crate::secrets::health::rule),
     (RuleId::ProxmoxValue, rules::proxmox_value::proxmox_values),
     (RuleId::Render, rules::render::render_refusals),
+    (RuleId::Typos, rules::typos::typos),
 ];
 
 /// All findings for a fleet: the model's own (unknown keys, wrong types)

@@ -65,11 +65,13 @@ pub struct AddArgs {
     /// A tag (repeat for several).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// The VM's Proxmox description.
     #[arg(long)]
     pub description: Option<String>,
     /// Defaults to the name.
     #[arg(long)]
     pub hostname: Option<String>,
+    /// SSH alias (unique in the fleet).
     #[arg(long)]
     pub ssh_alias: Option<String>,
     /// Nix expression for authorizedKeys, e.g. `adminKeys` (a `let` name).
@@ -87,6 +89,7 @@ pub struct AddArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve host rm web2 --yes")]
 pub struct RmArgs {
+    /// The host to remove from hosts.nix.
     pub name: String,
     /// Do not ask (needed when stdin is not a terminal).
     #[arg(long, short = 'y')]
@@ -105,7 +108,9 @@ pub struct RmArgs {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve host rename web2 web3")]
 pub struct RenameArgs {
+    /// The host's current name.
     pub old: String,
+    /// Its new name (a DNS label).
     pub new: String,
     /// Print the change as a unified diff; write nothing.
     #[arg(long)]

@@ -42,6 +42,7 @@ Exit codes:
     long_about = "Run a NixOS fleet on Proxmox VE from one hosts.nix.\n\n\
 hosts.nix describes every machine; pve validates it, renders the OpenTofu and sops files that follow from it, and runs the workflows that create, integrate and remove VMs.",
     after_help = EXIT_CODES,
+    mut_subcommand("vm", vm::as_pve_vm),
     after_long_help = concat!("Examples:\n  pve check                 validate ./hosts.nix (or the nearest one above)\n  pve -f ~/fleet/hosts.nix eval | jq .sandbox\n\n", "Exit codes:\n  0  success\n  1  check failed, or a generated file is stale (--check)\n  2  bad input or usage: hosts.nix cannot be read or evaluated, a bad argument\n  3  a remote host or an external tool failed"),
 )]
 pub struct Cli {
@@ -92,15 +93,19 @@ pub enum Command {
 /// `mut_arg`): their defaults differ.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct VmResources {
+    /// Proxmox VM id, e.g. 120.
     #[arg(long)]
     pub vmid: Option<u32>,
+    /// CPU cores (1-512).
     #[arg(long)]
     pub cores: Option<u32>,
     /// Memory in MiB.
     #[arg(long)]
     pub memory: Option<u32>,
+    /// Disk size, e.g. 32G.
     #[arg(long)]
     pub disk: Option<String>,
+    /// Proxmox datastore of the disk, e.g. local-lvm.
     #[arg(long)]
     pub storage: Option<String>,
 }

@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 /// Work on the fleet's sops configuration.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  pve secrets adopt --dry-run")]
 pub struct Args {
     #[command(subcommand)]
     pub command: SecretsCommand,

@@ -39,20 +39,25 @@ pub enum Op {
     /// List the VMs of the node (`qm list`).
     #[command(after_help = "Example:\n  proxmox-ops list --json | jq -r '.[].name'")]
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show a VM's state (`qm status --verbose`).
     #[command(after_help = "Example:\n  proxmox-ops status 111 --json")]
     Status {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show a VM's configuration (`qm config`).
     #[command(after_help = "Example:\n  proxmox-ops config 111")]
     Config {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -61,8 +66,11 @@ pub enum Op {
         after_help = "Example:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom"
     )]
     Clone {
+        /// VMID to clone from (usually the template, e.g. 9003).
         source: String,
+        /// VMID of the new VM.
         target: String,
+        /// Name of the new VM on Proxmox (a DNS label).
         name: String,
         /// Full clone (copy the disks) instead of a linked clone.
         #[arg(long)]
@@ -74,7 +82,9 @@ pub enum Op {
     /// Set cores and/or memory (`qm set`).
     #[command(after_help = "Example:\n  proxmox-ops configure 112 --cores 4 --memory 8192")]
     Configure {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// CPU cores.
         #[arg(long)]
         cores: Option<u32>,
         /// Memory in MiB.
@@ -84,28 +94,42 @@ pub enum Op {
     /// Grow a disk: SIZE is `+16G` (by) or `80G` (to).
     #[command(after_help = "Example:\n  proxmox-ops resize 112 virtio0 +16G")]
     Resize {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// The disk to grow, e.g. virtio0 or scsi1.
         disk: String,
+        /// `+16G` grows by 16 GiB; `80G` grows to 80 GiB.
         #[arg(allow_hyphen_values = true)]
         size: String,
     },
     /// Add a new empty disk SLOT (e.g. scsi1) of SIZE GiB on STORAGE.
     #[command(after_help = "Example:\n  proxmox-ops create-disk 112 scsi1 nvmeprom 32")]
     CreateDisk {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// The new disk's slot, e.g. scsi1.
         slot: String,
+        /// Datastore for the disk, e.g. local-lvm.
         storage: String,
+        /// Size in GiB.
         size_gib: u32,
     },
     /// Start a VM.
     #[command(after_help = "Example:\n  proxmox-ops start 112")]
-    Start { vmid: String },
+    Start {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
     /// Stop a VM at once (like pulling the plug).
     #[command(after_help = "Example:\n  proxmox-ops stop 112")]
-    Stop { vmid: String },
+    Stop {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
     /// Shut a VM down through ACPI.
     #[command(after_help = "Example:\n  proxmox-ops shutdown 112 --wait 60")]
     Shutdown {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
         /// Seconds to wait for the guest.
         #[arg(long, default_value_t = 120)]
@@ -113,10 +137,14 @@ pub enum Op {
     },
     /// Reboot a VM (`qm reboot`).
     #[command(after_help = "Example:\n  proxmox-ops restart 112")]
-    Restart { vmid: String },
+    Restart {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
     /// Destroy a VM and its disks. Asks for its name, or takes --yes --expect-name.
     #[command(after_help = "Example:\n  proxmox-ops destroy 112 --yes --expect-name web-2")]
     Destroy {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
         /// Do not ask; needs --expect-name.
         #[arg(long)]
@@ -127,21 +155,31 @@ pub enum Op {
     },
     /// Convert a stopped VM into a template.
     #[command(after_help = "Example:\n  proxmox-ops template 9003")]
-    Template { vmid: String },
+    Template {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
     /// Attach to the VM's serial console (`qm terminal`; Ctrl+O leaves).
     #[command(after_help = "Example:\n  proxmox-ops console 112")]
-    Console { vmid: String },
+    Console {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
     /// The VM's IP: guest agent first, else its MAC in the host's neighbour table.
     #[command(after_help = "Example:\n  proxmox-ops get-ip 112 --json")]
     GetIp {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Wait until the VM answers on SSH; prints its IP.
     #[command(after_help = "Example:\n  proxmox-ops wait-ssh 112 --wait 600")]
     WaitSsh {
+        /// The VM's id on Proxmox, e.g. 112.
         vmid: String,
+        /// SSH port to try.
         #[arg(long, default_value_t = 22)]
         port: u16,
         /// Seconds to wait.
@@ -151,12 +189,14 @@ pub enum Op {
     /// Storages of the node (`pvesm status`).
     #[command(after_help = "Example:\n  proxmox-ops storage --json")]
     Storage {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The lowest VMID free in hosts.nix and on Proxmox within _proxmox.vmidRange.
     #[command(after_help = "Example:\n  proxmox-ops next-vmid")]
     NextVmid {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -175,5 +215,24 @@ pub enum Op {
     },
     /// Print a VM's ssh-ed25519 host key, read through the guest agent.
     #[command(after_help = "Example:\n  proxmox-ops hostkey 112 >> known_hosts.candidate")]
-    Hostkey { vmid: String },
+    Hostkey {
+        /// The VM's id on Proxmox, e.g. 112.
+        vmid: String,
+    },
+}
+
+/// `pve vm`'s help: the same examples as proxmox-ops, spelled as `pve vm`
+/// (one clap definition serves both binaries).
+pub fn as_pve_vm(cmd: clap::Command) -> clap::Command {
+    let rename = |c: clap::Command| match c.get_after_help().map(|h| h.to_string()) {
+        Some(h) => c.after_help(h.replace("proxmox-ops ", "pve vm ")),
+        None => c,
+    };
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names
+        .iter()
+        .fold(rename(cmd), |c, name| c.mut_subcommand(name, rename))
 }

@@ -33,6 +33,7 @@ pub enum RuleId {
     ProxmoxValue,
     /// Renders every output in memory and reports what rendering refuses.
     Render,
+    Typos,
 }
 
 impl RuleId {
@@ -58,6 +59,7 @@ impl RuleId {
             RuleId::Secrets => "secrets",
             RuleId::ProxmoxValue => "proxmox-value",
             RuleId::Render => "render",
+            RuleId::Typos => "typos",
         }
     }
 }
@@ -161,6 +163,7 @@ codes! {
     SopsPath = "sops-path", Error, Some(R::Render);
     SopsPathEscapes = "sops-path-escapes", Error, Some(R::Render);
     SopsPathName = "sops-path-name", Error, Some(R::Render);
+    MisspelledKey = "misspelled-key", Warning, Some(R::Typos);
 }
 
 /// Codes sort by their string, as they always have (the order of findings

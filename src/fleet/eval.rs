@@ -255,12 +255,14 @@ impl<'a> Evaluator<'a> {
             vars: RefCell::new(HashMap::new()),
             parent: None,
         });
-        let span = expr.span;
+        // The builtins were written nowhere: an empty span, replaced by
+        // the name's own span wherever one is read (see `ExprKind::Var`).
+        let nowhere = TextRange::empty(0.into());
         {
             let mut vars = env.vars.borrow_mut();
-            vars.insert("true", done(LV::Bool(true), span));
-            vars.insert("false", done(LV::Bool(false), span));
-            vars.insert("null", done(LV::Null, span));
+            vars.insert("true", done(LV::Bool(true), nowhere));
+            vars.insert("false", done(LV::Bool(false), nowhere));
+            vars.insert("null", done(LV::Null, nowhere));
         }
         let v = self.eval(expr, &env)?;
         self.deep(v)
@@ -389,7 +391,12 @@ impl<'a> Evaluator<'a> {
                 let t = env
                     .lookup(name)
                     .ok_or_else(|| EvalError::new(span, format!("undefined variable '{name}'")))?;
-                return self.force(&t);
+                let mut v = self.force(&t)?;
+                if v.span.is_empty() {
+                    // `true`, `false`, `null`: reported where they are written.
+                    v.span = span;
+                }
+                return Ok(v);
             }
             ExprKind::List(items) => {
                 self.budget.values(items.len(), span)?;

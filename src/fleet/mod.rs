@@ -36,6 +36,8 @@ pub enum FleetError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} cannot be read: it is {what}", path.display())]
+    NotAFile { path: PathBuf, what: NotAFile },
     #[error("{} is larger than {} bytes; larger files are refused", path.display(), source::MAX_FILE_BYTES)]
     TooLarge { path: PathBuf },
     #[error("{}:{line}:{column}: the file is not valid UTF-8", path.display())]
@@ -51,6 +53,28 @@ pub enum FleetError {
     },
 }
 
+/// Why a hosts.nix that is there is not a file pve can read.
+#[derive(Debug)]
+pub enum NotAFile {
+    Folder,
+    Dangling { target: PathBuf },
+    Loop,
+}
+
+impl std::fmt::Display for NotAFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAFile::Folder => f.write_str("a folder"),
+            NotAFile::Dangling { target } => write!(
+                f,
+                "a symbolic link to {}, which does not exist",
+                target.display()
+            ),
+            NotAFile::Loop => f.write_str("a symbolic link that loops"),
+        }
+    }
+}
+
 impl FleetError {
     pub fn help(&self) -> Option<String> {
         match self {
@@ -58,6 +82,16 @@ impl FleetError {
                 "run inside your fleet repository, or pass `--hosts PATH/TO/{HOSTS_FILE}`"
             )),
             FleetError::NotUtf8 { .. } => Some("save the file as UTF-8".into()),
+            FleetError::NotAFile { path, what } => Some(match what {
+                NotAFile::Folder => format!(
+                    "rename or move the folder {}: pve does not look past it for a parent fleet (`--hosts FILE` names another file)",
+                    path.display()
+                ),
+                NotAFile::Dangling { .. } | NotAFile::Loop => format!(
+                    "point the symlink at the fleet's {HOSTS_FILE} (`ln -sfn TARGET {}`), or remove it",
+                    path.display()
+                ),
+            }),
             FleetError::Invalid { diagnostic, .. } => diagnostic.help.clone(),
             _ => None,
         }
@@ -77,19 +111,58 @@ pub struct Loaded {
 }
 
 /// The explicit file, or `hosts.nix` in `start` or the nearest folder above.
+/// A `hosts.nix` that is there but cannot be read as a file (a folder, a
+/// dangling symlink, a symlink loop) is an error where it stands: climbing
+/// past it would quietly work on a parent fleet.
 pub fn find_hosts_file(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, FleetError> {
     if let Some(p) = explicit {
+        if std::fs::symlink_metadata(p).is_ok() {
+            readable_file(p)?;
+        }
         return Ok(p.to_path_buf());
     }
     for dir in start.ancestors() {
         let candidate = dir.join(HOSTS_FILE);
-        if candidate.is_file() {
+        // `symlink_metadata`: a symlink counts as there, even when it
+        // points nowhere.
+        if std::fs::symlink_metadata(&candidate).is_ok() {
+            readable_file(&candidate)?;
             return Ok(candidate);
         }
     }
     Err(FleetError::NotFound {
         start: start.to_path_buf(),
     })
+}
+
+/// Refuses a hosts.nix that is a folder, a dangling symlink or a loop,
+/// saying which.
+fn readable_file(path: &Path) -> Result<(), FleetError> {
+    let not = |what: NotAFile| FleetError::NotAFile {
+        path: path.to_path_buf(),
+        what,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(not(NotAFile::Folder)),
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(not(NotAFile::Loop)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(not(NotAFile::Dangling {
+            target: std::fs::read_link(path).unwrap_or_default(),
+        })),
+        Err(source) => Err(FleetError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The folder of hosts.nix, absolute: the fleet root (`hosts.nix` alone
+/// names the current folder).
+pub fn fleet_root(hosts: &Path) -> std::io::Result<PathBuf> {
+    match hosts.parent() {
+        Some(p) if !p.as_os_str().is_empty() => std::path::absolute(p),
+        _ => std::path::absolute("."),
+    }
 }
 
 pub fn load(path: &Path) -> Result<Loaded, FleetError> {

@@ -137,6 +137,23 @@ pub const PROXMOX_KEYS: &[&str] = &[
     "macAddress",
 ];
 
+/// The keys of a host that pve reads; any other key belongs to other
+/// modules (a close misspelling of one of these is a warning: `typos`).
+pub const HOST_KEYS: &[&str] = &[
+    "configurationFile",
+    "homeFile",
+    "hostname",
+    "sshAlias",
+    "publicKey",
+    "secrets",
+    "proxmox",
+    "checks",
+];
+
+/// The top-level `_` settings pve knows (`typos` warns on close
+/// misspellings; `_defaults` is read by `pve new`).
+pub const CONFIG_NAMES: &[&str] = &["_proxmox", "_sops", "_checks", "_defaults"];
+
 pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
     "host",
     "node",
@@ -278,7 +295,7 @@ impl<'a> Reader<'a> {
                     v.kind.type_name()
                 ),
             )
-            .help(format!("write `{key} = {};`", example_of(want))),
+            .help(format!("write e.g. `{key} = {};`", example_for(key, want))),
         );
     }
 
@@ -379,14 +396,40 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn example_of(want: &str) -> &'static str {
-    match want {
-        "a string" => "\"...\"",
-        "an integer" => "4",
-        "true or false" => "true",
-        "a path" => "./hosts/NAME/configuration.nix",
-        "a list of strings" => "[ \"a\" \"b\" ]",
-        _ => "{ ... }",
+/// A value of the right type for `key`, for the wrong-type help: the
+/// key's own kind of value where it has one (`memory = 8192;`, not `= 4`).
+fn example_for(key: &str, want: &str) -> &'static str {
+    match key {
+        "vmid" => "120",
+        "cores" => "2",
+        "memory" => "8192",
+        "templateVmid" => "9000",
+        "vlan" => "10",
+        "disk" => "\"64G\"",
+        "storage" | "defaultStorage" => "\"local-lvm\"",
+        "tags" => "[ \"web\" ]",
+        "nodes" => "[ \"pve\" ]",
+        "node" => "\"pve\"",
+        "host" => "\"192.168.1.12\"",
+        "hostname" | "sshAlias" | "name" => "\"web\"",
+        "publicKey" => "\"ssh-ed25519 AAAA...\"",
+        "configurationFile" => "./hosts/NAME/configuration.nix",
+        "homeFile" => "./hosts/NAME/home.nix",
+        "bios" => "\"seabios\"",
+        "cpuType" => "\"x86-64-v2-AES\"",
+        "diskInterface" => "\"virtio0\"",
+        "bridge" => "\"vmbr0\"",
+        "macAddress" => "\"BC:24:11:00:00:01\"",
+        "vmidRange" => "[ 100 999 ]",
+        "ignoreChangesExtra" => "[ \"disk\" ]",
+        _ => match want {
+            "a string" => "\"...\"",
+            "an integer" => "4",
+            "true or false" => "true",
+            "a path" => "./hosts/NAME/configuration.nix",
+            "a list of strings" => "[ \"a\" \"b\" ]",
+            _ => "{ ... }",
+        },
     }
 }
 

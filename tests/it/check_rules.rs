@@ -52,7 +52,7 @@ const CASES: &[Case] = &[
     Case { name: "missing configuration file, imported VM", from: "./hosts/igpu/configuration.nix", to: "./hosts/igpu/configuratoin.nix", code: "missing-file", at: "./hosts/igpu/configuratoin.nix", help_has: "pve scaffold igpu" },
     Case { name: "missing home file", from: "./hosts/sandbox/home.nix", to: "./hosts/sandbox/hom.nix", code: "missing-file", at: "./hosts/sandbox/hom.nix", help_has: "pve scaffold sandbox" },
     Case { name: "rsa public key", from: "publicKey = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHg+0cl2eSRJP0uMoScnKY9J6ZvYERwjc843qO2BNqfB\";", to: "publicKey = \"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ host\";", code: "bad-public-key", at: "\"ssh-rsa", help_has: "ssh_host_ed25519_key.pub" },
-    Case { name: "wrong type", from: "cores = 4;", to: "cores = \"4\";", code: "wrong-type", at: "\"4\"", help_has: "cores = 4" },
+    Case { name: "wrong type", from: "cores = 4;", to: "cores = \"4\";", code: "wrong-type", at: "\"4\"", help_has: "`cores = 2;`" },
 ];
 
 #[test]

@@ -12,11 +12,14 @@
 
 mod support;
 
+mod check_advice;
 mod check_rules;
 mod check_uniqueness;
+mod cli_help;
 mod cluster;
 mod cycle_e2e;
 mod deploy;
+mod discovery;
 mod edit_cases;
 mod edit_cli;
 mod edit_props;

@@ -683,7 +683,7 @@ fn a_secrets_switch_that_is_not_a_boolean_is_a_check_error_at_the_value() {
         "{err}"
     );
     assert!(err.contains("hosts.nix:4:15"), "{err}");
-    assert!(err.contains("help: write `secrets = true;`"), "{err}");
+    assert!(err.contains("help: write e.g. `secrets = true;`"), "{err}");
     let json = pve(root, &["check", "--format", "json"]);
     let found: Vec<serde_json::Value> = serde_json::from_str(&stdout(&json)).unwrap();
     let d = found.iter().find(|d| d["code"] == "wrong-type").unwrap();

@@ -18,6 +18,7 @@ pub mod required;
 pub mod resources;
 pub mod template;
 pub mod template_node;
+pub mod typos;
 pub mod unique_keys;
 pub mod unique_names;
 pub mod vmid_range;

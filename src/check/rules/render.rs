@@ -11,7 +11,15 @@ pub fn render_refusals(l: &Loaded) -> Vec<Diagnostic> {
     // The rules render's gates would run are check rules of their own.
     let files = match crate::render::without_gates(|| crate::render::all(l)) {
         Ok(files) => files,
-        Err(e) => return vec![as_diagnostic(l, e)],
+        // A missing key is the `required` and `proxmox-config` rules' to
+        // report: they know when a key is there but of the wrong type or
+        // misspelled (one finding per mistake, not two).
+        Err(e) => {
+            return Some(as_diagnostic(l, e))
+                .filter(|d| d.code != Code::MissingKey)
+                .into_iter()
+                .collect()
+        }
     };
     files
         .iter()

@@ -8,48 +8,77 @@
 //! web = { proxmox = { cores = 2; memory = 2048; }; };   # missing-key: vmid
 //! ```
 
-use crate::diag::{Code, Diagnostic};
-use crate::fleet::Loaded;
+use crate::diag::{did_you_mean, Code, Diagnostic};
+use crate::fleet::model::PROXMOX_KEYS;
+use crate::fleet::value::Attrs;
+use crate::fleet::{Host, Loaded, ProxmoxSpec};
 
 pub fn required_keys(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (h, p) in l.fleet.vms() {
-        let missing: Vec<&str> = [
-            ("vmid", p.vmid.is_none()),
-            ("cores", p.cores.is_none()),
-            ("memory", p.memory.is_none()),
-        ]
-        .into_iter()
-        .filter(|(key, absent)| *absent && !p.readonly && (*key == "vmid" || p.clones_template()))
-        .map(|(k, _)| k)
-        .collect();
-        if let Some(first) = missing.first() {
-            let example = match *first {
-                "vmid" => "vmid = 120;",
-                "cores" => "cores = 2;",
-                _ => "memory = 4096;",
-            };
-            out.push(
-                Diagnostic::error(
-                    Code::MissingKey,
-                    p.span,
-                    format!(
-                        "`{}.proxmox` lacks {}",
-                        h.name,
-                        missing
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-                .help(format!(
-                    "add e.g. `{example}` (`pve new` picks the next free VMID)"
-                )),
-            );
+        let written = proxmox_attrs(l, &h.name);
+        let missing: Vec<&str> = ["vmid", "cores", "memory"]
+            .into_iter()
+            .filter(|key| *key == "vmid" || p.clones_template())
+            .filter(|key| !p.readonly && absent(p, written, key))
+            .collect();
+        if let Some(d) = missing_keys(h, p, &missing) {
+            out.push(d);
         }
     }
     out
+}
+
+/// Whether `key` is missing from the set as written: a key of the wrong
+/// type is there (its wrong-type error says what to fix), and so is a
+/// key misspelled close enough for the unknown-key error to name it.
+fn absent(p: &ProxmoxSpec, written: Option<&Attrs>, key: &str) -> bool {
+    let typed = match key {
+        "vmid" => p.vmid.is_some(),
+        "cores" => p.cores.is_some(),
+        _ => p.memory.is_some(),
+    };
+    let Some(attrs) = written else {
+        return !typed;
+    };
+    let misspelled = attrs.iter().any(|(k, _)| {
+        !PROXMOX_KEYS.contains(&k.as_str())
+            && did_you_mean(k, PROXMOX_KEYS.iter().copied()) == Some(key)
+    });
+    !typed && !attrs.contains_key(key) && !misspelled
+}
+
+fn missing_keys(h: &Host, p: &ProxmoxSpec, missing: &[&str]) -> Option<Diagnostic> {
+    let example = match *missing.first()? {
+        "vmid" => "`vmid = 120;` (`pve new` picks the next free VMID)",
+        "cores" => "`cores = 2;`",
+        _ => "`memory = 4096;` (MiB)",
+    };
+    let keys = missing
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(
+        Diagnostic::error(
+            Code::MissingKey,
+            p.span,
+            format!("`{}.proxmox` lacks {keys}", h.name),
+        )
+        .help(format!("add e.g. {example}")),
+    )
+}
+
+/// The host's `proxmox` set as written in hosts.nix.
+fn proxmox_attrs<'l>(l: &'l Loaded, host: &str) -> Option<&'l Attrs> {
+    l.value
+        .as_attrs()?
+        .get(host)?
+        .value
+        .as_attrs()?
+        .get("proxmox")?
+        .value
+        .as_attrs()
 }
 
 #[cfg(test)]
@@ -66,6 +95,31 @@ mod tests {
         assert_eq!(
             codes(super::required_keys, "vmid = 120; ", ""),
             ["missing-key"]
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_type_is_not_missing_too() {
+        assert_eq!(
+            codes(super::required_keys, "cores = 2;", "cores = \"four\";"),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn a_misspelled_key_is_not_missing_too() {
+        // The unknown-key error (with its did-you-mean) is the one finding.
+        assert_eq!(
+            codes(super::required_keys, "vmid = 120;", "vmdi = 120;"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            codes(
+                super::required_keys,
+                "cores = 2; memory = 2048; disk",
+                "corse = 2; memory = 2048; disk"
+            ),
+            Vec::<&str>::new()
         );
     }
 
