@@ -192,20 +192,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         prompt: RefCell::new(&mut prompt),
         report,
     });
-    let spec = answers(&loaded, &args, &used, &storages, wizard.as_ref())?;
+    let mut spec = answers(&loaded, &args, &used, &storages, wizard.as_ref())?;
+    spec.node = choose_node(&loaded, &args, &proxmox, report)?;
     wf::validate_spec(&loaded, &spec, Some(&used), Some(&storages), report)?;
-    report.note(&format!(
-        "New host `{}`: VMID {}, {} cores, {} MiB, disk {}{}",
-        spec.name,
-        spec.vmid,
-        spec.cores,
-        spec.memory,
-        spec.disk,
-        spec.storage
+    report.note(
+        &(format!(
+            "New host `{}`: VMID {}, {} cores, {} MiB, disk {}{}",
+            spec.name,
+            spec.vmid,
+            spec.cores,
+            spec.memory,
+            spec.disk,
+            spec.storage
+                .as_deref()
+                .map(|s| format!(" on {s}"))
+                .unwrap_or_default()
+        ) + &spec
+            .node
             .as_deref()
-            .map(|s| format!(" on {s}"))
-            .unwrap_or_default()
-    ));
+            .map(|n| format!(", node {n}"))
+            .unwrap_or_default()),
+    );
     let lock = RepoLock::take(&root)?;
     let journal = Journal::new(&root, wf::WORKFLOW, &spec.name);
     let tofu = Tofu::new(tofu::workdir(&root)?, Some(token));
@@ -445,7 +452,82 @@ fn answers(
         memory,
         disk,
         storage,
+        node: None,
     })
+}
+
+/// The node the new VM goes to (None: `_proxmox.node`, left out of the
+/// entry). `--node NODE` is taken as given (a host name, one of
+/// `_proxmox.nodes` when that is set); `--node auto`, or no `--node` with
+/// `_proxmox.placement = "least-memory"` on a cluster of more than one
+/// node, asks the cluster once and picks the online node with the most
+/// free memory that a template reaches. The choice goes into hosts.nix.
+fn choose_node(
+    loaded: &Loaded,
+    a: &Args,
+    proxmox: &Proxmox,
+    report: &dyn Reporter,
+) -> Result<Option<String>> {
+    use crate::fleet::model::PLACEMENT_LEAST_MEMORY;
+    use crate::remote::proxmox::placement::least_memory_node;
+    let Some(cfg) = loaded.fleet.proxmox.as_ref() else {
+        return Ok(a.node.clone().filter(|n| n != "auto"));
+    };
+    let auto = match a.node.as_deref() {
+        Some("auto") => true,
+        Some(n) => {
+            let known = cfg
+                .nodes
+                .as_ref()
+                .is_none_or(|ns| ns.iter().any(|k| k == n));
+            if !crate::remote::ssh::valid_host(n) || !known {
+                return Err(UsageError::BadFlag {
+                    flag: "--node",
+                    reason: format!(
+                        "{n:?} is not a node of the cluster ({}); give one of them, or `auto`",
+                        cfg.nodes.as_deref().unwrap_or_default().join(", ")
+                    ),
+                }
+                .into());
+            }
+            return Ok(Some(n.to_string()));
+        }
+        None => cfg
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.value == PLACEMENT_LEAST_MEMORY),
+    };
+    if !auto {
+        return Ok(None);
+    }
+    let nodes = proxmox.node_loads()?;
+    if a.node.is_none() && nodes.len() < 2 {
+        // One node: nothing to choose, `_proxmox.node` it is.
+        return Ok(None);
+    }
+    let Some(chosen) = least_memory_node(&nodes, cfg) else {
+        let names: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}{}", n.node, if n.online { "" } else { " (offline)" }))
+            .collect();
+        return Err(UsageError::BadFlag {
+            flag: "--node",
+            reason: format!(
+                "no online node has a template to clone from (nodes: {}); add the node's template to `_proxmox.templates`, or give --node NODE",
+                names.join(", ")
+            ),
+        }
+        .into());
+    };
+    let free = nodes
+        .iter()
+        .find(|n| n.node == chosen)
+        .map_or(0, |n| n.free_mem);
+    report.note(&format!(
+        "Placement: node {chosen} ({:.1} GiB free, the most of the online nodes with a template)",
+        free as f64 / f64::from(1u32 << 30)
+    ));
+    Ok(Some(chosen))
 }
 
 /// What `pve new` writes besides its own answers: every attribute of

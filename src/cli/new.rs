@@ -16,6 +16,7 @@
 #[command(after_help = "Examples:\n  \
 pve new                                            the wizard\n  \
 pve new --name web-2 --cores 2 --memory 4096 --disk 32G --yes\n  \
+pve new --name web-2 --node auto --yes             on the node with the most free memory\n  \
 pve new --name web-2 --resume                      continue a run that stopped\n  \
 pve new --name web-2 --rollback                    undo a run that stopped\n\n\
 The Proxmox API token comes from PROXMOX_VE_API_TOKEN or the token file (see `pve plan --help`).",
@@ -35,6 +36,12 @@ pub struct Args {
     pub description: Option<String>,
     #[command(flatten)]
     pub vm: super::VmResources,
+    /// The cluster node the VM goes to, written as its `proxmox.node`
+    /// (default: `_proxmox.node`; with `_proxmox.placement =
+    /// "least-memory"` on a cluster, as `auto`). `auto`: the online node
+    /// with the most free memory that has a template.
+    #[arg(long, value_name = "NODE|auto")]
+    pub node: Option<String>,
     /// The host's `user` attribute (default: `_defaults.user` in hosts.nix).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,

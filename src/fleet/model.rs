@@ -168,6 +168,7 @@ pub const PROXMOX_CONFIG_KEYS: &[&str] = &[
     "user",
     "bridge",
     "templates",
+    "placement",
     "parallelClones",
 ];
 
@@ -198,6 +199,9 @@ pub struct ProxmoxConfig {
     /// nodes by the provider).
     pub templates: BTreeMap<String, Spanned<i64>>,
     pub templates_span: Option<TextRange>,
+    /// `placement = "least-memory";`: how `pve new` picks a node for a VM
+    /// when `--node` is not given (`pve new --node auto` always does).
+    pub placement: Option<Spanned<String>>,
     /// `parallelClones = 2;`: how many VMs one apply creates at a time.
     pub parallel_clones: Option<Spanned<i64>>,
 }
@@ -223,6 +227,7 @@ impl ProxmoxConfig {
             bridge: None,
             templates: BTreeMap::new(),
             templates_span: None,
+            placement: None,
             parallel_clones: None,
         }
     }
@@ -254,6 +259,9 @@ impl ProxmoxConfig {
         v
     }
 }
+
+/// `_proxmox.placement = "least-memory";`: the one placement `pve new` knows.
+pub const PLACEMENT_LEAST_MEMORY: &str = "least-memory";
 
 pub const DEFAULT_VMID_RANGE: (i64, i64) = (100, 999);
 
@@ -410,6 +418,7 @@ fn example_for(key: &str, want: &str) -> &'static str {
         "tags" => "[ \"web\" ]",
         "nodes" => "[ \"pve\" ]",
         "node" => "\"pve\"",
+        "placement" => "\"least-memory\"",
         "host" => "\"192.168.1.12\"",
         "hostname" | "sshAlias" | "name" => "\"web\"",
         "publicKey" => "\"ssh-ed25519 AAAA...\"",
@@ -720,6 +729,7 @@ fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<Proxmox
         bridge: r.string("bridge").map(|s| s.value),
         templates,
         templates_span,
+        placement: r.string("placement"),
         parallel_clones: r.int("parallelClones"),
     })
 }

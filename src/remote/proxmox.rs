@@ -10,6 +10,7 @@ mod cluster;
 pub mod error;
 pub mod guests;
 pub mod parse;
+pub mod placement;
 pub mod snapshot;
 
 use std::collections::BTreeSet;

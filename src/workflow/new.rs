@@ -54,6 +54,9 @@ pub struct NewSpec {
     pub disk: String,
     /// None: `_proxmox.defaultStorage` (the entry leaves it out).
     pub storage: Option<String>,
+    /// The node (`proxmox.node`); None: `_proxmox.node` (left out).
+    #[serde(default)]
+    pub node: Option<String>,
     /// The attributes the fleet's base expects of every host (`user`,
     /// `authorizedKeys` ...): `_defaults` of hosts.nix and the flags, as
     /// (attribute path, Nix text).
@@ -74,7 +77,7 @@ impl NewSpec {
             memory: Some(self.memory),
             disk: Some(self.disk.clone()),
             storage: self.storage.clone(),
-            node: None,
+            node: self.node.clone(),
             tags: Vec::new(),
             description: self.description.clone(),
             extra: self.extra.clone(),
@@ -879,6 +882,7 @@ mod tests {
             memory: 2048,
             disk: "32G".into(),
             storage: None,
+            node: None,
             extra: Vec::new(),
         }
     }

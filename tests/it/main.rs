@@ -35,6 +35,7 @@ mod integrate_resume;
 mod keys_to_age;
 mod new_remove_new;
 mod new_remove_remove;
+mod placement;
 mod proxmox_ops;
 mod proxmox_sim_fidelity;
 mod render_cli;

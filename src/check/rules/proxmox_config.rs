@@ -11,6 +11,7 @@
 //! ```
 
 use crate::diag::{Code, Diagnostic};
+use crate::fleet::model::PLACEMENT_LEAST_MEMORY;
 use crate::fleet::{DiskSize, Loaded, Vmid};
 
 pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
@@ -85,6 +86,20 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
             );
         }
     }
+    if let Some(p) = cfg
+        .placement
+        .as_ref()
+        .filter(|p| p.value != PLACEMENT_LEAST_MEMORY)
+    {
+        out.push(
+            Diagnostic::error(
+                Code::ProxmoxValue,
+                p.span,
+                format!("`_proxmox.placement` is {:?}; the one placement pve knows is \"{PLACEMENT_LEAST_MEMORY}\"", p.value),
+            )
+            .help("write `placement = \"least-memory\";` (`pve new` then puts a VM without `--node` on the node with the most free memory that has a template), or remove it"),
+        );
+    }
     let (lo, hi) = cfg.vmid_range;
     if !Vmid::in_range(lo) || lo > hi || !Vmid::in_range(hi) {
         out.push(
@@ -113,6 +128,27 @@ mod tests {
         assert_eq!(
             codes(super::proxmox_config, "host = \"192.168.1.12\";", ""),
             ["missing-key"]
+        );
+    }
+
+    #[test]
+    fn placement_is_least_memory_or_nothing() {
+        let base = "templateVmid = 9000;";
+        assert_eq!(
+            codes(
+                super::proxmox_config,
+                base,
+                "templateVmid = 9000; placement = \"least-memory\";"
+            ),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            codes(
+                super::proxmox_config,
+                base,
+                "templateVmid = 9000; placement = \"random\";"
+            ),
+            ["proxmox-value"]
         );
     }
 

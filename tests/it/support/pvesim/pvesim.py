@@ -913,6 +913,8 @@ def pvesh(state, args):
                 n += 1
         out(canonical(str(n)) if fmt.startswith("json") else "%d\n" % n)
         return 0
+    if path == "nodes":
+        return pvesh_nodes(state, fmt)
     parts = path.split("/")
     if len(parts) == 6 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4:] == ["status", "current"]:
         vm = get_vm(state, parts[3])
@@ -991,6 +993,33 @@ def qm_migrate(state, args):
         out("%s migration finished successfully (duration 00:00:01)\n" % stamp)
     vm["node"] = target
     save(state)
+    return 0
+
+
+def pvesh_nodes(state, fmt):
+    """`pvesh get /nodes` (reference: pvesh-get-nodes.json): per node `id`,
+    `node`, `type`, `status`, `ssl_fingerprint`, `level`, `max*`; an online
+    node also `mem`, `cpu`, `disk`, `uptime`. A node's `mem` is 2 GiB for
+    the host plus the `maxmem` of its running VMs (what they can take), or
+    state["node_mem"][node] when a test sets it; state["offline_nodes"]
+    lists nodes that are down. Order: Perl hash order, here reversed."""
+    items = []
+    offline = state.get("offline_nodes", [])
+    for i, n in enumerate(reversed(cluster_nodes(state))):
+        item = {"id": "node/%s" % n, "node": n, "type": "node", "level": "",
+                "ssl_fingerprint": ":".join(["%02X" % (i + 1)] * 32),
+                "maxcpu": 16, "maxdisk": 100861726720, "maxmem": 67345588224}
+        if n in offline:
+            item["status"] = "offline"
+        else:
+            mem = 2 << 30
+            for vmid, vm in state["vms"].items():
+                if vm.get("node", node(state)) == n and vm["status"] in ("running", "paused"):
+                    mem += vmstatus(vmid, vm)["maxmem"]
+            item.update({"status": "online", "mem": state.get("node_mem", {}).get(n, mem),
+                         "cpu": 0.02, "disk": 9876543488, "uptime": 864215})
+        items.append(item)
+    out(canonical(items) if fmt.startswith("json") else "".join("%s\n" % i["node"] for i in items))
     return 0
 
 
