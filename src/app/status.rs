@@ -187,7 +187,7 @@ fn gather(
     let (Some(px), false) = (px, options.quick) else {
         return Ok(rows);
     };
-    let wanted = detail_queries(&rows, &guests, &px.settings().node);
+    let wanted = detail_queries(&rows, &guests);
     if wanted.is_empty() {
         return Ok(rows);
     }
@@ -195,21 +195,22 @@ fn gather(
     select(fleet, model::rows(fleet, &guests, &details), targets)
 }
 
-/// The VMs worth a `qm config` (and, when running, an agent query): the
-/// shown ones that live on this node (`qm` sees no other).
-fn detail_queries(rows: &[Row], guests: &[Guest], node: &str) -> Vec<(u32, bool)> {
+/// The VMs worth a config query (and, when running, an agent query): the
+/// shown ones, on whichever node holds them (`qm` on the node pve talks
+/// to, `pvesh get /nodes/<node>/...` for the others).
+fn detail_queries(rows: &[Row], guests: &[Guest]) -> Vec<(u32, String, bool)> {
     let shown: BTreeSet<u32> = rows.iter().filter_map(|r| r.vmid).collect();
     guests
         .iter()
-        .filter(|g| g.kind == "qemu" && g.node == node && shown.contains(&g.vmid))
-        .map(|g| (g.vmid, g.status == "running"))
+        .filter(|g| g.kind == "qemu" && shown.contains(&g.vmid))
+        .map(|g| (g.vmid, g.node.clone(), g.status == "running"))
         .collect()
 }
 
 /// Runs the per-VM queries with at most [`PARALLEL`] in flight.
 fn fetch_details(
     px: &Proxmox,
-    wanted: &[(u32, bool)],
+    wanted: &[(u32, String, bool)],
     timeout: Duration,
 ) -> BTreeMap<u32, GuestDetails> {
     let next = AtomicUsize::new(0);
@@ -217,10 +218,12 @@ fn fetch_details(
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(wanted.len()) {
             s.spawn(|| {
-                while let Some(&(vmid, running)) = wanted.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    let d = px.guest_details(vmid, running, timeout);
+                while let Some((vmid, node, running)) =
+                    wanted.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    let d = px.guest_details(*vmid, node, *running, timeout);
                     if let Ok(mut f) = found.lock() {
-                        f.insert(vmid, d);
+                        f.insert(*vmid, d);
                     }
                 }
             });

@@ -3,9 +3,11 @@
 //! proxies `/nodes/<node>/...` to that node), because `qm` on the host pve
 //! connects to sees only that node's VMs.
 
+use std::time::Duration;
+
 use serde_json::Value as Json;
 
-use super::parse::{ParseError, Resource};
+use super::parse::{self, ParseError, Resource, VmConfig};
 use super::{external, s, Proxmox, DEFAULT_OP_TIMEOUT};
 use crate::error::Result;
 
@@ -42,6 +44,102 @@ impl Proxmox {
     }
 }
 
+impl Proxmox {
+    /// VM `vmid`'s configuration, asked of the node that holds it: `qm
+    /// config` on the node pve talks to, else `pvesh get
+    /// /nodes/<node>/qemu/<vmid>/config` (values as `qm config` shows them:
+    /// numbers as their digits).
+    pub fn config_on(&self, vmid: u32, node: &str, timeout: Duration) -> Result<VmConfig> {
+        if node == self.settings().node {
+            let out = self.run_within(&[s("qm"), s("config"), s(vmid)], timeout)?;
+            return parse::qm_config(&out.stdout).map_err(external);
+        }
+        let out = self.run_within(&pvesh_get(node, vmid, "config")?, timeout)?;
+        json_config(&out.stdout).map_err(external)
+    }
+
+    /// The guest agent's network-get-interfaces answer for a VM on `node`
+    /// (`qm guest cmd` here, `pvesh get .../agent/network-get-interfaces`
+    /// elsewhere, whose `{"result": [...]}` wraps the same array).
+    pub fn agent_interfaces_on(&self, vmid: u32, node: &str, timeout: Duration) -> Result<String> {
+        if node == self.settings().node {
+            let argv = [
+                s("qm"),
+                s("guest"),
+                s("cmd"),
+                s(vmid),
+                s("network-get-interfaces"),
+            ];
+            return Ok(self.run_within(&argv, timeout)?.stdout);
+        }
+        let out = self.run_within(
+            &pvesh_get(node, vmid, "agent/network-get-interfaces")?,
+            timeout,
+        )?;
+        let v: Json = serde_json::from_str(out.stdout.trim()).map_err(|e| {
+            external(ParseError {
+                what: "pvesh get /nodes/<node>/qemu/<vmid>/agent/network-get-interfaces",
+                detail: e.to_string(),
+            })
+        })?;
+        Ok(v.get("result").cloned().unwrap_or(Json::Null).to_string())
+    }
+}
+
+impl Proxmox {
+    /// A command bounded by exactly `timeout` (status's per-VM queries
+    /// have their own bound, not `--timeout`).
+    fn run_within(
+        &self,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<crate::remote::ssh::RemoteOutput> {
+        Ok(self.ssh.run(argv, timeout)?)
+    }
+}
+
+/// `pvesh get /nodes/<node>/qemu/<vmid>/<what> --output-format json`; the
+/// node name (from /cluster/resources) must be a host name.
+fn pvesh_get(node: &str, vmid: u32, what: &str) -> Result<Vec<String>> {
+    if !crate::remote::ssh::valid_host(node) {
+        return Err(external(ParseError {
+            what: "pvesh get /cluster/resources",
+            detail: format!("node name {node:?} is not a host name"),
+        }));
+    }
+    Ok(vec![
+        s("pvesh"),
+        s("get"),
+        format!("/nodes/{node}/qemu/{vmid}/{what}"),
+        s("--output-format"),
+        s("json"),
+    ])
+}
+
+/// A `pvesh get .../config --output-format json` object as `qm config`
+/// entries (strings as they are, numbers as digits; `digest` left out).
+fn json_config(text: &str) -> std::result::Result<VmConfig, ParseError> {
+    const W: &str = "pvesh get /nodes/<node>/qemu/<vmid>/config";
+    let v: Json = serde_json::from_str(text.trim()).map_err(|e| ParseError {
+        what: W,
+        detail: e.to_string(),
+    })?;
+    let obj = v.as_object().ok_or_else(|| ParseError {
+        what: W,
+        detail: "expected a JSON object".into(),
+    })?;
+    let entries = obj
+        .iter()
+        .filter(|(k, _)| k.as_str() != "digest")
+        .filter_map(|(k, v)| match v {
+            Json::String(t) => Some((k.clone(), t.clone())),
+            Json::Number(n) => Some((k.clone(), n.to_string())),
+            _ => None,
+        })
+        .collect();
+    Ok(VmConfig { entries })
+}
+
 /// `name` of a `pvesh get .../config --output-format json` object.
 fn config_name(text: &str, vmid: u32) -> std::result::Result<String, ParseError> {
     const W: &str = "pvesh get /nodes/<node>/qemu/<vmid>/config";
@@ -64,6 +162,19 @@ fn config_name(text: &str, vmid: u32) -> std::result::Result<String, ParseError>
 #[cfg(test)]
 mod tests {
     use super::config_name;
+
+    #[test]
+    fn a_json_config_reads_as_qm_config_does() {
+        let c = super::json_config(
+            r#"{"digest":"ab","name":"web","onboot":1,"agent":"enabled=1","x":[1]}"#,
+        )
+        .expect("parses");
+        assert_eq!(c.get("name"), Some("web"));
+        assert_eq!(c.get("onboot"), Some("1"));
+        assert!(c.agent_enabled());
+        assert_eq!(c.get("digest"), None);
+        assert_eq!(c.get("x"), None);
+    }
 
     #[test]
     fn the_name_from_a_config_object() {

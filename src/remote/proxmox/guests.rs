@@ -157,38 +157,41 @@ impl Proxmox {
         cluster_guests(&out.stdout).map_err(super::external)
     }
 
-    /// `onboot` and the agent's address of VM `vmid` (on this node), each
-    /// query bounded by `timeout`. Never fails: what cannot be read is
+    /// `onboot` and the agent's address of VM `vmid` on `node` (the node
+    /// pve talks to: `qm`; another node: `pvesh get /nodes/<node>/...`),
+    /// each query bounded by `timeout`. Never fails: what cannot be read is
     /// `None` (an unreachable agent is normal for a booting VM).
-    pub fn guest_details(&self, vmid: u32, running: bool, timeout: Duration) -> GuestDetails {
-        let Ok(out) = self.ssh.run(&[s("qm"), s("config"), s(vmid)], timeout) else {
-            return GuestDetails::default();
-        };
-        let Ok(cfg) = parse::qm_config(&out.stdout) else {
+    pub fn guest_details(
+        &self,
+        vmid: u32,
+        node: &str,
+        running: bool,
+        timeout: Duration,
+    ) -> GuestDetails {
+        let Ok(cfg) = self.config_on(vmid, node, timeout) else {
             return GuestDetails::default();
         };
         let on_boot = Some(cfg.get("onboot").is_some_and(|v| v.trim() == "1"));
         let ip = if running && cfg.agent_enabled() {
-            self.agent_ip(vmid, &cfg, timeout)
+            self.agent_ip(vmid, node, &cfg, timeout)
         } else {
             None
         };
         GuestDetails { on_boot, ip }
     }
 
-    fn agent_ip(&self, vmid: u32, cfg: &parse::VmConfig, timeout: Duration) -> Option<IpAddr> {
-        let argv = [
-            s("qm"),
-            s("guest"),
-            s("cmd"),
-            s(vmid),
-            s("network-get-interfaces"),
-        ];
-        let out = self.ssh.run(&argv, timeout).ok()?;
-        if out.stdout.len() > MAX_AGENT_ANSWER {
+    fn agent_ip(
+        &self,
+        vmid: u32,
+        node: &str,
+        cfg: &parse::VmConfig,
+        timeout: Duration,
+    ) -> Option<IpAddr> {
+        let answer = self.agent_interfaces_on(vmid, node, timeout).ok()?;
+        if answer.len() > MAX_AGENT_ANSWER {
             return None;
         }
-        let ifaces = parse::guest_interfaces(&out.stdout).ok()?;
+        let ifaces = parse::guest_interfaces(&answer).ok()?;
         let macs: Vec<String> = cfg
             .nets()
             .into_iter()

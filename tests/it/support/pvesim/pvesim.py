@@ -587,22 +587,31 @@ def qm_guest(state, args):
             if "agent_answer" in vm:
                 out(vm["agent_answer"])
                 return 0
-            mac = mac_of(vm["config"]) or "00:00:00:00:00:00"
-            ifaces = [
-                {"hardware-address": "00:00:00:00:00:00", "name": "lo",
-                 "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
-                                  {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
-                 "statistics": {"rx-bytes": 3724, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 44,
-                                "tx-bytes": 3724, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 44}},
-            ]
-            addrs = [{"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24} for ip in vm.get("ips", [])]
-            addrs.append({"ip-address": "fe80::be24:11ff:fe00:1", "ip-address-type": "ipv6", "prefix": 64})
-            ifaces.append({"hardware-address": mac, "name": "ens18", "ip-addresses": addrs,
-                           "statistics": {"rx-bytes": 1, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 1,
-                                          "tx-bytes": 1, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 1}})
-            out(perl_pretty(ifaces))
+            out(perl_pretty(guest_ifaces(vm)))
             return 0
         die("VM %s qga command 'guest-%s' failed - unsupported command" % (vmid, cmd))
+    return qm_guest_exec(vm, args)
+
+
+def guest_ifaces(vm):
+    """What the agent answers network-get-interfaces (lo and ens18)."""
+    mac = mac_of(vm["config"]) or "00:00:00:00:00:00"
+    ifaces = [
+        {"hardware-address": "00:00:00:00:00:00", "name": "lo",
+         "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8},
+                          {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}],
+         "statistics": {"rx-bytes": 3724, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 44,
+                        "tx-bytes": 3724, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 44}},
+    ]
+    addrs = [{"ip-address": ip, "ip-address-type": "ipv4", "prefix": 24} for ip in vm.get("ips", [])]
+    addrs.append({"ip-address": "fe80::be24:11ff:fe00:1", "ip-address-type": "ipv6", "prefix": 64})
+    ifaces.append({"hardware-address": mac, "name": "ens18", "ip-addresses": addrs,
+                   "statistics": {"rx-bytes": 1, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 1,
+                                  "tx-bytes": 1, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 1}})
+    return ifaces
+
+
+def qm_guest_exec(vm, args):
     # exec: qm guest exec <vmid> [--] <cmd> [args]
     rest = args[2:]
     if rest and rest[0] == "--":
@@ -1038,8 +1047,26 @@ def pvesh_cluster(state, pos, kv):
         if vm is None or vm.get("node", node(state)) != on:
             die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (on, vmid), 2)
         cfg = dict((k, v) for k, v in vm["config"].items() if k != "digest")
+        if "onboot" in cfg:
+            cfg["onboot"] = int(cfg["onboot"])  # the API's JSON has booleans as numbers
         cfg["digest"] = "0" * 40
         out(canonical(cfg))
+        return 0
+    if len(parts) == 6 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4:] == ["agent", "network-get-interfaces"]:
+        # The API wraps the agent's answer in {"result": ...}.
+        on, vmid = parts[1], parts[3]
+        vm = state["vms"].get(vmid)
+        if vm is None or vm.get("node", node(state)) != on:
+            die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (on, vmid), 2)
+        if vm["status"] not in ("running", "paused"):
+            die("VM %s is not running" % vmid)
+        agent = vm["config"].get("agent", "0")
+        if not (agent.split(",")[0] in ("1", "enabled=1") or "enabled=1" in agent.split(",")):
+            die("No QEMU guest agent configured")
+        if not vm.get("agent_running", True):
+            die("QEMU guest agent is not running")
+        ifaces = json.loads(vm["agent_answer"]) if "agent_answer" in vm else guest_ifaces(vm)
+        out(canonical({"result": ifaces}))
         return 0
     return None
 
