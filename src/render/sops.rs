@@ -58,6 +58,11 @@ struct Recipient {
 
 /// The exact bytes of `.sops.yaml`.
 pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
+    render_sops_yaml_with(loaded, super::Options::default())
+}
+
+/// [`render_sops_yaml`], read back (the default) or not, as `options` say.
+pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let path = config_path(loaded)?;
     let prefix = secrets_prefix(loaded, &path)?;
@@ -240,7 +245,9 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    parse_back(&text, &recipients, rule_count)?;
+    if !options.skip_read_back {
+        parse_back(&text, &recipients, rule_count)?;
+    }
     Ok(text)
 }
 
