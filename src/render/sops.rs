@@ -127,15 +127,23 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
         ));
     }
 
+    // A placeholder (the `public-key` rule let it through as a warning):
+    // the host has no key yet.
+    let keyed: Vec<(&crate::fleet::model::Host, _, [u8; 32])> = loaded
+        .fleet
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let k = h.public_key.as_ref()?;
+            Some((h, k, keys::parse_ed25519_public(&k.value).ok()?))
+        })
+        .collect();
+    // All keys at once: one field inversion for the whole fleet.
+    let points: Vec<[u8; 32]> = keyed.iter().map(|(_, _, p)| *p).collect();
+    let converted = keys::recipients_from_points(&points);
     let mut hosts: BTreeMap<&str, Recipient> = BTreeMap::new();
-    for h in &loaded.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
-        if keys::parse_ed25519_public(&k.value).is_err() {
-            // A placeholder (the `public-key` rule let it through as a
-            // warning): the host has no key yet.
-            continue;
-        }
-        let recipient = keys::ssh_to_age(&k.value).map_err(|e| {
+    for ((h, k, _), recipient) in keyed.into_iter().zip(converted) {
+        let recipient = recipient.map_err(|e| {
             invalid(
                 loaded,
                 Diagnostic::error(
