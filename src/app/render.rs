@@ -13,6 +13,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let report = crate::ui::Terminal::new();
     let options = render::Options {
         compact: args.compact,
+        skip_read_back: false,
     };
     let files = match args.what {
         What::All => render::all_with(&loaded, options)?,

@@ -7,7 +7,9 @@
 pub mod age;
 pub mod openssh;
 
-pub use age::{identity_from_seed, parse_recipient, recipient_from_point, ssh_to_age};
+pub use age::{
+    identity_from_seed, parse_recipient, recipient_from_point, recipients_from_points, ssh_to_age,
+};
 pub use openssh::{private_key_to_age, Passphrase};
 
 use base64::Engine as _;

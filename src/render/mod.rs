@@ -67,6 +67,11 @@ pub struct Options {
     /// config.tf.json one VM per line, whatever the fleet's size (see
     /// [`json`]).
     pub compact: bool,
+    /// Skip `.sops.yaml`'s read-back, the proof that the rendered text
+    /// means what the model says (see `sops::parse_back`). Only for
+    /// `pve check`, which renders in memory and writes nothing; every
+    /// command that writes keeps the proof.
+    pub skip_read_back: bool,
 }
 
 /// The chosen outputs, sorted by path.
@@ -89,7 +94,7 @@ pub fn render_with(
             },
             Target::Sops => RenderedFile {
                 path: sops::config_path(loaded)?,
-                contents: sops::render_sops_yaml(loaded)?,
+                contents: sops::render_sops_yaml_with(loaded, options)?,
             },
             Target::KnownHosts => RenderedFile {
                 path: PathBuf::from(KNOWN_HOSTS_PATH),

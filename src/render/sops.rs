@@ -58,6 +58,11 @@ struct Recipient {
 
 /// The exact bytes of `.sops.yaml`.
 pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
+    render_sops_yaml_with(loaded, super::Options::default())
+}
+
+/// [`render_sops_yaml`], read back (the default) or not, as `options` say.
+pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let path = config_path(loaded)?;
     let prefix = secrets_prefix(loaded, &path)?;
@@ -122,15 +127,23 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
         ));
     }
 
+    // A placeholder (the `public-key` rule let it through as a warning):
+    // the host has no key yet.
+    let keyed: Vec<(&crate::fleet::model::Host, _, [u8; 32])> = loaded
+        .fleet
+        .hosts
+        .iter()
+        .filter_map(|h| {
+            let k = h.public_key.as_ref()?;
+            Some((h, k, keys::parse_ed25519_public(&k.value).ok()?))
+        })
+        .collect();
+    // All keys at once: one field inversion for the whole fleet.
+    let points: Vec<[u8; 32]> = keyed.iter().map(|(_, _, p)| *p).collect();
+    let converted = keys::recipients_from_points(&points);
     let mut hosts: BTreeMap<&str, Recipient> = BTreeMap::new();
-    for h in &loaded.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
-        if keys::parse_ed25519_public(&k.value).is_err() {
-            // A placeholder (the `public-key` rule let it through as a
-            // warning): the host has no key yet.
-            continue;
-        }
-        let recipient = keys::ssh_to_age(&k.value).map_err(|e| {
+    for ((h, k, _), recipient) in keyed.into_iter().zip(converted) {
+        let recipient = recipient.map_err(|e| {
             invalid(
                 loaded,
                 Diagnostic::error(
@@ -240,7 +253,9 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    parse_back(&text, &recipients, rule_count)?;
+    if !options.skip_read_back {
+        parse_back(&text, &recipients, rule_count)?;
+    }
     Ok(text)
 }
 

@@ -9,7 +9,13 @@ use crate::fleet::{FleetError, Loaded};
 /// `pve render`'s refusals, as check findings.
 pub fn render_refusals(l: &Loaded) -> Vec<Diagnostic> {
     // The rules render's gates would run are check rules of their own.
-    let files = match crate::render::without_gates(|| crate::render::all(l)) {
+    // Nothing is written, so the read-back that proves the text before a
+    // write is skipped: it guards pve's own template, not the fleet.
+    let options = crate::render::Options {
+        skip_read_back: true,
+        ..Default::default()
+    };
+    let files = match crate::render::without_gates(|| crate::render::all_with(l, options)) {
         Ok(files) => files,
         // A missing key is the `required` and `proxmox-config` rules' to
         // report: they know when a key is there but of the wrong type or
