@@ -17,6 +17,7 @@ mod check_rules;
 mod check_uniqueness;
 mod cli_help;
 mod cluster;
+mod completions;
 mod cycle_e2e;
 mod deploy;
 mod discovery;
