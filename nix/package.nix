@@ -12,6 +12,7 @@
   nix,
   age,
   python3,
+  installShellFiles,
   # true for the `cargo-test` check; the package itself skips the tests so
   # `nix run` never waits for them.
   doCheck ? false,
@@ -37,6 +38,19 @@ rustPlatform.buildRustPackage {
     PVE_NIXOS_REBUILD = "${nixos-rebuild}/bin/nixos-rebuild";
     PVE_NIX = "${nix}/bin/nix";
   };
+
+  # Shell completions and manual pages, made by the built binary itself
+  # (`pve completions`, `pve man`) from the same clap tree as --help.
+  # Running it here needs a native build (not a cross build).
+  nativeBuildInputs = [ installShellFiles ];
+  postInstall = ''
+    "$out/bin/pve" completions bash > pve.bash
+    "$out/bin/pve" completions zsh > _pve
+    "$out/bin/pve" completions fish > pve.fish
+    installShellCompletion --cmd pve --bash pve.bash --zsh _pve --fish pve.fish
+    "$out/bin/pve" man --out man
+    installManPage man/*.1
+  '';
 
   inherit doCheck;
   # What the tests run for real: Nix (the evaluator oracle, private stores

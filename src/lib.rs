@@ -21,6 +21,7 @@ pub mod fleet;
 pub mod fsutil;
 pub mod keys;
 pub mod known_hosts;
+pub mod plural;
 pub mod remote;
 pub mod render;
 pub mod report;

@@ -54,10 +54,4 @@ fn print_json(diags: &[Diagnostic], file: &SourceFile) -> Result<()> {
 }
 
 /// `1 error`, `2 errors`, `0 warnings`.
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+use crate::plural::plural as counted;

@@ -131,8 +131,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
 /// `--dry-run`: what would happen, wave by wave.
 fn plan_text(plan: &Plan, opts: &deploy::Options) -> String {
     let mut t = format!(
-        "pve deploy would build {} system(s) with one `nix build`, then `switch-to-configuration {}` (at most {} at a time):\n",
-        plan.hosts().count(),
+        "pve deploy would build {} with one `nix build`, then `switch-to-configuration {}` (at most {} at a time):\n",
+        crate::plural::plural(plan.hosts().count(), "system"),
         plan.action.as_str(),
         opts.parallel
     );
@@ -152,7 +152,7 @@ fn plan_text(plan: &Plan, opts: &deploy::Options) -> String {
             };
             let checks = match h.health_checks.len() {
                 0 => String::new(),
-                n => format!(", {n} health check(s)"),
+                n => format!(", {}", crate::plural::plural(n, "health check")),
             };
             t.push_str(&format!("  {}  {snap}{checks}\n", h.name));
         }

@@ -103,7 +103,7 @@ pub enum UsageError {
     NoStoppedRemoveRun { name: String },
     #[error("not removing `{name}` without confirmation: there is no terminal to ask on")]
     RemoveNotConfirmed { name: String },
-    #[error("{} has {errors} error{}; not planning from it", .file.display(), if *.errors == 1 { "" } else { "s" })]
+    #[error("{} has {}; not planning from it", .file.display(), crate::plural::plural(*.errors, "error"))]
     HostsFileHasErrors { file: PathBuf, errors: usize },
 }
 

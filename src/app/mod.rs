@@ -10,6 +10,7 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+pub mod completions;
 pub mod config;
 pub mod deploy;
 mod error;

@@ -25,7 +25,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     if args.check {
         let stale = render::check(&dir, &files)?;
         if stale.is_empty() {
-            report.note(&format!("{} files up to date", files.len()));
+            report.note(&format!(
+                "{} up to date",
+                crate::plural::plural(files.len(), "file")
+            ));
             return Ok(exit::OK);
         }
         let mut text = String::new();

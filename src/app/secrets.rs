@@ -36,8 +36,8 @@ fn run_adopt(ctx: &Context, a: AdoptArgs) -> Result<u8> {
     }
     if !report.differences.is_empty() {
         text.push_str(&format!(
-            "\n{} difference(s) from {}:\n",
-            report.differences.len(),
+            "\n{} from {}:\n",
+            crate::plural::plural(report.differences.len(), "difference"),
             report.file.display()
         ));
         for d in &report.differences {
@@ -45,12 +45,12 @@ fn run_adopt(ctx: &Context, a: AdoptArgs) -> Result<u8> {
         }
     }
     text.push_str(&format!(
-        "\nchecked: `pve render sops` gives each of the {} rule(s) and each of the {} secret file(s) the same recipients ({} of {} recipients kept, {} admin(s))\n",
-        report.rules,
-        report.files_checked,
+        "\nchecked: `pve render sops` gives each of the {} and each of the {} the same recipients ({} of {} kept, {})\n",
+        crate::plural::plural(report.rules, "rule"),
+        crate::plural::plural(report.files_checked, "secret file"),
         report.recipients_kept,
-        report.recipients,
-        report.admins.len()
+        crate::plural::plural(report.recipients, "recipient"),
+        crate::plural::plural(report.admins.len(), "admin")
     ));
     if report.written {
         text.push_str("next: `pve render sops`, then `pve check`\n");

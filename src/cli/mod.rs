@@ -4,6 +4,7 @@
 //! its results through `crate::ui`.
 
 pub mod check;
+pub mod completions;
 pub mod config;
 pub mod deploy;
 pub mod eval;
@@ -86,6 +87,9 @@ pub enum Command {
     Status(status::Args),
     /// Proxmox operations over SSH (same as `proxmox-ops`).
     Vm(vm::Args),
+    Completions(completions::Args),
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 /// The VM resource flags `pve new` and `pve host add` share. Each command
@@ -134,5 +138,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Deploy(a) => app::deploy::run(&ctx, a),
         Command::Import(a) => app::import::run(&ctx, a),
         Command::Status(a) => app::status::run(&ctx, a),
+        Command::Completions(a) => app::completions::run(&ctx, a),
+        Command::Man(a) => app::completions::man(&ctx, a),
     }
 }

@@ -657,9 +657,9 @@ fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), App
     let keys: Vec<&str> = doc.keys.iter().filter_map(|v| v.as_str()).collect();
     if keys != recipients.iter().map(String::as_str).collect::<Vec<_>>() {
         return Err(wrong(format!(
-            "it lists {} keys where {} were rendered",
-            keys.len(),
-            recipients.len()
+            "it lists {} where the rendering has {}",
+            crate::plural::plural(keys.len(), "key"),
+            crate::plural::plural(recipients.len(), "key")
         )));
     }
     let found = doc.creation_rules.len();

@@ -844,10 +844,10 @@ fn prove(
                 && MATCH_ALL.contains(&rule.path_regex.as_str()));
         if !same_regex || set(now) != kept(rule) {
             return Err(unfaithful(format!(
-                "{} became `{}` with {} recipients instead of {}",
+                "{} became `{}` with {} instead of {}",
                 rule_label(i, rule),
                 now.path_regex,
-                set(now).len(),
+                crate::plural::plural(set(now).len(), "recipient"),
                 kept(rule).len()
             ))
             .into());
@@ -871,8 +871,8 @@ fn prove(
                 files += 1;
                 if set(now) != kept(before) {
                     return Ok(Proof::FilesDiffer(format!(
-                        "{shown} would get {} recipients instead of {}",
-                        set(now).len(),
+                        "{shown} would get {} instead of {}",
+                        crate::plural::plural(set(now).len(), "recipient"),
                         kept(before).len()
                     )));
                 }

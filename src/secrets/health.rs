@@ -59,8 +59,8 @@ pub fn findings(root_dir: &Path, sops_yaml_rel: &Path) -> (Option<SopsConfig>, V
             vec![Finding::Unreadable {
                 file: path,
                 reason: format!(
-                    "it does not exist, so the recipients of {n} secret file{} cannot be checked",
-                    if n == 1 { "" } else { "s" }
+                    "it does not exist, so the recipients of {} cannot be checked",
+                    crate::plural::plural(n, "secret file")
                 ),
             }],
         );

@@ -36,9 +36,9 @@ impl RekeyReport {
     pub fn summary(&self, verb: &str, root: &Path) -> String {
         let show = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
         let mut s = format!(
-            "{} of {} secret files {verb}",
+            "{} of {} {verb}",
             self.ok.len(),
-            self.ok.len() + self.failed.len()
+            crate::plural::plural(self.ok.len() + self.failed.len(), "secret file")
         );
         if self.ok.is_empty() && self.failed.is_empty() {
             return format!("no secret files to be {verb}");

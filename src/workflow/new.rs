@@ -476,7 +476,7 @@ fn step_scaffold(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
             Source::BuiltIn => "the built-in base",
         },
         if kept > 0 {
-            format!(" ({kept} existing file(s) kept)")
+            format!(" ({} kept)", crate::plural::plural(kept, "existing file"))
         } else {
             String::new()
         }

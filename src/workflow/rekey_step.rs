@@ -67,8 +67,8 @@ pub fn run(loaded: &Loaded, name: &str, lock: &LockOnDemand) -> Result<String> {
     for (key, files) in &out.revoked {
         let shown: Vec<String> = files.iter().map(|f| show(root, f)).collect();
         msg.push_str(&format!(
-            "\n{key} is no longer a recipient: {} file(s) it could read got a new data key, and none lists it (checked): {}",
-            files.len(),
+            "\n{key} is no longer a recipient: {} it could read got a new data key, and none lists it (checked): {}",
+            crate::plural::plural(files.len(), "file"),
             shown.join(", ")
         ));
     }
@@ -99,7 +99,7 @@ pub enum RekeyStepError {
     },
     #[error("{summary}")]
     RekeyFailed { summary: String, name: String },
-    #[error("sops reported success, but {} secret file(s) are not as .sops.yaml says:\n{}", problems.len(), problems.join("\n"))]
+    #[error("sops reported success, but {} not as .sops.yaml says:\n{}", crate::plural::plural_of(problems.len(), "secret file is", "secret files are"), problems.join("\n"))]
     NotAsConfigured {
         /// One line per file: the file and what is wrong with it.
         problems: Vec<String>,

@@ -92,8 +92,8 @@ impl Removal {
         }
         if !self.readable.is_empty() {
             s.push_str(&format!(
-                "  - a new data key for the {} secret file(s) it could decrypt: {}\n",
-                self.readable.len(),
+                "  - a new data key for the {} it could decrypt: {}\n",
+                crate::plural::plural(self.readable.len(), "secret file"),
                 self.readable.join(", ")
             ));
         }
@@ -566,12 +566,15 @@ fn step_rotate(r: &mut RemoveRun, _j: &mut Journal) -> Result<String, AppError> 
         return Err(problems_error(r, "revoked", &problems));
     }
     r.notes.push(format!(
-        "`{}` could decrypt {} secret file(s); each got a new data key (sops rotate) and no longer lists its key (both checked in the files), so a copy the host kept no longer opens them: {}",
+        "`{}` could decrypt {}; each got a new data key (sops rotate) and no longer lists its key (both checked in the files), so a copy the host kept no longer opens them: {}",
         r.removal.name,
-        report.ok.len(),
+        crate::plural::plural(report.ok.len(), "secret file"),
         r.removal.readable.join(", ")
     ));
-    Ok(format!("new data key for {} file(s)", report.ok.len()))
+    Ok(format!(
+        "new data key for {}",
+        crate::plural::plural(report.ok.len(), "file")
+    ))
 }
 
 fn step_destroy(r: &mut RemoveRun, j: &mut Journal) -> Result<String, AppError> {
@@ -641,7 +644,7 @@ pub enum RemoveError {
     #[error(transparent)]
     SopsConfig(ConfigError),
     /// Without `_sops` the host's key cannot be taken out of `.sops.yaml`.
-    #[error("hosts.nix has no `_sops`, so pve does not write {} and cannot take `{name}`'s age key ({recipient}) out of it: `{name}` would still decrypt {readable} secret file(s) after the removal. Nothing was changed.", sops_yaml.display())]
+    #[error("hosts.nix has no `_sops`, so pve does not write {} and cannot take `{name}`'s age key ({recipient}) out of it: `{name}` would still decrypt {} after the removal. Nothing was changed.", sops_yaml.display(), crate::plural::plural(*.readable, "secret file"))]
     Unmanaged {
         sops_yaml: PathBuf,
         name: String,
@@ -678,9 +681,9 @@ pub enum RemoveError {
         name: String,
         key: String,
     },
-    #[error("{failed} of {total} secret files could not be re-keyed (listed above)")]
+    #[error("{failed} of {} could not be re-keyed (listed above)", crate::plural::plural(*.total, "secret file"))]
     RekeyFailed { failed: usize, total: usize },
-    #[error("sops reported success, but {} secret file(s) are not {what} as they must be:\n{}", problems.len(), problems.join("\n"))]
+    #[error("sops reported success, but {} not {what} as they must be:\n{}", crate::plural::plural_of(problems.len(), "secret file is", "secret files are"), problems.join("\n"))]
     NotAsRequired {
         /// "re-keyed" or "revoked".
         what: &'static str,

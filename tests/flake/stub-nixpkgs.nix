@@ -43,6 +43,31 @@ let
           done
         '';
 
+      # STAND-IN for nixpkgs' installShellFiles setup hook: the two
+      # functions with the destinations nixpkgs uses (man pages are not
+      # gzipped here; nixpkgs compresses them in fixupPhase).
+      installShellFilesHook = ''
+        installManPage() {
+          for f in "$@"; do
+            s="''${f##*.}"
+            mkdir -p "$out/share/man/man$s"
+            cp "$f" "$out/share/man/man$s/"
+          done
+        }
+        installShellCompletion() {
+          cmd=
+          while [ $# -gt 0 ]; do
+            case "$1" in
+              --cmd) cmd="$2"; shift 2 ;;
+              --bash) d="$out/share/bash-completion/completions/$cmd.bash"; mkdir -p "''${d%/*}"; cp "$2" "$d"; shift 2 ;;
+              --zsh) d="$out/share/zsh/site-functions/_$cmd"; mkdir -p "''${d%/*}"; cp "$2" "$d"; shift 2 ;;
+              --fish) d="$out/share/fish/vendor_completions.d/$cmd.fish"; mkdir -p "''${d%/*}"; cp "$2" "$d"; shift 2 ;;
+              *) echo "installShellCompletion stand-in: unsupported $1" >&2; exit 1 ;;
+            esac
+          done
+        }
+      '';
+
       withOverride =
         drv: args:
         drv
@@ -81,6 +106,9 @@ let
             mkdir -p "$out/bin"
             cp "$pveBin" "$out/bin/pve"
             cp "$proxmoxOpsBin" "$out/bin/proxmox-ops"
+            cd "$(mktemp -d)"
+            ${installShellFilesHook}
+            ${args.postInstall or ""}
           '') args;
 
         writeShellScriptBin =
@@ -92,6 +120,7 @@ let
             chmod +x "$out/bin/${name}"
           '';
 
+        installShellFiles = runCommand "stub-installShellFiles" { } "mkdir $out";
         mkShell = args: (runCommand "stub-shell" { } "echo > $out") // { stubArgs = args; };
 
         opentofu = tool "opentofu" [ "tofu" ];

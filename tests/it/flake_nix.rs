@@ -697,7 +697,9 @@ fn apps_run_pve_subcommands_with_the_runtime_tools_on_path() {
         &recorder,
         "#!/bin/sh\necho \"${0##*/}\"\nfor a in \"$@\"; do echo \"arg:$a\"; done\n\
          for t in tofu ssh sops nixos-rebuild; do echo \"tool:$(command -v $t)\"; done\n\
-         echo \"path:$PATH\"\n",
+         echo \"path:$PATH\"\n\
+         # Like pve man: the package's postInstall installs its pages.\n\
+         if [ \"$1\" = man ]; then mkdir -p \"$3\"; echo .TH > \"$3/pve.1\"; fi\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -869,6 +871,36 @@ fn nix_flake_check_build_and_run_with_stub_nixpkgs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "pve 0.1.0\n");
+
+    // nix build .#pve: postInstall (run with a stand-in of nixpkgs'
+    // installShellFiles) installs the completions and the manual pages
+    // the packaged binary made.
+    {
+        let out = nix_flake(&nix, &["build", "--no-link", "--json"], "#pve", flake, stub);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pkg = built_out(&out.stdout);
+        for (file, names) in [
+            (
+                "share/bash-completion/completions/pve.bash",
+                "complete -F _pve",
+            ),
+            ("share/zsh/site-functions/_pve", "#compdef pve"),
+            (
+                "share/fish/vendor_completions.d/pve.fish",
+                "complete -c pve",
+            ),
+            ("share/man/man1/pve.1", ".TH pve 1"),
+            ("share/man/man1/pve-host-add.1", ".TH pve-host-add 1"),
+        ] {
+            let text = std::fs::read_to_string(pkg.join(file))
+                .unwrap_or_else(|e| panic!("{file} in the package: {e}"));
+            assert!(text.contains(names), "{file} lacks {names:?}");
+        }
+    }
 
     // nix build .#tofu-config
     {

@@ -18,6 +18,7 @@ mod check_uniqueness;
 mod cli_help;
 mod cluster;
 mod cluster_ops;
+mod completions;
 mod cycle_e2e;
 mod deploy;
 mod discovery;

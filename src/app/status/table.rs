@@ -124,9 +124,7 @@ fn drift(r: &Row) -> String {
         .join(", ")
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+use crate::plural::plural_of as plural;
 
 /// `4 hosts: 2 running, 1 stopped, 1 not a VM; 1 VM not in hosts.nix; 1 drifted`.
 pub fn summary_line(s: &Summary) -> String {

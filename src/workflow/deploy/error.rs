@@ -53,7 +53,7 @@ pub enum DeployError {
         journal: PathBuf,
         fact: &'static str,
     },
-    #[error("{failed} of {total} hosts failed ({names}){}", if *not_started > 0 { format!("; {not_started} not started") } else { String::new() })]
+    #[error("{failed} of {} failed ({names}){}", crate::plural::plural(*.total, "host"), if *not_started > 0 { format!("; {not_started} not started") } else { String::new() })]
     HostsFailed {
         failed: usize,
         total: usize,

@@ -296,15 +296,19 @@ fn build_all(
     let names: Vec<String> = plan.hosts().map(|t| t.name.clone()).collect();
     if !journal.is_done("build") {
         let task = report.task(&format!(
-            "nix build: {} system(s) ({})",
-            names.len(),
+            "nix build: {} ({})",
+            crate::plural::plural(names.len(), "system"),
             names.join(", ")
         ));
         let paths = build::build(&loaded.root_dir, &names)?;
         for (n, p) in names.iter().zip(&paths) {
             journal.facts.insert(format!("{n}.path"), p.clone());
         }
-        journal.record("build", Status::Done, format!("{} system(s)", names.len()))?;
+        journal.record(
+            "build",
+            Status::Done,
+            crate::plural::plural(names.len(), "system"),
+        )?;
         task.done();
     }
     let mut paths = BTreeMap::new();
