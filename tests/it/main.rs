@@ -51,3 +51,4 @@ mod tailscale_up;
 mod tofu_cli;
 mod trust_boundaries;
 mod trust_proxmox_keys;
+mod vm_flags;
