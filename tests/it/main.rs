@@ -13,6 +13,7 @@
 mod support;
 
 mod check_advice;
+mod check_allow;
 mod check_rules;
 mod check_uniqueness;
 mod cli_help;
