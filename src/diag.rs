@@ -88,6 +88,9 @@ pub struct JsonDiagnostic {
     pub end_column: usize,
     pub message: String,
     pub help: Option<String>,
+    /// Silenced by `checks.allow` / `_checks.allow`: shown, not counted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allowed: bool,
 }
 
 impl JsonDiagnostic {
@@ -104,6 +107,7 @@ impl JsonDiagnostic {
             end_column,
             message: d.message.clone(),
             help: d.help.clone(),
+            allowed: false,
         }
     }
 }

@@ -20,18 +20,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         (Err(e), _) => return Err(e),
     };
-    let diags = check::check(&loaded);
+    let (diags, allowed) = check::check_with_allowed(&loaded);
     let failed = check::fails(&diags, args.strict);
     match args.format {
-        Format::Json => print_json(&diags, &loaded.file)?,
+        Format::Json => print_json_with_allowed(&diags, &allowed, &loaded.file)?,
         Format::Human => {
             let report = crate::ui::Terminal::new();
             report.block(&render_human(&diags, &loaded.file));
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;
             let hosts = loaded.fleet.hosts.len();
+            let allowed = match allowed.len() {
+                0 => String::new(),
+                n => format!(", {n} allowed"),
+            };
             report.note(&format!(
-                "{}: {}, {}, {}",
+                "{}: {}, {}, {}{allowed}",
                 loaded.file.path.display(),
                 counted(hosts, "host"),
                 counted(errors, "error"),
@@ -46,7 +50,24 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
 }
 
 fn print_json(diags: &[Diagnostic], file: &SourceFile) -> Result<()> {
-    let json: Vec<_> = diags.iter().map(|d| JsonDiagnostic::new(d, file)).collect();
+    print_json_with_allowed(diags, &[], file)
+}
+
+/// The findings, then those an `allow` set aside (marked `"allowed": true`).
+fn print_json_with_allowed(
+    diags: &[Diagnostic],
+    allowed: &[Diagnostic],
+    file: &SourceFile,
+) -> Result<()> {
+    let marked = allowed.iter().map(|d| JsonDiagnostic {
+        allowed: true,
+        ..JsonDiagnostic::new(d, file)
+    });
+    let json: Vec<_> = diags
+        .iter()
+        .map(|d| JsonDiagnostic::new(d, file))
+        .chain(marked)
+        .collect();
     let mut text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| "[]".into());
     text.push('\n');
     super::print(&text)?;

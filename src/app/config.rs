@@ -2,13 +2,10 @@
 //! through the format-preserving editor. A `set` that would make `pve
 //! check` fail is refused unless `--force`.
 
-use std::path::Path;
-
 use crate::cli::config::{Args, ConfigCommand, GetArgs, SetArgs};
 use crate::error::{exit, Classify, Kind, Result};
 use crate::fleet::edit::{self, names, EditError, ErrorKind};
-use crate::fleet::{self, value::Value, Loaded, SourceFile};
-use crate::report::Reporter as _;
+use crate::fleet::value::Value;
 
 use super::Context;
 
@@ -25,8 +22,8 @@ pub enum ConfigError {
         did_you_mean: Option<String>,
     },
     /// The edit would add `pve check` errors (shown above).
-    #[error("setting `{key}` would make `pve check` fail; hosts.nix was not changed")]
-    WouldFailCheck { key: String },
+    #[error("{what} would make `pve check` fail; hosts.nix was not changed")]
+    WouldFailCheck { what: String },
 }
 
 impl Classify for ConfigError {
@@ -142,23 +139,15 @@ fn set(ctx: &Context, a: SetArgs) -> Result<u8> {
         a.value.clone()
     };
     let op = |t: &str| edit_text(t, &path, &value);
-    let preview = edit::apply_to_file_checked(&hosts, None, true, op)?;
-    let report = crate::ui::Terminal::new();
-    let fresh = new_check_errors(&hosts, &preview.before, &preview.after)?;
-    if !fresh.is_empty() {
-        report.block(&fresh);
-    }
-    let refused = !fresh.is_empty() && !a.force;
-    if a.dry_run {
-        super::print(&preview.diff())?;
-    }
-    if refused {
-        return Err(ConfigError::WouldFailCheck { key: a.key.clone() }.into());
-    }
-    if a.dry_run {
+    let guard = super::checked_edit::Guard {
+        what: format!("setting `{}`", a.key),
+        dry_run: a.dry_run,
+        force: a.force,
+        skip: &[],
+    };
+    let Some(applied) = super::checked_edit::write_unless_check_fails(&hosts, &guard, op)? else {
         return Ok(exit::OK);
-    }
-    let applied = edit::apply_to_file_checked(&hosts, Some(&preview.before), false, op)?;
+    };
     let msg = if applied.changed() {
         format!(
             "{}: set {}\n",
@@ -169,30 +158,6 @@ fn set(ctx: &Context, a: SetArgs) -> Result<u8> {
         format!("{}: already so; nothing written\n", applied.path.display())
     };
     super::print(&msg)
-}
-
-/// The `pve check` errors of `after` that `before` does not have, rendered
-/// for people (empty when there are none).
-fn new_check_errors(path: &Path, before: &str, after: &str) -> Result<String> {
-    let errors = |l: &Loaded| -> Vec<crate::diag::Diagnostic> {
-        crate::check::check(l)
-            .into_iter()
-            .filter(|d| d.is_error())
-            .collect()
-    };
-    let old: Vec<String> = fleet::load_source(SourceFile::new(path, before.to_string()))
-        .map(|l| errors(&l).into_iter().map(|d| d.message).collect())
-        .unwrap_or_default();
-    let candidate = fleet::load_source(SourceFile::new(path, after.to_string()))?;
-    let fresh: Vec<_> = errors(&candidate)
-        .into_iter()
-        .filter(|d| !old.contains(&d.message))
-        .collect();
-    Ok(if fresh.is_empty() {
-        String::new()
-    } else {
-        crate::diag::render_human(&fresh, &candidate.file)
-    })
 }
 
 #[cfg(test)]

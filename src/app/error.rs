@@ -29,12 +29,11 @@ pub enum UsageError {
     BadAttrPath { detail: String },
     #[error("`{name}` is not a valid host name")]
     InvalidHostName { name: String },
-    #[error("--vmid {vmid} is out of range")]
-    VmidOutOfRange { vmid: u32 },
-    #[error("{flag} must be at least 1")]
-    ZeroCount { flag: &'static str },
-    #[error("--disk `{disk}` is not a size")]
-    NotASize { disk: String },
+    /// Every VM resource flag that `pve check` would refuse, one per line.
+    #[error("{}", bad_flags_message(.problems))]
+    BadVmFlags {
+        problems: Vec<(&'static str, String)>,
+    },
     #[error("--authorized-keys `{}` is not one Nix expression: {why}", .keys.escape_debug())]
     AuthorizedKeysNotOneExpression { keys: String, why: String },
     #[error("cannot render the host entry: {source}")]
@@ -119,9 +118,8 @@ impl Classify for UsageError {
                 "write it like `proxmox.cores`; quote odd names: '\"my-key\".x'".into()
             }
             U::InvalidHostName { .. } => DNS_LABEL_HELP.into(),
-            U::VmidOutOfRange { .. } => "Proxmox VM ids are 100 to 999999999".into(),
-            U::NotASize { .. } => {
-                "write a size like `32G` or `1T`, or `passthrough` for no disk".into()
+            U::BadVmFlags { .. } => {
+                "fix each flag above (memory is in MiB, disk a size like `32G`); nothing was contacted or written".into()
             }
             U::AuthorizedKeysNotOneExpression { .. } => {
                 "pass a single value, e.g. `adminKeys` or `[ \"ssh-ed25519 AAAA...\" ]`".into()
@@ -160,7 +158,6 @@ impl Classify for UsageError {
             }
             U::CurrentFolder { .. }
             | U::FleetFolder { .. }
-            | U::ZeroCount { .. }
             | U::RenderHostEntry { .. }
             | U::ReadAnswer { .. }
             | U::ImportTemplate { .. }
@@ -174,6 +171,16 @@ impl Classify for UsageError {
             | U::NoStoppedRemoveRun { .. } => return None,
         })
     }
+}
+
+/// "2 bad flags:" and one indented line per flag.
+fn bad_flags_message(problems: &[(&'static str, String)]) -> String {
+    let n = problems.len();
+    let mut out = format!("{n} bad flag{}:", if n == 1 { "" } else { "s" });
+    for (flag, why) in problems {
+        out.push_str(&format!("\n  {flag}: {why}"));
+    }
+    out
 }
 
 /// Where to compare the Proxmox host key by hand.

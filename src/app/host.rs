@@ -3,12 +3,14 @@
 use std::path::Path;
 
 use crate::cli::host::{AddArgs, Args, HostCommand, RenameArgs, RmArgs, SetArgs};
+use crate::diag::RuleId;
 use crate::error::Result;
 use crate::fleet::edit::{self, names, Applied, HostEntry};
-use crate::fleet::{DiskSize, HostName};
+use crate::fleet::HostName;
 use crate::report::Reporter as _;
 use crate::ui::{self, Terminal};
 
+use super::checked_edit::{write_unless_check_fails, Guard};
 use super::{Context, UsageError};
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
@@ -27,14 +29,19 @@ fn set(path: &Path, a: SetArgs) -> Result<u8> {
         names::split_attr_path(&a.attr_path).map_err(|m| UsageError::BadAttrPath { detail: m })?,
     );
     let refs: Vec<&str> = attr.iter().map(String::as_str).collect();
-    let applied = edit::apply_to_file_checked(path, None, a.dry_run, |t| {
+    let guard = Guard {
+        what: format!("setting `{}`", names::attr_path(&refs)),
+        dry_run: a.dry_run,
+        force: a.force,
+        skip: &[],
+    };
+    let Some(applied) = write_unless_check_fails(path, &guard, |t| {
         edit::set_attr(t, &refs, &a.nix_expression)
-    })?;
-    finish(
-        &applied,
-        a.dry_run,
-        &format!("set {}", names::attr_path(&refs)),
-    )
+    })?
+    else {
+        return Ok(crate::error::exit::OK);
+    };
+    finish(&applied, false, &format!("set {}", names::attr_path(&refs)))
 }
 
 fn add(path: &Path, a: AddArgs) -> Result<u8> {
@@ -44,23 +51,7 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
         }
         .into());
     }
-    if let Some(v) = a.vm.vmid {
-        if !(100..=999_999_999).contains(&v) {
-            return Err(UsageError::VmidOutOfRange { vmid: v }.into());
-        }
-    }
-    for (flag, v) in [("--cores", a.vm.cores), ("--memory", a.vm.memory)] {
-        if v == Some(0) {
-            return Err(UsageError::ZeroCount { flag }.into());
-        }
-    }
-    if let Some(d) = &a.vm.disk {
-        if d.is_empty()
-            || (d.starts_with(|c: char| c.is_ascii_digit()) && d.parse::<DiskSize>().is_err())
-        {
-            return Err(UsageError::NotASize { disk: d.clone() }.into());
-        }
-    }
+    super::flags::check_vm_flags(&a.vm)?;
     if let Some(keys) = &a.authorized_keys {
         crate::fleet::syntax::one_expression(keys).map_err(|why| {
             UsageError::AuthorizedKeysNotOneExpression {
@@ -87,9 +78,19 @@ fn add(path: &Path, a: AddArgs) -> Result<u8> {
     let nix = entry
         .render()
         .map_err(|source| UsageError::RenderHostEntry { source })?;
-    let applied =
-        edit::apply_to_file_checked(path, None, a.dry_run, |t| edit::add_host(t, &a.name, &nix))?;
-    finish(&applied, a.dry_run, &format!("added host {}", a.name))
+    let guard = Guard {
+        what: format!("adding host `{}`", a.name),
+        dry_run: a.dry_run,
+        force: a.force,
+        // The host's folder and secrets come later (`pve scaffold`).
+        skip: &[RuleId::Files, RuleId::Configuration, RuleId::Secrets],
+    };
+    let Some(applied) =
+        write_unless_check_fails(path, &guard, |t| edit::add_host(t, &a.name, &nix))?
+    else {
+        return Ok(crate::error::exit::OK);
+    };
+    finish(&applied, false, &format!("added host {}", a.name))
 }
 
 fn rm(path: &Path, a: RmArgs) -> Result<u8> {

@@ -10,11 +10,13 @@
 //! [`Prompt`]: crate::report::Prompt
 
 pub mod check;
+mod checked_edit;
 pub mod completions;
 pub mod config;
 pub mod deploy;
 mod error;
 pub mod eval;
+mod flags;
 pub mod host;
 pub mod import;
 pub mod init;

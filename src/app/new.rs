@@ -82,6 +82,8 @@ impl Wizard<'_> {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<u8> {
+    // Before anything is read or contacted: every bad flag at once.
+    super::flags::check_vm_flags(&args.vm)?;
     let loaded = ctx.load()?;
     let root = loaded.root_dir.clone();
     let hosts_path = loaded.file.path.clone();

@@ -1,6 +1,7 @@
 //! `pve check`: every rule is one small function from the loaded fleet to
 //! diagnostics. The library never prints; the CLI renders the result.
 
+pub mod allow;
 mod rules;
 
 use crate::diag::{Diagnostic, RuleId};
@@ -39,9 +40,20 @@ pub const RULES: &[(RuleId, Rule)] = &[
     (RuleId::Typos, rules::typos::typos),
 ];
 
+/// All findings for a fleet that count: [`check_all`] without what
+/// `checks.allow` / `_checks.allow` set aside.
+pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
+    check_with_allowed(loaded).0
+}
+
+/// The findings that count, and those an `allow` set aside.
+pub fn check_with_allowed(loaded: &Loaded) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    allow::apply(loaded, check_all(loaded))
+}
+
 /// All findings for a fleet: the model's own (unknown keys, wrong types)
 /// first, then every rule's, sorted by position.
-pub fn check(loaded: &Loaded) -> Vec<Diagnostic> {
+pub fn check_all(loaded: &Loaded) -> Vec<Diagnostic> {
     let mut out = loaded.diagnostics.clone();
     std::thread::scope(|s| {
         // Rendering converts every host's key (about 50 µs each): on a

@@ -8,6 +8,8 @@ use clap::Subcommand;
 /// endings). After each edit pve evaluates the file again and writes it only
 /// if exactly the asked-for value changed; writes are atomic and take the
 /// repository lock. `--dry-run` prints a unified diff instead of writing.
+/// A `set` or `add` that would make `pve check` fail is shown and refused
+/// (exit 1, the file unchanged) unless `--force`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 pve host set web1 proxmox.cores 4\n  \
@@ -45,6 +47,9 @@ pub struct SetArgs {
     /// Print the change as a unified diff; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the change even when it makes `pve check` fail.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Add a host entry (after the last host, or in order when hosts are sorted).
@@ -80,6 +85,9 @@ pub struct AddArgs {
     /// Print the change as a unified diff; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the entry even when it makes `pve check` fail.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Remove a host's entry with the comment lines above it.

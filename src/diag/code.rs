@@ -164,6 +164,9 @@ codes! {
     SopsPathEscapes = "sops-path-escapes", Error, Some(R::Render);
     SopsPathName = "sops-path-name", Error, Some(R::Render);
     MisspelledKey = "misspelled-key", Warning, Some(R::Typos);
+    // `checks.allow` / `_checks.allow` names no rule or code (or one that
+    // cannot be allowed).
+    UnknownAllow = "unknown-allow", Warning, None;
 }
 
 /// Codes sort by their string, as they always have (the order of findings

@@ -94,7 +94,15 @@ fn set_writes_exactly_the_change() {
 
     let o = pve(
         &path,
-        &["host", "set", "db", "publicKey", "\"ssh-ed25519 BBBB\""],
+        // --force: the made-up key is no ssh-ed25519 key `pve check` accepts.
+        &[
+            "host",
+            "set",
+            "db",
+            "publicKey",
+            "\"ssh-ed25519 BBBB\"",
+            "--force",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(read(&path)
@@ -106,7 +114,15 @@ fn dry_run_prints_a_unified_diff_and_writes_nothing() {
     let (_d, path) = fleet(FLEET);
     for args in [
         &["host", "set", "web", "proxmox.cores", "4", "--dry-run"][..],
-        &["host", "add", "cache", "--vmid", "130", "--dry-run"][..],
+        &[
+            "host",
+            "add",
+            "cache",
+            "--vmid",
+            "130",
+            "--dry-run",
+            "--force",
+        ][..],
         &["host", "rm", "db", "--dry-run"][..],
         &["host", "rename", "db", "pg", "--dry-run"][..],
     ] {
@@ -154,6 +170,8 @@ fn add_renders_the_template_and_the_fleet_evaluates() {
             "x\"y",
             "--authorized-keys",
             "keys",
+            // The tag with a quote (to test the escaping) fails `pve check`.
+            "--force",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -237,7 +255,11 @@ fn bad_input_exits_2_and_leaves_the_file_byte_identical() {
     refused(&path, &["host", "add", "web"], "already exists");
     refused(&path, &["host", "add", "Bad_Name"], "not a valid host name");
     refused(&path, &["host", "add", "x", "--vmid", "5"], "out of range");
-    refused(&path, &["host", "add", "x", "--disk", "12Q"], "not a size");
+    refused(
+        &path,
+        &["host", "add", "x", "--disk", "12Q"],
+        "is neither a size",
+    );
 
     // the error names the file and position
     let o = pve(&path, &["host", "set", "web", "hostname.x", "1"]);
@@ -379,7 +401,7 @@ fn a_full_disk_leaves_the_file_intact() {
     );
     refused(
         &path,
-        &["host", "add", "cache", "--vmid", "130"],
+        &["host", "add", "cache", "--vmid", "130", "--force"],
         "was not changed",
     );
 }
@@ -427,15 +449,21 @@ fn two_processes_editing_at_once_lose_nothing_and_never_tear_the_file() {
 }
 
 #[test]
-fn an_edit_that_check_would_flag_is_written_with_a_warning() {
+fn an_edit_that_check_would_flag_is_refused_unless_forced() {
     let (_d, path) = fleet(FLEET);
     let o = pve(&path, &["host", "set", "web", "proxmox.corse", "4"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("unknown key `web.proxmox.corse`"),
         "{}",
         stderr(&o)
     );
+    assert_eq!(read(&path), FLEET);
+    let o = pve(
+        &path,
+        &["host", "set", "web", "proxmox.corse", "4", "--force"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(read(&path).contains("      corse = 4;\n"));
     // a clean edit prints no warning
     let o = pve(&path, &["host", "set", "web", "proxmox.cores", "3"]);
@@ -472,6 +500,10 @@ fn adding_then_removing_a_host_gives_back_the_example_fleet_byte_for_byte() {
             "150",
             "--authorized-keys",
             "adminKeys",
+            "--cores",
+            "2",
+            "--memory",
+            "2048",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -13,6 +13,7 @@
 mod support;
 
 mod check_advice;
+mod check_allow;
 mod check_rules;
 mod check_uniqueness;
 mod cli_help;
@@ -54,3 +55,4 @@ mod tailscale_up;
 mod tofu_cli;
 mod trust_boundaries;
 mod trust_proxmox_keys;
+mod vm_flags;

@@ -1,0 +1,139 @@
+//! `checks.allow = [ "disko" ];` in a host and `_checks.allow = [ ... ];`
+//! at the top level: findings of the named rules (or codes) are set aside
+//! for that host or the whole fleet, as clippy's `allow`. Each name is a
+//! rule's name (`RuleId::name`) or a finding's code. What makes rendering
+//! impossible (syntax, evaluation, a missing required key) cannot be
+//! allowed; naming it, or a name pve does not know, is a warning.
+
+use crate::diag::{did_you_mean, Code, Diagnostic, RuleId};
+use crate::fleet::value::Value;
+use crate::fleet::Loaded;
+
+/// Codes no `allow` silences: without them nothing can be rendered.
+const NEVER_ALLOWED: &[Code] = &[
+    Code::Syntax,
+    Code::TooDeep,
+    Code::TooLong,
+    Code::Eval,
+    Code::Internal,
+    Code::NotASet,
+    Code::MissingKey,
+];
+
+/// The fleet-wide set of allows.
+pub const FLEET_SET: &str = "_checks";
+
+/// One `allow` entry where it was written.
+struct Allow<'a> {
+    name: &'a str,
+    value: &'a Value,
+    /// The host it applies to (`None`: the whole fleet).
+    host: Option<usize>,
+}
+
+/// Splits `diags` into what counts and what an `allow` set aside; adds a
+/// warning for each name that allows nothing.
+pub fn apply(l: &Loaded, diags: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let allows = allows(l);
+    let mut kept = Vec::new();
+    let mut allowed = Vec::new();
+    for d in diags {
+        let host = l
+            .fleet
+            .hosts
+            .iter()
+            .position(|h| h.span.contains_range(d.span));
+        let hit = allows
+            .iter()
+            .any(|a| (a.host.is_none() || a.host == host) && matches(a.name, d.code));
+        if hit {
+            allowed.push(d);
+        } else {
+            kept.push(d);
+        }
+    }
+    kept.extend(allows.iter().filter_map(unknown_name));
+    kept.sort_by_key(|d| (d.span.start(), d.severity, d.code));
+    (kept, allowed)
+}
+
+/// Whether `name` allows a finding with `code`.
+fn matches(name: &str, code: Code) -> bool {
+    !NEVER_ALLOWED.contains(&code)
+        && (code.as_str() == name || code.rule().is_some_and(|r| r.name() == name))
+}
+
+/// Every rule name and code an `allow` may name.
+fn known_names() -> impl Iterator<Item = &'static str> {
+    super::RULES
+        .iter()
+        .map(|(id, _)| id.name())
+        .filter(|n| *n != RuleId::Required.name())
+        .chain(
+            Code::ALL
+                .iter()
+                .filter(|c| !NEVER_ALLOWED.contains(c))
+                .map(|c| c.as_str()),
+        )
+}
+
+/// The warning for a name that allows nothing.
+fn unknown_name(a: &Allow) -> Option<Diagnostic> {
+    let name = a.name;
+    if known_names().any(|n| n == name) {
+        return None;
+    }
+    let never = NEVER_ALLOWED.iter().any(|c| c.as_str() == name) || name == "required";
+    let d = Diagnostic::new(
+        Code::UnknownAllow,
+        a.value.span,
+        if never {
+            format!("`{name}` cannot be allowed: without it nothing can be rendered")
+        } else {
+            format!("`{name}` is no `pve check` rule or finding code")
+        },
+    );
+    Some(match did_you_mean(name, known_names()).filter(|_| !never) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None if never => d.help("fix the finding instead; remove it from `allow`"),
+        None => d.help("the rules and codes are listed in `pve check --help` and docs/check.md"),
+    })
+}
+
+/// The `allow` entries of the fleet (`_checks.allow`) and of each host
+/// (`checks.allow`). Values of another shape are the loader's business.
+fn allows<'a>(l: &'a Loaded) -> Vec<Allow<'a>> {
+    let mut out = Vec::new();
+    let Some(top) = l.value.as_attrs() else {
+        return out;
+    };
+    let mut push = |set: Option<&'a Value>, host: Option<usize>| {
+        for v in allow_list(set) {
+            if let Some(name) = v.as_str() {
+                out.push(Allow {
+                    name,
+                    value: v,
+                    host,
+                });
+            }
+        }
+    };
+    push(top.get(FLEET_SET).map(|a| &a.value), None);
+    for (i, h) in l.fleet.hosts.iter().enumerate() {
+        let checks = top
+            .get(&h.name)
+            .and_then(|a| a.value.as_attrs())
+            .and_then(|a| a.get("checks"))
+            .map(|a| &a.value);
+        push(checks, Some(i));
+    }
+    out
+}
+
+/// The entries of `set.allow` when it is a list.
+fn allow_list(set: Option<&Value>) -> &[Value] {
+    set.and_then(Value::as_attrs)
+        .and_then(|a| a.get("allow"))
+        .and_then(|a| a.value.as_list())
+        .unwrap_or_default()
+}
