@@ -79,7 +79,7 @@ impl FleetError {
     pub fn help(&self) -> Option<String> {
         match self {
             FleetError::NotFound { .. } => Some(format!(
-                "run inside your fleet repository, or pass `--hosts PATH/TO/{HOSTS_FILE}`"
+                "run inside your fleet repository, pass `--hosts PATH/TO/{HOSTS_FILE}`, or start a fleet here with `pve init`"
             )),
             FleetError::NotUtf8 { .. } => Some("save the file as UTF-8".into()),
             FleetError::NotAFile { path, what } => Some(match what {

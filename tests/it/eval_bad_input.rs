@@ -130,8 +130,8 @@ fn a_missing_hosts_file_names_where_it_looked() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("no hosts.nix in") && err.contains("--hosts"),
-        "{err}"
+        err.contains("no hosts.nix in") && err.contains("--hosts") && err.contains("pve init"),
+        "a new user is pointed at `pve init`: {err}"
     );
     let out = pve(dir.path(), &["-f", "nope.nix", "check"]);
     assert_eq!(out.status.code(), Some(2));
