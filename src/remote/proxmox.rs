@@ -281,19 +281,23 @@ impl Proxmox {
 
     /// Every guest in the cluster (VMs and containers, all nodes).
     pub fn resources(&self) -> Result<Vec<Resource>> {
-        let out = self.run(
-            &[
-                s("pvesh"),
-                s("get"),
-                s("/cluster/resources"),
-                s("--type"),
-                s("vm"),
-                s("--output-format"),
-                s("json"),
-            ],
-            DEFAULT_OP_TIMEOUT,
-        )?;
-        parse::cluster_resources(&out.stdout).map_err(external)
+        parse::cluster_resources(&self.cluster_resources_answer()?).map_err(external)
+    }
+
+    /// `pvesh get /cluster/resources --type vm` as JSON: the one round trip
+    /// behind [`Proxmox::resources`] and [`Proxmox::guests`].
+    fn cluster_resources_answer(&self) -> Result<String> {
+        let argv = [
+            "pvesh",
+            "get",
+            "/cluster/resources",
+            "--type",
+            "vm",
+            "--output-format",
+            "json",
+        ];
+        let argv: Vec<String> = argv.iter().map(s).collect();
+        Ok(self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout)
     }
 
     /// VMIDs in use anywhere in the cluster (VMs, templates, containers).

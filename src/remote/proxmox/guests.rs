@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::parse::{self, ParseError};
-use super::{s, AddressPolicy, Proxmox};
+use super::{AddressPolicy, Proxmox};
 use crate::error::Result;
 
 /// A guest agent answer larger than this is not read (a sane one is a few
@@ -142,19 +142,7 @@ pub struct GuestDetails {
 impl Proxmox {
     /// Every guest of the cluster with its usage: one round trip.
     pub fn guests(&self) -> Result<Vec<Guest>> {
-        let out = self.run(
-            &[
-                s("pvesh"),
-                s("get"),
-                s("/cluster/resources"),
-                s("--type"),
-                s("vm"),
-                s("--output-format"),
-                s("json"),
-            ],
-            super::DEFAULT_OP_TIMEOUT,
-        )?;
-        cluster_guests(&out.stdout).map_err(super::external)
+        cluster_guests(&self.cluster_resources_answer()?).map_err(super::external)
     }
 
     /// `onboot` and the agent's address of VM `vmid` on `node` (the node
