@@ -333,3 +333,56 @@ fn the_console_of_a_vm_on_another_node_says_where_to_reach_it() {
     assert!(err.contains("qm terminal 111"), "{err}");
     no_qm_for(&s, "111");
 }
+
+#[test]
+fn the_other_single_vm_ops_reach_that_node_too() {
+    let s = cluster();
+    // The guest agent and agent exec through pve2's API paths.
+    assert_eq!(ops_ok(&s, &["get-ip", "111"]), "192.0.2.111\n");
+    assert_eq!(ops_ok(&s, &["hostkey", "111"]).trim(), s.vm_host_key);
+    assert_eq!(
+        pvesh(&s, "create", "/nodes/pve2/qemu/111/agent/exec").len(),
+        1
+    );
+    assert!(!pvesh(&s, "get", "/nodes/pve2/qemu/111/agent/exec-status").is_empty());
+
+    ops_ok(&s, &["configure", "111", "--cores", "2"]);
+    ops_ok(&s, &["create-disk", "111", "virtio1", "local-lvm", "16"]);
+    let out = ops_ok(&s, &["resize", "111", "virtio0", "+16G"]);
+    assert!(out.contains("successfully resized"), "{out}");
+    let cfg = s.state()["vms"]["111"]["config"].clone();
+    assert_eq!(cfg["cores"], "2");
+    assert!(
+        cfg["virtio1"]
+            .as_str()
+            .unwrap()
+            .starts_with("local-lvm:vm-111-disk-"),
+        "{cfg}"
+    );
+    assert!(
+        cfg["virtio0"].as_str().unwrap().ends_with("size=80G"),
+        "{cfg}"
+    );
+    assert_eq!(pvesh(&s, "set", "/nodes/pve2/qemu/111/config").len(), 2);
+    assert_eq!(pvesh(&s, "set", "/nodes/pve2/qemu/111/resize").len(), 1);
+
+    // Shrinking: `qm resize` would exit 0; the task's status tells.
+    let o = s
+        .ops()
+        .args(["resize", "111", "virtio0", "10G"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("shrinking disks is not supported"),
+        "{}",
+        stderr(&o)
+    );
+
+    ops_ok(&s, &["shutdown", "111", "--wait", "5"]);
+    ops_ok(&s, &["template", "111"]);
+    assert_eq!(s.state()["vms"]["111"]["status"], "stopped");
+    assert_eq!(s.state()["vms"]["111"]["config"]["template"], "1");
+    assert_eq!(s.state()["vms"]["111"]["node"], "pve2");
+    no_qm_for(&s, "111");
+}
