@@ -189,11 +189,9 @@ impl Proxmox {
             .filter(|l| l.as_str() != "TASK OK")
             .map(|l| format!("{l}\n"))
             .collect();
-        if done.exitstatus != "OK" {
-            text.push_str(&format!(
-                "Task finished with {}\n",
-                done.exitstatus.to_lowercase()
-            ));
+        if let Some(n) = done.exitstatus.strip_prefix("WARNINGS: ") {
+            // What qm prints on stderr then (RESTEnvironment.pm `$tee_worker`).
+            text.push_str(&format!("Task finished with {n} warning(s)!\n"));
         }
         Ok(text)
     }
