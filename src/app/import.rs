@@ -13,10 +13,12 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
     let loaded = ctx.load()?;
     let root = loaded.root_dir.clone();
     let px = Proxmox::from_loaded(&loaded)?;
-    if !px.existing_vmids()?.contains(&vmid) {
+    // The cluster says where the VM lives; its config is asked of that node.
+    let Some(found) = px.locate(vmid)? else {
         return Err(UsageError::NoSuchVm { vmid }.into());
-    }
+    };
     let cfg = px.config(vmid)?;
+    let other_node = (found.node != px.settings().node).then(|| found.node.clone());
     if cfg.is_template() {
         return Err(UsageError::ImportTemplate { vmid }.into());
     }
@@ -95,6 +97,10 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
         .and_then(|p| p.bridge.as_deref())
         .unwrap_or("vmbr0");
     extra.extend(adopted_settings(&cfg, default_bridge));
+    if let Some(node) = &other_node {
+        // hosts.nix says where it lives, or the next plan would move it.
+        extra.push(("node", string_literal(node)));
+    }
     edit::apply_to_file_under(&lock, &path, |t| {
         let mut t = edit::add_host(t, &name, &nix)?;
         for (k, v) in &extra {

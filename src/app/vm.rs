@@ -24,6 +24,14 @@ fn json_out<T: Serialize>(v: &T) -> Result<u8> {
     super::print(&text)
 }
 
+/// Runs a slow operation (a Proxmox task) with progress on the terminal.
+fn slow<T>(message: &str, op: impl FnOnce() -> Result<T>) -> Result<T> {
+    let task = Terminal::new().task(message);
+    let result = op()?;
+    task.done();
+    Ok(result)
+}
+
 fn print_stdout_of_remote(text: &str, summary: &str) -> Result<u8> {
     let mut out = String::from(text);
     if !out.is_empty() && !out.ends_with('\n') {
@@ -193,7 +201,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         Op::Resize { vmid, disk, size } => {
             let v = id(&vmid)?;
-            let out = px.resize(v, &disk, &size)?;
+            let out = slow(&format!("resizing {disk} of VM {v}"), || {
+                px.resize(v, &disk, &size)
+            })?;
             print_stdout_of_remote(&out, &format!("resized {disk} of VM {v} ({size})"))
         }
         Op::CreateDisk {
@@ -211,27 +221,31 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         Op::Start { vmid } => {
             let v = id(&vmid)?;
-            let out = px.start(v)?;
+            let out = slow(&format!("starting VM {v}"), || px.start(v))?;
             print_stdout_of_remote(&out, &format!("started VM {v}"))
         }
         Op::Stop { vmid } => {
             let v = id(&vmid)?;
-            let out = px.stop(v)?;
+            let out = slow(&format!("stopping VM {v}"), || px.stop(v))?;
             print_stdout_of_remote(&out, &format!("stopped VM {v}"))
         }
         Op::Shutdown { vmid, wait } => {
             let v = id(&vmid)?;
-            let out = px.shutdown(v, Duration::from_secs(wait))?;
+            let out = slow(&format!("shutting down VM {v}"), || {
+                px.shutdown(v, Duration::from_secs(wait))
+            })?;
             print_stdout_of_remote(&out, &format!("shut down VM {v}"))
         }
         Op::Restart { vmid } => {
             let v = id(&vmid)?;
-            let out = px.restart(v)?;
+            let out = slow(&format!("restarting VM {v}"), || px.restart(v))?;
             print_stdout_of_remote(&out, &format!("restarted VM {v}"))
         }
         Op::Template { vmid } => {
             let v = id(&vmid)?;
-            let out = px.template(v)?;
+            let out = slow(&format!("converting VM {v} to a template"), || {
+                px.template(v)
+            })?;
             print_stdout_of_remote(&out, &format!("VM {v} is now a template"))
         }
         Op::Destroy {
@@ -247,7 +261,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
                     ask_name(v, &actual)?
                 }
             };
-            let out = px.destroy(v, &name)?;
+            let out = slow(&format!("destroying VM {v}"), || px.destroy(v, &name))?;
             print_stdout_of_remote(&out, &format!("destroyed VM {v} ({name})"))
         }
         Op::Console { vmid } => {

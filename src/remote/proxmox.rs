@@ -12,6 +12,7 @@ pub mod guests;
 pub mod parse;
 pub mod placement;
 pub mod snapshot;
+pub mod target;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -23,7 +24,9 @@ use crate::fleet::{Fleet, Loaded};
 
 use super::ssh::{self, Endpoint, Options, Ssh, SshError};
 pub use error::ProxmoxError;
-pub use parse::{GuestInterface, ListEntry, Resource, Storage, VmConfig, VmStatus};
+pub use guests::Guest;
+pub use parse::{GuestInterface, ListEntry, Storage, VmConfig, VmStatus};
+use target::{Method, NodeName};
 
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -253,8 +256,14 @@ impl Proxmox {
         parse::qm_list(&out.stdout).map_err(external)
     }
 
-    /// `qm status <vmid> --verbose`.
+    /// `qm status <vmid> --verbose` (a VM on another node:
+    /// `pvesh get /nodes/<node>/qemu/<vmid>/status/current`).
     pub fn status(&self, vmid: u32) -> Result<VmStatus> {
+        if let Some(node) = self.remote_node(vmid)? {
+            let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
+            let text = self.pvesh_get_on(&node, vmid, "status/current", &[], timeout)?;
+            return parse::status_current(&text).map_err(external);
+        }
         let out = self.run(
             &[s("qm"), s("status"), s(vmid), s("--verbose")],
             DEFAULT_OP_TIMEOUT,
@@ -265,27 +274,34 @@ impl Proxmox {
     /// `pvesh get /nodes/<node>/qemu/<vmid>/status/current` (adds `agent`
     /// and works for any node of the cluster).
     pub fn status_current(&self, vmid: u32) -> Result<VmStatus> {
-        let path = format!("/nodes/{}/qemu/{vmid}/status/current", self.settings.node);
-        let out = self.run(
-            &[s("pvesh"), s("get"), path, s("--output-format"), s("json")],
-            DEFAULT_OP_TIMEOUT,
-        )?;
-        parse::status_current(&out.stdout).map_err(external)
+        let node = self.node_of(vmid)?;
+        let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
+        let text = self.pvesh_get_on(&node, vmid, "status/current", &[], timeout)?;
+        parse::status_current(&text).map_err(external)
     }
 
-    /// `qm config <vmid>`.
+    /// `qm config <vmid>` (a VM on another node: `pvesh get
+    /// /nodes/<node>/qemu/<vmid>/config`).
     pub fn config(&self, vmid: u32) -> Result<VmConfig> {
-        let out = self.run(&[s("qm"), s("config"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
-        parse::qm_config(&out.stdout).map_err(external)
+        let remote = self.remote_node(vmid)?;
+        self.config_at(vmid, remote.as_ref())
     }
 
-    /// Every guest in the cluster (VMs and containers, all nodes).
-    pub fn resources(&self) -> Result<Vec<Resource>> {
-        parse::cluster_resources(&self.cluster_resources_answer()?).map_err(external)
+    /// The config of a VM whose node is known (`None`: this node).
+    fn config_at(&self, vmid: u32, remote: Option<&NodeName>) -> Result<VmConfig> {
+        let node = remote.map_or(self.settings.node.as_str(), NodeName::as_str);
+        self.config_on(vmid, node, self.timeout(DEFAULT_OP_TIMEOUT))
+    }
+
+    /// Every guest in the cluster (VMs and containers, all nodes): the
+    /// same answer as [`Proxmox::guests`], for callers that ask only where
+    /// a VMID lives and what it is called.
+    pub fn resources(&self) -> Result<Vec<Guest>> {
+        self.guests()
     }
 
     /// `pvesh get /cluster/resources --type vm` as JSON: the one round trip
-    /// behind [`Proxmox::resources`] and [`Proxmox::guests`].
+    /// behind [`Proxmox::guests`].
     fn cluster_resources_answer(&self) -> Result<String> {
         let argv = [
             "pvesh",
@@ -360,7 +376,8 @@ impl Proxmox {
         Ok(self.run(&argv, LONG_OP_TIMEOUT)?.stdout)
     }
 
-    /// `qm set <vmid> --cores N --memory MiB`.
+    /// `qm set <vmid> --cores N --memory MiB` (another node: `pvesh set
+    /// /nodes/<node>/qemu/<vmid>/config` with the same options).
     pub fn configure(
         &self,
         vmid: u32,
@@ -368,24 +385,47 @@ impl Proxmox {
         memory_mib: Option<u32>,
     ) -> Result<String> {
         self.settings.ensure_writable(vmid, "configure")?;
-        let mut argv = vec![s("qm"), s("set"), s(vmid)];
+        let mut opts = Vec::new();
         if let Some(c) = cores {
-            argv.extend([s("--cores"), s(c)]);
+            opts.extend([s("--cores"), s(c)]);
         }
         if let Some(m) = memory_mib {
-            argv.extend([s("--memory"), s(m)]);
+            opts.extend([s("--memory"), s(m)]);
         }
-        if argv.len() == 3 {
+        if opts.is_empty() {
             return Err(ProxmoxError::NothingToChange.into());
         }
+        self.set_config(vmid, opts)
+    }
+
+    /// `qm set <vmid> OPTS`, or `pvesh set …/config OPTS` for a VM on
+    /// another node (PUT: synchronous, no task; errors exit non-zero).
+    fn set_config(&self, vmid: u32, opts: Vec<String>) -> Result<String> {
+        if let Some(node) = self.remote_node(vmid)? {
+            return self.pvesh_set_on(&node, vmid, "config", &opts);
+        }
+        let mut argv = vec![s("qm"), s("set"), s(vmid)];
+        argv.extend(opts);
         Ok(self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout)
     }
 
-    /// `qm resize <vmid> <disk> <size>` (exit 0 even on failure: stderr tells).
+    /// `qm resize <vmid> <disk> <size>` (exit 0 even on failure: stderr
+    /// tells); another node: `pvesh set …/resize`, a task.
     pub fn resize(&self, vmid: u32, disk: &str, size: &str) -> Result<String> {
         check_disk_slot(disk)?;
         check_size(size)?;
         self.settings.ensure_writable(vmid, "resize")?;
+        if let Some(node) = self.remote_node(vmid)? {
+            let args = [s("--disk"), s(disk), s("--size"), s(size)];
+            return self.task_on(
+                &node,
+                vmid,
+                Method::Set,
+                "resize",
+                &args,
+                DEFAULT_OP_TIMEOUT,
+            );
+        }
         self.run_task_stderr_fails(
             &[s("qm"), s("resize"), s(vmid), s(disk), s(size)],
             DEFAULT_OP_TIMEOUT,
@@ -403,59 +443,71 @@ impl Proxmox {
         check_disk_slot(slot)?;
         check_storage(storage)?;
         self.settings.ensure_writable(vmid, "add a disk to")?;
-        Ok(self
-            .run(
-                &[
-                    s("qm"),
-                    s("set"),
-                    s(vmid),
-                    format!("--{slot}"),
-                    format!("{storage}:{size_gib}"),
-                ],
-                DEFAULT_OP_TIMEOUT,
-            )?
-            .stdout)
+        self.set_config(
+            vmid,
+            vec![format!("--{slot}"), format!("{storage}:{size_gib}")],
+        )
     }
 
     pub fn start(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "start")?;
-        Ok(self
-            .run(&[s("qm"), s("start"), s(vmid)], DEFAULT_OP_TIMEOUT)?
-            .stdout)
+        self.power(vmid, "start", &[], DEFAULT_OP_TIMEOUT)
     }
 
     pub fn stop(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "stop")?;
-        Ok(self
-            .run(&[s("qm"), s("stop"), s(vmid)], DEFAULT_OP_TIMEOUT)?
-            .stdout)
+        self.power(vmid, "stop", &[], DEFAULT_OP_TIMEOUT)
     }
 
     /// ACPI shutdown, waiting up to `wait` for the guest.
     pub fn shutdown(&self, vmid: u32, wait: Duration) -> Result<String> {
         self.settings.ensure_writable(vmid, "shut down")?;
         let secs = wait.as_secs().max(1);
-        Ok(self
-            .run(
-                &[s("qm"), s("shutdown"), s(vmid), s("--timeout"), s(secs)],
-                wait + DEFAULT_OP_TIMEOUT,
-            )?
-            .stdout)
+        let args = [s("--timeout"), s(secs)];
+        self.power(vmid, "shutdown", &args, wait + DEFAULT_OP_TIMEOUT)
     }
 
     /// `qm reboot <vmid>`.
     pub fn restart(&self, vmid: u32) -> Result<String> {
         self.settings.ensure_writable(vmid, "restart")?;
-        Ok(self
-            .run(&[s("qm"), s("reboot"), s(vmid)], DEFAULT_OP_TIMEOUT)?
-            .stdout)
+        self.power(vmid, "reboot", &[], DEFAULT_OP_TIMEOUT)
+    }
+
+    /// `qm <action> <vmid> ARGS`, or for a VM on another node the task
+    /// `pvesh create /nodes/<node>/qemu/<vmid>/status/<action> ARGS`.
+    fn power(&self, vmid: u32, action: &str, args: &[String], timeout: Duration) -> Result<String> {
+        if let Some(node) = self.remote_node(vmid)? {
+            let what = format!("status/{action}");
+            return self.task_on(&node, vmid, Method::Create, &what, args, timeout);
+        }
+        let mut argv = vec![s("qm"), s(action), s(vmid)];
+        argv.extend_from_slice(args);
+        Ok(self.run(&argv, timeout)?.stdout)
+    }
+
+    /// A task on VM `vmid` on `node` (`what` below its API path); the
+    /// task's log as `qm` would have printed it.
+    fn task_on(
+        &self,
+        node: &NodeName,
+        vmid: u32,
+        method: Method,
+        what: &str,
+        args: &[String],
+        default: Duration,
+    ) -> Result<String> {
+        let path = target::vm_path(node, vmid, what);
+        let done = self.pvesh_task(node, method, &path, args, self.timeout(default))?;
+        self.task_output(&done)
     }
 
     /// `qm destroy <vmid> --purge`, only when the VM on Proxmox is named
-    /// `expect_name` (`VM <vmid>` when it has none).
+    /// `expect_name` (`VM <vmid>` when it has none). Another node: the
+    /// task `pvesh delete /nodes/<node>/qemu/<vmid> --purge 1`.
     pub fn destroy(&self, vmid: u32, expect_name: &str) -> Result<String> {
         self.settings.ensure_writable(vmid, "destroy")?;
-        let actual = self.vm_name(vmid)?;
+        let remote = self.remote_node(vmid)?;
+        let actual = name_of(vmid, &self.config_at(vmid, remote.as_ref())?);
         if actual != expect_name {
             return Err(ProxmoxError::NameMismatch {
                 vmid,
@@ -463,6 +515,10 @@ impl Proxmox {
                 expected: expect_name.to_string(),
             }
             .into());
+        }
+        if let Some(node) = remote {
+            let args = [s("--purge"), s(1)];
+            return self.task_on(&node, vmid, Method::Delete, "", &args, LONG_OP_TIMEOUT);
         }
         Ok(self
             .run(
@@ -474,46 +530,105 @@ impl Proxmox {
 
     /// The VM's name as Proxmox shows it (`VM <vmid>` when unnamed).
     pub fn vm_name(&self, vmid: u32) -> Result<String> {
-        let cfg = self.config(vmid)?;
-        Ok(cfg
-            .name()
-            .map_or_else(|| format!("VM {vmid}"), str::to_string))
+        Ok(name_of(vmid, &self.config(vmid)?))
     }
 
-    /// `qm template <vmid>` (exit 0 even on failure: stderr tells).
+    /// `qm template <vmid>` (exit 0 even on failure: stderr tells);
+    /// another node: the task `pvesh create …/template`.
     pub fn template(&self, vmid: u32) -> Result<String> {
         self.settings
             .ensure_writable(vmid, "convert to a template")?;
+        if let Some(node) = self.remote_node(vmid)? {
+            return self.task_on(
+                &node,
+                vmid,
+                Method::Create,
+                "template",
+                &[],
+                LONG_OP_TIMEOUT,
+            );
+        }
         self.run_task_stderr_fails(&[s("qm"), s("template"), s(vmid)], LONG_OP_TIMEOUT)
     }
 
-    /// The serial console (`qm terminal`), attached to this terminal.
+    /// The serial console (`qm terminal`), attached to this terminal. It
+    /// exists only on the node that runs the VM (a socket there), so a VM
+    /// on another node is refused with the way to reach it.
     pub fn console(&self, vmid: u32) -> Result<i32> {
+        if let Some(node) = self.remote_node(vmid)? {
+            return Err(ProxmoxError::ConsoleOnOtherNode {
+                vmid,
+                node: node.to_string(),
+            }
+            .into());
+        }
         Ok(self.ssh.interactive(&[s("qm"), s("terminal"), s(vmid)])?)
     }
 
-    /// The guest agent's interfaces (errors keep qm's stderr).
-    pub fn guest_interfaces(&self, vmid: u32) -> Result<Vec<GuestInterface>, SshError> {
-        let out = self.ssh.run(
-            &[
-                s("qm"),
-                s("guest"),
-                s("cmd"),
-                s(vmid),
-                s("network-get-interfaces"),
-            ],
-            self.timeout(DEFAULT_OP_TIMEOUT),
-        )?;
-        parse::guest_interfaces(&out.stdout).map_err(|e| SshError::Other {
+    /// The guest agent's interfaces (errors keep Proxmox's stderr): `qm
+    /// guest cmd` here, `pvesh get …/agent/network-get-interfaces` (the
+    /// same array wrapped in `{"result": …}`) on another node.
+    fn guest_interfaces(
+        &self,
+        vmid: u32,
+        remote: Option<&NodeName>,
+    ) -> Result<Vec<GuestInterface>, SshError> {
+        let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
+        let unparsable = |detail: String| SshError::Other {
             target: self.settings.endpoint.host.clone(),
-            stderr: e.to_string(),
-        })
+            stderr: detail,
+        };
+        let answer = match remote {
+            Some(node) => {
+                let argv = [
+                    s("pvesh"),
+                    s("get"),
+                    target::vm_path(node, vmid, "agent/network-get-interfaces"),
+                    s("--output-format"),
+                    s("json"),
+                ];
+                let out = self.ssh.run(&argv, timeout)?;
+                let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
+                    .map_err(|e| unparsable(e.to_string()))?;
+                v.get("result").cloned().unwrap_or_default().to_string()
+            }
+            None => {
+                let argv = [
+                    s("qm"),
+                    s("guest"),
+                    s("cmd"),
+                    s(vmid),
+                    s("network-get-interfaces"),
+                ];
+                self.ssh.run(&argv, timeout)?.stdout
+            }
+        };
+        parse::guest_interfaces(&answer).map_err(|e| unparsable(e.to_string()))
+    }
+
+    /// `running` or `stopped` (`qm status`; another node: status/current).
+    fn run_state(&self, vmid: u32, remote: Option<&NodeName>) -> Result<String> {
+        if let Some(node) = remote {
+            let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
+            let text = self.pvesh_get_on(node, vmid, "status/current", &[], timeout)?;
+            return Ok(parse::status_current(&text).map_err(external)?.status);
+        }
+        let out = self.run(&[s("qm"), s("status"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
+        parse::qm_status(&out.stdout).map_err(external)
     }
 
     /// The VM's IPv4 address: from the guest agent, else by its MAC in
     /// the Proxmox host's neighbour table, bounded to the bridge's subnet.
+    /// A VM on another node is asked through pvesh; the neighbour table is
+    /// always the connected host's (it knows a VM on another node only
+    /// when they share the bridge's network and have talked).
     pub fn get_ip(&self, vmid: u32) -> Result<VmIp> {
-        let cfg = self.config(vmid)?;
+        let remote = self.remote_node(vmid)?;
+        self.get_ip_at(vmid, remote.as_ref())
+    }
+
+    fn get_ip_at(&self, vmid: u32, remote: Option<&NodeName>) -> Result<VmIp> {
+        let cfg = self.config_at(vmid, remote)?;
         let nets = cfg.nets();
         // Only the VM's first NIC: its MAC is Proxmox's word, not the VM's.
         let macs: Vec<String> = nets
@@ -525,7 +640,7 @@ impl Proxmox {
         let refused = AddressPolicy::for_proxmox(&self.settings.endpoint.host);
         let agent_problem;
         if cfg.agent_enabled() {
-            match self.guest_interfaces(vmid) {
+            match self.guest_interfaces(vmid, remote) {
                 Ok(ifaces) => {
                     if let Some(ip) = pick_agent_ip(&ifaces, &macs, &refused) {
                         return Ok(ip_result(vmid, ip.0, Some(ip.1), IpSource::GuestAgent));
@@ -544,8 +659,7 @@ impl Proxmox {
                 Err(e) => return Err(e.into()),
             }
         } else {
-            let out = self.run(&[s("qm"), s("status"), s(vmid)], DEFAULT_OP_TIMEOUT)?;
-            if parse::qm_status(&out.stdout).map_err(external)? == "stopped" {
+            if self.run_state(vmid, remote)? == "stopped" {
                 return Err(ProxmoxError::NotRunning { vmid }.into());
             }
             agent_problem = "no QEMU guest agent configured".into();
@@ -617,9 +731,10 @@ impl Proxmox {
     /// Waits until the VM's SSH port answers with an SSH banner.
     pub fn wait_ssh(&self, vmid: u32, port: u16, wait: Duration) -> Result<VmIp> {
         let deadline = Instant::now() + wait;
+        let remote = self.remote_node(vmid)?;
         let mut last;
         loop {
-            match self.get_ip(vmid) {
+            match self.get_ip_at(vmid, remote.as_ref()) {
                 Ok(ip) => match ssh::ssh_banner(ip.ip, port, Duration::from_secs(3)) {
                     Ok(()) => return Ok(ip),
                     Err(e) => last = format!("{}:{port}: {e}", ip.ip),
@@ -638,19 +753,23 @@ impl Proxmox {
     /// agent over the authenticated Proxmox connection, so the key can be
     /// pinned before the first SSH connection to the VM.
     pub fn host_key(&self, vmid: u32) -> Result<String> {
-        let out = self.run(
-            &[
-                s("qm"),
-                s("guest"),
-                s("exec"),
-                s(vmid),
-                s("--"),
-                s("cat"),
-                s("/etc/ssh/ssh_host_ed25519_key.pub"),
-            ],
-            DEFAULT_OP_TIMEOUT,
-        )?;
-        let res = parse::guest_exec(&out.stdout).map_err(external)?;
+        const KEY: &str = "/etc/ssh/ssh_host_ed25519_key.pub";
+        let answer = match self.remote_node(vmid)? {
+            Some(node) => self.agent_exec_on(&node, vmid, &[s("cat"), s(KEY)])?,
+            None => {
+                let argv = [
+                    s("qm"),
+                    s("guest"),
+                    s("exec"),
+                    s(vmid),
+                    s("--"),
+                    s("cat"),
+                    s(KEY),
+                ];
+                self.run(&argv, DEFAULT_OP_TIMEOUT)?.stdout
+            }
+        };
+        let res = parse::guest_exec(&answer).map_err(external)?;
         if !res.exited || res.exitcode != Some(0) {
             return Err(ProxmoxError::HostKeyReadFailed {
                 vmid,
@@ -673,6 +792,12 @@ impl Proxmox {
     pub fn close(mut self) {
         self.ssh.close();
     }
+}
+
+/// `name` of a config, `VM <vmid>` when it has none (as Proxmox shows it).
+fn name_of(vmid: u32, cfg: &VmConfig) -> String {
+    cfg.name()
+        .map_or_else(|| format!("VM {vmid}"), str::to_string)
 }
 
 fn ip_result(vmid: u32, ip: IpAddr, mac: Option<String>, source: IpSource) -> VmIp {

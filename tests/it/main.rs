@@ -19,6 +19,7 @@ mod check_uniqueness;
 mod cli_help;
 mod cluster;
 mod cluster_ops;
+mod cluster_routing;
 mod completions;
 mod cycle_e2e;
 mod deploy;

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use super::parse::{self, ParseError, Resource, VmConfig};
+use super::guests::Guest;
+use super::parse::{self, ParseError, VmConfig};
+use super::target::{vm_path, NodeName};
 use super::{external, s, Proxmox, DEFAULT_OP_TIMEOUT};
 use crate::error::Result;
 
 impl Proxmox {
     /// The guest with this VMID anywhere in the cluster (None: no such VMID).
-    pub fn locate(&self, vmid: u32) -> Result<Option<Resource>> {
+    pub fn locate(&self, vmid: u32) -> Result<Option<Guest>> {
         Ok(self.resources()?.into_iter().find(|r| r.vmid == vmid))
     }
 
@@ -24,22 +26,7 @@ impl Proxmox {
         if node == self.settings().node {
             return self.vm_name(vmid);
         }
-        if !crate::remote::ssh::valid_host(node) {
-            return Err(external(ParseError {
-                what: "pvesh get /cluster/resources",
-                detail: format!("node name {node:?} is not a host name"),
-            }));
-        }
-        let out = self.run(
-            &[
-                s("pvesh"),
-                s("get"),
-                format!("/nodes/{node}/qemu/{vmid}/config"),
-                s("--output-format"),
-                s("json"),
-            ],
-            DEFAULT_OP_TIMEOUT,
-        )?;
+        let out = self.run(&pvesh_get(node, vmid, "config")?, DEFAULT_OP_TIMEOUT)?;
         config_name(&out.stdout, vmid).map_err(external)
     }
 }
@@ -99,18 +86,13 @@ impl Proxmox {
 }
 
 /// `pvesh get /nodes/<node>/qemu/<vmid>/<what> --output-format json`; the
-/// node name (from /cluster/resources) must be a host name.
+/// node name (from /cluster/resources) must be a Proxmox node name.
 fn pvesh_get(node: &str, vmid: u32, what: &str) -> Result<Vec<String>> {
-    if !crate::remote::ssh::valid_host(node) {
-        return Err(external(ParseError {
-            what: "pvesh get /cluster/resources",
-            detail: format!("node name {node:?} is not a host name"),
-        }));
-    }
+    let node = NodeName::parse(node)?;
     Ok(vec![
         s("pvesh"),
         s("get"),
-        format!("/nodes/{node}/qemu/{vmid}/{what}"),
+        vm_path(&node, vmid, what),
         s("--output-format"),
         s("json"),
     ])

@@ -80,8 +80,39 @@ pub enum ProxmoxError {
     },
     #[error("VM {vmid} returned no usable ssh-ed25519 host key: {source}")]
     NoHostKey { vmid: u32, source: KeyError },
+    #[error("Proxmox names a cluster node `{node}`, which is not a node name; refusing to use it")]
+    HostileNodeName { node: String },
+    #[error("`{command}` on node {node} printed no task id (UPID): {stdout}")]
+    NoUpid {
+        node: String,
+        command: String,
+        stdout: String,
+    },
+    #[error(
+        "the Proxmox task {upid} on node {node} failed: {exitstatus}{}",
+        shown_tail(log_tail)
+    )]
+    TaskFailed {
+        node: String,
+        upid: String,
+        exitstatus: String,
+        /// The last lines of the task's log.
+        log_tail: Vec<String>,
+    },
+    #[error("the Proxmox task {upid} on node {node} did not finish in time")]
+    TaskTimedOut { node: String, upid: String },
+    #[error("VM {vmid} runs on node {node}; its serial console is reachable only on that node")]
+    ConsoleOnOtherNode { vmid: u32, node: String },
     #[error(transparent)]
     Unparsable(#[from] ParseError),
+}
+
+fn shown_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("\ntask log (last lines):\n  {}", lines.join("\n  "))
+    }
 }
 
 fn shown_macs(macs: &[String]) -> String {
@@ -102,7 +133,12 @@ impl Classify for ProxmoxError {
             | SshWaitTimedOut { .. }
             | HostKeyReadFailed { .. }
             | NoHostKey { .. }
+            | HostileNodeName { .. }
+            | NoUpid { .. }
+            | TaskFailed { .. }
+            | TaskTimedOut { .. }
             | Unparsable(_) => Kind::External,
+            ConsoleOnOtherNode { .. } => Kind::Refused,
             _ => Kind::Input,
         }
     }
@@ -125,6 +161,11 @@ impl Classify for ProxmoxError {
             BadStorage { .. } => "see `proxmox-ops storage` for the storages of the host".into(),
             NotRunning { vmid } => format!("start it: `proxmox-ops start {vmid}`"),
             NoIp { .. } => "start the VM and its guest agent (services.qemuGuest.enable = true), or wait until it has talked on the network".into(),
+            HostileNodeName { .. } => "a Proxmox node name is letters, digits and `-`; check `pvesh get /cluster/resources` on the Proxmox host: nothing was run on that node".into(),
+            NoUpid { .. } => "run the command on the Proxmox host by hand to see what it does".into(),
+            TaskFailed { node, upid, .. } => format!("the whole log: `pvesh get /nodes/{node}/tasks/{upid}/log` on the Proxmox host (or the node's Tasks panel)"),
+            TaskTimedOut { node, upid } => format!("it may still be running: `pvesh get /nodes/{node}/tasks/{upid}/status`; give a longer --timeout"),
+            ConsoleOnOtherNode { vmid, node } => format!("connect to that node: `ssh root@{node} qm terminal {vmid}`, or PROXMOX_HOST=<{node}'s address> PROXMOX_NODE={node} proxmox-ops console {vmid}"),
             Unparsable(_) => "the Proxmox host printed something this tool does not understand; run the command there by hand to see it".into(),
             InvalidNode { .. } | BadPort { .. } | BadConnectTimeout { .. } | BadBridge { .. }
             | SshWaitTimedOut { .. } | HostKeyReadFailed { .. } | NoHostKey { .. } => return None,

@@ -57,6 +57,14 @@ fn num(v: Option<&Json>) -> Option<u64> {
     }
 }
 
+/// A 0/1 flag (`template`), also as a JSON boolean.
+fn flag(v: Option<&Json>) -> bool {
+    match v {
+        Some(Json::Bool(b)) => *b,
+        other => num(other) == Some(1),
+    }
+}
+
 fn float(v: Option<&Json>) -> Option<f64> {
     let f = match v? {
         Json::Number(n) => n.as_f64(),
@@ -75,7 +83,8 @@ fn text(v: Option<&Json>) -> Option<String> {
 }
 
 /// `pvesh get /cluster/resources --type vm --output-format json`, every
-/// field `pve status` shows, sorted by VMID.
+/// field `pve status` shows, sorted by VMID: the one parser of this answer
+/// (where a VM lives, what it is called, what it uses).
 pub fn cluster_guests(answer: &str) -> Result<Vec<Guest>, ParseError> {
     const W: &str = "pvesh get /cluster/resources";
     let perr = |detail: &str| ParseError {
@@ -101,7 +110,7 @@ pub fn cluster_guests(answer: &str) -> Result<Vec<Guest>, ParseError> {
             node: text(item.get("node")).unwrap_or_default(),
             status: text(item.get("status")).unwrap_or_default(),
             name: text(item.get("name")),
-            template: num(item.get("template")) == Some(1),
+            template: flag(item.get("template")),
             tags: text(item.get("tags"))
                 .map(|t| split_tags(&t))
                 .unwrap_or_default(),
@@ -223,6 +232,19 @@ mod tests {
         let pve8 =
             std::fs::read_to_string(format!("{REF}cluster-resources.pve8.json")).expect("sample");
         assert!(cluster_guests(&pve8).is_ok());
+    }
+
+    #[test]
+    fn containers_locks_and_guests_without_rrd() {
+        let text = std::fs::read_to_string(format!("{REF}cluster-resources.json")).expect("sample");
+        let r = cluster_guests(&text).expect("parses");
+        assert_eq!(r[1].kind, "lxc");
+        assert_eq!(r[5].name, None);
+        assert_eq!(r[4].lock.as_deref(), Some("backup"));
+        // Perl may print a flag as a JSON boolean.
+        let t = cluster_guests(r#"[{"type":"qemu","vmid":9000,"template":true},{"type":"qemu","vmid":9001,"template":"1"}]"#)
+            .expect("parses");
+        assert!(t[0].template && t[1].template);
     }
 
     #[test]

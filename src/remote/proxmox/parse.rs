@@ -457,45 +457,6 @@ pub fn uri_unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One guest of `pvesh get /cluster/resources --type vm`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Resource {
-    pub vmid: u32,
-    /// `qemu` or `lxc`.
-    pub kind: String,
-    pub node: String,
-    pub status: String,
-    pub name: Option<String>,
-    pub template: bool,
-    pub lock: Option<String>,
-}
-
-pub fn cluster_resources(text: &str) -> Result<Vec<Resource>, ParseError> {
-    const W: &str = "pvesh get /cluster/resources";
-    let arr = json_array(W, text)?;
-    let mut out = Vec::new();
-    for item in arr {
-        let kind = lenient_str(item.get("type")).unwrap_or_default();
-        if kind != "qemu" && kind != "lxc" {
-            continue;
-        }
-        let vmid = lenient_u64(item.get("vmid"))
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or_else(|| perr(W, "a guest without a vmid"))?;
-        out.push(Resource {
-            vmid,
-            kind,
-            node: lenient_str(item.get("node")).unwrap_or_default(),
-            status: lenient_str(item.get("status")).unwrap_or_default(),
-            name: lenient_str(item.get("name")),
-            template: lenient_u64(item.get("template")) == Some(1),
-            lock: lenient_str(item.get("lock")),
-        });
-    }
-    out.sort_by_key(|r| r.vmid);
-    Ok(out)
-}
-
 /// `pvesh get /cluster/nextid`: `101`, or in JSON `101` / `"101"`.
 pub fn nextid(text: &str) -> Result<u32, ParseError> {
     let t = text.trim().trim_matches('"');
@@ -801,15 +762,7 @@ mod tests {
     }
 
     #[test]
-    fn cluster_resources_include_lxc_and_guests_without_rrd() {
-        let r = cluster_resources(&sample("cluster-resources.json")).expect("parses");
-        let ids: Vec<u32> = r.iter().map(|x| x.vmid).collect();
-        assert_eq!(ids, vec![100, 105, 111, 112, 120, 130, 9000]);
-        assert_eq!(r[1].kind, "lxc");
-        assert_eq!(r[5].name, None);
-        assert!(r[6].template);
-        assert_eq!(r[4].lock.as_deref(), Some("backup"));
-        assert!(cluster_resources(&sample("cluster-resources.pve8.json")).is_ok());
+    fn nextid_as_text_and_as_json() {
         assert_eq!(
             nextid(&sample("pvesh-get-cluster-nextid.txt")).expect("ok"),
             101

@@ -8,7 +8,8 @@
 
 use serde::Deserialize;
 
-use super::{external, s, Proxmox, DEFAULT_OP_TIMEOUT, LONG_OP_TIMEOUT};
+use super::target::{task_message, vm_path, Method, NodeName};
+use super::{external, s, Proxmox, ProxmoxError, DEFAULT_OP_TIMEOUT, LONG_OP_TIMEOUT};
 use crate::error::{Classify, Kind, Result};
 use crate::remote::ssh::SshError;
 
@@ -195,110 +196,144 @@ fn classify(vmid: u32, name: &str, e: SshError) -> crate::error::AppError {
     let SshError::RemoteFailed(f) = &e else {
         return e.into();
     };
-    let err = f.stderr.trim();
+    match classify_text(vmid, name, f.stderr.trim()) {
+        Some(typed) => typed.into(),
+        None => e.into(),
+    }
+}
+
+/// The typed error for what Proxmox said (`qm`'s stderr, or a failed
+/// task's log read as [`super::target::task_message`]); `None`: nothing
+/// this module knows.
+fn classify_text(vmid: u32, name: &str, err: &str) -> Option<SnapshotError> {
     let found = |s: &str| err.lines().any(|l| l.contains(s));
     if found("snapshot feature is not available") {
-        return SnapshotError::Unsupported { vmid }.into();
+        return Some(SnapshotError::Unsupported { vmid });
     }
     if found("free space in thin pool") || found("Insufficient free space") {
-        return SnapshotError::PoolFull {
+        // The line that says so (a task log has progress lines around it).
+        let line = err
+            .lines()
+            .find(|l| {
+                l.contains("free space in thin pool") || l.contains("Insufficient free space")
+            })
+            .unwrap_or(err);
+        return Some(SnapshotError::PoolFull {
             vmid,
-            detail: err.split_whitespace().collect::<Vec<_>>().join(" "),
-        }
-        .into();
+            detail: line.split_whitespace().collect::<Vec<_>>().join(" "),
+        });
     }
     if found("does not exist") && found(&format!("snapshot '{name}'")) {
-        return SnapshotError::NotFound {
+        return Some(SnapshotError::NotFound {
             vmid,
             name: name.into(),
-        }
-        .into();
+        });
     }
     if found("already used") {
-        return SnapshotError::Exists {
+        return Some(SnapshotError::Exists {
             vmid,
             name: name.into(),
-        }
-        .into();
+        });
     }
     if let Some(l) = err.lines().find_map(|l| l.strip_prefix("VM is locked (")) {
-        return SnapshotError::Locked {
+        return Some(SnapshotError::Locked {
             vmid,
             lock: l.trim_end_matches(')').to_string(),
-        }
-        .into();
+        });
     }
     if found("value may only be") {
-        return SnapshotError::NameTooLong { name: name.into() }.into();
+        return Some(SnapshotError::NameTooLong { name: name.into() });
     }
     if found("invalid configuration ID") {
-        return SnapshotError::InvalidName { name: name.into() }.into();
+        return Some(SnapshotError::InvalidName { name: name.into() });
     }
-    e.into()
+    None
 }
 
 impl Proxmox {
-    /// `qm snapshot <vmid> <name> --description <text>` (disks only, no RAM).
+    /// `qm snapshot <vmid> <name> --description <text>` (disks only, no
+    /// RAM); a VM on another node: the task `pvesh create
+    /// /nodes/<node>/qemu/<vmid>/snapshot --snapname <name> --description <text>`.
     pub fn snapshot(&self, vmid: u32, name: &str, description: &str) -> Result<Taken> {
         check_name(name)?;
         self.settings.ensure_writable(vmid, "snapshot")?;
-        let argv = [
-            s("qm"),
-            s("snapshot"),
-            s(vmid),
-            s(name),
-            s("--description"),
-            s(description),
-        ];
-        let out = self
-            .run(&argv, LONG_OP_TIMEOUT)
-            .map_err(|e| reclassify(vmid, name, e))?;
-        let unfrozen = out
-            .stdout
+        // What the task printed, and what went to stderr besides.
+        let (output, stderr) = match self.remote_node(vmid)? {
+            Some(node) => {
+                let args = [s("--snapname"), s(name), s("--description"), s(description)];
+                let log =
+                    self.snapshot_task(&node, vmid, name, Method::Create, "snapshot", &args)?;
+                (log, String::new())
+            }
+            None => {
+                let argv = [
+                    s("qm"),
+                    s("snapshot"),
+                    s(vmid),
+                    s(name),
+                    s("--description"),
+                    s(description),
+                ];
+                let out = self
+                    .run(&argv, LONG_OP_TIMEOUT)
+                    .map_err(|e| reclassify(vmid, name, e))?;
+                (out.stdout, out.stderr)
+            }
+        };
+        let unfrozen = output
             .lines()
             .find_map(|l| l.strip_prefix("skipping guest filesystem freeze - "))
             .map(str::to_string)
             .or_else(|| {
                 // Older Proxmox (qemu-server < 9.1.10) warns this way.
-                out.stdout
+                output
                     .lines()
-                    .chain(out.stderr.lines())
+                    .chain(stderr.lines())
                     .find(|l| l.starts_with("QEMU Guest Agent is not running"))
                     .map(str::to_string)
             });
         Ok(Taken {
             name: name.to_string(),
             unfrozen,
-            output: out.stdout,
+            output,
         })
     }
 
-    /// The VM's snapshots, oldest first (`current` left out).
+    /// The VM's snapshots, oldest first (`current` left out), asked of the
+    /// node that holds it.
     pub fn list_snapshots(&self, vmid: u32) -> Result<Vec<Snapshot>> {
-        let path = format!("/nodes/{}/qemu/{vmid}/snapshot", self.settings.node);
-        let out = self.run(
-            &[s("pvesh"), s("get"), path, s("--output-format"), s("json")],
-            DEFAULT_OP_TIMEOUT,
-        )?;
-        parse_api(&out.stdout).map_err(external)
+        let node = self.node_of(vmid)?;
+        let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
+        let text = self.pvesh_get_on(&node, vmid, "snapshot", &[], timeout)?;
+        parse_api(&text).map_err(external)
     }
 
     /// `qm rollback <vmid> <name>`: the disks go back to the snapshot; the
-    /// VM is left stopped (a snapshot without RAM).
+    /// VM is left stopped (a snapshot without RAM). Another node: the task
+    /// `pvesh create …/snapshot/<name>/rollback`.
     pub fn rollback(&self, vmid: u32, name: &str) -> Result<String> {
         check_name(name)?;
         self.settings.ensure_writable(vmid, "roll back")?;
+        if let Some(node) = self.remote_node(vmid)? {
+            let what = format!("snapshot/{name}/rollback");
+            return self.snapshot_task(&node, vmid, name, Method::Create, &what, &[]);
+        }
         Ok(self
             .run(&[s("qm"), s("rollback"), s(vmid), s(name)], LONG_OP_TIMEOUT)
             .map_err(|e| reclassify(vmid, name, e))?
             .stdout)
     }
 
-    /// `qm delsnapshot <vmid> <name>`.
+    /// `qm delsnapshot <vmid> <name>`; another node: the task `pvesh
+    /// delete …/snapshot/<name>`.
     pub fn delete_snapshot(&self, vmid: u32, name: &str) -> Result<String> {
         check_name(name)?;
         self.settings
             .ensure_writable(vmid, "delete a snapshot of")?;
+        if let Some(node) = self.remote_node(vmid)? {
+            let what = format!("snapshot/{name}");
+            return self.snapshot_task(&node, vmid, name, Method::Delete, &what, &[]);
+        }
         Ok(self
             .run(
                 &[s("qm"), s("delsnapshot"), s(vmid), s(name)],
@@ -307,12 +342,48 @@ impl Proxmox {
             .map_err(|e| reclassify(vmid, name, e))?
             .stdout)
     }
+
+    /// A snapshot task on another node; its log as `qm` prints it, its
+    /// failure typed from the task log as `qm`'s stderr would be.
+    fn snapshot_task(
+        &self,
+        node: &NodeName,
+        vmid: u32,
+        name: &str,
+        method: Method,
+        what: &str,
+        args: &[String],
+    ) -> Result<String> {
+        let path = vm_path(node, vmid, what);
+        let timeout = self.timeout(LONG_OP_TIMEOUT);
+        let done = self
+            .pvesh_task(node, method, &path, args, timeout)
+            .map_err(|e| reclassify(vmid, name, e))?;
+        self.task_output(&done)
+    }
 }
 
-/// [`classify`] for an error that already went through `AppError`.
+/// [`classify`] for an error that already went through `AppError`: what
+/// `qm` or a pre-task `pvesh` failure printed, or a failed task's log.
 fn reclassify(vmid: u32, name: &str, e: crate::error::AppError) -> crate::error::AppError {
+    use crate::error::AppError;
     match e {
-        crate::error::AppError::Ssh(ssh) => classify(vmid, name, ssh),
+        AppError::Ssh(ssh) => classify(vmid, name, ssh),
+        AppError::Proxmox(ProxmoxError::TaskFailed {
+            node,
+            upid,
+            exitstatus,
+            log_tail,
+        }) => match classify_text(vmid, name, &task_message(&log_tail, &exitstatus)) {
+            Some(typed) => typed.into(),
+            None => ProxmoxError::TaskFailed {
+                node,
+                upid,
+                exitstatus,
+                log_tail,
+            }
+            .into(),
+        },
         other => other,
     }
 }

@@ -42,6 +42,7 @@ with, as a hostile or broken guest could), "cpu" (the CPU share
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import signal
@@ -60,6 +61,10 @@ def save(state):
     vms = state.get("vms")
     if isinstance(vms, LocalVms):
         state = dict(state, vms=vms.all)
+    if "_home" in state:
+        # A view of another node (a task proxied there): the host stays home.
+        state = dict(state, node=state["_home"])
+        del state["_home"]
     tmp = STATE + ".tmp"
     with open(tmp, "w") as f:
         json.dump(state, f, indent=1, sort_keys=True)
@@ -616,6 +621,12 @@ def qm_guest_exec(vm, args):
     rest = args[2:]
     if rest and rest[0] == "--":
         rest = rest[1:]
+    out(perl_pretty(guest_exec_result(vm, rest)))
+    return 0
+
+
+def guest_exec_result(vm, rest):
+    """What the agent reports for `rest` run in the guest (exec-status)."""
     result = {"exited": 1}
     if rest[:1] == ["cat"] and len(rest) == 2 and rest[1] == "/etc/ssh/ssh_host_ed25519_key.pub" and vm.get("hostkey"):
         result["exitcode"] = 0
@@ -623,8 +634,7 @@ def qm_guest_exec(vm, args):
     else:
         result["exitcode"] = 1
         result["err-data"] = "cat: %s: No such file or directory\n" % (rest[1] if len(rest) > 1 else "")
-    out(perl_pretty(result))
-    return 0
+    return result
 
 
 # --- Snapshots: qm snapshot / listsnapshot / rollback / delsnapshot and
@@ -861,10 +871,8 @@ def qm_delsnapshot(state, pos):
     return 0
 
 
-def pvesh_snapshot(state, vmid, fmt):
-    vm = get_vm(state, vmid)
-    if vm is None:
-        conf_missing(state, vmid)
+def pvesh_snapshot(state, on, vmid, fmt):
+    vm = vm_on(state, on, vmid)
     items = snapshot_list(vm)
     out(canonical(items) if fmt.startswith("json") else "".join("%s\n" % i["name"] for i in items))
     return 0
@@ -874,6 +882,8 @@ def pvesh_snapshot(state, vmid, fmt):
 
 def pvesh(state, args):
     pos, kv = opts(args)
+    if pos[:1] in (["create"], ["set"], ["delete"]):
+        return pvesh_write(state, pos, kv, args)
     handled = pvesh_cluster(state, pos, kv)
     if handled is not None:
         return handled
@@ -925,10 +935,17 @@ def pvesh(state, args):
     if path == "nodes":
         return pvesh_nodes(state, fmt)
     parts = path.split("/")
+    if len(parts) == 5 and parts[0] == "nodes" and parts[2] == "tasks":
+        return pvesh_task_get(state, parts[1], parts[3], parts[4], kv)
+    if len(parts) == 6 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4:] == ["agent", "exec-status"]:
+        vm = vm_on(state, parts[1], parts[3])
+        res = vm.get("exec", {}).get(kv.get("pid", ""))
+        if res is None:
+            die("VM %s qga command 'guest-exec-status' failed - got error: Invalid parameter 'pid'" % parts[3])
+        out(canonical(res))
+        return 0
     if len(parts) == 6 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4:] == ["status", "current"]:
-        vm = get_vm(state, parts[3])
-        if vm is None:
-            conf_missing(state, parts[3])
+        vm = vm_on(state, parts[1], parts[3])
         d = vmstatus(parts[3], vm)
         d["ha"] = {"managed": 0}
         if "agent" in vm["config"]:
@@ -936,7 +953,7 @@ def pvesh(state, args):
         out(canonical(d))
         return 0
     if len(parts) == 5 and parts[0] == "nodes" and parts[2] == "qemu" and parts[4] == "snapshot":
-        return pvesh_snapshot(state, parts[3], fmt)
+        return pvesh_snapshot(state, parts[1], parts[3], fmt)
     die("no 'get' handler for '%s'" % path)
 
 
@@ -952,7 +969,7 @@ def local_view(state):
     go to the same dicts, so a change made through the view is saved."""
     here = node(state)
     view = dict(state)
-    view["vms"] = LocalVms(state["vms"], here, node(state))
+    view["vms"] = LocalVms(state["vms"], here, state.get("_home", node(state)))
     return view
 
 
@@ -1109,6 +1126,208 @@ def ip(state, args):
     die('Object "%s" is unknown, try "ip help".' % (a[0] if a else ""), 1)
 
 
+# ---- pvesh create/set/delete: tasks on any node ------------------------------
+# pvesh.pm `call_api_method`: a path whose handler has `proxyto => 'node'`
+# and names another node is run there as `pvesh --noproxy <cmd> <path>
+# --output-format json` over the cluster's SSH (`proxy_handler`); that
+# output is captured and printed when the remote pvesh ends, its stderr
+# passes through. pvesh runs in the CLI environment, so `fork_worker` runs
+# every task in the foreground (pve-common RESTEnvironment.pm, `$sync`):
+# the task's output goes to stdout, its error (without `TASK ERROR: `) to
+# stderr, then the UPID is printed and pvesh exits 0 -- also when the task
+# failed (only `qm` adds `$upid_exit`). The task's end is in its log
+# (`TASK OK` / `TASK ERROR: <msg>`) and in /nodes/<node>/tasks/<upid>/status.
+# Proxied, the remote output is not JSON, so it is printed as one JSON
+# string (`print_api_result` of the raw text); a task with no output
+# leaves just the UPID (as a JSON string). PUT …/config (`update_vm`) is
+# synchronous: no task, errors exit non-zero; proxied it prints nothing
+# (its result type is null).
+# Faults: state["faults"]["task_running_polls"] = N: a new task's status
+# reads "running" for the first N status queries.
+
+PVESH_USAGE = "pvesh %s <api_path> [OPTIONS] [FORMAT_OPTIONS]"
+
+
+def vm_on(state, on, vmid):
+    """The VM `vmid` on node `on`, or Proxmox's pre-task error."""
+    if on not in cluster_nodes(state):
+        die("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known"
+            % (on, on))
+    vm = state["vms"].get(str(vmid))
+    if vm is None or vm.get("node", node(state)) != on:
+        die("Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (on, vmid), 2)
+    return vm
+
+
+def proxied_die(state, on, cmd, path, msg, code):
+    """A pre-task failure: on another node the remote pvesh's error, then
+    the proxy handler's."""
+    sys.stdout.flush()
+    if on == node(state):
+        sys.stderr.write(msg + "\n")
+        sys.exit(code)
+    sys.stderr.write(msg + "\n")
+    sys.stderr.write("proxy handler failed: command '/usr/bin/ssh -e none -o BatchMode=yes -o HostKeyAlias=%s "
+                     "root@192.0.2.%d -- pvesh --noproxy %s %s --output-format json' failed: exit code %d\n"
+                     % (on, 10 + cluster_nodes(state).index(on), cmd, path, code))
+    sys.exit(255)
+
+
+def capture(fn):
+    """Runs fn() (a qm handler) with stdout/stderr captured: (out, err, code)."""
+    buf_out, buf_err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = buf_out, buf_err
+    try:
+        code = fn() or 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.stdout, sys.stderr = old
+    return buf_out.getvalue(), buf_err.getvalue(), code
+
+
+def node_view(state, on):
+    """The state as seen on node `on` (qm there sees that node's VMs)."""
+    return dict(state, node=on, _home=node(state))
+
+
+def new_upid(state, on, dtype, vmid):
+    seq = int(state.get("task_seq", 0)) + 1
+    state["task_seq"] = seq
+    start = int(state.get("clock", time.time()))
+    task = {"node": on, "pid": 0x1A2B0 + seq, "pstart": 0x54C1D2 + seq, "starttime": start,
+            "type": dtype, "id": str(vmid), "user": "root@pam"}
+    upid = "UPID:%s:%08X:%08X:%08X:%s:%s:%s:" % (on, task["pid"], task["pstart"], task["starttime"],
+                                                task["type"], task["id"], task["user"])
+    return upid, task
+
+
+def run_task(state, on, cmd, path, dtype, vmid, qm_args, stderr_fails=False):
+    """A worker task on node `on` running what `qm <qm_args>` does there."""
+    vm_on(state, on, vmid)
+    upid, task = new_upid(state, on, dtype, vmid)
+    save(state)
+    output, err, code = capture(lambda: qm(node_view(load(), on), qm_args))
+    err_line = " ".join(err.strip().split("\n")[-1:]).strip() if err.strip() else ""
+    failed = code != 0 or (stderr_fails and err_line)
+    lines = output.splitlines()
+    lines.append("TASK ERROR: %s" % err_line if failed else "TASK OK")
+    state = load()
+    task["exitstatus"] = err_line if failed else "OK"
+    task["log"] = lines
+    task["running_polls"] = int(state.get("faults", {}).get("task_running_polls", 0))
+    state.setdefault("tasks", {})[upid] = task
+    save(state)
+    if on == node(state):
+        out(output)
+        out(canonical(upid))
+    else:
+        remote = output + canonical(upid)
+        out(canonical(remote) if output else canonical(upid))
+    sys.stdout.flush()
+    if failed:
+        sys.stderr.write(err_line + "\n")
+    return 0
+
+
+def pvesh_write(state, pos, kv, args):
+    cmd = pos[0]
+    if len(pos) < 2:
+        die("400 not enough arguments\n" + PVESH_USAGE % cmd)
+    path = pos[1]
+    parts = path.strip("/").split("/")
+    if len(parts) < 4 or parts[0] != "nodes" or parts[2] != "qemu":
+        die("no '%s' handler for '%s'" % (cmd, path))
+    on, vmid, rest = parts[1], parts[3], parts[4:]
+    if on not in cluster_nodes(state):
+        die("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known"
+            % (on, on))
+    vm = state["vms"].get(vmid)
+    if vm is None or vm.get("node", node(state)) != on:
+        proxied_die(state, on, cmd, path,
+                    "Configuration file 'nodes/%s/qemu-server/%s.conf' does not exist" % (on, vmid), 2)
+    if cmd == "create" and len(rest) == 2 and rest[0] == "status" and rest[1] in ("start", "stop", "shutdown", "reboot"):
+        extra = ["--timeout", kv["timeout"]] if "timeout" in kv else []
+        return run_task(state, on, cmd, path, "qm" + rest[1], vmid, [rest[1], vmid] + extra)
+    if cmd == "create" and rest == ["snapshot"]:
+        name = kv.get("snapname", "")
+        if len(name) > 40 or not (len(name) >= 2 and name[0].isascii() and name[0].isalpha() and all(
+                c.isascii() and (c.isalnum() or c in "_-") for c in name)):
+            reason = ("value may only be 40 characters long" if len(name) > 40
+                      else "invalid format - invalid configuration ID '%s'" % name)
+            proxied_die(state, on, cmd, path, "400 Parameter verification failed.\nsnapname: %s\n%s"
+                        % (reason, PVESH_USAGE % cmd), 255)
+        if name.lower() in ("current", "pending"):
+            proxied_die(state, on, cmd, path, "unable to use snapshot name '%s' (reserved name)" % name, 255)
+        qm_args = ["snapshot", vmid, name]
+        if "description" in kv:
+            qm_args += ["--description", kv["description"]]
+        return run_task(state, on, cmd, path, "qmsnapshot", vmid, qm_args)
+    if cmd == "create" and len(rest) == 3 and rest[0] == "snapshot" and rest[2] == "rollback":
+        return run_task(state, on, cmd, path, "qmrollback", vmid, ["rollback", vmid, rest[1]])
+    if cmd == "delete" and len(rest) == 2 and rest[0] == "snapshot":
+        return run_task(state, on, cmd, path, "qmdelsnapshot", vmid, ["delsnapshot", vmid, rest[1]])
+    if cmd == "delete" and rest == []:
+        extra = ["--purge"] if kv.get("purge") == "1" else []
+        return run_task(state, on, cmd, path, "qmdestroy", vmid, ["destroy", vmid] + extra)
+    if cmd == "set" and rest == ["resize"]:
+        return run_task(state, on, cmd, path, "resize", vmid,
+                        ["resize", vmid, kv.get("disk", ""), kv.get("size", "")], stderr_fails=True)
+    if cmd == "create" and rest == ["template"]:
+        return run_task(state, on, cmd, path, "qmtemplate", vmid, ["template", vmid], stderr_fails=True)
+    if cmd == "set" and rest == ["config"]:
+        flags = []
+        for k in sorted(kv):
+            if k != "output-format":
+                flags += ["--" + k, kv[k]]
+        output, err, code = capture(lambda: qm(node_view(state, on), ["set", vmid] + flags))
+        if code != 0:
+            proxied_die(state, on, cmd, path, err.strip(), code)
+        if on == node(state):
+            out(output)
+        return 0
+    if cmd == "create" and rest == ["agent", "exec"]:
+        command = [args[i + 1] for i in range(len(args) - 1) if args[i] == "--command"]
+        if vm["status"] not in ("running", "paused"):
+            proxied_die(state, on, cmd, path, "VM %s is not running" % vmid, 255)
+        if not vm.get("agent_running", True):
+            proxied_die(state, on, cmd, path, "QEMU guest agent is not running", 255)
+        pid = int(state.get("exec_seq", 4000)) + 1
+        state["exec_seq"] = pid
+        vm.setdefault("exec", {})[str(pid)] = guest_exec_result(vm, command)
+        save(state)
+        out(canonical({"pid": pid}))
+        return 0
+    die("no '%s' handler for '%s'" % (cmd, path))
+
+
+def pvesh_task_get(state, on, upid, what, kv):
+    """/nodes/<node>/tasks/<upid>/status and …/log (API2/Tasks.pm)."""
+    task = state.get("tasks", {}).get(upid)
+    if task is None or task["node"] != on:
+        sys.stderr.write("400 Parameter verification failed.\nupid: no such task\n%s\n" % (PVESH_USAGE % "get"))
+        sys.exit(255)
+    if what == "status":
+        res = {k: task[k] for k in ("node", "pid", "pstart", "starttime", "type", "id", "user")}
+        res["upid"] = upid
+        if task.get("running_polls", 0) > 0:
+            task["running_polls"] -= 1
+            save(state)
+            res["status"] = "running"
+        else:
+            res["status"] = "stopped"
+            res["exitstatus"] = task["exitstatus"]
+        out(canonical(res))
+        return 0
+    if what == "log":
+        start, limit = int(kv.get("start", "0")), int(kv.get("limit", "50"))
+        lines = task["log"][start:start + limit]
+        out(canonical([{"n": start + i + 1, "t": l} for i, l in enumerate(lines)]))
+        return 0
+    die("no 'get' handler for 'nodes/%s/tasks/%s/%s'" % (on, upid, what))
+
+
 def main():
     prog = sys.argv[1]
     args = sys.argv[2:]
@@ -1136,3 +1355,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
