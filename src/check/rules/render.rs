@@ -11,8 +11,11 @@ pub fn render_refusals(l: &Loaded) -> Vec<Diagnostic> {
     // The rules render's gates would run are check rules of their own.
     // Nothing is written, so the read-back that proves the text before a
     // write is skipped: it guards pve's own template, not the fleet.
+    // config.tf.json's text is not needed either: only whether it
+    // renders, and whether its destination may be written.
     let options = crate::render::Options {
         skip_read_back: true,
+        paths_only: true,
         ..Default::default()
     };
     let files = match crate::render::without_gates(|| crate::render::all_with(l, options)) {
