@@ -52,3 +52,44 @@ fn as_diagnostic(l: &Loaded, e: AppError) -> Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::fleet::{load_source, SourceFile};
+
+    /// The rule renders without the files' text (`paths_only`); what it
+    /// finds about the destinations must be what the text would give.
+    #[test]
+    fn destinations_are_judged_as_with_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts.nix");
+        let load = || {
+            load_source(SourceFile::new(
+                hosts.clone(),
+                crate::check::testing::fleet(),
+            ))
+        };
+        let loaded = load().unwrap();
+        assert_eq!(render_refusals(&loaded), vec![]);
+
+        // What `pve render` wrote: ours, pretty or compact.
+        let tofu = dir.path().join(crate::render::TOFU_PATH);
+        std::fs::create_dir_all(tofu.parent().unwrap()).unwrap();
+        for compact in [false, true] {
+            let text = crate::render::tofu::render_json_as(&loaded, compact).unwrap();
+            std::fs::write(&tofu, text).unwrap();
+            assert_eq!(render_refusals(&load().unwrap()), vec![]);
+        }
+        // Anything that is not a JSON object is not ours.
+        for other in ["my notes\n", "[1, 2]\n", "{\"a\": 1} trailing\n"] {
+            std::fs::write(&tofu, other).unwrap();
+            let codes: Vec<Code> = render_refusals(&load().unwrap())
+                .iter()
+                .map(|d| d.code)
+                .collect();
+            assert_eq!(codes, vec![Code::RenderDestination], "{other:?}");
+        }
+    }
+}
