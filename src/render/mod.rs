@@ -73,11 +73,12 @@ pub struct Options {
     /// command that writes keeps the proof.
     pub skip_read_back: bool,
     /// Only whether each output renders, and where, is wanted (`pve
-    /// check`): `config.tf.json` is built but not serialised and
-    /// `.sops.yaml` stops once nothing is left to refuse; both come back
-    /// empty. Their text cannot change whether they may be written (see
+    /// check`): `config.tf.json` is built but not serialised,
+    /// `.sops.yaml` stops once nothing is left to refuse and
+    /// `vms/known_hosts` only passes its gate; all come back empty. Their
+    /// text cannot change whether they may be written (see
     /// `ownership::problem`): an old file equal to the text would be ours
-    /// anyway (a JSON object; a YAML file starting with the header).
+    /// anyway (a JSON object; a file starting with the header).
     pub paths_only: bool,
 }
 
@@ -134,7 +135,12 @@ fn render_one(loaded: &Loaded, target: Target, options: Options) -> Result<Rende
         },
         Target::KnownHosts => RenderedFile {
             path: PathBuf::from(KNOWN_HOSTS_PATH),
-            contents: known_hosts::render(loaded)?,
+            contents: if options.paths_only {
+                known_hosts::check_renders(loaded)?;
+                String::new()
+            } else {
+                known_hosts::render(loaded)?
+            },
         },
     })
 }

@@ -91,5 +91,17 @@ mod tests {
                 .collect();
             assert_eq!(codes, vec![Code::RenderDestination], "{other:?}");
         }
+        std::fs::remove_file(&tofu).unwrap();
+
+        // vms/known_hosts: what render wrote is ours, another file is not.
+        let known = dir.path().join(crate::render::KNOWN_HOSTS_PATH);
+        std::fs::write(&known, crate::render::known_hosts::render(&loaded).unwrap()).unwrap();
+        assert_eq!(render_refusals(&load().unwrap()), vec![]);
+        std::fs::write(&known, "my notes\n").unwrap();
+        let codes: Vec<Code> = render_refusals(&load().unwrap())
+            .iter()
+            .map(|d| d.code)
+            .collect();
+        assert_eq!(codes, vec![Code::RenderDestination]);
     }
 }
