@@ -14,6 +14,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let options = render::Options {
         compact: args.compact,
         skip_read_back: false,
+        paths_only: false,
     };
     let files = match args.what {
         What::All => render::all_with(&loaded, options)?,

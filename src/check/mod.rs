@@ -125,7 +125,7 @@ pub(crate) mod testing {
     pub const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAr2pjOX2vizwlnR3WorGCtWmHgKAZDMWc3qti9PdDZ";
 
-    fn fleet() -> String {
+    pub fn fleet() -> String {
         format!(
             r#"{{
   _proxmox = {{

@@ -16,6 +16,12 @@ pub(crate) const GATE: &[RuleId] = &[
     RuleId::UniqueKeys,
 ];
 
+/// Whether `vms/known_hosts` renders, without its text (`pve check`): only
+/// the gate refuses.
+pub fn check_renders(loaded: &Loaded) -> Result<(), AppError> {
+    gate(loaded, GATE)
+}
+
 /// The exact bytes of `vms/known_hosts`.
 pub fn render(loaded: &Loaded) -> Result<String, AppError> {
     gate(loaded, GATE)?;

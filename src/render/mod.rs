@@ -72,6 +72,14 @@ pub struct Options {
     /// `pve check`, which renders in memory and writes nothing; every
     /// command that writes keeps the proof.
     pub skip_read_back: bool,
+    /// Only whether each output renders, and where, is wanted (`pve
+    /// check`): `config.tf.json` is built but not serialised,
+    /// `.sops.yaml` stops once nothing is left to refuse and
+    /// `vms/known_hosts` only passes its gate; all come back empty. Their
+    /// text cannot change whether they may be written (see
+    /// `ownership::problem`): an old file equal to the text would be ours
+    /// anyway (a JSON object; a file starting with the header).
+    pub paths_only: bool,
 }
 
 /// The chosen outputs, sorted by path.
@@ -79,32 +87,62 @@ pub fn render(loaded: &Loaded, targets: &[Target]) -> Result<Vec<RenderedFile>, 
     render_with(loaded, targets, Options::default())
 }
 
-/// [`render`], rendered with `options`.
+/// [`render`], rendered with `options`. Each output renders on a thread
+/// of its own (`.sops.yaml`'s key conversion and `config.tf.json`'s
+/// serialisation take about as long as each other); the first error in
+/// `targets`' order is returned, as one after the other would.
 pub fn render_with(
     loaded: &Loaded,
     targets: &[Target],
     options: Options,
 ) -> Result<Vec<RenderedFile>, AppError> {
-    let mut out = Vec::new();
-    for t in targets {
-        out.push(match t {
-            Target::Tofu => RenderedFile {
-                path: PathBuf::from(TOFU_PATH),
-                contents: tofu::render_json_as(loaded, options.compact)?,
-            },
-            Target::Sops => RenderedFile {
-                path: sops::config_path(loaded)?,
-                contents: sops::render_sops_yaml_with(loaded, options)?,
-            },
-            Target::KnownHosts => RenderedFile {
-                path: PathBuf::from(KNOWN_HOSTS_PATH),
-                contents: known_hosts::render(loaded)?,
-            },
-        });
-    }
+    let gates_off = GATE_OFF.with(std::cell::Cell::get);
+    let rendered: Vec<Result<RenderedFile, AppError>> = std::thread::scope(|s| {
+        let threads: Vec<_> = targets
+            .iter()
+            .skip(1)
+            .map(|t| s.spawn(move || with_gates(gates_off, || render_one(loaded, *t, options))))
+            .collect();
+        let first = targets.first().map(|t| render_one(loaded, *t, options));
+        first
+            .into_iter()
+            .chain(threads.into_iter().map(|t| match t.join() {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }))
+            .collect()
+    });
+    let mut out = rendered.into_iter().collect::<Result<Vec<_>, _>>()?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     Ok(out)
+}
+
+fn render_one(loaded: &Loaded, target: Target, options: Options) -> Result<RenderedFile, AppError> {
+    Ok(match target {
+        Target::Tofu => RenderedFile {
+            path: PathBuf::from(TOFU_PATH),
+            contents: if options.paths_only {
+                tofu::check_renders(loaded)?;
+                String::new()
+            } else {
+                tofu::render_json_as(loaded, options.compact)?
+            },
+        },
+        Target::Sops => RenderedFile {
+            path: sops::config_path(loaded)?,
+            contents: sops::render_sops_yaml_with(loaded, options)?,
+        },
+        Target::KnownHosts => RenderedFile {
+            path: PathBuf::from(KNOWN_HOSTS_PATH),
+            contents: if options.paths_only {
+                known_hosts::check_renders(loaded)?;
+                String::new()
+            } else {
+                known_hosts::render(loaded)?
+            },
+        },
+    })
 }
 
 /// Whether writing under `dir` writes into the fleet itself (and so needs
@@ -239,9 +277,15 @@ thread_local! {
 
 /// Runs `f` with the gates off (see [`GATE_OFF`]).
 pub(crate) fn without_gates<T>(f: impl FnOnce() -> T) -> T {
-    GATE_OFF.with(|g| g.set(true));
+    with_gates(true, f)
+}
+
+/// Runs `f` with the gates off or on, as a thread rendering for another
+/// one must (the switch is per thread).
+fn with_gates<T>(off: bool, f: impl FnOnce() -> T) -> T {
+    let before = GATE_OFF.with(|g| g.replace(off));
     let out = f();
-    GATE_OFF.with(|g| g.set(false));
+    GATE_OFF.with(|g| g.set(before));
     out
 }
 

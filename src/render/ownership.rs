@@ -107,7 +107,10 @@ fn is_previous_render(path: &Path, old: &[u8]) -> bool {
         return true;
     }
     if path == Path::new(TOFU_PATH) {
-        return serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).is_ok();
+        // A JSON object, read without building it (a 20 MB config.tf.json
+        // would otherwise be built in memory on every `pve check`).
+        type Object = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
+        return serde_json::from_str::<Object>(text).is_ok();
     }
     if path == Path::new(KNOWN_HOSTS_PATH) {
         return text.lines().all(is_known_hosts_line);

@@ -289,6 +289,13 @@ pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError
         .map_err(|e| super::RenderError::TofuJson { source: e }.into())
 }
 
+/// Whether `config.tf.json` renders (what [`render_json_as`] would refuse),
+/// without its text: for `pve check`.
+pub fn check_renders(loaded: &Loaded) -> Result<(), AppError> {
+    gate(loaded, GATE)?;
+    build(loaded).map(drop)
+}
+
 fn build(loaded: &Loaded) -> Result<Config, AppError> {
     let fleet = &loaded.fleet;
     let empty = ProxmoxConfig::empty(loaded.value.span);
