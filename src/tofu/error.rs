@@ -71,7 +71,7 @@ pub enum TofuError {
     )]
     StateLocked {
         command: &'static str,
-        lock: super::lock::HeldLock,
+        lock: Box<super::lock::HeldLock>,
         backend: String,
         dir: PathBuf,
     },

@@ -514,7 +514,7 @@ impl Tofu {
     fn locked(&self, command: &'static str, lock: lock::HeldLock, backend: &str) -> AppError {
         TofuError::StateLocked {
             command,
-            lock,
+            lock: Box::new(lock),
             backend: backend.to_string(),
             dir: self.dir.clone(),
         }
