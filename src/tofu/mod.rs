@@ -468,7 +468,7 @@ impl Tofu {
              Copy the existing OpenTofu state{held} to {new} now (`tofu init -migrate-state -force-copy`)?"
         );
         if !prompt.confirm(
-            "move the OpenTofu state to another backend",
+            "move the OpenTofu state to the new backend",
             &question,
             None,
         )? {

@@ -130,7 +130,7 @@ fn moving_the_state_to_pg_asks_first_and_copies_only_when_accepted() {
     let (_, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("move the OpenTofu state to another backend"),
+        stderr.contains("move the OpenTofu state to the new backend"),
         "{stderr}"
     );
     assert!(stderr.contains("pass --yes"), "{stderr}");
