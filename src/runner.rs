@@ -140,6 +140,8 @@ pub struct Cmd {
     cwd: Option<PathBuf>,
     timeout: Duration,
     inherit_stdio: bool,
+    /// Output shown live and kept ([`Cmd::tee`]).
+    tee: bool,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -175,6 +177,7 @@ impl Cmd {
             cwd: None,
             timeout: DEFAULT_TIMEOUT,
             inherit_stdio: false,
+            tee: false,
         }
     }
 
@@ -221,6 +224,16 @@ impl Cmd {
     /// Let the child use the terminal (interactive prompts, live output).
     pub fn interactive(mut self) -> Self {
         self.inherit_stdio = true;
+        self
+    }
+
+    /// Like [`Cmd::interactive`] for what the user sees (the child reads
+    /// the terminal, its output appears as it comes), but a copy of both
+    /// streams is kept in the [`Output`] (its last [`TEE_KEEP_BYTES`]), so
+    /// pve can recognise a failure and add advice (a held state lock).
+    pub fn tee(mut self) -> Self {
+        self.inherit_stdio = true;
+        self.tee = true;
         self
     }
 
@@ -287,6 +300,9 @@ impl Cmd {
             } else {
                 Stdio::inherit()
             });
+            if self.tee {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
         } else {
             cmd.stdin(if self.stdin.is_some() {
                 Stdio::piped()
@@ -311,8 +327,23 @@ impl Cmd {
                 let _ = pipe.write_all(&data);
             });
         }
-        let out_reader = child.stdout.take().map(spawn_reader);
-        let err_reader = child.stderr.take().map(spawn_reader);
+        let (out_reader, err_reader) = if self.tee {
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|r| spawn_tee(r, || Box::new(std::io::stdout()))),
+                child
+                    .stderr
+                    .take()
+                    .map(|r| spawn_tee(r, || Box::new(std::io::stderr()))),
+            )
+        } else {
+            (
+                child.stdout.take().map(spawn_reader),
+                child.stderr.take().map(spawn_reader),
+            )
+        };
         let start = Instant::now();
         let status = loop {
             match child.try_wait() {
@@ -365,6 +396,39 @@ fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<O
             return None;
         }
         Some(String::from_utf8_lossy(&buf).into_owned())
+    })
+}
+
+/// How much of a teed stream is kept: the end of it, where tools print
+/// their errors.
+pub const TEE_KEEP_BYTES: usize = 1024 * 1024;
+
+/// Passes a child's stream on to pve's own stream as it comes (the same
+/// bytes the terminal would have had from [`Cmd::interactive`]) and keeps
+/// its last [`TEE_KEEP_BYTES`].
+fn spawn_tee<R: Read + Send + 'static>(
+    mut r: R,
+    sink: fn() -> Box<dyn Write>,
+) -> std::thread::JoinHandle<Option<String>> {
+    std::thread::spawn(move || {
+        let mut sink = sink();
+        let mut kept: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = match r.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            // A closed terminal must not stop the child: keep reading.
+            let _ = sink.write_all(&chunk[..n]).and_then(|()| sink.flush());
+            kept.extend_from_slice(&chunk[..n]);
+            if kept.len() > 2 * TEE_KEEP_BYTES {
+                kept.drain(..kept.len() - TEE_KEEP_BYTES);
+            }
+        }
+        Some(String::from_utf8_lossy(&kept).into_owned())
     })
 }
 

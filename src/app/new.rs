@@ -264,6 +264,8 @@ fn execute(
         Ok(()) => {
             journal.finish()?;
             let ip = r.ip.clone();
+            // The run may have followed a VMID changed in hosts.nix.
+            let spec = r.spec.clone();
             let cmd = wf::integrate_command(&spec.name, ip.as_deref(), spec.vmid);
             if !args.json {
                 super::print(&format!(
@@ -303,7 +305,10 @@ fn execute(
                     report,
                     &lock,
                 ) {
-                    Ok(done) => report_rollback(report, &done),
+                    Ok(done) => {
+                        report_rollback(report, &done);
+                        return Err(after_rollback(e));
+                    }
                     Err(re) => {
                         report.note(&format!("error: the rollback stopped: {re}"));
                         report.note(&format!(
@@ -320,6 +325,23 @@ fn execute(
             }
             Err(e)
         }
+    }
+}
+
+/// The error of a run that was rolled back: a lost VMID is fixed by
+/// running `pve new` again (its advice to resume no longer applies).
+fn after_rollback(e: crate::error::AppError) -> crate::error::AppError {
+    match &e {
+        crate::error::AppError::New(wf::NewError::VmidTaken { next, .. }) => {
+            let help = match next {
+                Some(v) => format!(
+                    "everything was rolled back; run `pve new` again with `--vmid {v}` (the next free VMID), or without --vmid to take the next free one"
+                ),
+                None => "everything was rolled back; run `pve new` again with another --vmid, or without --vmid to take the next free one".to_string(),
+            };
+            e.with_help(help)
+        }
+        _ => e,
     }
 }
 
@@ -585,5 +607,19 @@ impl tofu::Inventory for PxInventory<'_> {
             .into_iter()
             .map(|r| (i64::from(r.vmid), r.node))
             .collect())
+    }
+
+    /// The guest holding `vmid`, from `/cluster/resources` (its name is
+    /// Proxmox's text: shown only, control characters dropped).
+    fn holder(&self, vmid: i64) -> Result<Option<tofu::Holder>> {
+        let Ok(vmid) = u32::try_from(vmid) else {
+            return Ok(None);
+        };
+        let plain = |s: String| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+        Ok(self.0.locate(vmid)?.map(|r| tofu::Holder {
+            name: r.name.map(plain),
+            node: plain(r.node),
+            kind: r.kind,
+        }))
     }
 }

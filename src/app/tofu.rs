@@ -25,6 +25,8 @@ pub fn plan(ctx: &Context, args: PlanArgs) -> Result<u8> {
         report: &report,
     };
     let guard = s.guard(&inv, args.guard.skip_state_guard);
+    s.tofu
+        .prepare(&s.config, &mut migration_prompt(args.yes), &report)?;
     plan_and_save(&s.tofu, &s.config, &guard, &mut prompt(false), &report)?;
     Ok(exit::OK)
 }
@@ -37,6 +39,8 @@ pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<u8> {
         report: &report,
     };
     let guard = s.guard(&inv, args.guard.skip_state_guard);
+    s.tofu
+        .prepare(&s.config, &mut migration_prompt(args.yes), &report)?;
     let outcome = apply_plan(&s.tofu, &s.config, &guard, &mut prompt(args.yes), &report)?;
     Ok(outcome_code(outcome))
 }
@@ -44,6 +48,8 @@ pub fn apply(ctx: &Context, args: ApplyArgs) -> Result<u8> {
 pub fn destroy(ctx: &Context, args: DestroyArgs) -> Result<u8> {
     let report = Terminal::new();
     let s = Session::open(ctx, true, &report)?;
+    s.tofu
+        .prepare(&s.config, &mut migration_prompt(args.yes), &report)?;
     let outcome = destroy_all(&s.tofu, &s.config, &mut prompt(args.yes), &report)?;
     Ok(outcome_code(outcome))
 }
@@ -54,7 +60,8 @@ pub fn output(ctx: &Context, args: OutputArgs) -> Result<u8> {
     let report = Terminal::new();
     let s = Session::open(ctx, false, &report)?;
     if !s.tofu.is_initialised() {
-        s.tofu.prepare(&s.config, &mut prompt(false), &report)?;
+        s.tofu
+            .prepare(&s.config, &mut migration_prompt(false), &report)?;
     }
     let text = s
         .tofu
@@ -75,6 +82,21 @@ fn prompt(yes: bool) -> TerminalPrompt {
         typed_help: Some(
             "review the plan above and pass --yes to go ahead from a script".to_string(),
         ),
+    }
+}
+
+/// For the one question `tofu init` can raise: copying the state to the
+/// backend hosts.nix names now. --yes accepts it.
+fn migration_prompt(yes: bool) -> TerminalPrompt {
+    TerminalPrompt {
+        yes,
+        help: Some(
+            "pass --yes to copy the state to the new backend \
+             (`tofu init -migrate-state -force-copy`), or put the previous `_proxmox.backend` \
+             back in hosts.nix; nothing was changed"
+                .to_string(),
+        ),
+        typed_help: None,
     }
 }
 

@@ -8,14 +8,22 @@
 /// the state is empty but the VMs already exist on Proxmox, then runs
 /// `tofu plan` and saves the plan with the hash of the config it was made
 /// from. `pve apply` applies that plan only while hosts.nix stays the same.
+/// When `_proxmox.backend` changed (say from local to pg) while a state
+/// exists, it asks before copying the state there (--yes accepts; without
+/// a terminal and without --yes it stops, exit 2). When another run holds
+/// the state lock, it says who holds it and how the lock is freed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!(
-    "Example:\n  pve plan && pve apply\n\n",
+    "Examples:\n  pve plan && pve apply\n  pve plan --yes            after moving `_proxmox.backend` to pg: copy the state there\n\n",
     "The Proxmox API token comes from PROXMOX_VE_API_TOKEN, or from the file named by PVE_TOKEN_FILE \
 (default $XDG_CONFIG_HOME/pve/token or ~/.config/pve/token), which must be mode 0600 and hold \
 user@realm!tokenid=secret. The working folder is vms/tofu/.state (TOFU_WORKDIR overrides it)."
 ))]
 pub struct PlanArgs {
+    /// Accept copying the state to a new backend without asking (when
+    /// `_proxmox.backend` changed; for scripts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[command(flatten)]
     pub guard: GuardArgs,
 }
@@ -34,7 +42,8 @@ pub struct PlanArgs {
 user@realm!tokenid=secret. The working folder is vms/tofu/.state (TOFU_WORKDIR overrides it)."
 ))]
 pub struct ApplyArgs {
-    /// Apply a new plan without asking (for scripts).
+    /// Apply a new plan without asking, and copy the state to a new backend
+    /// when `_proxmox.backend` changed (for scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
     #[command(flatten)]

@@ -63,6 +63,18 @@ pub enum TofuError {
     PlanFailed { code: Option<i32> },
     #[error("`tofu apply` failed ({}); its messages are above", exit(*code))]
     ApplyFailed { code: Option<i32> },
+    /// A run refused because another run holds the state lock; `backend`
+    /// (its type) and `dir` (the working folder) shape the advice.
+    #[error(
+        "`tofu {command}` stopped: another OpenTofu run holds the state lock{}; nothing was changed",
+        lock.holder()
+    )]
+    StateLocked {
+        command: &'static str,
+        lock: Box<super::lock::HeldLock>,
+        backend: String,
+        dir: PathBuf,
+    },
     #[error("`tofu state pull` printed something that is not JSON: {source}")]
     StateNotJson {
         #[source]
@@ -115,6 +127,7 @@ impl Classify for TofuError {
             TofuError::Run { .. }
             | TofuError::PlanFailed { .. }
             | TofuError::ApplyFailed { .. }
+            | TofuError::StateLocked { .. }
             | TofuError::StateNotJson { .. } => Kind::External,
             TofuError::NodeMoved { .. } => Kind::Refused,
             _ => Kind::Input,
@@ -125,8 +138,11 @@ impl Classify for TofuError {
             TofuError::NotPlainDir { .. } => "remove it; pve creates the folder itself".into(),
             TofuError::ForeignFiles { .. } => "pve writes only config.tf.json there (from hosts.nix); move the other files away and run again. Nothing was run".into(),
             TofuError::MigrationDeclined => {
-                "put the old backend back in hosts.nix, or run again and accept".into()
+                "put the old backend back in hosts.nix, or run again and accept (--yes)".into()
             }
+            TofuError::StateLocked {
+                lock, backend, dir, ..
+            } => lock.advice(backend, dir),
             TofuError::PlanFailed { .. } => "fix what it reports, then run `pve plan` again".into(),
             TofuError::ApplyFailed { .. } => {
                 "the state records what was done; fix what it reports and run `pve apply` again"

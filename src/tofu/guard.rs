@@ -21,6 +21,39 @@ pub trait Inventory {
     fn existing_vmids(&self) -> Result<BTreeSet<i64>, AppError> {
         Ok(self.placements()?.into_keys().collect())
     }
+
+    /// The guest holding `vmid` (None: it is free). The default knows only
+    /// the node; `remote::proxmox` adds the name.
+    fn holder(&self, vmid: i64) -> Result<Option<Holder>, AppError> {
+        Ok(self.placements()?.remove(&vmid).map(|node| Holder {
+            name: None,
+            node,
+            kind: "qemu".into(),
+        }))
+    }
+}
+
+/// The guest that holds a VMID, as `/cluster/resources` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: Option<String>,
+    pub node: String,
+    /// `qemu` or `lxc`.
+    pub kind: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.kind == "lxc" {
+            "container"
+        } else {
+            "VM"
+        };
+        match &self.name {
+            Some(n) => write!(f, "{what} `{n}` on node {}", self.node),
+            None => write!(f, "a {what} on node {}", self.node),
+        }
+    }
 }
 
 /// A VM resource of the rendered config.

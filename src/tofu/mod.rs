@@ -15,6 +15,7 @@ mod interrupt;
 pub mod lock;
 pub mod node_moves;
 pub mod token;
+pub mod vmid_clash;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +30,7 @@ use crate::report::{Prompt, Reporter, Silent};
 use crate::runner::{Cmd, RunError, Tool};
 
 pub use error::TofuError;
-pub use guard::{Inventory, ManagedVm};
+pub use guard::{Holder, Inventory, ManagedVm};
 pub use token::ApiToken;
 
 /// The rendered config inside the working folder.
@@ -128,15 +129,41 @@ impl Config {
         InitMarker {
             terraform_sha256: canon(&tf),
             backend_sha256: canon(&backend),
+            backend: Some(backend_type(&self.json)),
         }
     }
+
+    /// The state backend's type (`local`, `pg`, `s3`); `local` when the
+    /// config names none.
+    pub fn backend(&self) -> String {
+        backend_type(&self.json)
+    }
+}
+
+/// The type of the backend a rendered config names (`local` for none).
+fn backend_type(config: &Json) -> String {
+    let tf = match config.get("terraform") {
+        Some(Json::Array(a)) => a.first(),
+        other => other,
+    };
+    tf.and_then(|t| t.get("backend"))
+        .and_then(Json::as_object)
+        .and_then(|b| b.keys().next().cloned())
+        .unwrap_or_else(|| "local".to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct InitMarker {
     terraform_sha256: String,
     backend_sha256: String,
+    /// The backend's type, to name it when it changes (older markers
+    /// lack it).
+    #[serde(default)]
+    backend: Option<String>,
 }
+
+/// The local backend's state file in the working folder.
+pub const LOCAL_STATE: &str = "terraform.tfstate";
 
 /// Which state a plan was made against (from `tofu state pull`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -382,42 +409,116 @@ impl Tofu {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let initialised = self.dir.join(".terraform").is_dir();
         let mut args = vec!["init", "-input=false", "-no-color"];
+        let new_backend = config.backend();
         let why = match &have {
-            Some(h) if initialised && *h == want => return Ok(false),
+            Some(h) if initialised && h.backend_sha256 == want.backend_sha256 => {
+                if h.terraform_sha256 == want.terraform_sha256 {
+                    return Ok(false);
+                }
+                args.push("-upgrade");
+                "the provider settings changed"
+            }
             Some(h) if initialised => {
                 if h.terraform_sha256 != want.terraform_sha256 {
                     args.push("-upgrade");
                 }
-                if h.backend_sha256 != want.backend_sha256 {
-                    if !prompt.confirm(
-                        "move the OpenTofu state to the new backend",
-                        "The backend in hosts.nix changed. Copy the existing state to the new backend?",
-                        None,
-                    )? {
-                        return Err(TofuError::MigrationDeclined.into());
-                    }
-                    args.extend(["-migrate-state", "-force-copy"]);
-                }
-                "the provider or backend settings changed"
+                let old = h.backend.as_deref().unwrap_or("the previous backend");
+                self.confirm_migration(old, &new_backend, None, prompt)?;
+                args.extend(["-migrate-state", "-force-copy"]);
+                "the state moves to the new backend"
             }
-            _ => "first run in this folder",
+            _ => match self.local_resources() {
+                // A local state from before a backend was set: tofu init
+                // would copy it only when told to.
+                Some(n) if n > 0 && new_backend != "local" => {
+                    self.confirm_migration("local", &new_backend, Some(n), prompt)?;
+                    args.extend(["-migrate-state", "-force-copy"]);
+                    "the local state moves to the new backend"
+                }
+                _ => "first run in this folder",
+            },
         };
         let task = report.task(&format!("Initialising OpenTofu ({why})"));
         self.cmd()
             .args(args)
             .timeout(INIT_TIMEOUT)
             .run()
-            .map_err(|e| match e {
-                RunError::Missing { .. } => AppError::from(e),
-                e => external(e, "`tofu init` failed").with_help(
-                    "check the provider version and backend in hosts.nix and your network; \
-                     `PVE_LOG=1` shows the command",
-                ),
-            })?;
+            .map_err(|e| self.init_failed(e, &new_backend))?;
         task.done();
         let text = serde_json::to_string_pretty(&want).unwrap_or_default() + "\n";
         write_atomic(&marker_path, text.as_bytes())?;
         Ok(true)
+    }
+
+    /// Asks before `tofu init -migrate-state` copies the state from `old`
+    /// to `new` (a declined or unanswerable question changes nothing).
+    fn confirm_migration(
+        &self,
+        old: &str,
+        new: &str,
+        resources: Option<usize>,
+        prompt: &mut dyn Prompt,
+    ) -> Result<(), AppError> {
+        let held = match resources {
+            Some(n) => format!(" ({})", crate::plural::plural(n, "resource")),
+            None => String::new(),
+        };
+        let question = format!(
+            "The state backend in hosts.nix changed from {old} to {new}. \
+             Copy the existing OpenTofu state{held} to {new} now (`tofu init -migrate-state -force-copy`)?"
+        );
+        if !prompt.confirm(
+            "move the OpenTofu state to the new backend",
+            &question,
+            None,
+        )? {
+            return Err(TofuError::MigrationDeclined.into());
+        }
+        Ok(())
+    }
+
+    /// How many resources the local backend's state file holds (None: no
+    /// such file, or not a state).
+    fn local_resources(&self) -> Option<usize> {
+        let text = std::fs::read_to_string(self.dir.join(LOCAL_STATE)).ok()?;
+        parse_state(&text).ok().map(|s| s.resources)
+    }
+
+    /// The backend type of the config in the working folder (what the
+    /// last prepare wrote).
+    fn backend_in_dir(&self) -> String {
+        std::fs::read(self.dir.join(CONFIG_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+            .map_or_else(|| "local".to_string(), |j| backend_type(&j))
+    }
+
+    /// A failed `tofu init`: another run's lock (a migration locks the
+    /// state), else tofu's own message.
+    fn init_failed(&self, e: RunError, backend: &str) -> AppError {
+        if let RunError::Failed { stdout, stderr, .. } = &e {
+            if let Some(l) = lock::held_lock(&format!("{stdout}{stderr}")) {
+                return self.locked("init", l, backend);
+            }
+        }
+        match e {
+            RunError::Missing { .. } => AppError::from(e),
+            e => external(e, "`tofu init` failed").with_help(
+                "check the provider version and backend in hosts.nix and your network; \
+                 `PVE_LOG=1` shows the command",
+            ),
+        }
+    }
+
+    /// The error for a run that met another run's state lock.
+    fn locked(&self, command: &'static str, lock: lock::HeldLock, backend: &str) -> AppError {
+        TofuError::StateLocked {
+            command,
+            lock: Box::new(lock),
+            backend: backend.to_string(),
+            dir: self.dir.clone(),
+        }
+        .into()
     }
 
     /// Reads the state through the backend (`tofu state pull`).
@@ -531,7 +632,7 @@ impl Tofu {
             .cmd_with_token()?
             .args(args)
             .timeout(PLAN_TIMEOUT)
-            .interactive()
+            .tee()
             .run_unchecked()
             .map_err(|e| external(e, "`tofu plan` did not run"))?;
         let changes = match out.code {
@@ -539,6 +640,10 @@ impl Tofu {
             Some(2) => true,
             other => {
                 self.discard_plan();
+                let text = format!("{}{}", out.stdout, out.stderr);
+                if let Some(l) = lock::held_lock(&text) {
+                    return Err(self.locked("plan", l, &config.backend()));
+                }
                 return Err(TofuError::PlanFailed { code: other }.into());
             }
         };
@@ -559,6 +664,16 @@ impl Tofu {
     /// `tofu apply <saved plan>`, output shown as it comes. The plan is
     /// spent afterwards, whatever happened.
     pub fn apply_saved(&self) -> Result<(), AppError> {
+        self.apply_saved_with(&|_| None)
+    }
+
+    /// [`Tofu::apply_saved`]; when it fails, what tofu printed is read: a
+    /// held state lock, then `recognise` (a caller's own diagnosis, such
+    /// as a VMID taken meanwhile), else [`TofuError::ApplyFailed`].
+    pub fn apply_saved_with(
+        &self,
+        recognise: &dyn Fn(&str) -> Option<AppError>,
+    ) -> Result<(), AppError> {
         let mut args = vec!["apply".to_string(), "-input=false".into()];
         args.extend(self.parallelism.map(|n| format!("-parallelism={n}")));
         args.push(PLAN_FILE.into());
@@ -566,14 +681,18 @@ impl Tofu {
             .cmd_with_token()?
             .args(args)
             .timeout(APPLY_TIMEOUT)
-            .interactive()
+            .tee()
             .run_unchecked();
         self.discard_plan();
         let out = result.map_err(|e| external(e, "`tofu apply` did not run"))?;
-        match out.code {
-            Some(0) => Ok(()),
-            other => Err(TofuError::ApplyFailed { code: other }.into()),
+        if out.code == Some(0) {
+            return Ok(());
         }
+        let text = format!("{}{}", out.stdout, out.stderr);
+        if let Some(l) = lock::held_lock(&text) {
+            return Err(self.locked("apply", l, &self.backend_in_dir()));
+        }
+        Err(recognise(&text).unwrap_or_else(|| TofuError::ApplyFailed { code: out.code }.into()))
     }
 
     /// `tofu output [-json] [NAME]`: stdout as tofu printed it; what it

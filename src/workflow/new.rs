@@ -526,17 +526,15 @@ fn current_config(r: &NewRun) -> Result<Config, AppError> {
     Config::new(&crate::render::tofu::render_json(&loaded)?)
 }
 
-fn step_plan(r: &mut NewRun, _j: &mut Journal) -> Result<String, AppError> {
+fn step_plan(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
+    follow_vmid_edit(r, j)?;
     let config = current_config(r)?;
     r.tofu.prepare(&config, r.prompt, r.report)?;
     let state = r.tofu.state()?;
     let address = r.spec.address();
     if !state.addresses.contains(&address) {
         // The state guard for this one VM: its VMID must still be free.
-        let used = r.inventory.existing_vmids()?;
-        if used.contains(&i64::from(r.spec.vmid)) {
-            return Err(NewError::VmidTaken { vmid: r.spec.vmid }.into());
-        }
+        ensure_vmid_free(r)?;
     }
     let meta = r.tofu.plan_targeted(
         &config,
@@ -587,8 +585,79 @@ fn step_apply(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
         r.tofu.discard_plan();
         return Err(NewError::PlanDeclined.into());
     }
-    r.tofu.apply_saved()?;
+    // Asked once more right before the clone: the question above may have
+    // waited long, and another `pve new` may have taken the VMID meanwhile.
+    let in_state = r.tofu.state()?.addresses.contains(&r.spec.address());
+    if !in_state {
+        if let Err(e) = ensure_vmid_free(r) {
+            r.tofu.discard_plan();
+            return Err(e);
+        }
+    }
+    // Still no reservation (Proxmox has none): a clone that loses the race
+    // after this check fails on the config file, and that is read back.
+    let vmid = r.spec.vmid;
+    let lost = |text: &str| crate::tofu::vmid_clash::taken(text, vmid).then(|| vmid_taken(r, vmid));
+    r.tofu.apply_saved_with(&lost)?;
     Ok(format!("VM {} created", r.spec.vmid))
+}
+
+/// Refuses when a guest anywhere in the cluster holds the new VM's VMID.
+/// `/cluster/resources` lists what `/cluster/nextid --vmid N` checks (both
+/// read the cluster's VM list), and names the holder too.
+fn ensure_vmid_free(r: &NewRun) -> Result<(), AppError> {
+    match r.inventory.holder(i64::from(r.spec.vmid))? {
+        Some(_) => Err(vmid_taken(r, r.spec.vmid)),
+        None => Ok(()),
+    }
+}
+
+/// The error for a VMID another guest holds now: which one, and the next
+/// free VMID to continue with (best effort: Proxmox is asked again).
+fn vmid_taken(r: &NewRun, vmid: u32) -> AppError {
+    let holder = r.inventory.holder(i64::from(vmid)).ok().flatten();
+    let next = fleet::load(&r.hosts_path).ok().and_then(|loaded| {
+        let used: BTreeSet<u32> = r
+            .inventory
+            .existing_vmids()
+            .ok()?
+            .into_iter()
+            .filter_map(|v| u32::try_from(v).ok())
+            .collect();
+        crate::remote::proxmox::next_free_vmid(&loaded.fleet, &used).ok()
+    });
+    NewError::VmidTaken {
+        vmid,
+        name: r.spec.name.clone(),
+        holder,
+        next,
+    }
+    .into()
+}
+
+/// The VMID hosts.nix gives the new host now. After a lost race the user
+/// gives it another (`pve host set NAME proxmox.vmid N`) and resumes: the
+/// run follows, journals the new answer and renders the files again.
+fn follow_vmid_edit(r: &mut NewRun, j: &mut Journal) -> Result<(), AppError> {
+    let loaded = fleet::load(&r.hosts_path)?;
+    let now = loaded
+        .fleet
+        .vms()
+        .find(|(h, _)| h.name == r.spec.name)
+        .and_then(|(_, p)| p.vmid.as_ref())
+        .and_then(|v| u32::try_from(v.value).ok());
+    let Some(now) = now.filter(|v| *v != r.spec.vmid) else {
+        return Ok(());
+    };
+    r.report.note(&format!(
+        "hosts.nix gives `{}` VMID {now} now (was {}); continuing with it.",
+        r.spec.name, r.spec.vmid
+    ));
+    r.spec.vmid = now;
+    let spec = serde_json::to_string(&r.spec).map_err(NewError::Serialize)?;
+    j.set_fact("spec", spec)?;
+    step_render(r, j)?;
+    Ok(())
 }
 
 fn step_address(r: &mut NewRun, j: &mut Journal) -> Result<String, AppError> {
@@ -808,8 +877,19 @@ pub enum NewError {
         #[source]
         source: std::io::Error,
     },
-    #[error("VMID {vmid} exists on Proxmox now; refusing to plan a VM over it")]
-    VmidTaken { vmid: u32 },
+    /// The new VM's VMID was taken on Proxmox while `pve new` ran (before
+    /// the plan, right before the clone, or by a clone that won the race).
+    #[error(
+        "VMID {vmid} for `{name}` is taken on Proxmox now: {} holds it (another `pve new` or a person created it while this one ran); `{name}` was not created",
+        holder.as_ref().map_or("another guest".to_string(), ToString::to_string)
+    )]
+    VmidTaken {
+        vmid: u32,
+        name: String,
+        holder: Option<crate::tofu::Holder>,
+        /// The next VMID free in the cluster and hosts.nix, when known.
+        next: Option<u32>,
+    },
     #[error("the plan was not applied: you declined")]
     PlanDeclined,
     /// A file this run created could not be removed on rollback.
@@ -832,15 +912,29 @@ pub enum NewError {
 
 impl Classify for NewError {
     fn kind(&self) -> Kind {
-        Kind::Input
+        match self {
+            NewError::VmidTaken { .. } => Kind::External,
+            _ => Kind::Input,
+        }
     }
     fn help(&self) -> Option<String> {
         let help = match self {
+            NewError::VmidTaken { name, next, .. } => {
+                let n = crate::shell::quote(name);
+                let vmid = next.map_or("<a free VMID>".to_string(), |v| v.to_string());
+                return Some(format!(
+                    "give `{name}` {} and continue: `pve host set {n} proxmox.vmid {vmid}`, then \
+                     `pve new --name {n} --resume`; or undo this run: `pve new --name {n} --rollback`",
+                    match next {
+                        Some(v) => format!("the next free VMID, {v},"),
+                        None => "a free VMID (`proxmox-ops next-vmid` names one)".into(),
+                    }
+                ));
+            }
             NewError::DefaultStorage { .. } => {
                 "pass --storage, or fix `_proxmox.defaultStorage` in hosts.nix"
             }
             NewError::WouldFailCheck { .. } => "change the answers named above",
-            NewError::VmidTaken { .. } => "roll back and run `pve new` again with another --vmid",
             NewError::RemoveDir { .. } => {
                 "it holds files pve new did not write; move them and remove it"
             }

@@ -54,6 +54,8 @@ mod status;
 mod tailscale_api;
 mod tailscale_up;
 mod tofu_cli;
+mod tofu_lock;
 mod trust_boundaries;
 mod trust_proxmox_keys;
 mod vm_flags;
+mod vmid_race;

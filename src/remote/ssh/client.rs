@@ -101,20 +101,7 @@ impl Ssh {
     /// exit is [`SshError::RemoteFailed`] with the remote stderr.
     pub fn run(&self, argv: &[String], timeout: Duration) -> Result<RemoteOutput, SshError> {
         let out = self.run_unchecked(argv, timeout)?;
-        if out.code == Some(0) {
-            Ok(out)
-        } else {
-            Err(SshError::RemoteFailed(Box::new(RemoteFailure {
-                target: self.endpoint.shown(),
-                command: crate::shell::join(argv),
-                status: out
-                    .code
-                    .map_or("killed by a signal".into(), |c| format!("exit code {c}")),
-                code: out.code,
-                stdout: out.stdout,
-                stderr: out.stderr,
-            })))
-        }
+        self.checked(argv, out)
     }
 
     /// Runs `argv` remotely and returns its output whatever its exit code;
@@ -137,20 +124,25 @@ impl Ssh {
         timeout: Duration,
     ) -> Result<RemoteOutput, SshError> {
         let out = self.run_unchecked_stdin(argv, Some(stdin), timeout)?;
+        self.checked(argv, out)
+    }
+
+    /// `out` when the remote command exited 0, else
+    /// [`SshError::RemoteFailed`] naming the host, the command and its exit.
+    fn checked(&self, argv: &[String], out: RemoteOutput) -> Result<RemoteOutput, SshError> {
         if out.code == Some(0) {
-            Ok(out)
-        } else {
-            Err(SshError::RemoteFailed(Box::new(RemoteFailure {
-                target: self.endpoint.shown(),
-                command: crate::shell::join(argv),
-                status: out
-                    .code
-                    .map_or("killed by a signal".into(), |c| format!("exit code {c}")),
-                code: out.code,
-                stdout: out.stdout,
-                stderr: out.stderr,
-            })))
+            return Ok(out);
         }
+        Err(SshError::RemoteFailed(Box::new(RemoteFailure {
+            target: self.endpoint.shown(),
+            command: crate::shell::join(argv),
+            status: out
+                .code
+                .map_or("killed by a signal".into(), |c| format!("exit code {c}")),
+            code: out.code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })))
     }
 
     fn run_unchecked_stdin(

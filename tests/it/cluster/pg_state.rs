@@ -201,15 +201,42 @@ fn the_rendered_pg_backend_keeps_the_state_in_postgres_and_locks_it() {
         assert!(o.status.success(), "terraform {args:?}: {stdout}{stderr}");
         stdout
     };
+    // First a fleet on local state, as before `_proxmox.backend` was set.
+    let local = json!({"resource": {"terraform_data": {"web": {"input": "vm"}}}});
+    fs::write(work.path().join("main.tf.json"), local.to_string()).unwrap();
+    tf_ok(&["init", "-input=false", "-no-color"]);
+    tf_ok(&["apply", "-input=false", "-no-color", "-auto-approve"]);
+    assert_eq!(
+        parse_state(&fs::read_to_string(work.path().join("terraform.tfstate")).unwrap())
+            .unwrap()
+            .resources,
+        1
+    );
+    // hosts.nix now names pg. A plain non-interactive init does not move
+    // the state (it would have to ask) ...
     fs::write(work.path().join("main.tf.json"), config("vm").to_string()).unwrap();
-    let init = tf_ok(&["init", "-input=false", "-no-color"]);
+    let o = tf_cmd(&["init", "-input=false", "-no-color"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{:?}", out(&o));
+    // ... the flags pve runs after asking (`tofu::Tofu::prepare`) do.
+    let init = tf_ok(&[
+        "init",
+        "-input=false",
+        "-no-color",
+        "-migrate-state",
+        "-force-copy",
+    ]);
     assert!(
         init.contains("Successfully configured the backend \"pg\""),
         "{init}"
     );
+    let moved = parse_state(&tf_ok(&["state", "pull"])).unwrap();
+    assert_eq!(moved.addresses, ["terraform_data.web"], "copied to pg");
+    // The database holds the state now; the apply writes it there.
+    let local_state = fs::read_to_string(work.path().join("terraform.tfstate")).unwrap_or_default();
+    assert_eq!(parse_state(&local_state).unwrap().resources, 0);
     tf_ok(&["apply", "-input=false", "-no-color", "-auto-approve"]);
-    // No local state file: it is in the database.
-    assert!(!work.path().join("terraform.tfstate").exists());
 
     // pve reads the state as `tofu state pull` prints it: one resource, so
     // the state guard does not even ask Proxmox.
@@ -255,9 +282,13 @@ fn the_rendered_pg_backend_keeps_the_state_in_postgres_and_locks_it() {
     let held = lock::held_lock(&format!("{stdout}{stderr}")).expect("a held lock");
     assert!(held.id.len() >= 8, "{held:?}");
     assert!(held.operation.is_some(), "{held:?}");
-    let advice = held.advice();
+    // The pg lock is the other session's advisory lock: pve says it goes
+    // with that run, and does not send the user to force-unlock, which the
+    // pg backend does not support (reference/tools.md §4.4).
+    let advice = held.advice("pg", work.path());
+    assert!(advice.contains("PostgreSQL advisory lock"), "{advice}");
     assert!(
-        advice.contains(&format!("tofu force-unlock {}", held.id)),
+        !advice.contains(&format!("tofu force-unlock {}", held.id)),
         "{advice}"
     );
     // The first run is told no; its lock goes with it, and the state stays.
