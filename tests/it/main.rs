@@ -53,6 +53,7 @@ mod status;
 mod tailscale_api;
 mod tailscale_up;
 mod tofu_cli;
+mod tools_table;
 mod trust_boundaries;
 mod trust_proxmox_keys;
 mod vm_flags;
