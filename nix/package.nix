@@ -19,6 +19,7 @@
   coreutils,
   man,
   postgresql,
+  nss_wrapper,
   installShellFiles,
   # true for the `cargo-test` check; the package itself skips the tests so
   # `nix run` never waits for them.
@@ -81,8 +82,15 @@ rustPlatform.buildRustPackage {
     man
     postgresql
   ];
+  # The sandbox's /etc/passwd gives the build user the login shell
+  # /noshell, and sshd refuses a user whose shell does not exist: the test
+  # sshd (the simulated Proxmox host, the test VMs) read a copy with bash's
+  # sh instead, through nss_wrapper.
   preCheck = ''
     export HOME="$TMPDIR"
+    sed 's|:/noshell$|:${bash}/bin/sh|' /etc/passwd > "$TMPDIR/passwd"
+    export LD_PRELOAD=${nss_wrapper}/lib/libnss_wrapper.so
+    export NSS_WRAPPER_PASSWD="$TMPDIR/passwd" NSS_WRAPPER_GROUP=/etc/group
   '';
 
   meta = {

@@ -170,6 +170,7 @@ let
           "tr"
         ];
         man = tool "man" [ "man" ];
+        nss_wrapper = tool "nss_wrapper" [ ];
         postgresql = tool "postgresql" [
           "initdb"
           "pg_ctl"
