@@ -353,7 +353,11 @@ pub fn stand_ins() -> PathBuf {
 /// process tests) never see half a file.
 fn write_wrappers() -> PathBuf {
     let python = tool("python3");
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stand-ins");
+    // Cargo sets CARGO_TARGET_TMPDIR for tests, not for examples (the
+    // Proxmox benchmark shares the simulated host).
+    let root = option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("stand-ins");
     mirror(&stand_in_sources(), &root, &python);
     root
 }
