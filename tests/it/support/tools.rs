@@ -353,13 +353,23 @@ pub fn stand_ins() -> PathBuf {
 /// process tests) never see half a file.
 fn write_wrappers() -> PathBuf {
     let python = tool("python3");
-    // Cargo sets CARGO_TARGET_TMPDIR for tests, not for examples (the
-    // Proxmox benchmark shares the simulated host).
-    let root = option_env!("CARGO_TARGET_TMPDIR")
-        .map_or_else(std::env::temp_dir, PathBuf::from)
-        .join("stand-ins");
+    let root = wrapper_folder(&python);
     mirror(&stand_in_sources(), &root, &python);
     root
+}
+
+/// The folder of the wrappers that run `python`: one per python3, so a
+/// test process with another PATH (tools_table's sample) never rewrites
+/// the wrappers another process runs.
+pub fn wrapper_folder(python: &Path) -> PathBuf {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    python.hash(&mut h);
+    // Cargo sets CARGO_TARGET_TMPDIR for tests, not for examples (the
+    // Proxmox benchmark shares the simulated host).
+    option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join(format!("stand-ins-{:016x}", h.finish()))
 }
 
 fn mirror(from: &Path, to: &Path, python: &Path) {
