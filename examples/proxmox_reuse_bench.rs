@@ -10,6 +10,15 @@
 
 #[path = "../tests/it/support/pvesim/mod.rs"]
 mod support;
+// What the simulated host finds its programs with (sshd).
+#[path = "../tests/it/support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+use tools::tool;
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

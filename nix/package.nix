@@ -12,6 +12,14 @@
   nix,
   age,
   python3,
+  git,
+  util-linux,
+  procps,
+  bash,
+  coreutils,
+  man,
+  postgresql,
+  nss_wrapper,
   installShellFiles,
   # true for the `cargo-test` check; the package itself skips the tests so
   # `nix run` never waits for them.
@@ -53,16 +61,36 @@ rustPlatform.buildRustPackage {
   '';
 
   inherit doCheck;
-  # What the tests run for real: Nix (the evaluator oracle, private stores
-  # under $TMPDIR), age, OpenSSH (client and sshd), python3.
+  # Every program the tests run, and nothing from /usr (the sandbox has
+  # none): the table in tests/it/support/tools.rs says which program comes
+  # from which package, and tests/it/tools_table.rs checks this list
+  # against it. Nix (the evaluator oracle, private stores under $TMPDIR),
+  # age, OpenSSH (client and sshd), python3 (stand-ins, the simulated
+  # Proxmox host), git, util-linux (script, setpriv, mount), procps (kill,
+  # pgrep), bash, coreutils, man, PostgreSQL (the pg state backend test;
+  # terraform is unfree, so the tests that need it print SKIP here).
   nativeCheckInputs = [
     nix
     age
     openssh
     python3
+    git
+    util-linux
+    procps
+    bash
+    coreutils
+    man
+    postgresql
   ];
+  # The sandbox's /etc/passwd gives the build user the login shell
+  # /noshell, and sshd refuses a user whose shell does not exist: the test
+  # sshd (the simulated Proxmox host, the test VMs) read a copy with bash's
+  # sh instead, through nss_wrapper.
   preCheck = ''
     export HOME="$TMPDIR"
+    sed 's|:/noshell$|:${bash}/bin/sh|' /etc/passwd > "$TMPDIR/passwd"
+    export LD_PRELOAD=${nss_wrapper}/lib/libnss_wrapper.so
+    export NSS_WRAPPER_PASSWD="$TMPDIR/passwd" NSS_WRAPPER_GROUP=/etc/group
   '';
 
   meta = {

@@ -2,7 +2,7 @@
 
 use crate::check;
 use crate::cli::check::{Args, Format};
-use crate::diag::{render_human, Diagnostic, JsonDiagnostic};
+use crate::diag::{escape_line, render_human, Diagnostic, JsonDiagnostic};
 use crate::error::{exit, AppError, Result};
 use crate::fleet::{FleetError, SourceFile};
 use crate::report::Reporter as _;
@@ -27,6 +27,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         Format::Human => {
             let report = crate::ui::Terminal::new();
             report.block(&render_human(&diags, &loaded.file));
+            if args.show_allowed && !allowed.is_empty() {
+                report.block(&allowed_lines(&allowed, &loaded.file));
+            }
             let errors = diags.iter().filter(|d| d.is_error()).count();
             let warnings = diags.len() - errors;
             let hosts = loaded.fleet.hosts.len();
@@ -47,6 +50,23 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     // would only delay the exit (the OS takes the memory back at once).
     std::mem::forget(loaded);
     Ok(if failed { exit::FINDINGS } else { exit::OK })
+}
+
+/// `allowed: file:line:col: error[code]: message`, one line per finding
+/// an `allow` set aside (`--show-allowed`).
+fn allowed_lines(allowed: &[Diagnostic], file: &SourceFile) -> String {
+    allowed
+        .iter()
+        .map(|d| {
+            let severity = if d.is_error() { "error" } else { "warning" };
+            format!(
+                "allowed: {}: {severity}[{}]: {}\n",
+                escape_line(&file.location(d.span.start().into()), 1000),
+                d.code.as_str(),
+                escape_line(&d.message, 1000)
+            )
+        })
+        .collect()
 }
 
 fn print_json(diags: &[Diagnostic], file: &SourceFile) -> Result<()> {

@@ -53,6 +53,7 @@ pub fn apply(l: &Loaded, diags: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagno
         }
     }
     kept.extend(allows.iter().filter_map(unknown_name));
+    kept.extend(misshapen(l));
     kept.sort_by_key(|d| (d.span.start(), d.severity, d.code));
     (kept, allowed)
 }
@@ -101,14 +102,11 @@ fn unknown_name(a: &Allow) -> Option<Diagnostic> {
 }
 
 /// The `allow` entries of the fleet (`_checks.allow`) and of each host
-/// (`checks.allow`). Values of another shape are the loader's business.
+/// (`checks.allow`). Values of another shape are [`misshapen`]'s.
 fn allows<'a>(l: &'a Loaded) -> Vec<Allow<'a>> {
     let mut out = Vec::new();
-    let Some(top) = l.value.as_attrs() else {
-        return out;
-    };
-    let mut push = |set: Option<&'a Value>, host: Option<usize>| {
-        for v in allow_list(set) {
+    for (set, host) in allow_sets(l) {
+        for v in allow_list(Some(set)) {
             if let Some(name) = v.as_str() {
                 out.push(Allow {
                     name,
@@ -117,15 +115,58 @@ fn allows<'a>(l: &'a Loaded) -> Vec<Allow<'a>> {
                 });
             }
         }
+    }
+    out
+}
+
+/// `_checks` and each host's `checks`, with the host they apply to.
+fn allow_sets(l: &Loaded) -> Vec<(&Value, Option<usize>)> {
+    let Some(top) = l.value.as_attrs() else {
+        return Vec::new();
     };
-    push(top.get(FLEET_SET).map(|a| &a.value), None);
-    for (i, h) in l.fleet.hosts.iter().enumerate() {
-        let checks = top
-            .get(&h.name)
-            .and_then(|a| a.value.as_attrs())
-            .and_then(|a| a.get("checks"))
-            .map(|a| &a.value);
-        push(checks, Some(i));
+    let fleet = top.get(FLEET_SET).map(|a| (&a.value, None));
+    let hosts = l.fleet.hosts.iter().enumerate().filter_map(|(i, h)| {
+        let checks = top.get(&h.name)?.value.as_attrs()?.get("checks")?;
+        Some((&checks.value, Some(i)))
+    });
+    fleet.into_iter().chain(hosts).collect()
+}
+
+/// An `allow` that is not a list of strings (`checks.allow = "disko";`)
+/// would set nothing aside without a word: an error at the value.
+fn misshapen(l: &Loaded) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (set, host) in allow_sets(l) {
+        let Some(allow) = set.as_attrs().and_then(|a| a.get("allow")) else {
+            continue;
+        };
+        let prefix = if host.is_some() { "checks" } else { FLEET_SET };
+        let bad: Vec<(&Value, &str)> = match allow.value.as_list() {
+            Some(items) => items
+                .iter()
+                .filter(|v| v.as_str().is_none())
+                .map(|v| (v, "an entry of"))
+                .collect(),
+            None => vec![(&allow.value, "")],
+        };
+        for (v, what) in bad {
+            let message = if what.is_empty() {
+                format!(
+                    "`{prefix}.allow` must be a list of rule names or codes, not {}",
+                    v.kind.type_name()
+                )
+            } else {
+                format!(
+                    "{what} `{prefix}.allow` must be a rule name or code (a string), not {}",
+                    v.kind.type_name()
+                )
+            };
+            out.push(
+                Diagnostic::new(Code::WrongType, v.span, message).help(format!(
+                    "write it as a list of strings: `{prefix}.allow = [ \"disko\" ];`"
+                )),
+            );
+        }
     }
     out
 }

@@ -8,10 +8,10 @@
 /// sets the findings of a rule or code aside, as clippy's `allow`: counted
 /// in the summary ("1 allowed"), `"allowed": true` in JSON. Syntax and
 /// evaluation errors and missing required keys cannot be allowed: without
-/// them nothing can be rendered.
+/// them nothing can be rendered. `--show-allowed` lists them, one line each.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  pve check\n  pve check --strict --format json | jq '.[] | select(.code == \"duplicate-vmid\")'\n  pve host set web checks.allow '[ \"disko\" ]'    a VM installed with disko"
+    after_help = "Examples:\n  pve check\n  pve check --strict --format json | jq '.[] | select(.code == \"duplicate-vmid\")'\n  pve host set web checks.allow '[ \"disko\" ]'    a VM installed with disko\n  pve check --show-allowed                       what the allows set aside"
 )]
 pub struct Args {
     /// Output format.
@@ -20,6 +20,10 @@ pub struct Args {
     /// Fail on warnings too.
     #[arg(long)]
     pub strict: bool,
+    /// Also list the findings a `checks.allow` set aside, one line each
+    /// (`allowed: hosts.nix:12:5: error[template]: …`); JSON always has them.
+    #[arg(long)]
+    pub show_allowed: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

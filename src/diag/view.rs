@@ -4,6 +4,9 @@
 //!   bidirectional overrides in the source are shown as `?` / U+FFFD, one
 //!   replacement of the same byte length each, so every offset stays put
 //!   (an attribute name with ESC cannot clear the screen or set the title).
+//! - Characters that show as nothing (a byte-order mark, zero-width spaces
+//!   and joiners, a soft hyphen) are named, `<U+FEFF>`, so the caret under
+//!   one has something to point at.
 //! - A line longer than [`MAX_LINE`] bytes is clipped to windows around the
 //!   spans on it, as rustc does, with `…` where text was left out (a
 //!   one-line 9 MB file prints a few hundred bytes, not 9 MB).
@@ -21,8 +24,10 @@ const ELLIPSIS: &str = "…";
 
 pub struct View {
     pub text: String,
-    /// Kept pieces: (original range, start in the view), in order.
-    segments: Vec<(Range<usize>, usize)>,
+    /// Kept pieces: (original range, start in the view, length in the
+    /// view), in order. A piece is as long as its original except an
+    /// invisible character's, shown as `<U+FEFF>`.
+    segments: Vec<(Range<usize>, usize, usize)>,
 }
 
 impl View {
@@ -51,30 +56,56 @@ impl View {
             line_start = end;
         }
         let merged = merge(keep);
-        let mut view = String::new();
-        let mut segments = Vec::with_capacity(merged.len());
+        let mut view = View {
+            text: String::new(),
+            segments: Vec::with_capacity(merged.len()),
+        };
         let mut prev_end = 0;
         for r in merged {
             if r.start > prev_end && !text[prev_end..r.start].ends_with('\n') {
-                view.push_str(ELLIPSIS);
+                view.text.push_str(ELLIPSIS);
             }
-            segments.push((r.clone(), view.len()));
-            push_sanitized(&mut view, &text[r.clone()]);
+            view.push(text, r.clone());
             prev_end = r.end;
         }
-        View {
-            text: view,
-            segments,
+        view
+    }
+
+    /// Appends the piece `r` of `text`: sanitised, each invisible character
+    /// named (`<U+FEFF>`) in a segment of its own.
+    fn push(&mut self, text: &str, r: Range<usize>) {
+        let mut start = r.start;
+        for (i, c) in text[r.clone()].char_indices() {
+            if !is_invisible(c) {
+                continue;
+            }
+            let at = r.start + i;
+            self.push_plain(text, start..at);
+            let shown = format!("<U+{:04X}>", u32::from(c));
+            self.segments
+                .push((at..at + c.len_utf8(), self.text.len(), shown.len()));
+            self.text.push_str(&shown);
+            start = at + c.len_utf8();
         }
+        self.push_plain(text, start..r.end);
+    }
+
+    fn push_plain(&mut self, text: &str, r: Range<usize>) {
+        if r.is_empty() {
+            return;
+        }
+        self.segments.push((r.clone(), self.text.len(), r.len()));
+        push_sanitized(&mut self.text, &text[r]);
     }
 
     /// Where an offset of the original lands in the view: inside a kept
     /// piece exactly, in a left-out stretch at the next kept piece.
     pub fn map(&self, offset: usize) -> usize {
-        let i = self.segments.partition_point(|(r, _)| r.end < offset);
+        let i = self.segments.partition_point(|(r, _, _)| r.end < offset);
         match self.segments.get(i) {
-            Some((r, at)) if offset >= r.start => at + (offset - r.start),
-            Some((_, at)) => *at,
+            Some((r, at, shown)) if offset == r.end => at + shown,
+            Some((r, at, shown)) if offset >= r.start => at + (offset - r.start).min(*shown),
+            Some((_, at, _)) => *at,
             None => self.text.len(),
         }
     }
@@ -105,6 +136,15 @@ fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
 pub fn is_unsafe(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `c` shows as nothing at all (a byte-order mark, a zero-width
+/// space or joiner, a soft hyphen): the view names it, `<U+FEFF>`.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{feff}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{00ad}' | '\u{180e}'
+    )
 }
 
 /// Appends `s` with every unsafe character replaced by one of the same
@@ -140,7 +180,7 @@ pub fn escape_text(s: &str, max: usize) -> String {
             out.push_str(ELLIPSIS);
             break;
         }
-        if is_unsafe(c) {
+        if is_unsafe(c) || is_invisible(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -185,10 +225,22 @@ mod tests {
         assert_eq!(escape_line("a\nb", 100), "a\\nb");
     }
 
+    #[test]
+    fn invisible_characters_are_named_and_spans_around_them_still_map() {
+        let text = "\u{feff}{ a\u{200b}b = 1; }\n";
+        let bom = 0..3;
+        let b = text.find('b').expect("b");
+        let v = View::new(text, &[bom.clone(), b..b + 1]);
+        assert_eq!(v.text, "<U+FEFF>{ a<U+200B>b = 1; }\n");
+        assert_eq!(&v.text[v.map(bom.start)..v.map(bom.end)], "<U+FEFF>");
+        assert_eq!(&v.text[v.map(b)..v.map(b + 1)], "b");
+        assert_eq!(escape_text("x\u{feff}", 10), "x\\u{feff}");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_text_and_spans_map_inside_the_view(
-            s in "(\\PC|\\n|\\u{1b}|\\u{2028}){0,400}",
+            s in "(\\PC|\\n|\\u{1b}|\\u{2028}|\\u{feff}|\\u{200b}){0,400}",
             spans in proptest::collection::vec((0usize..500, 0usize..100), 0..4),
         ) {
             let spans: Vec<_> = spans

@@ -127,12 +127,55 @@ let
         openssh = tool "openssh" [
           "ssh"
           "ssh-keygen"
+          "ssh-keyscan"
+          "sshd"
         ];
         sops = tool "sops" [ "sops" ];
         nixos-rebuild = tool "nixos-rebuild" [ "nixos-rebuild" ];
-        nix = tool "nix" [ "nix" ];
-        age = tool "age" [ "age" ];
+        nix = tool "nix" [
+          "nix"
+          "nix-instantiate"
+          "nix-build"
+          "nix-store"
+        ];
+        age = tool "age" [
+          "age"
+          "age-keygen"
+        ];
         python3 = tool "python3" [ "python3" ];
+        # The rest of cargo-test's nativeCheckInputs (nix/package.nix), with
+        # the programs tests/it/support/tools.rs expects from each.
+        git = tool "git" [ "git" ];
+        util-linux = tool "util-linux" [
+          "script"
+          "setpriv"
+          "mount"
+          "umount"
+        ];
+        procps = tool "procps" [
+          "kill"
+          "pgrep"
+        ];
+        bash = tool "bash" [
+          "bash"
+          "sh"
+        ];
+        coreutils = tool "coreutils" [
+          "id"
+          "cat"
+          "readlink"
+          "true"
+          "mktemp"
+          "rm"
+          "tr"
+        ];
+        man = tool "man" [ "man" ];
+        nss_wrapper = tool "nss_wrapper" [ ];
+        postgresql = tool "postgresql" [
+          "initdb"
+          "pg_ctl"
+          "postgres"
+        ];
         ssh-to-age = tool "ssh-to-age" [ "ssh-to-age" ];
         cargo = tool "cargo" [ "cargo" ];
         rustc = tool "rustc" [ "rustc" ];

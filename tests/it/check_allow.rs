@@ -136,3 +136,67 @@ fn a_missing_required_key_stays_an_error_under_allow() {
     assert!(err.contains("error[missing-key]"), "{err}");
     assert!(err.contains("`required` cannot be allowed"), "{err}");
 }
+
+#[test]
+fn show_allowed_lists_what_an_allow_set_aside() {
+    let allow = "checks.allow = [ \"resources\" ];";
+    let (_, _, plain) = check("", allow, &[]);
+    assert!(!plain.contains("allowed:"), "{plain}");
+    let (code, _, err) = check("", allow, &["--show-allowed"]);
+    assert_eq!(code, 1, "db still fails:\n{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("allowed:")).collect();
+    // At web's `cores = 0`, counted in the fleet as written.
+    let web = FLEET.replace("FLEET_ALLOW", "").replace("WEB_ALLOW", allow);
+    let line = web
+        .lines()
+        .position(|l| l.contains("vmid = 120"))
+        .expect("web's proxmox line")
+        + 1;
+    let col = web
+        .lines()
+        .nth(line - 1)
+        .expect("line")
+        .find("cores = 0")
+        .expect("cores")
+        + "cores = ".len()
+        + 1;
+    assert_eq!(
+        lines,
+        [format!(
+            "allowed: [fleet]/hosts.nix:{line}:{col}: error[cores-range]: `web` asks for 0 cores"
+        )
+        .as_str()],
+        "{err}"
+    );
+}
+
+#[test]
+fn an_allow_that_is_not_a_list_of_names_is_an_error_where_it_stands() {
+    let (code, _, err) = check("", "checks.allow = \"resources\";", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "error[wrong-type]: `checks.allow` must be a list of rule names or codes, not a string"
+        ),
+        "{err}"
+    );
+    // At the string (line 6: `    checks.allow = "resources";`, column 20).
+    assert!(err.contains("hosts.nix:6:20"), "{err}");
+    assert!(
+        err.contains("write it as a list of strings: `checks.allow = [ \"disko\" ];`"),
+        "{err}"
+    );
+    // Nothing was allowed: both hosts' findings count.
+    assert_eq!(err.matches("error[cores-range]").count(), 2, "{err}");
+
+    let (code, _, err) = check("_checks.allow = [ \"resources\" 3 ];", "", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "an entry of `_checks.allow` must be a rule name or code (a string), not an integer"
+        ),
+        "{err}"
+    );
+    // The string entry still works.
+    assert_eq!(err.matches("error[cores-range]").count(), 0, "{err}");
+}

@@ -129,10 +129,11 @@ fn a_node_without_a_template_is_a_check_error_naming_the_node_and_the_fix() {
     assert_eq!(fs::read(d.path().join("hosts.nix")).unwrap(), before);
 }
 
-/// The real `terraform`, when this machine has it.
-pub(crate) fn terraform() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/local/bin/terraform");
-    p.is_file().then_some(p)
+/// The real `terraform`, when this machine has it (found on PATH by
+/// support::tools); otherwise a SKIP line for `test`, or a failure when
+/// PVE_REQUIRE_TERRAFORM is set.
+pub(crate) fn terraform(test: &str) -> Option<PathBuf> {
+    crate::support::optional_tool("terraform", test)
 }
 
 #[test]
@@ -194,8 +195,7 @@ fn a_rename_renders_a_moved_block_that_terraform_follows() {
     // The JSON shape, proven by the real terraform: the same `moved` array
     // on built-in terraform_data resources (no provider download), state
     // holding the old address, plans a move and nothing else.
-    let Some(tf) = terraform() else {
-        eprintln!("SKIP: terraform is not installed; the moved block's shape is unchecked");
+    let Some(tf) = terraform("a_rename_renders_a_moved_block_that_terraform_follows (the moved block's shape is unchecked)") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();

@@ -85,8 +85,14 @@ fn man_writes_a_page_per_command_that_man_reads() {
     // The hidden `man` command gets no page of its own.
     assert!(!pages.join("pve-man.1").exists());
 
-    // man(1) renders it, when installed (Debian's man-db).
-    let rendered = Command::new("man")
+    // man(1) renders it, when installed (Debian's man-db, nixpkgs' man).
+    let Some(man) = crate::support::optional_tool(
+        "man",
+        "man_writes_a_page_per_command_that_man_reads (rendering)",
+    ) else {
+        return;
+    };
+    let rendered = Command::new(man)
         .args(["-l", "-P", "cat"])
         .arg(pages.join("pve.1"))
         .env("MANWIDTH", "80")

@@ -33,7 +33,7 @@ fn sim_py() -> PathBuf {
 /// Runs the simulated host's `<prog> <args>` on `state` (kept in `dir`
 /// between calls); returns (stdout, stderr, exit code).
 fn sim_run(dir: &Path, prog: &str, args: &[&str]) -> (String, String, i32) {
-    let o = Command::new("python3")
+    let o = Command::new(crate::support::tool("python3"))
         .arg(sim_py())
         .arg(prog)
         .args(args)
@@ -302,7 +302,7 @@ fn snapshot_operations_against_the_simulated_host() {
 // - the simulated Proxmox host (pvesim, a stand-in) with VMs 121 `web`
 //   (tag `canary`) and 122 `db` (tag `db`), both with a guest agent that
 //   reports their addresses, and the readonly VM 104 `doc2`;
-// - each VM is a real sshd (Debian's /usr/sbin/sshd) on its own loopback
+// - each VM is a real sshd (support::integrate's test VM) on its own loopback
 //   address (127.0.0.2, 127.0.0.3) at one common port, with its own host
 //   key (pinned through hosts.nix's publicKey and `pve render`) and the
 //   VM-side stand-ins of tests/stand-ins/vm first on its PATH (readlink,
@@ -312,10 +312,10 @@ fn snapshot_operations_against_the_simulated_host() {
 //   temporary store (NIX_STORE_DIR); each VM starts on an "old" system
 //   built by the same stand-in.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
-use crate::support::pvesim::ssh_banner;
+use crate::support::integrate::{start_vm_sshd_at, VmSshd};
 use crate::support::read_jsonl;
 
 const VMS: [(&str, u32, &str, &str); 2] = [
@@ -324,20 +324,15 @@ const VMS: [(&str, u32, &str, &str); 2] = [
 ];
 
 fn stand_ins() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins")
+    crate::support::tools::stand_ins()
 }
 
 struct Vm {
     name: &'static str,
     dir: PathBuf,
-    child: Child,
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    /// Stopped when the VM drops.
+    #[allow(dead_code)]
+    sshd: VmSshd,
 }
 
 struct World {
@@ -363,8 +358,9 @@ fn keygen(path: &Path) -> String {
         .join(" ")
 }
 
-/// One sshd per VM, all at the same port (the deploy's `--ssh-port`); a
-/// port taken meanwhile on one address is retried with another.
+/// One sshd per VM (support::integrate's test VM), all at the same port
+/// (the deploy's `--ssh-port`); a port taken meanwhile on one address is
+/// retried with another.
 fn start_vms(sim: &Sim) -> (Vec<Vm>, u16) {
     let d = sim.dir.path();
     for _ in 0..5 {
@@ -377,46 +373,13 @@ fn start_vms(sim: &Sim) -> (Vec<Vm>, u16) {
         for (name, _, ip, _) in VMS {
             let dir = d.join(format!("vm-{name}"));
             std::fs::create_dir_all(dir.join("fail")).expect("vm dir");
-            let cfg = dir.join("sshd_config");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "Port {port}\nListenAddress {ip}\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n\
-                     AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
-                     MaxSessions 50\nMaxStartups 50:30:100\n\
-                     SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin VMSIM_DIR={dir}\n",
-                    dir = dir.display(),
-                    d = d.display(),
-                    bin = stand_ins().join("vm").display(),
-                ),
-            )
-            .expect("sshd_config");
-            let child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("sshd");
-            vms.push(Vm { name, dir, child });
+            match start_vm_sshd_at(sim, ip, port, &dir.join("host_key"), &dir) {
+                Some(sshd) => vms.push(Vm { name, dir, sshd }),
+                None => break,
+            }
         }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            let up = VMS.iter().zip(&vms).all(|((_, _, ip, _), vm)| {
-                ssh_banner(ip, port) && vm.dir.join("sshd.pid").exists()
-            });
-            if up {
-                return (vms, port);
-            }
-            if vms
-                .iter_mut()
-                .any(|v| matches!(v.child.try_wait(), Ok(Some(_))))
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if vms.len() == VMS.len() {
+            return (vms, port);
         }
     }
     panic!("the VMs' sshd did not start");

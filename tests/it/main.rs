@@ -55,6 +55,7 @@ mod tailscale_api;
 mod tailscale_up;
 mod tofu_cli;
 mod tofu_lock;
+mod tools_table;
 mod trust_boundaries;
 mod trust_proxmox_keys;
 mod vm_flags;

@@ -33,18 +33,35 @@ const FLEET: &str = r#"{
 }
 "#;
 
+/// A host that hosts.nix names and Proxmox does not have.
+const FRESH: &str = "  fresh = { proxmox = { vmid = 101; cores = 2; memory = 2048; }; };\n";
+
+/// [`FLEET`] with `hosts` (lines of host sets) before laptop.
+fn fleet_with(hosts: &str) -> String {
+    FLEET.replace("  laptop = {", &format!("{hosts}  laptop = {{"))
+}
+
+/// A simulator (its host key pinned) with `fleet` as hosts.nix; `strays`
+/// keeps its VMs 100 (dns01) and 112 (unnamed), in the fleet's range but
+/// not in hosts.nix.
+fn sim_with(fleet: &str, strays: bool) -> Sim {
+    let s = Sim::start();
+    s.pin_host_key();
+    std::fs::write(s.fleet.join("hosts.nix"), fleet).unwrap();
+    if !strays {
+        s.update(|st| {
+            let vms = st["vms"].as_object_mut().unwrap();
+            vms.remove("100");
+            vms.remove("112");
+        });
+    }
+    s
+}
+
 /// A simulator whose VMs are those of [`FLEET`] and the template: no
 /// drift anywhere.
 fn sim() -> Sim {
-    let s = Sim::start();
-    s.pin_host_key();
-    std::fs::write(s.fleet.join("hosts.nix"), FLEET).unwrap();
-    s.update(|st| {
-        let vms = st["vms"].as_object_mut().unwrap();
-        vms.remove("100");
-        vms.remove("112");
-    });
-    s
+    sim_with(FLEET, false)
 }
 
 fn status(s: &Sim, args: &[&str]) -> std::process::Output {
@@ -127,7 +144,6 @@ fn quick_reads_only_cluster_resources() {
 /// case, so one `pve status` run covers them all).
 fn clones(s: &Sim, count: u32) -> Vec<u32> {
     let ids: Vec<u32> = (121..121 + count).collect();
-    let mut fleet = FLEET.to_string();
     s.update(|st| {
         for id in &ids {
             let mut vm = st["vms"]["111"].clone();
@@ -137,15 +153,13 @@ fn clones(s: &Sim, count: u32) -> Vec<u32> {
             st["vms"][id.to_string()] = vm;
         }
     });
-    for id in &ids {
-        fleet = fleet.replace(
-            "  laptop = {",
-            &format!(
-                "  vm-{id} = {{ proxmox = {{ vmid = {id}; cores = 4; memory = 4096; disk = \"64G\"; tags = [ \"web\" \"nixos\" ]; }}; }};\n  laptop = {{"
-            ),
-        );
-    }
-    std::fs::write(s.fleet.join("hosts.nix"), fleet).unwrap();
+    let hosts: String = ids
+        .iter()
+        .map(|id| format!(
+            "  vm-{id} = {{ proxmox = {{ vmid = {id}; cores = 4; memory = 4096; disk = \"64G\"; tags = [ \"web\" \"nixos\" ]; }}; }};\n"
+        ))
+        .collect();
+    std::fs::write(s.fleet.join("hosts.nix"), fleet_with(&hosts)).unwrap();
     ids
 }
 
@@ -225,15 +239,9 @@ fn drift_in_each_attribute_is_shown_and_exits_1() {
 
 #[test]
 fn missing_unknown_and_non_vm_hosts_with_one_json_object_each() {
-    let s = Sim::start();
-    s.pin_host_key();
     // The simulator keeps 100 (dns01) and 112 (unnamed) in the range;
     // `fresh` was never created.
-    let fleet = FLEET.replace(
-        "  laptop = {",
-        "  fresh = { proxmox = { vmid = 101; cores = 2; memory = 2048; }; };\n  laptop = {",
-    );
-    std::fs::write(s.fleet.join("hosts.nix"), fleet).unwrap();
+    let s = sim_with(&fleet_with(FRESH), true);
     let r = rows(&s, &[], 1);
     let hosts: Vec<&Value> = r.iter().map(|r| &r["host"]).collect();
     let want = [
@@ -419,15 +427,10 @@ fn the_table_of_a_fixed_fleet() {
             "config": {"name": "stray", "cores": "1", "memory": "512",
                        "scsi0": "local-lvm:vm-130-disk-0,size=8G"}});
     });
-    let fleet = FLEET
-        .replace(
-            "vmid = 104; readonly = true;",
-            "vmid = 104; readonly = true; cores = 2;",
-        )
-        .replace(
-            "  laptop = {",
-            "  fresh = { proxmox = { vmid = 101; cores = 2; memory = 2048; }; };\n  laptop = {",
-        );
+    let fleet = fleet_with(FRESH).replace(
+        "vmid = 104; readonly = true;",
+        "vmid = 104; readonly = true; cores = 2;",
+    );
     std::fs::write(s.fleet.join("hosts.nix"), fleet).unwrap();
     let out = expect(&status(&s, &[]), 1);
     insta::assert_snapshot!(out);

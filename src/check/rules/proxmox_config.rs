@@ -11,11 +11,15 @@
 //! ```
 
 use crate::diag::{Code, Diagnostic};
+use crate::fleet::domain::{MAX_VMID, MIN_VMID};
 use crate::fleet::model::PLACEMENT_LEAST_MEMORY;
-use crate::fleet::{DiskSize, Loaded, Vmid};
+use crate::fleet::{DiskSize, Loaded, ProxmoxConfig, Vmid};
 
 pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if let Some(cfg) = &l.fleet.proxmox {
+        out.extend(template_vmids_out_of_range(cfg));
+    }
     let managed: Vec<_> = l.fleet.vms().filter(|(_, p)| !p.readonly).collect();
     if managed.is_empty() {
         return out;
@@ -114,6 +118,34 @@ pub fn proxmox_config(l: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
+/// `templateVmid` and each `templates.<node>` must be VMIDs Proxmox
+/// accepts, as hosts' VMIDs must: a clone from VM 5 fails only in `tofu
+/// apply`.
+fn template_vmids_out_of_range(cfg: &ProxmoxConfig) -> Vec<Diagnostic> {
+    let named = cfg
+        .template_vmid
+        .iter()
+        .map(|t| ("templateVmid".to_string(), t))
+        .chain(
+            cfg.templates
+                .iter()
+                .map(|(node, t)| (format!("templates.{node}"), t)),
+        );
+    named
+        .filter(|(_, t)| !Vmid::in_range(t.value))
+        .map(|(key, t)| {
+            Diagnostic::error(
+                Code::ProxmoxValue,
+                t.span,
+                format!("`_proxmox.{key}` is {}, which is no VMID", t.value),
+            )
+            .help(format!(
+                "a VMID is a whole number from {MIN_VMID} to {MAX_VMID}: the VMID of the NixOS template on Proxmox, e.g. `templateVmid = 9000;`"
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check::testing::codes;
@@ -161,6 +193,33 @@ mod tests {
                 "templateVmid = 9000; vmidRange = [ 900 100 ];"
             ),
             ["vmid-range"]
+        );
+    }
+
+    #[test]
+    fn template_vmids_out_of_proxmox_s_range() {
+        for bad in ["templateVmid = 5;", "templateVmid = 1000000000;"] {
+            assert_eq!(
+                codes(super::proxmox_config, "templateVmid = 9000;", bad),
+                ["proxmox-value"],
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            codes(
+                super::proxmox_config,
+                "templateVmid = 9000;",
+                "templateVmid = 100; templates = { pve = 9003; pve2 = 99; };"
+            ),
+            ["proxmox-value"]
+        );
+        assert_eq!(
+            codes(
+                super::proxmox_config,
+                "templateVmid = 9000;",
+                "templateVmid = 999999999;"
+            ),
+            Vec::<&str>::new()
         );
     }
 }

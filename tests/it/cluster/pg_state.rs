@@ -8,12 +8,13 @@
 //! `terraform_data` resources: no provider download.
 //!
 //! PostgreSQL refuses to run as root; as root the test runs its programs
-//! as `nobody` (setpriv). Missing terraform or PostgreSQL prints SKIP.
+//! as `nobody` (setpriv). Missing terraform or PostgreSQL prints SKIP
+//! (a failure when PVE_REQUIRE_TERRAFORM / PVE_REQUIRE_POSTGRES is set).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -28,25 +29,21 @@ use crate::support::out;
 
 const NOBODY: &str = "65534";
 
-/// Where initdb, pg_ctl and postgres are: /usr/local/bin, else Debian's
-/// /usr/lib/postgresql/<version>/bin (what `scripts/test` installs).
-fn pg_bin() -> Option<PathBuf> {
-    let has = |d: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|p| d.join(p).is_file())
-    };
-    let local = PathBuf::from("/usr/local/bin");
-    if has(&local) {
-        return Some(local);
+/// The folder of initdb, pg_ctl and postgres (found by support::tools:
+/// PATH, else Debian's /usr/lib/postgresql/<version>/bin, which
+/// `scripts/test` installs); None with a SKIP line when one is missing.
+fn pg_bin(test: &str) -> Option<PathBuf> {
+    let initdb = crate::support::optional_tool("initdb", test)?;
+    let bin = initdb.parent().expect("a folder").to_path_buf();
+    for program in ["pg_ctl", "postgres"] {
+        crate::support::optional_tool(program, test)?;
+        assert!(
+            bin.join(program).is_file(),
+            "{program} is not next to {}",
+            initdb.display()
+        );
     }
-    let mut versions: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|d| has(d))
-        .collect();
-    versions.sort();
-    versions.pop()
+    Some(bin)
 }
 
 struct Postgres {
@@ -60,7 +57,7 @@ impl Postgres {
     fn cmd(&self, program: &str) -> Command {
         let path = self.bin.join(program);
         if self.as_root {
-            let mut c = Command::new("setpriv");
+            let mut c = Command::new(crate::support::tool("setpriv"));
             c.args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"])
                 .arg(path);
             c
@@ -76,10 +73,7 @@ impl Postgres {
     /// initdb, a database `fleetstate` made in single-user mode, the server
     /// started on a socket in the temp folder only.
     fn start() -> Option<Postgres> {
-        let Some(bin) = pg_bin() else {
-            eprintln!("SKIP: PostgreSQL (initdb, pg_ctl, postgres) is not installed");
-            return None;
-        };
+        let bin = pg_bin("the_rendered_pg_backend_keeps_the_state_in_postgres_and_locks_it")?;
         let dir = tempfile::tempdir().unwrap();
         let as_root = crate::support::pvesim::user() == "root";
         if as_root {
@@ -163,8 +157,8 @@ impl guard::Inventory for EveryVmExists {
 
 #[test]
 fn the_rendered_pg_backend_keeps_the_state_in_postgres_and_locks_it() {
-    let Some(tf) = terraform() else {
-        eprintln!("SKIP: terraform is not installed");
+    let Some(tf) = terraform("the_rendered_pg_backend_keeps_the_state_in_postgres_and_locks_it")
+    else {
         return;
     };
     let Some(pg) = Postgres::start() else { return };

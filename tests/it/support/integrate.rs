@@ -3,7 +3,7 @@
 //! - the simulated Proxmox host (`tests/it/support/pvesim`: real sshd on
 //!   127.0.0.1, `qm`/`pvesh` stand-ins) whose VM 111 reports its address
 //!   through the simulated guest agent;
-//! - "the VM": a second real sshd (Debian's /usr/sbin/sshd) on 127.0.0.2
+//! - "the VM": a second real sshd (OpenSSH's, found by `support::tool`) on 127.0.0.2
 //!   with the VM's host key (the one the simulated guest agent hands out),
 //!   and the VM-side stand-ins of `tests/stand-ins/vm`
 //!   (nixos-generate-config, tailscale, switch-to-configuration, cat for the
@@ -37,9 +37,10 @@ pub const SECRETS: &[&str] = &[CLIENT_SECRET, TOKEN, TS_KEY];
 pub const VM_IP: &str = "127.0.0.2";
 pub const VM_IP_AFTER: &str = "127.0.0.3";
 
-/// The stand-in programs (tests/stand-ins).
+/// The stand-in programs (tests/stand-ins), runnable without
+/// `/usr/bin/env` (see [`super::stand_in`]).
 pub fn stand_ins() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/stand-ins")
+    super::tools::stand_ins()
 }
 
 /// The Tailscale API stand-in, knowing this world's OAuth client.
@@ -80,26 +81,36 @@ pub struct World {
     pub logs: PathBuf,
 }
 
-fn start_vm_sshd(sim: &Sim, vm_dir: &Path) -> VmSshd {
-    let d = sim.dir.path();
+/// The sshd_config of a test VM listening on `ip:port`: its own host key,
+/// the simulator's authorized_keys (the test client key), the VM-side
+/// stand-ins first on the session's PATH, `VMSIM_DIR` = `vm_dir` (test
+/// hooks, the call log) and sshd's pid file in `vm_dir`. HOME is `vm_dir`
+/// too, so the login shell reads no rc file of this machine's user (one
+/// that changes PATH, as a version manager's does, would put its folders
+/// before the stand-ins).
+pub fn vm_sshd_config(sim: &Sim, ip: &str, port: u16, host_key: &Path, vm_dir: &Path) -> String {
+    format!(
+        "Port {port}\nListenAddress {ip}\nHostKey {key}\nPidFile {vm}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
+         MaxSessions 50\nMaxStartups 50:30:100\n\
+         SetEnv PATH={path} HOME={vm} VMSIM_DIR={vm}\n",
+        key = host_key.display(),
+        d = sim.dir.path().display(),
+        path = super::tools::session_path(&stand_ins().join("vm")).to_string_lossy(),
+        vm = vm_dir.display(),
+    )
+}
+
+/// A test VM: sshd on `ip` at a free port, answering once its pid file
+/// is written.
+pub fn start_vm_sshd(sim: &Sim, ip: &str, host_key: &Path, vm_dir: &Path) -> VmSshd {
     let config = vm_dir.join("sshd_config");
     let pid_file = vm_dir.join("sshd.pid");
     let (child, port) = start_sshd(
-        VM_IP,
+        ip,
         &config,
-        |port| {
-            format!(
-                "Port {port}\nListenAddress {VM_IP}\nHostKey {d}/vm_host_key\nPidFile {pid}\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
-                 MaxSessions 50\nMaxStartups 50:30:100\n\
-                 SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin VMSIM_DIR={vm}\n",
-                d = d.display(),
-                pid = pid_file.display(),
-                bin = stand_ins().join("vm").display(),
-                vm = vm_dir.display(),
-            )
-        },
+        |port| vm_sshd_config(sim, ip, port, host_key, vm_dir),
         || pid_file.exists(),
     );
     VmSshd {
@@ -108,6 +119,51 @@ fn start_vm_sshd(sim: &Sim, vm_dir: &Path) -> VmSshd {
         config,
         pid_file,
     }
+}
+
+/// A test VM at a given port (several VMs on their own addresses share
+/// one port, as a fleet's VMs do). None when sshd exits before it
+/// answers: the port is taken on that address; the caller tries another.
+pub fn start_vm_sshd_at(
+    sim: &Sim,
+    ip: &str,
+    port: u16,
+    host_key: &Path,
+    vm_dir: &Path,
+) -> Option<VmSshd> {
+    let config = vm_dir.join("sshd_config");
+    let pid_file = vm_dir.join("sshd.pid");
+    std::fs::write(&config, vm_sshd_config(sim, ip, port, host_key, vm_dir)).expect("sshd_config");
+    let mut vm = VmSshd {
+        child: spawn_sshd(&config),
+        port,
+        config,
+        pid_file,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if matches!(vm.child.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        if vm.pid_file.exists() && super::pvesim::ssh_banner(ip, port) {
+            return Some(vm);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = vm.child.kill();
+    panic!("the VM's sshd on {ip}:{port} did not answer within 60 s");
+}
+
+/// sshd in the foreground with `config`, its log discarded.
+fn spawn_sshd(config: &Path) -> Child {
+    Command::new(super::tool("sshd"))
+        .args(["-D", "-e", "-f"])
+        .arg(config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sshd starts")
 }
 
 pub fn hosts_nix(admin: &str) -> String {
@@ -147,7 +203,7 @@ impl World {
         .expect("host key file");
         let logs = sim.dir.path().join("logs");
         std::fs::create_dir_all(logs.join("proc")).expect("logs");
-        let vm = start_vm_sshd(&sim, &vm_dir);
+        let vm = start_vm_sshd(&sim, VM_IP, &sim.dir.path().join("vm_host_key"), &vm_dir);
         sim.update(|s| {
             s["vms"]["111"]["ips"] = serde_json::json!([VM_IP]);
         });

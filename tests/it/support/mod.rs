@@ -12,6 +12,9 @@ pub mod render_schema;
 pub mod secrets;
 pub mod tailscale_api;
 pub mod terminal;
+pub mod tools;
+
+pub use tools::{optional_tool, stand_in, tool};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,9 +131,4 @@ pub fn read_jsonl(p: &Path) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect()
-}
-
-/// A stand-in program of tests/stand-ins.
-pub fn stand_in(name: &str) -> PathBuf {
-    repo_root().join("tests/stand-ins").join(name)
 }

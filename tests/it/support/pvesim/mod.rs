@@ -66,7 +66,7 @@ pub fn start_sshd(
             .expect("addr")
             .port();
         std::fs::write(config_path, config(port)).expect("sshd_config");
-        let mut child = Command::new("/usr/sbin/sshd")
+        let mut child = Command::new(super::tool("sshd"))
             .args(["-D", "-e", "-f"])
             .arg(config_path)
             .stdin(Stdio::null())
@@ -175,8 +175,9 @@ impl Sim {
                  AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n\
                  MaxSessions 50\nMaxStartups 50:30:100\n\
-                 SetEnv PATH={d}/bin:/usr/local/bin:/usr/bin:/bin PVE_SIM_STATE={d}/state.json\n",
-                d = d.display()
+                 SetEnv PATH={path} HOME={d} PVE_SIM_STATE={d}/state.json\n",
+                d = d.display(),
+                path = super::tools::session_path(&d.join("bin")).to_string_lossy()
             )
             },
             || true,
