@@ -36,8 +36,14 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Op {
-    /// List the VMs of the node (`qm list`).
-    #[command(after_help = "Example:\n  proxmox-ops list --json | jq -r '.[].name'")]
+    /// List the VMs of every node of the cluster (`qm list` plus `/cluster/resources`).
+    ///
+    /// A NODE column appears when VMs live on another node than the one
+    /// pve connects to; PID is `-` there (`/cluster/resources` has none).
+    /// `--json` always carries `node` (and `pid: null` for those VMs).
+    #[command(
+        after_help = "Example:\n  proxmox-ops list --json | jq -r '.[] | select(.node == \"pve2\") | .name'"
+    )]
     List {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -62,8 +68,11 @@ pub enum Op {
         json: bool,
     },
     /// Clone SOURCE (usually the template) to a new VM TARGET named NAME.
+    ///
+    /// Runs on the node that holds SOURCE (a template on another node is
+    /// cloned there through `pvesh`, as a task).
     #[command(
-        after_help = "Example:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom"
+        after_help = "Examples:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom\n  proxmox-ops clone 9001 113 web-3 --target-node pve3   # template on shared storage"
     )]
     Clone {
         /// VMID to clone from (usually the template, e.g. 9003).
@@ -78,6 +87,10 @@ pub enum Op {
         /// Target storage (full clones only).
         #[arg(long)]
         storage: Option<String>,
+        /// Node the new VM lands on, e.g. pve3 (default: SOURCE's node;
+        /// Proxmox allows another only when SOURCE is on shared storage).
+        #[arg(long, value_name = "NODE")]
+        target_node: Option<String>,
     },
     /// Set cores and/or memory (`qm set`).
     #[command(after_help = "Example:\n  proxmox-ops configure 112 --cores 4 --memory 8192")]
