@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::vm::{Args, Op};
 use crate::error::{exit, Result};
+use crate::remote::proxmox::cluster_ops::{check_node, Listing};
 use crate::remote::proxmox::{self, parse_vmid, Proxmox, Settings};
 use crate::remote::ssh;
 use crate::report::Reporter as _;
@@ -58,10 +59,14 @@ fn precheck(op: &Op, settings: &Settings) -> Result<()> {
             target,
             name,
             storage,
+            target_node,
             ..
         } => {
             parse_vmid(source)?;
             proxmox::check_name(name)?;
+            if let Some(n) = target_node {
+                check_node(n)?;
+            }
             if let Some(s) = storage {
                 proxmox::check_storage(s)?;
             }
@@ -137,21 +142,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let id = |v: &str| parse_vmid(v);
     match args.op {
         Op::List { json } => {
-            let l = px.list()?;
+            let l = px.list_cluster()?;
             if json {
-                return json_out(&l);
+                return json_out(&l.vms);
             }
-            let mut t = format!(
-                "{:>6}  {:<24} {:<9} {:>8} {:>12} {:>8}\n",
-                "VMID", "NAME", "STATUS", "MEM(MB)", "BOOTDISK(GB)", "PID"
-            );
-            for e in &l {
-                t.push_str(&format!(
-                    "{:>6}  {:<24} {:<9} {:>8} {:>12.2} {:>8}\n",
-                    e.vmid, e.name, e.status, e.mem_mib, e.bootdisk_gib, e.pid
-                ));
-            }
-            super::print(&t)
+            super::print(&list_text(&l))
         }
         Op::Status { vmid, json } => {
             let st = px.status(id(&vmid)?)?;
@@ -185,9 +180,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
             name,
             full,
             storage,
+            target_node,
         } => {
             let (s, t) = (id(&source)?, id(&target)?);
-            let out = px.clone_vm(s, t, &name, full, storage.as_deref())?;
+            let node = target_node.as_deref().map(check_node).transpose()?;
+            let out = slow(&format!("cloning VM {s} to VM {t}"), || {
+                px.clone_vm_to(s, t, &name, full, storage.as_deref(), node.as_ref())
+            })?;
             print_stdout_of_remote(&out, &format!("cloned VM {s} to VM {t} ({name})"))
         }
         Op::Configure {
@@ -314,6 +313,41 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         Op::Trust { .. } => Ok(exit::OK),
     }
+}
+
+/// `qm list`'s columns; NODE after VMID when VMs live on other nodes too.
+fn list_text(l: &Listing) -> String {
+    let node = |n: &str| {
+        if l.other_nodes {
+            format!(" {n:<12}")
+        } else {
+            String::new()
+        }
+    };
+    let mut t = format!(
+        "{:>6}{}  {:<24} {:<9} {:>8} {:>12} {:>8}\n",
+        "VMID",
+        node("NODE"),
+        "NAME",
+        "STATUS",
+        "MEM(MB)",
+        "BOOTDISK(GB)",
+        "PID"
+    );
+    for e in &l.vms {
+        let pid = e.pid.map_or("-".to_string(), |p| p.to_string());
+        t.push_str(&format!(
+            "{:>6}{}  {:<24} {:<9} {:>8} {:>12.2} {:>8}\n",
+            e.vmid,
+            node(&e.node),
+            e.name,
+            e.status,
+            e.mem_mib,
+            e.bootdisk_gib,
+            pid
+        ));
+    }
+    t
 }
 
 /// Asks for the VM's name on the terminal (or reads it from stdin).

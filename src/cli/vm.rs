@@ -36,8 +36,10 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Op {
-    /// List the VMs of the node (`qm list`).
-    #[command(after_help = "Example:\n  proxmox-ops list --json | jq -r '.[].name'")]
+    /// List the VMs of every node (`qm list`, other nodes from `/cluster/resources`).
+    #[command(
+        after_help = "A NODE column appears when VMs live on other nodes than the one pve connects to;\ntheir PID is `-` (`/cluster/resources` has none). --json always carries `node`\n(and `pid: null` for those VMs).\n\nExample:\n  proxmox-ops list --json | jq -r '.[] | select(.node == \"pve2\") | .name'"
+    )]
     List {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -63,7 +65,7 @@ pub enum Op {
     },
     /// Clone SOURCE (usually the template) to a new VM TARGET named NAME.
     #[command(
-        after_help = "Example:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom"
+        after_help = "Runs on the node that holds SOURCE (on another node: `pvesh create\n/nodes/<node>/qemu/<SOURCE>/clone`, a task followed to its end).\n\nExamples:\n  proxmox-ops clone 9003 112 web-2 --full --storage nvmeprom\n  proxmox-ops clone 9001 113 web-3 --target-node pve3   # template on shared storage"
     )]
     Clone {
         /// VMID to clone from (usually the template, e.g. 9003).
@@ -78,6 +80,10 @@ pub enum Op {
         /// Target storage (full clones only).
         #[arg(long)]
         storage: Option<String>,
+        /// Node the new VM lands on, e.g. pve3 (default: SOURCE's node; another
+        /// only when SOURCE is on shared storage).
+        #[arg(long, value_name = "NODE")]
+        target_node: Option<String>,
     },
     /// Set cores and/or memory (`qm set`).
     #[command(after_help = "Example:\n  proxmox-ops configure 112 --cores 4 --memory 8192")]

@@ -7,6 +7,7 @@
 //! connects, and VMs marked readonly refuse every changing operation.
 
 mod cluster;
+pub mod cluster_ops;
 pub mod error;
 pub mod guests;
 pub mod parse;
@@ -334,8 +335,8 @@ impl Proxmox {
         parse::pvesm_status(&out.stdout).map_err(external)
     }
 
-    /// `qm clone <source> <target> --name <name> [--full 1] [--storage S]`;
-    /// refuses a target VMID that already exists.
+    /// Clones `source` to `target` on the node that holds `source` (see
+    /// [`Proxmox::clone_vm_to`]); refuses a target VMID that already exists.
     pub fn clone_vm(
         &self,
         source: u32,
@@ -344,36 +345,7 @@ impl Proxmox {
         full: bool,
         storage: Option<&str>,
     ) -> Result<String> {
-        check_name(name)?;
-        if let Some(st) = storage {
-            check_storage(st)?;
-        }
-        self.settings.ensure_writable(target, "clone onto")?;
-        let existing = self.resources()?;
-        if let Some(r) = existing.iter().find(|r| r.vmid == target) {
-            return Err(ProxmoxError::VmidTaken {
-                vmid: target,
-                name: r.name.clone(),
-                kind: r.kind.to_string(),
-                node: r.node.clone(),
-            }
-            .into());
-        }
-        let mut argv = vec![
-            s("qm"),
-            s("clone"),
-            s(source),
-            s(target),
-            s("--name"),
-            s(name),
-        ];
-        if full {
-            argv.extend([s("--full"), s("1")]);
-        }
-        if let Some(st) = storage {
-            argv.extend([s("--storage"), s(st)]);
-        }
-        Ok(self.run(&argv, LONG_OP_TIMEOUT)?.stdout)
+        self.clone_vm_to(source, target, name, full, storage, None)
     }
 
     /// `qm set <vmid> --cores N --memory MiB` (another node: `pvesh set

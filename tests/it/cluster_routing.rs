@@ -385,4 +385,138 @@ fn the_other_single_vm_ops_reach_that_node_too() {
     assert_eq!(s.state()["vms"]["111"]["config"]["template"], "1");
     assert_eq!(s.state()["vms"]["111"]["node"], "pve2");
     no_qm_for(&s, "111");
+    clone_and_list_across_nodes(&s);
+}
+
+/// Clones run on the template's node (the `qmclone` task of
+/// API2/Qemu.pm `clone_vm`), and `list` shows every node's VMs.
+fn clone_and_list_across_nodes(s: &Sim) {
+    // 9001 (shared NFS) lives on pve2: cloned there, as a task.
+    let out = ops_ok(s, &["clone", "9001", "120", "web-3"]);
+    assert!(
+        out.contains("create linked clone of drive virtio0"),
+        "{out}"
+    );
+    assert!(out.ends_with("cloned VM 9001 to VM 120 (web-3)\n"), "{out}");
+    let made = pvesh(s, "create", "/nodes/pve2/qemu/9001/clone");
+    assert_eq!(made.len(), 1, "{:?}", s.calls());
+    assert_eq!(
+        made[0][3..],
+        [
+            "--output-format",
+            "json",
+            "--newid",
+            "120",
+            "--name",
+            "web-3"
+        ]
+    );
+    let vm = s.state()["vms"]["120"].clone();
+    assert_eq!(
+        (vm["node"].as_str(), vm["config"]["name"].as_str()),
+        (Some("pve2"), Some("web-3"))
+    );
+    let tasks = s.state()["tasks"].as_object().unwrap().clone();
+    assert!(
+        tasks
+            .keys()
+            .any(|u| u.starts_with("UPID:pve2:") && u.ends_with(":qmclone:9001:root@pam:")),
+        "{tasks:?}"
+    );
+    // --target-node: the new VM lands on pve3 (shared storage allows it).
+    ops_ok(
+        s,
+        &[
+            "clone",
+            "9001",
+            "121",
+            "web-4",
+            "--full",
+            "--target-node",
+            "pve3",
+        ],
+    );
+    assert_eq!(s.state()["vms"]["121"]["node"], "pve3");
+    let made = pvesh(s, "create", "/nodes/pve2/qemu/9001/clone");
+    assert!(
+        made[1].ends_with(&["--full", "1", "--target", "pve3"].map(String::from)),
+        "{made:?}"
+    );
+    // A VM on local storage cannot land elsewhere: Proxmox's words, exit 3.
+    let o = s
+        .ops()
+        .args(["clone", "111", "122", "web-5", "--target-node", "pve3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("can't clone VM to node 'pve3' (VM uses local storage)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(s.state()["vms"].get("122").is_none());
+    // A node name that is not one is refused before anything connects.
+    let before = s.calls().len();
+    let o = s
+        .ops()
+        .args([
+            "clone",
+            "9001",
+            "122",
+            "web-5",
+            "--target-node",
+            "pve3;reboot",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a valid node name"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(s.calls().len(), before);
+    // The connected node's template still goes through qm.
+    ops_ok(s, &["clone", "9000", "123", "web-6"]);
+    assert!(s
+        .calls()
+        .iter()
+        .any(|c| c[..] == ["qm", "clone", "9000", "123", "--name", "web-6"]));
+    assert_eq!(s.state()["vms"]["123"]["node"], "pve");
+    no_qm_for(s, "9001");
+
+    // list: pve's VMs from qm list (with PIDs), the others from
+    // /cluster/resources (no PID), each with its node; no containers.
+    let rows: Value = serde_json::from_str(&ops_ok(s, &["list", "--json"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    let ids: Vec<u64> = rows.iter().map(|r| r["vmid"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [100, 104, 111, 112, 120, 121, 123, 9000, 9001]);
+    let row = |id: u64| rows.iter().find(|r| r["vmid"] == id).unwrap();
+    assert_eq!(
+        (row(100)["node"].clone(), row(100)["pid"].clone()),
+        (json!("pve"), json!(1834))
+    );
+    assert_eq!(row(111)["node"], "pve2");
+    assert_eq!(row(111)["pid"], Value::Null);
+    assert_eq!(row(111)["name"], "nixos-web01");
+    // memory 4096 MiB; virtio0 grown to 80G above.
+    assert_eq!(
+        (
+            row(111)["mem_mib"].clone(),
+            row(111)["bootdisk_gib"].clone()
+        ),
+        (json!(4096), json!(80.0))
+    );
+    assert_eq!(row(112)["name"], "VM 112");
+    assert_eq!(row(121)["node"], "pve3");
+    let text = ops_ok(s, &["list"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains("VMID NODE") && lines[0].ends_with("PID"),
+        "{text}"
+    );
+    let web = lines.iter().find(|l| l.contains("nixos-web01")).unwrap();
+    assert!(web.contains(" pve2 ") && web.ends_with(" -"), "{text}");
+    let o = s.pve().args(["vm", "list", "--json"]).output().unwrap();
+    assert_eq!(stdout(&o), ops_ok(s, &["list", "--json"]), "{}", stderr(&o));
 }

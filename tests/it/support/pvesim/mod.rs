@@ -343,6 +343,8 @@ impl Sim {
     pub fn make_cluster(&self) {
         self.update(|s| {
             s["nodes"] = json!(Self::NODES);
+            // Storage every node reaches (clone --target needs it).
+            s["shared_storage"] = json!(["nfs-shared"]);
             s["vms"]["9001"] = json!({
                 "status": "stopped", "agent_running": true, "ips": [], "node": "pve2",
                 "config": {"name": "nixos-template-shared", "agent": "enabled=1", "boot": "order=virtio0",

@@ -433,6 +433,15 @@ def qm(state, args):
         if dst in getattr(state["vms"], "all", state["vms"]) or dst in state.get("containers", {}):
             die("unable to create VM %s: config file already exists" % dst)
         check_lock(vm)
+        target = kv.get("target")
+        if target == node(state):
+            target = None
+            kv.pop("target")
+        if target is not None and target not in cluster_nodes(state):
+            die("no such cluster node '%s'" % target)
+        shared = state.get("shared_storage", [])
+        if target is not None and any(vm["config"][d].split(":")[0] not in shared for d in disks(vm["config"])):
+            die("can't clone VM to node '%s' (VM uses local storage)" % target)
         full = kv.get("full") == "1" or vm["config"].get("template") != "1"
         if not full and "storage" in kv:
             die("parameter 'storage' not allowed for linked clones")
@@ -460,9 +469,11 @@ def qm(state, args):
             parts = cfg["net0"].split(",")
             model = parts[0].split("=")[0]
             cfg["net0"] = ",".join(["%s=%s" % (model, mac)] + parts[1:])
+        # --target: the new VM's config moves to that node at the end
+        # (API2/Qemu.pm clone_vm: only when every disk is on shared storage).
         state["vms"][dst] = {
             "config": cfg, "status": "stopped", "agent_running": True, "ips": [],
-            "hostkey": vm.get("hostkey"), "node": vm.get("node", node(state)),
+            "hostkey": vm.get("hostkey"), "node": kv.get("target", vm.get("node", node(state))),
         }
         save(state)
         return 0
@@ -1274,6 +1285,17 @@ def pvesh_write(state, pos, kv, args):
     if cmd == "set" and rest == ["resize"]:
         return run_task(state, on, cmd, path, "resize", vmid,
                         ["resize", vmid, kv.get("disk", ""), kv.get("size", "")], stderr_fails=True)
+    if cmd == "create" and rest == ["clone"]:
+        # POST /nodes/<node>/qemu/<vmid>/clone (clone_vm): a `qmclone`
+        # task of the source VMID on the template's node.
+        if "newid" not in kv:
+            proxied_die(state, on, cmd, path, "400 Parameter verification failed.\n"
+                        "newid: property is missing and it is not optional\n%s" % (PVESH_USAGE % cmd), 255)
+        qm_args = ["clone", vmid, kv["newid"]]
+        for k in ("name", "full", "storage", "target"):
+            if k in kv:
+                qm_args += ["--" + k, kv[k]]
+        return run_task(state, on, cmd, path, "qmclone", vmid, qm_args)
     if cmd == "create" and rest == ["template"]:
         return run_task(state, on, cmd, path, "qmtemplate", vmid, ["template", vmid], stderr_fails=True)
     if cmd == "set" and rest == ["config"]:
