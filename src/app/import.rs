@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
         .proxmox
         .as_ref()
         .and_then(|p| p.bridge.as_deref())
-        .unwrap_or("vmbr0");
+        .unwrap_or(crate::render::tofu::DEFAULT_BRIDGE);
     extra.extend(adopted_settings(&cfg, default_bridge));
     if let Some(node) = &other_node {
         // hosts.nix says where it lives, or the next plan would move it.
