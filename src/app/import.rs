@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::fleet::edit::{self, names::string_literal, HostEntry};
 use crate::fsutil::RepoLock;
 use crate::remote::proxmox::{self, Proxmox};
+use crate::render::scaffold::{self, HostKind, Outcome};
 
 use super::{Context, UsageError};
 
@@ -74,6 +75,10 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
             .filter(|d| !d.is_empty()),
         ..HostEntry::new(&name)
     };
+    // The host's folder, as `pve new` and `pve scaffold` make it: from the
+    // fleet's hosts/vm_base/ when there is one. Read before hosts.nix is
+    // edited, so a base pve refuses leaves every file as it was.
+    let (_, files) = scaffold::for_host(&root, &name, HostKind::Vm)?;
     let nix = entry
         .render()
         .map_err(|source| UsageError::RenderHostEntry { source })?;
@@ -95,7 +100,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
         .proxmox
         .as_ref()
         .and_then(|p| p.bridge.as_deref())
-        .unwrap_or("vmbr0");
+        .unwrap_or(crate::render::tofu::DEFAULT_BRIDGE);
     extra.extend(adopted_settings(&cfg, default_bridge));
     if let Some(node) = &other_node {
         // hosts.nix says where it lives, or the next plan would move it.
@@ -108,14 +113,13 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Result<u8> {
         }
         Ok(t)
     })?;
-    let mut made = Vec::new();
-    for f in crate::render::scaffold::files(&name)? {
-        let target = root.join(&f.path);
-        if !target.exists() {
-            crate::fsutil::write_new(&target, f.contents.as_bytes())?;
-            made.push(f.path.display().to_string());
-        }
-    }
+    let made: Vec<String> = scaffold::scaffold(&root, &files, &lock)?
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Created(p) => Some(p.display().to_string()),
+            Outcome::Kept(_) => None,
+        })
+        .collect();
     super::print(&format!(
         "Added `{name}` for VM {vmid} with import = true{}.\nNext: `pve plan` shows the import; `pve apply` adopts the VM.\n",
         if made.is_empty() {

@@ -97,6 +97,8 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientSource {
     Flag,
+    /// Typed in answer to the wizard.
+    Asked,
     /// An age identity file (its public recipient derived).
     AgeKeyFile(PathBuf),
     /// An ssh-ed25519 public key, converted as ssh-to-age does.
@@ -107,6 +109,7 @@ impl std::fmt::Display for RecipientSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RecipientSource::Flag => write!(f, "--admin-age-recipient"),
+            RecipientSource::Asked => write!(f, "your answer"),
             RecipientSource::AgeKeyFile(p) => write!(f, "the age key in {}", p.display()),
             RecipientSource::SshKey(p) => write!(f, "{} (as ssh-to-age converts it)", p.display()),
         }
@@ -367,16 +370,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     let report = report.as_ref();
     let mut prompt = TerminalPrompt::new(false);
     let asking = crate::ui::interactive() && !args.yes;
-    let settings = settings(&args, asking.then_some(&mut prompt as &mut dyn Prompt))?;
+    let settings = settings(
+        &args,
+        asking.then_some(&mut prompt as &mut dyn Prompt),
+        report,
+    )?;
     let places = KeyPlaces::from_env();
     let (recipient, source) = match find_recipient(args.admin_age_recipient.as_deref(), &places)? {
         Some(found) => found,
         None if asking => {
-            let r = prompt.ask("write hosts.nix", "Your age recipient (age1...):")?;
-            let found = find_recipient(Some(&r), &places)?;
-            found.ok_or(InitError::NoRecipient {
-                tried: tried(&places),
-            })?
+            let r = ask_until_valid(
+                &mut prompt,
+                report,
+                "Your age recipient (age1...)",
+                None,
+                &|r| {
+                    crate::keys::parse_recipient(r)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
+            )?;
+            (r, RecipientSource::Asked)
         }
         None => {
             return Err(InitError::NoRecipient {
@@ -421,7 +435,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
 
 /// The answers: flags, else asked (with defaults), else defaults with
 /// --yes; missing ones without a terminal are named.
-fn settings(args: &Args, mut prompt: Option<&mut dyn Prompt>) -> Result<Settings> {
+fn settings(
+    args: &Args,
+    mut prompt: Option<&mut dyn Prompt>,
+    report: &dyn Reporter,
+) -> Result<Settings> {
     if prompt.is_none() {
         let mut missing = Vec::new();
         if args.proxmox_host.is_none() {
@@ -450,14 +468,7 @@ fn settings(args: &Args, mut prompt: Option<&mut dyn Prompt>) -> Result<Settings
      -> Result<String> {
         let value = match (given, prompt.as_deref_mut()) {
             (Some(v), _) => v,
-            (None, Some(p)) => {
-                let shown = default.map(|d| format!(" [{d}]")).unwrap_or_default();
-                let a = p.ask("write hosts.nix", &format!("{question}{shown}:"))?;
-                match (a.is_empty(), default) {
-                    (true, Some(d)) => d.to_string(),
-                    _ => a,
-                }
-            }
+            (None, Some(p)) => return ask_until_valid(p, report, question, default, valid),
             (None, None) => default.unwrap_or_default().to_string(),
         };
         valid(&value).map_err(|reason| InitError::BadValue {
@@ -516,6 +527,41 @@ fn settings(args: &Args, mut prompt: Option<&mut dyn Prompt>) -> Result<Settings
         storage,
         template_vmid: vmid.parse().unwrap_or(DEFAULT_TEMPLATE_VMID),
     })
+}
+
+/// How often the wizard asks one question before it gives up (as `pve
+/// new`'s wizard does).
+const TRIES: usize = 5;
+
+/// Asks `question` until the answer (or `default` for an empty one)
+/// passes `valid`, showing the reason after each bad answer.
+fn ask_until_valid(
+    prompt: &mut dyn Prompt,
+    report: &dyn Reporter,
+    question: &str,
+    default: Option<&str>,
+    valid: &dyn Fn(&str) -> std::result::Result<(), String>,
+) -> Result<String> {
+    let shown = default.map(|d| format!(" [{d}]")).unwrap_or_default();
+    for _ in 0..TRIES {
+        let answer = prompt.ask("write hosts.nix", &format!("{question}{shown}:"))?;
+        let answer = match (answer.trim(), default) {
+            ("", Some(d)) => d.to_string(),
+            ("", None) => {
+                report.note("  an answer is needed");
+                continue;
+            }
+            (a, _) => a.to_string(),
+        };
+        match valid(&answer) {
+            Ok(()) => return Ok(answer),
+            Err(reason) => report.note(&format!("  {answer:?} is not valid: {reason}")),
+        }
+    }
+    Err(UsageError::NoValidAnswer {
+        question: question.to_string(),
+    }
+    .into())
 }
 
 /// `pve check` on the hosts.nix init would write, before anything is.

@@ -630,3 +630,61 @@ fn init_asks_on_a_terminal_with_defaults() {
     }
     assert!(hosts.contains(SSH_KEY_RECIPIENT), "{hosts}");
 }
+
+#[test]
+fn init_asks_again_after_a_bad_answer_and_says_why() {
+    let e = Empty::new();
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let mut term = crate::support::terminal::Terminal::spawn(&format!("'{pve}' init"), |cmd| {
+        cmd.current_dir(e.path())
+            .env("HOME", e.home.path())
+            .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("PVE_HOSTS");
+    });
+    let host = "Proxmox host (API and SSH address): ";
+    term.answer(host, "");
+    term.answer(host, "pve_lan");
+    term.answer(host, "pve.lan");
+    term.answer("Proxmox node [pve]: ", "");
+    term.answer("Storage for VM disks [local-lvm]: ", "");
+    let vmid = "VMID of the NixOS template [9000]: ";
+    term.answer(vmid, "abc");
+    term.answer(vmid, "5");
+    term.answer(vmid, "9003");
+    let o = term.finish();
+    assert_eq!(o.status.code(), Some(0), "{}", o.screen);
+    for reason in [
+        "an answer is needed",
+        "\"pve_lan\" is not valid: use a host name or an IP address",
+        "\"abc\" is not valid: a VMID is a number from 100 to 999999999",
+        "\"5\" is not valid: a VMID is a number from 100 to 999999999",
+    ] {
+        assert!(o.screen.contains(reason), "{reason} in {}", o.screen);
+    }
+    let hosts = e.read("hosts.nix");
+    assert!(hosts.contains("host = \"pve.lan\";"), "{hosts}");
+    assert!(hosts.contains("templateVmid = 9003;"), "{hosts}");
+}
+
+#[test]
+fn init_on_a_terminal_gives_up_after_five_bad_answers_and_writes_nothing() {
+    let e = Empty::new();
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let mut term = crate::support::terminal::Terminal::spawn(
+        &format!("'{pve}' init --proxmox-host pve.lan --node pve --storage local-lvm"),
+        |cmd| {
+            cmd.current_dir(e.path())
+                .env("HOME", e.home.path())
+                .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
+                .env_remove("SOPS_AGE_KEY_FILE")
+                .env_remove("PVE_HOSTS");
+        },
+    );
+    for _ in 0..5 {
+        term.answer("VMID of the NixOS template [9000]: ", "abc");
+    }
+    let o = term.finish();
+    assert_eq!(o.status.code(), Some(2), "{}", o.screen);
+    assert!(is_empty(e.path()), "{}", o.screen);
+}

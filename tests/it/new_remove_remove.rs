@@ -309,6 +309,55 @@ fn import_writes_an_entry_that_the_next_plan_imports() {
     assert_eq!(o.status.code(), Some(2), "{}", out(&o).1);
 }
 
+#[test]
+fn import_copies_the_fleets_vm_base_as_new_and_scaffold_do() {
+    let fx = Fx::new();
+    let base = fx.root.join("hosts/vm_base");
+    // The example fleet has a base of its own: replace it.
+    std::fs::remove_dir_all(&base).expect("rm base");
+    // A base leading outside the fleet: refused before hosts.nix is edited.
+    let outside = tempfile::tempdir().expect("outside");
+    std::os::unix::fs::symlink(outside.path(), &base).expect("symlink");
+    let before = fx.read("hosts.nix");
+    let o = fx
+        .pve()
+        .args(["import", "112", "--name", "legacy"])
+        .output()
+        .expect("run");
+    let stderr = out(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("outside"), "{stderr}");
+    assert_eq!(fx.read("hosts.nix"), before);
+    assert!(!fx.root.join("hosts/legacy").exists());
+
+    std::fs::remove_file(&base).expect("rm link");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    std::fs::write(
+        base.join("configuration.nix"),
+        "# vm_base: the fleet's own base\n# marker: from the fleet's base\n{ networking.hostName = \"@name@\"; }\n",
+    )
+    .expect("write");
+    let o = fx
+        .pve()
+        .args(["import", "112", "--name", "legacy"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("hosts/legacy/configuration.nix"),
+        "{stdout}"
+    );
+    // The base's note is dropped, the name substituted (what `pve
+    // scaffold` writes from the same base).
+    assert_eq!(
+        fx.read("hosts/legacy/configuration.nix"),
+        "# marker: from the fleet's base\n{ networking.hostName = \"legacy\"; }\n"
+    );
+    // What the base lacks comes from the built-in base.
+    assert!(fx.root.join("hosts/legacy/home.nix").is_file());
+}
+
 /// `pve remove` on a pseudo-terminal (`script`), answering `answer` once
 /// the question is on the screen.
 fn remove_on_a_terminal(fx: &Fx, admin: &AgeKey, answer: &str) -> terminal::Finished {
