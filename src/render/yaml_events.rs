@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
-use unsafe_libyaml as sys;
+use unsafe_libyaml as unsafe_sys;
 
 /// One parser event, borrowed for the length of the callback.
 pub enum Event<'e> {
@@ -36,19 +36,19 @@ pub fn for_each(
     mut each: impl FnMut(Event<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     // The parser is large and must not move while it reads `text`.
-    let mut parser: Box<MaybeUninit<sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
+    let mut parser: Box<MaybeUninit<unsafe_sys::yaml_parser_t>> = Box::new(MaybeUninit::uninit());
     let p = parser.as_mut_ptr();
     // SAFETY: `p` points to memory that lives (boxed, unmoved) until the
     // parser is deleted below, as does `text`; events are deleted after
     // their last use, and nothing borrowed from one outlives the callback.
     unsafe {
-        if sys::yaml_parser_initialize(p).fail {
+        if unsafe_sys::yaml_parser_initialize(p).fail {
             return Err("the YAML parser could not start (out of memory)".into());
         }
-        sys::yaml_parser_set_encoding(p, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
+        unsafe_sys::yaml_parser_set_encoding(p, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
         let result = events(p, &mut each);
-        sys::yaml_parser_delete(p);
+        unsafe_sys::yaml_parser_delete(p);
         result
     }
 }
@@ -56,21 +56,21 @@ pub fn for_each(
 /// The loop of [`for_each`]. SAFETY: `p` is an initialised parser with
 /// its input set.
 unsafe fn events(
-    p: *mut sys::yaml_parser_t,
+    p: *mut unsafe_sys::yaml_parser_t,
     each: &mut impl FnMut(Event<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     loop {
-        let mut event = MaybeUninit::<sys::yaml_event_t>::uninit();
+        let mut event = MaybeUninit::<unsafe_sys::yaml_event_t>::uninit();
         let e = event.as_mut_ptr();
         // SAFETY: as the caller promised; `e` is written by the parser
         // when it succeeds, and deleted once.
         unsafe {
-            if sys::yaml_parser_parse(p, e).fail {
+            if unsafe_sys::yaml_parser_parse(p, e).fail {
                 return Err(parse_error(p));
             }
-            let end = (*e).type_ == sys::YAML_STREAM_END_EVENT;
+            let end = (*e).type_ == unsafe_sys::YAML_STREAM_END_EVENT;
             let result = each(convert(&*e));
-            sys::yaml_event_delete(e);
+            unsafe_sys::yaml_event_delete(e);
             result?;
             if end {
                 return Ok(());
@@ -81,28 +81,30 @@ unsafe fn events(
 
 /// SAFETY: `e` is an event the parser just produced (its pointers are
 /// valid, and non-null where libyaml promises it).
-unsafe fn convert(e: &sys::yaml_event_t) -> Event<'_> {
+unsafe fn convert(e: &unsafe_sys::yaml_event_t) -> Event<'_> {
     // SAFETY: the union member read is the one `type_` names.
     unsafe {
         match e.type_ {
-            sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
-            sys::YAML_SCALAR_EVENT => Event::Scalar {
+            unsafe_sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
+            unsafe_sys::YAML_SCALAR_EVENT => Event::Scalar {
                 anchor: c_bytes(e.data.scalar.anchor),
                 value: std::slice::from_raw_parts(
                     e.data.scalar.value,
                     e.data.scalar.length as usize,
                 ),
             },
-            sys::YAML_ALIAS_EVENT => Event::Alias(c_bytes(e.data.alias.anchor).unwrap_or_default()),
-            sys::YAML_SEQUENCE_START_EVENT => Event::Start {
+            unsafe_sys::YAML_ALIAS_EVENT => {
+                Event::Alias(c_bytes(e.data.alias.anchor).unwrap_or_default())
+            }
+            unsafe_sys::YAML_SEQUENCE_START_EVENT => Event::Start {
                 anchor: c_bytes(e.data.sequence_start.anchor),
                 mapping: false,
             },
-            sys::YAML_MAPPING_START_EVENT => Event::Start {
+            unsafe_sys::YAML_MAPPING_START_EVENT => Event::Start {
                 anchor: c_bytes(e.data.mapping_start.anchor),
                 mapping: true,
             },
-            sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => Event::End,
+            unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => Event::End,
             _ => Event::Other,
         }
     }
@@ -115,7 +117,7 @@ unsafe fn c_bytes<'a>(s: *const u8) -> Option<&'a [u8]> {
 }
 
 /// SAFETY: `p` is a parser that just failed.
-unsafe fn parse_error(p: *const sys::yaml_parser_t) -> String {
+unsafe fn parse_error(p: *const unsafe_sys::yaml_parser_t) -> String {
     // SAFETY: libyaml sets `problem` (or leaves it null) and its mark.
     unsafe {
         let parser = &*p;
