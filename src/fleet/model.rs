@@ -35,6 +35,9 @@ pub struct Host {
     pub hostname: Option<Spanned<String>>,
     pub ssh_alias: Option<Spanned<String>>,
     pub public_key: Option<Spanned<String>>,
+    /// `public_key` parsed, once for every rule and output that needs the
+    /// point (see [`Host::public_point`]).
+    public_point: Option<Result<[u8; 32], crate::keys::KeyError>>,
     pub proxmox: Option<ProxmoxSpec>,
     /// `secrets = true|false;`: whether the host's key gets its own
     /// secrets and the catch-all's (default: see [`Host::takes_secrets`]).
@@ -46,6 +49,13 @@ pub struct Host {
 }
 
 impl Host {
+    /// The Ed25519 point of `publicKey` (`None` without one), parsed when
+    /// the model was built: the check rules and the outputs read it here
+    /// instead of parsing the key again each.
+    pub fn public_point(&self) -> Option<&Result<[u8; 32], crate::keys::KeyError>> {
+        self.public_point.as_ref()
+    }
+
     /// The machine's hostname: `hostname`, or the attribute name.
     pub fn hostname(&self) -> &str {
         self.hostname.as_ref().map_or(&self.name, |h| &h.value)
@@ -534,6 +544,9 @@ fn read_host(
         home_file,
         hostname,
         ssh_alias,
+        public_point: public_key
+            .as_ref()
+            .map(|k| crate::keys::parse_ed25519_public(&k.value)),
         public_key,
         proxmox,
         secrets,

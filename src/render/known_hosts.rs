@@ -27,10 +27,9 @@ pub fn render(loaded: &Loaded) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let mut out = String::from(crate::known_hosts::HEADER);
     for h in &loaded.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
         // Placeholders (no key yet) are skipped; real errors were refused
         // by the gate.
-        let Ok(point) = keys::parse_ed25519_public(&k.value) else {
+        let Some(Ok(point)) = h.public_point() else {
             continue;
         };
         let mut names = Vec::new();
@@ -44,7 +43,7 @@ pub fn render(loaded: &Loaded) -> Result<String, AppError> {
         // line cannot carry anything but the key.
         out.push_str(&crate::known_hosts::line(
             &names,
-            &keys::ed25519_line(&point),
+            &keys::ed25519_line(point),
         ));
         out.push('\n');
     }

@@ -15,8 +15,10 @@ use crate::fleet::Loaded;
 pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for h in &l.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
-        match crate::keys::parse_ed25519_public(&k.value) {
+        let (Some(k), Some(point)) = (&h.public_key, h.public_point()) else {
+            continue;
+        };
+        match point.clone() {
             Ok(_) => {}
             Err(crate::keys::KeyError::WrongType(t)) => out.push(
                 Diagnostic::error(Code::BadPublicKey, k.span, format!("`{}.publicKey` is a {t} key; sops-nix needs the host's ssh-ed25519 key", h.name))

@@ -19,12 +19,14 @@ use crate::fleet::Loaded;
 /// Two hosts with one `publicKey`: one machine's key would be pinned and
 /// given secrets under two names. Reported at both places.
 pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
-    let mut by_key: BTreeMap<String, Vec<(&str, TextRange)>> = BTreeMap::new();
+    // Keyed by the point: the same key with another comment is the same
+    // key. (The diagnostics are sorted by position afterwards.)
+    let mut by_key: BTreeMap<[u8; 32], Vec<(&str, TextRange)>> = BTreeMap::new();
     for h in &l.fleet.hosts {
-        let Some(k) = &h.public_key else { continue };
-        if let Ok(norm) = crate::keys::normalise_ed25519(&k.value) {
-            by_key.entry(norm).or_default().push((&h.name, k.span));
-        }
+        let (Some(k), Some(Ok(point))) = (&h.public_key, h.public_point()) else {
+            continue;
+        };
+        by_key.entry(*point).or_default().push((&h.name, k.span));
     }
     let mut out = Vec::new();
     for owners in by_key.values().filter(|o| o.len() > 1) {
