@@ -8,15 +8,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::time::Duration;
-
 use pve_fleet::error::AppError;
 use pve_fleet::remote::proxmox::snapshot::SnapshotError;
-use pve_fleet::remote::proxmox::{Proxmox, ProxmoxError, Settings};
-use pve_fleet::remote::ssh::Endpoint;
+use pve_fleet::remote::proxmox::{Proxmox, ProxmoxError};
 use serde_json::{json, Value};
 
-use crate::support::pvesim::{user, Sim};
+use crate::support::pvesim::Sim;
 use crate::support::{stderr, stdout};
 
 /// A cluster whose VMs 111 (running) and 112 (stopped) live on pve2.
@@ -32,24 +29,7 @@ fn cluster() -> Sim {
 }
 
 fn proxmox(sim: &Sim) -> Proxmox {
-    let kh = sim.fleet.join("vms/proxmox_known_hosts");
-    Proxmox::connect(Settings {
-        endpoint: Endpoint {
-            host: "127.0.0.1".into(),
-            user: user(),
-            port: Some(sim.port),
-            identity: Some(sim.client_key.clone()),
-        },
-        node: "pve".into(),
-        bridge: "vmbr0".into(),
-        known_hosts: vec![kh.clone()],
-        proxmox_known_hosts: kh,
-        connect_timeout: Duration::from_secs(10),
-        op_timeout: None,
-        reuse: true,
-        readonly: Default::default(),
-    })
-    .unwrap()
+    crate::support::sim_proxmox::connect(sim, Default::default())
 }
 
 /// The pvesh calls with `verb` on a path starting with `prefix`.

@@ -11,8 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use pve_fleet::remote::proxmox::snapshot::{Snapshot, SnapshotError};
-use pve_fleet::remote::proxmox::{Proxmox, Settings};
-use pve_fleet::remote::ssh::Endpoint;
+use pve_fleet::remote::proxmox::Proxmox;
 use serde_json::{json, Value};
 
 use crate::support::pvesim::{user, Sim};
@@ -199,28 +198,8 @@ fn simulated_snapshot_failures_print_what_proxmox_prints() {
     );
 }
 
-/// The library's Proxmox connection to `sim` (settings written out: the
-/// environment is the test process's, shared by every test).
 fn proxmox(sim: &Sim) -> Proxmox {
-    sim.pin_host_key();
-    let kh = sim.fleet.join("vms/proxmox_known_hosts");
-    Proxmox::connect(Settings {
-        endpoint: Endpoint {
-            host: "127.0.0.1".into(),
-            user: user(),
-            port: Some(sim.port),
-            identity: Some(sim.client_key.clone()),
-        },
-        node: "pve".into(),
-        bridge: "vmbr0".into(),
-        known_hosts: vec![kh.clone()],
-        proxmox_known_hosts: kh,
-        connect_timeout: Duration::from_secs(10),
-        op_timeout: None,
-        reuse: true,
-        readonly: [104].into_iter().collect(),
-    })
-    .expect("connect")
+    crate::support::sim_proxmox::connect(sim, [104].into_iter().collect())
 }
 
 fn names(snaps: &[Snapshot]) -> Vec<&str> {

@@ -10,6 +10,7 @@ pub mod pvesim;
 pub mod real_sops;
 pub mod render_schema;
 pub mod secrets;
+pub mod sim_proxmox;
 pub mod tailscale_api;
 pub mod terminal;
 pub mod tools;
