@@ -529,10 +529,6 @@ fn settings(
     })
 }
 
-/// How often the wizard asks one question before it gives up (as `pve
-/// new`'s wizard does).
-const TRIES: usize = 5;
-
 /// Asks `question` until the answer (or `default` for an empty one)
 /// passes `valid`, showing the reason after each bad answer.
 fn ask_until_valid(
@@ -542,26 +538,11 @@ fn ask_until_valid(
     default: Option<&str>,
     valid: &dyn Fn(&str) -> std::result::Result<(), String>,
 ) -> Result<String> {
-    let shown = default.map(|d| format!(" [{d}]")).unwrap_or_default();
-    for _ in 0..TRIES {
-        let answer = prompt.ask("write hosts.nix", &format!("{question}{shown}:"))?;
-        let answer = match (answer.trim(), default) {
-            ("", Some(d)) => d.to_string(),
-            ("", None) => {
-                report.note("  an answer is needed");
-                continue;
-            }
-            (a, _) => a.to_string(),
-        };
-        match valid(&answer) {
-            Ok(()) => return Ok(answer),
-            Err(reason) => report.note(&format!("  {answer:?} is not valid: {reason}")),
-        }
-    }
-    Err(UsageError::NoValidAnswer {
-        question: question.to_string(),
-    }
-    .into())
+    super::wizard::ask_until(prompt, report, "write hosts.nix", question, default, &|a| {
+        valid(a)
+            .map(|()| a.to_string())
+            .map_err(|reason| format!("{a:?} is not valid: {reason}"))
+    })
 }
 
 /// `pve check` on the hosts.nix init would write, before anything is.

@@ -30,6 +30,7 @@ pub mod secrets;
 pub mod status;
 pub mod tofu;
 pub mod vm;
+mod wizard;
 
 use std::path::PathBuf;
 

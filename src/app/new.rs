@@ -31,38 +31,20 @@ impl Wizard<'_> {
         default: Option<String>,
         validate: &dyn Fn(&T) -> std::result::Result<(), String>,
     ) -> Result<T> {
-        for _ in 0..5 {
-            let shown = default
-                .as_deref()
-                .map(|d| format!(" [{d}]"))
-                .unwrap_or_default();
-            let mut answer = self
-                .prompt
-                .borrow_mut()
-                .ask("create a VM", &format!("{question}{shown}:"))?;
-            if answer.is_empty() {
-                match &default {
-                    Some(d) => answer = d.clone(),
-                    None => {
-                        self.report.note("  an answer is needed");
-                        continue;
-                    }
-                }
-            }
-            let Ok(v) = answer.parse::<T>() else {
-                self.report
-                    .note(&format!("  {answer:?} is not a valid answer here"));
-                continue;
-            };
-            match validate(&v) {
-                Ok(()) => return Ok(v),
-                Err(m) => self.report.note(&format!("  {m}")),
-            }
-        }
-        Err(UsageError::NoValidAnswer {
-            question: question.to_string(),
-        }
-        .into())
+        let mut prompt = self.prompt.borrow_mut();
+        super::wizard::ask_until(
+            &mut **prompt,
+            self.report,
+            "create a VM",
+            question,
+            default.as_deref(),
+            &|a| {
+                let v = a
+                    .parse::<T>()
+                    .map_err(|_| format!("{a:?} is not a valid answer here"))?;
+                validate(&v).map(|()| v)
+            },
+        )
     }
 
     /// Asks an optional text ("-" or empty with no default: none).
