@@ -1155,6 +1155,12 @@ def ip(state, args):
 # (its result type is null).
 # Faults: state["faults"]["task_running_polls"] = N: a new task's status
 # reads "running" for the first N status queries.
+# state["faults"]["pvesh_nooutput"] = true: the host's pvesh runs as
+# `pvesh --nooutput` does (a wrapper or alias on the host; pvesh.pm: "we
+# use this when starting task in CLI (suppress printing upid)"):
+# `call_api_method` returns before `print_api_result`, so the UPID is never
+# printed. The task still runs; on the local node its foreground output
+# still reaches stdout, proxied the captured remote output is dropped too.
 
 PVESH_USAGE = "pvesh %s <api_path> [OPTIONS] [FORMAT_OPTIONS]"
 
@@ -1230,7 +1236,10 @@ def run_task(state, on, cmd, path, dtype, vmid, qm_args, stderr_fails=False):
     task["running_polls"] = int(state.get("faults", {}).get("task_running_polls", 0))
     state.setdefault("tasks", {})[upid] = task
     save(state)
-    if on == node(state):
+    if state.get("faults", {}).get("pvesh_nooutput"):
+        if on == node(state):
+            out(output)
+    elif on == node(state):
         out(output)
         out(canonical(upid))
     else:
