@@ -435,6 +435,29 @@ fn clone_and_list_across_nodes(s: &Sim) {
         stderr(&o)
     );
     assert!(s.state()["vms"].get("122").is_none());
+    // A target that is no node of the cluster: Proxmox refuses before it
+    // starts a task (clone_vm's check_node_exists), so there is no task to
+    // follow; its words, exit 3.
+    let tasks_before = s.state()["tasks"].as_object().map_or(0, |t| t.len());
+    let o = s
+        .ops()
+        .args(["clone", "9001", "122", "web-5", "--target-node", "pve9"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("no such cluster node 'pve9'"), "{err}");
+    assert!(!err.contains("UPID"), "{err}");
+    assert_eq!(
+        s.state()["tasks"].as_object().map_or(0, |t| t.len()),
+        tasks_before
+    );
+    let last = s.calls().last().cloned().unwrap();
+    assert_eq!(
+        last[..3],
+        ["pvesh", "create", "/nodes/pve2/qemu/9001/clone"]
+    );
+    assert!(s.state()["vms"].get("122").is_none());
     // A node name that is not one is refused before anything connects.
     let before = s.calls().len();
     let o = s

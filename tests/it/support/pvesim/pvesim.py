@@ -1300,6 +1300,12 @@ def pvesh_write(state, pos, kv, args):
         if "newid" not in kv:
             proxied_die(state, on, cmd, path, "400 Parameter verification failed.\n"
                         "newid: property is missing and it is not optional\n%s" % (PVESH_USAGE % cmd), 255)
+        # clone_vm checks the target node before it forks the worker
+        # (`PVE::Cluster::check_node_exists($target) if $target`, after
+        # dropping a target that is the node itself): no task, no UPID.
+        target = kv.get("target")
+        if target and target not in (on, "localhost") and target not in cluster_nodes(state):
+            proxied_die(state, on, cmd, path, "no such cluster node '%s'" % target, 255)
         qm_args = ["clone", vmid, kv["newid"]]
         for k in ("name", "full", "storage", "target"):
             if k in kv:
