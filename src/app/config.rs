@@ -71,13 +71,33 @@ pub fn split_key(key: &str) -> std::result::Result<Vec<String>, ConfigError> {
 fn get(ctx: &Context, a: GetArgs) -> Result<u8> {
     let path = split_key(&a.key)?;
     let loaded = ctx.load()?;
-    let value = lookup(&loaded.value, &path, &a.key)?;
+    let value = match lookup(&loaded.value, &path, &a.key) {
+        Ok(value) => value,
+        Err(unset) => {
+            let default = crate::fleet::defaults::setting(&path).ok_or(unset)?;
+            return super::print(&format!("{}\n", shown_default(&default, a.json)));
+        }
+    };
     let json = value.to_nix_json(&loaded.root_dir);
     let text = match value.as_str() {
         Some(s) if !a.json => s.to_string(),
         _ => json,
     };
     super::print(&format!("{text}\n"))
+}
+
+/// pve's default for an unset key, marked so that nobody takes it for a
+/// value of hosts.nix: `2 (default)`, or with `--json` an object whose
+/// `default` is true (a set key prints its bare value, so a script tells
+/// the two apart).
+fn shown_default(default: &serde_json::Value, json: bool) -> String {
+    if json {
+        return serde_json::json!({ "value": default, "default": true }).to_string();
+    }
+    match default.as_str() {
+        Some(s) => format!("{s} (default)"),
+        None => format!("{default} (default)"),
+    }
 }
 
 /// The value at `path`, or which name is missing (with a did-you-mean

@@ -17,9 +17,9 @@ use crate::ui::TerminalPrompt;
 
 use super::{Context, UsageError};
 
-pub const DEFAULT_NODE: &str = "pve";
-pub const DEFAULT_STORAGE: &str = "local-lvm";
-pub const DEFAULT_TEMPLATE_VMID: u32 = 9000;
+pub use crate::fleet::defaults::NODE as DEFAULT_NODE;
+pub use crate::fleet::defaults::STORAGE as DEFAULT_STORAGE;
+pub use crate::fleet::defaults::TEMPLATE_VMID as DEFAULT_TEMPLATE_VMID;
 
 /// The consumer flake of docs/flake.md, as it is there.
 pub const FLAKE_NIX: &str = include_str!("../../templates/init/flake.nix");

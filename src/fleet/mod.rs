@@ -2,6 +2,7 @@
 //! data subset of Nix, and the typed fleet model built from the result.
 
 pub mod budget;
+pub mod defaults;
 pub mod domain;
 pub mod edit;
 pub mod eval;

@@ -273,7 +273,7 @@ impl ProxmoxConfig {
 /// `_proxmox.placement = "least-memory";`: the one placement `pve new` knows.
 pub const PLACEMENT_LEAST_MEMORY: &str = "least-memory";
 
-pub const DEFAULT_VMID_RANGE: (i64, i64) = (100, 999);
+pub use super::defaults::VMID_RANGE as DEFAULT_VMID_RANGE;
 
 #[derive(Debug, Clone, Default)]
 pub struct SopsConfig {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Kind, Result};
-use crate::fleet::{Fleet, Loaded};
+use crate::fleet::{defaults, Fleet, Loaded};
 
 use super::ssh::{self, Endpoint, Options, Ssh, SshError};
 pub use error::ProxmoxError;
@@ -91,13 +91,13 @@ impl Settings {
         }
         let user = env("PROXMOX_USER")
             .or_else(|| px.and_then(|p| p.user.clone()))
-            .unwrap_or_else(|| "root".into());
+            .unwrap_or_else(|| defaults::USER.into());
         if !ssh::valid_user(&user) {
             return Err(ProxmoxError::InvalidUser { user }.into());
         }
         let node = env("PROXMOX_NODE")
             .or_else(|| px.and_then(|p| p.node.as_ref()).map(|n| n.value.clone()))
-            .unwrap_or_else(|| "pve".into());
+            .unwrap_or_else(|| defaults::NODE.into());
         if !ssh::valid_host(&node) {
             return Err(ProxmoxError::InvalidNode { node }.into());
         }
@@ -121,7 +121,7 @@ impl Settings {
         let readonly = readonly_vmids(fleet)?;
         let bridge = px
             .and_then(|p| p.bridge.clone())
-            .unwrap_or_else(|| "vmbr0".into());
+            .unwrap_or_else(|| defaults::BRIDGE.into());
         let proxmox_known_hosts = root.join(crate::known_hosts::PROXMOX_PATH);
         Ok(Settings {
             endpoint: Endpoint {

@@ -18,29 +18,23 @@ use crate::fleet::model::{Host, ProxmoxConfig, ProxmoxSpec};
 use crate::fleet::DiskSize;
 use crate::fleet::{Kind, Loaded, Value};
 
-/// The provider version pinned when `_proxmox.providerVersion` is not set:
-/// the newest release whose schema the tests check the output against.
-pub const DEFAULT_PROVIDER_VERSION: &str = "0.111.1";
+pub use crate::fleet::defaults::PROVIDER_VERSION as DEFAULT_PROVIDER_VERSION;
 /// OpenTofu 1.6.0 is the first release (with `import` blocks).
 pub const REQUIRED_VERSION: &str = ">= 1.6.0";
 /// S3 locking with `use_lockfile` came in OpenTofu 1.10.0.
 pub const REQUIRED_VERSION_S3: &str = ">= 1.10.0";
-/// Where the state lives by default, relative to OpenTofu's working folder
-/// `vms/tofu/.state` (where `pve plan`/`apply` put the config and run
-/// tofu; `TOFU_WORKDIR` moves it): `vms/tofu/.state/terraform.tfstate`.
-pub const DEFAULT_STATE_PATH: &str = "terraform.tfstate";
+pub use crate::fleet::defaults::STATE_PATH as DEFAULT_STATE_PATH;
 
-/// `_proxmox.parallelClones`: VMs one apply clones at once (`tofu apply
-/// -parallelism`), by default and at most.
-pub const DEFAULT_PARALLEL_CLONES: u32 = 2;
+pub use crate::fleet::defaults::PARALLEL_CLONES as DEFAULT_PARALLEL_CLONES;
+/// `_proxmox.parallelClones`: VMs one apply clones at once, at most.
 pub const MAX_PARALLEL_CLONES: u32 = 64;
 
 pub const RESOURCE_TYPE: &str = "proxmox_virtual_environment_vm";
-pub const DEFAULT_BIOS: &str = "seabios";
-pub const DEFAULT_CPU_TYPE: &str = "x86-64-v2-AES";
-pub const DEFAULT_DISK_INTERFACE: &str = "virtio0";
-pub const DEFAULT_BRIDGE: &str = "vmbr0";
-pub const DEFAULT_TAGS: &[&str] = &["opentofu", "nixos", "managed"];
+pub use crate::fleet::defaults::BIOS as DEFAULT_BIOS;
+pub use crate::fleet::defaults::BRIDGE as DEFAULT_BRIDGE;
+pub use crate::fleet::defaults::CPU_TYPE as DEFAULT_CPU_TYPE;
+pub use crate::fleet::defaults::DISK_INTERFACE as DEFAULT_DISK_INTERFACE;
+pub use crate::fleet::defaults::TAGS as DEFAULT_TAGS;
 pub const BASE_IGNORE_CHANGES: &[&str] = &["cpu[0].architecture", "vga"];
 
 /// The `check` rules whose errors would make the configuration wrong.

@@ -408,15 +408,7 @@ fn classify(
     keep_unknown: bool,
     diffs: &mut Vec<Difference>,
 ) -> Vec<(String, Who)> {
-    let hosts: Vec<(String, &str)> = loaded
-        .fleet
-        .hosts
-        .iter()
-        .filter_map(|h| {
-            let k = h.public_key.as_ref()?;
-            Some((crate::keys::ssh_to_age(&k.value).ok()?, h.name.as_str()))
-        })
-        .collect();
+    let hosts = host_recipients(loaded);
     let anchors = anchors(text);
     let mut seen: Vec<&str> = Vec::new();
     for (a, _) in &anchors {
@@ -538,6 +530,26 @@ fn classify(
         out.push((r.to_string(), who));
     }
     out
+}
+
+/// Each host's age recipient, from its publicKey as the keys module parsed
+/// it when hosts.nix was read ([`crate::fleet::Host::public_point`]), all
+/// converted at once as `pve render` does; a host whose key does not parse
+/// or convert has none (render refuses it at the key, see
+/// render/sops.rs).
+fn host_recipients(loaded: &Loaded) -> Vec<(String, &str)> {
+    let keyed: Vec<(&[u8; 32], &str)> = loaded
+        .fleet
+        .hosts
+        .iter()
+        .filter_map(|h| Some((h.public_point()?.as_ref().ok()?, h.name.as_str())))
+        .collect();
+    let points: Vec<[u8; 32]> = keyed.iter().map(|(p, _)| **p).collect();
+    crate::keys::recipients_from_points(&points)
+        .into_iter()
+        .zip(keyed)
+        .filter_map(|(r, (_, name))| Some((r.ok()?, name)))
+        .collect()
 }
 
 fn rule_label(i: usize, rule: &CreationRule) -> String {
@@ -671,11 +683,7 @@ fn shape(
         .hosts
         .iter()
         .filter(|h| h.takes_secrets())
-        .filter(|h| {
-            h.public_key
-                .as_ref()
-                .is_some_and(|k| crate::keys::parse_ed25519_public(&k.value).is_ok())
-        })
+        .filter(|h| matches!(h.public_point(), Some(Ok(_))))
         .map(|h| h.name.as_str())
         .collect();
     let set = |v: &[String]| -> BTreeSet<String> { v.iter().cloned().collect() };

@@ -435,6 +435,29 @@ fn clone_and_list_across_nodes(s: &Sim) {
         stderr(&o)
     );
     assert!(s.state()["vms"].get("122").is_none());
+    // A target that is no node of the cluster: Proxmox refuses before it
+    // starts a task (clone_vm's check_node_exists), so there is no task to
+    // follow; its words, exit 3.
+    let tasks_before = s.state()["tasks"].as_object().map_or(0, |t| t.len());
+    let o = s
+        .ops()
+        .args(["clone", "9001", "122", "web-5", "--target-node", "pve9"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("no such cluster node 'pve9'"), "{err}");
+    assert!(!err.contains("UPID"), "{err}");
+    assert_eq!(
+        s.state()["tasks"].as_object().map_or(0, |t| t.len()),
+        tasks_before
+    );
+    let last = s.calls().last().cloned().unwrap();
+    assert_eq!(
+        last[..3],
+        ["pvesh", "create", "/nodes/pve2/qemu/9001/clone"]
+    );
+    assert!(s.state()["vms"].get("122").is_none());
     // A node name that is not one is refused before anything connects.
     let before = s.calls().len();
     let o = s
@@ -499,4 +522,81 @@ fn clone_and_list_across_nodes(s: &Sim) {
     assert!(web.contains(" pve2 ") && web.ends_with(" -"), "{text}");
     let o = s.pve().args(["vm", "list", "--json"]).output().unwrap();
     assert_eq!(stdout(&o), ops_ok(s, &["list", "--json"]), "{}", stderr(&o));
+}
+
+/// The calls the simulated host got after the first one for which `first`
+/// holds (that one included).
+fn calls_from(sim: &Sim, first: impl Fn(&[String]) -> bool) -> Vec<Vec<String>> {
+    let calls = sim.calls();
+    let at = calls.iter().position(|c| first(c)).unwrap_or(calls.len());
+    calls[at..].to_vec()
+}
+
+#[test]
+fn a_task_that_outlasts_the_timeout_is_reported_with_where_to_look_and_left_alone() {
+    let s = cluster();
+    // The stop task on pve2 never reads stopped within the 3 seconds.
+    s.update(|st| st["faults"]["task_running_polls"] = json!(1000));
+    let o = s
+        .ops()
+        .args(["--timeout", "3", "stop", "111"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    let upid = s.state()["tasks"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(
+        err.contains(&format!(
+            "the Proxmox task {upid} on node pve2 did not finish in time"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pvesh get /nodes/pve2/tasks/{upid}/status")),
+        "{err}"
+    );
+    assert!(err.contains("give a longer --timeout"), "{err}");
+    // After the stop: only status polls of that task (no log read, no
+    // second stop, no qm), and more than one of them.
+    let after = calls_from(&s, |c| c[0] == "pvesh" && c[1] == "create");
+    assert_eq!(after[0][2], "/nodes/pve2/qemu/111/status/stop", "{after:?}");
+    let status = format!("/nodes/pve2/tasks/{upid}/status");
+    assert!(after.len() >= 3, "{after:?}");
+    assert!(
+        after[1..]
+            .iter()
+            .all(|c| c[0] == "pvesh" && c[1] == "get" && c[2] == status),
+        "{after:?}"
+    );
+    no_qm_for(&s, "111");
+}
+
+#[test]
+fn a_pvesh_that_prints_no_upid_is_refused_without_guessing() {
+    let s = cluster();
+    // The host's pvesh behaves as `pvesh --nooutput`: the task runs, its
+    // UPID is not printed (and proxied, nothing is).
+    s.update(|st| st["faults"]["pvesh_nooutput"] = json!(true));
+    let o = s.ops().args(["stop", "111"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "`pvesh create /nodes/pve2/qemu/111/status/stop --output-format json` on node pve2 \
+             printed no task id (UPID) and nothing else"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("pvesh get /nodes/pve2/tasks"), "{err}");
+    assert_eq!(stdout(&o), "");
+    // The stop was the last thing asked: no status poll, no log, no qm.
+    let after = calls_from(&s, |c| c[0] == "pvesh" && c[1] == "create");
+    assert_eq!(after.len(), 1, "{after:?}");
+    no_qm_for(&s, "111");
 }

@@ -392,6 +392,44 @@ fn config_get_and_set_edit_the_settings_in_place_and_refuse_what_check_refuses()
 }
 
 #[test]
+fn config_get_shows_pves_default_for_an_unset_key_marked_as_one() {
+    let e = Empty::new();
+    e.init();
+    let get = |args: &[&str]| {
+        let o = e.pve(&[&["config", "get"][..], args].concat());
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {:?}", out(&o));
+        out(&o).0
+    };
+    // pve init writes none of these; pve's own defaults are shown.
+    assert_eq!(get(&["_proxmox.parallelClones"]), "2 (default)\n");
+    assert_eq!(get(&["_proxmox.bridge"]), "vmbr0 (default)\n");
+    assert_eq!(get(&["_proxmox.vmidRange"]), "[100,999] (default)\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&get(&["_proxmox.parallelClones", "--json"])).expect("json");
+    assert_eq!(json, serde_json::json!({"value": 2, "default": true}));
+    let json: serde_json::Value =
+        serde_json::from_str(&get(&["_proxmox.bridge", "--json"])).expect("json");
+    assert_eq!(json, serde_json::json!({"value": "vmbr0", "default": true}));
+    // Once set, the value is hosts.nix's and no longer marked.
+    let o = e.pve(&["config", "set", "_proxmox.parallelClones", "4"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
+    assert_eq!(get(&["_proxmox.parallelClones"]), "4\n");
+    assert_eq!(get(&["_proxmox.parallelClones", "--json"]), "4\n");
+    // A key pve has no default for is still unset (exit 2), and a value
+    // only `pve init` suggests is not passed off as a default.
+    let o = e.pve(&["config", "get", "_proxmox.defaultStorage"]);
+    assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
+    assert!(!out(&o).0.contains("(default)"), "{:?}", out(&o));
+    let o = e.pve(&["config", "get", "_sops.nope"]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", out(&o));
+    assert!(
+        out(&o).1.contains("does not set `_sops.nope`"),
+        "{:?}",
+        out(&o)
+    );
+}
+
+#[test]
 fn config_set_creates_missing_settings_sets_and_host_set_points_there() {
     let e = Empty::new();
     std::fs::write(

@@ -772,3 +772,43 @@ fn sops_rules_that_contradict_the_hosts_or_admins_are_refused_at_the_name() {
     assert!(err.contains("did you mean `alice`?"), "{err}");
     assert!(!root.join("secrets/.sops.yaml").exists());
 }
+
+/// A host whose publicKey is not a usable ssh-ed25519 key (here cut
+/// short), as the keys module parsed it when hosts.nix was read: adopt
+/// refuses with the key's position and what is wrong with it, and
+/// hosts.nix stays as it was.
+#[test]
+fn a_malformed_host_key_is_refused_at_the_key() {
+    let v = vectors();
+    let mut hosts = v[..2].to_vec();
+    let good = hosts[1].1.clone();
+    let cut: String = good.chars().take(good.len() - 8).collect();
+    hosts[1].1 = cut.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "hosts.nix", &hosts_nix(&hosts, ""));
+    let recipients = [ALICE, v[0].2.as_str(), v[1].2.as_str()];
+    write(
+        root,
+        ".sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: .*\n    age: {}\n",
+            recipients.join(",")
+        ),
+    );
+    write(root, "secrets/common.yaml", &sops_file(&recipients));
+    let before = std::fs::read(root.join("hosts.nix")).unwrap();
+    let out = pve(root, &["secrets", "adopt"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`{}.publicKey` is not a valid ssh-ed25519 key: the key data is malformed",
+            hosts[1].0
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hosts.nix:16:17"), "{err}");
+    assert!(err.contains(&cut), "the key is shown: {err}");
+    assert_eq!(std::fs::read(root.join("hosts.nix")).unwrap(), before);
+}

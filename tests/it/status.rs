@@ -3,8 +3,8 @@
 //! drifted attribute, missing and unknown VMs, non-VM hosts, `--json`,
 //! selection, exit codes, a hostile guest agent, `--watch`.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
+use std::io::{BufRead as _, BufReader, Lines};
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -436,11 +436,8 @@ fn the_table_of_a_fixed_fleet() {
     insta::assert_snapshot!(out);
 }
 
-/// `--watch` refreshes (here as JSON lines, one per refresh) until Ctrl-C,
-/// which ends it as an interrupted program (130).
-#[test]
-fn watch_refreshes_until_interrupted() {
-    let s = sim();
+/// `pve status --json --quick --watch 1` running, and its output's lines.
+fn watch_json(s: &Sim) -> (Child, Lines<BufReader<ChildStdout>>) {
     let mut child = s
         .std_pve()
         .args(["status", "--json", "--quick", "--watch", "1"])
@@ -448,7 +445,33 @@ fn watch_refreshes_until_interrupted() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The exit code of `child` once it ends; killed and failed (`what` says
+/// what it did instead) when it is still running after 30 seconds.
+fn exit_code_within_30s(mut child: Child, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `--watch` refreshes (here as JSON lines, one per refresh) until Ctrl-C,
+/// which ends it as an interrupted program (130).
+#[test]
+fn watch_refreshes_until_interrupted() {
+    let s = sim();
+    let (child, mut lines) = watch_json(&s);
     for _ in 0..2 {
         let line = lines.next().expect("a frame").unwrap();
         let v: Value = serde_json::from_str(&line).expect("each frame is JSON");
@@ -457,14 +480,7 @@ fn watch_refreshes_until_interrupted() {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        assert!(Instant::now() < deadline, "--watch did not stop on Ctrl-C");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = exit_code_within_30s(child, "--watch did not stop on Ctrl-C");
     assert_eq!(code, Some(130));
 }
 
@@ -473,27 +489,10 @@ fn watch_refreshes_until_interrupted() {
 #[test]
 fn watch_stops_when_nobody_reads() {
     let s = sim();
-    let mut child = s
-        .std_pve()
-        .args(["status", "--json", "--quick", "--watch", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (child, mut lines) = watch_json(&s);
     assert!(lines.next().expect("a frame").unwrap().starts_with('['));
     drop(lines);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("--watch kept running with nobody reading");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = exit_code_within_30s(child, "--watch kept running with nobody reading");
     assert_eq!(code, Some(0));
 }
 

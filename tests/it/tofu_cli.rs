@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use serde_json::Value as Json;
 
+use crate::support::fleet_repo::{calls_to, logged_calls, tofu_state_in};
 use crate::support::pvesim::Sim;
 use crate::support::terminal::Terminal;
 use crate::support::{copy_dir, out, read_jsonl, stand_in};
@@ -107,18 +108,7 @@ impl Fx {
     }
 
     fn subcommands(&self) -> Vec<String> {
-        self.calls()
-            .iter()
-            .map(|c| {
-                c["argv"]
-                    .as_array()
-                    .expect("argv")
-                    .iter()
-                    .map(|a| a.as_str().expect("str").to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect()
+        logged_calls(&self.base.join("tofu.log"))
     }
 
     /// How often the Proxmox host was asked which guests exist.
@@ -135,9 +125,7 @@ impl Fx {
     }
 
     fn state(&self) -> Option<Json> {
-        fs::read_to_string(self.state_dir().join("terraform.tfstate"))
-            .ok()
-            .map(|t| serde_json::from_str(&t).expect("state json"))
+        tofu_state_in(&self.root)
     }
 
     /// cpu.cores of a VM as recorded in the state.
@@ -175,10 +163,6 @@ impl Fx {
         assert!(text.contains(from), "hosts.nix has no {from:?}");
         fs::write(&p, text.replacen(from, to, 1)).expect("write");
     }
-}
-
-fn count(list: &[String], prefix: &str) -> usize {
-    list.iter().filter(|s| s.starts_with(prefix)).count()
 }
 
 #[test]
@@ -227,9 +211,9 @@ fn plan_then_apply_applies_the_saved_plan_and_init_runs_once() {
     );
     assert!(stderr.contains("Applying the saved plan"), "{stderr}");
     let subs = fx.subcommands();
-    assert_eq!(count(&subs, "init"), 1, "{subs:?}");
+    assert_eq!(calls_to(&subs, "init").len(), 1, "{subs:?}");
     assert_eq!(
-        count(&subs, "plan"),
+        calls_to(&subs, "plan").len(),
         1,
         "apply used the saved plan: {subs:?}"
     );
@@ -253,7 +237,7 @@ fn plan_then_apply_applies_the_saved_plan_and_init_runs_once() {
     let (stdout, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("No changes."), "{stdout}");
-    assert_eq!(count(&fx.subcommands(), "init"), 1);
+    assert_eq!(calls_to(&fx.subcommands(), "init").len(), 1);
     assert_eq!(fx.ssh_calls(), 1);
     // The working folder is private and kept out of git.
     let mode = fs::metadata(fx.state_dir())
@@ -298,7 +282,7 @@ fn a_plan_made_before_hosts_nix_changed_is_not_applied() {
         stdout.contains("will be created"),
         "the new plan is shown: {stdout}"
     );
-    assert_eq!(count(&fx.subcommands(), "apply"), 0);
+    assert_eq!(calls_to(&fx.subcommands(), "apply").len(), 0);
     assert!(fx.state().is_none(), "nothing applied");
     assert!(
         !fx.state_dir().join("pve.tfplan").exists(),
@@ -311,7 +295,7 @@ fn a_plan_made_before_hosts_nix_changed_is_not_applied() {
     let (_, stderr) = out(&o);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert_eq!(fx.cores_in_state("sandbox"), Some(6));
-    assert_eq!(count(&fx.subcommands(), "apply"), 1);
+    assert_eq!(calls_to(&fx.subcommands(), "apply").len(), 1);
 }
 
 #[test]
@@ -407,14 +391,14 @@ fn init_runs_again_only_when_provider_or_backend_change() {
         fx.pve().arg("plan").output().expect("run").status.code(),
         Some(0)
     );
-    assert_eq!(count(&fx.subcommands(), "init"), 1);
+    assert_eq!(calls_to(&fx.subcommands(), "init").len(), 1);
     // A VM change needs no init.
     fx.edit_hosts("cores = 4;", "cores = 3;");
     assert_eq!(
         fx.pve().arg("plan").output().expect("run").status.code(),
         Some(0)
     );
-    assert_eq!(count(&fx.subcommands(), "init"), 1);
+    assert_eq!(calls_to(&fx.subcommands(), "init").len(), 1);
 
     fx.edit_hosts(
         "insecure = true;",
@@ -422,11 +406,7 @@ fn init_runs_again_only_when_provider_or_backend_change() {
     );
     let o = fx.pve().arg("plan").output().expect("run");
     assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
-    let inits: Vec<String> = fx
-        .subcommands()
-        .into_iter()
-        .filter(|s| s.starts_with("init"))
-        .collect();
+    let inits = calls_to(&fx.subcommands(), "init");
     assert_eq!(
         inits,
         [
@@ -449,11 +429,7 @@ fn init_runs_again_only_when_provider_or_backend_change() {
     );
     let o = fx.pve().args(["apply", "--yes"]).output().expect("run");
     assert_eq!(o.status.code(), Some(0), "{}", out(&o).1);
-    let inits: Vec<String> = fx
-        .subcommands()
-        .into_iter()
-        .filter(|s| s.starts_with("init"))
-        .collect();
+    let inits = calls_to(&fx.subcommands(), "init");
     assert_eq!(inits.len(), 3, "{inits:?}");
     assert_eq!(
         inits[2],
@@ -500,7 +476,11 @@ fn the_state_guard_refuses_when_state_is_empty_and_the_vms_exist() {
         assert!(stderr.contains("import = true;"), "{stderr}");
     }
     let subs = fx.subcommands();
-    assert_eq!(count(&subs, "plan") + count(&subs, "apply"), 0, "{subs:?}");
+    assert_eq!(
+        calls_to(&subs, "plan").len() + calls_to(&subs, "apply").len(),
+        0,
+        "{subs:?}"
+    );
 
     // Adopting it with `import = true;` renders an import block: allowed,
     // and the apply imports instead of creating.
@@ -939,7 +919,7 @@ fn failures_of_tofu_are_reported_and_leave_no_plan() {
     );
     assert!(!fx.state_dir().join("pve.tfplan.json").exists());
     assert_eq!(
-        count(&fx.subcommands(), "init"),
+        calls_to(&fx.subcommands(), "init").len(),
         2,
         "a failed init is retried"
     );
@@ -948,7 +928,7 @@ fn failures_of_tofu_are_reported_and_leave_no_plan() {
         fx.pve().arg("plan").output().expect("run").status.code(),
         Some(0)
     );
-    assert_eq!(count(&fx.subcommands(), "init"), 2);
+    assert_eq!(calls_to(&fx.subcommands(), "init").len(), 2);
 
     let o = fx
         .pve()
@@ -1043,7 +1023,7 @@ fn on_a_terminal_apply_and_destroy_ask_first() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("Apply the plan above? [y/N]"), "{text}");
     assert!(text.contains("Nothing applied."), "{text}");
-    assert_eq!(count(&fx.subcommands(), "apply"), 0);
+    assert_eq!(calls_to(&fx.subcommands(), "apply").len(), 0);
 
     let (code, text) = answered(&fx, "apply", "Apply the plan above? [y/N]", "y");
     assert_eq!(code, Some(0), "{text}");

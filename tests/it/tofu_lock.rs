@@ -134,12 +134,7 @@ fn moving_the_state_to_pg_asks_first_and_copies_only_when_accepted() {
         "{stderr}"
     );
     assert!(stderr.contains("pass --yes"), "{stderr}");
-    let inits = || -> Vec<String> {
-        fx.tofu_calls()
-            .into_iter()
-            .filter(|c| c.starts_with("init"))
-            .collect()
-    };
+    let inits = || calls_to(&fx.tofu_calls(), "init");
     assert_eq!(inits().len(), 1, "only the first init ran: {:?}", inits());
     assert_eq!(fx.read("vms/tofu/.state/terraform.tfstate"), state);
     assert_eq!(fx.read("vms/tofu/.state/.pve-init.json"), marker);

@@ -19,16 +19,32 @@ fn other_vm(fx: &Fx, vmid: &str, name: &str, node: &str) {
     });
 }
 
+/// `pve` whose OpenTofu stand-in clones on the simulator.
+fn pve_cloning(fx: &Fx) -> assert_cmd::Command {
+    let mut c = fx.pve();
+    c.env("PVE_SIM_STATE", &fx.sim.state_path);
+    c
+}
+
+/// `pve new` of `web-2` with VMID 150 and every answer given but the
+/// confirmation, on a terminal, its clone on the simulator; `race`
+/// (TOFU_STANDIN_VMID_RACE) lets that VM take 150 just before the clone.
+fn new_web_2_on_a_terminal(fx: &Fx, race: Option<&str>) -> Terminal {
+    let pve = env!("CARGO_BIN_EXE_pve");
+    let line = format!("'{pve}' new --name web-2 --vmid 150 --description two --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w2");
+    Terminal::spawn(&line, |cmd| {
+        fx.apply_env(cmd);
+        cmd.env("PVE_SIM_STATE", &fx.sim.state_path);
+        if let Some(race) = race {
+            cmd.env("TOFU_STANDIN_VMID_RACE", race);
+        }
+    })
+}
+
 #[test]
 fn a_clone_that_loses_its_vmid_names_the_holder_and_the_next_free_vmid_and_can_resume() {
     let fx = Fx::new();
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let line = format!("'{pve}' new --name web-2 --vmid 150 --description two --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w2");
-    let mut term = Terminal::spawn(&line, |cmd| {
-        fx.apply_env(cmd);
-        cmd.env("PVE_SIM_STATE", &fx.sim.state_path);
-        cmd.env("TOFU_STANDIN_VMID_RACE", "web-9@pve");
-    });
+    let mut term = new_web_2_on_a_terminal(&fx, Some("web-9@pve"));
     term.answer("as planned above? [y/N] ", "y");
     // Kept, to continue with another VMID.
     term.answer("Roll back what pve new did so far? [Y/n] ", "n");
@@ -72,9 +88,7 @@ fn a_clone_that_loses_its_vmid_names_the_holder_and_the_next_free_vmid_and_can_r
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
-    let o = fx
-        .pve()
-        .env("PVE_SIM_STATE", &fx.sim.state_path)
+    let o = pve_cloning(&fx)
         .args(["new", "--name", "web-2", "--resume", "--yes"])
         .output()
         .expect("run");
@@ -103,9 +117,7 @@ fn with_yes_a_lost_race_rolls_back_and_says_to_run_again() {
     let before = fx.read("hosts.nix");
     // The other VM lands on another node: pmxcfs refuses the config file
     // inside the clone task.
-    let o = fx
-        .pve()
-        .env("PVE_SIM_STATE", &fx.sim.state_path)
+    let o = pve_cloning(&fx)
         .env("TOFU_STANDIN_VMID_RACE", "db-7@pve2")
         .args(["new", "--name", "web-2", "--vmid", "150", "--yes"])
         .output()
@@ -134,12 +146,7 @@ fn with_yes_a_lost_race_rolls_back_and_says_to_run_again() {
 #[test]
 fn a_vmid_taken_while_the_question_waited_is_refused_before_the_clone() {
     let fx = Fx::new();
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let line = format!("'{pve}' new --name web-2 --vmid 150 --description two --cores 2 --memory 2048 --disk 32G --storage local-lvm --ssh-alias w2");
-    let mut term = Terminal::spawn(&line, |cmd| {
-        fx.apply_env(cmd);
-        cmd.env("PVE_SIM_STATE", &fx.sim.state_path);
-    });
+    let mut term = new_web_2_on_a_terminal(&fx, None);
     term.wait_for("as planned above? [y/N] ");
     // While the question waits, another checkout's clone takes 150.
     other_vm(&fx, "150", "web-9", "pve");

@@ -82,7 +82,10 @@ pub enum ProxmoxError {
     NoHostKey { vmid: u32, source: KeyError },
     #[error("Proxmox names a cluster node `{node}`, which is not a node name; refusing to use it")]
     HostileNodeName { node: String },
-    #[error("`{command}` on node {node} printed no task id (UPID): {stdout}")]
+    #[error(
+        "`{command}` on node {node} printed no task id (UPID){}",
+        shown_stdout(stdout)
+    )]
     NoUpid {
         node: String,
         command: String,
@@ -112,6 +115,14 @@ fn shown_tail(lines: &[String]) -> String {
         String::new()
     } else {
         format!("\ntask log (last lines):\n  {}", lines.join("\n  "))
+    }
+}
+
+fn shown_stdout(stdout: &str) -> String {
+    if stdout.is_empty() {
+        " and nothing else".to_string()
+    } else {
+        format!(": {stdout}")
     }
 }
 
@@ -162,7 +173,7 @@ impl Classify for ProxmoxError {
             NotRunning { vmid } => format!("start it: `proxmox-ops start {vmid}`"),
             NoIp { .. } => "start the VM and its guest agent (services.qemuGuest.enable = true), or wait until it has talked on the network".into(),
             HostileNodeName { .. } => "a Proxmox node name is letters, digits and `-`; check `pvesh get /cluster/resources` on the Proxmox host: nothing was run on that node".into(),
-            NoUpid { .. } => "run the command on the Proxmox host by hand to see what it does".into(),
+            NoUpid { node, .. } => format!("the task may have run all the same: see `pvesh get /nodes/{node}/tasks` (or the node's Tasks panel); run the command on the Proxmox host by hand to see what it prints"),
             TaskFailed { node, upid, .. } => format!("the whole log: `pvesh get /nodes/{node}/tasks/{upid}/log` on the Proxmox host (or the node's Tasks panel)"),
             TaskTimedOut { node, upid } => format!("it may still be running: `pvesh get /nodes/{node}/tasks/{upid}/status`; give a longer --timeout"),
             ConsoleOnOtherNode { vmid, node } => format!("connect to that node: `ssh root@{node} qm terminal {vmid}`, or PROXMOX_HOST=<{node}'s address> PROXMOX_NODE={node} proxmox-ops console {vmid}"),

@@ -146,24 +146,16 @@ impl Fx {
 
     /// Every tofu call as one argv string.
     pub fn tofu_calls(&self) -> Vec<String> {
-        read_jsonl(&self.logs.path().join("tofu.log"))
-            .iter()
-            .map(|c| argv(c).join(" "))
-            .collect()
+        logged_calls(&self.logs.path().join("tofu.log"))
     }
 
     /// Every sops call as one argv string.
     pub fn sops_calls(&self) -> Vec<String> {
-        read_jsonl(&self.logs.path().join("sops.log"))
-            .iter()
-            .map(|c| argv(c).join(" "))
-            .collect()
+        logged_calls(&self.logs.path().join("sops.log"))
     }
 
     pub fn tofu_state(&self) -> Option<Json> {
-        std::fs::read_to_string(self.root.join("vms/tofu/.state/terraform.tfstate"))
-            .ok()
-            .map(|t| serde_json::from_str(&t).expect("state json"))
+        tofu_state_in(&self.root)
     }
 
     /// Resource names recorded in the OpenTofu state.
@@ -178,6 +170,29 @@ impl Fx {
             })
             .unwrap_or_default()
     }
+}
+
+/// Every call a stand-in logged (TOFU_STANDIN_LOG, SOPS_STANDIN_LOG) as one
+/// argv string: `init -input=false -no-color`.
+pub fn logged_calls(log: &Path) -> Vec<String> {
+    read_jsonl(log).iter().map(|c| argv(c).join(" ")).collect()
+}
+
+/// The calls in `calls` (from [`logged_calls`]) of the subcommand `sub`.
+pub fn calls_to(calls: &[String], sub: &str) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.split(' ').next() == Some(sub))
+        .cloned()
+        .collect()
+}
+
+/// The OpenTofu state of the fleet at `root` (pve's working folder), if
+/// there is one.
+pub fn tofu_state_in(root: &Path) -> Option<Json> {
+    std::fs::read_to_string(root.join("vms/tofu/.state/terraform.tfstate"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("state json"))
 }
 
 fn argv(c: &Json) -> Vec<String> {

@@ -65,10 +65,22 @@ const fn always(
     }
 }
 
-const PG: &[&str] = &["/usr/lib/postgresql/*/bin"];
-const PG_REQUIRED: Need = Need::Optional {
-    require_var: "PVE_REQUIRE_POSTGRES",
-};
+/// A PostgreSQL program (Debian keeps them off PATH, in a folder per
+/// major version).
+const fn postgres(name: &'static str) -> Program {
+    Program {
+        fallback: &["/usr/lib/postgresql/*/bin"],
+        need: Need::Optional {
+            require_var: "PVE_REQUIRE_POSTGRES",
+        },
+        ..always(
+            name,
+            "postgresql",
+            "postgresql",
+            "the pg state backend test",
+        )
+    }
+}
 
 /// Every program the test suite, pve under test, and the stand-ins run.
 pub const PROGRAMS: &[Program] = &[
@@ -185,36 +197,9 @@ pub const PROGRAMS: &[Program] = &[
             "the moved-block and pg backend proofs",
         )
     },
-    Program {
-        fallback: PG,
-        need: PG_REQUIRED,
-        ..always(
-            "initdb",
-            "postgresql",
-            "postgresql",
-            "the pg state backend test",
-        )
-    },
-    Program {
-        fallback: PG,
-        need: PG_REQUIRED,
-        ..always(
-            "pg_ctl",
-            "postgresql",
-            "postgresql",
-            "the pg state backend test",
-        )
-    },
-    Program {
-        fallback: PG,
-        need: PG_REQUIRED,
-        ..always(
-            "postgres",
-            "postgresql",
-            "postgresql",
-            "the pg state backend test",
-        )
-    },
+    postgres("initdb"),
+    postgres("pg_ctl"),
+    postgres("postgres"),
 ];
 
 /// The table's row for `name`; a program missing from it is a mistake in
@@ -272,12 +257,16 @@ fn install_hint(p: &Program) -> String {
     )
 }
 
+/// `name` on this process's PATH, then in its fallback folders.
+fn find(name: &str) -> Option<PathBuf> {
+    find_on(name, &std::env::var_os("PATH").unwrap_or_default())
+}
+
 /// The program `name`, found on this process's PATH (then its fallback
 /// folders). Panics, naming the packages, when it is not installed.
 pub fn tool(name: &str) -> PathBuf {
     let p = program(name);
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    find_on(name, &path).unwrap_or_else(|| {
+    find(name).unwrap_or_else(|| {
         panic!(
             "the tests need `{name}` ({}), not found on PATH or in {:?}. {}",
             p.why,
@@ -291,8 +280,7 @@ pub fn tool(name: &str) -> PathBuf {
 /// `test` when it is absent, a failure when its require variable is set.
 pub fn optional_tool(name: &str, test: &str) -> Option<PathBuf> {
     let p = program(name);
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if let Some(found) = find_on(name, &path) {
+    if let Some(found) = find(name) {
         return Some(found);
     }
     if let Need::Optional { require_var } = p.need {

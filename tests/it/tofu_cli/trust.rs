@@ -4,7 +4,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 
-use super::{count, on_terminal, Fx};
+use super::{on_terminal, Fx};
+use crate::support::fleet_repo::calls_to;
 use crate::support::out;
 
 #[test]
@@ -60,7 +61,7 @@ fn a_swapped_plan_file_is_never_applied() {
     let (_, stderr) = out(&o);
     assert!(stderr.contains("changed after it was made"), "{stderr}");
     let subs = fx.subcommands();
-    assert_eq!(count(&subs, "plan"), 2, "planned again: {subs:?}");
+    assert_eq!(calls_to(&subs, "plan").len(), 2, "planned again: {subs:?}");
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn a_targeted_plan_pve_apply_did_not_make_is_shown_and_asked_about() {
         "{stderr}"
     );
     let subs = fx.subcommands();
-    assert_eq!(count(&subs, "apply"), 0, "{subs:?}");
+    assert_eq!(calls_to(&subs, "apply").len(), 0, "{subs:?}");
     assert!(!fx.state_dir().join("pve.tfplan").exists(), "discarded");
 }
 
@@ -133,5 +134,5 @@ fn ctrl_c_at_the_apply_question_discards_the_plan() {
         "the plan was discarded"
     );
     assert!(!fx.state_dir().join("pve.tfplan.json").exists());
-    assert_eq!(count(&fx.subcommands(), "apply"), 0);
+    assert_eq!(calls_to(&fx.subcommands(), "apply").len(), 0);
 }

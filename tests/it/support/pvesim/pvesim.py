@@ -1155,6 +1155,12 @@ def ip(state, args):
 # (its result type is null).
 # Faults: state["faults"]["task_running_polls"] = N: a new task's status
 # reads "running" for the first N status queries.
+# state["faults"]["pvesh_nooutput"] = true: the host's pvesh runs as
+# `pvesh --nooutput` does (a wrapper or alias on the host; pvesh.pm: "we
+# use this when starting task in CLI (suppress printing upid)"):
+# `call_api_method` returns before `print_api_result`, so the UPID is never
+# printed. The task still runs; on the local node its foreground output
+# still reaches stdout, proxied the captured remote output is dropped too.
 
 PVESH_USAGE = "pvesh %s <api_path> [OPTIONS] [FORMAT_OPTIONS]"
 
@@ -1230,7 +1236,10 @@ def run_task(state, on, cmd, path, dtype, vmid, qm_args, stderr_fails=False):
     task["running_polls"] = int(state.get("faults", {}).get("task_running_polls", 0))
     state.setdefault("tasks", {})[upid] = task
     save(state)
-    if on == node(state):
+    if state.get("faults", {}).get("pvesh_nooutput"):
+        if on == node(state):
+            out(output)
+    elif on == node(state):
         out(output)
         out(canonical(upid))
     else:
@@ -1291,6 +1300,12 @@ def pvesh_write(state, pos, kv, args):
         if "newid" not in kv:
             proxied_die(state, on, cmd, path, "400 Parameter verification failed.\n"
                         "newid: property is missing and it is not optional\n%s" % (PVESH_USAGE % cmd), 255)
+        # clone_vm checks the target node before it forks the worker
+        # (`PVE::Cluster::check_node_exists($target) if $target`, after
+        # dropping a target that is the node itself): no task, no UPID.
+        target = kv.get("target")
+        if target and target not in (on, "localhost") and target not in cluster_nodes(state):
+            proxied_die(state, on, cmd, path, "no such cluster node '%s'" % target, 255)
         qm_args = ["clone", vmid, kv["newid"]]
         for k in ("name", "full", "storage", "target"):
             if k in kv:
