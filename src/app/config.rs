@@ -87,16 +87,13 @@ fn get(ctx: &Context, a: GetArgs) -> Result<u8> {
 }
 
 /// pve's default for an unset key, marked so that nobody takes it for a
-/// value of hosts.nix: `2 (default)`, or with `--json` an object whose
-/// `default` is true (a set key prints its bare value, so a script tells
-/// the two apart).
+/// value of hosts.nix: `2 (default)`. With `--json` the value alone, as pve
+/// will use it: the same shape as a set key's, so a script reads one type.
 fn shown_default(default: &serde_json::Value, json: bool) -> String {
-    if json {
-        return serde_json::json!({ "value": default, "default": true }).to_string();
-    }
     match default.as_str() {
-        Some(s) => format!("{s} (default)"),
-        None => format!("{default} (default)"),
+        Some(s) if !json => format!("{s} (default)"),
+        _ if json => default.to_string(),
+        _ => format!("{default} (default)"),
     }
 }
 

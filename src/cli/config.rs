@@ -30,6 +30,10 @@ pub enum ConfigCommand {
 
 /// Print a setting's evaluated value (a string as it is, anything else as
 /// JSON).
+///
+/// An unset key that pve gives a default (`_proxmox.bridge`,
+/// `_proxmox.parallelClones`, ...) prints that default, marked
+/// `(default)`; with --json the value alone, as pve will use it.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  pve config get _proxmox.host\n  pve config get _sops.admins --json"

@@ -400,16 +400,17 @@ fn config_get_shows_pves_default_for_an_unset_key_marked_as_one() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {:?}", out(&o));
         out(&o).0
     };
-    // pve init writes none of these; pve's own defaults are shown.
+    // pve init writes none of these; pve's own defaults are shown, marked
+    // (with --json the value alone, in the shape a set key prints).
     assert_eq!(get(&["_proxmox.parallelClones"]), "2 (default)\n");
     assert_eq!(get(&["_proxmox.bridge"]), "vmbr0 (default)\n");
     assert_eq!(get(&["_proxmox.vmidRange"]), "[100,999] (default)\n");
     let json: serde_json::Value =
         serde_json::from_str(&get(&["_proxmox.parallelClones", "--json"])).expect("json");
-    assert_eq!(json, serde_json::json!({"value": 2, "default": true}));
+    assert_eq!(json, serde_json::json!(2));
     let json: serde_json::Value =
         serde_json::from_str(&get(&["_proxmox.bridge", "--json"])).expect("json");
-    assert_eq!(json, serde_json::json!({"value": "vmbr0", "default": true}));
+    assert_eq!(json, serde_json::json!("vmbr0"));
     // Once set, the value is hosts.nix's and no longer marked.
     let o = e.pve(&["config", "set", "_proxmox.parallelClones", "4"]);
     assert_eq!(o.status.code(), Some(0), "{:?}", out(&o));
