@@ -34,6 +34,11 @@ impl Budget {
     pub fn values(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(&self.values, n as u64, MAX_VALUES, "values built", span)
     }
+    /// Steps, values and bytes spent so far.
+    #[cfg(test)]
+    pub fn spent(&self) -> [u64; 3] {
+        [self.steps.get(), self.values.get(), self.bytes.get()]
+    }
     pub fn bytes(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(
             &self.bytes,

@@ -218,6 +218,10 @@ pub struct Evaluator<'a> {
     rec_scopes: RefCell<Vec<Env<'a>>>,
     /// An empty scope, for literals (which read none).
     no_scope: Env<'a>,
+    /// Whether thunks only `deep` holds are forced straight into values
+    /// (off only in the test that proves both ways give the same value and
+    /// spend the same budget).
+    direct: bool,
 }
 
 impl Drop for Evaluator<'_> {
@@ -246,6 +250,7 @@ impl<'a> Evaluator<'a> {
                 vars: RefCell::new(HashMap::new()),
                 parent: None,
             }),
+            direct: true,
         }
     }
 
@@ -324,9 +329,149 @@ impl<'a> Evaluator<'a> {
     }
 
     fn deep_thunk(&self, t: Thunk<'a>) -> Result<Value> {
+        if let Some((code, env)) = self.only_holder(&t) {
+            return match code {
+                Code::Expr(e) => self.strict(e, &env),
+                Code::Set(def) => self.strict_set(def, &env),
+                _ => Err(EvalError::new(
+                    code_span(&code),
+                    "internal error: thunk kind",
+                )),
+            };
+        }
         let v = self.force(&t)?;
         drop(t);
         self.deep(v)
+    }
+
+    /// What `t` computes, when forcing it and then `deep` on the result
+    /// may be replaced by [`Evaluator::strict`]: a literal scalar (never
+    /// cached), or an expression or non-`rec` set not yet forced that
+    /// nothing but the caller holds. Nothing else can then see it being
+    /// computed (no scope holds it, so it cannot be forced again from
+    /// inside), and nothing reads its cached value afterwards.
+    fn only_holder(&self, t: &Thunk<'a>) -> Option<(Code<'a>, Env<'a>)> {
+        if !self.direct {
+            return None;
+        }
+        let shared = match t {
+            Thunk::Literal(e) => return Some((Code::Expr(e), self.no_scope.clone())),
+            Thunk::Shared(shared) => shared,
+        };
+        if Rc::strong_count(shared) != 1 {
+            return None;
+        }
+        match &*shared.try_borrow().ok()? {
+            State::Pending(code @ Code::Expr(_), env) => Some((*code, env.clone())),
+            State::Pending(code @ Code::Set(def), env) if !def.rec => Some((*code, env.clone())),
+            _ => None,
+        }
+    }
+
+    /// `e` in `env`, forced completely: what `deep` gives for a thunk of
+    /// `e` that only it holds. Lists and non-`rec` sets are built straight
+    /// into values (no thunks, no lazy sets, strings copied once); anything
+    /// else is evaluated and forced as usual. Either way it spends what
+    /// forcing (through `eval`) and `deep` spend, step for step and in the
+    /// same order, so the budget and depth limits trip where they always
+    /// did.
+    fn strict(&self, e: &'a Expr, env: &Env<'a>) -> Result<Value> {
+        let span = e.span;
+        let literal_text = |parts: &[StrPart]| match parts {
+            [] => Some(String::new()),
+            [StrPart::Literal(l)] => Some(l.clone()),
+            _ => None,
+        };
+        let direct = match &e.kind {
+            ExprKind::Set(def) => !def.rec,
+            ExprKind::Str(parts) | ExprKind::Path(parts) => {
+                parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
+            }
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::List(_) => true,
+            _ => false,
+        };
+        if !direct {
+            let v = self.eval(e, env)?;
+            return self.deep(v);
+        }
+        {
+            // What `eval` spends.
+            let _g = self.enter(span)?;
+            if let ExprKind::List(items) = &e.kind {
+                self.budget.values(items.len(), span)?;
+            }
+        }
+        if let ExprKind::Set(def) = &e.kind {
+            return self.strict_set(def, env);
+        }
+        // What `deep` spends.
+        let _g = self.enter(span)?;
+        self.budget.values(1, span)?;
+        let kind = match &e.kind {
+            ExprKind::Int(i) => Kind::Int(*i),
+            ExprKind::Float(f) => Kind::Float(*f),
+            ExprKind::Str(parts) => {
+                let s = match literal_text(parts) {
+                    Some(s) => s,
+                    None => self.interpolate(parts, env)?,
+                };
+                self.budget.bytes(s.len(), span)?;
+                Kind::Str(s)
+            }
+            ExprKind::Path(parts) => {
+                let p = self.path(parts, env)?;
+                self.budget.bytes(p.as_os_str().len(), span)?;
+                Kind::Path(p)
+            }
+            // Each item would be a thunk only this list holds.
+            ExprKind::List(items) => Kind::List(
+                items
+                    .iter()
+                    .map(|item| self.strict(item, env))
+                    .collect::<Result<_>>()?,
+            ),
+            _ => return Err(EvalError::new(span, "internal error: not plain data")),
+        };
+        Ok(Value { kind, span })
+    }
+
+    /// [`Evaluator::strict`] for a non-`rec` set that `force` binds without
+    /// `eval` (an entry's nested set): what `bind` would make of each entry,
+    /// forced and converted in order, spending only what `deep` spends.
+    fn strict_set(&self, def: &'a SetDef, env: &Env<'a>) -> Result<Value> {
+        let span = def.span;
+        let _g = self.enter(span)?;
+        self.budget.values(1, span)?;
+        let mut out = Vec::with_capacity(def.entries.len());
+        for (name, entry) in def.entries.iter() {
+            let value = match &entry.value {
+                EntryValue::Expr(e) => self.strict(e, env)?,
+                EntryValue::Nested(set) if !set.rec => self.strict_set(set, env)?,
+                EntryValue::Nested(set) => {
+                    let v = self.eval_set(set, env)?;
+                    self.deep(v)?
+                }
+                // A thunk of an enclosing scope: shared, forced as usual.
+                EntryValue::InheritVar => match env.lookup(name) {
+                    Some(t) => self.deep_thunk(t)?,
+                    None => {
+                        let message = format!("undefined variable '{name}'");
+                        return Err(EvalError::new(entry.name_span, message));
+                    }
+                },
+                EntryValue::InheritFrom(from) => {
+                    let base = self.eval(from, env)?;
+                    let v = self.select_one(&base, name, entry.name_span)?;
+                    self.deep(v)?
+                }
+            };
+            let name_span = entry.name_span;
+            out.push((name.clone(), Attr { name_span, value }));
+        }
+        Ok(Value {
+            kind: Kind::Attrs(Attrs::from_sorted(out)),
+            span,
+        })
     }
 
     fn force(&self, t: &Thunk<'a>) -> Result<Lazy<'a>> {
@@ -840,4 +985,65 @@ pub fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::fast_parse;
+
+    /// The value and the budget spent, with plain data taken straight to
+    /// values or not.
+    fn run(text: &str, direct: bool) -> (Result<Value>, [u64; 3]) {
+        let Some(expr) = fast_parse::parse(text) else {
+            panic!("fast_parse reads {text:?}");
+        };
+        let mut ev = Evaluator::new(Path::new("/fleet"));
+        ev.direct = direct;
+        let v = ev.eval_strict(&expr);
+        (v, ev.budget.spent())
+    }
+
+    #[test]
+    fn direct_path_spends_what_the_lazy_path_spends() {
+        for text in [
+            "let x = \"v\"; y = { z = 2; }; in { inherit x; inherit (y) z; s = \"a${x}b\"; n = { r = rec { p = 1; q = p; }; t = true; }; l = [ x (x + \"w\") [ y ] ]; m = y // { w = 1; }; }",
+            "{ h = { a = 1; inherit b; }; }",
+            "{ a = { b = 1 + \"s\"; }; c = 1; }",
+            "let s = { a = 1; }; in { b = { inherit (s) c; }; }",
+            "{ a = [ 1 (2 + []) ]; }",
+            "let true = 1; in { a = true; b = [ null false ]; }",
+        ] {
+            let (fast, fast_spent) = run(text, true);
+            let (slow, slow_spent) = run(text, false);
+            assert_eq!(fast, slow, "{text}");
+            assert_eq!(fast_spent, slow_spent, "{text}");
+        }
+        for text in [
+            "{ a = 1; b = { c = [ 1 2.5 \"s\" ./x/../y { d = [ ]; } ]; }; e = \"\\n\"; }",
+            "[ { a = 1; } [ 1 [ 2 ] ] ./p \"q\" ]",
+            "let x = 1; in { h1 = { a = 1; b = [ \"k\" ]; }; h2 = { a = x; }; h3 = [ x { y = 2; } ]; }",
+            "let s = { a = [ 1 2 ]; }; in { one = s; two = s // { b = { c = 3; }; }; }",
+            "{ a.b = 1; a.c = { d = 2; }; r = rec { x = 1; y = { z = 2; }; }; }",
+            "''\n  indented\n''",
+        ] {
+            let (fast, fast_spent) = run(text, true);
+            let (slow, slow_spent) = run(text, false);
+            assert_eq!(fast, slow, "{text}");
+            assert!(fast.is_ok(), "{text}: {fast:?}");
+            assert_eq!(fast_spent, slow_spent, "{text}");
+        }
+    }
+
+    #[test]
+    fn plain_data_trips_the_budget_where_the_lazy_path_does() {
+        // One value over the budget's limit on values built.
+        let n = crate::fleet::budget::MAX_VALUES as usize / 2;
+        let text = format!("[ {} ]", "1 ".repeat(n));
+        let (fast, _) = run(&text, true);
+        let (slow, _) = run(&text, false);
+        let err = fast.as_ref().err().map(|e| (e.span, e.message.clone()));
+        assert!(err.is_some(), "the budget holds");
+        assert_eq!(err, slow.err().map(|e| (e.span, e.message)));
+    }
 }

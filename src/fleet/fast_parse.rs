@@ -15,7 +15,8 @@
 //! text of an indented string is normalized by rnix's own
 //! `normalized_parts`); plain paths; lists;
 //! sets, `rec` sets and `let ... in` with attribute paths, quoted names and
-//! `inherit` (merged by [`SetBuilder::add`](super::ir::SetBuilder::add) and [`SetBuilder::inherit`](super::ir::SetBuilder::inherit)); select
+//! `inherit` (collected by [`FlatSetBuilder`](super::ir::FlatSetBuilder),
+//! which merges paths as rnix's front end does); select
 //! with `or`, `?`, parentheses, `if`, every operator but the pipes.
 //!
 //! `None` for: any syntax error; `with`, `assert`, lambdas, `:` and `@`
@@ -28,7 +29,7 @@ use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
 
-use super::ir::{BinOp, Expr, ExprKind, Name, SetBuilder, StrPart};
+use super::ir::{BinOp, Expr, ExprKind, FlatSetBuilder, Name, StrPart};
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
 /// Below rnix's token-nesting bound (256) and its parser's recursion limit
@@ -235,6 +236,11 @@ impl Parser<'_> {
         if c == b'.' && self.b[s..].starts_with(b"...") {
             return None;
         }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            if let Some(tok) = self.plain_ident(s) {
+                return Some(tok);
+            }
+        }
         // rnix decides "path or not" before looking at the token kind.
         if c != b'/' && is_path_char(c) && self.rel_path_ahead(s)? {
             return self.path(s);
@@ -390,11 +396,33 @@ impl Parser<'_> {
         })
     }
 
-    fn ident(&self, s: usize) -> Option<Tok> {
+    /// An identifier from `s` when it cannot start a path, found in one
+    /// scan: without `'` and followed by none of `.` `+` `/`, its run of
+    /// path characters ends where it does, on a character that is not `/`.
+    fn plain_ident(&self, s: usize) -> Option<Tok> {
+        let end = self.ident_end(s);
+        let quote = self.b.get(s..end)?.contains(&b'\'');
+        if quote || matches!(self.at(end), Some(b'.' | b'+' | b'/')) {
+            return None;
+        }
+        self.keyword_or_name(s, end)
+    }
+
+    fn ident_end(&self, s: usize) -> usize {
         let mut i = s + 1;
         while self.at(i).is_some_and(is_ident_char) {
             i += 1;
         }
+        i
+    }
+
+    fn ident(&self, s: usize) -> Option<Tok> {
+        self.keyword_or_name(s, self.ident_end(s))
+    }
+
+    /// The identifier `s..i`: a keyword, a name, or `None` for the
+    /// keywords outside the subset.
+    fn keyword_or_name(&self, s: usize, i: usize) -> Option<Tok> {
         let kind = match self.b.get(s..i)? {
             b"let" => T::Let,
             b"in" => T::In,
@@ -465,18 +493,14 @@ impl Parser<'_> {
         if self.tok.kind == T::LBrace {
             return None;
         }
-        let mut def = SetBuilder::new(true, TextRange::default());
+        let mut def = FlatSetBuilder::new(true);
         let hb = self.bindings(&mut def, T::In)?;
         self.bump()?;
         let body = self.expr()?;
         let h = hb.max(self.h) + 1;
         self.leave();
-        def.span = self.span(start);
-        self.mk(
-            start,
-            ExprKind::Let(Rc::new(def.finish()), Box::new(body)),
-            h,
-        )
+        let def = def.finish(self.span(start)).ok()?;
+        self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
     }
 
     fn if_else(&mut self) -> Option<Expr> {
@@ -498,9 +522,9 @@ impl Parser<'_> {
 
     /// The entries of a set or `let` up to `until` (not consumed); returns
     /// the tallest value's height.
-    fn bindings(&mut self, def: &mut SetBuilder, until: T) -> Option<u32> {
+    fn bindings(&mut self, def: &mut FlatSetBuilder, until: T) -> Option<u32> {
         let mut h = 0;
-        // One buffer for every entry's path: `add` copies what it keeps.
+        // One buffer for every entry's path: `add` takes the names.
         let mut path = Vec::new();
         loop {
             match self.tok.kind {
@@ -514,13 +538,13 @@ impl Parser<'_> {
                     let value = self.expr()?;
                     h = h.max(self.h);
                     self.expect(T::Semi)?;
-                    def.add(&path, value).ok()?;
+                    def.add(&mut path, value).ok()?;
                 }
             }
         }
     }
 
-    fn inherit(&mut self, def: &mut SetBuilder) -> Option<u32> {
+    fn inherit(&mut self, def: &mut FlatSetBuilder) -> Option<u32> {
         self.bump()?;
         let mut h = 0;
         let from = if self.tok.kind == T::LParen {
@@ -789,12 +813,12 @@ impl Parser<'_> {
     fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
         self.enter()?;
         self.bump()?;
-        let mut def = SetBuilder::new(rec, TextRange::default());
+        let mut def = FlatSetBuilder::new(rec);
         let h = self.bindings(&mut def, T::RBrace)?;
         self.bump()?;
         self.leave();
-        def.span = self.span(start);
-        self.mk(start, ExprKind::Set(Rc::new(def.finish())), h + 1)
+        let def = def.finish(self.span(start)).ok()?;
+        self.mk(start, ExprKind::Set(Rc::new(def)), h + 1)
     }
 
     /// List items are simple expressions, as in rnix: `[ f x ]` has two.
@@ -833,7 +857,9 @@ impl Parser<'_> {
             return self.indented_string();
         }
         self.enter()?;
-        let mut parts = Vec::new();
+        // Most strings are one literal: one slot, so that shrinking the
+        // vector afterwards costs nothing.
+        let mut parts = Vec::with_capacity(1);
         let mut h = 0;
         let mut i = self.pos;
         // Start of the current literal run, and of the text not yet copied.
@@ -841,6 +867,13 @@ impl Parser<'_> {
         let mut copied = i;
         let mut lit = String::new();
         loop {
+            // Ordinary text runs to the next byte that may end it (a
+            // string without one is unterminated: bail).
+            i += self
+                .b
+                .get(i..)?
+                .iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | b'$'))?;
             match self.at(i)? {
                 b'"' => break,
                 b'\\' => {
@@ -919,6 +952,11 @@ impl Parser<'_> {
         let mut h = 0;
         let mut i = self.pos;
         let end = loop {
+            i += self
+                .b
+                .get(i..)?
+                .iter()
+                .position(|&c| matches!(c, b'\'' | b'$'))?;
             match self.at(i)? {
                 b'\'' => match self.at(i + 1)? {
                     b'\'' => match self.at(i + 2) {

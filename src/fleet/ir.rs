@@ -90,6 +90,10 @@ pub enum BinOp {
 pub struct SetDef {
     pub rec: bool,
     pub span: TextRange,
+    /// No variable is read anywhere inside (see [`Expr::is_closed`]): set
+    /// once, when the set is built, so the scope check can pass over a
+    /// fleet's host without walking it.
+    pub closed: bool,
     pub entries: Box<[(String, Entry)]>,
 }
 
@@ -109,7 +113,39 @@ pub enum EntryValue {
     InheritFrom(Rc<Expr>),
 }
 
+impl Expr {
+    /// Plain data that reads no variable but `true`, `false` and `null`
+    /// (bound everywhere, whatever shadows them): numbers, strings and
+    /// paths without interpolation, and lists and sets of such.
+    pub fn is_closed(&self) -> bool {
+        match &self.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) => true,
+            ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
+            ExprKind::Str(parts) | ExprKind::Path(parts) => {
+                parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
+            }
+            ExprKind::Set(def) => def.closed,
+            ExprKind::List(items) => items.iter().all(Expr::is_closed),
+            _ => false,
+        }
+    }
+}
+
 impl SetDef {
+    fn new(rec: bool, span: TextRange, entries: Box<[(String, Entry)]>) -> SetDef {
+        let closed = entries.iter().all(|(_, e)| match &e.value {
+            EntryValue::Expr(e) => e.is_closed(),
+            EntryValue::Nested(set) => set.closed,
+            EntryValue::InheritVar | EntryValue::InheritFrom(_) => false,
+        });
+        SetDef {
+            rec,
+            span,
+            closed,
+            entries,
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&Entry> {
         self.entries
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
@@ -172,11 +208,7 @@ impl SetBuilder {
                 )
             })
             .collect();
-        SetDef {
-            rec: self.rec,
-            span: self.span,
-            entries,
-        }
+        SetDef::new(self.rec, self.span, entries)
     }
 
     /// A finished set opened again, because a later path adds to it.
@@ -224,6 +256,23 @@ impl SetBuilder {
     /// literal (`ExprKind::Set`) at a path that holds a set literal already
     /// adds its attributes to it.
     pub fn add(&mut self, path: &[Name], value: Expr) -> Result<(), EvalError> {
+        let literal = match value.kind {
+            ExprKind::Set(set) => Ok(set),
+            kind => Err(Expr {
+                kind,
+                span: value.span,
+            }),
+        };
+        self.add_split(path, literal)
+    }
+
+    /// [`SetBuilder::add`] with the value already told apart: a set
+    /// literal, or any other expression.
+    fn add_split(
+        &mut self,
+        path: &[Name],
+        literal: Result<Rc<SetDef>, Expr>,
+    ) -> Result<(), EvalError> {
         let Some((last, init)) = path.split_last() else {
             return Ok(());
         };
@@ -247,13 +296,6 @@ impl SetBuilder {
             dotted.push('.');
         }
         dotted.push_str(&last.text);
-        let literal = match value.kind {
-            ExprKind::Set(set) => Ok(set),
-            kind => Err(Expr {
-                kind,
-                span: value.span,
-            }),
-        };
         match (cur.entries.get_mut(&last.text), literal) {
             (None, literal) => {
                 let value = match literal {
@@ -309,6 +351,111 @@ impl Building {
             BuildingValue::Done(_) => None,
         }
     }
+}
+
+/// The fast parser's set builder. Most sets name each attribute once with
+/// a single name (a fleet's top-level set has one entry per host): those
+/// are collected as they come and sorted once at the end. A dotted path
+/// or a repeated name hands the entries, in source order, to the merging
+/// [`SetBuilder`], so the result is the same to the last detail.
+#[derive(Debug)]
+pub struct FlatSetBuilder {
+    rec: bool,
+    /// In source order until [`FlatSetBuilder::finish`] sorts them.
+    entries: Vec<(String, Entry)>,
+    /// Set once a path needs merging; every entry goes here from then on.
+    merged: Option<SetBuilder>,
+}
+
+impl FlatSetBuilder {
+    pub fn new(rec: bool) -> Self {
+        FlatSetBuilder {
+            rec,
+            entries: Vec::new(),
+            merged: None,
+        }
+    }
+
+    /// `path = value;`; takes the names out of `path`.
+    pub fn add(&mut self, path: &mut Vec<Name>, value: Expr) -> Result<(), EvalError> {
+        if self.merged.is_none() && path.len() == 1 {
+            if let Some(name) = path.pop() {
+                let value = match value.kind {
+                    ExprKind::Set(set) => EntryValue::Nested(set),
+                    _ => EntryValue::Expr(value),
+                };
+                self.push(name, value);
+                return Ok(());
+            }
+        }
+        self.merging()?.add(path, value)
+    }
+
+    /// `inherit name;` or `inherit (from) name;`.
+    pub fn inherit(&mut self, name: Name, from: Option<Rc<Expr>>) -> Result<(), EvalError> {
+        if let Some(merged) = &mut self.merged {
+            return merged.inherit(name, from);
+        }
+        let value = match from {
+            Some(f) => EntryValue::InheritFrom(f),
+            None => EntryValue::InheritVar,
+        };
+        self.push(name, value);
+        Ok(())
+    }
+
+    fn push(&mut self, name: Name, value: EntryValue) {
+        let entry = Entry {
+            name_span: name.span,
+            value,
+        };
+        self.entries.push((name.text, entry));
+    }
+
+    /// The merging builder, with every entry so far replayed into it.
+    fn merging(&mut self) -> Result<&mut SetBuilder, EvalError> {
+        let merged = match self.merged.take() {
+            Some(m) => m,
+            None => replay(self.rec, std::mem::take(&mut self.entries))?,
+        };
+        Ok(self.merged.insert(merged))
+    }
+
+    pub fn finish(mut self, span: TextRange) -> Result<SetDef, EvalError> {
+        if let Some(mut merged) = self.merged {
+            merged.span = span;
+            return Ok(merged.finish());
+        }
+        self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if self.entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            // Repeated names: merge (or refuse) them as written. Names
+            // of one set start at distinct, increasing offsets.
+            self.entries
+                .sort_unstable_by_key(|(_, e)| e.name_span.start());
+            let mut merged = replay(self.rec, self.entries)?;
+            merged.span = span;
+            return Ok(merged.finish());
+        }
+        Ok(SetDef::new(self.rec, span, self.entries.into_boxed_slice()))
+    }
+}
+
+/// A merging builder fed `entries` (single names, source order).
+fn replay(rec: bool, entries: Vec<(String, Entry)>) -> Result<SetBuilder, EvalError> {
+    let mut b = SetBuilder::new(rec, TextRange::default());
+    for (text, entry) in entries {
+        let name = Name {
+            text,
+            span: entry.name_span,
+        };
+        match entry.value {
+            EntryValue::InheritVar => b.inherit(name, None)?,
+            EntryValue::InheritFrom(from) => b.inherit(name, Some(from))?,
+            EntryValue::Nested(set) => b.add_split(&[name], Ok(set))?,
+            EntryValue::Expr(e) => b.add_split(&[name], Err(e))?,
+        }
+    }
+    Ok(b)
 }
 
 fn duplicate(name: &str, span: TextRange) -> EvalError {

@@ -133,6 +133,19 @@ const SUPPORTED: &[&str] = &[
     "{ a.b.c = 1; a.b.d = 2; a = { e = 3; }; }",
     "{ a = { b = 1; }; a.c = 2; }",
     "{ a = ({ b = 1; }); a.c = 2; }",
+    // The flat set builder, and each way it hands over to the merging one:
+    // names out of order, a set written twice, a dotted path before and
+    // after single names, `inherit` before a dotted path, and `rec`.
+    "{ z = 1; b = 2; a = 3; y = [ 1 ]; c = { x = 2; }; }",
+    "{ a = { b = 1; }; a = { c = 2; }; }",
+    "{ a = { b = 1; }; x = 1; a = { c = { d = 2; }; }; a.c.e = 3; }",
+    "{ x = 1; a.b = 1; y = 2; a.c = 2; z = 3; }",
+    "let v = 1; in { inherit v; a.b = v; w = 2; }",
+    "rec { b = a; a = { c = 1; }; a.d = 2; }",
+    "let a = { x = 1; }; a = { y = 2; }; in a",
+    // Plain data and not: the literal flag must match lower's.
+    "{ a = { b = [ 1 \"s\" ./p { c = 2.5; } ]; }; d = [ x ]; e = { f = \"${g}\"; }; }",
+    "{ a = rec { b = 1; }; c = { d = true; }; e = [ [ ] { } ]; }",
     "{ \"quoted-name\" = 1; \"a b\".c = 2; \"\" = 3; \"\\n\\t\" = 4; }",
     "{ or = 1; x.or = 2; }",
     "{ __curPos = 1; }",
@@ -250,6 +263,14 @@ const SUPPORTED: &[&str] = &[
 const REFUSED: &[&str] = &[
     "",
     "   ",
+    // Repeated names, found when the flat set builder sorts (or when the
+    // merging one it handed over to meets them).
+    "{ a = 1; b = 2; a = 3; }",
+    "{ a = { b = 1; }; a = 2; }",
+    "{ a = 1; x.y = 2; a = 3; }",
+    "{ a = { b = 1; }; a = { b = 2; }; }",
+    "let v = 1; in { inherit v; v = 2; }",
+    "let a = 1; a = 2; in a",
     "# only a comment",
     "/* only */",
     "{",
@@ -318,6 +339,25 @@ const REFUSED: &[&str] = &[
     "$a",
     "'",
 ];
+
+/// A large set in reverse order (a fleet's top level has one entry per
+/// host), with and without a repeated name at the very end.
+#[test]
+fn large_sets_match_lower() {
+    let entries: String = (0..3000)
+        .rev()
+        .map(|i| format!("h{i} = {{ n = {i}; }};\n"))
+        .collect();
+    assert_eq!(check(&format!("{{ {entries} }}")), Outcome::Same);
+    assert_eq!(
+        check(&format!("{{ {entries} h7 = {{ m = 1; }}; }}")),
+        Outcome::Same
+    );
+    assert_eq!(
+        check(&format!("{{ {entries} h7 = 1; }}")),
+        Outcome::BothRefuse
+    );
+}
 
 #[test]
 fn supported_edge_cases_match_lower() {
