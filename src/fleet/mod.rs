@@ -12,6 +12,7 @@ pub mod model;
 pub mod prescan;
 pub mod scope;
 pub mod source;
+pub mod split;
 pub mod syntax;
 pub mod value;
 
@@ -222,13 +223,23 @@ pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
 /// Runs `work` on a thread with a large stack, so that deep but legal
 /// input cannot overflow it; depth is bounded by [`syntax::MAX_NESTING`]
 /// and [`eval::MAX_DEPTH`] as well.
+/// The stack of a thread that parses or evaluates hosts.nix.
+const EVAL_STACK: usize = 256 * 1024 * 1024;
+
+/// [`evaluate_text`] with the file cut at `cut` and read on two threads
+/// ([`split`]); `None` where the cut does not apply. For tests: the result
+/// must be the serial read's whenever it is `Some`.
+pub fn evaluate_text_split_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
+    on_eval_thread(|| Ok(split::evaluate_at(text, base_dir, cut))).unwrap_or(None)
+}
+
 fn on_eval_thread<T: Send>(
     work: impl FnOnce() -> Result<T, Diagnostic> + Send,
 ) -> Result<T, Diagnostic> {
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("nix-eval".into())
-            .stack_size(256 * 1024 * 1024)
+            .stack_size(EVAL_STACK)
             .spawn_scoped(s, work);
         match worker.map(|h| h.join()) {
             Ok(Ok(result)) => result,
@@ -249,6 +260,11 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
             None => d,
         }
     };
+    // A large file of the usual shape is read on two threads; anything
+    // that path is unsure of is read again here.
+    if let Some(value) = split::evaluate(text, base_dir) {
+        return Ok(value);
+    }
     // Both parsers look ahead over runs of path characters the way rnix's
     // tokenizer does, in time quadratic in a run's length: such input is
     // refused first, by a linear scan.
