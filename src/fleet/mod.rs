@@ -181,7 +181,12 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
     // Evaluation and the model both run on the large-stack thread, which
     // borrows the text rather than copying it.
     let result = on_eval_thread(|| {
-        let value = evaluate_on_this_thread(&file.text, &root_dir)?;
+        // A large file of the usual shape is read and typed on two
+        // threads; anything that path is unsure of is read again here.
+        if let Some(loaded) = split::load(&file.text, &root_dir) {
+            return Ok(loaded);
+        }
+        let value = evaluate_serially(&file.text, &root_dir)?;
         let Some(attrs) = value.as_attrs() else {
             let d = Diagnostic::error(
                 Code::NotASet,
@@ -233,6 +238,30 @@ pub fn evaluate_text_split_at(text: &str, base_dir: &Path, cut: usize) -> Option
     on_eval_thread(|| Ok(split::evaluate_at(text, base_dir, cut))).unwrap_or(None)
 }
 
+/// The value and typed fleet of hosts.nix read serially, as
+/// [`load_source`] reads a small file; `Err` where it refuses the file.
+/// For tests, with [`load_text_split_at`].
+pub fn load_text_serially(
+    text: &str,
+    base_dir: &Path,
+) -> Result<(Value, Fleet, Vec<Diagnostic>), Diagnostic> {
+    on_eval_thread(|| {
+        let value = evaluate_serially(text, base_dir)?;
+        let (fleet, diagnostics) = value.as_attrs().map(Fleet::from_value).unwrap_or_default();
+        Ok((value, fleet, diagnostics))
+    })
+}
+
+/// [`load_text_serially`] with the file cut at `cut` and read (and typed)
+/// on two threads; `None` where the cut does not apply.
+pub fn load_text_split_at(
+    text: &str,
+    base_dir: &Path,
+    cut: usize,
+) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+    on_eval_thread(|| Ok(split::load_at(text, base_dir, cut))).unwrap_or(None)
+}
+
 fn on_eval_thread<T: Send>(
     work: impl FnOnce() -> Result<T, Diagnostic> + Send,
 ) -> Result<T, Diagnostic> {
@@ -253,6 +282,15 @@ fn on_eval_thread<T: Send>(
 }
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
+    // A large file of the usual shape is read on two threads; anything
+    // that path is unsure of is read again serially.
+    if let Some(value) = split::evaluate(text, base_dir) {
+        return Ok(value);
+    }
+    evaluate_serially(text, base_dir)
+}
+
+fn evaluate_serially(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
     let to_diag = |e: eval::EvalError| {
         let d = Diagnostic::error(Code::Eval, e.span, e.message);
         match e.help {
@@ -260,11 +298,6 @@ fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnos
             None => d,
         }
     };
-    // A large file of the usual shape is read on two threads; anything
-    // that path is unsure of is read again here.
-    if let Some(value) = split::evaluate(text, base_dir) {
-        return Ok(value);
-    }
     // Both parsers look ahead over runs of path characters the way rnix's
     // tokenizer does, in time quadratic in a run's length: such input is
     // refused first, by a linear scan.

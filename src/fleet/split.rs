@@ -35,8 +35,10 @@ use rowan::TextRange;
 
 use super::budget::{self, Spent};
 use super::ir::{Expr, ExprKind};
+use super::model::{Fleet, Typed};
 use super::value::{Attr, Attrs, Kind, Value};
 use super::{eval, fast_parse, prescan, scope};
+use crate::diag::Diagnostic;
 
 /// Files smaller than this are read serially: splitting costs a second
 /// thread and a copy of the text, which only pays off on a large file
@@ -55,14 +57,31 @@ pub struct Plan {
 /// Runs the head on this thread: call it on a thread with a large stack.
 pub fn evaluate(text: &str, base_dir: &Path) -> Option<Value> {
     let plan = plan(text)?;
-    evaluate_planned(text, base_dir, plan)
+    read_planned(text, base_dir, plan, false).map(|(value, _)| value)
+}
+
+/// [`evaluate`], and the fleet typed from it, each part's hosts on its
+/// thread: what [`Fleet::from_value`] gives on the value.
+pub fn load(text: &str, base_dir: &Path) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+    let plan = plan(text)?;
+    let (value, typed) = read_planned(text, base_dir, plan, true)?;
+    let (fleet, diagnostics) = Fleet::from_typed(typed.into_iter());
+    Some((value, fleet, diagnostics))
 }
 
 /// The file cut at `cut` (any offset): `None` unless it falls between two
 /// bindings of the body set. For tests, which try every offset.
 pub fn evaluate_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
     let open = body_open(text.as_bytes())?;
-    evaluate_planned(text, base_dir, Plan { open, cut })
+    read_planned(text, base_dir, Plan { open, cut }, false).map(|(value, _)| value)
+}
+
+/// [`load`] with the file cut at `cut`; for tests, as [`evaluate_at`].
+pub fn load_at(text: &str, base_dir: &Path, cut: usize) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+    let open = body_open(text.as_bytes())?;
+    let (value, typed) = read_planned(text, base_dir, Plan { open, cut }, true)?;
+    let (fleet, diagnostics) = Fleet::from_typed(typed.into_iter());
+    Some((value, fleet, diagnostics))
 }
 
 /// Where to cut a large file of the usual shape.
@@ -76,7 +95,14 @@ pub fn plan(text: &str) -> Option<Plan> {
     Some(Plan { open, cut })
 }
 
-fn evaluate_planned(text: &str, base_dir: &Path, plan: Plan) -> Option<Value> {
+/// The value, and with `typed` every top-level attribute typed
+/// ([`Typed::of`]), in name order.
+fn read_planned(
+    text: &str,
+    base_dir: &Path,
+    plan: Plan,
+    typed: bool,
+) -> Option<(Value, Vec<Typed>)> {
     let Plan { open, cut } = plan;
     if !(open < cut && cut <= text.len() && text.is_char_boundary(cut)) {
         return None;
@@ -85,9 +111,9 @@ fn evaluate_planned(text: &str, base_dir: &Path, plan: Plan) -> Option<Value> {
         let tail = std::thread::Builder::new()
             .name("nix-eval-tail".into())
             .stack_size(super::EVAL_STACK)
-            .spawn_scoped(s, || read_tail(text, base_dir, open, cut))
+            .spawn_scoped(s, || read_tail(text, base_dir, open, cut, typed))
             .ok()?;
-        let head = read_head(text, base_dir, open, cut);
+        let head = read_head(text, base_dir, open, cut, typed);
         Some((head, tail.join().ok()?))
     })?;
     let (head, tail) = (head?, tail?);
@@ -96,12 +122,14 @@ fn evaluate_planned(text: &str, base_dir: &Path, plan: Plan) -> Option<Value> {
     if !within {
         return None;
     }
-    let attrs = merge(head.value.kind, tail.value.kind)?;
     // The tail's set ends where the file's does.
-    Some(Value {
+    let span = tail.value.span;
+    let (attrs, typed) = merge(head, tail)?;
+    let value = Value {
         kind: Kind::Attrs(attrs),
-        span: tail.value.span,
-    })
+        span,
+    };
+    Some((value, typed))
 }
 
 fn prescan_within(head: u64, tail: u64) -> bool {
@@ -113,9 +141,11 @@ struct Part {
     value: Value,
     spent: Spent,
     prescan_cost: u64,
+    /// Its attributes typed, when asked for.
+    typed: Vec<Typed>,
 }
 
-fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize) -> Option<Part> {
+fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
     let prescan_cost = prescan::check_head(text, cut).ok()??;
     let mut head = String::with_capacity(cut + 1);
     head.push_str(text.get(..cut)?);
@@ -125,21 +155,29 @@ fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize) -> Option<Par
     // The appended `}` must close the body set, opened at `open`.
     let want = TextRange::new(to_size(open)?, to_size(cut + 1)?);
     (body_set_span(&expr)? == want).then_some(())?;
-    evaluate_part(&expr, base_dir, prescan_cost)
+    evaluate_part(&expr, base_dir, prescan_cost, typed)
 }
 
-fn read_tail(text: &str, base_dir: &Path, open: usize, cut: usize) -> Option<Part> {
+fn read_tail(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
     let prescan_cost = prescan::check_tail(text, cut).ok()?;
     let mut tail = String::with_capacity(text.len());
     tail.push_str(text.get(..open + 1)?);
     // Whole characters are replaced (`open + 1` and `cut` are boundaries),
-    // one space per byte: the text stays UTF-8 and offsets stay put.
-    tail.extend(std::iter::repeat_n(' ', cut - (open + 1)));
+    // one byte per byte: the text stays UTF-8 and offsets stay put. A `#`
+    // comment, which the lexer passes over faster than spaces.
+    let blank = cut - (open + 1);
+    if blank >= 2 {
+        tail.push('#');
+        tail.extend(std::iter::repeat_n(' ', blank - 2));
+        tail.push('\n');
+    } else {
+        tail.extend(std::iter::repeat_n(' ', blank));
+    }
     tail.push_str(text.get(cut..)?);
     let expr = fast_parse::parse(&tail)?;
     drop(tail);
     (body_set_span(&expr)?.start() == to_size(open)?).then_some(())?;
-    evaluate_part(&expr, base_dir, prescan_cost)
+    evaluate_part(&expr, base_dir, prescan_cost, typed)
 }
 
 fn to_size(offset: usize) -> Option<rowan::TextSize> {
@@ -159,7 +197,7 @@ fn body_set_span(expr: &Expr) -> Option<TextRange> {
     }
 }
 
-fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64) -> Option<Part> {
+fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64, typed: bool) -> Option<Part> {
     scope::check(expr).ok()?;
     let value = {
         let evaluator = eval::Evaluator::new(base_dir);
@@ -167,36 +205,58 @@ fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64) -> Option<Part
         drop(evaluator);
         value
     };
+    let spent = budget::last_spent();
+    let typed = match value.as_attrs() {
+        Some(attrs) if typed => attrs.iter().map(|(n, a)| Typed::of(n, a)).collect(),
+        _ => Vec::new(),
+    };
     Some(Part {
         value,
-        spent: budget::last_spent(),
+        spent,
         prescan_cost,
+        typed,
     })
 }
 
-/// The two parts' sets as one, sorted by name; `None` when a name is in
-/// both (the serial read reports or merges it).
-fn merge(head: Kind, tail: Kind) -> Option<Attrs> {
-    let (Kind::Attrs(head), Kind::Attrs(tail)) = (head, tail) else {
+/// The two parts' sets as one, sorted by name, with their typed
+/// attributes in the same order; `None` when a name is in both (the serial
+/// read reports or merges it).
+fn merge(head: Part, tail: Part) -> Option<(Attrs, Vec<Typed>)> {
+    let (Kind::Attrs(head_attrs), Kind::Attrs(tail_attrs)) = (head.value.kind, tail.value.kind)
+    else {
         return None;
     };
-    let (head, tail) = (head.into_sorted_vec(), tail.into_sorted_vec());
-    let mut out: Vec<(String, Attr)> = Vec::with_capacity(head.len() + tail.len());
-    let (mut a, mut b) = (head.into_iter().peekable(), tail.into_iter().peekable());
+    let (head_attrs, tail_attrs) = (head_attrs.into_sorted_vec(), tail_attrs.into_sorted_vec());
+    let len = head_attrs.len() + tail_attrs.len();
+    let mut out: Vec<(String, Attr)> = Vec::with_capacity(len);
+    let mut typed = Vec::with_capacity(head.typed.len() + tail.typed.len());
+    // Each part's typed attributes, when there are any, go with its
+    // attributes one for one.
+    let (mut a, mut b) = (
+        head_attrs.into_iter().peekable(),
+        tail_attrs.into_iter().peekable(),
+    );
+    let (mut ta, mut tb) = (head.typed.into_iter(), tail.typed.into_iter());
     loop {
-        let next = match (a.peek(), b.peek()) {
+        let from_head = match (a.peek(), b.peek()) {
             (Some(x), Some(y)) => match x.0.cmp(&y.0) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
                 std::cmp::Ordering::Equal => return None,
             },
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
             (None, None) => break,
         };
-        out.extend(next);
+        let (entry, t) = if from_head {
+            (a.next(), ta.next())
+        } else {
+            (b.next(), tb.next())
+        };
+        out.extend(entry);
+        typed.extend(t);
     }
-    Some(Attrs::from_sorted(out))
+    Some((Attrs::from_sorted(out), typed))
 }
 
 // ------------------------------------------------------------------ guesses
@@ -304,7 +364,9 @@ fn bindings_indent(b: &[u8], open: usize) -> Option<usize> {
     let mut line = find(b, open, b"\n")? + 1;
     loop {
         let indent = b[line..].iter().take_while(|&&c| c == b' ').count();
-        if b.get(line + indent).is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+        if b.get(line + indent)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+        {
             return Some(indent);
         }
         line = find(b, line, b"\n")? + 1;
@@ -338,7 +400,13 @@ mod tests {
 
     #[test]
     fn other_shapes_have_no_body() {
-        for t in ["rec { a = 1; }", "with x; { }", "x: { }", "[ { } ]", "let a = 1; in a"] {
+        for t in [
+            "rec { a = 1; }",
+            "with x; { }",
+            "x: { }",
+            "[ { } ]",
+            "let a = 1; in a",
+        ] {
             assert_eq!(body_open(t.as_bytes()), None, "{t}");
         }
     }
