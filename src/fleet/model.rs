@@ -519,6 +519,9 @@ impl Typed {
     }
 }
 
+// Hosts are most of them: boxing each would cost an allocation per host
+// for the rare setting's sake.
+#[allow(clippy::large_enum_variant)]
 enum TypedPart {
     Host(Host),
     Proxmox(Option<ProxmoxConfig>),

@@ -494,6 +494,37 @@ mod tests {
         assert!(!refused(&list));
     }
 
+    #[test]
+    fn a_cut_between_top_bindings_scans_in_two_parts() {
+        let text = "let k = \"a;b\"; in {\n  a = { x = 1; };\n  b = [ k ];\n}\n";
+        let cut = text.find("  b").unwrap_or_default();
+        let head = check_head(text, cut).ok().flatten();
+        assert!(head.is_some());
+        assert!(check_tail(text, cut).is_ok());
+        // Inside a nested set, a string, after a name: not a place to
+        // resume. (After `=` it is, to the prescan: the parse refuses it.)
+        for inside in ["x = 1", "a;b", "b = [ k"] {
+            let at = text.find(inside).unwrap_or_default() + 1;
+            assert_eq!(check_head(text, at).ok().flatten(), None, "{inside}");
+        }
+    }
+
+    #[test]
+    fn the_parts_costs_add_up_to_the_whole() {
+        // Each name costs the square of its length: 3,000 names of 400
+        // characters (480 M) pass in either half and are refused whole.
+        let names: String = (0..1500)
+            .map(|i| format!("  {}{i:04} = 1;\n", "n".repeat(396)))
+            .collect();
+        let text = format!("{{\n{names}{names}}}\n");
+        let cut = 2 + names.len();
+        let head = check_head(&text, cut).ok().flatten().unwrap_or(u64::MAX);
+        let tail = check_tail(&text, cut).unwrap_or(u64::MAX);
+        assert!(head <= MAX_COST && tail <= MAX_COST);
+        assert!(head + tail > MAX_COST);
+        assert!(check(&text).is_err());
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(s in "[-+.!a-z0-9 \"'${}()\\[\\];=#/*\n\\\\]{0,200}|\\PC{0,100}") {
