@@ -50,6 +50,53 @@ impl Budget {
     }
 }
 
+/// What one evaluation spent, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub steps: u64,
+    pub values: u64,
+    pub bytes: u64,
+}
+
+impl Spent {
+    /// Both together, as one evaluation spending each would have.
+    pub fn plus(self, other: Spent) -> Spent {
+        Spent {
+            steps: self.steps.saturating_add(other.steps),
+            values: self.values.saturating_add(other.values),
+            bytes: self.bytes.saturating_add(other.bytes),
+        }
+    }
+
+    pub fn within_limits(self) -> bool {
+        self.steps <= MAX_STEPS && self.values <= MAX_VALUES && self.bytes <= MAX_STRING_BYTES
+    }
+}
+
+thread_local! {
+    static LAST_SPENT: Cell<Spent> = const { Cell::new(Spent { steps: 0, values: 0, bytes: 0 }) };
+}
+
+/// A budget leaves what it spent behind on its thread when it is dropped
+/// (with its evaluator): a read split over threads adds up the parts to
+/// know whether one evaluation of the whole file would have stayed within
+/// the limits.
+impl Drop for Budget {
+    fn drop(&mut self) {
+        let spent = Spent {
+            steps: self.steps.get(),
+            values: self.values.get(),
+            bytes: self.bytes.get(),
+        };
+        LAST_SPENT.with(|l| l.set(spent));
+    }
+}
+
+/// What the budget dropped last on this thread spent.
+pub fn last_spent() -> Spent {
+    LAST_SPENT.with(Cell::get)
+}
+
 fn spend(c: &Cell<u64>, n: u64, max: u64, what: &str, span: TextRange) -> Result<(), EvalError> {
     let total = c.get().saturating_add(n);
     c.set(total);

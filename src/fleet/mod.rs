@@ -13,6 +13,7 @@ pub mod model;
 pub mod prescan;
 pub mod scope;
 pub mod source;
+pub mod split;
 pub mod syntax;
 pub mod value;
 
@@ -181,7 +182,12 @@ pub fn load_source(file: SourceFile) -> Result<Loaded, FleetError> {
     // Evaluation and the model both run on the large-stack thread, which
     // borrows the text rather than copying it.
     let result = on_eval_thread(|| {
-        let value = evaluate_on_this_thread(&file.text, &root_dir)?;
+        // A large file of the usual shape is read and typed on two
+        // threads; anything that path is unsure of is read again here.
+        if let Some(loaded) = split::load(&file.text, &root_dir) {
+            return Ok(loaded);
+        }
+        let value = evaluate_serially(&file.text, &root_dir)?;
         let Some(attrs) = value.as_attrs() else {
             let d = Diagnostic::error(
                 Code::NotASet,
@@ -223,13 +229,47 @@ pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
 /// Runs `work` on a thread with a large stack, so that deep but legal
 /// input cannot overflow it; depth is bounded by [`syntax::MAX_NESTING`]
 /// and [`eval::MAX_DEPTH`] as well.
+/// The stack of a thread that parses or evaluates hosts.nix.
+const EVAL_STACK: usize = 256 * 1024 * 1024;
+
+/// [`evaluate_text`] with the file cut at `cut` and read on two threads
+/// ([`split`]); `None` where the cut does not apply. For tests: the result
+/// must be the serial read's whenever it is `Some`.
+pub fn evaluate_text_split_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
+    on_eval_thread(|| Ok(split::evaluate_at(text, base_dir, cut))).unwrap_or(None)
+}
+
+/// The value and typed fleet of hosts.nix read serially, as
+/// [`load_source`] reads a small file; `Err` where it refuses the file.
+/// For tests, with [`load_text_split_at`].
+pub fn load_text_serially(
+    text: &str,
+    base_dir: &Path,
+) -> Result<(Value, Fleet, Vec<Diagnostic>), Diagnostic> {
+    on_eval_thread(|| {
+        let value = evaluate_serially(text, base_dir)?;
+        let (fleet, diagnostics) = value.as_attrs().map(Fleet::from_value).unwrap_or_default();
+        Ok((value, fleet, diagnostics))
+    })
+}
+
+/// [`load_text_serially`] with the file cut at `cut` and read (and typed)
+/// on two threads; `None` where the cut does not apply.
+pub fn load_text_split_at(
+    text: &str,
+    base_dir: &Path,
+    cut: usize,
+) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+    on_eval_thread(|| Ok(split::load_at(text, base_dir, cut))).unwrap_or(None)
+}
+
 fn on_eval_thread<T: Send>(
     work: impl FnOnce() -> Result<T, Diagnostic> + Send,
 ) -> Result<T, Diagnostic> {
     std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name("nix-eval".into())
-            .stack_size(256 * 1024 * 1024)
+            .stack_size(EVAL_STACK)
             .spawn_scoped(s, work);
         match worker.map(|h| h.join()) {
             Ok(Ok(result)) => result,
@@ -243,6 +283,15 @@ fn on_eval_thread<T: Send>(
 }
 
 fn evaluate_on_this_thread(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
+    // A large file of the usual shape is read on two threads; anything
+    // that path is unsure of is read again serially.
+    if let Some(value) = split::evaluate(text, base_dir) {
+        return Ok(value);
+    }
+    evaluate_serially(text, base_dir)
+}
+
+fn evaluate_serially(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
     let to_diag = |e: eval::EvalError| {
         let d = Diagnostic::error(Code::Eval, e.span, e.message);
         match e.help {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rowan::TextRange;
 
-use super::value::{Attrs, Kind, Value};
+use super::value::{Attr, Attrs, Kind, Value};
 use crate::diag::{did_you_mean, Code, Diagnostic};
 
 /// A value and where it was written.
@@ -462,25 +462,33 @@ impl Fleet {
         // through a dozen ever larger allocations.
         fleet.hosts.reserve_exact(root.len());
         for (name, attr) in root {
-            let value = &attr.value;
-            match name.as_str() {
-                "_proxmox" => fleet.proxmox = read_proxmox_config(value, &mut diags),
-                "_sops" => fleet.sops = read_sops(value, &mut diags),
-                n if n.starts_with('_') => {}
-                _ => {
-                    if let Some(attrs) = value.as_attrs() {
-                        fleet.hosts.push(read_host(
-                            name,
-                            attr.name_span,
-                            value.span,
-                            attrs,
-                            &mut diags,
-                        ));
-                    }
-                }
-            }
+            let part = type_entry(name, attr, &mut diags);
+            fleet.add(part);
         }
         (fleet, diags)
+    }
+
+    /// The fleet from its top-level attributes typed one by one
+    /// ([`Typed::of`]), in name order: the same fleet and diagnostics, in
+    /// the same order, as [`Fleet::from_value`] on their set.
+    pub fn from_typed(typed: impl ExactSizeIterator<Item = Typed>) -> (Fleet, Vec<Diagnostic>) {
+        let mut diags = Vec::new();
+        let mut fleet = Fleet::default();
+        fleet.hosts.reserve_exact(typed.len());
+        for t in typed {
+            diags.extend(t.diags);
+            fleet.add(t.part);
+        }
+        (fleet, diags)
+    }
+
+    fn add(&mut self, part: TypedPart) {
+        match part {
+            TypedPart::Host(host) => self.hosts.push(host),
+            TypedPart::Proxmox(p) => self.proxmox = p,
+            TypedPart::Sops(s) => self.sops = s,
+            TypedPart::Other => {}
+        }
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {
@@ -492,6 +500,49 @@ impl Fleet {
         self.hosts
             .iter()
             .filter_map(|h| h.proxmox.as_ref().map(|p| (h, p)))
+    }
+}
+
+/// What one top-level attribute adds to the fleet, and the problems
+/// found typing it: the hosts of a file read in parts are typed on each
+/// part's thread, then put together by [`Fleet::from_typed`].
+pub struct Typed {
+    part: TypedPart,
+    diags: Vec<Diagnostic>,
+}
+
+impl Typed {
+    pub fn of(name: &str, attr: &Attr) -> Typed {
+        let mut diags = Vec::new();
+        let part = type_entry(name, attr, &mut diags);
+        Typed { part, diags }
+    }
+}
+
+// Hosts are most of them: boxing each would cost an allocation per host
+// for the rare setting's sake.
+#[allow(clippy::large_enum_variant)]
+enum TypedPart {
+    Host(Host),
+    Proxmox(Option<ProxmoxConfig>),
+    Sops(SopsConfig),
+    /// Another `_` setting, or a host that is not a set (reported by the
+    /// check rules).
+    Other,
+}
+
+fn type_entry(name: &str, attr: &Attr, diags: &mut Vec<Diagnostic>) -> TypedPart {
+    let value = &attr.value;
+    match name {
+        "_proxmox" => TypedPart::Proxmox(read_proxmox_config(value, diags)),
+        "_sops" => TypedPart::Sops(read_sops(value, diags)),
+        n if n.starts_with('_') => TypedPart::Other,
+        _ => match value.as_attrs() {
+            Some(attrs) => {
+                TypedPart::Host(read_host(name, attr.name_span, value.span, attrs, diags))
+            }
+            None => TypedPart::Other,
+        },
     }
 }
 

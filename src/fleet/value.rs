@@ -45,6 +45,10 @@ impl Attrs {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         Attrs(entries.into_boxed_slice())
     }
+    /// The entries, sorted by name (to merge sets read in parts).
+    pub fn into_sorted_vec(self) -> Vec<(String, Attr)> {
+        self.0.into_vec()
+    }
     pub fn get(&self, name: &str) -> Option<&Attr> {
         self.0
             .binary_search_by(|(n, _)| n.as_str().cmp(name))

@@ -39,6 +39,7 @@ mod integrate_resume;
 mod keys_to_age;
 mod new_remove_new;
 mod new_remove_remove;
+mod parallel_read;
 mod placement;
 mod proxmox_ops;
 mod proxmox_sim_fidelity;
