@@ -9,6 +9,7 @@ pub mod eval;
 pub mod fast_parse;
 pub mod ir;
 pub mod lower;
+pub mod memory;
 pub mod model;
 pub mod prescan;
 pub mod scope;
@@ -270,7 +271,11 @@ fn on_eval_thread<T: Send>(
         let worker = std::thread::Builder::new()
             .name("nix-eval".into())
             .stack_size(EVAL_STACK)
-            .spawn_scoped(s, work);
+            .spawn_scoped(s, || {
+                let result = work();
+                memory::release_freed();
+                result
+            });
         match worker.map(|h| h.join()) {
             Ok(Ok(result)) => result,
             _ => Err(Diagnostic::error(

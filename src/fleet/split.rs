@@ -111,7 +111,11 @@ fn read_planned(
         let tail = std::thread::Builder::new()
             .name("nix-eval-tail".into())
             .stack_size(super::EVAL_STACK)
-            .spawn_scoped(s, || read_tail(text, base_dir, open, cut, typed))
+            .spawn_scoped(s, || {
+                let tail = read_tail(text, base_dir, open, cut, typed);
+                super::memory::release_freed();
+                tail
+            })
             .ok()?;
         let head = read_head(text, base_dir, open, cut, typed);
         Some((head, tail.join().ok()?))
