@@ -4,7 +4,7 @@
 //! 40 MiB for a 10,000-host `.sops.yaml`). The only `unsafe` in pve: the
 //! calls into unsafe-libyaml, each as serde_yaml_ng makes them.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
@@ -143,7 +143,7 @@ pub struct SopsTally<'r> {
     pub keys: usize,
     pub keys_differ: bool,
     pub rules: usize,
-    anchors: BTreeSet<Vec<u8>>,
+    anchors: HashSet<Vec<u8>>,
     documents: usize,
     depth: usize,
     section: Section,
@@ -174,7 +174,7 @@ impl<'r> SopsTally<'r> {
             keys: 0,
             keys_differ: false,
             rules: 0,
-            anchors: BTreeSet::new(),
+            anchors: HashSet::new(),
             documents: 0,
             depth: 0,
             section: Section::Other,
