@@ -8,7 +8,7 @@
 //! (admins + every host). Each recipient is written once under a unique
 //! YAML anchor and referenced by alias.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use askama::Template;
@@ -28,24 +28,26 @@ pub(crate) const GATE: &[RuleId] = &[RuleId::HostName, RuleId::PublicKey];
 
 #[derive(Template)]
 #[template(path = "sops.yaml", escape = "none")]
-struct SopsYaml {
-    keys: Vec<Key>,
+struct SopsYaml<'a> {
+    keys: Vec<Key<'a>>,
     /// The extra rules, the host rules, then the catch-all.
-    rules: Vec<Rule>,
+    rules: Vec<Rule<'a>>,
 }
 
-struct Key {
-    anchor: String,
-    recipient: String,
+/// Borrowed from the recipients: a large fleet names each anchor in two
+/// rules, and copies of them were a few MiB of small strings.
+struct Key<'a> {
+    anchor: &'a str,
+    recipient: &'a str,
     comment: String,
 }
 
-struct Rule {
+struct Rule<'a> {
     /// Already quoted for YAML.
     path_regex: String,
     comment: String,
     /// Anchor names.
-    aliases: Vec<String>,
+    aliases: Vec<&'a str>,
 }
 
 /// A recipient and where it came from.
@@ -230,14 +232,11 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     hosts.sort_by(|a, b| a.0.cmp(b.0));
     let hosts = HostRecipients(hosts);
 
-    let admin_aliases: Vec<String> = admins.iter().map(|a| a.anchor.clone()).collect();
+    let admin_aliases: Vec<&str> = admins.iter().map(|a| a.anchor.as_str()).collect();
     let admin_names: Vec<&str> = sops.admins.keys().map(String::as_str).collect();
-    let with = |extra: &mut dyn Iterator<Item = String>| -> Vec<String> {
-        admin_aliases.iter().cloned().chain(extra).collect()
-    };
     // The host rules and the catch-all give only the hosts that take
     // secrets; `_sops.rules` gives whom it names.
-    let taking: BTreeSet<&str> = loaded
+    let taking: HashSet<&str> = loaded
         .fleet
         .hosts
         .iter()
@@ -268,7 +267,7 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                     h.name, h.name
                 ),
             },
-            aliases: with(&mut r.map(|r| r.anchor.clone()).into_iter()),
+            aliases: with_admins(&admin_aliases, r.map(|r| r.anchor.as_str())),
         }
     }));
     if sops.catch_all.as_ref().is_none_or(|c| c.value) {
@@ -283,19 +282,20 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                     left_out.join(", ")
                 )
             },
-            aliases: with(
-                &mut hosts
+            aliases: with_admins(
+                &admin_aliases,
+                hosts
                     .iter()
                     .filter(|(n, _)| takes(n))
-                    .map(|(_, r)| r.anchor.clone()),
+                    .map(|(_, r)| r.anchor.as_str()),
             ),
         });
     }
     // A host that no rule names is no recipient: its key stays out of the
     // file altogether.
-    let used: BTreeSet<&str> = rules
+    let used: HashSet<&str> = rules
         .iter()
-        .flat_map(|r| r.aliases.iter().map(String::as_str))
+        .flat_map(|r| r.aliases.iter().copied())
         .collect();
     let keys: Vec<Key> = admins
         .iter()
@@ -307,8 +307,8 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
         )
         .map(|r| (r, comment_text(&r.who.to_string())))
         .map(|(r, comment)| Key {
-            anchor: r.anchor.clone(),
-            recipient: r.recipient.clone(),
+            anchor: &r.anchor,
+            recipient: &r.recipient,
             comment,
         })
         .collect();
@@ -323,12 +323,15 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                 .collect();
         }
     }
-    let recipients: Vec<String> = keys.iter().map(|k| k.recipient.clone()).collect();
+    let recipients: Vec<&str> = keys.iter().map(|k| k.recipient).collect();
     let rule_count = rules.len();
     let doc = SopsYaml { keys, rules };
     let mut text = doc
         .render()
         .map_err(|e| super::RenderError::SopsTemplate { source: e })?;
+    // Not needed for the read-back, which holds the text and its own
+    // buffers.
+    drop(doc);
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -355,12 +358,17 @@ fn admin_recipient(s: &str) -> Result<String, KeyError> {
 /// `_sops.rules`: `[ { path_regex = "^shared/"; hosts = [ "web" ]; } ]`;
 /// each gets the admins (or the ones its `admins` list names) plus the
 /// listed hosts' keys, whether or not those hosts take secrets otherwise.
-fn extra_rules(
+/// The admins' anchors, then `extra`.
+fn with_admins<'a>(admins: &[&'a str], extra: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    admins.iter().copied().chain(extra).collect()
+}
+
+fn extra_rules<'a>(
     loaded: &Loaded,
-    hosts: &HostRecipients,
+    hosts: &'a HostRecipients,
     admin_names: &[&str],
-    admin_aliases: &[String],
-) -> Result<Vec<Rule>, AppError> {
+    admin_aliases: &[&'a str],
+) -> Result<Vec<Rule<'a>>, AppError> {
     let Some(v) = &loaded.fleet.sops.rules else {
         return Ok(Vec::new());
     };
@@ -483,8 +491,8 @@ fn extra_rules(
                     }
                 }
                 if let Some(r) = hosts.get(name) {
-                    if !aliases.contains(&r.anchor) {
-                        aliases.push(r.anchor.clone());
+                    if !aliases.contains(&r.anchor.as_str()) {
+                        aliases.push(r.anchor.as_str());
                     }
                 }
                 names.push(name.to_string());
@@ -508,12 +516,12 @@ const RULE_KEYS: &[&str] = &["path_regex", "hosts", "admins"];
 
 /// A rule's `admins = [ "alice" ];`: the anchors and names of the admins
 /// it lists (each must be in `_sops.admins`).
-fn rule_admins(
+fn rule_admins<'a>(
     loaded: &Loaded,
     v: &Value,
     admin_names: &[&str],
-    admin_aliases: &[String],
-) -> Result<(Vec<String>, Vec<String>), AppError> {
+    admin_aliases: &[&'a str],
+) -> Result<(Vec<&'a str>, Vec<String>), AppError> {
     let err = |span, msg: String, help: String| {
         invalid(
             loaded,
@@ -549,7 +557,7 @@ fn rule_admins(
             ));
         };
         if !aliases.contains(&admin_aliases[i]) {
-            aliases.push(admin_aliases[i].clone());
+            aliases.push(admin_aliases[i]);
             names.push(name.to_string());
         }
     }
@@ -720,7 +728,7 @@ fn comment_text(s: &str) -> String {
 /// says what was meant: exactly these recipients, in this order, and this
 /// many rules; and no line break but LF anywhere. Whatever slipped through
 /// the quoting would show here, before the file is written.
-fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), AppError> {
+fn parse_back(text: &str, recipients: &[&str], rules: usize) -> Result<(), AppError> {
     let wrong = |why: String| AppError::from(super::RenderError::SopsReadBack { why });
     // Every character that breaks a line but LF starts with one of these
     // bytes in UTF-8 (C0 and DEL; C2 for C1 controls and NEL; E2 for LS
@@ -810,8 +818,8 @@ mod tests {
     #[test]
     fn parse_back_catches_an_injected_key() {
         let text = "keys:\n  - &a age1x # alice\u{2028}  - &b age1evil\ncreation_rules: []\n";
-        assert!(parse_back(text, &["age1x".into()], 0).is_err());
+        assert!(parse_back(text, &["age1x"], 0).is_err());
         let ok = "keys:\n  - &a age1x # alice\ncreation_rules:\n  - path_regex: '.*'\n";
-        assert!(parse_back(ok, &["age1x".into()], 1).is_ok());
+        assert!(parse_back(ok, &["age1x"], 1).is_ok());
     }
 }

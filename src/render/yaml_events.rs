@@ -139,7 +139,7 @@ unsafe fn parse_error(p: *const unsafe_sys::yaml_parser_t) -> String {
 /// document, a mapping on top, each of `keys`/`creation_rules` once and a
 /// list, every key a string, every alias naming an anchor before it.
 pub struct SopsTally<'r> {
-    recipients: &'r [String],
+    recipients: &'r [&'r str],
     pub keys: usize,
     pub keys_differ: bool,
     pub rules: usize,
@@ -168,7 +168,7 @@ enum Node<'e> {
 
 impl<'r> SopsTally<'r> {
     /// Reads `text` and tallies it against `recipients`.
-    pub fn read(text: &str, recipients: &'r [String]) -> Result<Self, String> {
+    pub fn read(text: &str, recipients: &'r [&'r str]) -> Result<Self, String> {
         let mut t = SopsTally {
             recipients,
             keys: 0,
@@ -270,7 +270,7 @@ impl<'r> SopsTally<'r> {
                     let Node::Scalar(value) = n else {
                         return Err("one of its keys is not a string".into());
                     };
-                    let meant = self.recipients.get(self.keys).map(String::as_bytes);
+                    let meant = self.recipients.get(self.keys).map(|r| r.as_bytes());
                     self.keys_differ |= meant != Some(value);
                     self.keys += 1;
                 }
@@ -288,8 +288,7 @@ mod tests {
     use super::*;
 
     fn tally(text: &str, recipients: &[&str]) -> Result<(usize, bool, usize), String> {
-        let r: Vec<String> = recipients.iter().map(|s| s.to_string()).collect();
-        SopsTally::read(text, &r).map(|t| (t.keys, t.keys_differ, t.rules))
+        SopsTally::read(text, recipients).map(|t| (t.keys, t.keys_differ, t.rules))
     }
 
     #[test]
