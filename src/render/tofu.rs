@@ -1004,6 +1004,39 @@ fn is_attribute_reference(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// `pve check` tests without building (`check_renders`) what `pve
+    /// render` refuses while building: the same first refusal, or none.
+    #[test]
+    fn check_refuses_what_render_refuses() {
+        let breaks = [
+            ("", ""),
+            ("vmid = 121; ", ""),
+            ("  db = {", "  \"1db\" = {"),
+            ("cores = 2; memory = 2048; disk", "name = \"no_dns\"; cores = 2; memory = 2048; disk"),
+            ("vmid = 121;", "vmid = 121; ignoreChangesExtra = [ \"!x\" ];"),
+            ("  db = {", "  db = {\n    renamedFrom = [ \"web\" ];"),
+            ("  db = {", "  db = {\n    renamedFrom = [ \"9old\" ];"),
+            ("vmid = 121;", "vmid = 121; ignoreChangesExtra = [ \"!x\" ];\n    }; renamedFrom = [ \"web\" ]; x = {"),
+        ];
+        let mut refused = 0;
+        for (from, to) in breaks {
+            let text = crate::check::testing::fleet().replacen(from, to, 1);
+            let path = std::env::temp_dir().join("pve-tofu-refusal-test/hosts.nix");
+            let Ok(loaded) = crate::fleet::load_source(crate::fleet::SourceFile::new(path, text))
+            else {
+                panic!("the test fleet with {to:?} does not load");
+            };
+            let (checked, rendered) = crate::render::without_gates(|| {
+                (check_renders(&loaded), render_json_as(&loaded, false))
+            });
+            let checked = checked.err().map(|e| format!("{e:?}"));
+            refused += usize::from(checked.is_some());
+            assert_eq!(checked, rendered.err().map(|e| format!("{e:?}")), "{to:?}");
+        }
+        // Every break but the first (none) is refused.
+        assert_eq!(refused, breaks.len() - 1);
+    }
+
     #[test]
     fn attribute_references() {
         for ok in [
