@@ -125,10 +125,9 @@ fn allow_sets(l: &Loaded) -> Vec<(&Value, Option<usize>)> {
         return Vec::new();
     };
     let fleet = top.get(FLEET_SET).map(|a| (&a.value, None));
-    let hosts = l.fleet.hosts.iter().enumerate().filter_map(|(i, h)| {
-        let checks = top.get(&h.name)?.value.as_attrs()?.get("checks")?;
-        Some((&checks.value, Some(i)))
-    });
+    let hosts = crate::check::host_sets(l)
+        .enumerate()
+        .filter_map(|(i, (_, set))| Some((&set?.get("checks")?.value, Some(i))));
     fleet.into_iter().chain(hosts).collect()
 }
 

@@ -5,7 +5,8 @@ pub mod allow;
 mod rules;
 
 use crate::diag::{Diagnostic, RuleId};
-use crate::fleet::Loaded;
+use crate::fleet::value::Attrs;
+use crate::fleet::{Host, Loaded};
 
 /// A rule: looks at the fleet and reports what is wrong.
 type Rule = fn(&Loaded) -> Vec<Diagnostic>;
@@ -106,6 +107,27 @@ pub(crate) fn per_host_in_parallel(
             }
         }
         out
+    })
+}
+
+/// Each host with its set as hosts.nix wrote it (`None` when it is not
+/// a set). The model's hosts and the file's top-level names are both
+/// sorted by name, so one walk over both replaces a binary search (string
+/// compares through 10,000 names) per host; a host the walk misses is
+/// still looked up by name.
+pub(crate) fn host_sets(l: &Loaded) -> impl Iterator<Item = (&Host, Option<&Attrs>)> {
+    let top = l.value.as_attrs();
+    let mut entries = top.into_iter().flat_map(Attrs::iter).peekable();
+    l.fleet.hosts.iter().map(move |h| {
+        while entries
+            .next_if(|(n, _)| n.as_str() < h.name.as_str())
+            .is_some()
+        {}
+        let attr = match entries.peek() {
+            Some((n, a)) if **n == h.name => Some(*a),
+            _ => top.and_then(|t| t.get(&h.name)),
+        };
+        (h, attr.and_then(|a| a.value.as_attrs()))
     })
 }
 

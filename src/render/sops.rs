@@ -8,7 +8,7 @@
 //! (admins + every host). Each recipient is written once under a unique
 //! YAML anchor and referenced by alias.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use askama::Template;
@@ -28,32 +28,83 @@ pub(crate) const GATE: &[RuleId] = &[RuleId::HostName, RuleId::PublicKey];
 
 #[derive(Template)]
 #[template(path = "sops.yaml", escape = "none")]
-struct SopsYaml {
-    keys: Vec<Key>,
+struct SopsYaml<'a> {
+    keys: Vec<Key<'a>>,
     /// The extra rules, the host rules, then the catch-all.
-    rules: Vec<Rule>,
+    rules: Vec<Rule<'a>>,
 }
 
-struct Key {
-    anchor: String,
-    recipient: String,
+/// Borrowed from the recipients: a large fleet names each anchor in two
+/// rules, and copies of them were a few MiB of small strings.
+struct Key<'a> {
+    anchor: &'a str,
+    recipient: &'a str,
     comment: String,
 }
 
-struct Rule {
+struct Rule<'a> {
     /// Already quoted for YAML.
     path_regex: String,
     comment: String,
     /// Anchor names.
-    aliases: Vec<String>,
+    aliases: Vec<&'a str>,
 }
 
 /// A recipient and where it came from.
-struct Recipient {
+struct Recipient<'a> {
     anchor: String,
     recipient: String,
-    who: String,
+    who: Who<'a>,
     span: TextRange,
+}
+
+/// Whose recipient it is, written out only for a message or a comment.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Admin(&'a str),
+    Host(&'a str),
+}
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::Admin(name) => write!(f, "admin `{name}`"),
+            Who::Host(name) => write!(f, "host `{name}`"),
+        }
+    }
+}
+
+/// The hosts' recipients, sorted by host name.
+struct HostRecipients<'a>(Vec<(&'a str, Recipient<'a>)>);
+
+impl<'a> HostRecipients<'a> {
+    fn get(&self, name: &str) -> Option<&Recipient<'a>> {
+        let i = self.0.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
+        Some(&self.0[i].1)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &Recipient<'a>)> {
+        self.0.iter().map(|(n, r)| (*n, r))
+    }
+}
+
+/// The error for `r`, whose recipient `first` has already.
+fn duplicate_recipient(
+    loaded: &Loaded,
+    r: (Who, &str, TextRange),
+    first: (Who, TextRange),
+) -> AppError {
+    let (who, recipient, span) = r;
+    let (first, first_span) = first;
+    invalid(
+        loaded,
+        Diagnostic::error(
+            Code::DuplicateRecipient,
+            span,
+            format!("{who} and {first} have the same age recipient {recipient}"),
+        )
+        .related(first_span, format!("{first} is here"))
+        .help("every admin and host needs its own key; a copied publicKey is the usual cause"),
+    )
 }
 
 /// The exact bytes of `.sops.yaml`.
@@ -69,29 +120,7 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     let sops = &loaded.fleet.sops;
     let sops_span = sops.span.unwrap_or(loaded.value.span);
 
-    let mut anchors = BTreeSet::new();
-    let mut seen: BTreeMap<String, (String, TextRange)> = BTreeMap::new();
-    let mut unique = |loaded: &Loaded, r: &Recipient| -> Result<(), AppError> {
-        if let Some((first, first_span)) = seen.get(&r.recipient) {
-            return Err(invalid(
-                loaded,
-                Diagnostic::error(
-                    Code::DuplicateRecipient,
-                    r.span,
-                    format!(
-                        "{} and {first} have the same age recipient {}",
-                        r.who, r.recipient
-                    ),
-                )
-                .related(*first_span, format!("{first} is here"))
-                .help(
-                    "every admin and host needs its own key; a copied publicKey is the usual cause",
-                ),
-            ));
-        }
-        seen.insert(r.recipient.clone(), (r.who.clone(), r.span));
-        Ok(())
-    };
+    let mut anchors = HashSet::new();
 
     let mut admins = Vec::new();
     for (name, value) in &sops.admins {
@@ -109,10 +138,19 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
         let r = Recipient {
             anchor: unique_anchor(&mut anchors, "admin", name),
             recipient,
-            who: format!("admin `{name}`"),
+            who: Who::Admin(name),
             span: value.span,
         };
-        unique(loaded, &r)?;
+        if let Some(first) = admins
+            .iter()
+            .find(|a: &&Recipient| a.recipient == r.recipient)
+        {
+            return Err(duplicate_recipient(
+                loaded,
+                (r.who, &r.recipient, r.span),
+                (first.who, first.span),
+            ));
+        }
         admins.push(r);
     }
     if admins.is_empty() {
@@ -141,9 +179,16 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     // All keys at once: one field inversion for the whole fleet.
     let points: Vec<[u8; 32]> = keyed.iter().map(|(_, _, p)| *p).collect();
     let converted = keys::recipients_from_points(&points);
-    let mut hosts: BTreeMap<&str, Recipient> = BTreeMap::new();
-    for ((h, k, _), recipient) in keyed.into_iter().zip(converted) {
-        let recipient = recipient.map_err(|e| {
+    // The first refusal in host order: a key that does not convert, or a
+    // recipient an admin or an earlier host has already.
+    let mut seen: HashMap<&str, (Who, TextRange)> = HashMap::with_capacity(keyed.len());
+    seen.extend(
+        admins
+            .iter()
+            .map(|a| (a.recipient.as_str(), (a.who, a.span))),
+    );
+    for ((h, k, _), recipient) in keyed.iter().zip(&converted) {
+        let recipient = recipient.as_ref().map_err(|e| {
             invalid(
                 loaded,
                 Diagnostic::error(
@@ -154,24 +199,44 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                 .help("copy /etc/ssh/ssh_host_ed25519_key.pub of the host exactly, or let `pve integrate` write it"),
             )
         })?;
+        let who = Who::Host(&h.name);
+        if let Some(first) = seen.get(recipient.as_str()) {
+            return Err(duplicate_recipient(
+                loaded,
+                (who, recipient, k.span),
+                *first,
+            ));
+        }
+        seen.insert(recipient, (who, k.span));
+    }
+    drop(seen);
+    let mut hosts = Vec::with_capacity(keyed.len());
+    for ((h, k, _), recipient) in keyed.into_iter().zip(converted) {
+        let Ok(recipient) = recipient else { continue };
+        // `pve check` needs no anchors: they only name keys in the text.
+        let anchor = if options.paths_only {
+            String::new()
+        } else {
+            unique_anchor(&mut anchors, "host", &h.name)
+        };
         let r = Recipient {
-            anchor: unique_anchor(&mut anchors, "host", &h.name),
+            anchor,
             recipient,
-            who: format!("host `{}`", h.name),
+            who: Who::Host(&h.name),
             span: k.span,
         };
-        unique(loaded, &r)?;
-        hosts.insert(&h.name, r);
+        hosts.push((h.name.as_str(), r));
     }
+    // In host order already (hosts.nix's names are sorted); sorting makes
+    // the lookups by name safe whatever the order.
+    hosts.sort_by(|a, b| a.0.cmp(b.0));
+    let hosts = HostRecipients(hosts);
 
-    let admin_aliases: Vec<String> = admins.iter().map(|a| a.anchor.clone()).collect();
+    let admin_aliases: Vec<&str> = admins.iter().map(|a| a.anchor.as_str()).collect();
     let admin_names: Vec<&str> = sops.admins.keys().map(String::as_str).collect();
-    let with = |extra: &mut dyn Iterator<Item = String>| -> Vec<String> {
-        admin_aliases.iter().cloned().chain(extra).collect()
-    };
     // The host rules and the catch-all give only the hosts that take
     // secrets; `_sops.rules` gives whom it names.
-    let taking: BTreeSet<&str> = loaded
+    let taking: HashSet<&str> = loaded
         .fleet
         .hosts
         .iter()
@@ -202,11 +267,11 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                     h.name, h.name
                 ),
             },
-            aliases: with(&mut r.map(|r| r.anchor.clone()).into_iter()),
+            aliases: with_admins(&admin_aliases, r.map(|r| r.anchor.as_str())),
         }
     }));
     if sops.catch_all.as_ref().is_none_or(|c| c.value) {
-        let left_out: Vec<&str> = hosts.keys().copied().filter(|n| !takes(n)).collect();
+        let left_out: Vec<&str> = hosts.iter().map(|(n, _)| n).filter(|n| !takes(n)).collect();
         rules.push(Rule {
             path_regex: yaml_quote(".*"),
             comment: if left_out.is_empty() {
@@ -217,45 +282,56 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                     left_out.join(", ")
                 )
             },
-            aliases: with(
-                &mut hosts
+            aliases: with_admins(
+                &admin_aliases,
+                hosts
                     .iter()
                     .filter(|(n, _)| takes(n))
-                    .map(|(_, r)| r.anchor.clone()),
+                    .map(|(_, r)| r.anchor.as_str()),
             ),
         });
     }
     // A host that no rule names is no recipient: its key stays out of the
     // file altogether.
-    let used: BTreeSet<&str> = rules
+    let used: HashSet<&str> = rules
         .iter()
-        .flat_map(|r| r.aliases.iter().map(String::as_str))
+        .flat_map(|r| r.aliases.iter().copied())
         .collect();
     let keys: Vec<Key> = admins
         .iter()
-        .chain(hosts.values().filter(|r| used.contains(r.anchor.as_str())))
-        .map(|r| (r, comment_text(&r.who)))
+        .chain(
+            hosts
+                .iter()
+                .map(|(_, r)| r)
+                .filter(|r| used.contains(r.anchor.as_str())),
+        )
+        .map(|r| (r, comment_text(&r.who.to_string())))
         .map(|(r, comment)| Key {
-            anchor: r.anchor.clone(),
-            recipient: r.recipient.clone(),
+            anchor: &r.anchor,
+            recipient: &r.recipient,
             comment,
         })
         .collect();
     for r in rules.iter_mut() {
         // Host names are DNS labels by now; this is for anything else that
         // reaches a comment.
-        r.comment = r
-            .comment
-            .chars()
-            .map(|c| if breaks_a_line(c) { ' ' } else { c })
-            .collect();
+        if r.comment.chars().any(breaks_a_line) {
+            r.comment = r
+                .comment
+                .chars()
+                .map(|c| if breaks_a_line(c) { ' ' } else { c })
+                .collect();
+        }
     }
-    let recipients: Vec<String> = keys.iter().map(|k| k.recipient.clone()).collect();
+    let recipients: Vec<&str> = keys.iter().map(|k| k.recipient).collect();
     let rule_count = rules.len();
     let doc = SopsYaml { keys, rules };
     let mut text = doc
         .render()
         .map_err(|e| super::RenderError::SopsTemplate { source: e })?;
+    // Not needed for the read-back, which holds the text and its own
+    // buffers.
+    drop(doc);
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -282,12 +358,17 @@ fn admin_recipient(s: &str) -> Result<String, KeyError> {
 /// `_sops.rules`: `[ { path_regex = "^shared/"; hosts = [ "web" ]; } ]`;
 /// each gets the admins (or the ones its `admins` list names) plus the
 /// listed hosts' keys, whether or not those hosts take secrets otherwise.
-fn extra_rules(
+/// The admins' anchors, then `extra`.
+fn with_admins<'a>(admins: &[&'a str], extra: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    admins.iter().copied().chain(extra).collect()
+}
+
+fn extra_rules<'a>(
     loaded: &Loaded,
-    hosts: &BTreeMap<&str, Recipient>,
+    hosts: &'a HostRecipients,
     admin_names: &[&str],
-    admin_aliases: &[String],
-) -> Result<Vec<Rule>, AppError> {
+    admin_aliases: &[&'a str],
+) -> Result<Vec<Rule<'a>>, AppError> {
     let Some(v) = &loaded.fleet.sops.rules else {
         return Ok(Vec::new());
     };
@@ -410,8 +491,8 @@ fn extra_rules(
                     }
                 }
                 if let Some(r) = hosts.get(name) {
-                    if !aliases.contains(&r.anchor) {
-                        aliases.push(r.anchor.clone());
+                    if !aliases.contains(&r.anchor.as_str()) {
+                        aliases.push(r.anchor.as_str());
                     }
                 }
                 names.push(name.to_string());
@@ -435,12 +516,12 @@ const RULE_KEYS: &[&str] = &["path_regex", "hosts", "admins"];
 
 /// A rule's `admins = [ "alice" ];`: the anchors and names of the admins
 /// it lists (each must be in `_sops.admins`).
-fn rule_admins(
+fn rule_admins<'a>(
     loaded: &Loaded,
     v: &Value,
     admin_names: &[&str],
-    admin_aliases: &[String],
-) -> Result<(Vec<String>, Vec<String>), AppError> {
+    admin_aliases: &[&'a str],
+) -> Result<(Vec<&'a str>, Vec<String>), AppError> {
     let err = |span, msg: String, help: String| {
         invalid(
             loaded,
@@ -476,7 +557,7 @@ fn rule_admins(
             ));
         };
         if !aliases.contains(&admin_aliases[i]) {
-            aliases.push(admin_aliases[i].clone());
+            aliases.push(admin_aliases[i]);
             names.push(name.to_string());
         }
     }
@@ -586,26 +667,28 @@ fn secrets_prefix(loaded: &Loaded, path: &Path) -> Result<String, AppError> {
 
 /// A YAML anchor name from a kind and a name: letters, digits, `_`, `-`
 /// only, and never used twice.
-fn unique_anchor(taken: &mut BTreeSet<String>, kind: &str, name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let base = format!("{kind}_{clean}");
-    let mut anchor = base.clone();
+fn unique_anchor(taken: &mut HashSet<String>, kind: &str, name: &str) -> String {
+    let mut base = String::with_capacity(kind.len() + 1 + name.len());
+    base.push_str(kind);
+    base.push('_');
+    base.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
+    if taken.insert(base.clone()) {
+        return base;
+    }
     let mut n = 2;
-    while taken.contains(&anchor) {
-        anchor = format!("{base}_{n}");
+    loop {
+        let anchor = format!("{base}_{n}");
+        if taken.insert(anchor.clone()) {
+            return anchor;
+        }
         n += 1;
     }
-    taken.insert(anchor.clone());
-    anchor
 }
 
 /// Characters some YAML reader takes for the end of a line: YAML 1.1 (and
@@ -645,9 +728,17 @@ fn comment_text(s: &str) -> String {
 /// says what was meant: exactly these recipients, in this order, and this
 /// many rules; and no line break but LF anywhere. Whatever slipped through
 /// the quoting would show here, before the file is written.
-fn parse_back(text: &str, recipients: &[String], rules: usize) -> Result<(), AppError> {
+fn parse_back(text: &str, recipients: &[&str], rules: usize) -> Result<(), AppError> {
     let wrong = |why: String| AppError::from(super::RenderError::SopsReadBack { why });
-    if let Some(c) = text.chars().find(|&c| c != '\n' && breaks_a_line(c)) {
+    // Every character that breaks a line but LF starts with one of these
+    // bytes in UTF-8 (C0 and DEL; C2 for C1 controls and NEL; E2 for LS
+    // and PS): a byte scan, and characters only when one is there.
+    let suspect = |b: &u8| (*b < 0x20 && *b != b'\n') || matches!(*b, 0x7f | 0xc2 | 0xe2);
+    let breaks = text.as_bytes().iter().any(suspect);
+    if let Some(c) = breaks
+        .then(|| text.chars().find(|&c| c != '\n' && breaks_a_line(c)))
+        .flatten()
+    {
         return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
     }
     // Read as a stream of events: only what is compared is kept (the
@@ -692,7 +783,7 @@ mod tests {
 
     #[test]
     fn anchors_are_unique_and_plain() {
-        let mut taken = BTreeSet::new();
+        let mut taken = std::collections::HashSet::new();
         assert_eq!(
             unique_anchor(&mut taken, "admin", "alice@laptop"),
             "admin_alice_laptop"
@@ -727,8 +818,8 @@ mod tests {
     #[test]
     fn parse_back_catches_an_injected_key() {
         let text = "keys:\n  - &a age1x # alice\u{2028}  - &b age1evil\ncreation_rules: []\n";
-        assert!(parse_back(text, &["age1x".into()], 0).is_err());
+        assert!(parse_back(text, &["age1x"], 0).is_err());
         let ok = "keys:\n  - &a age1x # alice\ncreation_rules:\n  - path_regex: '.*'\n";
-        assert!(parse_back(ok, &["age1x".into()], 1).is_ok());
+        assert!(parse_back(ok, &["age1x"], 1).is_ok());
     }
 }

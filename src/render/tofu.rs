@@ -50,17 +50,97 @@ pub(crate) const GATE: &[RuleId] = &[
 ];
 
 #[derive(Serialize)]
-struct Config {
+struct Config<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     import: Vec<Import>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     moved: Vec<Moved>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    output: BTreeMap<String, Output>,
+    #[serde(skip_serializing_if = "Outputs::is_empty")]
+    output: Outputs<'a>,
     provider: Providers,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    resource: BTreeMap<&'static str, BTreeMap<String, Vm>>,
+    #[serde(skip_serializing_if = "Resources::is_empty")]
+    resource: Resources<'a>,
     terraform: Terraform,
+}
+
+/// The VMs to render, with what their blocks are built from.
+struct Vms<'a> {
+    loaded: &'a Loaded,
+    cfg: &'a ProxmoxConfig,
+    /// Sorted by host name, every one past [`refuse_vm`].
+    list: Vec<(&'a Host, &'a ProxmoxSpec)>,
+}
+
+/// `resource`: `{ "proxmox_virtual_environment_vm": { name: vm, ... } }`,
+/// each VM's block built only while it is written. Built all at once,
+/// the blocks of 10,000 VMs took about as much memory as their text.
+struct Resources<'a>(std::rc::Rc<Vms<'a>>);
+
+impl Resources<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.list.is_empty()
+    }
+}
+
+impl Serialize for Resources<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut outer = s.serialize_map(Some(1))?;
+        outer.serialize_entry(RESOURCE_TYPE, &VmBlocks(&self.0))?;
+        outer.end()
+    }
+}
+
+struct VmBlocks<'r, 'a>(&'r Vms<'a>);
+
+impl Serialize for VmBlocks<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap as _};
+        let v = self.0;
+        let mut map = s.serialize_map(Some(v.list.len()))?;
+        for (host, spec) in &v.list {
+            // Refused before serialising began (see `build`): an error here
+            // would be a bug, reported as a failed serialisation.
+            let vm =
+                vm(v.loaded, v.cfg, host, spec).map_err(|e| S::Error::custom(e.to_string()))?;
+            map.serialize_entry(&host.name, &vm)?;
+        }
+        map.end()
+    }
+}
+
+/// `output`: one `<name>_ip` per VM, in the order of those names (not of
+/// the host names: `web-1_ip` comes before `web_ip`), built while written.
+struct Outputs<'a>(std::rc::Rc<Vms<'a>>);
+
+impl Outputs<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.list.is_empty()
+    }
+}
+
+impl Serialize for Outputs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        fn output_name(h: &Host) -> impl Iterator<Item = u8> + '_ {
+            h.name.bytes().chain(*b"_ip")
+        }
+        let mut hosts: Vec<&Host> = self.0.list.iter().map(|(h, _)| *h).collect();
+        hosts.sort_by(|a, b| output_name(a).cmp(output_name(b)));
+        let mut map = s.serialize_map(Some(hosts.len()))?;
+        for host in hosts {
+            let address = format!("{RESOURCE_TYPE}.{}", host.name);
+            let output = Output {
+                description: format!(
+                    "IPv4 address of {} reported by the QEMU guest agent (null until the agent answers)",
+                    host.name
+                ),
+                value: ip_expression(&address),
+            };
+            map.serialize_entry(&format!("{}_ip", host.name), &output)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -275,7 +355,9 @@ pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
 /// (see [`super::json`]).
 pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError> {
     gate(loaded, GATE)?;
-    let config = build(loaded)?;
+    let empty = ProxmoxConfig::empty(loaded.value.span);
+    let cfg = loaded.fleet.proxmox.as_ref().unwrap_or(&empty);
+    let config = build(loaded, cfg)?;
     let vms = loaded.fleet.vms().count();
     let layout = super::json::Layout::choose(vms, compact);
     // About 2 KiB per VM pretty, 0.8 KiB one per line.
@@ -285,23 +367,45 @@ pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError
 
 /// Whether `config.tf.json` renders (what [`render_json_as`] would refuse),
 /// without its text: for `pve check`.
+///
+/// It runs the same refusals in the same order as [`build`], without
+/// building the configuration (about 1 KiB of strings per VM).
 pub fn check_renders(loaded: &Loaded) -> Result<(), AppError> {
     gate(loaded, GATE)?;
-    build(loaded).map(drop)
+    let empty = ProxmoxConfig::empty(loaded.value.span);
+    let cfg = loaded.fleet.proxmox.as_ref().unwrap_or(&empty);
+    settings(loaded, cfg)?;
+    for (host, spec) in loaded.fleet.vms() {
+        if !spec.readonly {
+            refuse_vm(loaded, host, spec)?;
+            refuse_moves(loaded, host)?;
+        }
+    }
+    Ok(())
 }
 
-fn build(loaded: &Loaded) -> Result<Config, AppError> {
-    let fleet = &loaded.fleet;
-    let empty = ProxmoxConfig::empty(loaded.value.span);
-    let cfg = fleet.proxmox.as_ref().unwrap_or(&empty);
+/// The fleet-wide settings' refusals: the default node, the backend and
+/// the provider version.
+fn settings(
+    loaded: &Loaded,
+    cfg: &ProxmoxConfig,
+) -> Result<(&'static str, Backend, String), AppError> {
     check_default_node(loaded, cfg)?;
-
     let (backend_name, backend) = backend(loaded, cfg)?;
     let version = cfg
         .provider_version
         .clone()
         .unwrap_or_else(|| DEFAULT_PROVIDER_VERSION.to_string());
     literal_only(loaded, cfg.span, "_proxmox.providerVersion", &version)?;
+    Ok((backend_name, backend, version))
+}
+
+/// The configuration, once everything that would refuse it has been
+/// tested (in the order one VM after the other finds it); the VM blocks
+/// and outputs are built while they are written.
+fn build<'a>(loaded: &'a Loaded, cfg: &'a ProxmoxConfig) -> Result<Config<'a>, AppError> {
+    let fleet = &loaded.fleet;
+    let (backend_name, backend, version) = settings(loaded, cfg)?;
 
     let endpoint = match (&cfg.endpoint, &cfg.host) {
         (Some(e), _) => e.clone(),
@@ -309,41 +413,26 @@ fn build(loaded: &Loaded) -> Result<Config, AppError> {
         (None, None) => "https://localhost:8006/".to_string(),
     };
 
-    let mut vms = BTreeMap::new();
+    let mut list = Vec::new();
     let mut imports = Vec::new();
-    let mut outputs = BTreeMap::new();
     let mut moved = Vec::new();
     for (host, spec) in fleet.vms() {
         if spec.readonly {
             continue;
         }
-        let vm = vm(loaded, cfg, host, spec)?;
-        let address = format!("{RESOURCE_TYPE}.{}", host.name);
+        let vmid = refuse_vm(loaded, host, spec)?;
         moved.extend(moves(loaded, host)?);
         if spec.import {
-            if let Some(id) = vm.vm_id {
-                imports.push(Import {
-                    to: address.clone(),
-                    id: tf_escape(&format!("{}/{id}", vm.node_name)),
-                });
-            }
+            imports.push(Import {
+                to: format!("{RESOURCE_TYPE}.{}", host.name),
+                id: tf_escape(&format!("{}/{vmid}", tf_escape(&node_of(cfg, spec)))),
+            });
         }
-        outputs.insert(
-            format!("{}_ip", host.name),
-            Output {
-                description: format!(
-                    "IPv4 address of {} reported by the QEMU guest agent (null until the agent answers)",
-                    host.name
-                ),
-                value: ip_expression(&address),
-            },
-        );
-        vms.insert(host.name.clone(), vm);
+        list.push((host, spec));
     }
-    let mut resource = BTreeMap::new();
-    if !vms.is_empty() {
-        resource.insert(RESOURCE_TYPE, vms);
-    }
+    // Host names are unique and nearly always sorted already.
+    list.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let vms = std::rc::Rc::new(Vms { loaded, cfg, list });
     Ok(Config {
         terraform: Terraform {
             required_version: if backend_name == "s3" {
@@ -365,10 +454,10 @@ fn build(loaded: &Loaded) -> Result<Config, AppError> {
                 insecure: cfg.insecure,
             },
         },
-        resource,
+        resource: Resources(std::rc::Rc::clone(&vms)),
         import: imports,
         moved,
-        output: outputs,
+        output: Outputs(vms),
     })
 }
 
@@ -384,7 +473,10 @@ pub fn ip_expression(address: &str) -> String {
     )
 }
 
-fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Result<Vm, AppError> {
+/// What stops one VM from rendering: a name OpenTofu cannot take, no
+/// VMID, a VM name that is no DNS name, an `ignoreChangesExtra` entry that
+/// is no attribute. Returns the VMID.
+fn refuse_vm(loaded: &Loaded, host: &Host, p: &ProxmoxSpec) -> Result<i64, AppError> {
     if !host
         .name
         .chars()
@@ -431,12 +523,48 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
             ));
         }
     }
-    let node = p
-        .node
+    if let Some(extra) = p
+        .ignore_changes_extra
+        .iter()
+        .find(|e| !is_attribute_reference(e))
+    {
+        let span = loaded
+            .value
+            .as_attrs()
+            .and_then(|root| root.get(&host.name))
+            .and_then(|a| a.value.as_attrs())
+            .and_then(|h| h.get("proxmox"))
+            .and_then(|a| a.value.as_attrs())
+            .and_then(|a| a.get("ignoreChangesExtra"))
+            .map_or(p.span, |a| a.value.span);
+        return Err(invalid(
+            loaded,
+            Diagnostic::error(
+                Code::BadIgnoreChanges,
+                span,
+                format!(
+                    "`{}.proxmox.ignoreChangesExtra` entry {extra:?} is not an attribute of the VM resource",
+                    host.name
+                ),
+            )
+            .help("write attribute paths such as \"hostpci\", \"disk\" or \"cpu[0].flags\""),
+        ));
+    }
+    Ok(vmid.value)
+}
+
+/// The VM's node: its own, else `_proxmox.node`, else none.
+fn node_of(cfg: &ProxmoxConfig, p: &ProxmoxSpec) -> String {
+    p.node
         .as_ref()
         .map(|n| n.value.clone())
         .or_else(|| cfg.node.as_ref().map(|n| n.value.clone()))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Result<Vm, AppError> {
+    let vmid = refuse_vm(loaded, host, p)?;
+    let node = node_of(cfg, p);
     let storage = p
         .storage
         .as_ref()
@@ -470,32 +598,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     if p.ignore_init {
         ignore_changes.push("initialization".to_string());
     }
-    for extra in &p.ignore_changes_extra {
-        if !is_attribute_reference(extra) {
-            let span = loaded
-                .value
-                .as_attrs()
-                .and_then(|root| root.get(&host.name))
-                .and_then(|a| a.value.as_attrs())
-                .and_then(|h| h.get("proxmox"))
-                .and_then(|a| a.value.as_attrs())
-                .and_then(|a| a.get("ignoreChangesExtra"))
-                .map_or(p.span, |a| a.value.span);
-            return Err(invalid(
-                loaded,
-                Diagnostic::error(
-                    Code::BadIgnoreChanges,
-                    span,
-                    format!(
-                        "`{}.proxmox.ignoreChangesExtra` entry {extra:?} is not an attribute of the VM resource",
-                        host.name
-                    ),
-                )
-                .help("write attribute paths such as \"hostpci\", \"disk\" or \"cpu[0].flags\""),
-            ));
-        }
-        ignore_changes.push(extra.clone());
-    }
+    ignore_changes.extend(p.ignore_changes_extra.iter().cloned());
 
     let clone = if cloned {
         clone_block(cfg, p, &node, storage.as_deref())
@@ -522,7 +625,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     Ok(Vm {
         name: tf_escape(p.name.as_ref().map_or(&host.name, |n| &n.value)),
         node_name: tf_escape(&node),
-        vm_id: Some(vmid.value),
+        vm_id: Some(vmid),
         on_boot: false,
         efi_disk: (bios == "ovmf").then(|| EfiDisk {
             datastore_id: storage.clone(),
@@ -578,6 +681,24 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
 /// `renamedFrom = [ "a" "b" ];` on host `c`: a → b, b → c (OpenTofu
 /// follows the chain from whichever address its state holds).
 fn moves(loaded: &Loaded, host: &Host) -> Result<Vec<Moved>, AppError> {
+    refuse_moves(loaded, host)?;
+    let address = |name: &str| format!("{RESOURCE_TYPE}.{name}");
+    let mut names: Vec<&str> = host.renamed_from.iter().map(|s| s.value.as_str()).collect();
+    names.push(&host.name);
+    let moved = names
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .map(|w| Moved {
+            from: address(w[0]),
+            to: address(w[1]),
+        })
+        .collect();
+    Ok(moved)
+}
+
+/// A `renamedFrom` entry that names another host, or no name a resource
+/// could have had.
+fn refuse_moves(loaded: &Loaded, host: &Host) -> Result<(), AppError> {
     for old in &host.renamed_from {
         let taken = old.value != host.name && loaded.fleet.host(&old.value).is_some();
         let valid = old.value.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -599,18 +720,7 @@ fn moves(loaded: &Loaded, host: &Host) -> Result<Vec<Moved>, AppError> {
             ));
         }
     }
-    let address = |name: &str| format!("{RESOURCE_TYPE}.{name}");
-    let mut names: Vec<&str> = host.renamed_from.iter().map(|s| s.value.as_str()).collect();
-    names.push(&host.name);
-    let moved = names
-        .windows(2)
-        .filter(|w| w[0] != w[1])
-        .map(|w| Moved {
-            from: address(w[0]),
-            to: address(w[1]),
-        })
-        .collect();
-    Ok(moved)
+    Ok(())
 }
 
 /// Where a VM on `node` is cloned from (see `ProxmoxConfig::template_for`):
@@ -887,6 +997,39 @@ fn is_attribute_reference(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pve check` tests without building (`check_renders`) what `pve
+    /// render` refuses while building: the same first refusal, or none.
+    #[test]
+    fn check_refuses_what_render_refuses() {
+        let breaks = [
+            ("", ""),
+            ("vmid = 121; ", ""),
+            ("  db = {", "  \"1db\" = {"),
+            ("cores = 2; memory = 2048; disk", "name = \"no_dns\"; cores = 2; memory = 2048; disk"),
+            ("vmid = 121;", "vmid = 121; ignoreChangesExtra = [ \"!x\" ];"),
+            ("  db = {", "  db = {\n    renamedFrom = [ \"web\" ];"),
+            ("  db = {", "  db = {\n    renamedFrom = [ \"9old\" ];"),
+            ("vmid = 121;", "vmid = 121; ignoreChangesExtra = [ \"!x\" ];\n    }; renamedFrom = [ \"web\" ]; x = {"),
+        ];
+        let mut refused = 0;
+        for (from, to) in breaks {
+            let text = crate::check::testing::fleet().replacen(from, to, 1);
+            let path = std::env::temp_dir().join("pve-tofu-refusal-test/hosts.nix");
+            let Ok(loaded) = crate::fleet::load_source(crate::fleet::SourceFile::new(path, text))
+            else {
+                panic!("the test fleet with {to:?} does not load");
+            };
+            let (checked, rendered) = crate::render::without_gates(|| {
+                (check_renders(&loaded), render_json_as(&loaded, false))
+            });
+            let checked = checked.err().map(|e| format!("{e:?}"));
+            refused += usize::from(checked.is_some());
+            assert_eq!(checked, rendered.err().map(|e| format!("{e:?}")), "{to:?}");
+        }
+        // Every break but the first (none) is refused.
+        assert_eq!(refused, breaks.len() - 1);
+    }
 
     #[test]
     fn attribute_references() {

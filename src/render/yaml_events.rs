@@ -4,7 +4,7 @@
 //! 40 MiB for a 10,000-host `.sops.yaml`). The only `unsafe` in pve: the
 //! calls into unsafe-libyaml, each as serde_yaml_ng makes them.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 
@@ -139,11 +139,11 @@ unsafe fn parse_error(p: *const unsafe_sys::yaml_parser_t) -> String {
 /// document, a mapping on top, each of `keys`/`creation_rules` once and a
 /// list, every key a string, every alias naming an anchor before it.
 pub struct SopsTally<'r> {
-    recipients: &'r [String],
+    recipients: &'r [&'r str],
     pub keys: usize,
     pub keys_differ: bool,
     pub rules: usize,
-    anchors: BTreeSet<Vec<u8>>,
+    anchors: HashSet<Vec<u8>>,
     documents: usize,
     depth: usize,
     section: Section,
@@ -168,13 +168,13 @@ enum Node<'e> {
 
 impl<'r> SopsTally<'r> {
     /// Reads `text` and tallies it against `recipients`.
-    pub fn read(text: &str, recipients: &'r [String]) -> Result<Self, String> {
+    pub fn read(text: &str, recipients: &'r [&'r str]) -> Result<Self, String> {
         let mut t = SopsTally {
             recipients,
             keys: 0,
             keys_differ: false,
             rules: 0,
-            anchors: BTreeSet::new(),
+            anchors: HashSet::new(),
             documents: 0,
             depth: 0,
             section: Section::Other,
@@ -270,7 +270,7 @@ impl<'r> SopsTally<'r> {
                     let Node::Scalar(value) = n else {
                         return Err("one of its keys is not a string".into());
                     };
-                    let meant = self.recipients.get(self.keys).map(String::as_bytes);
+                    let meant = self.recipients.get(self.keys).map(|r| r.as_bytes());
                     self.keys_differ |= meant != Some(value);
                     self.keys += 1;
                 }
@@ -288,8 +288,7 @@ mod tests {
     use super::*;
 
     fn tally(text: &str, recipients: &[&str]) -> Result<(usize, bool, usize), String> {
-        let r: Vec<String> = recipients.iter().map(|s| s.to_string()).collect();
-        SopsTally::read(text, &r).map(|t| (t.keys, t.keys_differ, t.rules))
+        SopsTally::read(text, recipients).map(|t| (t.keys, t.keys_differ, t.rules))
     }
 
     #[test]

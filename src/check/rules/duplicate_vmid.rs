@@ -8,7 +8,7 @@
 //! db = { proxmox = { vmid = 120; }; };   # duplicate-vmid, pointing at `web`
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use rowan::TextRange;
 
@@ -16,7 +16,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::fleet::{Host, Loaded};
 
 pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
-    let mut seen: BTreeMap<(Option<String>, i64), (&Host, TextRange)> = BTreeMap::new();
+    let mut seen: HashMap<i64, (&Host, TextRange)> = HashMap::with_capacity(l.fleet.hosts.len());
     let mut out = Vec::new();
     // In file order, so "first" means first in the file.
     let mut vms: Vec<_> = l.fleet.vms().collect();
@@ -24,7 +24,7 @@ pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
     for (h, p) in vms {
         let Some(vmid) = &p.vmid else { continue };
         // VMIDs are unique per cluster, so the node does not matter.
-        match seen.get(&(None, vmid.value)) {
+        match seen.get(&vmid.value) {
             Some((first, first_span)) => out.push(
                 Diagnostic::error(
                     Code::DuplicateVmid,
@@ -41,7 +41,7 @@ pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
                 )),
             ),
             None => {
-                seen.insert((None, vmid.value), (h, vmid.span));
+                seen.insert(vmid.value, (h, vmid.span));
             }
         }
     }

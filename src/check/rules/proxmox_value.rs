@@ -98,13 +98,8 @@ pub fn proxmox_values(l: &Loaded) -> Vec<Diagnostic> {
     if let Some(cfg) = cfg.map(|a| &a.value) {
         check_config(cfg, &mut out);
     }
-    for h in &l.fleet.hosts {
-        let proxmox = l
-            .value
-            .as_attrs()
-            .and_then(|r| r.get(&h.name))
-            .and_then(|a| a.value.as_attrs())
-            .and_then(|a| a.get("proxmox"));
+    for (h, set) in crate::check::host_sets(l) {
+        let proxmox = set.and_then(|a| a.get("proxmox"));
         if let Some(p) = proxmox {
             check_vm(&h.name, &p.value, &mut out);
         }

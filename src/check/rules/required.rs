@@ -15,8 +15,11 @@ use crate::fleet::{Host, Loaded, ProxmoxSpec};
 
 pub fn required_keys(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (h, p) in l.fleet.vms() {
-        let written = proxmox_attrs(l, &h.name);
+    for (h, set) in crate::check::host_sets(l) {
+        let Some(p) = &h.proxmox else { continue };
+        let written = set
+            .and_then(|s| s.get("proxmox"))
+            .and_then(|a| a.value.as_attrs());
         let missing: Vec<&str> = ["vmid", "cores", "memory"]
             .into_iter()
             .filter(|key| *key == "vmid" || p.clones_template())
@@ -67,18 +70,6 @@ fn missing_keys(h: &Host, p: &ProxmoxSpec, missing: &[&str]) -> Option<Diagnosti
         )
         .help(format!("add e.g. {example}")),
     )
-}
-
-/// The host's `proxmox` set as written in hosts.nix.
-fn proxmox_attrs<'l>(l: &'l Loaded, host: &str) -> Option<&'l Attrs> {
-    l.value
-        .as_attrs()?
-        .get(host)?
-        .value
-        .as_attrs()?
-        .get("proxmox")?
-        .value
-        .as_attrs()
 }
 
 #[cfg(test)]

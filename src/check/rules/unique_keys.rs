@@ -9,8 +9,6 @@
 //! db = { publicKey = "ssh-ed25519 AAAA..."; };   # duplicate-public-key, at both
 //! ```
 
-use std::collections::BTreeMap;
-
 use rowan::TextRange;
 
 use crate::diag::{Code, Diagnostic};
@@ -21,15 +19,21 @@ use crate::fleet::Loaded;
 pub fn public_keys(l: &Loaded) -> Vec<Diagnostic> {
     // Keyed by the point: the same key with another comment is the same
     // key. (The diagnostics are sorted by position afterwards.)
-    let mut by_key: BTreeMap<[u8; 32], Vec<(&str, TextRange)>> = BTreeMap::new();
-    for h in &l.fleet.hosts {
-        let (Some(k), Some(Ok(point))) = (&h.public_key, h.public_point()) else {
-            continue;
-        };
-        by_key.entry(*point).or_default().push((&h.name, k.span));
-    }
+    // One list sorted by key (stable: each key's hosts stay in host
+    // order), not a map of lists: the keys are nearly always unique.
+    let mut by_key: Vec<(&[u8; 32], &str, TextRange)> = l
+        .fleet
+        .hosts
+        .iter()
+        .filter_map(|h| match (&h.public_key, h.public_point()) {
+            (Some(k), Some(Ok(point))) => Some((point, h.name.as_str(), k.span)),
+            _ => None,
+        })
+        .collect();
+    by_key.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
-    for owners in by_key.values().filter(|o| o.len() > 1) {
+    for group in by_key.chunk_by(|a, b| a.0 == b.0).filter(|o| o.len() > 1) {
+        let owners: Vec<(&str, TextRange)> = group.iter().map(|(_, n, s)| (*n, *s)).collect();
         for (i, (name, span)) in owners.iter().enumerate() {
             let others: Vec<String> = owners
                 .iter()

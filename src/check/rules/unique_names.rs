@@ -17,7 +17,8 @@
 //! tools = { hostname = "pve"; };             # name-collision with the node
 //! ```
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use rowan::TextRange;
 
@@ -29,22 +30,23 @@ const RESERVED: &[&str] = &["localhost", "localhost.localdomain", "ip6-localhost
 
 /// One use of a name: who uses it, in which role, where.
 #[derive(Clone)]
-struct Use {
-    owner: String,
+struct Use<'a> {
+    owner: &'a str,
     role: &'static str,
     span: TextRange,
 }
 
-pub fn names(l: &Loaded) -> Vec<Diagnostic> {
-    let mut uses: BTreeMap<String, Vec<Use>> = BTreeMap::new();
-    let mut add = |name: &str, owner: &str, role: &'static str, span: TextRange| {
-        uses.entry(name.to_ascii_lowercase())
-            .or_default()
-            .push(Use {
-                owner: owner.to_string(),
-                role,
-                span,
-            });
+pub fn names<'l>(l: &'l Loaded) -> Vec<Diagnostic> {
+    // Every use in one list (not a map of lists), its name lowercased only
+    // when it holds an upper-case letter.
+    let mut uses: Vec<(Cow<str>, Use)> = Vec::with_capacity(2 * l.fleet.hosts.len() + 2);
+    let mut add = |name: &'l str, owner: &'l str, role: &'static str, span: TextRange| {
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        uses.push((name, Use { owner, role, span }));
     };
     if let Some(p) = &l.fleet.proxmox {
         if let Some(h) = &p.host {
@@ -66,19 +68,35 @@ pub fn names(l: &Loaded) -> Vec<Diagnostic> {
             add(&a.value, &h.name, "sshAlias", a.span);
         }
     }
+    // Nearly every name is used once: only the names used twice or
+    // reserved are gathered (by name, each one's uses in order found).
+    let mut count: HashMap<&str, u32> = HashMap::with_capacity(uses.len());
+    for (name, _) in &uses {
+        *count.entry(name).or_default() += 1;
+    }
+    let mut shared: Vec<(&str, Use)> = uses
+        .iter()
+        .filter(|(name, _)| count[name.as_ref()] > 1 || RESERVED.contains(&name.as_ref()))
+        .map(|(name, u)| (name.as_ref(), u.clone()))
+        .collect();
+    shared.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = Vec::new();
-    for (name, all) in &uses {
-        reserved(name, all, &mut out);
-        collisions(name, all, &mut out);
+    for group in shared.chunk_by(|a, b| a.0 == b.0) {
+        reserved(group[0].0, group, &mut out);
+        collisions(group[0].0, group, &mut out);
     }
     out
 }
 
-fn reserved(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
+fn reserved(name: &str, all: &[(&str, Use)], out: &mut Vec<Diagnostic>) {
     if !RESERVED.contains(&name) {
         return;
     }
-    for u in all.iter().filter(|u| u.owner != "the Proxmox host") {
+    for u in all
+        .iter()
+        .map(|(_, u)| u)
+        .filter(|u| u.owner != "the Proxmox host")
+    {
         out.push(
             Diagnostic::error(
                 Code::NameCollision,
@@ -93,9 +111,9 @@ fn reserved(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
 /// Every use of `name` by an owner other than the first one's, reported at
 /// both places. Same-role duplicates between hosts are left to
 /// `duplicate-hostname` / `duplicate-ssh-alias`.
-fn collisions(name: &str, all: &[Use], out: &mut Vec<Diagnostic>) {
-    for (i, a) in all.iter().enumerate() {
-        for b in &all[i + 1..] {
+fn collisions(name: &str, all: &[(&str, Use)], out: &mut Vec<Diagnostic>) {
+    for (i, (_, a)) in all.iter().enumerate() {
+        for (_, b) in &all[i + 1..] {
             let same_owner = a.owner == b.owner;
             let left_to_rules = a.role == b.role && a.owner != "the Proxmox host";
             if same_owner || left_to_rules {
