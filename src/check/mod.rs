@@ -59,7 +59,11 @@ pub fn check_all(loaded: &Loaded) -> Vec<Diagnostic> {
     std::thread::scope(|s| {
         // Rendering converts every host's key (about 50 µs each): on a
         // core of its own, beside the other rules.
-        let render = s.spawn(|| rules::render::render_refusals(loaded));
+        let render = s.spawn(|| {
+            let found = rules::render::render_refusals(loaded);
+            crate::fleet::memory::release_freed();
+            found
+        });
         for (id, rule) in RULES {
             if *id != RuleId::Render {
                 out.extend(rule(loaded));

@@ -53,7 +53,13 @@ pub fn recipients_from_points(points: &[[u8; 32]]) -> Vec<Result<String, KeyErro
     std::thread::scope(|s| {
         let workers: Vec<_> = points
             .chunks(chunk)
-            .map(|part| s.spawn(move || recipients_on_this_thread(part)))
+            .map(|part| {
+                s.spawn(move || {
+                    let recipients = recipients_on_this_thread(part);
+                    crate::fleet::memory::release_freed();
+                    recipients
+                })
+            })
             .collect();
         workers
             .into_iter()
