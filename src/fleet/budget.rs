@@ -28,16 +28,21 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// What was spent so far: a read split over threads adds up the parts
+    /// to know whether one evaluation of the whole file would have stayed
+    /// within the limits.
+    pub fn spent(&self) -> Spent {
+        Spent {
+            steps: self.steps.get(),
+            values: self.values.get(),
+            bytes: self.bytes.get(),
+        }
+    }
     pub fn step(&self, span: TextRange) -> Result<(), EvalError> {
         spend(&self.steps, 1, MAX_STEPS, "evaluation steps", span)
     }
     pub fn values(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(&self.values, n as u64, MAX_VALUES, "values built", span)
-    }
-    /// Steps, values and bytes spent so far.
-    #[cfg(test)]
-    pub fn spent(&self) -> [u64; 3] {
-        [self.steps.get(), self.values.get(), self.bytes.get()]
     }
     pub fn bytes(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(
@@ -71,30 +76,6 @@ impl Spent {
     pub fn within_limits(self) -> bool {
         self.steps <= MAX_STEPS && self.values <= MAX_VALUES && self.bytes <= MAX_STRING_BYTES
     }
-}
-
-thread_local! {
-    static LAST_SPENT: Cell<Spent> = const { Cell::new(Spent { steps: 0, values: 0, bytes: 0 }) };
-}
-
-/// A budget leaves what it spent behind on its thread when it is dropped
-/// (with its evaluator): a read split over threads adds up the parts to
-/// know whether one evaluation of the whole file would have stayed within
-/// the limits.
-impl Drop for Budget {
-    fn drop(&mut self) {
-        let spent = Spent {
-            steps: self.steps.get(),
-            values: self.values.get(),
-            bytes: self.bytes.get(),
-        };
-        LAST_SPENT.with(|l| l.set(spent));
-    }
-}
-
-/// What the budget dropped last on this thread spent.
-pub fn last_spent() -> Spent {
-    LAST_SPENT.with(Cell::get)
 }
 
 fn spend(c: &Cell<u64>, n: u64, max: u64, what: &str, span: TextRange) -> Result<(), EvalError> {

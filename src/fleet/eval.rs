@@ -255,6 +255,11 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates `expr` and forces the result completely, as `--strict` does.
+    /// What this evaluator has spent of its budget.
+    pub fn spent(&self) -> super::budget::Spent {
+        self.budget.spent()
+    }
+
     pub fn eval_strict(&self, expr: &'a Expr) -> Result<Value> {
         let env = Rc::new(Scope {
             vars: RefCell::new(HashMap::new()),
@@ -994,7 +999,7 @@ mod tests {
 
     /// The value and the budget spent, with plain data taken straight to
     /// values or not.
-    fn run(text: &str, direct: bool) -> (Result<Value>, [u64; 3]) {
+    fn run(text: &str, direct: bool) -> (Result<Value>, crate::fleet::budget::Spent) {
         let Some(expr) = fast_parse::parse(text) else {
             panic!("fast_parse reads {text:?}");
         };

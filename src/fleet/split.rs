@@ -33,7 +33,7 @@ use std::path::Path;
 
 use rowan::TextRange;
 
-use super::budget::{self, Spent};
+use super::budget::Spent;
 use super::ir::{Expr, ExprKind};
 use super::model::{Fleet, Typed};
 use super::value::{Attr, Attrs, Kind, Value};
@@ -203,13 +203,10 @@ fn body_set_span(expr: &Expr) -> Option<TextRange> {
 
 fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64, typed: bool) -> Option<Part> {
     scope::check(expr).ok()?;
-    let value = {
-        let evaluator = eval::Evaluator::new(base_dir);
-        let value = evaluator.eval_strict(expr).ok()?;
-        drop(evaluator);
-        value
-    };
-    let spent = budget::last_spent();
+    let evaluator = eval::Evaluator::new(base_dir);
+    let value = evaluator.eval_strict(expr).ok()?;
+    let spent = evaluator.spent();
+    drop(evaluator);
     let typed = match value.as_attrs() {
         Some(attrs) if typed => attrs.iter().map(|(n, a)| Typed::of(n, a)).collect(),
         _ => Vec::new(),
