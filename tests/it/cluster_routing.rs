@@ -82,13 +82,7 @@ fn proxmox_ops_reach_a_vm_on_another_node_through_pvesh_tasks() {
     assert_eq!(s.state()["vms"]["111"]["node"], "pve2");
     let stop = pvesh(&s, "create", "/nodes/pve2/qemu/111/status/stop");
     assert_eq!(stop.len(), 1, "{:?}", s.calls());
-    let upid = s.state()["tasks"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let upid = first_task(&s);
     assert!(
         upid.starts_with("UPID:pve2:") && upid.ends_with(":qmstop:111:root@pam:"),
         "{upid}"
@@ -526,6 +520,13 @@ fn clone_and_list_across_nodes(s: &Sim) {
 
 /// The calls the simulated host got after the first one for which `first`
 /// holds (that one included).
+/// The UPID of the first task the simulated cluster ran.
+fn first_task(sim: &Sim) -> String {
+    let tasks = sim.state()["tasks"].clone();
+    let upid = tasks.as_object().and_then(|t| t.keys().next().cloned());
+    upid.expect("a task was started")
+}
+
 fn calls_from(sim: &Sim, first: impl Fn(&[String]) -> bool) -> Vec<Vec<String>> {
     let calls = sim.calls();
     let at = calls.iter().position(|c| first(c)).unwrap_or(calls.len());
@@ -544,13 +545,7 @@ fn a_task_that_outlasts_the_timeout_is_reported_with_where_to_look_and_left_alon
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let err = stderr(&o);
-    let upid = s.state()["tasks"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
+    let upid = first_task(&s);
     assert!(
         err.contains(&format!(
             "the Proxmox task {upid} on node pve2 did not finish in time"

@@ -72,6 +72,18 @@ impl Empty {
     fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path().join(rel)).expect(rel)
     }
+    /// `pve init` (plus `flags`, written as on a command line) on a
+    /// pseudo-terminal, in this fleet with its own HOME.
+    fn init_on_terminal(&self, flags: &str) -> crate::support::terminal::Terminal {
+        let pve = env!("CARGO_BIN_EXE_pve");
+        crate::support::terminal::Terminal::spawn(&format!("'{pve}' init{flags}"), |cmd| {
+            cmd.current_dir(self.path())
+                .env("HOME", self.home.path())
+                .env("XDG_CONFIG_HOME", self.home.path().join("xdg"))
+                .env_remove("SOPS_AGE_KEY_FILE")
+                .env_remove("PVE_HOSTS");
+        })
+    }
     /// `pve init` with every flag; asserts it worked.
     fn init(&self) {
         let o = self.pve(INIT_FLAGS);
@@ -644,14 +656,7 @@ fn remove_takes_the_folder_of_the_configuration_file_unless_another_host_uses_it
 #[test]
 fn init_asks_on_a_terminal_with_defaults() {
     let e = Empty::new();
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let mut term = crate::support::terminal::Terminal::spawn(&format!("'{pve}' init"), |cmd| {
-        cmd.current_dir(e.path())
-            .env("HOME", e.home.path())
-            .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env_remove("PVE_HOSTS");
-    });
+    let mut term = e.init_on_terminal("");
     term.answer("Proxmox host (API and SSH address): ", "pve.lan");
     term.answer("Proxmox node [pve]: ", "");
     term.answer("Storage for VM disks [local-lvm]: ", "");
@@ -673,14 +678,7 @@ fn init_asks_on_a_terminal_with_defaults() {
 #[test]
 fn init_asks_again_after_a_bad_answer_and_says_why() {
     let e = Empty::new();
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let mut term = crate::support::terminal::Terminal::spawn(&format!("'{pve}' init"), |cmd| {
-        cmd.current_dir(e.path())
-            .env("HOME", e.home.path())
-            .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
-            .env_remove("SOPS_AGE_KEY_FILE")
-            .env_remove("PVE_HOSTS");
-    });
+    let mut term = e.init_on_terminal("");
     let host = "Proxmox host (API and SSH address): ";
     term.answer(host, "");
     term.answer(host, "pve_lan");
@@ -709,17 +707,7 @@ fn init_asks_again_after_a_bad_answer_and_says_why() {
 #[test]
 fn init_on_a_terminal_gives_up_after_five_bad_answers_and_writes_nothing() {
     let e = Empty::new();
-    let pve = env!("CARGO_BIN_EXE_pve");
-    let mut term = crate::support::terminal::Terminal::spawn(
-        &format!("'{pve}' init --proxmox-host pve.lan --node pve --storage local-lvm"),
-        |cmd| {
-            cmd.current_dir(e.path())
-                .env("HOME", e.home.path())
-                .env("XDG_CONFIG_HOME", e.home.path().join("xdg"))
-                .env_remove("SOPS_AGE_KEY_FILE")
-                .env_remove("PVE_HOSTS");
-        },
-    );
+    let mut term = e.init_on_terminal(" --proxmox-host pve.lan --node pve --storage local-lvm");
     for _ in 0..5 {
         term.answer("VMID of the NixOS template [9000]: ", "abc");
     }
