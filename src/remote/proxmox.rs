@@ -537,45 +537,55 @@ impl Proxmox {
         Ok(self.ssh.interactive(&[s("qm"), s("terminal"), s(vmid)])?)
     }
 
-    /// The guest agent's interfaces (errors keep Proxmox's stderr): `qm
-    /// guest cmd` here, `pvesh get …/agent/network-get-interfaces` (the
-    /// same array wrapped in `{"result": …}`) on another node.
+    /// The guest agent's interfaces (errors keep Proxmox's stderr).
     fn guest_interfaces(
         &self,
         vmid: u32,
         remote: Option<&NodeName>,
     ) -> Result<Vec<GuestInterface>, SshError> {
-        let timeout = self.timeout(DEFAULT_OP_TIMEOUT);
-        let unparsable = |detail: String| SshError::Other {
+        let answer = self.agent_interfaces_text(vmid, remote, self.timeout(DEFAULT_OP_TIMEOUT))?;
+        parse::guest_interfaces(&answer).map_err(|e| self.unparsable(e.to_string()))
+    }
+
+    /// The guest agent's network-get-interfaces array as JSON text: `qm
+    /// guest cmd` here, `pvesh get …/agent/network-get-interfaces` (the
+    /// same array wrapped in `{"result": …}`) on another node. Errors keep
+    /// Proxmox's stderr.
+    pub(crate) fn agent_interfaces_text(
+        &self,
+        vmid: u32,
+        remote: Option<&NodeName>,
+        timeout: Duration,
+    ) -> Result<String, SshError> {
+        let Some(node) = remote else {
+            let argv = [
+                s("qm"),
+                s("guest"),
+                s("cmd"),
+                s(vmid),
+                s("network-get-interfaces"),
+            ];
+            return Ok(self.ssh.run(&argv, timeout)?.stdout);
+        };
+        let argv = [
+            s("pvesh"),
+            s("get"),
+            target::vm_path(node, vmid, "agent/network-get-interfaces"),
+            s("--output-format"),
+            s("json"),
+        ];
+        let out = self.ssh.run(&argv, timeout)?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.stdout.trim()).map_err(|e| self.unparsable(e.to_string()))?;
+        Ok(v.get("result").cloned().unwrap_or_default().to_string())
+    }
+
+    /// An answer from the Proxmox host that pve cannot read.
+    fn unparsable(&self, detail: String) -> SshError {
+        SshError::Other {
             target: self.settings.endpoint.host.clone(),
             stderr: detail,
-        };
-        let answer = match remote {
-            Some(node) => {
-                let argv = [
-                    s("pvesh"),
-                    s("get"),
-                    target::vm_path(node, vmid, "agent/network-get-interfaces"),
-                    s("--output-format"),
-                    s("json"),
-                ];
-                let out = self.ssh.run(&argv, timeout)?;
-                let v: serde_json::Value = serde_json::from_str(out.stdout.trim())
-                    .map_err(|e| unparsable(e.to_string()))?;
-                v.get("result").cloned().unwrap_or_default().to_string()
-            }
-            None => {
-                let argv = [
-                    s("qm"),
-                    s("guest"),
-                    s("cmd"),
-                    s(vmid),
-                    s("network-get-interfaces"),
-                ];
-                self.ssh.run(&argv, timeout)?.stdout
-            }
-        };
-        parse::guest_interfaces(&answer).map_err(|e| unparsable(e.to_string()))
+        }
     }
 
     /// `running` or `stopped` (`qm status`; another node: status/current).

@@ -46,30 +46,14 @@ impl Proxmox {
     }
 
     /// The guest agent's network-get-interfaces answer for a VM on `node`
-    /// (`qm guest cmd` here, `pvesh get .../agent/network-get-interfaces`
-    /// elsewhere, whose `{"result": [...]}` wraps the same array).
+    /// (see [`Proxmox::agent_interfaces_text`]).
     pub fn agent_interfaces_on(&self, vmid: u32, node: &str, timeout: Duration) -> Result<String> {
-        if node == self.settings().node {
-            let argv = [
-                s("qm"),
-                s("guest"),
-                s("cmd"),
-                s(vmid),
-                s("network-get-interfaces"),
-            ];
-            return Ok(self.run_within(&argv, timeout)?.stdout);
-        }
-        let out = self.run_within(
-            &pvesh_get(node, vmid, "agent/network-get-interfaces")?,
-            timeout,
-        )?;
-        let v: Json = serde_json::from_str(out.stdout.trim()).map_err(|e| {
-            external(ParseError {
-                what: "pvesh get /nodes/<node>/qemu/<vmid>/agent/network-get-interfaces",
-                detail: e.to_string(),
-            })
-        })?;
-        Ok(v.get("result").cloned().unwrap_or(Json::Null).to_string())
+        let remote = if node == self.settings().node {
+            None
+        } else {
+            Some(NodeName::parse(node)?)
+        };
+        Ok(self.agent_interfaces_text(vmid, remote.as_ref(), timeout)?)
     }
 }
 
