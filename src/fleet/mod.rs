@@ -227,9 +227,6 @@ pub fn evaluate_text(text: &str, base_dir: &Path) -> Result<Value, Diagnostic> {
     on_eval_thread(|| evaluate_on_this_thread(text, base_dir))
 }
 
-/// Runs `work` on a thread with a large stack, so that deep but legal
-/// input cannot overflow it; depth is bounded by [`syntax::MAX_NESTING`]
-/// and [`eval::MAX_DEPTH`] as well.
 /// The stack of a thread that parses or evaluates hosts.nix.
 const EVAL_STACK: usize = 256 * 1024 * 1024;
 
@@ -264,6 +261,9 @@ pub fn load_text_split_at(
     on_eval_thread(|| Ok(split::load_at(text, base_dir, cut))).unwrap_or(None)
 }
 
+/// Runs `work` on a thread with a large stack, so that deep but legal
+/// input cannot overflow it; depth is bounded by [`syntax::MAX_NESTING`]
+/// and [`eval::MAX_DEPTH`] as well.
 fn on_eval_thread<T: Send>(
     work: impl FnOnce() -> Result<T, Diagnostic> + Send,
 ) -> Result<T, Diagnostic> {

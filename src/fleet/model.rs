@@ -456,24 +456,17 @@ impl Fleet {
     /// Builds the typed fleet from the evaluated file. The root must be a set
     /// (checked by the caller).
     pub fn from_value(root: &Attrs) -> (Fleet, Vec<Diagnostic>) {
+        Fleet::from_typed(root.into_iter().map(|(name, attr)| Typed::of(name, attr)))
+    }
+
+    /// The fleet from its top-level attributes typed one by one
+    /// ([`Typed::of`]), in name order (the two-thread read types each
+    /// half's on its own thread).
+    pub fn from_typed(typed: impl ExactSizeIterator<Item = Typed>) -> (Fleet, Vec<Diagnostic>) {
         let mut diags = Vec::new();
         let mut fleet = Fleet::default();
         // Sized once: a 10,000-host fleet would otherwise copy its hosts
         // through a dozen ever larger allocations.
-        fleet.hosts.reserve_exact(root.len());
-        for (name, attr) in root {
-            let part = type_entry(name, attr, &mut diags);
-            fleet.add(part);
-        }
-        (fleet, diags)
-    }
-
-    /// The fleet from its top-level attributes typed one by one
-    /// ([`Typed::of`]), in name order: the same fleet and diagnostics, in
-    /// the same order, as [`Fleet::from_value`] on their set.
-    pub fn from_typed(typed: impl ExactSizeIterator<Item = Typed>) -> (Fleet, Vec<Diagnostic>) {
-        let mut diags = Vec::new();
-        let mut fleet = Fleet::default();
         fleet.hosts.reserve_exact(typed.len());
         for t in typed {
             diags.extend(t.diags);
