@@ -307,6 +307,16 @@ struct Virtiofs {
 }
 
 /// Every attribute here forces replacement, so `clone` is in
+/// How many times the provider tries a clone: once. On a retry the
+/// provider (bpg/proxmox, `proxmox/nodes/vms/vms.go` and `proxmox/retry`)
+/// counts Proxmox's "config file already exists" as its own first attempt
+/// having succeeded, so a VMID lost to another `pve new` on the same node
+/// would end with this resource configuring (renaming, resizing, starting)
+/// the other VM instead of failing. A clone that fails on a busy storage
+/// lock is retried by running the apply again (`_proxmox.parallelClones`
+/// keeps them few); the old stack's 3 is not kept.
+const CLONE_ATTEMPTS: i64 = 1;
+
 /// `ignore_changes`: it only matters when the VM is created.
 #[derive(Serialize)]
 struct Clone {
@@ -741,7 +751,7 @@ fn clone_block(
     Some(Clone {
         vm_id,
         full: true,
-        retries: 3,
+        retries: CLONE_ATTEMPTS,
         node_name: across.then(|| tf_escape(&template_node)),
         datastore_id: if across || own_storage {
             storage.map(str::to_string)

@@ -80,18 +80,18 @@ fn each_vm_is_cloned_from_a_template_it_can_reach() {
     // The template of its own node: no node_name in the clone.
     assert_eq!(
         vms["web"]["clone"],
-        json!({"full": true, "retries": 3, "vm_id": 9000})
+        json!({"full": true, "retries": 1, "vm_id": 9000})
     );
     assert_eq!(
         vms["cache"]["clone"],
-        json!({"full": true, "retries": 3, "vm_id": 9001})
+        json!({"full": true, "retries": 1, "vm_id": 9001})
     );
     assert_eq!(vms["cache"]["node_name"], "pve2");
     // pve3 has none: templateVmid on the default node, named in the clone,
     // with the target storage of db's disks.
     assert_eq!(
         vms["db"]["clone"],
-        json!({"datastore_id": "nfs-shared", "full": true, "node_name": "pve", "retries": 3, "vm_id": 9000})
+        json!({"datastore_id": "nfs-shared", "full": true, "node_name": "pve", "retries": 1, "vm_id": 9000})
     );
     for vm in ["web", "cache", "db"] {
         assert_eq!(vms[vm]["migrate"], true, "{vm}");

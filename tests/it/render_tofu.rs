@@ -68,7 +68,7 @@ fn example_fleet_matches_the_old_module() {
             // replacement, so a later change (a move to a node with its own
             // template) must not recreate the VM.
             "lifecycle": { "ignore_changes": ["cpu[0].architecture", "vga", "clone"] },
-            "clone": { "vm_id": 9003, "full": true, "retries": 3 },
+            "clone": { "vm_id": 9003, "full": true, "retries": 1 },
             "migrate": true,
             "description": "Isolated sandbox VM (no LAN access)",
             "tags": ["sandbox", "nixos"]
@@ -194,7 +194,7 @@ fn cluster_fixture() {
     assert_eq!(vms["web"]["node_name"], "pve1");
     assert_eq!(
         vms["web"]["clone"],
-        json!({ "vm_id": 9000, "full": true, "retries": 3 })
+        json!({ "vm_id": 9000, "full": true, "retries": 1 })
     );
 
     let db = &vms["db"];
@@ -204,7 +204,7 @@ fn cluster_fixture() {
     // names it, and puts the disks on db's own storage.
     assert_eq!(
         db["clone"],
-        json!({ "vm_id": 9000, "full": true, "retries": 3, "node_name": "pve1", "datastore_id": "ceph" })
+        json!({ "vm_id": 9000, "full": true, "retries": 1, "node_name": "pve1", "datastore_id": "ceph" })
     );
     assert_eq!(db["migrate"], true);
     assert_eq!(db["cpu"]["type"], "host");

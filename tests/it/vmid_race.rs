@@ -72,6 +72,8 @@ fn a_clone_that_loses_its_vmid_names_the_holder_and_the_next_free_vmid_and_can_r
         "{screen}"
     );
     // Nothing of ours on Proxmox or in the state; the other VM untouched.
+    // The stand-in's provider, as the real one, would have taken web-9 as
+    // its own clone (and renamed it) had pve rendered clone.retries > 1.
     assert!(fx.state_vms().is_empty());
     assert_eq!(fx.sim.state()["vms"]["150"]["config"]["name"], "web-9");
     // Without a terminal and without --yes the run is kept for --resume:
