@@ -318,6 +318,11 @@ pub(crate) fn gate(loaded: &Loaded, rules: &[RuleId]) -> Result<(), AppError> {
 /// A string as it must appear in `.tf.json`, where every string is a
 /// template: a literal `${` or `%{` is written `$${` / `%%{`.
 pub fn tf_escape(s: &str) -> String {
+    // Nearly no string has a `{`: one byte scan instead of two searches
+    // (a 10,000-host config.tf.json escapes ~150,000 strings).
+    if !s.as_bytes().contains(&b'{') {
+        return s.to_owned();
+    }
     s.replace("${", "$${").replace("%{", "%%{")
 }
 
