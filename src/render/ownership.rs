@@ -19,12 +19,54 @@ const MAX_PREVIOUS_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why `file` may not be written under `dir`, or `None` when it may.
 pub fn problem(loaded: &Loaded, dir: &Path, file: &RenderedFile) -> Option<Diagnostic> {
+    problem_among(loaded, &PathValues::of(loaded), dir, file)
+}
+
+/// The first of [`problem`] for `files`, in order; hosts.nix's path values
+/// looked up once for all of them (a walk of the whole fleet each).
+pub fn first_problem(loaded: &Loaded, dir: &Path, files: &[RenderedFile]) -> Option<Diagnostic> {
+    let paths = PathValues::of(loaded);
+    files
+        .iter()
+        .find_map(|f| problem_among(loaded, &paths, dir, f))
+}
+
+/// The path values of hosts.nix, found on first use (a destination that
+/// does not exist yet needs none).
+struct PathValues<'a> {
+    loaded: &'a Loaded,
+    found: std::cell::OnceCell<Vec<&'a Path>>,
+}
+
+impl<'a> PathValues<'a> {
+    fn of(loaded: &'a Loaded) -> Self {
+        PathValues {
+            loaded,
+            found: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &[&'a Path] {
+        self.found.get_or_init(|| {
+            let mut out = Vec::new();
+            walk_paths(&self.loaded.value, &mut |p| out.push(p));
+            out
+        })
+    }
+}
+
+fn problem_among(
+    loaded: &Loaded,
+    paths: &PathValues,
+    dir: &Path,
+    file: &RenderedFile,
+) -> Option<Diagnostic> {
     let target = dir.join(&file.path);
     let real = match crate::fsutil::resolve_links(&target) {
         Ok(p) => p,
         Err(e) => return Some(refuse(loaded, file, format!("{e}"))),
     };
-    if let Some(what) = protected(loaded, &real) {
+    if let Some(what) = protected(loaded, paths, &real) {
         return Some(refuse(
             loaded,
             file,
@@ -41,6 +83,13 @@ pub fn problem(loaded: &Loaded, dir: &Path, file: &RenderedFile) -> Option<Diagn
             file,
             format!("{} exists and is not a regular file", file.path.display()),
         ));
+    }
+    // The usual case, a file equal to the text, read a block at a time
+    // (not held whole beside the text); anything else read whole, as the
+    // kind of file it should be.
+    let fits = file.contents.len() as u64 <= MAX_PREVIOUS_BYTES;
+    if fits && super::same_contents(&real, file.contents.as_bytes()).unwrap_or(false) {
+        return None;
     }
     let old = match crate::fsutil::read_limited(&real, MAX_PREVIOUS_BYTES) {
         Ok(bytes) => bytes,
@@ -68,18 +117,13 @@ pub fn problem(loaded: &Loaded, dir: &Path, file: &RenderedFile) -> Option<Diagn
 /// hosts.nix itself, or a path value in it, when `real` is the same file
 /// (same device and inode: links and `..` cannot hide it). A file that does
 /// not exist yet clobbers nothing.
-fn protected(loaded: &Loaded, real: &Path) -> Option<String> {
+fn protected(loaded: &Loaded, paths: &PathValues, real: &Path) -> Option<String> {
     let id = file_id(real)?;
     if file_id(&loaded.file.path) == Some(id) {
         return Some(format!("{} itself", loaded.file.path.display()));
     }
-    let mut found = None;
-    walk_paths(&loaded.value, &mut |p| {
-        if found.is_none() && file_id(p) == Some(id) {
-            found = Some(format!("{}, which hosts.nix points at", p.display()));
-        }
-    });
-    found
+    let p = paths.get().iter().find(|p| file_id(p) == Some(id))?;
+    Some(format!("{}, which hosts.nix points at", p.display()))
 }
 
 fn file_id(p: &Path) -> Option<(u64, u64)> {
@@ -87,7 +131,7 @@ fn file_id(p: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
 }
 
-fn walk_paths(v: &Value, f: &mut impl FnMut(&Path)) {
+fn walk_paths<'v>(v: &'v Value, f: &mut impl FnMut(&'v Path)) {
     match &v.kind {
         Kind::Path(p) => f(p),
         Kind::List(items) => items.iter().for_each(|i| walk_paths(i, f)),

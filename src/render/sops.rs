@@ -734,7 +734,12 @@ fn parse_back(text: &str, recipients: &[&str], rules: usize) -> Result<(), AppEr
     // bytes in UTF-8 (C0 and DEL; C2 for C1 controls and NEL; E2 for LS
     // and PS): a byte scan, and characters only when one is there.
     let suspect = |b: &u8| (*b < 0x20 && *b != b'\n') || matches!(*b, 0x7f | 0xc2 | 0xe2);
-    let breaks = text.as_bytes().iter().any(suspect);
+    // In blocks without an early exit, which the compiler vectorises (a
+    // byte at a time cost about as much as rendering the text).
+    let breaks = text
+        .as_bytes()
+        .chunks(256)
+        .any(|block| block.iter().fold(false, |found, b| found | suspect(b)));
     if let Some(c) = breaks
         .then(|| text.chars().find(|&c| c != '\n' && breaks_a_line(c)))
         .flatten()
@@ -742,7 +747,8 @@ fn parse_back(text: &str, recipients: &[&str], rules: usize) -> Result<(), AppEr
         return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
     }
     // Read as a stream of events: only what is compared is kept (the
-    // loaded document of a 10,000-host file took about 40 MiB).
+    // loaded document of a 10,000-host file took about 40 MiB); a large
+    // text in two parts on two threads (see `SopsTally::read_in_two`).
     let doc = super::yaml_events::SopsTally::read(text, recipients).map_err(wrong)?;
     if doc.keys_differ || doc.keys != recipients.len() {
         return Err(wrong(format!(
@@ -821,5 +827,39 @@ mod tests {
         assert!(parse_back(text, &["age1x"], 0).is_err());
         let ok = "keys:\n  - &a age1x # alice\ncreation_rules:\n  - path_regex: '.*'\n";
         assert!(parse_back(ok, &["age1x"], 1).is_ok());
+    }
+
+    /// A text large enough to be read in two parts: an injected key or a
+    /// broken quote in either part is still caught.
+    #[test]
+    fn parse_back_catches_an_injection_in_either_half() {
+        let hosts = 2000;
+        let mut text = String::from("keys:\n  - &a age1x # alice\n");
+        let mut recipients = vec!["age1x".to_string()];
+        for i in 0..hosts {
+            text.push_str(&format!("  - &h{i} age1h{i} # host h{i}\n"));
+            recipients.push(format!("age1h{i}"));
+        }
+        text.push_str("creation_rules:\n");
+        for i in 0..hosts {
+            text.push_str(&format!(
+                "  # h{i}\n  - path_regex: '^hosts/h{i}/'\n    key_groups:\n      - age:\n          - *a\n          - *h{i}\n"
+            ));
+        }
+        let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        assert!(parse_back(&text, &r, hosts).is_ok());
+        let middle = text.len() / 2;
+        for at in [text.len() / 3, middle, middle + 300, text.len() - 100] {
+            let line = at + text[at..].find('\n').expect("a line") + 1;
+            for evil in [
+                "  - &evil age1evil # x\n",
+                "keys:\n  - &evil age1evil\n",
+                "  - path_regex: 'broken\n",
+                "  - path_regex: 'a\n  # b'\n",
+            ] {
+                let bad = format!("{}{evil}{}", &text[..line], &text[line..]);
+                assert!(parse_back(&bad, &r, hosts).is_err(), "{evil:?} at {line}");
+            }
+        }
     }
 }

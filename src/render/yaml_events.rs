@@ -12,20 +12,30 @@ use unsafe_libyaml as unsafe_sys;
 
 /// One parser event, borrowed for the length of the callback.
 pub enum Event<'e> {
-    DocumentStart,
+    /// `implicit`: without `---`.
+    DocumentStart {
+        implicit: bool,
+    },
+    /// `implicit`: without `...`.
+    DocumentEnd {
+        implicit: bool,
+    },
     /// A scalar: its anchor, if any, and its value (UTF-8, unescaped).
     Scalar {
         anchor: Option<&'e [u8]>,
         value: &'e [u8],
     },
     Alias(&'e [u8]),
-    /// The start of a mapping (`true`) or a sequence.
+    /// The start of a mapping (`true`) or a sequence; `block` in block
+    /// style (not `[...]`/`{...}`), `column` where it starts (0-based).
     Start {
         anchor: Option<&'e [u8]>,
         mapping: bool,
+        block: bool,
+        column: u64,
     },
     End,
-    /// Stream start or end, document end.
+    /// Stream start or end.
     Other,
 }
 
@@ -85,7 +95,12 @@ unsafe fn convert(e: &unsafe_sys::yaml_event_t) -> Event<'_> {
     // SAFETY: the union member read is the one `type_` names.
     unsafe {
         match e.type_ {
-            unsafe_sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
+            unsafe_sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart {
+                implicit: e.data.document_start.implicit,
+            },
+            unsafe_sys::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd {
+                implicit: e.data.document_end.implicit,
+            },
             unsafe_sys::YAML_SCALAR_EVENT => Event::Scalar {
                 anchor: c_bytes(e.data.scalar.anchor),
                 value: std::slice::from_raw_parts(
@@ -99,10 +114,14 @@ unsafe fn convert(e: &unsafe_sys::yaml_event_t) -> Event<'_> {
             unsafe_sys::YAML_SEQUENCE_START_EVENT => Event::Start {
                 anchor: c_bytes(e.data.sequence_start.anchor),
                 mapping: false,
+                block: e.data.sequence_start.style == unsafe_sys::YAML_BLOCK_SEQUENCE_STYLE,
+                column: e.start_mark.column,
             },
             unsafe_sys::YAML_MAPPING_START_EVENT => Event::Start {
                 anchor: c_bytes(e.data.mapping_start.anchor),
                 mapping: true,
+                block: e.data.mapping_start.style == unsafe_sys::YAML_BLOCK_MAPPING_STYLE,
+                column: e.start_mark.column,
             },
             unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => Event::End,
             _ => Event::Other,
@@ -150,6 +169,11 @@ pub struct SopsTally<'r> {
     seen: [bool; 2],
     /// Inside the top-level mapping: whether the next node is a key.
     at_key: bool,
+    /// The last top-level value is `creation_rules`' list, in block style
+    /// at [`RULE_COLUMN`] (see [`SopsTally::read_in_two`]).
+    rules_last: bool,
+    /// The document ends with `...`.
+    explicit_end: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -163,12 +187,33 @@ enum Node<'e> {
     Scalar(&'e [u8]),
     Alias,
     Mapping,
-    Sequence,
+    /// `Some(column)` in block style.
+    Sequence(Option<u64>),
 }
 
+/// The column of the rendered `creation_rules`' items (`  - path_regex`).
+const RULE_COLUMN: u64 = 2;
+
+/// Below this size the text is read in one piece: a second thread would
+/// cost more than it saves.
+const SPLIT_FROM: usize = 64 * 1024;
+
 impl<'r> SopsTally<'r> {
-    /// Reads `text` and tallies it against `recipients`.
+    /// Reads `text` and tallies it against `recipients`; a large text in
+    /// two parts on two threads when it can (see [`Self::read_in_two`]),
+    /// else (and whenever the two parts do not prove the whole) in one.
     pub fn read(text: &str, recipients: &'r [&'r str]) -> Result<Self, String> {
+        if text.len() >= SPLIT_FROM {
+            if let Some(t) = rule_cut(text).and_then(|cut| Self::read_in_two(text, cut, recipients))
+            {
+                return Ok(t);
+            }
+        }
+        Self::read_whole(text, recipients)
+    }
+
+    /// Reads `text` in one piece: the reference the two parts must match.
+    pub fn read_whole(text: &str, recipients: &'r [&'r str]) -> Result<Self, String> {
         let mut t = SopsTally {
             recipients,
             keys: 0,
@@ -180,19 +225,71 @@ impl<'r> SopsTally<'r> {
             section: Section::Other,
             seen: [false; 2],
             at_key: false,
+            rules_last: false,
+            explicit_end: false,
         };
         for_each(text, |e| t.event(e))?;
         Ok(t)
     }
 
+    /// `text` read as a head (`..cut`, on this thread) and a tail (`cut..`,
+    /// on another), each a YAML stream of its own (libyaml's parser only
+    /// names the anchor an alias refers to, so the tail parses alone).
+    /// `None` unless together they prove what the whole would: then the
+    /// caller reads the whole, which gives the error (with its position)
+    /// or the result as before. A pass means the same tally, because:
+    ///
+    /// - `cut` is at the start of a line; the head parses to its end, so at
+    ///   the cut no quoted scalar and no flow collection (`[`, `{`) is open
+    ///   (either would have failed at the head's end), and no simple key is
+    ///   pending (keys do not span lines);
+    /// - the head's last top-level value is `creation_rules`' block list at
+    ///   column 2, and its document does not end with `...`: at the cut the
+    ///   whole text's parser is inside that list;
+    /// - the tail is one document without `---`, whose only node is a block
+    ///   list at column 2 and which has no anchors. Its first item line, at
+    ///   column 2, ends in the whole text every deeper node the head left
+    ///   open (a scalar or collection nested in an item is indented more)
+    ///   and continues `creation_rules`' list; none of the tail's lines
+    ///   goes left of column 2 with content (the tail's list would end
+    ///   there, and a second node or document is an error on its own), so
+    ///   the whole text's parser reads the tail exactly as the tail's own
+    ///   did: the same items, the same aliases;
+    /// - every alias in the tail names an anchor of the head (the tail has
+    ///   none of its own), as the whole read asks of every alias.
+    ///
+    /// So the keys are the head's, and the rules the head's and the tail's.
+    pub fn read_in_two(text: &str, cut: usize, recipients: &'r [&'r str]) -> Option<Self> {
+        let at_line_start = cut > 0 && text.as_bytes().get(cut - 1) == Some(&b'\n');
+        if !at_line_start || cut >= text.len() {
+            return None;
+        }
+        let (head, tail) = text.split_at(cut);
+        let (head, tail) = std::thread::scope(|s| {
+            let tail = s.spawn(|| RulesTail::read(tail));
+            let head = Self::read_whole(head, recipients);
+            (head, tail.join())
+        });
+        let (mut head, tail) = (head.ok()?, tail.ok()?.ok()?);
+        if !head.rules_last || head.explicit_end {
+            return None;
+        }
+        if !tail.aliases.iter().all(|a| head.anchors.contains(a)) {
+            return None;
+        }
+        head.rules += tail.rules;
+        Some(head)
+    }
+
     fn event(&mut self, e: Event<'_>) -> Result<(), String> {
         match e {
-            Event::DocumentStart => {
+            Event::DocumentStart { .. } => {
                 self.documents += 1;
                 if self.documents > 1 {
                     return Err("it holds more than one YAML document".into());
                 }
             }
+            Event::DocumentEnd { implicit } => self.explicit_end |= !implicit,
             Event::Scalar { anchor, value } => {
                 self.anchor(anchor);
                 self.node(Node::Scalar(value))?;
@@ -206,12 +303,17 @@ impl<'r> SopsTally<'r> {
                 }
                 self.node(Node::Alias)?;
             }
-            Event::Start { anchor, mapping } => {
+            Event::Start {
+                anchor,
+                mapping,
+                block,
+                column,
+            } => {
                 self.anchor(anchor);
                 self.node(if mapping {
                     Node::Mapping
                 } else {
-                    Node::Sequence
+                    Node::Sequence(block.then_some(column))
                 })?;
                 self.depth += 1;
             }
@@ -255,10 +357,14 @@ impl<'r> SopsTally<'r> {
                     *seen = true;
                 }
                 self.at_key = false;
+                self.rules_last = false;
             }
             1 => {
                 match (self.section, &n) {
-                    (Section::Other, _) | (_, Node::Sequence) => {}
+                    (Section::Rules, Node::Sequence(at)) => {
+                        self.rules_last = *at == Some(RULE_COLUMN);
+                    }
+                    (Section::Other, _) | (_, Node::Sequence(_)) => {}
                     (Section::Keys, _) => return Err("its `keys` is not a list".into()),
                     (Section::Rules, _) => return Err("its `creation_rules` is not a list".into()),
                 }
@@ -283,6 +389,98 @@ impl<'r> SopsTally<'r> {
     }
 }
 
+/// Where to cut a large text in two (see [`SopsTally::read_in_two`]): at
+/// the first rule's comment line (`  # ...`, as the template writes each
+/// rule) from the middle on, so both threads read about as much.
+fn rule_cut(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = bytes.len() / 2;
+    loop {
+        at += bytes.get(at..)?.iter().position(|b| *b == b'\n')? + 1;
+        if bytes.get(at..)?.starts_with(b"  # ") {
+            return Some(at);
+        }
+    }
+}
+
+/// The tail of a text cut by [`SopsTally::read_in_two`]: one document,
+/// one block list at [`RULE_COLUMN`] (the rest of `creation_rules`), no
+/// anchors. Its errors are never shown: the whole text is read instead.
+struct RulesTail {
+    rules: usize,
+    /// The names its aliases give, once each.
+    aliases: HashSet<Vec<u8>>,
+    documents: usize,
+    depth: usize,
+}
+
+impl RulesTail {
+    fn read(text: &str) -> Result<Self, String> {
+        let mut t = RulesTail {
+            rules: 0,
+            aliases: HashSet::new(),
+            documents: 0,
+            depth: 0,
+        };
+        for_each(text, |e| t.event(e))?;
+        Ok(t)
+    }
+
+    fn event(&mut self, e: Event<'_>) -> Result<(), String> {
+        let no = |why: &str| Err(why.to_string());
+        match e {
+            Event::DocumentStart { implicit } => {
+                self.documents += 1;
+                if !implicit || self.documents > 1 {
+                    return no("a document marker");
+                }
+            }
+            Event::Scalar {
+                anchor: Some(_), ..
+            }
+            | Event::Start {
+                anchor: Some(_), ..
+            } => {
+                return no("an anchor");
+            }
+            Event::Scalar { .. } => self.node()?,
+            Event::Alias(name) => {
+                if !self.aliases.contains(name) {
+                    self.aliases.insert(name.to_vec());
+                }
+                self.node()?;
+            }
+            Event::Start {
+                mapping,
+                block,
+                column,
+                ..
+            } => {
+                if self.depth > 0 {
+                    self.node()?;
+                } else if mapping || !block || column != RULE_COLUMN {
+                    return no("not the rules' list");
+                }
+                self.depth += 1;
+            }
+            Event::End => self.depth = self.depth.saturating_sub(1),
+            Event::DocumentEnd { .. } | Event::Other => {}
+        }
+        Ok(())
+    }
+
+    fn node(&mut self) -> Result<(), String> {
+        match self.depth {
+            0 => Err("a scalar on top".into()),
+            1 => {
+                self.rules += 1;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +495,138 @@ mod tests {
         assert_eq!(tally(text, &["age1x", "age1y"]), Ok((2, false, 2)));
         assert_eq!(tally(text, &["age1x", "age1z"]), Ok((2, true, 2)));
         assert_eq!(tally("creation_rules: []\n", &[]), Ok((0, false, 0)));
+    }
+
+    /// A text laid out as the template lays it out: `hosts` keys, a rule
+    /// per host, a catch-all.
+    fn sops_text(hosts: usize) -> (String, Vec<String>) {
+        let mut text = String::from("# header\nkeys:\n  - &admin_a age1admin # admin a\n");
+        let mut recipients = vec!["age1admin".to_string()];
+        for i in 0..hosts {
+            text.push_str(&format!("  - &host_h{i} age1h{i} # host h{i}\n"));
+            recipients.push(format!("age1h{i}"));
+        }
+        text.push_str("creation_rules:\n");
+        for i in 0..hosts {
+            text.push_str(&format!(
+                "  # h{i}: admins and the host\n  - path_regex: '^hosts/h{i}/'\n    key_groups:\n      - age:\n          - *admin_a\n          - *host_h{i}\n"
+            ));
+        }
+        text.push_str("  # everything else\n  - path_regex: '.*'\n    key_groups:\n      - age:\n          - *admin_a\n");
+        for i in 0..hosts {
+            text.push_str(&format!("          - *host_h{i}\n"));
+        }
+        (text, recipients)
+    }
+
+    fn line_starts(text: &str) -> impl Iterator<Item = usize> + '_ {
+        (1..text.len()).filter(|&i| text.as_bytes()[i - 1] == b'\n')
+    }
+
+    /// Wherever the text is cut, the two parts pass only when the whole
+    /// passes, with the same tally.
+    fn parts_agree_with_whole(text: &str, recipients: &[&str]) -> usize {
+        let mut split = 0;
+        for cut in line_starts(text) {
+            let Some(t) = SopsTally::read_in_two(text, cut, recipients) else {
+                continue;
+            };
+            split += 1;
+            let whole = SopsTally::read_whole(text, recipients).unwrap_or_else(|e| {
+                panic!("the parts pass at {cut}, the whole fails: {e}\n{text}")
+            });
+            assert_eq!(
+                (t.keys, t.keys_differ, t.rules),
+                (whole.keys, whole.keys_differ, whole.rules),
+                "cut at {cut}:\n{text}"
+            );
+        }
+        split
+    }
+
+    #[test]
+    fn a_rendered_text_reads_the_same_in_two_parts() {
+        let (text, recipients) = sops_text(3);
+        let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        // Every cut at a rule's comment, or at an item of it, is taken.
+        assert!(parts_agree_with_whole(&text, &r) >= 6);
+        assert_eq!(tally(&text, &r), Ok((4, false, 4)));
+    }
+
+    #[test]
+    fn a_large_text_is_cut_at_a_rule_and_read_in_two() {
+        let (text, recipients) = sops_text(1000);
+        let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        assert!(text.len() >= SPLIT_FROM);
+        let cut = rule_cut(&text).expect("a cut");
+        assert!(text[cut..].starts_with("  # h"), "{}", &text[cut..cut + 20]);
+        let t = SopsTally::read_in_two(&text, cut, &r).expect("read in two");
+        assert_eq!((t.keys, t.keys_differ, t.rules), (1001, false, 1001));
+        assert_eq!(tally(&text, &r), Ok((1001, false, 1001)));
+    }
+
+    #[test]
+    fn an_injection_in_either_part_still_fails() {
+        let (text, recipients) = sops_text(1000);
+        let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        let cut = rule_cut(&text).expect("a cut");
+        for at in [cut - 200, cut + 200] {
+            let line = at + text[at..].find('\n').expect("a line") + 1;
+            for evil in [
+                "keys:\n  - &e age1evil\n",
+                "  - &e age1evil\n",
+                "  - path_regex: 'broken\n",
+                "...\n",
+                "---\n",
+                "  - *nope\n",
+            ] {
+                let bad = format!("{}{evil}{}", &text[..line], &text[line..]);
+                let whole =
+                    SopsTally::read_whole(&bad, &r).map(|t| (t.keys, t.keys_differ, t.rules));
+                assert_eq!(tally(&bad, &r), whole, "{evil:?} at {line}");
+                assert_ne!(whole, Ok((1001, false, 1001)), "{evil:?} at {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_cut_passes_where_the_whole_fails() {
+        let (text, recipients) = sops_text(3);
+        let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
+        let rules_at = text.find("creation_rules:").expect("rules");
+        let evils = [
+            // A key, an anchor or a document among the rules.
+            "  - &evil age1evil # x\n",
+            "keys:\n  - &k age1x\n",
+            "other: 1\n",
+            " odd: 1\n",
+            "...\n",
+            "---\n",
+            "...\n---\ncreation_rules:\n",
+            // A scalar or list that spans lines across a possible cut.
+            "  - path_regex: 'broken\n",
+            "  - path_regex: 'a\n  # b'\n",
+            "  - path_regex: \"a\n  - b\"\n",
+            "  - path_regex: |\n      x\n  # y\n      z\n",
+            "  - path_regex: >\n    x\n",
+            "  - [a,\n  # c\n  b]\n",
+            "  - {a: b,\n  c: d}\n",
+            "  - plain\n    more\n",
+            // Aliases and anchors the whole read would judge.
+            "  - *nope\n",
+            "  - &host_h0 age1twice\n  - *host_h0\n",
+            "\t- x\n",
+            "- x\n",
+            "   - x\n",
+        ];
+        let mut split = 0;
+        for evil in evils {
+            for at in line_starts(&text).filter(|&i| i > rules_at).step_by(4) {
+                let bad = format!("{}{evil}{}", &text[..at], &text[at..]);
+                split += parts_agree_with_whole(&bad, &r);
+            }
+        }
+        assert!(split > 0);
     }
 
     #[test]
