@@ -34,18 +34,29 @@ struct Allow<'a> {
 /// Splits `diags` into what counts and what an `allow` set aside; adds a
 /// warning for each name that allows nothing.
 pub fn apply(l: &Loaded, diags: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
-    let allows = allows(l);
+    let sets = allow_sets(l);
+    let allows = allows(&sets);
+    let hosts = &l.fleet.hosts;
     let mut kept = Vec::new();
     let mut allowed = Vec::new();
     for d in diags {
-        let host = l
-            .fleet
-            .hosts
-            .iter()
-            .position(|h| h.span.contains_range(d.span));
+        // The host a finding is in is the first whose set holds it; only
+        // looked for (through every host) when an allow of that host
+        // names the finding and holds it: a search per finding made this
+        // quadratic in fleets with many findings.
+        let mut host = None;
         let hit = allows
             .iter()
-            .any(|a| (a.host.is_none() || a.host == host) && matches(a.name, d.code));
+            .filter(|a| matches(a.name, d.code))
+            .any(|a| match a.host {
+                None => true,
+                Some(i) => {
+                    hosts.get(i).is_some_and(|h| h.span.contains_range(d.span))
+                        && *host.get_or_insert_with(|| {
+                            hosts.iter().position(|h| h.span.contains_range(d.span))
+                        }) == Some(i)
+                }
+            });
         if hit {
             allowed.push(d);
         } else {
@@ -53,7 +64,7 @@ pub fn apply(l: &Loaded, diags: Vec<Diagnostic>) -> (Vec<Diagnostic>, Vec<Diagno
         }
     }
     kept.extend(allows.iter().filter_map(unknown_name));
-    kept.extend(misshapen(l));
+    kept.extend(misshapen(&sets));
     kept.sort_by_key(|d| (d.span.start(), d.severity, d.code));
     (kept, allowed)
 }
@@ -103,9 +114,9 @@ fn unknown_name(a: &Allow) -> Option<Diagnostic> {
 
 /// The `allow` entries of the fleet (`_checks.allow`) and of each host
 /// (`checks.allow`). Values of another shape are [`misshapen`]'s.
-fn allows<'a>(l: &'a Loaded) -> Vec<Allow<'a>> {
+fn allows<'a>(sets: &[(&'a Value, Option<usize>)]) -> Vec<Allow<'a>> {
     let mut out = Vec::new();
-    for (set, host) in allow_sets(l) {
+    for &(set, host) in sets {
         for v in allow_list(Some(set)) {
             if let Some(name) = v.as_str() {
                 out.push(Allow {
@@ -133,9 +144,9 @@ fn allow_sets(l: &Loaded) -> Vec<(&Value, Option<usize>)> {
 
 /// An `allow` that is not a list of strings (`checks.allow = "disko";`)
 /// would set nothing aside without a word: an error at the value.
-fn misshapen(l: &Loaded) -> Vec<Diagnostic> {
+fn misshapen(sets: &[(&Value, Option<usize>)]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for (set, host) in allow_sets(l) {
+    for &(set, host) in sets {
         let Some(allow) = set.as_attrs().and_then(|a| a.get("allow")) else {
             continue;
         };

@@ -2,6 +2,7 @@
 //! diagnostics. The library never prints; the CLI renders the result.
 
 pub mod allow;
+mod fast_hash;
 mod rules;
 
 use crate::diag::{Diagnostic, RuleId};

@@ -293,7 +293,10 @@ pub struct SopsConfig {
 /// `strict`, for keys it was not asked about.
 struct Reader<'a> {
     attrs: &'a Attrs,
-    context: &'a str,
+    /// What the keys' names follow in messages, in two parts (e.g. the
+    /// host's name and `.proxmox.`): joined only when there is a message,
+    /// not for every host.
+    context: (&'a str, &'static str),
     diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -308,8 +311,9 @@ impl<'a> Reader<'a> {
                 Code::WrongType,
                 v.span,
                 format!(
-                    "`{}{key}` must be {want}, not {}",
-                    self.context,
+                    "`{}{}{key}` must be {want}, not {}",
+                    self.context.0,
+                    self.context.1,
                     v.kind.type_name()
                 ),
             )
@@ -403,7 +407,7 @@ impl<'a> Reader<'a> {
             let mut d = Diagnostic::error(
                 Code::UnknownKey,
                 attr.name_span,
-                format!("unknown key `{}{key}`", self.context),
+                format!("unknown key `{}{}{key}`", self.context.0, self.context.1),
             );
             d = match did_you_mean(key, known.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
@@ -539,9 +543,15 @@ fn type_entry(name: &str, attr: &Attr, diags: &mut Vec<Diagnostic>) -> TypedPart
     }
 }
 
-fn expect_set<'v>(value: &'v Value, what: &str, diags: &mut Vec<Diagnostic>) -> Option<&'v Attrs> {
+/// `what`: the value's name in two parts, joined only for the message.
+fn expect_set<'v>(
+    value: &'v Value,
+    what: (&str, &str),
+    diags: &mut Vec<Diagnostic>,
+) -> Option<&'v Attrs> {
     let attrs = value.as_attrs();
     if attrs.is_none() {
+        let what = format!("{}{}", what.0, what.1);
         diags.push(
             Diagnostic::error(
                 Code::WrongType,
@@ -561,10 +571,9 @@ fn read_host(
     attrs: &Attrs,
     diags: &mut Vec<Diagnostic>,
 ) -> Host {
-    let ctx = format!("{name}.");
     let mut r = Reader {
         attrs,
-        context: &ctx,
+        context: (name, "."),
         diags,
     };
     let configuration_file = r.path("configurationFile");
@@ -576,9 +585,7 @@ fn read_host(
     let renamed_from = read_renamed_from(name, attrs, r.diags);
     let proxmox = attrs
         .get("proxmox")
-        .and_then(|a| {
-            expect_set(&a.value, &format!("{name}.proxmox"), diags).map(|p| (a.value.span, p))
-        })
+        .and_then(|a| expect_set(&a.value, (name, ".proxmox"), diags).map(|p| (a.value.span, p)))
         .map(|(span, p)| read_proxmox_spec(name, span, p, diags));
     Host {
         name: name.to_string(),
@@ -643,10 +650,9 @@ fn read_proxmox_spec(
     attrs: &Attrs,
     diags: &mut Vec<Diagnostic>,
 ) -> ProxmoxSpec {
-    let ctx = format!("{host}.proxmox.");
     let mut r = Reader {
         attrs,
-        context: &ctx,
+        context: (host, ".proxmox."),
         diags,
     };
     r.reject_unknown(PROXMOX_KEYS);
@@ -719,14 +725,13 @@ fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virt
             return Vec::new();
         }
     };
-    let ctx = format!("{host}.proxmox.virtiofs.");
     items
         .into_iter()
         .filter_map(|item| {
-            let attrs = expect_set(item, &format!("{host}.proxmox.virtiofs"), diags)?;
+            let attrs = expect_set(item, (host, ".proxmox.virtiofs"), diags)?;
             let mut r = Reader {
                 attrs,
-                context: &ctx,
+                context: (host, ".proxmox.virtiofs."),
                 diags,
             };
             r.reject_unknown(VIRTIOFS_KEYS);
@@ -745,10 +750,10 @@ fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virt
 }
 
 fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<ProxmoxConfig> {
-    let attrs = expect_set(v, "_proxmox", diags)?;
+    let attrs = expect_set(v, ("_proxmox", ""), diags)?;
     let mut r = Reader {
         attrs,
-        context: "_proxmox.",
+        context: ("_proxmox.", ""),
         diags,
     };
     r.reject_unknown(PROXMOX_CONFIG_KEYS);
@@ -867,12 +872,12 @@ fn read_templates(r: &mut Reader) -> (BTreeMap<String, Spanned<i64>>, Option<Tex
 }
 
 fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
-    let Some(attrs) = expect_set(v, "_sops", diags) else {
+    let Some(attrs) = expect_set(v, ("_sops", ""), diags) else {
         return SopsConfig::default();
     };
     let mut r = Reader {
         attrs,
-        context: "_sops.",
+        context: ("_sops.", ""),
         diags,
     };
     let path = r.string("path");
@@ -880,7 +885,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
     let catch_all = r.bool("catchAll");
     let mut admins = BTreeMap::new();
     if let Some(a) = attrs.get("admins").map(|a| &a.value) {
-        if let Some(set) = expect_set(a, "_sops.admins", diags) {
+        if let Some(set) = expect_set(a, ("_sops.admins", ""), diags) {
             for (name, attr) in set {
                 match attr.value.as_str() {
                     Some(s) => {

@@ -242,74 +242,15 @@ mod field {
     }
 
     /// Whether `a` is a square (0 counts) mod p = 2^255 − 19: the Jacobi
-    /// symbol (a/p), by the binary algorithm on 4×64-bit integers (shifts
-    /// and subtractions, no division).
+    /// symbol (a/p) (see `keys::jacobi`).
     pub fn is_square(a: &Fe) -> bool {
-        let mut a = limbs(&to_bytes(a));
-        let mut n = P;
-        if a == [0; 4] {
-            return true;
-        }
-        let mut negative = false;
-        while a != [0; 4] {
-            if a[2] | a[3] | n[2] | n[3] == 0 {
-                // The second half of the steps fits in 128 bits.
-                let wide = |x: [u64; 4]| u128::from(x[0]) | (u128::from(x[1]) << 64);
-                return is_residue_128(wide(a), wide(n), negative);
-            }
-            let zeros = trailing_zeros(&a);
-            shift_right(&mut a, zeros);
-            // (2/n) = −1 when n ≡ 3, 5 (mod 8).
-            if zeros % 2 == 1 && matches!(n[0] & 7, 3 | 5) {
-                negative = !negative;
-            }
-            // a − n, and whether a < n from the same pass: then the two
-            // swap (a becomes n − a, the negated difference).
-            let (difference, below) = subtract(&a, &n);
-            if below {
-                // Reciprocity: both ≡ 3 (mod 4) flips the sign.
-                if a[0] & 3 == 3 && n[0] & 3 == 3 {
-                    negative = !negative;
-                }
-                n = a;
-                a = negate(&difference);
-            } else {
-                a = difference;
-            }
-        }
-        // n is now gcd(a, p) = 1: p is prime and 0 < a < p.
-        !negative
+        let a = canonical_limbs(a);
+        a == [0; 4] || crate::keys::jacobi::is_residue(&a)
     }
 
-    /// The same steps as [`is_square`]'s on numbers below 2^128, from the
-    /// sign found so far.
-    fn is_residue_128(mut a: u128, mut n: u128, mut negative: bool) -> bool {
-        while a != 0 {
-            let zeros = a.trailing_zeros();
-            a >>= zeros;
-            if zeros % 2 == 1 && matches!(n & 7, 3 | 5) {
-                negative = !negative;
-            }
-            if a < n {
-                std::mem::swap(&mut a, &mut n);
-                if a & 3 == 3 && n & 3 == 3 {
-                    negative = !negative;
-                }
-            }
-            a -= n;
-        }
-        !negative
-    }
-
-    /// p = 2^255 − 19, little-endian 64-bit limbs.
-    const P: [u64; 4] = [
-        0xffff_ffff_ffff_ffed,
-        0xffff_ffff_ffff_ffff,
-        0xffff_ffff_ffff_ffff,
-        0x7fff_ffff_ffff_ffff,
-    ];
-
-    fn limbs(b: &[u8; 32]) -> [u64; 4] {
+    /// `a` (below p) as little-endian 64-bit limbs.
+    pub(super) fn canonical_limbs(a: &Fe) -> [u64; 4] {
+        let b = to_bytes(a);
         let mut out = [0u64; 4];
         for (limb, chunk) in out.iter_mut().zip(b.chunks_exact(8)) {
             let mut word = [0u8; 8];
@@ -317,49 +258,6 @@ mod field {
             *limb = u64::from_le_bytes(word);
         }
         out
-    }
-
-    fn trailing_zeros(a: &[u64; 4]) -> u32 {
-        let mut zeros = 0;
-        for limb in a {
-            if *limb != 0 {
-                return zeros + limb.trailing_zeros();
-            }
-            zeros += 64;
-        }
-        zeros
-    }
-
-    fn shift_right(a: &mut [u64; 4], mut bits: u32) {
-        // Whole words first (rare: 64 zero bits in a row), then the rest.
-        while bits >= 64 {
-            *a = [a[1], a[2], a[3], 0];
-            bits -= 64;
-        }
-        if bits > 0 {
-            a[0] = (a[0] >> bits) | (a[1] << (64 - bits));
-            a[1] = (a[1] >> bits) | (a[2] << (64 - bits));
-            a[2] = (a[2] >> bits) | (a[3] << (64 - bits));
-            a[3] >>= bits;
-        }
-    }
-
-    /// a − b modulo 2^256, and whether it borrowed (a < b).
-    fn subtract(a: &[u64; 4], b: &[u64; 4]) -> ([u64; 4], bool) {
-        let mut out = [0u64; 4];
-        let mut borrow = false;
-        for i in 0..4 {
-            let (d, b1) = a[i].overflowing_sub(b[i]);
-            let (d, b2) = d.overflowing_sub(u64::from(borrow));
-            out[i] = d;
-            borrow = b1 || b2;
-        }
-        (out, borrow)
-    }
-
-    /// −a modulo 2^256.
-    fn negate(a: &[u64; 4]) -> [u64; 4] {
-        subtract(&[0; 4], a).0
     }
 }
 
@@ -396,25 +294,16 @@ fn encode(hrp: &str, data: &[u8; 32], upper: bool) -> String {
 /// a large fleet's keys.
 fn encode_recipient(u: &[u8; 32]) -> String {
     const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    let hrp = RECIPIENT_HRP.as_bytes();
-    // BIP-173: the checksum covers the HRP's high bits, a 0, its low bits,
-    // the 5-bit data groups and six zeros.
-    let mut checksum = 1;
-    for c in hrp {
-        checksum = polymod_step(checksum, c >> 5);
-    }
-    checksum = polymod_step(checksum, 0);
-    for c in hrp {
-        checksum = polymod_step(checksum, c & 31);
-    }
-    let mut out = String::with_capacity(hrp.len() + 1 + 52 + 6);
-    out.push_str(RECIPIENT_HRP);
-    out.push('1');
+    // "age1", 52 groups of 5 bits (256 bits, the last padded), 6 of checksum.
+    let mut out = [0u8; 4 + 52 + 6];
+    out[..4].copy_from_slice(b"age1");
+    let mut len = 4;
+    let mut checksum = RECIPIENT_HRP_CHECKSUM;
     let mut push = |checksum: &mut u32, group: u32| {
         *checksum = polymod_step(*checksum, group as u8);
-        out.push(char::from(CHARSET[group as usize]));
+        out[len] = CHARSET[group as usize];
+        len += 1;
     };
-    // 256 bits in 5-bit groups, the last one padded with zeros.
     let (mut acc, mut bits) = (0u32, 0u32);
     for b in u {
         acc = ((acc << 8) | u32::from(*b)) & 0xfff;
@@ -432,24 +321,59 @@ fn encode_recipient(u: &[u8; 32]) -> String {
     }
     // Bech32's constant is 1 (Bech32m's would be 0x2bc830a3).
     checksum ^= 1;
-    for i in (0..6).rev() {
-        out.push(char::from(CHARSET[((checksum >> (5 * i)) & 31) as usize]));
+    for (i, c) in out[56..].iter_mut().enumerate() {
+        *c = CHARSET[((checksum >> (5 * (5 - i))) & 31) as usize];
     }
-    out
+    // Only CHARSET's letters and digits: always UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
-/// One step of BIP-173's checksum (a BCH code over 5-bit groups).
-fn polymod_step(checksum: u32, group: u8) -> u32 {
-    const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
-    let top = checksum >> 25;
-    let mut next = ((checksum & 0x1ff_ffff) << 5) ^ u32::from(group);
-    for (i, g) in GEN.iter().enumerate() {
-        if (top >> i) & 1 == 1 {
-            next ^= g;
-        }
+/// BIP-173's checksum after the HRP `age`: its high bits, a 0, its low
+/// bits (the same for every recipient).
+const RECIPIENT_HRP_CHECKSUM: u32 = {
+    let hrp = RECIPIENT_HRP.as_bytes();
+    let mut checksum = 1;
+    let mut i = 0;
+    while i < hrp.len() {
+        checksum = polymod_step(checksum, hrp[i] >> 5);
+        i += 1;
     }
-    next
+    checksum = polymod_step(checksum, 0);
+    let mut i = 0;
+    while i < hrp.len() {
+        checksum = polymod_step(checksum, hrp[i] & 31);
+        i += 1;
+    }
+    checksum
+};
+
+/// One step of BIP-173's checksum (a BCH code over 5-bit groups).
+const fn polymod_step(checksum: u32, group: u8) -> u32 {
+    let top = (checksum >> 25) as usize;
+    ((checksum & 0x1ff_ffff) << 5) ^ group as u32 ^ POLYMOD_TOP[top]
 }
+
+/// BIP-173's generators.
+const GEN: [u32; 5] = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+
+/// For each value of the checksum's top 5 bits, the XOR of the generators
+/// its set bits select: one look-up per step instead of five tests (the
+/// encoding was a fifth of the key conversion).
+const POLYMOD_TOP: [u32; 32] = {
+    let mut table = [0u32; 32];
+    let mut top = 0;
+    while top < 32 {
+        let mut i = 0;
+        while i < 5 {
+            if (top >> i) & 1 == 1 {
+                table[top] ^= GEN[i];
+            }
+            i += 1;
+        }
+        top += 1;
+    }
+    table
+};
 
 /// Validates an `age1...` X25519 recipient: Bech32 (a Bech32m checksum is
 /// refused, as age does), HRP `age`, 32 bytes. Returns the u-coordinate.
@@ -613,6 +537,19 @@ mod tests {
     /// refuses.
     fn dalek_check(point: &[u8; 32]) -> Result<(), KeyError> {
         recipient_from_point(point).map(|_| ())
+    }
+
+    #[test]
+    fn polymod_table_is_the_generators() {
+        for top in 0..32u32 {
+            let mut expected = 0;
+            for (i, g) in GEN.iter().enumerate() {
+                if (top >> i) & 1 == 1 {
+                    expected ^= g;
+                }
+            }
+            assert_eq!(POLYMOD_TOP[top as usize], expected);
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! No error message ever contains private key material.
 
 pub mod age;
+mod jacobi;
 pub mod openssh;
 
 pub use age::{

@@ -8,15 +8,14 @@
 //! db = { proxmox = { vmid = 120; }; };   # duplicate-vmid, pointing at `web`
 //! ```
 
-use std::collections::HashMap;
-
 use rowan::TextRange;
 
+use crate::check::fast_hash::{map_with_capacity, FastMap};
 use crate::diag::{Code, Diagnostic};
 use crate::fleet::{Host, Loaded};
 
 pub fn duplicate_vmids(l: &Loaded) -> Vec<Diagnostic> {
-    let mut seen: HashMap<i64, (&Host, TextRange)> = HashMap::with_capacity(l.fleet.hosts.len());
+    let mut seen: FastMap<i64, (&Host, TextRange)> = map_with_capacity(l.fleet.hosts.len());
     let mut out = Vec::new();
     // In file order, so "first" means first in the file.
     let mut vms: Vec<_> = l.fleet.vms().collect();

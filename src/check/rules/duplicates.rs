@@ -8,10 +8,9 @@
 //! db = { hostname = "app"; };   # duplicate-hostname
 //! ```
 
-use std::collections::HashMap;
-
 use rowan::TextRange;
 
+use crate::check::fast_hash::{map_with_capacity, FastMap};
 use crate::diag::{Code, Diagnostic};
 use crate::fleet::Loaded;
 
@@ -19,9 +18,8 @@ pub fn duplicate_names(l: &Loaded) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     // Borrowed names, hashed: a 10,000-host fleet would otherwise copy
     // every name into an ordered map only to look each one up once.
-    let mut aliases: HashMap<&str, (&str, TextRange)> = HashMap::with_capacity(l.fleet.hosts.len());
-    let mut hostnames: HashMap<&str, (&str, TextRange)> =
-        HashMap::with_capacity(l.fleet.hosts.len());
+    let mut aliases: FastMap<&str, (&str, TextRange)> = map_with_capacity(l.fleet.hosts.len());
+    let mut hostnames: FastMap<&str, (&str, TextRange)> = map_with_capacity(l.fleet.hosts.len());
     let mut hosts: Vec<_> = l.fleet.hosts.iter().collect();
     hosts.sort_by_key(|h| h.span.start());
     for h in hosts {

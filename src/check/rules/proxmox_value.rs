@@ -119,16 +119,39 @@ fn check_config(cfg: &Value, out: &mut Vec<Diagnostic>) {
         }
     }
     if let Some((s, span)) = at("defaultStorage").and_then(string) {
-        check_storage("_proxmox.defaultStorage", s, span, out);
+        check_storage(|| "_proxmox.defaultStorage".into(), s, span, out);
     }
     if let Some((s, span)) = at("bridge").and_then(string) {
-        check_bridge("_proxmox.bridge", s, span, out);
+        check_bridge(|| "_proxmox.bridge".into(), s, span, out);
     }
 }
 
 fn check_vm(host: &str, p: &Value, out: &mut Vec<Diagnostic>) {
-    let at = |k: &str| p.as_attrs().and_then(|a| a.get(k)).map(|a| &a.value);
-    if let Some((s, span)) = at("macAddress").and_then(string) {
+    // One pass over the set, not a look-up per name: this runs for every
+    // host, and the findings are sorted by position afterwards.
+    for (name, attr) in p.as_attrs().into_iter().flat_map(|a| a.iter()) {
+        let value = &attr.value;
+        match &**name {
+            "macAddress" => check_mac(host, value, out),
+            "bridge" => {
+                if let Some((s, span)) = string(value) {
+                    check_bridge(|| format!("{host}.proxmox.bridge"), s, span, out);
+                }
+            }
+            "storage" => {
+                if let Some((s, span)) = string(value) {
+                    check_storage(|| format!("{host}.proxmox.storage"), s, span, out);
+                }
+            }
+            "cpuType" => check_cpu_type(host, value, out),
+            "tags" => check_tags(host, value, out),
+            _ => {}
+        }
+    }
+}
+
+fn check_mac(host: &str, value: &Value, out: &mut Vec<Diagnostic>) {
+    if let Some((s, span)) = string(value) {
         if !is_unicast_mac(s) {
             out.push(bad(
                 span,
@@ -137,56 +160,66 @@ fn check_vm(host: &str, p: &Value, out: &mut Vec<Diagnostic>) {
             ));
         }
     }
-    if let Some((s, span)) = at("bridge").and_then(string) {
-        check_bridge(&format!("{host}.proxmox.bridge"), s, span, out);
+}
+
+fn check_cpu_type(host: &str, value: &Value, out: &mut Vec<Diagnostic>) {
+    let Some((s, span)) = string(value) else {
+        return;
+    };
+    let custom = s
+        .strip_prefix("custom-")
+        .is_some_and(|n| !n.is_empty() && is_word(n));
+    if !CPU_TYPES.contains(&s) && !custom {
+        let help = match crate::diag::did_you_mean(s, CPU_TYPES.iter().copied()) {
+            Some(m) => format!("did you mean \"{m}\"? (or \"custom-NAME\" for a custom model)"),
+            None => "use a CPU model Proxmox knows, e.g. \"x86-64-v2-AES\" or \"host\", or \"custom-NAME\"".into(),
+        };
+        out.push(
+            Diagnostic::error(
+                Code::ProxmoxValue,
+                span,
+                format!("`{host}.proxmox.cpuType` {s:?} is not a CPU type Proxmox knows"),
+            )
+            .help(help),
+        );
     }
-    if let Some((s, span)) = at("storage").and_then(string) {
-        check_storage(&format!("{host}.proxmox.storage"), s, span, out);
-    }
-    if let Some((s, span)) = at("cpuType").and_then(string) {
-        let custom = s
-            .strip_prefix("custom-")
-            .is_some_and(|n| !n.is_empty() && is_word(n));
-        if !CPU_TYPES.contains(&s) && !custom {
-            let help = match crate::diag::did_you_mean(s, CPU_TYPES.iter().copied()) {
-                Some(m) => format!("did you mean \"{m}\"? (or \"custom-NAME\" for a custom model)"),
-                None => "use a CPU model Proxmox knows, e.g. \"x86-64-v2-AES\" or \"host\", or \"custom-NAME\"".into(),
-            };
-            out.push(
-                Diagnostic::error(
-                    Code::ProxmoxValue,
-                    span,
-                    format!("`{host}.proxmox.cpuType` {s:?} is not a CPU type Proxmox knows"),
-                )
-                .help(help),
-            );
-        }
-    }
-    if let Some(tags) = at("tags").and_then(|t| t.as_list()) {
-        for t in tags {
-            if let Some((s, span)) = string(t) {
-                if !is_tag(s) {
-                    out.push(bad(span, format!("`{host}.proxmox.tags` entry {s:?} is not a Proxmox tag"),
-                        "tags are letters, digits, `_`, `-`, `+` and `.`, not starting with `-`, `+` or `.`"));
-                }
+}
+
+fn check_tags(host: &str, value: &Value, out: &mut Vec<Diagnostic>) {
+    for t in value.as_list().unwrap_or_default() {
+        if let Some((s, span)) = string(t) {
+            if !is_tag(s) {
+                out.push(bad(span, format!("`{host}.proxmox.tags` entry {s:?} is not a Proxmox tag"),
+                    "tags are letters, digits, `_`, `-`, `+` and `.`, not starting with `-`, `+` or `.`"));
             }
         }
     }
 }
 
-fn check_storage(what: &str, s: &str, span: TextRange, out: &mut Vec<Diagnostic>) {
+/// `what` names the value in the message: only made when there is one.
+fn check_storage(
+    what: impl FnOnce() -> String,
+    s: &str,
+    span: TextRange,
+    out: &mut Vec<Diagnostic>,
+) {
     if !is_storage_id(s) {
         out.push(bad(
             span,
-            format!("`{what}` {s:?} is not a Proxmox storage name"),
+            format!("`{}` {s:?} is not a Proxmox storage name", what()),
             "name a storage as `pvesm status` lists it, e.g. \"local-lvm\"",
         ));
     }
 }
 
-fn check_bridge(what: &str, s: &str, span: TextRange, out: &mut Vec<Diagnostic>) {
+fn check_bridge(
+    what: impl FnOnce() -> String,
+    s: &str,
+    span: TextRange,
+    out: &mut Vec<Diagnostic>,
+) {
     if s.is_empty() || s.len() > 15 || !is_word(s) {
-        out.push(bad(span, format!("`{what}` {s:?} is not a network bridge name"),
+        out.push(bad(span, format!("`{}` {s:?} is not a network bridge name", what()),
             "name a Linux bridge of the node (at most 15 letters, digits, `-`, `_`, `.`), e.g. \"vmbr0\""));
     }
 }

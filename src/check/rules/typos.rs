@@ -11,8 +11,7 @@
 //! _sosp = { admins = { ... }; }; # misspelled-key: did you mean `_sops`?
 //! ```
 
-use std::collections::HashMap;
-
+use crate::check::fast_hash::{map_with_capacity, FastMap};
 use crate::diag::{did_you_mean, Code, Diagnostic};
 use crate::fleet::model::{CONFIG_NAMES, HOST_KEYS};
 use crate::fleet::Loaded;
@@ -25,7 +24,7 @@ pub fn typos(l: &Loaded) -> Vec<Diagnostic> {
     // Hosts share their keys: each unknown name is compared with the known
     // ones once, not once per host (it was a seventh of `pve check` at
     // 10,000 hosts with one such key each).
-    let mut nearest: HashMap<&str, Option<&'static str>> = HashMap::new();
+    let mut nearest: FastMap<&str, Option<&'static str>> = map_with_capacity(0);
     for (name, attr) in root.iter() {
         if name.starts_with('_') {
             if !CONFIG_NAMES.contains(&name.as_str()) {

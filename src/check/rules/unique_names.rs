@@ -18,10 +18,10 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use rowan::TextRange;
 
+use crate::check::fast_hash::{map_with_capacity, FastMap};
 use crate::diag::{Code, Diagnostic};
 use crate::fleet::Loaded;
 
@@ -70,7 +70,7 @@ pub fn names<'l>(l: &'l Loaded) -> Vec<Diagnostic> {
     }
     // Nearly every name is used once: only the names used twice or
     // reserved are gathered (by name, each one's uses in order found).
-    let mut count: HashMap<&str, u32> = HashMap::with_capacity(uses.len());
+    let mut count: FastMap<&str, u32> = map_with_capacity(uses.len());
     for (name, _) in &uses {
         *count.entry(name).or_default() += 1;
     }
