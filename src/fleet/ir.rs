@@ -210,6 +210,9 @@ impl Literal {
 
     /// A finished set as a literal when it is not `rec` and every entry is
     /// plain data; `nested` as for [`Literal::nested`].
+    // `.into()` for names and strings: the value's string types may change
+    // from `String` (they are converted, not named, here).
+    #[allow(clippy::useless_conversion)]
     fn set(def: SetDef, nested: bool) -> Option<Result<Literal, SetDef>> {
         let plain = |(_, e): &(String, Entry)| match &e.value {
             EntryValue::Expr(e) => e.is_plain(),
@@ -308,6 +311,7 @@ pub fn settle_expr(e: Expr) -> Option<Expr> {
 
 /// The value of a plain expression ([`Expr::is_plain`]) and what
 /// evaluating and forcing it spends where it is; `None` otherwise.
+#[allow(clippy::useless_conversion)] // as in `Literal::set`
 fn plain_value(e: Expr) -> Option<(Value, Spent)> {
     // A scalar: one step to evaluate, one to force, one value.
     let scalar = |bytes: usize| Spent {

@@ -706,9 +706,11 @@ fn random_expressions_match_lower() {
         cases.len()
     );
     // The generator stays mostly inside the subset; fast_parse must take
-    // nearly all of what lower accepts.
+    // nearly all of what lower accepts. (It leaves to lower every file
+    // whose `let` or `rec` binds `true` or `null`, two of the generator's
+    // nine names, about one case in a hundred here.)
     assert!(same > cases.len() / 3, "too few accepted: {counts:?}");
-    assert!(bailed * 50 <= same + bailed, "bails too often: {counts:?}");
+    assert!(bailed * 30 <= same + bailed, "bails too often: {counts:?}");
 }
 
 /// Random edits of valid files: an input near the subset's edge is where a
