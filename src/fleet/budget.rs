@@ -44,6 +44,19 @@ impl Budget {
     pub fn values(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(&self.values, n as u64, MAX_VALUES, "values built", span)
     }
+    /// Spends all of `cost` at once when that stays within every limit
+    /// (then the same calls one by one would not have failed either: the
+    /// counters only grow); `false`, spending nothing, otherwise.
+    pub fn spend_all(&self, cost: Spent) -> bool {
+        let total = self.spent().plus(cost);
+        if !total.within_limits() {
+            return false;
+        }
+        self.steps.set(total.steps);
+        self.values.set(total.values);
+        self.bytes.set(total.bytes);
+        true
+    }
     pub fn bytes(&self, n: usize, span: TextRange) -> Result<(), EvalError> {
         spend(
             &self.bytes,

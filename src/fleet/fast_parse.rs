@@ -29,7 +29,7 @@ use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
 
-use super::ir::{BinOp, Expr, ExprKind, FlatSetBuilder, Name, StrPart};
+use super::ir::{self, BinOp, Expr, ExprKind, FlatSetBuilder, Literal, Name, SetDef, StrPart};
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
 /// Below rnix's token-nesting bound (256) and its parser's recursion limit
@@ -45,24 +45,31 @@ const MAX_HEIGHT: u32 = 1000;
 
 /// The file's expression, or `None` when this parser is not sure.
 pub fn parse(text: &str) -> Option<Expr> {
-    // rowan's offsets are u32.
-    u32::try_from(text.len()).ok()?;
-    let mut p = Parser {
-        text,
-        b: text.as_bytes(),
-        pos: 0,
-        tok: Tok {
-            kind: T::Eof,
-            start: 0,
-            end: 0,
-        },
-        prev_end: 0,
-        depth: 0,
-        h: 0,
-    };
-    p.bump()?;
-    let e = p.expr()?;
-    (p.tok.kind == T::Eof).then_some(e)
+    let mut p = Parser::new(text);
+    p.run()
+}
+
+/// The first part of a read split at `cut` ([`split`](super::split)):
+/// `text[..cut]` followed by a `}` (at offset `cut`), as if the file
+/// ended there, without copying it.
+pub fn parse_head(text: &str, cut: usize) -> Option<Expr> {
+    // rowan's offsets are u32, the `}` included.
+    u32::try_from(cut.checked_add(1)?).ok()?;
+    let mut p = Parser::new(text.get(..cut)?);
+    p.close = true;
+    p.run()
+}
+
+/// The rest of a read split ([`split`](super::split)): the file with the
+/// bytes `skip` (those right after the body's `{`, up to the cut) read as
+/// whitespace, without copying it. `None` unless the `{` is just before
+/// them.
+pub fn parse_tail(text: &str, skip: std::ops::Range<usize>) -> Option<Expr> {
+    let mut p = Parser::new(text);
+    p.skip = (skip.start, skip.end);
+    let e = p.run()?;
+    // Skipped it must have been: else this read the whole file.
+    (p.skip.0 == usize::MAX).then_some(e)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +119,36 @@ enum T {
     Impl,
 }
 
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        Parser {
+            text,
+            b: text.as_bytes(),
+            pos: 0,
+            tok: Tok {
+                kind: T::Eof,
+                start: 0,
+                end: 0,
+            },
+            prev_end: 0,
+            depth: 0,
+            h: 0,
+            no_literals: 0,
+            close: false,
+            skip: (usize::MAX, usize::MAX),
+        }
+    }
+
+    fn run(&mut self) -> Option<Expr> {
+        // rowan's offsets are u32.
+        u32::try_from(self.text.len()).ok()?;
+        self.bump()?;
+        let e = self.expr()?;
+        let e = self.settled(e)?;
+        (self.tok.kind == T::Eof).then_some(e)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Assoc {
     Left,
@@ -141,6 +178,15 @@ struct Parser<'a> {
     /// Height (as lower counts depth, parentheses included) of the
     /// expression the last parse function returned.
     h: u32,
+    /// Inside `inherit (from)`, whose expression the evaluator reads once
+    /// per name: no literals there (it takes a literal's value on its
+    /// first and only read).
+    no_literals: u32,
+    /// A `}` still to be read at the end of the text ([`parse_head`]).
+    close: bool,
+    /// Bytes to read as whitespace when trivia starts at the first
+    /// ([`parse_tail`]); `usize::MAX` once skipped (or with none).
+    skip: (usize, usize),
 }
 
 /// rnix's `is_valid_path_char`.
@@ -166,6 +212,11 @@ impl Parser<'_> {
         self.prev_end = self.tok.end;
         self.skip_trivia()?;
         self.tok = self.lex()?;
+        if self.tok.kind == T::Eof && self.close {
+            self.close = false;
+            self.tok.kind = T::RBrace;
+            self.tok.end += 1;
+        }
         self.pos = self.tok.end;
         Some(())
     }
@@ -189,13 +240,22 @@ impl Parser<'_> {
     fn skip_trivia(&mut self) -> Option<()> {
         let b = self.b;
         let mut i = self.pos;
+        if i == self.skip.0 {
+            i = self.skip.1;
+            self.skip.0 = usize::MAX;
+        }
         loop {
             match b.get(i) {
                 Some(&c) if is_space(c) => i += 1,
                 Some(b'#') => {
                     // The newline is whitespace, left for the next round.
                     let rest = b.get(i..)?;
-                    i += rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                    let newline = rest.iter().position(|&c| c == b'\n');
+                    // The `}` after a head would be in the comment.
+                    if newline.is_none() && self.close {
+                        return None;
+                    }
+                    i += newline.unwrap_or(rest.len());
                 }
                 Some(b'/') if b.get(i + 1) == Some(&b'*') => {
                     // An unterminated comment is a syntax error.
@@ -499,7 +559,9 @@ impl Parser<'_> {
         let body = self.expr()?;
         let h = hb.max(self.h) + 1;
         self.leave();
-        let def = def.finish(self.span(start)).ok()?;
+        let mut def = def.finish(self.span(start)).ok()?;
+        self.settle_scope(&mut def)?;
+        let body = self.settled(body)?;
         self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
     }
 
@@ -550,7 +612,9 @@ impl Parser<'_> {
         let from = if self.tok.kind == T::LParen {
             self.enter()?;
             self.bump()?;
+            self.no_literals += 1;
             let e = self.expr()?;
+            self.no_literals -= 1;
             h = self.h;
             self.expect(T::RParen)?;
             self.leave();
@@ -652,7 +716,9 @@ impl Parser<'_> {
             let rhs = self.operators(rhs_min)?;
             self.leave();
             h = h.max(self.h) + 1;
-            lhs = self.mk(start, ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), h)?;
+            let (lhs_done, rhs) = (self.settled(lhs)?, self.settled(rhs)?);
+            let kind = ExprKind::Binary(op, Box::new(lhs_done), Box::new(rhs));
+            lhs = self.mk(start, kind, h)?;
             // rnix reports `a == b == c` and `a < b < c` as errors.
             let chained = Self::infix(self.tok.kind).is_some_and(|(b, ..)| b == bp);
             if assoc == Assoc::Non && chained {
@@ -808,6 +874,28 @@ impl Parser<'_> {
         (self.h <= MAX_HEIGHT).then_some(e)
     }
 
+    /// `e` with its plain data turned into literals ([`ir::settle_expr`]),
+    /// for an expression no attribute path can add to any more.
+    fn settled(&self, e: Expr) -> Option<Expr> {
+        match self.no_literals {
+            0 => ir::settle_expr(e),
+            _ => Some(e),
+        }
+    }
+
+    /// A finished `let`, its bindings' plain sets turned into literals. `None` when it binds `true`, `false` or `null`: a
+    /// literal reads them as the builtins, so such a file is left to the
+    /// reference front end.
+    fn settle_scope(&self, def: &mut SetDef) -> Option<()> {
+        if binds_builtins(def) {
+            return None;
+        }
+        match self.no_literals {
+            0 => ir::settle(def),
+            _ => Some(()),
+        }
+    }
+
     /// A set literal; the current token is its `{`, `start` is at `rec`
     /// when there is one.
     fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
@@ -818,6 +906,11 @@ impl Parser<'_> {
         self.bump()?;
         self.leave();
         let def = def.finish(self.span(start)).ok()?;
+        // Its attributes' sets are settled with it: a path may still add
+        // to them.
+        if rec && binds_builtins(&def) {
+            return None;
+        }
         self.mk(start, ExprKind::Set(Rc::new(def)), h + 1)
     }
 
@@ -829,13 +922,21 @@ impl Parser<'_> {
         let mut items = Vec::new();
         let mut h = 0;
         while self.tok.kind != T::RBrack {
-            items.push(self.simple()?);
+            let item = self.simple()?;
+            items.push(self.settled(item)?);
             h = h.max(self.h);
         }
         self.bump()?;
         self.leave();
         items.shrink_to_fit();
-        self.mk(start, ExprKind::List(items), h + 1)
+        let kind = match self.no_literals {
+            0 => match Literal::list(self.span(start), items)? {
+                Ok(lit) => ExprKind::Literal(Box::new(lit)),
+                Err(items) => ExprKind::List(items),
+            },
+            _ => ExprKind::List(items),
+        };
+        self.mk(start, kind, h + 1)
     }
 
     fn string_expr(&mut self) -> Option<Expr> {
@@ -985,6 +1086,14 @@ impl Parser<'_> {
     }
 }
 
+/// Whether a `let` or `rec` set binds `true`, `false` or `null`, which
+/// literals read as the builtins.
+fn binds_builtins(def: &SetDef) -> bool {
+    ["true", "false", "null"]
+        .iter()
+        .any(|name| def.get(name).is_some())
+}
+
 /// rnix's `normalized_parts` of the indented string `literal`, with the
 /// interpolations this parser made in place of rnix's.
 fn normalized_by_rnix(literal: &str, interpolations: Vec<Expr>) -> Option<Vec<StrPart>> {
@@ -1021,7 +1130,82 @@ mod tests {
     fn same(text: &str) {
         let fast = parse(text);
         assert!(fast.is_some(), "fast_parse bails on {text:?}");
-        assert_eq!(fast, reference(text), "{text:?}");
+        assert_eq!(
+            fast.map(Expr::without_literals),
+            reference(text),
+            "{text:?}"
+        );
+    }
+
+    /// Whether the file's expression, or a `let`'s body, is one literal.
+    fn one_literal(text: &str) -> bool {
+        let e = parse(text).map(|e| match e.kind {
+            ExprKind::Let(_, body) => *body,
+            _ => e,
+        });
+        matches!(e.map(|e| e.kind), Some(ExprKind::Literal(_)))
+    }
+
+    /// The copies `parse_head` and `parse_tail` stand for.
+    fn head_copy(text: &str, cut: usize) -> String {
+        format!("{}}}", &text[..cut])
+    }
+    fn tail_copy(text: &str, open: usize, cut: usize) -> String {
+        let blank = " ".repeat(cut - open - 1);
+        format!("{}{blank}{}", &text[..open + 1], &text[cut..])
+    }
+
+    #[test]
+    fn head_and_tail_read_as_their_copies_at_every_cut() {
+        let text = "let k = [ \"a\" ]; in {\n  a = 1; # c\n  b = { c = k; };\n  /* x */ d = ''s'';\n  e = \"}\"; f = 2.5;\n}\n";
+        let open = text.find("{\n").expect("body");
+        let plain = |e: Option<Expr>| e.map(Expr::without_literals);
+        for cut in open + 1..=text.len() {
+            let head = plain(parse_head(text, cut));
+            assert_eq!(head, plain(parse(&head_copy(text, cut))), "head {cut}");
+            let tail = plain(parse_tail(text, open + 1..cut));
+            assert_eq!(
+                tail,
+                plain(parse(&tail_copy(text, open, cut))),
+                "tail {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_data_is_one_literal() {
+        for t in [
+            "{ a = 1; b = [ 2.5 \"s\" true null false ]; c = { d = ''x''; }; }",
+            "let k = [ \"a\" ]; in { h.a = 1; h.b.c = [ ]; e = { }; }",
+            "[ { a = 1; } [ ] \"\" ]",
+            "{ a = { b = 1; }; a.c = 2; }",
+        ] {
+            same(t);
+            assert!(one_literal(t), "{t}");
+        }
+        for t in [
+            "{ a = -1; }",
+            "{ a = ./p; }",
+            "{ a = \"${b}\"; }",
+            "rec { a = 1; }",
+            "{ inherit (x) a; }",
+            "{ a = 1 + 2; }",
+        ] {
+            assert!(!one_literal(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_rebinds_true_false_or_null_is_left_to_lower() {
+        for t in [
+            "let true = 1; in [ true ]",
+            "let x = [ null ]; null = 2; in x",
+            "rec { false = 1; a = [ false ]; }",
+            "let inherit ({ true = 1; }) true; in { a = true; }",
+        ] {
+            assert_eq!(parse(t), None, "{t}");
+        }
+        same("{ true = 1; a = [ true ]; }");
     }
 
     #[test]

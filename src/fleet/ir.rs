@@ -9,12 +9,15 @@
 //! rnix gives the same expression, so diagnostics do not depend on which
 //! front end ran.
 
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use rowan::TextRange;
 
+use super::budget::Spent;
 use super::eval::EvalError;
+use super::value::{Attr, Attrs, Kind, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
@@ -49,6 +52,8 @@ pub enum ExprKind {
     Not(Box<Expr>),
     Negate(Box<Expr>),
     If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// Plain data already turned into its value by the fast parser.
+    Literal(Box<Literal>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,13 +118,262 @@ pub enum EntryValue {
     InheritFrom(Rc<Expr>),
 }
 
+/// Plain data the fast parser turned straight into the value the
+/// evaluator would make of it: a list, or a set that is not `rec`, of
+/// numbers, strings without interpolation, `true`, `false`, `null` (the
+/// parser declines any file that rebinds them) and such lists and sets.
+/// Most of a fleet is such data, and its value is smaller than its tree.
+///
+/// The evaluator takes the value (see `Evaluator::strict`) or, read
+/// lazily, borrows it; either way it spends what evaluating the
+/// expressions it stands for spends, counted here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Literal {
+    /// The value, until the evaluator takes or shares it.
+    owned: RefCell<Option<Value>>,
+    /// The value once read lazily: lazy sets borrow their names from it.
+    shared: OnceCell<Value>,
+    pub span: TextRange,
+    /// Whether this is a set written as an attribute's value (`a = { };`
+    /// or `a.b = 1;`), which the evaluator binds without evaluating an
+    /// expression: one step fewer than a set anywhere else.
+    pub nested: bool,
+    /// What evaluating the expressions and forcing their values spends.
+    pub cost: Spent,
+    /// Levels of values, for the evaluator's depth limit.
+    pub height: u32,
+}
+
+/// Literals taller than this stay expression trees, so that walking a
+/// literal's value recursively is as safe as walking a tree.
+const MAX_LITERAL_HEIGHT: u32 = 1000;
+
+impl Literal {
+    /// The value, to keep; a copy when it was shared before (the evaluator
+    /// reads each literal once, so that does not happen).
+    pub fn take(&self) -> Option<Value> {
+        self.owned.take().or_else(|| self.shared.get().cloned())
+    }
+
+    /// The value, to borrow for as long as the literal lives.
+    pub fn share(&self) -> Option<&Value> {
+        if self.shared.get().is_none() {
+            let value = self.owned.take()?;
+            // Empty: just checked.
+            let _ = self.shared.set(value);
+        }
+        self.shared.get()
+    }
+
+    pub fn is_set(&self) -> bool {
+        let owned = self.owned.borrow();
+        let value = owned.as_ref().or(self.shared.get());
+        value.is_some_and(|v| matches!(v.kind, Kind::Attrs(_)))
+    }
+
+    fn new(value: Value, nested: bool, cost: Spent, height: u32) -> Literal {
+        Literal {
+            span: value.span,
+            owned: RefCell::new(Some(value)),
+            shared: OnceCell::new(),
+            nested,
+            cost,
+            height,
+        }
+    }
+
+    /// `[ items ]` as a literal when every item is plain data
+    /// ([`Expr::is_plain`]); `None` only if a literal item lost its value.
+    pub fn list(span: TextRange, items: Vec<Expr>) -> Option<Result<Literal, Vec<Expr>>> {
+        let height = items.iter().map(plain_height).max().unwrap_or(0) + 1;
+        if height > MAX_LITERAL_HEIGHT || !items.iter().all(Expr::is_plain) {
+            return Some(Err(items));
+        }
+        // What `eval` and `deep` spend on the list itself.
+        let mut cost = Spent {
+            steps: 2,
+            values: 1 + items.len() as u64,
+            bytes: 0,
+        };
+        let mut values = Vec::with_capacity(items.len());
+        for item in items {
+            let (value, c) = plain_value(item)?;
+            cost = cost.plus(c);
+            values.push(value);
+        }
+        let value = Value {
+            kind: Kind::List(values),
+            span,
+        };
+        Some(Ok(Literal::new(value, false, cost, height)))
+    }
+
+    /// A finished set as a literal when it is not `rec` and every entry is
+    /// plain data; `nested` as for [`Literal::nested`].
+    // `.into()` for names and strings: the value's string types may change
+    // from `String` (they are converted, not named, here).
+    #[allow(clippy::useless_conversion)]
+    fn set(def: SetDef, nested: bool) -> Option<Result<Literal, SetDef>> {
+        let plain = |(_, e): &(String, Entry)| match &e.value {
+            EntryValue::Expr(e) => e.is_plain(),
+            _ => false,
+        };
+        let height = def
+            .entries
+            .iter()
+            .map(|(_, e)| match &e.value {
+                EntryValue::Expr(e) => plain_height(e),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            + 1;
+        if def.rec || height > MAX_LITERAL_HEIGHT || !def.entries.iter().all(plain) {
+            return Some(Err(def));
+        }
+        // What `strict_set` spends on the set, and `eval` before it on a
+        // set that is an expression.
+        let mut cost = Spent {
+            steps: if nested { 1 } else { 2 },
+            values: 1,
+            bytes: 0,
+        };
+        let mut out = Vec::with_capacity(def.entries.len());
+        for (name, entry) in def.entries.into_vec() {
+            let EntryValue::Expr(e) = entry.value else {
+                return None;
+            };
+            let (value, c) = plain_value(e)?;
+            cost = cost.plus(c);
+            let attr = Attr {
+                name_span: entry.name_span,
+                value,
+            };
+            out.push((name.into(), attr));
+        }
+        let value = Value {
+            kind: Kind::Attrs(Attrs::from_sorted(out)),
+            span: def.span,
+        };
+        Some(Ok(Literal::new(value, nested, cost, height)))
+    }
+}
+
+/// Turns every set written as an attribute's value in `def` (at any
+/// depth) that is plain data into a literal. Only for a set no path can
+/// add to any more: one in an expression (a list item, an operand, the
+/// file's body), or a finished `let`. `None` only if a literal lost its
+/// value.
+pub fn settle(def: &mut SetDef) -> Option<()> {
+    for (_, entry) in def.entries.iter_mut() {
+        let EntryValue::Nested(_) = &entry.value else {
+            continue;
+        };
+        let EntryValue::Nested(set) = std::mem::replace(&mut entry.value, EntryValue::InheritVar)
+        else {
+            return None;
+        };
+        entry.value = match Rc::try_unwrap(set) {
+            Ok(mut inner) => {
+                settle(&mut inner)?;
+                match Literal::set(inner, true)? {
+                    Ok(lit) => EntryValue::Expr(Expr {
+                        span: lit.span,
+                        kind: ExprKind::Literal(Box::new(lit)),
+                    }),
+                    Err(inner) => EntryValue::Nested(Rc::new(inner)),
+                }
+            }
+            Err(shared) => EntryValue::Nested(shared),
+        };
+    }
+    Some(())
+}
+
+/// `e`, an expression no path can add to, with its plain data turned
+/// into literals: the whole of it when it is a set of plain data.
+pub fn settle_expr(e: Expr) -> Option<Expr> {
+    let ExprKind::Set(set) = e.kind else {
+        return Some(e);
+    };
+    let kind = match Rc::try_unwrap(set) {
+        Ok(mut def) => {
+            settle(&mut def)?;
+            match Literal::set(def, false)? {
+                Ok(lit) => ExprKind::Literal(Box::new(lit)),
+                Err(def) => ExprKind::Set(Rc::new(def)),
+            }
+        }
+        Err(shared) => ExprKind::Set(shared),
+    };
+    Some(Expr { span: e.span, kind })
+}
+
+/// The value of a plain expression ([`Expr::is_plain`]) and what
+/// evaluating and forcing it spends where it is; `None` otherwise.
+#[allow(clippy::useless_conversion)] // as in `Literal::set`
+fn plain_value(e: Expr) -> Option<(Value, Spent)> {
+    // A scalar: one step to evaluate, one to force, one value.
+    let scalar = |bytes: usize| Spent {
+        steps: 2,
+        values: 1,
+        bytes: bytes as u64,
+    };
+    let (kind, cost) = match e.kind {
+        ExprKind::Int(i) => (Kind::Int(i), scalar(0)),
+        ExprKind::Float(f) => (Kind::Float(f), scalar(0)),
+        ExprKind::Str(mut parts) => {
+            let text = match parts.pop() {
+                None => String::new(),
+                Some(StrPart::Literal(text)) if parts.is_empty() => text,
+                Some(_) => return None,
+            };
+            let cost = scalar(text.len());
+            (Kind::Str(text.into()), cost)
+        }
+        ExprKind::Var(name) => match name.as_str() {
+            "true" => (Kind::Bool(true), scalar(0)),
+            "false" => (Kind::Bool(false), scalar(0)),
+            "null" => (Kind::Null, scalar(0)),
+            _ => return None,
+        },
+        ExprKind::Literal(lit) => return Some((lit.take()?, lit.cost)),
+        _ => return None,
+    };
+    Some((Value { kind, span: e.span }, cost))
+}
+
+fn plain_height(e: &Expr) -> u32 {
+    match &e.kind {
+        ExprKind::Literal(lit) => lit.height,
+        _ => 1,
+    }
+}
+
 impl Expr {
+    /// A value the fast parser may put in a literal: a number, a string
+    /// without interpolation, `true`, `false`, `null` or a literal. (Not
+    /// an empty string written as one empty part, as rnix gives some
+    /// indented strings: its value could not tell the two apart.)
+    pub fn is_plain(&self) -> bool {
+        match &self.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) => true,
+            ExprKind::Str(parts) => match parts.as_slice() {
+                [] => true,
+                [StrPart::Literal(text)] => !text.is_empty(),
+                _ => false,
+            },
+            ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
+            _ => false,
+        }
+    }
+
     /// Plain data that reads no variable but `true`, `false` and `null`
     /// (bound everywhere, whatever shadows them): numbers, strings and
     /// paths without interpolation, and lists and sets of such.
     pub fn is_closed(&self) -> bool {
         match &self.kind {
-            ExprKind::Int(_) | ExprKind::Float(_) => true,
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) => true,
             ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
             ExprKind::Str(parts) | ExprKind::Path(parts) => {
                 parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
@@ -461,4 +715,129 @@ fn replay(rec: bool, entries: Vec<(String, Entry)>) -> Result<SetBuilder, EvalEr
 fn duplicate(name: &str, span: TextRange) -> EvalError {
     EvalError::new(span, format!("attribute '{name}' already defined"))
         .with_help("each attribute may be set once; merge the two definitions")
+}
+
+impl Expr {
+    /// The tree with every literal written out again as the expressions
+    /// it stands for (as [`lower`](super::lower) gives them): for tests
+    /// that compare the two front ends.
+    pub fn without_literals(self) -> Expr {
+        let span = self.span;
+        let boxed = |e: Box<Expr>| Box::new(e.without_literals());
+        let kind = match self.kind {
+            ExprKind::Literal(lit) => match lit.take() {
+                Some(value) => return value_expr(value),
+                None => ExprKind::Var("<literal read>".into()),
+            },
+            ExprKind::Str(parts) => ExprKind::Str(parts_without(parts)),
+            ExprKind::Path(parts) => ExprKind::Path(parts_without(parts)),
+            ExprKind::List(items) => {
+                ExprKind::List(items.into_iter().map(Expr::without_literals).collect())
+            }
+            ExprKind::Set(def) => ExprKind::Set(def_without(def)),
+            ExprKind::Let(def, body) => ExprKind::Let(def_without(def), boxed(body)),
+            ExprKind::Select {
+                base,
+                path,
+                default,
+            } => ExprKind::Select {
+                base: boxed(base),
+                path,
+                default: default.map(boxed),
+            },
+            ExprKind::HasAttr { base, path } => ExprKind::HasAttr {
+                base: boxed(base),
+                path,
+            },
+            ExprKind::Binary(op, a, b) => ExprKind::Binary(op, boxed(a), boxed(b)),
+            ExprKind::Not(e) => ExprKind::Not(boxed(e)),
+            ExprKind::Negate(e) => ExprKind::Negate(boxed(e)),
+            ExprKind::If(c, t, e) => ExprKind::If(boxed(c), boxed(t), boxed(e)),
+            kind => kind,
+        };
+        Expr { span, kind }
+    }
+}
+
+fn parts_without(parts: Vec<StrPart>) -> Vec<StrPart> {
+    parts
+        .into_iter()
+        .map(|p| match p {
+            StrPart::Interpolation(e) => StrPart::Interpolation(e.without_literals()),
+            lit => lit,
+        })
+        .collect()
+}
+
+fn def_without(def: Rc<SetDef>) -> Rc<SetDef> {
+    let def = Rc::try_unwrap(def).unwrap_or_else(|rc| (*rc).clone());
+    let entries = def
+        .entries
+        .into_vec()
+        .into_iter()
+        .map(|(name, entry)| {
+            let value = match entry.value {
+                // A set as an attribute's value is always `Nested`.
+                EntryValue::Expr(e) => match e.without_literals() {
+                    Expr {
+                        kind: ExprKind::Set(set),
+                        ..
+                    } => EntryValue::Nested(set),
+                    e => EntryValue::Expr(e),
+                },
+                EntryValue::Nested(set) => EntryValue::Nested(def_without(set)),
+                EntryValue::InheritFrom(from) => EntryValue::InheritFrom(Rc::new(
+                    Rc::try_unwrap(from)
+                        .unwrap_or_else(|rc| (*rc).clone())
+                        .without_literals(),
+                )),
+                v => v,
+            };
+            let entry = Entry {
+                name_span: entry.name_span,
+                value,
+            };
+            (name, entry)
+        })
+        .collect();
+    Rc::new(SetDef::new(def.rec, def.span, entries))
+}
+
+/// The expression a literal's value was read from.
+fn value_expr(value: Value) -> Expr {
+    let kind = match value.kind {
+        Kind::Null => ExprKind::Var("null".into()),
+        Kind::Bool(b) => ExprKind::Var(if b { "true" } else { "false" }.into()),
+        Kind::Int(i) => ExprKind::Int(i),
+        Kind::Float(f) => ExprKind::Float(f),
+        Kind::Str(s) if s.is_empty() => ExprKind::Str(Vec::new()),
+        Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s.to_string())]),
+        Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string())]),
+        Kind::List(items) => ExprKind::List(items.into_iter().map(value_expr).collect()),
+        Kind::Attrs(attrs) => {
+            let entries = attrs
+                .into_sorted_vec()
+                .into_iter()
+                .map(|(name, attr)| {
+                    let value = match value_expr(attr.value) {
+                        Expr {
+                            kind: ExprKind::Set(set),
+                            ..
+                        } => EntryValue::Nested(set),
+                        e => EntryValue::Expr(e),
+                    };
+                    let entry = Entry {
+                        name_span: attr.name_span,
+                        value,
+                    };
+                    (name.to_string(), entry)
+                })
+                .collect();
+            ExprKind::Set(Rc::new(SetDef::new(false, value.span, entries)))
+        }
+    };
+    Expr {
+        span: value.span,
+        kind,
+    }
 }

@@ -142,7 +142,7 @@ impl Scan {
         let mut i = from;
         while i < to {
             i = match mode {
-                Mode::Code => self.code(b, i, &mut mode)?,
+                Mode::Code => self.code(b, i, to, &mut mode)?,
                 Mode::Str | Mode::IndStr => self.string(b, i, &mut mode),
             };
         }
@@ -158,11 +158,21 @@ impl Scan {
     }
 
     /// One token (or trivia) in code; returns where the next one starts.
-    fn code(&mut self, b: &[u8], i: usize, mode: &mut Mode) -> Result<usize, Diagnostic> {
+    /// A run of whitespace is passed over at once, up to `to` (where a
+    /// split read's head must stop).
+    fn code(
+        &mut self,
+        b: &[u8],
+        i: usize,
+        to: usize,
+        mode: &mut Mode,
+    ) -> Result<usize, Diagnostic> {
         let c = b[i];
         let next = b.get(i + 1).copied();
         if c.is_ascii_whitespace() {
-            return Ok(i + 1);
+            let run = b.get(i..to).unwrap_or_default();
+            let len = run.iter().take_while(|c| c.is_ascii_whitespace()).count();
+            return Ok(i + len.max(1));
         }
         if c == b'#' {
             return Ok(b[i..]

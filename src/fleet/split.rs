@@ -7,10 +7,13 @@
 //! bindings but never its siblings, so the set can be cut between two
 //! bindings and each part evaluated on its own, the `let` bindings in both:
 //!
-//! - the head is `text[..cut]` with a `}` appended: every offset, hence
+//! - the head is `text[..cut]` with a `}` after it: every offset, hence
 //!   every span, is the file's, except the set's own end;
 //! - the tail is the file with `text[open + 1..cut]` (the head's bindings)
-//!   blanked to spaces: offsets unchanged again.
+//!   read as whitespace: offsets unchanged again.
+//!
+//! Neither is a copy: the fast parser reads the file's own bytes that way
+//! ([`fast_parse::parse_head`], [`fast_parse::parse_tail`]).
 //!
 //! The cut is found by a guess (a line at the bindings' indentation, near
 //! the middle) and proved by the parse: the head only parses, closing the
@@ -41,8 +44,8 @@ use super::{eval, fast_parse, prescan, scope};
 use crate::diag::Diagnostic;
 
 /// Files smaller than this are read serially: splitting costs a second
-/// thread and a copy of the text, which only pays off on a large file
-/// (`benches/`: a 1,000-host fleet is about 450 KB).
+/// thread (and a second read of the `let` bindings), which only pays off
+/// on a large file (`benches/`: a 1,000-host fleet is about 450 KB).
 pub const MIN_PARALLEL_BYTES: usize = 128 * 1024;
 
 /// Where the file is cut: the body set's `{` and the first byte of the
@@ -151,11 +154,7 @@ struct Part {
 
 fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
     let prescan_cost = prescan::check_head(text, cut).ok()??;
-    let mut head = String::with_capacity(cut + 1);
-    head.push_str(text.get(..cut)?);
-    head.push('}');
-    let expr = fast_parse::parse(&head)?;
-    drop(head);
+    let expr = fast_parse::parse_head(text, cut)?;
     // The appended `}` must close the body set, opened at `open`.
     let want = TextRange::new(to_size(open)?, to_size(cut + 1)?);
     (body_set_span(&expr)? == want).then_some(())?;
@@ -164,22 +163,7 @@ fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) 
 
 fn read_tail(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
     let prescan_cost = prescan::check_tail(text, cut).ok()?;
-    let mut tail = String::with_capacity(text.len());
-    tail.push_str(text.get(..open + 1)?);
-    // Whole characters are replaced (`open + 1` and `cut` are boundaries),
-    // one byte per byte: the text stays UTF-8 and offsets stay put. A `#`
-    // comment, which the lexer passes over faster than spaces.
-    let blank = cut - (open + 1);
-    if blank >= 2 {
-        tail.push('#');
-        tail.extend(std::iter::repeat_n(' ', blank - 2));
-        tail.push('\n');
-    } else {
-        tail.extend(std::iter::repeat_n(' ', blank));
-    }
-    tail.push_str(text.get(cut..)?);
-    let expr = fast_parse::parse(&tail)?;
-    drop(tail);
+    let expr = fast_parse::parse_tail(text, open + 1..cut)?;
     (body_set_span(&expr)?.start() == to_size(open)?).then_some(())?;
     evaluate_part(&expr, base_dir, prescan_cost, typed)
 }
@@ -197,6 +181,7 @@ fn body_set_span(expr: &Expr) -> Option<TextRange> {
     };
     match &set.kind {
         ExprKind::Set(def) if !def.rec => Some(set.span),
+        ExprKind::Literal(lit) if lit.is_set() => Some(set.span),
         _ => None,
     }
 }

@@ -521,3 +521,37 @@ fn random_expressions_evaluate_exactly_as_nix_does() {
     }
     eprintln!("{cases} random expressions agree with Nix (seed {seed})");
 }
+
+/// Every form of plain data the fast parser turns straight into a value
+/// (nested sets and lists, dotted paths merged, a `let` list read by
+/// several hosts, strings of both kinds, floats, negative numbers, empty
+/// sets and lists), and files that rebind `true`, `false` or `null`
+/// (read by the reference front end), against Nix.
+#[test]
+fn literal_data_evaluates_exactly_as_nix_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let texts = [
+        r#"{ a = { b = { c = [ 1 [ 2 { d = 3; } ] "s" ]; }; e = [ ]; f = { }; }; }"#,
+        r#"{ h.a = 1; h.b.c = [ true false null ]; h.b.d = { e = 2.5; }; h = { x = -1; }; }"#,
+        r#"let keys = [ "k1" "k2" ]; in { h1 = { k = keys; n = 1; }; h2 = { k = keys; }; h3.k = keys; all = [ keys keys ]; }"#,
+        "{ s = ''\n    indented\n      more\n  ''; e = \"\"; q = \"a\\n\\\"b\\\" \\${x}\"; f = [ 1.5e3 0.25 .5 ]; n = [ (-1) (-2) (-0.5) ]; m = -3; }",
+        r#"{ a = [ { } [ ] [ [ ] ] ]; b = { c = { }; }; }"#,
+        r#"let true = 1; in { a = [ true false ]; b = { c = true; }; }"#,
+        r#"let null = "n"; x = { v = null; }; in [ x null ]"#,
+        r#"rec { false = 0; a = { b = false; }; l = [ false ]; }"#,
+        r#"{ true = 1; false = 2; a = [ true false null ]; }"#,
+        r#"let l = [ 1 { a = 2; } ]; s = { x = [ 3 ]; }; in { a = l ++ [ 4 ]; b = s // { y = 5; }; c = s.x; d = l == [ 1 { a = 2; } ]; inherit (s) x; }"#,
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let file = dir.path().join(format!("case{i}.nix"));
+        std::fs::write(&file, text).expect("write");
+        let nix = nix_eval(&file).expect("Nix evaluates the file");
+        let nix: Json = serde_json::from_str(&nix).expect("json");
+        let ours = ours(&file).unwrap_or_else(|e| panic!("we evaluate {text}: {e}"));
+        assert!(
+            same(&ours, &nix),
+            "differs from Nix on {text}:\n nix: {nix}\n pve: {}",
+            ours.to_nix_json(dir.path())
+        );
+    }
+}

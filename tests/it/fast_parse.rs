@@ -1,6 +1,6 @@
 //! `fast_parse` against the reference front end (rnix + `lower`): for every
 //! input it either bails (`None`) or gives exactly the IR lower gives, spans
-//! included. Inputs: the repository's .nix files, a generated fleet,
+//! included (its literals written out again as expressions). Inputs: the repository's .nix files, a generated fleet,
 //! hand-written edge cases, random expressions in the subset, random
 //! mutations of all of those, and hostile input.
 
@@ -33,6 +33,9 @@ fn check(text: &str) -> Outcome {
         (None, None) => Outcome::BothRefuse,
         (None, Some(_)) => Outcome::Bailed,
         (Some(f), slow) => {
+            // Plain data is a literal here: written out again, it must be
+            // exactly the tree lower gives, spans included.
+            let f = f.without_literals();
             assert!(
                 slow.as_ref() == Some(&f),
                 "fast_parse differs from lower on {text:?}\nfast: {f:#?}\nlower: {slow:#?}"
@@ -703,9 +706,11 @@ fn random_expressions_match_lower() {
         cases.len()
     );
     // The generator stays mostly inside the subset; fast_parse must take
-    // nearly all of what lower accepts.
+    // nearly all of what lower accepts. (It leaves to lower every file
+    // whose `let` or `rec` binds `true` or `null`, two of the generator's
+    // nine names, about one case in a hundred here.)
     assert!(same > cases.len() / 3, "too few accepted: {counts:?}");
-    assert!(bailed * 50 <= same + bailed, "bails too often: {counts:?}");
+    assert!(bailed * 30 <= same + bailed, "bails too often: {counts:?}");
 }
 
 /// Random edits of valid files: an input near the subset's edge is where a
