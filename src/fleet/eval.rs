@@ -305,11 +305,11 @@ impl<'a> Evaluator<'a> {
             LV::Float(f) => Kind::Float(f),
             LV::Str(s) => {
                 self.budget.bytes(s.len(), v.span)?;
-                Kind::Str(s.to_string())
+                Kind::Str((&*s).into())
             }
             LV::Path(p) => {
                 self.budget.bytes(p.as_os_str().len(), v.span)?;
-                Kind::Path(p.to_path_buf())
+                Kind::Path(p.as_path().into())
             }
             LV::List(items) => {
                 let items = Rc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone());
@@ -325,7 +325,7 @@ impl<'a> Evaluator<'a> {
                 let mut out = Vec::with_capacity(attrs.len());
                 for (name, (name_span, t)) in attrs.0 {
                     let value = self.deep_thunk(t)?;
-                    out.push((name.to_string(), Attr { name_span, value }));
+                    out.push((name.into(), Attr { name_span, value }));
                 }
                 Kind::Attrs(Attrs::from_sorted(out))
             }
@@ -421,12 +421,12 @@ impl<'a> Evaluator<'a> {
                     None => self.interpolate(parts, env)?,
                 };
                 self.budget.bytes(s.len(), span)?;
-                Kind::Str(s)
+                Kind::Str(s.into())
             }
             ExprKind::Path(parts) => {
                 let p = self.path(parts, env)?;
                 self.budget.bytes(p.as_os_str().len(), span)?;
-                Kind::Path(p)
+                Kind::Path(p.into())
             }
             // Each item would be a thunk only this list holds.
             ExprKind::List(items) => Kind::List(
@@ -471,7 +471,7 @@ impl<'a> Evaluator<'a> {
                 }
             };
             let name_span = entry.name_span;
-            out.push((name.clone(), Attr { name_span, value }));
+            out.push((name.as_str().into(), Attr { name_span, value }));
         }
         Ok(Value {
             kind: Kind::Attrs(Attrs::from_sorted(out)),

@@ -3,8 +3,9 @@
 //! can go straight to its syntax node.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use compact_str::CompactString;
 use rowan::TextRange;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,16 +14,20 @@ pub struct Value {
     pub span: TextRange,
 }
 
+/// A large fleet holds hundreds of thousands of values, so each variant is
+/// kept to at most 24 bytes (a `Value` is 32, see the test at the end):
+/// strings of up to 24 bytes (most names, addresses, settings) are stored
+/// inline, and paths and lists are boxed at their exact size.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(CompactString),
     /// An absolute, lexically normalised path.
-    Path(PathBuf),
-    List(Vec<Value>),
+    Path(Box<Path>),
+    List(Box<[Value]>),
     Attrs(Attrs),
 }
 
@@ -33,20 +38,21 @@ pub struct Attr {
     pub value: Value,
 }
 
-/// An attribute set: sorted by name, as Nix sorts them, in one exact-size
-/// allocation (a large fleet has tens of thousands of small sets).
+/// An attribute set: sorted by name (bytewise, as Nix sorts them), in one
+/// exact-size allocation (a large fleet has tens of thousands of small
+/// sets); a name of up to 24 bytes needs no allocation of its own.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Attrs(Box<[(String, Attr)]>);
+pub struct Attrs(Box<[(CompactString, Attr)]>);
 
 impl Attrs {
     /// From entries already sorted by name, without duplicates (as the
     /// evaluator produces them).
-    pub fn from_sorted(entries: Vec<(String, Attr)>) -> Self {
+    pub fn from_sorted(entries: Vec<(CompactString, Attr)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         Attrs(entries.into_boxed_slice())
     }
     /// The entries, sorted by name (to merge sets read in parts).
-    pub fn into_sorted_vec(self) -> Vec<(String, Attr)> {
+    pub fn into_sorted_vec(self) -> Vec<(CompactString, Attr)> {
         self.0.into_vec()
     }
     pub fn get(&self, name: &str) -> Option<&Attr> {
@@ -58,10 +64,10 @@ impl Attrs {
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Attr)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactString, &Attr)> {
         self.0.iter().map(|(n, a)| (n, a))
     }
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &CompactString> {
         self.0.iter().map(|(n, _)| n)
     }
     pub fn values(&self) -> impl Iterator<Item = &Attr> {
@@ -77,7 +83,8 @@ impl Attrs {
     // Changes, for the editor's proofs (a few per run): each rebuilds the
     // set, which keeps lookups simple and the common read path small.
 
-    pub fn insert(&mut self, name: String, attr: Attr) -> Option<Attr> {
+    pub fn insert(&mut self, name: impl Into<CompactString>, attr: Attr) -> Option<Attr> {
+        let name = name.into();
         let mut v = std::mem::take(&mut self.0).into_vec();
         let old = match v.binary_search_by(|(n, _)| n.cmp(&name)) {
             Ok(i) => Some(std::mem::replace(&mut v[i].1, attr)),
@@ -107,7 +114,7 @@ impl Attrs {
             Ok(i) => i,
             Err(i) => {
                 let mut v = std::mem::take(&mut self.0).into_vec();
-                v.insert(i, (name.to_string(), make()));
+                v.insert(i, (name.into(), make()));
                 self.0 = v.into_boxed_slice();
                 i
             }
@@ -117,10 +124,10 @@ impl Attrs {
 }
 
 impl<'a> IntoIterator for &'a Attrs {
-    type Item = (&'a String, &'a Attr);
+    type Item = (&'a CompactString, &'a Attr);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Attr)>,
-        fn(&'a (String, Attr)) -> (&'a String, &'a Attr),
+        std::slice::Iter<'a, (CompactString, Attr)>,
+        fn(&'a (CompactString, Attr)) -> (&'a CompactString, &'a Attr),
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(n, a)| (n, a))
@@ -298,6 +305,82 @@ fn trim_fraction(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_stay_small() {
+        // A 10,000-host fleet holds about 400,000 values and 130,000
+        // attribute entries: eight bytes more on either is megabytes.
+        assert_eq!(std::mem::size_of::<CompactString>(), 24);
+        assert_eq!(std::mem::size_of::<Kind>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+        assert_eq!(std::mem::size_of::<Attr>(), 40);
+        assert_eq!(std::mem::size_of::<(CompactString, Attr)>(), 64);
+    }
+
+    #[test]
+    fn names_sort_bytewise_and_short_ones_stay_inline() {
+        let attr = |n: usize| Attr {
+            name_span: TextRange::default(),
+            value: Value {
+                kind: Kind::Int(n as i64),
+                span: TextRange::default(),
+            },
+        };
+        let mut set = Attrs::default();
+        // Nix orders names by their bytes: upper case before lower case,
+        // `_` between them, a multi-byte character last.
+        for (i, name) in [
+            "b",
+            "é",
+            "_x",
+            "a-very-long-attribute-name-on-the-heap",
+            "B",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(set.insert(name, attr(i)).is_none());
+        }
+        let names: Vec<&str> = set.keys().map(CompactString::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "B",
+                "_x",
+                "a-very-long-attribute-name-on-the-heap",
+                "b",
+                "é"
+            ]
+        );
+        assert!(!set
+            .keys()
+            .next()
+            .is_some_and(CompactString::is_heap_allocated));
+        assert_eq!(set.get("b").map(|a| &a.value.kind), Some(&Kind::Int(0)));
+        assert!(set.insert("b", attr(9)).is_some());
+        assert_eq!(set.remove("b").map(|a| a.value.kind), Some(Kind::Int(9)));
+        assert!(!set.contains_key("b"));
+    }
+
+    #[test]
+    fn debug_prints_as_with_string_pathbuf_and_vec() {
+        // What the derived Debug printed before the compact types (a test
+        // message or a future snapshot may show a value).
+        let debug = |kind: Kind| format!("{kind:?}");
+        let quoted = format!("{:?}", String::from("a\"b"));
+        assert_eq!(debug(Kind::Str("a\"b".into())), format!("Str({quoted})"));
+        let path = format!("{:?}", std::path::PathBuf::from("/a b"));
+        assert_eq!(
+            debug(Kind::Path(Path::new("/a b").into())),
+            format!("Path({path})")
+        );
+        let item = Value {
+            kind: Kind::Null,
+            span: TextRange::default(),
+        };
+        let list = format!("{:?}", vec![item.clone()]);
+        assert_eq!(debug(Kind::List(Box::new([item]))), format!("List({list})"));
+    }
 
     #[test]
     fn floats_print_like_nix_2_8() {
