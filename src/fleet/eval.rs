@@ -21,7 +21,7 @@ use rowan::TextRange;
 
 use super::budget::Budget;
 use super::ir::{BinOp, EntryValue, Expr, ExprKind, Name, SetDef, StrPart};
-use super::value::{Attr, Attrs, Kind, Value};
+use super::value::{Attr, Attrs, CompactString, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
 /// the stack (the evaluator runs on a thread with a large stack; see
@@ -382,9 +382,11 @@ impl<'a> Evaluator<'a> {
     /// did.
     fn strict(&self, e: &'a Expr, env: &Env<'a>) -> Result<Value> {
         let span = e.span;
+        // Straight into the value's string (most are short and stored
+        // inline), not through a copy on the heap.
         let literal_text = |parts: &[StrPart]| match parts {
-            [] => Some(String::new()),
-            [StrPart::Literal(l)] => Some(l.clone()),
+            [] => Some(CompactString::default()),
+            [StrPart::Literal(l)] => Some(CompactString::from(l.as_str())),
             _ => None,
         };
         let direct = match &e.kind {
@@ -418,10 +420,10 @@ impl<'a> Evaluator<'a> {
             ExprKind::Str(parts) => {
                 let s = match literal_text(parts) {
                     Some(s) => s,
-                    None => self.interpolate(parts, env)?,
+                    None => self.interpolate(parts, env)?.into(),
                 };
                 self.budget.bytes(s.len(), span)?;
-                Kind::Str(s.into())
+                Kind::Str(s)
             }
             ExprKind::Path(parts) => {
                 let p = self.path(parts, env)?;

@@ -321,7 +321,7 @@ impl<'a> Reader<'a> {
         let v = self.get(key)?;
         match &v.kind {
             Kind::Str(s) => Some(Spanned {
-                value: s.to_string(),
+                value: s.as_str().to_string(),
                 span: v.span,
             }),
             _ => {
@@ -653,7 +653,7 @@ fn read_proxmox_spec(
     let disk = match r.get("disk") {
         Some(v) => match &v.kind {
             Kind::Str(s) => Some(Spanned {
-                value: s.to_string(),
+                value: s.as_str().to_string(),
                 span: v.span,
             }),
             _ => {
@@ -806,7 +806,7 @@ fn read_nodes(r: &mut Reader) -> (Option<Vec<String>>, NodeAddresses) {
         match attr.value.as_str() {
             Some(a) => {
                 addresses.insert(
-                    name.to_string(),
+                    name.as_str().to_string(),
                     Spanned {
                         value: a.to_string(),
                         span: attr.value.span,
@@ -826,7 +826,10 @@ fn read_nodes(r: &mut Reader) -> (Option<Vec<String>>, NodeAddresses) {
             ),
         }
     }
-    (Some(set.keys().map(|k| k.to_string()).collect()), addresses)
+    (
+        Some(set.keys().map(|k| k.as_str().to_string()).collect()),
+        addresses,
+    )
 }
 
 /// `templates = { pve1 = 9003; pve2 = 9013; };`: node → template VMID.
@@ -843,7 +846,7 @@ fn read_templates(r: &mut Reader) -> (BTreeMap<String, Spanned<i64>>, Option<Tex
         match attr.value.as_int() {
             Some(vmid) => {
                 out.insert(
-                    node.to_string(),
+                    node.as_str().to_string(),
                     Spanned {
                         value: vmid,
                         span: attr.value.span,
@@ -884,7 +887,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
             for (name, attr) in set {
                 match attr.value.as_str() {
                     Some(s) => {
-                        admins.insert(name.to_string(), Spanned { value: s.to_string(), span: attr.value.span });
+                        admins.insert(name.as_str().to_string(), Spanned { value: s.to_string(), span: attr.value.span });
                     }
                     None => diags.push(Diagnostic::error(
                         Code::WrongType,

@@ -56,10 +56,12 @@ impl Attrs {
         self.0.into_vec()
     }
     pub fn get(&self, name: &str) -> Option<&Attr> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+    /// Where `name` is, or would go.
+    fn find(&self, name: &str) -> Result<usize, usize> {
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
+            .binary_search_by(|(n, _)| cmp_bytes(n.as_bytes(), name.as_bytes()))
     }
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -85,8 +87,9 @@ impl Attrs {
 
     pub fn insert(&mut self, name: impl Into<CompactString>, attr: Attr) -> Option<Attr> {
         let name = name.into();
+        let found = self.find(&name);
         let mut v = std::mem::take(&mut self.0).into_vec();
-        let old = match v.binary_search_by(|(n, _)| n.cmp(&name)) {
+        let old = match found {
             Ok(i) => Some(std::mem::replace(&mut v[i].1, attr)),
             Err(i) => {
                 v.insert(i, (name, attr));
@@ -98,10 +101,7 @@ impl Attrs {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Attr> {
-        let i = self
-            .0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()?;
+        let i = self.find(name).ok()?;
         let mut v = std::mem::take(&mut self.0).into_vec();
         let (_, attr) = v.remove(i);
         self.0 = v.into_boxed_slice();
@@ -110,7 +110,7 @@ impl Attrs {
 
     /// The attribute `name`, inserted from `make` when missing.
     pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Attr) -> &mut Attr {
-        let i = match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        let i = match self.find(name) {
             Ok(i) => i,
             Err(i) => {
                 let mut v = std::mem::take(&mut self.0).into_vec();
@@ -121,6 +121,18 @@ impl Attrs {
         };
         &mut self.0[i].1
     }
+}
+
+/// `a.cmp(b)` for names, which are short and mostly differ in their first
+/// bytes: a loop here is several times cheaper than the call to `memcmp`
+/// that `cmp` makes (lookups of the model's keys are a tenth of a read).
+fn cmp_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl<'a> IntoIterator for &'a Attrs {

@@ -324,7 +324,7 @@ fn first_difference(want: &Value, got: &Value, path: &mut Vec<String>) -> Option
     match (&want.kind, &got.kind) {
         (Kind::Attrs(w), Kind::Attrs(g)) => {
             for (k, wv) in w {
-                path.push(k.to_string());
+                path.push(k.as_str().to_string());
                 let d = match g.get(k) {
                     None => Some(format!("{} would disappear", show(path))),
                     Some(gv) => first_difference(&wv.value, &gv.value, path),
@@ -335,7 +335,7 @@ fn first_difference(want: &Value, got: &Value, path: &mut Vec<String>) -> Option
                 }
             }
             g.keys().find(|k| !w.contains_key(k)).map(|k| {
-                path.push(k.to_string());
+                path.push(k.as_str().to_string());
                 let s = format!("{} would appear", show(path));
                 path.pop();
                 s
