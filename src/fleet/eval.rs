@@ -313,12 +313,7 @@ impl<'a> Evaluator<'a> {
             }
             LV::List(items) => {
                 let items = Rc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone());
-                Kind::List(
-                    items
-                        .into_iter()
-                        .map(|t| self.deep_thunk(t))
-                        .collect::<Result<_>>()?,
-                )
+                Kind::try_list(items.into_iter().map(|t| self.deep_thunk(t)))?
             }
             LV::Attrs(attrs) => {
                 let attrs = Rc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
@@ -431,12 +426,9 @@ impl<'a> Evaluator<'a> {
                 Kind::Path(p.into())
             }
             // Each item would be a thunk only this list holds.
-            ExprKind::List(items) => Kind::List(
-                items
-                    .iter()
-                    .map(|item| self.strict(item, env))
-                    .collect::<Result<_>>()?,
-            ),
+            ExprKind::List(items) => {
+                Kind::try_list(items.iter().map(|item| self.strict(item, env)))?
+            }
             _ => return Err(EvalError::new(span, "internal error: not plain data")),
         };
         Ok(Value { kind, span })

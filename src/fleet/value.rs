@@ -147,6 +147,18 @@ impl<'a> IntoIterator for &'a Attrs {
 }
 
 impl Kind {
+    /// A list of `items`, in an allocation of exactly their size. (Collecting
+    /// results into a box would grow a vector from four items by doubling
+    /// and then shrink it, which the allocator may do in place, keeping the
+    /// slack.)
+    pub fn try_list<E>(items: impl ExactSizeIterator<Item = Result<Value, E>>) -> Result<Kind, E> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(item?);
+        }
+        Ok(Kind::List(out.into_boxed_slice()))
+    }
+
     /// The type name Nix uses in its messages ("a string", "a set", ...).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -242,20 +254,21 @@ fn write_json(v: &Value, base: &Path, out: &mut String) {
 
 /// Nix 2.x escapes only quotes, backslashes and control characters.
 fn write_json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     // Runs without a character to escape are copied at once (every byte
     // of a multi-byte character is >= 0x80, so slicing at these ASCII
     // positions keeps characters whole).
     let mut copied = 0;
-    for (i, b) in s.bytes().enumerate() {
+    while let Some(i) = next_to_escape(s.as_bytes(), copied) {
+        let b = s.as_bytes()[i];
         let escaped = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            b if b < 0x20 => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[copied..i]);
         copied = i + 1;
@@ -267,6 +280,35 @@ fn write_json_string(s: &str, out: &mut String) {
     }
     out.push_str(&s[copied..]);
     out.push('"');
+}
+
+/// The first byte at or after `from` that JSON needs escaped: a quote, a
+/// backslash or a control character. `pve eval` writes every string of
+/// the fleet through here, so it looks at eight bytes at a time; a word
+/// that may hold one is searched byte by byte.
+fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of some byte is set if a byte of `w` is below `n`
+    // (n <= 0x80), and never otherwise.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let zero = |w: u64| below(w, 1);
+    let rest = bytes.get(from..)?;
+    let (words, _) = rest.as_chunks::<8>();
+    let mut clean = 0;
+    for word in words {
+        let w = u64::from_le_bytes(*word);
+        if below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            break;
+        }
+        clean += 8;
+    }
+    let at = rest[clean..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
+    Some(from + clean + at)
 }
 
 /// A path as the user wrote it: `./x` relative to `base` when it lies below
@@ -421,6 +463,52 @@ mod tests {
         assert_eq!(out, want);
         let back: String = serde_json::from_str(&out).unwrap_or_default();
         assert_eq!(back, "a\"b\\c\nd\re\tf\u{1}g é ${x} \u{7f}");
+    }
+
+    /// Escapes byte by byte, as `write_json_string` did before it looked at
+    /// words: what it must still print.
+    fn escape_simply(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn escapes_found_at_every_place_in_a_word() {
+        // Each special byte at each offset of the first, second and last
+        // word, among ASCII, a multi-byte character and DEL.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut s: String = "aé\u{7f} ~".chars().cycle().take(len).collect();
+                    let at = (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+                    s.insert_str(at, special);
+                    let mut out = String::new();
+                    write_json_string(&s, &mut out);
+                    assert_eq!(out, escape_simply(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escapes_as_byte_by_byte(s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}~ ])*") {
+            let mut out = String::new();
+            write_json_string(&s, &mut out);
+            proptest::prop_assert_eq!(out, escape_simply(&s));
+        }
     }
 
     #[test]
