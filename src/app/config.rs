@@ -111,7 +111,7 @@ fn lookup<'a>(
             Some(attr) => v = &attr.value,
             None => {
                 let near = attrs.and_then(|a| {
-                    crate::diag::did_you_mean(name, a.keys().map(String::as_str)).map(|s| {
+                    crate::diag::did_you_mean(name, a.keys().map(|k| k.as_str())).map(|s| {
                         let mut p: Vec<&str> = path[..i].iter().map(String::as_str).collect();
                         p.push(s);
                         names::attr_path(&p)

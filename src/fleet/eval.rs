@@ -21,7 +21,7 @@ use rowan::TextRange;
 
 use super::budget::Budget;
 use super::ir::{BinOp, EntryValue, Expr, ExprKind, Literal, Name, SetDef, StrPart};
-use super::value::{Attr, Attrs, Kind, Value};
+use super::value::{Attr, Attrs, CompactString, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
 /// the stack (the evaluator runs on a thread with a large stack; see
@@ -367,7 +367,7 @@ impl<'a> Evaluator<'a> {
                 let s: &str = s.as_ref();
                 LV::Str(s.into())
             }
-            Kind::Path(p) => LV::Path(Rc::new(p.clone())),
+            Kind::Path(p) => LV::Path(Rc::new(p.to_path_buf())),
             Kind::List(items) => {
                 self.budget.values(items.len(), span)?;
                 LV::List(Rc::new(
@@ -422,27 +422,22 @@ impl<'a> Evaluator<'a> {
             LV::Float(f) => Kind::Float(f),
             LV::Str(s) => {
                 self.budget.bytes(s.len(), v.span)?;
-                Kind::Str(s.to_string())
+                Kind::Str((&*s).into())
             }
             LV::Path(p) => {
                 self.budget.bytes(p.as_os_str().len(), v.span)?;
-                Kind::Path(p.to_path_buf())
+                Kind::Path(p.as_path().into())
             }
             LV::List(items) => {
                 let items = Rc::try_unwrap(items).unwrap_or_else(|shared| (*shared).clone());
-                Kind::List(
-                    items
-                        .into_iter()
-                        .map(|t| self.deep_thunk(t))
-                        .collect::<Result<_>>()?,
-                )
+                Kind::try_list(items.into_iter().map(|t| self.deep_thunk(t)))?
             }
             LV::Attrs(attrs) => {
                 let attrs = Rc::try_unwrap(attrs).unwrap_or_else(|shared| (*shared).clone());
                 let mut out = Vec::with_capacity(attrs.len());
                 for (name, (name_span, t)) in attrs.0 {
                     let value = self.deep_thunk(t)?;
-                    out.push((name.to_string(), Attr { name_span, value }));
+                    out.push((name.into(), Attr { name_span, value }));
                 }
                 Kind::Attrs(Attrs::from_sorted(out))
             }
@@ -512,9 +507,11 @@ impl<'a> Evaluator<'a> {
             return self.strict_literal(lit);
         }
         let span = e.span;
+        // Straight into the value's string (most are short and stored
+        // inline), not through a copy on the heap.
         let literal_text = |parts: &[StrPart]| match parts {
-            [] => Some(String::new()),
-            [StrPart::Literal(l)] => Some(l.clone()),
+            [] => Some(CompactString::default()),
+            [StrPart::Literal(l)] => Some(CompactString::from(l.as_str())),
             _ => None,
         };
         let direct = match &e.kind {
@@ -548,7 +545,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Str(parts) => {
                 let s = match literal_text(parts) {
                     Some(s) => s,
-                    None => self.interpolate(parts, env)?,
+                    None => self.interpolate(parts, env)?.into(),
                 };
                 self.budget.bytes(s.len(), span)?;
                 Kind::Str(s)
@@ -556,15 +553,12 @@ impl<'a> Evaluator<'a> {
             ExprKind::Path(parts) => {
                 let p = self.path(parts, env)?;
                 self.budget.bytes(p.as_os_str().len(), span)?;
-                Kind::Path(p)
+                Kind::Path(p.into())
             }
             // Each item would be a thunk only this list holds.
-            ExprKind::List(items) => Kind::List(
-                items
-                    .iter()
-                    .map(|item| self.strict(item, env))
-                    .collect::<Result<_>>()?,
-            ),
+            ExprKind::List(items) => {
+                Kind::try_list(items.iter().map(|item| self.strict(item, env)))?
+            }
             _ => return Err(EvalError::new(span, "internal error: not plain data")),
         };
         Ok(Value { kind, span })
@@ -601,7 +595,7 @@ impl<'a> Evaluator<'a> {
                 }
             };
             let name_span = entry.name_span;
-            out.push((name.clone(), Attr { name_span, value }));
+            out.push((name.as_str().into(), Attr { name_span, value }));
         }
         Ok(Value {
             kind: Kind::Attrs(Attrs::from_sorted(out)),

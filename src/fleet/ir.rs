@@ -202,7 +202,7 @@ impl Literal {
             values.push(value);
         }
         let value = Value {
-            kind: Kind::List(values),
+            kind: Kind::List(values.into_boxed_slice()),
             span,
         };
         Some(Ok(Literal::new(value, false, cost, height)))
@@ -210,9 +210,6 @@ impl Literal {
 
     /// A finished set as a literal when it is not `rec` and every entry is
     /// plain data; `nested` as for [`Literal::nested`].
-    // `.into()` for names and strings: the value's string types may change
-    // from `String` (they are converted, not named, here).
-    #[allow(clippy::useless_conversion)]
     fn set(def: SetDef, nested: bool) -> Option<Result<Literal, SetDef>> {
         let plain = |(_, e): &(String, Entry)| match &e.value {
             EntryValue::Expr(e) => e.is_plain(),
@@ -311,7 +308,6 @@ pub fn settle_expr(e: Expr) -> Option<Expr> {
 
 /// The value of a plain expression ([`Expr::is_plain`]) and what
 /// evaluating and forcing it spends where it is; `None` otherwise.
-#[allow(clippy::useless_conversion)] // as in `Literal::set`
 fn plain_value(e: Expr) -> Option<(Value, Spent)> {
     // A scalar: one step to evaluate, one to force, one value.
     let scalar = |bytes: usize| Spent {
@@ -813,7 +809,7 @@ fn value_expr(value: Value) -> Expr {
         Kind::Str(s) if s.is_empty() => ExprKind::Str(Vec::new()),
         Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s.to_string())]),
         Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string())]),
-        Kind::List(items) => ExprKind::List(items.into_iter().map(value_expr).collect()),
+        Kind::List(items) => ExprKind::List(items.into_vec().into_iter().map(value_expr).collect()),
         Kind::Attrs(attrs) => {
             let entries = attrs
                 .into_sorted_vec()

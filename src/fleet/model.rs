@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
         let v = self.get(key)?;
         match &v.kind {
             Kind::Str(s) => Some(Spanned {
-                value: s.clone(),
+                value: s.as_str().to_string(),
                 span: v.span,
             }),
             _ => {
@@ -367,7 +367,7 @@ impl<'a> Reader<'a> {
         let v = self.get(key)?;
         match &v.kind {
             Kind::Path(p) => Some(Spanned {
-                value: p.clone(),
+                value: p.to_path_buf(),
                 span: v.span,
             }),
             _ => {
@@ -659,7 +659,7 @@ fn read_proxmox_spec(
     let disk = match r.get("disk") {
         Some(v) => match &v.kind {
             Kind::Str(s) => Some(Spanned {
-                value: s.clone(),
+                value: s.as_str().to_string(),
                 span: v.span,
             }),
             _ => {
@@ -811,7 +811,7 @@ fn read_nodes(r: &mut Reader) -> (Option<Vec<String>>, NodeAddresses) {
         match attr.value.as_str() {
             Some(a) => {
                 addresses.insert(
-                    name.clone(),
+                    name.as_str().to_string(),
                     Spanned {
                         value: a.to_string(),
                         span: attr.value.span,
@@ -831,7 +831,10 @@ fn read_nodes(r: &mut Reader) -> (Option<Vec<String>>, NodeAddresses) {
             ),
         }
     }
-    (Some(set.keys().cloned().collect()), addresses)
+    (
+        Some(set.keys().map(|k| k.as_str().to_string()).collect()),
+        addresses,
+    )
 }
 
 /// `templates = { pve1 = 9003; pve2 = 9013; };`: node → template VMID.
@@ -848,7 +851,7 @@ fn read_templates(r: &mut Reader) -> (BTreeMap<String, Spanned<i64>>, Option<Tex
         match attr.value.as_int() {
             Some(vmid) => {
                 out.insert(
-                    node.clone(),
+                    node.as_str().to_string(),
                     Spanned {
                         value: vmid,
                         span: attr.value.span,
@@ -889,7 +892,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
             for (name, attr) in set {
                 match attr.value.as_str() {
                     Some(s) => {
-                        admins.insert(name.clone(), Spanned { value: s.to_string(), span: attr.value.span });
+                        admins.insert(name.as_str().to_string(), Spanned { value: s.to_string(), span: attr.value.span });
                     }
                     None => diags.push(Diagnostic::error(
                         Code::WrongType,

@@ -214,7 +214,7 @@ fn merge(head: Part, tail: Part) -> Option<(Attrs, Vec<Typed>)> {
     };
     let (head_attrs, tail_attrs) = (head_attrs.into_sorted_vec(), tail_attrs.into_sorted_vec());
     let len = head_attrs.len() + tail_attrs.len();
-    let mut out: Vec<(String, Attr)> = Vec::with_capacity(len);
+    let mut out: Vec<(_, Attr)> = Vec::with_capacity(len);
     let mut typed = Vec::with_capacity(head.typed.len() + tail.typed.len());
     // Each part's typed attributes, when there are any, go with its
     // attributes one for one.

@@ -3,8 +3,9 @@
 //! can go straight to its syntax node.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use compact_str::CompactString;
 use rowan::TextRange;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,16 +14,20 @@ pub struct Value {
     pub span: TextRange,
 }
 
+/// A large fleet holds hundreds of thousands of values, so each variant is
+/// kept to at most 24 bytes (a `Value` is 32, see the test at the end):
+/// strings of up to 24 bytes (most names, addresses, settings) are stored
+/// inline, and paths and lists are boxed at their exact size.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(CompactString),
     /// An absolute, lexically normalised path.
-    Path(PathBuf),
-    List(Vec<Value>),
+    Path(Box<Path>),
+    List(Box<[Value]>),
     Attrs(Attrs),
 }
 
@@ -33,35 +38,38 @@ pub struct Attr {
     pub value: Value,
 }
 
-/// An attribute set: sorted by name, as Nix sorts them, in one exact-size
-/// allocation (a large fleet has tens of thousands of small sets).
+/// An attribute set: sorted by name (bytewise, as Nix sorts them), in one
+/// exact-size allocation (a large fleet has tens of thousands of small
+/// sets); a name of up to 24 bytes needs no allocation of its own.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Attrs(Box<[(String, Attr)]>);
+pub struct Attrs(Box<[(CompactString, Attr)]>);
 
 impl Attrs {
     /// From entries already sorted by name, without duplicates (as the
     /// evaluator produces them).
-    pub fn from_sorted(entries: Vec<(String, Attr)>) -> Self {
+    pub fn from_sorted(entries: Vec<(CompactString, Attr)>) -> Self {
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
         Attrs(entries.into_boxed_slice())
     }
     /// The entries, sorted by name (to merge sets read in parts).
-    pub fn into_sorted_vec(self) -> Vec<(String, Attr)> {
+    pub fn into_sorted_vec(self) -> Vec<(CompactString, Attr)> {
         self.0.into_vec()
     }
     pub fn get(&self, name: &str) -> Option<&Attr> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+    /// Where `name` is, or would go.
+    fn find(&self, name: &str) -> Result<usize, usize> {
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
+            .binary_search_by(|(n, _)| cmp_bytes(n.as_bytes(), name.as_bytes()))
     }
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Attr)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactString, &Attr)> {
         self.0.iter().map(|(n, a)| (n, a))
     }
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &CompactString> {
         self.0.iter().map(|(n, _)| n)
     }
     pub fn values(&self) -> impl Iterator<Item = &Attr> {
@@ -77,9 +85,11 @@ impl Attrs {
     // Changes, for the editor's proofs (a few per run): each rebuilds the
     // set, which keeps lookups simple and the common read path small.
 
-    pub fn insert(&mut self, name: String, attr: Attr) -> Option<Attr> {
+    pub fn insert(&mut self, name: impl Into<CompactString>, attr: Attr) -> Option<Attr> {
+        let name = name.into();
+        let found = self.find(&name);
         let mut v = std::mem::take(&mut self.0).into_vec();
-        let old = match v.binary_search_by(|(n, _)| n.cmp(&name)) {
+        let old = match found {
             Ok(i) => Some(std::mem::replace(&mut v[i].1, attr)),
             Err(i) => {
                 v.insert(i, (name, attr));
@@ -91,10 +101,7 @@ impl Attrs {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Attr> {
-        let i = self
-            .0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()?;
+        let i = self.find(name).ok()?;
         let mut v = std::mem::take(&mut self.0).into_vec();
         let (_, attr) = v.remove(i);
         self.0 = v.into_boxed_slice();
@@ -103,11 +110,11 @@ impl Attrs {
 
     /// The attribute `name`, inserted from `make` when missing.
     pub fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> Attr) -> &mut Attr {
-        let i = match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        let i = match self.find(name) {
             Ok(i) => i,
             Err(i) => {
                 let mut v = std::mem::take(&mut self.0).into_vec();
-                v.insert(i, (name.to_string(), make()));
+                v.insert(i, (name.into(), make()));
                 self.0 = v.into_boxed_slice();
                 i
             }
@@ -116,11 +123,23 @@ impl Attrs {
     }
 }
 
+/// `a.cmp(b)` for names, which are short and mostly differ in their first
+/// bytes: a loop here is several times cheaper than the call to `memcmp`
+/// that `cmp` makes (lookups of the model's keys are a tenth of a read).
+fn cmp_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
 impl<'a> IntoIterator for &'a Attrs {
-    type Item = (&'a String, &'a Attr);
+    type Item = (&'a CompactString, &'a Attr);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, Attr)>,
-        fn(&'a (String, Attr)) -> (&'a String, &'a Attr),
+        std::slice::Iter<'a, (CompactString, Attr)>,
+        fn(&'a (CompactString, Attr)) -> (&'a CompactString, &'a Attr),
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(n, a)| (n, a))
@@ -128,6 +147,18 @@ impl<'a> IntoIterator for &'a Attrs {
 }
 
 impl Kind {
+    /// A list of `items`, in an allocation of exactly their size. (Collecting
+    /// results into a box would grow a vector from four items by doubling
+    /// and then shrink it, which the allocator may do in place, keeping the
+    /// slack.)
+    pub fn try_list<E>(items: impl ExactSizeIterator<Item = Result<Value, E>>) -> Result<Kind, E> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(item?);
+        }
+        Ok(Kind::List(out.into_boxed_slice()))
+    }
+
     /// The type name Nix uses in its messages ("a string", "a set", ...).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -223,20 +254,21 @@ fn write_json(v: &Value, base: &Path, out: &mut String) {
 
 /// Nix 2.x escapes only quotes, backslashes and control characters.
 fn write_json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     // Runs without a character to escape are copied at once (every byte
     // of a multi-byte character is >= 0x80, so slicing at these ASCII
     // positions keeps characters whole).
     let mut copied = 0;
-    for (i, b) in s.bytes().enumerate() {
+    while let Some(i) = next_to_escape(s.as_bytes(), copied) {
+        let b = s.as_bytes()[i];
         let escaped = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            b if b < 0x20 => "",
-            _ => continue,
+            _ => "",
         };
         out.push_str(&s[copied..i]);
         copied = i + 1;
@@ -248,6 +280,35 @@ fn write_json_string(s: &str, out: &mut String) {
     }
     out.push_str(&s[copied..]);
     out.push('"');
+}
+
+/// The first byte at or after `from` that JSON needs escaped: a quote, a
+/// backslash or a control character. `pve eval` writes every string of
+/// the fleet through here, so it looks at eight bytes at a time; a word
+/// that may hold one is searched byte by byte.
+fn next_to_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of some byte is set if a byte of `w` is below `n`
+    // (n <= 0x80), and never otherwise.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let zero = |w: u64| below(w, 1);
+    let rest = bytes.get(from..)?;
+    let (words, _) = rest.as_chunks::<8>();
+    let mut clean = 0;
+    for word in words {
+        let w = u64::from_le_bytes(*word);
+        if below(w, 0x20) | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            break;
+        }
+        clean += 8;
+    }
+    let at = rest[clean..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
+    Some(from + clean + at)
 }
 
 /// A path as the user wrote it: `./x` relative to `base` when it lies below
@@ -300,6 +361,82 @@ mod tests {
     use super::*;
 
     #[test]
+    fn values_stay_small() {
+        // A 10,000-host fleet holds about 400,000 values and 130,000
+        // attribute entries: eight bytes more on either is megabytes.
+        assert_eq!(std::mem::size_of::<CompactString>(), 24);
+        assert_eq!(std::mem::size_of::<Kind>(), 24);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+        assert_eq!(std::mem::size_of::<Attr>(), 40);
+        assert_eq!(std::mem::size_of::<(CompactString, Attr)>(), 64);
+    }
+
+    #[test]
+    fn names_sort_bytewise_and_short_ones_stay_inline() {
+        let attr = |n: usize| Attr {
+            name_span: TextRange::default(),
+            value: Value {
+                kind: Kind::Int(n as i64),
+                span: TextRange::default(),
+            },
+        };
+        let mut set = Attrs::default();
+        // Nix orders names by their bytes: upper case before lower case,
+        // `_` between them, a multi-byte character last.
+        for (i, name) in [
+            "b",
+            "é",
+            "_x",
+            "a-very-long-attribute-name-on-the-heap",
+            "B",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            assert!(set.insert(name, attr(i)).is_none());
+        }
+        let names: Vec<&str> = set.keys().map(CompactString::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "B",
+                "_x",
+                "a-very-long-attribute-name-on-the-heap",
+                "b",
+                "é"
+            ]
+        );
+        assert!(!set
+            .keys()
+            .next()
+            .is_some_and(CompactString::is_heap_allocated));
+        assert_eq!(set.get("b").map(|a| &a.value.kind), Some(&Kind::Int(0)));
+        assert!(set.insert("b", attr(9)).is_some());
+        assert_eq!(set.remove("b").map(|a| a.value.kind), Some(Kind::Int(9)));
+        assert!(!set.contains_key("b"));
+    }
+
+    #[test]
+    fn debug_prints_as_with_string_pathbuf_and_vec() {
+        // What the derived Debug printed before the compact types (a test
+        // message or a future snapshot may show a value).
+        let debug = |kind: Kind| format!("{kind:?}");
+        let quoted = format!("{:?}", String::from("a\"b"));
+        assert_eq!(debug(Kind::Str("a\"b".into())), format!("Str({quoted})"));
+        let path = format!("{:?}", std::path::PathBuf::from("/a b"));
+        assert_eq!(
+            debug(Kind::Path(Path::new("/a b").into())),
+            format!("Path({path})")
+        );
+        let item = Value {
+            kind: Kind::Null,
+            span: TextRange::default(),
+        };
+        let list = format!("{:?}", vec![item.clone()]);
+        assert_eq!(debug(Kind::List(Box::new([item]))), format!("List({list})"));
+    }
+
+    #[test]
     fn floats_print_like_nix_2_8() {
         // Each expected text was printed by nix-instantiate 2.8 for the same value.
         let cases = [
@@ -326,6 +463,52 @@ mod tests {
         assert_eq!(out, want);
         let back: String = serde_json::from_str(&out).unwrap_or_default();
         assert_eq!(back, "a\"b\\c\nd\re\tf\u{1}g é ${x} \u{7f}");
+    }
+
+    /// Escapes byte by byte, as `write_json_string` did before it looked at
+    /// words: what it must still print.
+    fn escape_simply(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn escapes_found_at_every_place_in_a_word() {
+        // Each special byte at each offset of the first, second and last
+        // word, among ASCII, a multi-byte character and DEL.
+        for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut s: String = "aé\u{7f} ~".chars().cycle().take(len).collect();
+                    let at = (0..=at).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+                    s.insert_str(at, special);
+                    let mut out = String::new();
+                    write_json_string(&s, &mut out);
+                    assert_eq!(out, escape_simply(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escapes_as_byte_by_byte(s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}~ ])*") {
+            let mut out = String::new();
+            write_json_string(&s, &mut out);
+            proptest::prop_assert_eq!(out, escape_simply(&s));
+        }
     }
 
     #[test]

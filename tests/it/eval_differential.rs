@@ -34,7 +34,7 @@ fn same(ours: &Value, nix: &Json) -> bool {
         (Kind::Attrs(a), Json::Object(b)) => {
             a.len() == b.len()
                 && a.iter()
-                    .all(|(k, attr)| b.get(k).is_some_and(|v| same(&attr.value, v)))
+                    .all(|(k, attr)| b.get(k.as_str()).is_some_and(|v| same(&attr.value, v)))
         }
         _ => {
             let text = ours.to_nix_json(Path::new("/"));

@@ -324,7 +324,7 @@ fn first_difference(want: &Value, got: &Value, path: &mut Vec<String>) -> Option
     match (&want.kind, &got.kind) {
         (Kind::Attrs(w), Kind::Attrs(g)) => {
             for (k, wv) in w {
-                path.push(k.clone());
+                path.push(k.as_str().to_string());
                 let d = match g.get(k) {
                     None => Some(format!("{} would disappear", show(path))),
                     Some(gv) => first_difference(&wv.value, &gv.value, path),
@@ -335,7 +335,7 @@ fn first_difference(want: &Value, got: &Value, path: &mut Vec<String>) -> Option
                 }
             }
             g.keys().find(|k| !w.contains_key(k)).map(|k| {
-                path.push(k.clone());
+                path.push(k.as_str().to_string());
                 let s = format!("{} would appear", show(path));
                 path.pop();
                 s
@@ -412,7 +412,7 @@ fn no_such_host(doc: &Doc, name: &str) -> EditError {
     let candidates: Vec<&str> = doc
         .value
         .as_attrs()
-        .map(|a| a.keys().map(String::as_str).collect())
+        .map(|a| a.keys().map(|k| k.as_str()).collect())
         .unwrap_or_default();
     let mut e = EditError::new(
         ErrorKind::NoSuchHost,
