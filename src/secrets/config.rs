@@ -6,6 +6,7 @@
 //! them; YAML anchors, aliases and `<<` merge keys resolve as in any YAML.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_yaml_ng::Value;
@@ -16,7 +17,12 @@ use serde_yaml_ng::Value;
 pub struct CreationRule {
     /// The rule's `path_regex` as written (empty = every file).
     pub path_regex: String,
-    regex: Option<Regex>,
+    /// Compiled on the first match asked of it, as sops compiles each rule
+    /// only when a file reaches it: pve's `.sops.yaml` has a rule a host,
+    /// and compiling 10,000 regexes up front took most of `pve check`'s
+    /// time (and ~100 MiB) in a rendered fleet. The syntax is checked when
+    /// the config is read ([`parse_rule`]).
+    regex: Option<OnceLock<Option<Regex>>>,
     /// Age recipients per key group, in the order written, de-duplicated.
     pub groups: Vec<Vec<String>>,
 }
@@ -26,7 +32,13 @@ impl CreationRule {
     /// folder of `.sops.yaml`, with `/` separators). Unanchored, as Go's
     /// `MatchString`.
     pub fn matches(&self, rel: &str) -> bool {
-        self.regex.as_ref().is_none_or(|r| r.is_match(rel))
+        // A pattern that parses but does not compile (only the compiled
+        // size limit is left) matches nothing.
+        self.regex.as_ref().is_none_or(|r| {
+            r.get_or_init(|| Regex::new(&self.path_regex).ok())
+                .as_ref()
+                .is_some_and(|r| r.is_match(rel))
+        })
     }
 
     /// Every age recipient of the rule, all groups together.
@@ -46,6 +58,9 @@ pub struct SopsConfig {
     /// Names for recipients from the `keys:` anchors (`&host_web age1…`
     /// → `host web`), as `pve render` writes them.
     pub names: Vec<(String, String)>,
+    /// `names` by recipient, built on the first [`SopsConfig::name_of`]
+    /// (a report names many recipients; a search each was quadratic).
+    by_recipient: OnceLock<rustc_hash::FxHashMap<String, usize>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +78,17 @@ pub enum ConfigError {
 pub const MAX_CONFIG_SIZE: u64 = 16 << 20;
 
 impl SopsConfig {
+    /// A config with no rules (for a `.sops.yaml` that is not there yet).
+    pub fn without_rules(path: PathBuf, dir: PathBuf) -> SopsConfig {
+        SopsConfig {
+            path,
+            dir,
+            rules: Vec::new(),
+            names: Vec::new(),
+            by_recipient: Default::default(),
+        }
+    }
+
     /// Reads and parses `.sops.yaml`.
     pub fn load(path: &Path) -> Result<SopsConfig, ConfigError> {
         let io = |source| ConfigError::Io {
@@ -112,6 +138,7 @@ impl SopsConfig {
             dir,
             rules,
             names: anchor_names(text),
+            by_recipient: Default::default(),
         })
     }
 
@@ -129,12 +156,16 @@ impl SopsConfig {
     }
 
     /// A readable name for a recipient (`host web`), when the config's
-    /// `keys:` anchors give one.
+    /// `keys:` anchors give one (the first anchor of that recipient).
     pub fn name_of(&self, recipient: &str) -> Option<&str> {
-        self.names
-            .iter()
-            .find(|(r, _)| r == recipient)
-            .map(|(_, n)| n.as_str())
+        let names = self.by_recipient.get_or_init(|| {
+            let mut map = rustc_hash::FxHashMap::default();
+            for (i, (r, _)) in self.names.iter().enumerate() {
+                map.entry(r.clone()).or_insert(i);
+            }
+            map
+        });
+        names.get(recipient).map(|&i| self.names[i].1.as_str())
     }
 }
 
@@ -150,7 +181,12 @@ fn parse_rule(rule: &Value) -> Result<CreationRule, String> {
     let regex = if path_regex.is_empty() {
         None
     } else {
-        Some(Regex::new(&path_regex).map_err(|e| format!("bad path_regex {path_regex:?}: {e}"))?)
+        // The parser `Regex::new` runs first, with its defaults: the same
+        // refusals, the same words, without building the matcher.
+        regex_syntax::Parser::new()
+            .parse(&path_regex)
+            .map_err(|e| format!("bad path_regex {path_regex:?}: {e}"))?;
+        Some(OnceLock::new())
     };
     let groups = match rule.get("key_groups") {
         Some(Value::Sequence(gs)) if !gs.is_empty() => gs
@@ -222,10 +258,15 @@ fn key_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// The keys in their first order, each once. A set, not a search of what
+/// was kept: pve's catch-all rule lists every host (10,000 recipients
+/// made this quadratic).
 fn dedup(keys: Vec<String>) -> Vec<String> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    seen.reserve(keys.len());
     let mut out: Vec<String> = Vec::with_capacity(keys.len());
     for k in keys {
-        if !out.contains(&k) {
+        if seen.insert(k.clone()) {
             out.push(k);
         }
     }
@@ -288,6 +329,36 @@ mod tests {
         assert_eq!(r.groups, vec![vec!["age1m", "age1w", "age1x", "age1y"]]);
         assert!(c.rule_for(Path::new("/f/secrets/other.yaml")).is_none());
         assert_eq!(c.name_of("age1w"), Some("host web"));
+    }
+
+    /// The syntax check at read time refuses what `Regex::new` refuses, in
+    /// its words, and what it accepts compiles and matches.
+    #[test]
+    fn path_regexes_are_refused_as_regex_refuses_them() {
+        let p = Path::new("/f/.sops.yaml");
+        for bad in ["(", "a{2,1}", "\\p{Nope}", "(?-u:\\xFF)", "[z-a]", "a**b{"] {
+            let want = Regex::new(bad).expect_err(bad).to_string();
+            let text = format!("creation_rules:\n  - path_regex: '{bad}'\n    age: age1a\n");
+            let e = SopsConfig::parse(p, &text).expect_err(bad).to_string();
+            assert!(
+                e.ends_with(&format!("bad path_regex {bad:?}: {want}")),
+                "{e}"
+            );
+        }
+        let text = "creation_rules:\n  - path_regex: '^hosts/(?:web|web-old)/'\n    age: age1a\n";
+        let c = parse(text);
+        assert!(c
+            .rule_for(Path::new("/f/secrets/hosts/web-old/a.yaml"))
+            .is_some());
+        assert!(c
+            .rule_for(Path::new("/f/secrets/hosts/webby/a.yaml"))
+            .is_none());
+    }
+
+    #[test]
+    fn repeated_keys_keep_their_first_place() {
+        let keys = ["b", "a", "b", "c", "a"].map(String::from).to_vec();
+        assert_eq!(dedup(keys), ["b", "a", "c"]);
     }
 
     #[test]
