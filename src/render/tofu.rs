@@ -370,15 +370,45 @@ pub fn render_json(loaded: &Loaded) -> Result<String, AppError> {
 /// The same, one VM per line when `compact` or when the fleet is large
 /// (see [`super::json`]).
 pub fn render_json_as(loaded: &Loaded, compact: bool) -> Result<String, AppError> {
+    with_config(loaded, compact, |config, layout, vms| {
+        // About 2 KiB per VM pretty, 0.8 KiB one per line.
+        super::json::to_text(config, layout, 2048 * vms + 4096)
+            .map_err(|e| super::RenderError::TofuJson { source: e }.into())
+    })
+}
+
+/// [`render_json_as`], written to `out` as it is made (a 10,000-host file
+/// is 11-20 MB, never held whole). The outer error is a refusal, as
+/// `render_json_as` gives it; the inner one a failed write to `out`.
+pub fn write_json_as(
+    loaded: &Loaded,
+    compact: bool,
+    out: impl std::io::Write,
+) -> Result<std::io::Result<()>, AppError> {
+    use std::io::Write as _;
+    with_config(loaded, compact, |config, layout, _| {
+        let mut out = std::io::BufWriter::with_capacity(128 * 1024, out);
+        match super::json::to_writer(config, layout, &mut out) {
+            Ok(()) => Ok(out.flush()),
+            Err(e) if e.is_io() => Ok(Err(e.into())),
+            Err(e) => Err(super::RenderError::TofuJson { source: e }.into()),
+        }
+    })
+}
+
+/// Calls `f` with the configuration to write, its layout and its number
+/// of VMs: every refusal is made before, and none after.
+fn with_config<T>(
+    loaded: &Loaded,
+    compact: bool,
+    f: impl FnOnce(&Config, super::json::Layout, usize) -> Result<T, AppError>,
+) -> Result<T, AppError> {
     gate(loaded, GATE)?;
     let empty = ProxmoxConfig::empty(loaded.value.span);
     let cfg = loaded.fleet.proxmox.as_ref().unwrap_or(&empty);
     let config = build(loaded, cfg)?;
     let vms = loaded.fleet.vms().count();
-    let layout = super::json::Layout::choose(vms, compact);
-    // About 2 KiB per VM pretty, 0.8 KiB one per line.
-    super::json::to_text(&config, layout, 2048 * vms + 4096)
-        .map_err(|e| super::RenderError::TofuJson { source: e }.into())
+    f(&config, super::json::Layout::choose(vms, compact), vms)
 }
 
 /// Whether `config.tf.json` renders (what [`render_json_as`] would refuse),
