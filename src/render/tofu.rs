@@ -135,12 +135,14 @@ impl Serialize for Outputs<'_> {
         hosts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut map = s.serialize_map(Some(hosts.len()))?;
         for (name, host) in hosts {
-            let address = format!("{RESOURCE_TYPE}.{}", host.name);
+            let address = [RESOURCE_TYPE, ".", &host.name].concat();
             let output = Output {
-                description: format!(
-                    "IPv4 address of {} reported by the QEMU guest agent (null until the agent answers)",
-                    host.name
-                ),
+                description: [
+                    "IPv4 address of ",
+                    host.name.as_str(),
+                    " reported by the QEMU guest agent (null until the agent answers)",
+                ]
+                .concat(),
                 value: ip_expression(&address),
             };
             map.serialize_entry(&name, &output)?;
@@ -513,6 +515,30 @@ fn build<'a>(loaded: &'a Loaded, cfg: &'a ProxmoxConfig) -> Result<Config<'a>, A
 /// else null. (`ipv4_addresses`, `mac_addresses` and
 /// `network_interface_names` are index-aligned, one entry per interface.)
 pub fn ip_expression(address: &str) -> String {
+    // Joined, not formatted: 10,000 VMs format this 10,000 times.
+    let r = address;
+    [
+        "${try([for i, mac in ",
+        r,
+        ".mac_addresses : ",
+        r,
+        ".ipv4_addresses[i][0] if lower(mac) == lower(",
+        r,
+        ".network_device[0].mac_address) && length(",
+        r,
+        ".ipv4_addresses[i]) > 0][0], [for i, ifname in ",
+        r,
+        ".network_interface_names : ",
+        r,
+        ".ipv4_addresses[i][0] if ifname != \"lo\" && length(",
+        r,
+        ".ipv4_addresses[i]) > 0][0], null)}",
+    ]
+    .concat()
+}
+
+#[cfg(test)]
+fn ip_expression_formatted(address: &str) -> String {
     let r = address;
     format!(
         "${{try([for i, mac in {r}.mac_addresses : {r}.ipv4_addresses[i][0] if lower(mac) == lower({r}.network_device[0].mac_address) && length({r}.ipv4_addresses[i]) > 0][0], [for i, ifname in {r}.network_interface_names : {r}.ipv4_addresses[i][0] if ifname != \"lo\" && length({r}.ipv4_addresses[i]) > 0][0], null)}}"
@@ -1092,6 +1118,13 @@ mod tests {
             "", "Disk", "a b", "${x}", "cpu[x]", "cpu[0", ".disk", "disk.",
         ] {
             assert!(!is_attribute_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_ip_expression_is_the_formatted_one() {
+        for a in ["proxmox_virtual_environment_vm.web-1", "", "x.y"] {
+            assert_eq!(ip_expression(a), ip_expression_formatted(a));
         }
     }
 
