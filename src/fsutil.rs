@@ -41,12 +41,31 @@ pub struct Staged {
 /// `new_mode` is the mode of a file that does not exist yet (the temp
 /// file's private 0600 otherwise).
 pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Staged, AppError> {
-    let dest = resolve_links(path)?;
-    let fail = |what: &'static str, source: std::io::Error| FsError::Write {
+    let (dest, dir, existing) = destination(path)?;
+    let fail = |source| write_failed(path, "write", source);
+    std::fs::create_dir_all(&dir).map_err(|e| write_failed(path, "create the folder of", e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pve-tmp-")
+        .tempfile_in(&dir)
+        .map_err(fail)?;
+    tmp.write_all(contents).map_err(fail)?;
+    finish(tmp, dest, path, existing.as_ref(), new_mode)
+}
+
+fn write_failed(path: &Path, what: &'static str, source: std::io::Error) -> AppError {
+    FsError::Write {
         what,
         path: path.to_path_buf(),
         source,
-    };
+    }
+    .into()
+}
+
+/// Where a write of `path` goes: the file its links lead to, that file's
+/// folder, and the file's metadata when it exists (a regular file that is
+/// not read-only, or an error).
+fn destination(path: &Path) -> Result<(PathBuf, PathBuf, Option<std::fs::Metadata>), AppError> {
+    let dest = resolve_links(path)?;
     let dir = match dest.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -70,13 +89,19 @@ pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Stag
         }
         .into());
     }
-    std::fs::create_dir_all(&dir).map_err(|e| fail("create the folder of", e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pve-tmp-")
-        .tempfile_in(&dir)
-        .map_err(|e| fail("write", e))?;
-    tmp.write_all(contents).map_err(|e| fail("write", e))?;
-    match &existing {
+    Ok((dest, dir, existing))
+}
+
+/// The temp file `tmp`, written in full, given its mode and synced.
+fn finish(
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    path: &Path,
+    existing: Option<&std::fs::Metadata>,
+    new_mode: Option<u32>,
+) -> Result<Staged, AppError> {
+    let fail = |what, source| write_failed(path, what, source);
+    match existing {
         Some(meta) => keep_owner_and_mode(tmp.as_file(), meta)
             .map_err(|e| fail("keep the owner, group and mode of", e))?,
         None => {
@@ -93,6 +118,97 @@ pub fn stage(path: &Path, contents: &[u8], new_mode: Option<u32>) -> Result<Stag
         dest,
         shown: path.to_path_buf(),
     })
+}
+
+/// A file being written straight to a temp file beside its destination,
+/// for a text too large to hold whole in memory first (a 10,000-host
+/// config.tf.json is 11-20 MB). Nothing is checked or decided yet: [`Draft::
+/// stage`] does what [`stage`] does once the text is complete. Dropping it
+/// removes the temp file.
+pub struct Draft {
+    tmp: tempfile::NamedTempFile,
+    /// The folder the temp file is in.
+    dir: PathBuf,
+}
+
+impl Draft {
+    /// A temp file beside the file `path` leads to, or `None` when there is
+    /// no simple place for one (the folder does not exist, the destination
+    /// is no writable regular file, the folder is read-only...): the caller
+    /// then keeps the text in memory and [`stage`] reports what is wrong,
+    /// when it is time to.
+    pub fn beside(path: &Path) -> Option<Draft> {
+        let (_, dir, _) = destination(path).ok()?;
+        if !dir.is_dir() {
+            return None;
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".pve-tmp-")
+            .tempfile_in(&dir)
+            .ok()?;
+        Some(Draft { tmp, dir })
+    }
+
+    /// The temp file, to write the text to.
+    pub fn file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    /// What was written.
+    pub fn read_back(&self) -> std::io::Result<String> {
+        std::fs::read_to_string(self.tmp.path())
+    }
+
+    /// Whether the file at `path` holds exactly what was written, read a
+    /// block at a time from both files.
+    pub fn same_as(&self, path: &Path) -> std::io::Result<bool> {
+        let mut ours = File::open(self.tmp.path())?;
+        let mut theirs = File::open(path)?;
+        if ours.metadata()?.len() != theirs.metadata()?.len() {
+            return Ok(false);
+        }
+        let mut a = vec![0u8; 64 * 1024];
+        let mut b = vec![0u8; 64 * 1024];
+        loop {
+            let n = read_full(&mut ours, &mut a)?;
+            let m = read_full(&mut theirs, &mut b[..n.max(1)])?;
+            if n != m || a[..n] != b[..m] {
+                return Ok(false);
+            }
+            if n == 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// [`stage`] for the text already written: the destination is checked
+    /// as `stage` checks it, the mode set and the file synced. Should the
+    /// destination have moved to another folder since the draft began (a
+    /// link changed), the text is copied there.
+    pub fn stage(self, path: &Path, new_mode: Option<u32>) -> Result<Staged, AppError> {
+        let (dest, dir, existing) = destination(path)?;
+        if dir != self.dir {
+            let text =
+                std::fs::read(self.tmp.path()).map_err(|e| write_failed(path, "write", e))?;
+            return stage(path, &text, new_mode);
+        }
+        finish(self.tmp, dest, path, existing.as_ref(), new_mode)
+    }
+}
+
+/// Fills `buf` unless the file ends first; the bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read as _;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl Staged {
@@ -422,6 +538,46 @@ mod tests {
         if given_away {
             assert_eq!(after.uid(), 65534);
         }
+    }
+
+    #[test]
+    fn a_draft_compares_with_any_file_and_stages_like_a_text() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.json");
+        let text: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &text).expect("write");
+        let draft = Draft::beside(&p).expect("a draft");
+        draft.file().write_all(&text).expect("write");
+        assert!(draft.same_as(&p).expect("read"));
+        let others: [Vec<u8>; 3] = [
+            text[..text.len() - 1].to_vec(),
+            [&text[..], b"x"].concat(),
+            Vec::new(),
+        ];
+        for other in others {
+            std::fs::write(&p, other).expect("write");
+            assert!(!draft.same_as(&p).expect("read"));
+        }
+        let mut changed = text.clone();
+        changed[150_000] ^= 1;
+        std::fs::write(&p, &changed).expect("write");
+        assert!(!draft.same_as(&p).expect("read"));
+        let staged = draft.stage(&p, Some(0o644)).expect("stage");
+        assert_eq!(
+            std::fs::read(&p).expect("read"),
+            changed,
+            "not before commit"
+        );
+        staged.commit().expect("commit");
+        assert_eq!(std::fs::read(&p).expect("read"), text);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
+        assert_eq!(left.len(), 1, "no temp file left");
+        // No folder: no draft (staging the text makes it, and says why not).
+        assert!(Draft::beside(&dir.path().join("none/a.json")).is_none());
+        // Dropped: nothing left.
+        drop(Draft::beside(&p).expect("a draft"));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
     }
 
     #[test]

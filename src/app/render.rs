@@ -16,14 +16,18 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         skip_read_back: false,
         paths_only: false,
     };
-    let files = match args.what {
-        What::All => render::all_with(&loaded, options)?,
-        What::Tofu => render::render_with(&loaded, &[Target::Tofu], options)?,
-        What::Sops => render::render_with(&loaded, &[Target::Sops], options)?,
-        What::KnownHosts => render::render_with(&loaded, &[Target::KnownHosts], options)?,
+    let targets: &[Target] = match args.what {
+        What::All => &[],
+        What::Tofu => &[Target::Tofu],
+        What::Sops => &[Target::Sops],
+        What::KnownHosts => &[Target::KnownHosts],
     };
     let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
     if args.check {
+        let files = match args.what {
+            What::All => render::all_with(&loaded, options)?,
+            _ => render::render_with(&loaded, targets, options)?,
+        };
         let stale = render::check(&dir, &files)?;
         if stale.is_empty() {
             report.note(&format!(
@@ -45,25 +49,31 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         }
         return Ok(exit::FINDINGS);
     }
+    // config.tf.json is written to a temp file beside its destination while
+    // it renders (see `render::render_for`).
+    let outputs = match args.what {
+        What::All => render::all_for(&loaded, options, &dir)?,
+        _ => render::render_for(&loaded, targets, options, &dir)?,
+    };
+    let paths: Vec<_> = outputs.iter().map(|o| o.path.clone()).collect();
     let lock = if render::writes_into_fleet(&loaded, &dir) {
         Some(RepoLock::take(&loaded.root_dir)?)
     } else {
         None
     };
-    let changed = render::write(&loaded, &dir, &files, lock.as_ref())?;
-    for f in &files {
-        let verb = if changed.contains(&f.path) {
+    let changed = render::write_outputs(&loaded, &dir, outputs, lock.as_ref())?;
+    for path in &paths {
+        let verb = if changed.contains(path) {
             "wrote"
         } else {
             "unchanged"
         };
-        report.note(&format!("{verb} {}", f.path.display()));
+        report.note(&format!("{verb} {}", path.display()));
     }
     drop(lock);
     // The process ends here: freeing a large fleet's values and files
     // piece by piece would only delay the exit (the OS takes the memory
     // back at once), as in `pve check`.
-    std::mem::forget(files);
     std::mem::forget(loaded);
     Ok(exit::OK)
 }

@@ -48,6 +48,17 @@ pub fn to_text<T: Serialize>(
     size_hint: usize,
 ) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(size_hint);
+    to_writer(value, layout, &mut out)?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| serde_json::Error::io(io::Error::other(e)))
+}
+
+/// [`to_text`], written to `out` as it is made.
+pub fn to_writer<T: Serialize, W: io::Write>(
+    value: &T,
+    layout: Layout,
+    mut out: W,
+) -> Result<(), serde_json::Error> {
     match layout {
         Layout::Pretty => value.serialize(&mut Serializer::pretty(&mut out))?,
         Layout::LinePerBlock => {
@@ -55,9 +66,7 @@ pub fn to_text<T: Serialize>(
             value.serialize(&mut Serializer::with_formatter(&mut out, f))?
         }
     }
-    out.push(b'\n');
-    // serde_json writes UTF-8 only.
-    String::from_utf8(out).map_err(|e| serde_json::Error::io(io::Error::other(e)))
+    out.write_all(b"\n").map_err(serde_json::Error::io)
 }
 
 /// serde_json's `PrettyFormatter` (two spaces) for containers up to

@@ -21,12 +21,13 @@ mod yaml_events;
 
 pub use error::RenderError;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, RuleId};
 use crate::error::AppError;
 use crate::fleet::{FleetError, Loaded};
-use crate::fsutil::{stage, RepoLock};
+use crate::fsutil::{stage, Draft, RepoLock};
 
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +56,20 @@ pub fn all(loaded: &Loaded) -> Result<Vec<RenderedFile>, AppError> {
 
 /// [`all`], rendered with `options`.
 pub fn all_with(loaded: &Loaded, options: Options) -> Result<Vec<RenderedFile>, AppError> {
+    render_with(loaded, &all_targets(loaded), options)
+}
+
+/// [`all_with`] for writing under `dir` (see [`render_for`]).
+pub fn all_for(loaded: &Loaded, options: Options, dir: &Path) -> Result<Vec<Output>, AppError> {
+    render_for(loaded, &all_targets(loaded), options, dir)
+}
+
+fn all_targets(loaded: &Loaded) -> Vec<Target> {
     let mut targets = vec![Target::Tofu, Target::KnownHosts];
     if loaded.fleet.sops.span.is_some() {
         targets.push(Target::Sops);
     }
-    render_with(loaded, &targets, options)
+    targets
 }
 
 /// How the files are written.
@@ -97,14 +107,70 @@ pub fn render_with(
     targets: &[Target],
     options: Options,
 ) -> Result<Vec<RenderedFile>, AppError> {
+    render_each(loaded, targets, options, None)?
+        .into_iter()
+        .map(|o| {
+            let contents = match o.body {
+                Body::Text(text) => text,
+                // Only `render_for` drafts.
+                Body::Drafted(d) => d.read_back().map_err(|e| RenderError::TofuJson {
+                    source: serde_json::Error::io(e),
+                })?,
+            };
+            Ok(RenderedFile {
+                path: o.path,
+                contents,
+            })
+        })
+        .collect()
+}
+
+/// An output of [`render_for`]: a text, or a file already written beside
+/// its destination.
+pub struct Output {
+    /// Relative to the fleet root (the folder of hosts.nix).
+    pub path: PathBuf,
+    body: Body,
+}
+
+enum Body {
+    Text(String),
+    Drafted(Draft),
+}
+
+/// [`render_with`] for [`write_outputs`] under `dir`: `config.tf.json`
+/// goes straight to a temp file beside its destination (a 10,000-host file
+/// is 11-20 MB, and holding it whole was `pve render`'s peak), while the
+/// other outputs render. Where no temp file can be made (its folder does
+/// not exist yet, ...) it is text, as from `render_with`, and writing it
+/// reports what is wrong.
+pub fn render_for(
+    loaded: &Loaded,
+    targets: &[Target],
+    options: Options,
+    dir: &Path,
+) -> Result<Vec<Output>, AppError> {
+    render_each(loaded, targets, options, Some(dir))
+}
+
+fn render_each(
+    loaded: &Loaded,
+    targets: &[Target],
+    options: Options,
+    dir: Option<&Path>,
+) -> Result<Vec<Output>, AppError> {
     let gates_off = GATE_OFF.with(std::cell::Cell::get);
-    let rendered: Vec<Result<RenderedFile, AppError>> = std::thread::scope(|s| {
+    let rendered: Vec<Result<Output, AppError>> = std::thread::scope(|s| {
         let threads: Vec<_> = targets
             .iter()
             .skip(1)
-            .map(|t| s.spawn(move || with_gates(gates_off, || render_one(loaded, *t, options))))
+            .map(|t| {
+                s.spawn(move || with_gates(gates_off, || render_one(loaded, *t, options, dir)))
+            })
             .collect();
-        let first = targets.first().map(|t| render_one(loaded, *t, options));
+        let first = targets
+            .first()
+            .map(|t| render_one(loaded, *t, options, dir));
         first
             .into_iter()
             .chain(threads.into_iter().map(|t| match t.join() {
@@ -119,30 +185,50 @@ pub fn render_with(
     Ok(out)
 }
 
-fn render_one(loaded: &Loaded, target: Target, options: Options) -> Result<RenderedFile, AppError> {
+/// One output; `config.tf.json` drafted beside its destination under
+/// `dir` when there is one (see [`render_for`]).
+fn render_one(
+    loaded: &Loaded,
+    target: Target,
+    options: Options,
+    dir: Option<&Path>,
+) -> Result<Output, AppError> {
+    let text = |path, contents| Output {
+        path,
+        body: Body::Text(contents),
+    };
     Ok(match target {
-        Target::Tofu => RenderedFile {
-            path: PathBuf::from(TOFU_PATH),
-            contents: if options.paths_only {
+        Target::Tofu => {
+            let path = PathBuf::from(TOFU_PATH);
+            if options.paths_only {
                 tofu::check_renders(loaded)?;
-                String::new()
-            } else {
-                tofu::render_json_as(loaded, options.compact)?
-            },
-        },
-        Target::Sops => RenderedFile {
-            path: sops::config_path(loaded)?,
-            contents: sops::render_sops_yaml_with(loaded, options)?,
-        },
-        Target::KnownHosts => RenderedFile {
-            path: PathBuf::from(KNOWN_HOSTS_PATH),
-            contents: if options.paths_only {
+                return Ok(text(path, String::new()));
+            }
+            if let Some(draft) = dir.and_then(|d| Draft::beside(&d.join(&path))) {
+                // A failed write (a full disk) is left to staging the text
+                // to report, where it always has been.
+                if tofu::write_json_as(loaded, options.compact, draft.file())?.is_ok() {
+                    return Ok(Output {
+                        path,
+                        body: Body::Drafted(draft),
+                    });
+                }
+            }
+            text(path, tofu::render_json_as(loaded, options.compact)?)
+        }
+        Target::Sops => text(
+            sops::config_path(loaded)?,
+            sops::render_sops_yaml_with(loaded, options)?,
+        ),
+        Target::KnownHosts => text(
+            PathBuf::from(KNOWN_HOSTS_PATH),
+            if options.paths_only {
                 known_hosts::check_renders(loaded)?;
                 String::new()
             } else {
                 known_hosts::render(loaded)?
             },
-        },
+        ),
     })
 }
 
@@ -169,28 +255,90 @@ pub fn write(
     files: &[RenderedFile],
     held: Option<&RepoLock>,
 ) -> Result<Vec<PathBuf>, AppError> {
+    let files = files
+        .iter()
+        .map(|f| (f.path.clone(), Source::Text(Cow::Borrowed(&f.contents))))
+        .collect();
+    write_sources(loaded, dir, files, held)
+}
+
+/// [`write`] for the outputs of [`render_for`] (with the same `dir`).
+pub fn write_outputs(
+    loaded: &Loaded,
+    dir: &Path,
+    outputs: Vec<Output>,
+    held: Option<&RepoLock>,
+) -> Result<Vec<PathBuf>, AppError> {
+    let files = outputs
+        .into_iter()
+        .map(|o| {
+            let source = match o.body {
+                Body::Text(t) => Source::Text(Cow::Owned(t)),
+                Body::Drafted(d) => Source::Drafted(d),
+            };
+            (o.path, source)
+        })
+        .collect();
+    write_sources(loaded, dir, files, held)
+}
+
+/// What a file is written from.
+enum Source<'a> {
+    Text(Cow<'a, str>),
+    Drafted(Draft),
+}
+
+fn write_sources(
+    loaded: &Loaded,
+    dir: &Path,
+    files: Vec<(PathBuf, Source)>,
+    held: Option<&RepoLock>,
+) -> Result<Vec<PathBuf>, AppError> {
     if held.is_none() && writes_into_fleet(loaded, dir) {
         return Err(RenderError::Unlocked {
             dir: dir.to_path_buf(),
         }
         .into());
     }
-    if let Some(d) = ownership::first_problem(loaded, dir, files) {
-        return Err(invalid(loaded, d));
+    // Every destination checked, in order, before anything is staged. A
+    // draft is compared with the file it replaces (a read of both) once,
+    // here.
+    let paths = ownership::PathValues::of(loaded);
+    let mut drafted_same = Vec::with_capacity(files.len());
+    for (path, source) in &files {
+        let found = std::cell::Cell::new(false);
+        let same = |real: &Path| match source {
+            Source::Text(t) => ownership::same_text(real, t),
+            Source::Drafted(d) => {
+                found.set(d.same_as(real).unwrap_or(false));
+                found.get()
+            }
+        };
+        if let Some(d) = ownership::problem_of(loaded, &paths, dir, path, &same) {
+            return Err(invalid(loaded, d));
+        }
+        drafted_same.push(found.get());
     }
     let mut staged = Vec::new();
-    for f in files {
-        let target = dir.join(&f.path);
-        let same = same_contents(&target, f.contents.as_bytes()).unwrap_or(false);
-        if same {
-            continue;
-        }
+    for ((path, source), drafted_same) in files.into_iter().zip(drafted_same) {
+        let target = dir.join(&path);
         // New files hold no secret and belong in the repository like any
         // other (0644); a replaced file keeps its owner and mode.
-        staged.push((
-            f.path.clone(),
-            stage(&target, f.contents.as_bytes(), Some(0o644))?,
-        ));
+        let s = match source {
+            Source::Text(t) => {
+                if same_contents(&target, t.as_bytes()).unwrap_or(false) {
+                    continue;
+                }
+                stage(&target, t.as_bytes(), Some(0o644))?
+            }
+            Source::Drafted(d) => {
+                if drafted_same {
+                    continue;
+                }
+                d.stage(&target, Some(0o644))?
+            }
+        };
+        staged.push((path, s));
     }
     let mut changed = Vec::new();
     for (path, s) in staged {

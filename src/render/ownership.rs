@@ -33,13 +33,13 @@ pub fn first_problem(loaded: &Loaded, dir: &Path, files: &[RenderedFile]) -> Opt
 
 /// The path values of hosts.nix, found on first use (a destination that
 /// does not exist yet needs none).
-struct PathValues<'a> {
+pub(super) struct PathValues<'a> {
     loaded: &'a Loaded,
     found: std::cell::OnceCell<Vec<&'a Path>>,
 }
 
 impl<'a> PathValues<'a> {
-    fn of(loaded: &'a Loaded) -> Self {
+    pub(super) fn of(loaded: &'a Loaded) -> Self {
         PathValues {
             loaded,
             found: std::cell::OnceCell::new(),
@@ -61,16 +61,37 @@ fn problem_among(
     dir: &Path,
     file: &RenderedFile,
 ) -> Option<Diagnostic> {
-    let target = dir.join(&file.path);
+    let same = |real: &Path| same_text(real, &file.contents);
+    problem_of(loaded, paths, dir, &file.path, &same)
+}
+
+/// Whether the file at `real` holds `text`: the usual case, read a block
+/// at a time (not held whole beside the text).
+pub(super) fn same_text(real: &Path, text: &str) -> bool {
+    let fits = text.len() as u64 <= MAX_PREVIOUS_BYTES;
+    fits && super::same_contents(real, text.as_bytes()).unwrap_or(false)
+}
+
+/// [`problem`] for the file `path` whose text may not be in memory:
+/// `same` says whether the (regular) file at the real destination already
+/// holds it.
+pub(super) fn problem_of(
+    loaded: &Loaded,
+    paths: &PathValues,
+    dir: &Path,
+    path: &Path,
+    same: &dyn Fn(&Path) -> bool,
+) -> Option<Diagnostic> {
+    let target = dir.join(path);
     let real = match crate::fsutil::resolve_links(&target) {
         Ok(p) => p,
-        Err(e) => return Some(refuse(loaded, file, format!("{e}"))),
+        Err(e) => return Some(refuse(loaded, path, format!("{e}"))),
     };
     if let Some(what) = protected(loaded, paths, &real) {
         return Some(refuse(
             loaded,
-            file,
-            format!("rendering {} would overwrite {what}", file.path.display()),
+            path,
+            format!("rendering {} would overwrite {what}", path.display()),
         ));
     }
     let meta = match std::fs::metadata(&real) {
@@ -80,15 +101,13 @@ fn problem_among(
     if !meta.is_file() {
         return Some(refuse(
             loaded,
-            file,
-            format!("{} exists and is not a regular file", file.path.display()),
+            path,
+            format!("{} exists and is not a regular file", path.display()),
         ));
     }
-    // The usual case, a file equal to the text, read a block at a time
-    // (not held whole beside the text); anything else read whole, as the
-    // kind of file it should be.
-    let fits = file.contents.len() as u64 <= MAX_PREVIOUS_BYTES;
-    if fits && super::same_contents(&real, file.contents.as_bytes()).unwrap_or(false) {
+    // A file equal to the text is ours; anything else is read whole, as
+    // the kind of file it should be.
+    if same(&real) {
         return None;
     }
     let old = match crate::fsutil::read_limited(&real, MAX_PREVIOUS_BYTES) {
@@ -96,20 +115,20 @@ fn problem_among(
         Err(e) => {
             return Some(refuse(
                 loaded,
-                file,
-                format!("cannot read {}: {e}", file.path.display()),
+                path,
+                format!("cannot read {}: {e}", path.display()),
             ))
         }
     };
-    if old == file.contents.as_bytes() || is_previous_render(&file.path, &old) {
+    if is_previous_render(path, &old) {
         return None;
     }
     Some(refuse(
         loaded,
-        file,
+        path,
         format!(
             "{} exists and is not a file `pve render` wrote; refusing to overwrite it",
-            file.path.display()
+            path.display()
         ),
     ))
 }
@@ -177,8 +196,8 @@ fn is_known_hosts_line(line: &str) -> bool {
             .any(|p| fields[1].starts_with(p))
 }
 
-fn refuse(loaded: &Loaded, file: &RenderedFile, message: String) -> Diagnostic {
-    let is_sops = !(file.path == Path::new(TOFU_PATH) || file.path == Path::new(KNOWN_HOSTS_PATH));
+fn refuse(loaded: &Loaded, path: &Path, message: String) -> Diagnostic {
+    let is_sops = !(path == Path::new(TOFU_PATH) || path == Path::new(KNOWN_HOSTS_PATH));
     let span = match (&loaded.fleet.sops.path, is_sops) {
         (Some(p), true) => p.span,
         _ => loaded.value.span,

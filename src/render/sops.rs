@@ -8,7 +8,7 @@
 //! (admins + every host). Each recipient is written once under a unique
 //! YAML anchor and referenced by alias.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use askama::Template;
@@ -120,7 +120,7 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     let sops = &loaded.fleet.sops;
     let sops_span = sops.span.unwrap_or(loaded.value.span);
 
-    let mut anchors = HashSet::new();
+    let mut anchors = HashSet::default();
 
     let mut admins = Vec::new();
     for (name, value) in &sops.admins {
@@ -181,7 +181,8 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     let converted = keys::recipients_from_points(&points);
     // The first refusal in host order: a key that does not convert, or a
     // recipient an admin or an earlier host has already.
-    let mut seen: HashMap<&str, (Who, TextRange)> = HashMap::with_capacity(keyed.len());
+    let mut seen: HashMap<&str, (Who, TextRange)> =
+        HashMap::with_capacity_and_hasher(keyed.len(), Default::default());
     seen.extend(
         admins
             .iter()
@@ -255,9 +256,11 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     rules.extend(loaded.fleet.hosts.iter().map(|h| {
         let r = hosts.get(h.name.as_str()).filter(|_| h.takes_secrets());
         Rule {
-            path_regex: yaml_quote(&format!("^{prefix}hosts/{}/", host_folders(h))),
+            path_regex: yaml_quote(
+                &["^", prefix.as_str(), "hosts/", &host_folders(h), "/"].concat(),
+            ),
             comment: match (r, h.takes_secrets()) {
-                (Some(_), _) => format!("{}: admins and the host", h.name),
+                (Some(_), _) => [h.name.as_str(), ": admins and the host"].concat(),
                 (None, false) => format!(
                     "{}: admins only (the host takes no secrets: `secrets = true;` changes that)",
                     h.name
@@ -305,7 +308,7 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
                 .map(|(_, r)| r)
                 .filter(|r| used.contains(r.anchor.as_str())),
         )
-        .map(|r| (r, comment_text(&r.who.to_string())))
+        .map(|r| (r, who_comment(r.who)))
         .map(|(r, comment)| Key {
             anchor: &r.anchor,
             recipient: &r.recipient,
@@ -668,16 +671,16 @@ fn secrets_prefix(loaded: &Loaded, path: &Path) -> Result<String, AppError> {
 /// A YAML anchor name from a kind and a name: letters, digits, `_`, `-`
 /// only, and never used twice.
 fn unique_anchor(taken: &mut HashSet<String>, kind: &str, name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     let mut base = String::with_capacity(kind.len() + 1 + name.len());
     base.push_str(kind);
     base.push('_');
-    base.extend(name.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            c
-        } else {
-            '_'
-        }
-    }));
+    // Host names are DNS labels: nearly every name is copied as it is.
+    if name.chars().all(plain) {
+        base.push_str(name);
+    } else {
+        base.extend(name.chars().map(|c| if plain(c) { c } else { '_' }));
+    }
     if taken.insert(base.clone()) {
         return base;
     }
@@ -700,6 +703,11 @@ fn breaks_a_line(c: char) -> bool {
 /// A YAML scalar: single-quoted, or double-quoted with escapes when it
 /// holds a control character or a line break of any kind.
 fn yaml_quote(s: &str) -> String {
+    // Printable ASCII without a quote (every host rule's regex) is written
+    // as it is.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\'') {
+        return ["'", s, "'"].concat();
+    }
     if !s.chars().any(breaks_a_line) {
         return format!("'{}'", s.replace('\'', "''"));
     }
@@ -714,6 +722,20 @@ fn yaml_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `comment_text` of `who` written out: `admin alice` / `host web`.
+fn who_comment(who: Who) -> String {
+    let (kind, name) = match who {
+        Who::Admin(name) => ("admin ", name),
+        Who::Host(name) => ("host ", name),
+    };
+    // Printable ASCII without a backtick (every host name) needs nothing
+    // blanked or left out.
+    if name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'`') {
+        return [kind, name].concat();
+    }
+    comment_text(&who.to_string())
 }
 
 /// Text safe inside a `#` comment: no line breaks of any kind.
@@ -789,7 +811,7 @@ mod tests {
 
     #[test]
     fn anchors_are_unique_and_plain() {
-        let mut taken = std::collections::HashSet::new();
+        let mut taken = HashSet::default();
         assert_eq!(
             unique_anchor(&mut taken, "admin", "alice@laptop"),
             "admin_alice_laptop"
@@ -799,6 +821,31 @@ mod tests {
             "admin_alice_laptop_2"
         );
         assert_eq!(unique_anchor(&mut taken, "host", "web-1"), "host_web-1");
+    }
+
+    /// The single quoting as it was written before its fast path (the
+    /// double quoting is unchanged).
+    fn slow_quote(s: &str) -> String {
+        if !s.chars().any(breaks_a_line) {
+            return format!("'{}'", s.replace('\'', "''"));
+        }
+        yaml_quote(s)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_paths_write_what_the_slow_ones_do(s in "[a-z0-9'`_ -]{0,12}|.{0,16}") {
+            proptest::prop_assert_eq!(yaml_quote(&s), slow_quote(&s));
+            for who in [Who::Admin(&s), Who::Host(&s)] {
+                proptest::prop_assert_eq!(who_comment(who), comment_text(&who.to_string()));
+            }
+            let mut taken = HashSet::default();
+            let slow: String = s
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .collect();
+            proptest::prop_assert_eq!(unique_anchor(&mut taken, "host", &s), format!("host_{slow}"));
+        }
     }
 
     #[test]

@@ -77,6 +77,69 @@ fn rendering_twice_gives_the_same_bytes() {
     assert_eq!(snapshot(d.path()), first);
 }
 
+/// config.tf.json is written straight to a temp file beside it while it
+/// renders (not held whole in memory). Whatever the old file, the result
+/// is what `--check` (which renders in memory) calls up to date: a stale
+/// file of ours is replaced, a foreign one refused, a missing folder
+/// created, and no temp file is left behind.
+#[test]
+fn config_written_while_rendering_equals_the_text_in_memory() {
+    let d = fleet();
+    let config = d.path().join("vms/tofu/config.tf.json");
+    let want = std::fs::read(&config).unwrap();
+    let temp_files = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".pve-tmp-")
+            })
+            .count()
+    };
+    // Stale but ours (a JSON object; one byte shorter, one byte longer).
+    let stale: [Vec<u8>; 3] = [
+        want[..want.len() - 1].to_vec(),
+        [&want[..], b" "].concat(),
+        b"{}\n".to_vec(),
+    ];
+    for old in stale {
+        std::fs::write(&config, old).unwrap();
+        let o = pve(d.path(), &["render", "tofu"]);
+        assert!(o.status.success(), "{}", err(&o));
+        assert!(
+            err(&o).contains("wrote vms/tofu/config.tf.json"),
+            "{}",
+            err(&o)
+        );
+        assert_eq!(std::fs::read(&config).unwrap(), want);
+        assert_eq!(pve(d.path(), &["render", "--check"]).status.code(), Some(0));
+        assert_eq!(temp_files(&d.path().join("vms/tofu")), 0);
+    }
+    // Foreign: refused, kept, nothing left behind.
+    std::fs::write(&config, "notes, not JSON\n").unwrap();
+    let o = pve(d.path(), &["render"]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("refusing to overwrite it"), "{}", err(&o));
+    assert_eq!(std::fs::read(&config).unwrap(), b"notes, not JSON\n");
+    assert_eq!(temp_files(&d.path().join("vms/tofu")), 0);
+    // No folder yet: made, with the same bytes.
+    std::fs::remove_dir_all(d.path().join("vms/tofu")).unwrap();
+    let o = pve(d.path(), &["render", "tofu"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(std::fs::read(&config).unwrap(), want);
+    // Unchanged: not replaced (same inode), nothing left behind.
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = std::fs::metadata(&config).unwrap().ino();
+    let o = pve(d.path(), &["render", "tofu"]);
+    assert!(
+        err(&o).contains("unchanged vms/tofu/config.tf.json"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(std::fs::metadata(&config).unwrap().ino(), inode);
+    assert_eq!(temp_files(&d.path().join("vms/tofu")), 0);
+}
+
 #[test]
 fn check_reports_a_stale_file_with_a_diff_and_writes_nothing() {
     let d = fleet();
