@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use compact_str::CompactString;
 use rowan::TextRange;
 
 use super::value::{Attr, Attrs, Kind, Value};
@@ -38,7 +39,7 @@ pub struct Host {
     /// `public_key` parsed, once for every rule and output that needs the
     /// point (see [`Host::public_point`]).
     public_point: Option<Result<[u8; 32], crate::keys::KeyError>>,
-    pub proxmox: Option<ProxmoxSpec>,
+    pub proxmox: Option<Box<ProxmoxSpec>>,
     /// `secrets = true|false;`: whether the host's key gets its own
     /// secrets and the catch-all's (default: see [`Host::takes_secrets`]).
     pub secrets: Option<Spanned<bool>>,
@@ -99,11 +100,11 @@ pub struct ProxmoxSpec {
     pub disk_interface: Option<Spanned<String>>,
     pub clone_from_template: Option<Spanned<bool>>,
     pub ignore_init: bool,
-    pub tags: Option<Vec<String>>,
+    pub tags: Option<Vec<CompactString>>,
     pub description: Option<String>,
-    pub ignore_changes_extra: Vec<String>,
+    pub ignore_changes_extra: Box<[CompactString]>,
     pub readonly: bool,
-    pub virtiofs: Vec<Virtiofs>,
+    pub virtiofs: Box<[Virtiofs]>,
     /// Extension: the cluster node this VM lives on (default `_proxmox.node`).
     pub node: Option<Spanned<String>>,
     /// Extension: adopt an existing VM with an OpenTofu `import` block.
@@ -377,7 +378,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strings(&mut self, key: &str) -> Option<Vec<String>> {
+    fn strings<S: for<'s> From<&'s str>>(&mut self, key: &str) -> Option<Vec<S>> {
         let v = self.get(key)?;
         let items = match &v.kind {
             Kind::List(items) => items,
@@ -386,10 +387,12 @@ impl<'a> Reader<'a> {
                 return None;
             }
         };
-        let mut out = Vec::new();
+        // Sized once: a long list would otherwise keep up to half its
+        // size again as slack (40 tags a host: 64 places).
+        let mut out = Vec::with_capacity(items.len());
         for item in items {
             match item.as_str() {
-                Some(s) => out.push(s.to_string()),
+                Some(s) => out.push(S::from(s)),
                 None => {
                     self.wrong_type(key, item, "a list of strings");
                     return None;
@@ -467,25 +470,9 @@ impl Fleet {
     /// ([`Typed::of`]), in name order (the two-thread read types each
     /// half's on its own thread).
     pub fn from_typed(typed: impl ExactSizeIterator<Item = Typed>) -> (Fleet, Vec<Diagnostic>) {
-        let mut diags = Vec::new();
-        let mut fleet = Fleet::default();
-        // Sized once: a 10,000-host fleet would otherwise copy its hosts
-        // through a dozen ever larger allocations.
-        fleet.hosts.reserve_exact(typed.len());
-        for t in typed {
-            diags.extend(t.diags);
-            fleet.add(t.part);
-        }
-        (fleet, diags)
-    }
-
-    fn add(&mut self, part: TypedPart) {
-        match part {
-            TypedPart::Host(host) => self.hosts.push(host),
-            TypedPart::Proxmox(p) => self.proxmox = p,
-            TypedPart::Sops(s) => self.sops = s,
-            TypedPart::Other => {}
-        }
+        let mut fleet = FleetBuilder::with_capacity(typed.len());
+        typed.for_each(|t| fleet.add(t));
+        fleet.finish()
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {
@@ -496,7 +483,43 @@ impl Fleet {
     pub fn vms(&self) -> impl Iterator<Item = (&Host, &ProxmoxSpec)> {
         self.hosts
             .iter()
-            .filter_map(|h| h.proxmox.as_ref().map(|p| (h, p)))
+            .filter_map(|h| h.proxmox.as_deref().map(|p| (h, p)))
+    }
+}
+
+/// A fleet put together from its top-level attributes typed one by one
+/// ([`Typed::of`]), added in name order: [`Fleet::from_typed`], or the
+/// two-thread read as it merges its halves (each typed attribute moved
+/// once, into the fleet, not into a list of them first).
+pub struct FleetBuilder {
+    fleet: Fleet,
+    diags: Vec<Diagnostic>,
+}
+
+impl FleetBuilder {
+    pub fn with_capacity(hosts: usize) -> FleetBuilder {
+        let mut fleet = Fleet::default();
+        // Sized once: a 10,000-host fleet would otherwise copy its hosts
+        // through a dozen ever larger allocations.
+        fleet.hosts.reserve_exact(hosts);
+        FleetBuilder {
+            fleet,
+            diags: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, typed: Typed) {
+        self.diags.extend(typed.diags);
+        match typed.part {
+            TypedPart::Host(host) => self.fleet.hosts.push(host),
+            TypedPart::Proxmox(p) => self.fleet.proxmox = *p,
+            TypedPart::Sops(s) => self.fleet.sops = *s,
+            TypedPart::Other => {}
+        }
+    }
+
+    pub fn finish(self) -> (Fleet, Vec<Diagnostic>) {
+        (self.fleet, self.diags)
     }
 }
 
@@ -516,13 +539,14 @@ impl Typed {
     }
 }
 
-// Hosts are most of them: boxing each would cost an allocation per host
-// for the rare setting's sake.
+// Hosts are most of them: boxing each would cost an allocation per host.
+// The two settings, larger than a host, are boxed so that a list of typed
+// attributes is not much larger than its hosts.
 #[allow(clippy::large_enum_variant)]
 enum TypedPart {
     Host(Host),
-    Proxmox(Option<ProxmoxConfig>),
-    Sops(SopsConfig),
+    Proxmox(Box<Option<ProxmoxConfig>>),
+    Sops(Box<SopsConfig>),
     /// Another `_` setting, or a host that is not a set (reported by the
     /// check rules).
     Other,
@@ -531,8 +555,8 @@ enum TypedPart {
 fn type_entry(name: &str, attr: &Attr, diags: &mut Vec<Diagnostic>) -> TypedPart {
     let value = &attr.value;
     match name {
-        "_proxmox" => TypedPart::Proxmox(read_proxmox_config(value, diags)),
-        "_sops" => TypedPart::Sops(read_sops(value, diags)),
+        "_proxmox" => TypedPart::Proxmox(Box::new(read_proxmox_config(value, diags))),
+        "_sops" => TypedPart::Sops(Box::new(read_sops(value, diags))),
         n if n.starts_with('_') => TypedPart::Other,
         _ => match value.as_attrs() {
             Some(attrs) => {
@@ -586,7 +610,7 @@ fn read_host(
     let proxmox = attrs
         .get("proxmox")
         .and_then(|a| expect_set(&a.value, (name, ".proxmox"), diags).map(|p| (a.value.span, p)))
-        .map(|(span, p)| read_proxmox_spec(name, span, p, diags));
+        .map(|(span, p)| Box::new(read_proxmox_spec(name, span, p, diags)));
     Host {
         name: name.to_string(),
         name_span,
@@ -685,9 +709,12 @@ fn read_proxmox_spec(
         ignore_init: r.bool("ignoreInit").is_some_and(|b| b.value),
         tags: r.strings("tags"),
         description: r.string("description").map(|s| s.value),
-        ignore_changes_extra: r.strings("ignoreChangesExtra").unwrap_or_default(),
+        ignore_changes_extra: r
+            .strings("ignoreChangesExtra")
+            .map(Vec::into_boxed_slice)
+            .unwrap_or_default(),
         readonly: r.bool("readonly").is_some_and(|b| b.value),
-        virtiofs: Vec::new(),
+        virtiofs: Box::default(),
         node: r.string("node"),
         import: r.bool("import").is_some_and(|b| b.value),
         bridge: r.string("bridge").map(|s| s.value),
@@ -695,8 +722,8 @@ fn read_proxmox_spec(
         mac_address: r.string("macAddress"),
     };
     let virtiofs = match attrs.get("virtiofs") {
-        Some(a) => read_virtiofs(host, &a.value, diags),
-        None => Vec::new(),
+        Some(a) => read_virtiofs(host, &a.value, diags).into_boxed_slice(),
+        None => Box::default(),
     };
     ProxmoxSpec { virtiofs, ..spec }
 }
@@ -909,5 +936,50 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
         path,
         rules,
         catch_all,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_stay_small() {
+        // A 10,000-host fleet holds 10,000 of each, and the two-thread read
+        // moves its typed hosts once more while both halves are in memory:
+        // the Proxmox part, most of a host, is boxed and not moved.
+        assert_eq!(std::mem::size_of::<Host>(), 288);
+        assert_eq!(std::mem::size_of::<Typed>(), 312);
+        // 512 is one of the allocator's sizes: a byte more takes 640.
+        assert_eq!(std::mem::size_of::<ProxmoxSpec>(), 512);
+    }
+
+    #[test]
+    fn lists_of_strings_are_read_without_slack() {
+        let tags: Vec<Value> = (0..40)
+            .map(|i| Value {
+                kind: Kind::Str(format!("t{i}").into()),
+                span: TextRange::default(),
+            })
+            .collect();
+        let mut attrs = Attrs::default();
+        let list = Value {
+            kind: Kind::List(tags.into_boxed_slice()),
+            span: TextRange::default(),
+        };
+        attrs.insert(
+            "tags",
+            Attr {
+                value: list,
+                name_span: TextRange::default(),
+            },
+        );
+        let mut diags = Vec::new();
+        let spec = read_proxmox_spec("web", TextRange::default(), &attrs, &mut diags);
+        let tags = spec.tags.expect("the tags");
+        assert_eq!(tags.len(), 40);
+        assert_eq!(tags.capacity(), 40);
+        assert_eq!(tags[39], "t39");
+        assert!(diags.is_empty());
     }
 }

@@ -38,7 +38,7 @@ use rowan::TextRange;
 
 use super::budget::Spent;
 use super::ir::{Expr, ExprKind};
-use super::model::{Fleet, Typed};
+use super::model::{Fleet, FleetBuilder, Typed};
 use super::value::{Attr, Attrs, Kind, Value};
 use super::{eval, fast_parse, prescan, scope};
 use crate::diag::Diagnostic;
@@ -68,7 +68,7 @@ pub fn evaluate(text: &str, base_dir: &Path) -> Option<Value> {
 pub fn load(text: &str, base_dir: &Path) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
     let plan = plan(text)?;
     let (value, typed) = read_planned(text, base_dir, plan, true)?;
-    let (fleet, diagnostics) = Fleet::from_typed(typed.into_iter());
+    let (fleet, diagnostics) = typed.finish();
     Some((value, fleet, diagnostics))
 }
 
@@ -83,7 +83,7 @@ pub fn evaluate_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
 pub fn load_at(text: &str, base_dir: &Path, cut: usize) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
     let open = body_open(text.as_bytes())?;
     let (value, typed) = read_planned(text, base_dir, Plan { open, cut }, true)?;
-    let (fleet, diagnostics) = Fleet::from_typed(typed.into_iter());
+    let (fleet, diagnostics) = typed.finish();
     Some((value, fleet, diagnostics))
 }
 
@@ -99,13 +99,13 @@ pub fn plan(text: &str) -> Option<Plan> {
 }
 
 /// The value, and with `typed` every top-level attribute typed
-/// ([`Typed::of`]), in name order.
+/// ([`Typed::of`]) and put together.
 fn read_planned(
     text: &str,
     base_dir: &Path,
     plan: Plan,
     typed: bool,
-) -> Option<(Value, Vec<Typed>)> {
+) -> Option<(Value, FleetBuilder)> {
     let Plan { open, cut } = plan;
     if !(open < cut && cut <= text.len() && text.is_char_boundary(cut)) {
         return None;
@@ -158,14 +158,14 @@ fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) 
     // The appended `}` must close the body set, opened at `open`.
     let want = TextRange::new(to_size(open)?, to_size(cut + 1)?);
     (body_set_span(&expr)? == want).then_some(())?;
-    evaluate_part(&expr, base_dir, prescan_cost, typed)
+    evaluate_part(expr, base_dir, prescan_cost, typed)
 }
 
 fn read_tail(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
     let prescan_cost = prescan::check_tail(text, cut).ok()?;
     let expr = fast_parse::parse_tail(text, open + 1..cut)?;
     (body_set_span(&expr)?.start() == to_size(open)?).then_some(())?;
-    evaluate_part(&expr, base_dir, prescan_cost, typed)
+    evaluate_part(expr, base_dir, prescan_cost, typed)
 }
 
 fn to_size(offset: usize) -> Option<rowan::TextSize> {
@@ -186,12 +186,15 @@ fn body_set_span(expr: &Expr) -> Option<TextRange> {
     }
 }
 
-fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64, typed: bool) -> Option<Part> {
-    scope::check(expr).ok()?;
+fn evaluate_part(expr: Expr, base_dir: &Path, prescan_cost: u64, typed: bool) -> Option<Part> {
+    scope::check(&expr).ok()?;
     let evaluator = eval::Evaluator::new(base_dir);
-    let value = evaluator.eval_strict(expr).ok()?;
+    let value = evaluator.eval_strict(&expr).ok()?;
     let spent = evaluator.spent();
     drop(evaluator);
+    // The syntax is done with: freed before the hosts are typed, so the
+    // two are not in memory together (the peak of a large read).
+    drop(expr);
     let typed = match value.as_attrs() {
         Some(attrs) if typed => attrs.iter().map(|(n, a)| Typed::of(n, a)).collect(),
         _ => Vec::new(),
@@ -204,10 +207,10 @@ fn evaluate_part(expr: &Expr, base_dir: &Path, prescan_cost: u64, typed: bool) -
     })
 }
 
-/// The two parts' sets as one, sorted by name, with their typed
-/// attributes in the same order; `None` when a name is in both (the serial
-/// read reports or merges it).
-fn merge(head: Part, tail: Part) -> Option<(Attrs, Vec<Typed>)> {
+/// The two parts' sets as one, sorted by name, and their typed attributes
+/// put together in the same order; `None` when a name is in both (the
+/// serial read reports or merges it).
+fn merge(head: Part, tail: Part) -> Option<(Attrs, FleetBuilder)> {
     let (Kind::Attrs(head_attrs), Kind::Attrs(tail_attrs)) = (head.value.kind, tail.value.kind)
     else {
         return None;
@@ -215,7 +218,7 @@ fn merge(head: Part, tail: Part) -> Option<(Attrs, Vec<Typed>)> {
     let (head_attrs, tail_attrs) = (head_attrs.into_sorted_vec(), tail_attrs.into_sorted_vec());
     let len = head_attrs.len() + tail_attrs.len();
     let mut out: Vec<(_, Attr)> = Vec::with_capacity(len);
-    let mut typed = Vec::with_capacity(head.typed.len() + tail.typed.len());
+    let mut typed = FleetBuilder::with_capacity(head.typed.len() + tail.typed.len());
     // Each part's typed attributes, when there are any, go with its
     // attributes one for one.
     let (mut a, mut b) = (
@@ -240,7 +243,9 @@ fn merge(head: Part, tail: Part) -> Option<(Attrs, Vec<Typed>)> {
             (b.next(), tb.next())
         };
         out.extend(entry);
-        typed.extend(t);
+        if let Some(t) = t {
+            typed.add(t);
+        }
     }
     Some((Attrs::from_sorted(out), typed))
 }

@@ -670,7 +670,7 @@ fn vm(loaded: &Loaded, cfg: &ProxmoxConfig, host: &Host, p: &ProxmoxSpec) -> Res
     if p.ignore_init {
         ignore_changes.push("initialization".to_string());
     }
-    ignore_changes.extend(p.ignore_changes_extra.iter().cloned());
+    ignore_changes.extend(p.ignore_changes_extra.iter().map(|s| s.to_string()));
 
     let clone = if cloned {
         clone_block(cfg, p, &node, storage.as_deref())

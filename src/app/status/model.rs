@@ -176,7 +176,11 @@ pub fn expected(fleet: &Fleet, host: &Host, spec: &ProxmoxSpec) -> Expected {
             .as_ref()
             .and_then(|d| d.value.parse::<DiskSize>().ok())
             .map(DiskSize::gib),
-        tags: spec.tags.clone().or(default_tags),
+        tags: spec
+            .tags
+            .as_ref()
+            .map(|t| t.iter().map(|s| s.to_string()).collect())
+            .or(default_tags),
         on_boot: managed.then_some(false),
     }
 }
