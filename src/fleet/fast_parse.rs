@@ -484,8 +484,17 @@ impl Parser<'_> {
     /// scan: without `'` and followed by none of `.` `+` `/`, its run of
     /// path characters ends where it does, on a character that is not `/`.
     fn plain_ident(&self, s: usize) -> Option<Tok> {
-        let end = self.ident_end(s);
-        let quote = self.b.get(s..end)?.contains(&b'\'');
+        // The name's end, and whether it has a `'`, in one pass (its first
+        // byte is a letter or `_`).
+        let mut end = s + 1;
+        let mut quote = false;
+        for &c in self.b.get(s + 1..)? {
+            if !is_ident_char(c) {
+                break;
+            }
+            quote |= c == b'\'';
+            end += 1;
+        }
         if quote || matches!(self.at(end), Some(b'.' | b'+' | b'/')) {
             return None;
         }
