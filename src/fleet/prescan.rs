@@ -302,6 +302,7 @@ impl Scan {
         Ok(())
     }
 
+    #[inline]
     fn operand(&mut self) {
         self.prefix = 0;
         self.after_operand = true;
@@ -332,6 +333,7 @@ impl Scan {
         self.check_chain()
     }
 
+    #[inline]
     fn check_chain(&mut self) -> Result<(), Diagnostic> {
         let f = self.top();
         if f.chain > MAX_CHAIN {
@@ -347,6 +349,7 @@ impl Scan {
         Ok(())
     }
 
+    #[inline]
     fn separator(&mut self, i: usize) -> Result<(), Diagnostic> {
         let f = self.top();
         let (chain, start) = (f.chain, f.chain_start);
@@ -356,6 +359,7 @@ impl Scan {
         self.spend(3 * (chain as u64).pow(2), start.min(i), 1)
     }
 
+    #[inline]
     fn open(&mut self, open: Open, i: usize) {
         self.prefix = 0;
         self.after_operand = false;
@@ -430,6 +434,7 @@ impl Scan {
         }
     }
 
+    #[inline]
     fn top(&mut self) -> &mut Frame {
         if self.frames.is_empty() {
             self.frames.push(Frame {
@@ -442,6 +447,7 @@ impl Scan {
         &mut self.frames[last]
     }
 
+    #[inline]
     fn spend(&mut self, cost: u64, at: usize, len: usize) -> Result<(), Diagnostic> {
         self.cost = self.cost.saturating_add(cost);
         if self.cost > MAX_COST {
@@ -456,6 +462,8 @@ impl Scan {
     }
 }
 
+// Cold: the checks that can fail stay small where they are inlined.
+#[cold]
 fn too_long(at: usize, len: usize, what: String) -> Diagnostic {
     let start = TextSize::try_from(at).unwrap_or_default();
     let len = TextSize::try_from(len.min(64)).unwrap_or_default();
