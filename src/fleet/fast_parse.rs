@@ -189,19 +189,45 @@ struct Parser<'a> {
     skip: (usize, usize),
 }
 
-/// rnix's `is_valid_path_char`.
+/// Byte classes: the lexer's loops over names, runs and whitespace take
+/// one table lookup per byte.
+const PATH: u8 = 1;
+const IDENT: u8 = 2;
+const SPACE: u8 = 4;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        // rnix's `is_valid_path_char`.
+        if matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'.' | b'+' | b'-') {
+            t[c] |= PATH;
+        }
+        if matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'\'' | b'-') {
+            t[c] |= IDENT;
+        }
+        // The ASCII characters `char::is_whitespace` accepts (rnix's
+        // whitespace); non-ASCII outside strings and comments makes the
+        // parser bail.
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C) {
+            t[c] |= SPACE;
+        }
+        c += 1;
+    }
+    t
+};
+
 fn is_path_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'.' | b'+' | b'-')
+    CLASS[usize::from(c)] & PATH != 0
 }
 
 fn is_ident_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'\'' | b'-')
+    CLASS[usize::from(c)] & IDENT != 0
 }
 
-/// The ASCII characters `char::is_whitespace` accepts (rnix's whitespace);
-/// non-ASCII outside strings and comments makes the parser bail.
 fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+    CLASS[usize::from(c)] & SPACE != 0
 }
 
 impl Parser<'_> {
@@ -245,12 +271,16 @@ impl Parser<'_> {
             self.skip.0 = usize::MAX;
         }
         loop {
+            // Whitespace runs are short (indentation, one space between
+            // tokens): a plain loop.
+            while b.get(i).is_some_and(|&c| is_space(c)) {
+                i += 1;
+            }
             match b.get(i) {
-                Some(&c) if is_space(c) => i += 1,
                 Some(b'#') => {
                     // The newline is whitespace, left for the next round.
                     let rest = b.get(i..)?;
-                    let newline = rest.iter().position(|&c| c == b'\n');
+                    let newline = memchr::memchr(b'\n', rest);
                     // The `}` after a head would be in the comment.
                     if newline.is_none() && self.close {
                         return None;
@@ -259,7 +289,7 @@ impl Parser<'_> {
                 }
                 Some(b'/') if b.get(i + 1) == Some(&b'*') => {
                     // An unterminated comment is a syntax error.
-                    let close = b.get(i + 2..)?.windows(2).position(|w| w == b"*/")?;
+                    let close = memchr::memmem::find(b.get(i + 2..)?, b"*/")?;
                     i += 2 + close + 2;
                 }
                 _ => break,
@@ -355,10 +385,7 @@ impl Parser<'_> {
     /// whitespace. `None` when the character after `/` is one this lexer
     /// does not classify (non-ASCII, control characters).
     fn rel_path_ahead(&self, s: usize) -> Option<bool> {
-        let mut i = s;
-        while self.at(i).is_some_and(|c| c != b'/' && is_path_char(c)) {
-            i += 1;
-        }
+        let i = self.run_end(s, |c| c != b'/' && is_path_char(c));
         if self.at(i) != Some(b'/') {
             return Some(false);
         }
@@ -373,10 +400,7 @@ impl Parser<'_> {
     /// A path token from `s`: path characters, not followed by `${` (an
     /// interpolated path), not ending in `/` and without `//` (errors).
     fn path(&self, s: usize) -> Option<Tok> {
-        let mut i = s + 1;
-        while self.at(i).is_some_and(is_path_char) {
-            i += 1;
-        }
+        let i = self.run_end(s + 1, is_path_char);
         let text = self.b.get(s..i)?;
         let interpolated = self.b.get(i..)?.starts_with(b"${");
         let bad = text.ends_with(b"/") || text.windows(2).any(|w| w == b"//");
@@ -460,8 +484,17 @@ impl Parser<'_> {
     /// scan: without `'` and followed by none of `.` `+` `/`, its run of
     /// path characters ends where it does, on a character that is not `/`.
     fn plain_ident(&self, s: usize) -> Option<Tok> {
-        let end = self.ident_end(s);
-        let quote = self.b.get(s..end)?.contains(&b'\'');
+        // The name's end, and whether it has a `'`, in one pass (its first
+        // byte is a letter or `_`).
+        let mut end = s + 1;
+        let mut quote = false;
+        for &c in self.b.get(s + 1..)? {
+            if !is_ident_char(c) {
+                break;
+            }
+            quote |= c == b'\'';
+            end += 1;
+        }
         if quote || matches!(self.at(end), Some(b'.' | b'+' | b'/')) {
             return None;
         }
@@ -469,11 +502,18 @@ impl Parser<'_> {
     }
 
     fn ident_end(&self, s: usize) -> usize {
-        let mut i = s + 1;
-        while self.at(i).is_some_and(is_ident_char) {
-            i += 1;
+        self.run_end(s + 1, is_ident_char)
+    }
+
+    /// Where the run of bytes that are `in_run` starting at `i` ends.
+    fn run_end(&self, i: usize, in_run: impl Fn(u8) -> bool) -> usize {
+        match self.b.get(i..) {
+            Some(rest) => rest
+                .iter()
+                .position(|&c| !in_run(c))
+                .map_or(self.b.len(), |p| i + p),
+            None => i,
         }
-        i
     }
 
     fn ident(&self, s: usize) -> Option<Tok> {
@@ -970,11 +1010,7 @@ impl Parser<'_> {
         loop {
             // Ordinary text runs to the next byte that may end it (a
             // string without one is unterminated: bail).
-            i += self
-                .b
-                .get(i..)?
-                .iter()
-                .position(|&c| matches!(c, b'"' | b'\\' | b'$'))?;
+            i += memchr::memchr3(b'"', b'\\', b'$', self.b.get(i..)?)?;
             match self.at(i)? {
                 b'"' => break,
                 b'\\' => {
@@ -1053,11 +1089,7 @@ impl Parser<'_> {
         let mut h = 0;
         let mut i = self.pos;
         let end = loop {
-            i += self
-                .b
-                .get(i..)?
-                .iter()
-                .position(|&c| matches!(c, b'\'' | b'$'))?;
+            i += memchr::memchr2(b'\'', b'$', self.b.get(i..)?)?;
             match self.at(i)? {
                 b'\'' => match self.at(i + 1)? {
                     b'\'' => match self.at(i + 2) {
@@ -1221,6 +1253,39 @@ mod tests {
             "if a then b else c",
         ] {
             same(t);
+        }
+    }
+
+    #[test]
+    fn byte_classes_are_rnix_s_predicates() {
+        for c in 0..=255u8 {
+            let path = matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'.' | b'+' | b'-');
+            let ident = matches!(c, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'\'' | b'-');
+            // rnix's whitespace is `char::is_whitespace`; past ASCII the
+            // lexer bails anyway.
+            let space = c.is_ascii() && char::from(c).is_whitespace();
+            assert_eq!(is_path_char(c), path, "{c}");
+            assert_eq!(is_ident_char(c), ident, "{c}");
+            assert_eq!(is_space(c), space, "{c}");
+        }
+    }
+
+    #[test]
+    fn comments_and_strings_at_the_edges() {
+        for t in [
+            "/* a */ 1",
+            "/**/1",
+            "/* * / */ { a = 1; }",
+            "# c\n1",
+            "1 # c",
+            "{ a = \"\"; b = \"$\"; c = \"$$\"; d = \"\\\\\"; e = \"\\${x}\"; }",
+            "{ a = ''''; b = ''$''; c = '''''''; d = ''''\\n''; e = ''a\n  b''; }",
+            "[ a-b a'b ./a/b a/b 1.5e3 ]",
+        ] {
+            same(t);
+        }
+        for t in ["/* x *", "\"a", "''a", "1 /*", "\"\\"] {
+            assert_eq!(parse(t), None, "{t:?}");
         }
     }
 

@@ -18,6 +18,9 @@ use rowan::{TextRange, TextSize};
 
 use crate::diag::{Code, Diagnostic};
 
+#[cfg(test)]
+mod old;
+
 /// Operators in one chain (one expression between separators).
 pub const MAX_CHAIN: usize = 1000;
 /// Prefix `!` / `-` in a row (each is one level of nesting).
@@ -115,13 +118,35 @@ struct Scan {
     after_operand: bool,
 }
 
-fn is_run_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-')
-}
+/// Byte classes, one table lookup per byte in the loops that pass over
+/// whitespace and runs (most of a file's bytes outside strings).
+const SPACE: u8 = 1;
+/// A path character (`a-z A-Z 0-9 _ . + -`).
+const RUN: u8 = 2;
+/// `+ - .`, the run bytes that are operators; the bit is counted by
+/// shifting, so it must stay the highest.
+const RUN_OP: u8 = 4;
 
-const SEPARATOR_WORDS: &[&[u8]] = &[
-    b"in", b"then", b"else", b"if", b"let", b"with", b"assert", b"inherit", b"rec",
-];
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_whitespace() {
+            t[c] = SPACE;
+        } else if b.is_ascii_alphanumeric() || b == b'_' {
+            t[c] = RUN;
+        } else if matches!(b, b'.' | b'+' | b'-') {
+            t[c] = RUN | RUN_OP;
+        }
+        c += 1;
+    }
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASS[usize::from(b)]
+}
 
 impl Scan {
     fn run(&mut self, b: &[u8]) -> Result<(), Diagnostic> {
@@ -140,9 +165,17 @@ impl Scan {
         mut mode: Mode,
     ) -> Result<(usize, Mode), Diagnostic> {
         let mut i = from;
+        // A run of whitespace is passed over at once, up to `to` (where a
+        // split read's head must stop); here, not in `code`, as it is
+        // between nearly every two tokens.
+        let end = to.min(b.len());
         while i < to {
             i = match mode {
-                Mode::Code => self.code(b, i, to, &mut mode)?,
+                Mode::Code if b.get(i).is_some_and(|&c| class(c) == SPACE) => b
+                    .get(i + 1..end)
+                    .and_then(|rest| rest.iter().position(|&c| class(c) != SPACE))
+                    .map_or(end, |p| i + 1 + p),
+                Mode::Code => self.code(b, i, &mut mode)?,
                 Mode::Str | Mode::IndStr => self.string(b, i, &mut mode),
             };
         }
@@ -157,36 +190,31 @@ impl Scan {
         Ok(())
     }
 
-    /// One token (or trivia) in code; returns where the next one starts.
-    /// A run of whitespace is passed over at once, up to `to` (where a
-    /// split read's head must stop).
-    fn code(
-        &mut self,
-        b: &[u8],
-        i: usize,
-        to: usize,
-        mode: &mut Mode,
-    ) -> Result<usize, Diagnostic> {
+    /// One token (or a comment) in code; returns where the next one starts.
+    fn code(&mut self, b: &[u8], i: usize, mode: &mut Mode) -> Result<usize, Diagnostic> {
         let c = b[i];
         let next = b.get(i + 1).copied();
-        if c.is_ascii_whitespace() {
-            let run = b.get(i..to).unwrap_or_default();
-            let len = run.iter().take_while(|c| c.is_ascii_whitespace()).count();
-            return Ok(i + len.max(1));
-        }
         if c == b'#' {
-            return Ok(b[i..]
-                .iter()
-                .position(|&x| x == b'\n')
-                .map_or(b.len(), |p| i + p));
+            return Ok(memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |p| i + p));
         }
         if c == b'/' && next == Some(b'*') {
-            let end = find(b, i + 2, b"*/").map_or(b.len(), |p| p + 2);
+            let body = b.get(i + 2..).unwrap_or_default();
+            let end = memchr::memmem::find(body, b"*/").map_or(b.len(), |p| i + 2 + p + 2);
             return Ok(end);
         }
-        if is_run_byte(c) {
-            let len = b[i..].iter().take_while(|&&x| is_run_byte(x)).count();
-            self.path_run(b, i, len)?;
+        if class(c) & RUN != 0 {
+            // The run's length and its `+ - .` in one pass.
+            let mut ops = 0;
+            let mut len = 0;
+            for &x in &b[i..] {
+                let k = class(x);
+                if k & RUN == 0 {
+                    break;
+                }
+                ops += usize::from(k >> 2);
+                len += 1;
+            }
+            self.path_run(b, i, len, ops)?;
             return Ok(i + len);
         }
         let (len, is_prefix) = match (c, next) {
@@ -229,8 +257,9 @@ impl Scan {
         Ok(i + len)
     }
 
-    /// A run of path characters: names, numbers, and `+ - .` between them.
-    fn path_run(&mut self, b: &[u8], i: usize, len: usize) -> Result<(), Diagnostic> {
+    /// A run of path characters (`len` of them, `ops` of which are `+ - .`):
+    /// names, numbers, and `+ - .` between them.
+    fn path_run(&mut self, b: &[u8], i: usize, len: usize, ops: usize) -> Result<(), Diagnostic> {
         if len > MAX_RUN {
             return Err(too_long(
                 i,
@@ -240,20 +269,20 @@ impl Scan {
         }
         self.spend((len as u64).pow(2), i, len)?;
         let word = &b[i..i + len];
-        if SEPARATOR_WORDS.contains(&word) {
-            return self.separator(i);
-        }
-        if word == b"or" {
-            return self.operator(i, false);
+        // The keywords that matter here are at most 7 bytes long.
+        if len <= 7 {
+            match word {
+                b"in" | b"then" | b"else" | b"if" | b"let" | b"with" | b"assert" | b"inherit"
+                | b"rec" => return self.separator(i),
+                b"or" => return self.operator(i, false),
+                _ => {}
+            }
         }
         // A leading `-` with no operand before it is a prefix minus; the
         // other `+ - .` inside the run are operators of the chain (an
         // overcount for names with dashes, which only matters past
         // MAX_CHAIN of them).
-        let mut ops = word
-            .iter()
-            .filter(|&&x| matches!(x, b'+' | b'-' | b'.'))
-            .count();
+        let mut ops = ops;
         if word[0] == b'-' && !self.after_operand {
             self.operator(i, true)?;
             ops -= 1;
@@ -273,6 +302,7 @@ impl Scan {
         Ok(())
     }
 
+    #[inline]
     fn operand(&mut self) {
         self.prefix = 0;
         self.after_operand = true;
@@ -303,6 +333,7 @@ impl Scan {
         self.check_chain()
     }
 
+    #[inline]
     fn check_chain(&mut self) -> Result<(), Diagnostic> {
         let f = self.top();
         if f.chain > MAX_CHAIN {
@@ -318,6 +349,7 @@ impl Scan {
         Ok(())
     }
 
+    #[inline]
     fn separator(&mut self, i: usize) -> Result<(), Diagnostic> {
         let f = self.top();
         let (chain, start) = (f.chain, f.chain_start);
@@ -327,6 +359,7 @@ impl Scan {
         self.spend(3 * (chain as u64).pow(2), start.min(i), 1)
     }
 
+    #[inline]
     fn open(&mut self, open: Open, i: usize) {
         self.prefix = 0;
         self.after_operand = false;
@@ -363,8 +396,8 @@ impl Scan {
     fn string(&mut self, b: &[u8], i: usize, mode: &mut Mode) -> usize {
         let rest = &b[i..];
         let plain = match *mode {
-            Mode::Str => rest.iter().position(|&c| matches!(c, b'\\' | b'$' | b'"')),
-            _ => rest.iter().position(|&c| matches!(c, b'\'' | b'$')),
+            Mode::Str => memchr::memchr3(b'\\', b'$', b'"', rest),
+            _ => memchr::memchr2(b'\'', b'$', rest),
         }
         .unwrap_or(rest.len());
         if plain > 0 {
@@ -401,6 +434,7 @@ impl Scan {
         }
     }
 
+    #[inline]
     fn top(&mut self) -> &mut Frame {
         if self.frames.is_empty() {
             self.frames.push(Frame {
@@ -413,6 +447,7 @@ impl Scan {
         &mut self.frames[last]
     }
 
+    #[inline]
     fn spend(&mut self, cost: u64, at: usize, len: usize) -> Result<(), Diagnostic> {
         self.cost = self.cost.saturating_add(cost);
         if self.cost > MAX_COST {
@@ -427,13 +462,8 @@ impl Scan {
     }
 }
 
-fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    b.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
-}
-
+// Cold: the checks that can fail stay small where they are inlined.
+#[cold]
 fn too_long(at: usize, len: usize, what: String) -> Diagnostic {
     let start = TextSize::try_from(at).unwrap_or_default();
     let len = TextSize::try_from(len.min(64)).unwrap_or_default();
@@ -533,6 +563,81 @@ mod tests {
         assert!(head <= MAX_COST && tail <= MAX_COST);
         assert!(head + tail > MAX_COST);
         assert!(check(&text).is_err());
+    }
+
+    /// The whole check, and both parts at `cut`, as the old prescan gives
+    /// them: the verdict, the diagnostic and the cost.
+    fn same_as_old(text: &str, cut: usize) {
+        assert_eq!(check(text), old::check(text), "check {text:?}");
+        assert_eq!(
+            check_head(text, cut),
+            old::check_head(text, cut),
+            "head {cut} {text:?}"
+        );
+        assert_eq!(
+            check_tail(text, cut),
+            old::check_tail(text, cut),
+            "tail {cut} {text:?}"
+        );
+    }
+
+    #[test]
+    fn real_files_and_the_bounds_read_as_before_at_every_cut() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts: Vec<String> = ["hosts.nix", "flake.nix"]
+            .iter()
+            .map(|f| std::fs::read_to_string(dir.join(f)).expect("read"))
+            .collect();
+        let names: String = (0..1500)
+            .map(|i| format!("  {}{i:04} = 1;\n", "n".repeat(396)))
+            .collect();
+        texts.push(format!("{{\n{names}{names}}}\n"));
+        texts.push(format!("{{ a = {}; }}", "b".repeat(MAX_RUN + 1)));
+        texts.push(format!("{{ a = {}1; }}", "- ".repeat(MAX_PREFIX + 1)));
+        texts.push(format!("{{ a = {}; }}", vec!["1"; MAX_CHAIN + 2].join("+")));
+        for text in &texts {
+            // Every cut in the small files; a few hundred in the large.
+            let step = (text.len() / 500).max(1);
+            for cut in (0..=text.len()).step_by(step) {
+                same_as_old(text, cut);
+            }
+        }
+    }
+
+    /// Pieces of code where the scan has a decision to make, long runs and
+    /// chains included, to be put together at random.
+    fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        const FIXED: &[&str] = &[
+            " ", "\n", "\t", "\r", "\x0b", "\x0c", "  ", "#", "# c\n", "/*", "*/", "/* x */", "\"",
+            "\\", "\\\"", "''", "'''", "''$", "''\\", "'", "${", "$$", "$", "{", "}", "(", ")",
+            "[", "]", ";", ",", ":", "=", "==", "!=", "!", "-", "--", "+", "++", ".", "..", "/",
+            "//", "<", "<=", ">", ">=", "->", "&&", "||", "|>", "?", "*", "@", "~", "a", "b-c",
+            "x.y", "1", "2.5", "1+1", "-1", "a-", "in", "then", "else", "if", "let", "with",
+            "assert", "inherit", "rec", "or", "inx", "é", "\u{2028}", "_",
+        ];
+        prop_oneof![
+            8 => proptest::sample::select(FIXED).prop_map(str::to_string),
+            1 => (1usize..3000).prop_map(|n| "a".repeat(n)),
+            1 => (1usize..700).prop_map(|n| "+a".repeat(n)),
+            1 => (1usize..150).prop_map(|n| "! ".repeat(n)),
+            1 => (1usize..150).prop_map(|n| "-".repeat(n)),
+            1 => (1usize..600).prop_map(|n| " or x".repeat(n)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn reads_as_the_old_scan(
+            pieces in proptest::collection::vec(piece(), 0..40),
+            at in 0.0f64..=1.0,
+        ) {
+            let text = pieces.concat();
+            // A cut anywhere, mid-character too: both scans work on bytes.
+            let cut = (text.len() as f64 * at) as usize;
+            same_as_old(&text, cut);
+        }
     }
 
     proptest::proptest! {

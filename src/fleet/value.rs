@@ -60,8 +60,30 @@ impl Attrs {
     }
     /// Where `name` is, or would go.
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0
-            .binary_search_by(|(n, _)| cmp_bytes(n.as_bytes(), name.as_bytes()))
+        let name = name.as_bytes();
+        if self.0.len() > SMALL_SET {
+            return self
+                .0
+                .binary_search_by(|(n, _)| cmp_bytes(n.as_bytes(), name));
+        }
+        // A host's sets have about ten names, which mostly differ in their
+        // first byte: front to back, most are passed over on it, and the
+        // search stops at the first name past `name` (the sort is by bytes,
+        // so the answer is the binary search's).
+        let first = name.first();
+        for (i, (n, _)) in self.0.iter().enumerate() {
+            let n = n.as_bytes();
+            let order = match n.first().cmp(&first) {
+                std::cmp::Ordering::Equal => cmp_bytes(n, name),
+                other => other,
+            };
+            match order {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(i),
+                std::cmp::Ordering::Greater => return Err(i),
+            }
+        }
+        Err(self.0.len())
     }
     pub fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
@@ -122,6 +144,9 @@ impl Attrs {
         &mut self.0[i].1
     }
 }
+
+/// Sets up to this size are searched front to back ([`Attrs::find`]).
+const SMALL_SET: usize = 16;
 
 /// `a.cmp(b)` for names, which are short and mostly differ in their first
 /// bytes: a loop here is several times cheaper than the call to `memcmp`
@@ -359,6 +384,29 @@ fn trim_fraction(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn find_is_the_binary_search(
+            names in proptest::collection::btree_set("[a-c]{0,3}|[a-zA-Z_é]{0,6}", 0..40),
+            probe in "[a-c]{0,3}|[a-zA-Z_é]{0,6}",
+        ) {
+            let entries: Vec<(CompactString, Attr)> = names
+                .iter()
+                .map(|n| {
+                    let value = Value { kind: Kind::Null, span: TextRange::default() };
+                    let attr = Attr { name_span: TextRange::default(), value };
+                    (CompactString::from(n.as_str()), attr)
+                })
+                .collect();
+            let want = entries.binary_search_by(|(n, _)| n.as_bytes().cmp(probe.as_bytes()));
+            let attrs = Attrs::from_sorted(entries);
+            proptest::prop_assert_eq!(attrs.find(&probe), want);
+            for (i, n) in names.iter().enumerate() {
+                proptest::prop_assert_eq!(attrs.find(n), Ok(i));
+            }
+        }
+    }
 
     #[test]
     fn values_stay_small() {
