@@ -23,8 +23,9 @@ pub struct CreationRule {
     /// only when a file reaches it: pve's `.sops.yaml` has a rule a host,
     /// and compiling 10,000 regexes up front took most of `pve check`'s
     /// time (and ~100 MiB) in a rendered fleet. The syntax is checked when
-    /// the config is read ([`parse_rule`]).
-    regex: Option<OnceLock<Option<Regex>>>,
+    /// the config is read ([`parse_rule`]); what is left to fail here is
+    /// the compiled size limit, and then sops stops with an error too.
+    regex: Option<OnceLock<Result<Regex, String>>>,
     /// Age recipients per key group, in the order written, de-duplicated.
     pub groups: Vec<Vec<String>>,
 }
@@ -32,21 +33,40 @@ pub struct CreationRule {
 impl CreationRule {
     /// Whether the rule applies to `rel` (the file's path relative to the
     /// folder of `.sops.yaml`, with `/` separators). Unanchored, as Go's
-    /// `MatchString`.
-    pub fn matches(&self, rel: &str) -> bool {
-        // A pattern that parses but does not compile (only the compiled
-        // size limit is left) matches nothing.
-        self.regex.as_ref().is_none_or(|r| {
-            r.get_or_init(|| Regex::new(&self.path_regex).ok())
-                .as_ref()
-                .is_some_and(|r| r.is_match(rel))
-        })
+    /// `MatchString`. A pattern that parses but does not compile (past the
+    /// compiled size limit) is an error, in regex's words, as sops stops
+    /// at a rule it cannot compile.
+    pub fn matches(&self, rel: &str) -> Result<bool, String> {
+        let Some(regex) = &self.regex else {
+            return Ok(true);
+        };
+        match regex.get_or_init(|| compile(&self.path_regex)) {
+            Ok(r) => Ok(r.is_match(rel)),
+            Err(e) => Err(format!("bad path_regex {:?}: {e}", self.path_regex)),
+        }
     }
 
     /// Every age recipient of the rule, all groups together.
     pub fn recipients(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().flatten().map(String::as_str)
     }
+}
+
+/// `Regex::new` (a test sets a small size limit to reach its error).
+fn compile(pattern: &str) -> Result<Regex, String> {
+    #[cfg(test)]
+    if let Some(limit) = TEST_SIZE_LIMIT.with(std::cell::Cell::get) {
+        return regex::RegexBuilder::new(pattern)
+            .size_limit(limit)
+            .build()
+            .map_err(|e| e.to_string());
+    }
+    Regex::new(pattern).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+thread_local! {
+    static TEST_SIZE_LIMIT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// A parsed `.sops.yaml`.
@@ -134,10 +154,23 @@ impl SopsConfig {
         rel.to_string_lossy().replace('\\', "/")
     }
 
-    /// The first rule that applies to `file`, as sops picks it.
-    pub fn rule_for(&self, file: &Path) -> Option<&CreationRule> {
+    /// The first rule that applies to `file`, as sops picks it; an error
+    /// where sops stops, at a rule before it whose pattern cannot compile.
+    pub fn rule_for(&self, file: &Path) -> Result<Option<&CreationRule>, ConfigError> {
         let rel = self.relative(file);
-        self.rules.iter().find(|r| r.matches(&rel))
+        for (i, r) in self.rules.iter().enumerate() {
+            match r.matches(&rel) {
+                Ok(true) => return Ok(Some(r)),
+                Ok(false) => {}
+                Err(message) => {
+                    return Err(ConfigError::Invalid {
+                        path: self.path.clone(),
+                        message: format!("creation rule {}: {message}", i + 1),
+                    })
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// A readable name for a recipient (`host web`), when the config's
@@ -364,6 +397,43 @@ fn anchor_names(text: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    impl SopsConfig {
+        fn rule_for_ok(&self, file: &Path) -> Option<&CreationRule> {
+            self.rule_for(file).expect("every pattern compiles")
+        }
+    }
+
+    /// A pattern past the compiled size limit stops the search for a rule
+    /// with regex's error, as sops stops; a rule before it still wins.
+    #[test]
+    fn a_pattern_that_does_not_compile_is_an_error() {
+        let c = parse("creation_rules:\n  - path_regex: ^a/\n    age: age1a\n  - path_regex: '^b/\\w{50}'\n    age: age1b\n");
+        TEST_SIZE_LIMIT.with(|l| l.set(Some(1000)));
+        let first = c
+            .rule_for(Path::new("/f/secrets/a/x.yaml"))
+            .map(|r| r.map(|r| r.groups.clone()));
+        let second = c
+            .rule_for(Path::new("/f/secrets/b/x.yaml"))
+            .map(|r| r.is_some());
+        TEST_SIZE_LIMIT.with(|l| l.set(None));
+        assert_eq!(
+            first.expect("rule 1 compiles"),
+            Some(vec![vec!["age1a".to_string()]])
+        );
+        let want = regex::RegexBuilder::new("^b/\\w{50}")
+            .size_limit(1000)
+            .build()
+            .expect_err("too big")
+            .to_string();
+        let e = second.expect_err("rule 2 does not compile").to_string();
+        assert_eq!(
+            e,
+            format!(
+                "/f/secrets/.sops.yaml: creation rule 2: bad path_regex \"^b/\\\\w{{50}}\": {want}"
+            )
+        );
+    }
+
     /// An endless `.sops.yaml` (a link to /dev/zero, say) stops at the
     /// limit with an error naming it, instead of filling memory.
     #[test]
@@ -381,9 +451,13 @@ mod tests {
         let c = parse(
             "creation_rules:\n  - path_regex: ^web\\.yaml$\n    age: age1a, age1b\n  - age: [age1a]\n",
         );
-        let web = c.rule_for(Path::new("/f/secrets/web.yaml")).expect("rule");
+        let web = c
+            .rule_for_ok(Path::new("/f/secrets/web.yaml"))
+            .expect("rule");
         assert_eq!(web.groups, vec![vec!["age1a".to_string(), "age1b".into()]]);
-        let other = c.rule_for(Path::new("/f/secrets/db.yaml")).expect("rule");
+        let other = c
+            .rule_for_ok(Path::new("/f/secrets/db.yaml"))
+            .expect("rule");
         assert_eq!(other.groups, vec![vec!["age1a".to_string()]]);
     }
 
@@ -393,10 +467,10 @@ mod tests {
             "keys:\n  - &admin_master age1m\n  - &host_web age1w\ncreation_rules:\n  - path_regex: '^hosts/web/'\n    age: age1ignored\n    key_groups:\n      - age:\n          - *admin_master\n          - *host_web\n          - *admin_master\n        merge:\n          - age: ['age1x,age1y']\n",
         );
         let r = c
-            .rule_for(Path::new("/f/secrets/hosts/web/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/web/a.yaml"))
             .expect("rule");
         assert_eq!(r.groups, vec![vec!["age1m", "age1w", "age1x", "age1y"]]);
-        assert!(c.rule_for(Path::new("/f/secrets/other.yaml")).is_none());
+        assert!(c.rule_for_ok(Path::new("/f/secrets/other.yaml")).is_none());
         assert_eq!(c.name_of("age1w"), Some("host web"));
     }
 
@@ -417,10 +491,10 @@ mod tests {
         let text = "creation_rules:\n  - path_regex: '^hosts/(?:web|web-old)/'\n    age: age1a\n";
         let c = parse(text);
         assert!(c
-            .rule_for(Path::new("/f/secrets/hosts/web-old/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/web-old/a.yaml"))
             .is_some());
         assert!(c
-            .rule_for(Path::new("/f/secrets/hosts/webby/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/webby/a.yaml"))
             .is_none());
     }
 
