@@ -606,6 +606,11 @@ mod tests {
             "creation_rules:\n  - age: a\n  - a\n",
             "creation_rules:\n  - age: a\n  - path_regex: a{2,1}\n",
             "creation_rules:\n  - &r {age: a}\n",
+            "\u{feff}creation_rules: [{age: a}]\n",
+            "&k creation_rules: [{age: a}]\n*k : [{age: b}]\n",
+            "x: &k creation_rules\n*k : [{age: b}]\n",
+            "creation_rules: [{age: a}]\n? x\n",
+            "{creation_rules: [{age: a}], x: [1, 2]}\n",
             "creation_rules:\n  - key_groups:\n    - &g {age: a}\n    - *g\n",
         ];
         for text in odd {
