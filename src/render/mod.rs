@@ -17,7 +17,7 @@ pub mod ownership;
 pub mod scaffold;
 pub mod sops;
 pub mod tofu;
-mod yaml_events;
+pub(crate) mod yaml_events;
 
 pub use error::RenderError;
 

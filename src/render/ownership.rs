@@ -110,6 +110,13 @@ pub(super) fn problem_of(
     if same(&real) {
         return None;
     }
+    // An earlier render, told a block at a time: `pve check` has no text
+    // to compare (see `Options::paths_only`), and a 10,000-host
+    // config.tf.json read whole was 11-20 MB held for a yes. Whatever
+    // this cannot prove is read whole below, with its words.
+    if streamed_previous_render(&file.path, &real) {
+        return None;
+    }
     let old = match crate::fsutil::read_limited(&real, MAX_PREVIOUS_BYTES) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -184,6 +191,318 @@ fn is_previous_render(path: &Path, old: &[u8]) -> bool {
     }
 }
 
+/// [`is_previous_render`] of the file at `real`, read in blocks, for the
+/// two answers that need no more than that: a header, or (config.tf.json)
+/// a JSON object. `true` only when the whole read would say so: the
+/// file within [`MAX_PREVIOUS_BYTES`], all of it UTF-8 and read to its
+/// end; `false` means "not proven", never "not ours".
+fn streamed_previous_render(path: &Path, real: &Path) -> bool {
+    use std::io::Read as _;
+    let Ok(f) = std::fs::File::open(real) else {
+        return false;
+    };
+    let mut r = Utf8Checked::new(f.take(MAX_PREVIOUS_BYTES + 1));
+    let mut head = Vec::with_capacity(HEADER.len());
+    if (&mut r)
+        .take(HEADER.len() as u64)
+        .read_to_end(&mut head)
+        .is_err()
+    {
+        return false;
+    }
+    let whole_is_fine = |r: &Utf8Checked<_>| r.fine() && r.read <= MAX_PREVIOUS_BYTES;
+    if head == HEADER.as_bytes() {
+        return std::io::copy(&mut r, &mut std::io::sink()).is_ok() && whole_is_fine(&r);
+    }
+    if path != Path::new(TOFU_PATH) {
+        return false;
+    }
+    is_plain_json_object(head.as_slice().chain(&mut r)) && whole_is_fine(&r)
+}
+
+/// Whether `r` holds a JSON object that serde_json surely reads as one
+/// (what [`is_previous_render`] asks of config.tf.json), read a block at
+/// a time. Stricter than serde_json where its limits lie: a number of
+/// more than 15 digits or with an exponent, an escaped surrogate, or
+/// nesting deeper than 100 is "not proven" (`false`), and then the whole
+/// read decides. UTF-8 is the caller's to check.
+fn is_plain_json_object(r: impl std::io::Read) -> bool {
+    is_plain_json_object_in_blocks(r, 64 * 1024)
+}
+
+fn is_plain_json_object_in_blocks(r: impl std::io::Read, block: usize) -> bool {
+    let mut p = JsonBlocks {
+        r,
+        buf: vec![0; block].into_boxed_slice(),
+        pos: 0,
+        len: 0,
+    };
+    p.ws();
+    p.peek() == Some(b'{') && p.value(0).is_some() && {
+        p.ws();
+        p.peek().is_none()
+    }
+}
+
+/// What a byte is to [`JsonBlocks`]: whitespace between tokens, a byte
+/// that ends a string's run of plain characters, or neither. A table: a
+/// few instructions a byte where three comparisons were more.
+const CLASS: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = STOP;
+        b += 1;
+    }
+    t[b'"' as usize] = STOP;
+    t[b'\\' as usize] = STOP;
+    t[b' ' as usize] = WS;
+    t[b'\t' as usize] = STOP | WS;
+    t[b'\n' as usize] = STOP | WS;
+    t[b'\r' as usize] = STOP | WS;
+    t
+};
+const STOP: u8 = 1;
+const WS: u8 = 2;
+
+struct JsonBlocks<R> {
+    r: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl<R: std::io::Read> JsonBlocks<R> {
+    /// The next byte, `None` at the end (or on a read error, which the
+    /// caller's end-of-file check then fails).
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        if self.pos == self.len {
+            self.pos = 0;
+            self.len = self.r.read(&mut self.buf).unwrap_or(0);
+        }
+        (self.pos < self.len).then(|| self.buf[self.pos])
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some() {
+            let rest = &self.buf[self.pos..self.len];
+            match rest.iter().position(|&b| CLASS[usize::from(b)] & WS == 0) {
+                Some(n) => return self.pos += n,
+                None => self.pos = self.len,
+            }
+        }
+    }
+
+    /// One value, with no whitespace before it.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' if depth < 100 => {
+                self.pos += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    self.eat(b'"')?;
+                    self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => {}
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' if depth < 100 => {
+                self.pos += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.pos += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => {}
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'"' => {
+                self.pos += 1;
+                self.string()
+            }
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'n' => self.word(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        w.iter().try_for_each(|&b| self.eat(b))
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most 15 digits: exactly what
+    /// serde_json reads without a question of range.
+    fn number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.pos += 1;
+        }
+        let mut digits = 0;
+        let first = self.next()?;
+        if !first.is_ascii_digit() {
+            return None;
+        }
+        digits += 1;
+        if first != b'0' {
+            while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                self.pos += 1;
+                digits += 1;
+            }
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if !self.next()?.is_ascii_digit() {
+                return None;
+            }
+            digits += 1;
+            while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+                self.pos += 1;
+                digits += 1;
+            }
+        }
+        let after = self.peek();
+        (digits <= 15 && !matches!(after, Some(b'e' | b'E' | b'0'..=b'9'))).then_some(())
+    }
+
+    /// A string's body and closing quote (the opening one is read).
+    fn string(&mut self) -> Option<()> {
+        loop {
+            self.peek()?;
+            let rest = &self.buf[self.pos..self.len];
+            let Some(i) = rest.iter().position(|&b| CLASS[usize::from(b)] & STOP != 0) else {
+                self.pos = self.len;
+                continue;
+            };
+            let b = rest[i];
+            self.pos += i + 1;
+            match b {
+                b'"' => return Some(()),
+                b'\\' => self.escape()?,
+                _ => return None,
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Option<()> {
+        match self.next()? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(()),
+            b'u' => {
+                let mut code = 0;
+                for _ in 0..4 {
+                    code = code * 16 + char::from(self.next()?).to_digit(16)?;
+                }
+                (!(0xD800..=0xDFFF).contains(&code)).then_some(())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A reader that checks that what passes through it is UTF-8, and counts
+/// it: an invalid byte (or a character cut by the end) is an error.
+struct Utf8Checked<R> {
+    inner: R,
+    /// The bytes of a character that a read cut.
+    cut: ([u8; 4], usize),
+    bad: bool,
+    ended: bool,
+    read: u64,
+}
+
+impl<R: std::io::Read> Utf8Checked<R> {
+    fn new(inner: R) -> Self {
+        Utf8Checked {
+            inner,
+            cut: ([0; 4], 0),
+            bad: false,
+            ended: false,
+            read: 0,
+        }
+    }
+
+    /// Read to its end, and all of it UTF-8.
+    fn fine(&self) -> bool {
+        self.ended && !self.bad && self.cut.1 == 0
+    }
+
+    fn check(&mut self, mut bytes: &[u8]) {
+        // First the character the last read cut, a byte at a time.
+        while self.cut.1 > 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            bytes = rest;
+            let (buf, n) = &mut self.cut;
+            buf[*n] = b;
+            *n += 1;
+            match std::str::from_utf8(&buf[..*n]) {
+                Ok(_) => *n = 0,
+                Err(e) if e.error_len().is_none() && *n < 4 => {}
+                Err(_) => {
+                    self.bad = true;
+                    return;
+                }
+            }
+        }
+        if let Err(e) = std::str::from_utf8(bytes) {
+            let rest = &bytes[e.valid_up_to()..];
+            if e.error_len().is_some() || rest.len() > 3 {
+                self.bad = true;
+            } else {
+                self.cut.0[..rest.len()].copy_from_slice(rest);
+                self.cut.1 = rest.len();
+            }
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Utf8Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        self.ended |= n == 0 && !buf.is_empty();
+        self.check(&buf[..n]);
+        if self.bad {
+            return Err(std::io::Error::other("not UTF-8"));
+        }
+        Ok(n)
+    }
+}
+
 fn is_known_hosts_line(line: &str) -> bool {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
@@ -208,4 +527,160 @@ fn refuse(loaded: &Loaded, path: &Path, message: String) -> Diagnostic {
         "move the file away (pve writes this path), then run `pve render`"
     };
     Diagnostic::error(Code::RenderDestination, span, message).help(help)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read in blocks, a file passes only when the whole read passes it.
+    fn agrees(dir: &Path, path: &str, bytes: &[u8]) -> bool {
+        let file = dir.join("f");
+        std::fs::write(&file, bytes).expect("write");
+        let streamed = streamed_previous_render(Path::new(path), &file);
+        if streamed {
+            assert!(
+                is_previous_render(Path::new(path), bytes),
+                "{path}: {:?}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            );
+        }
+        streamed
+    }
+
+    /// What the block reader takes for a JSON object, serde_json reads as
+    /// one (and it takes the usual ones): every sequence of up to four
+    /// tokens, in blocks of one to three bytes.
+    #[test]
+    fn a_plain_json_object_is_one_to_serde_json() {
+        type Object = std::collections::BTreeMap<String, serde::de::IgnoredAny>;
+        let tokens = [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"a\"",
+            ":",
+            ",",
+            "1",
+            "0",
+            "-",
+            ".5",
+            "e1",
+            " ",
+            "\"\\u0041\"",
+            "\"\\ud800\"",
+            "\"\\n\"",
+            "\"\\x\"",
+            "null",
+            "tru",
+            "\"",
+            "\"\u{1}\"",
+            "\t",
+        ];
+        let mut texts = vec![String::new()];
+        let mut taken = 0;
+        for _ in 0..4 {
+            texts = texts
+                .iter()
+                .flat_map(|t| tokens.iter().map(move |k| format!("{t}{k}")))
+                .collect();
+            for t in &texts {
+                let serde = serde_json::from_str::<Object>(t).is_ok();
+                for block in 1..=3 {
+                    let plain = is_plain_json_object_in_blocks(t.as_bytes(), block);
+                    assert!(!plain || serde, "{t:?}");
+                    taken += plain as usize;
+                }
+            }
+        }
+        assert!(taken >= 90, "{taken}");
+        for t in [
+            "{\"a\": {\"b\": [1, -2.25, 0, \"x\\\"y\", null, true, false, {}, []]}, \"c\": \"\\u00e9\"}",
+            "\n{\n  \"output\": {\"h\": {\"value\": \"${try([1][0], null)}\"}}\n}\n",
+        ] {
+            for block in [1, 2, 7, 64 * 1024] {
+                assert!(is_plain_json_object_in_blocks(t.as_bytes(), block), "{t}");
+            }
+            assert!(serde_json::from_str::<Object>(t).is_ok());
+        }
+        for t in [
+            "{\"a\": 1e400}",
+            "{\"a\": 12345678901234567890}",
+            "{\"a\": 01}",
+        ] {
+            assert!(!is_plain_json_object(t.as_bytes()), "{t}");
+        }
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(!is_plain_json_object(deep.as_bytes()));
+    }
+
+    #[test]
+    fn an_earlier_render_read_in_blocks_is_judged_as_read_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        // A large object, and a header file, with a two- and a four-byte
+        // character at every offset around the reader's 8 KiB and 64 KiB
+        // blocks, whole and cut short.
+        let filler = "x".repeat(70 * 1024);
+        let mut passed = 0;
+        for at in (8 * 1024 - 6..8 * 1024 + 6).chain(64 * 1024 - 6..64 * 1024 + 6) {
+            for ch in ["é", "😀"] {
+                let json = format!("{{\"a\": \"{}{ch}{}\"}}\n", &filler[..at], &filler[at..]);
+                let head = format!("{HEADER}\n{}{ch}{}", &filler[..at], &filler[at..]);
+                for (path, text) in [(TOFU_PATH, &json), (KNOWN_HOSTS_PATH, &head)] {
+                    passed += agrees(d, path, text.as_bytes()) as usize;
+                    let cut = text.len() - ch.len() - filler.len() + at + 1;
+                    let mut bad = text.as_bytes().to_vec();
+                    bad.truncate(cut);
+                    agrees(d, path, &bad);
+                    let mut bad = text.as_bytes().to_vec();
+                    bad[cut] = 0xff;
+                    assert!(!agrees(d, path, &bad), "{path} at {cut}");
+                }
+            }
+        }
+        assert_eq!(passed, 96);
+        for (path, text) in [
+            (TOFU_PATH, &b"{}"[..]),
+            (TOFU_PATH, b" {\"a\": [1, {\"b\": null}]} \n"),
+            (TOFU_PATH, b"[]"),
+            (TOFU_PATH, b"{} x"),
+            (TOFU_PATH, b"{\"a\": 1"),
+            (TOFU_PATH, b"{\"a\": \"\xff\"}"),
+            (TOFU_PATH, b"{\"a\": 1, \"a\": 2}"),
+            (TOFU_PATH, b""),
+            (TOFU_PATH, b"  \n"),
+            (TOFU_PATH, b"# Generated by `pve render`"),
+            (TOFU_PATH, b"# Generated by `pve render"),
+            (KNOWN_HOSTS_PATH, b"# Generated by `pve render` x\n\xff"),
+            (KNOWN_HOSTS_PATH, b"# Generated by `pve render` x\n\xe2\x82"),
+            (KNOWN_HOSTS_PATH, b"h ssh-ed25519 AAAA\n"),
+            (
+                "secrets/.sops.yaml",
+                b"# Generated by `pve render`\nkeys: []\n",
+            ),
+            ("secrets/.sops.yaml", b"creation_rules: []\n"),
+        ] {
+            agrees(d, path, text);
+        }
+        // Past the size limit: left to the whole read, which refuses it.
+        let big = dir.path().join("big");
+        std::fs::write(&big, format!("{HEADER}\n")).expect("write");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        f.set_len(MAX_PREVIOUS_BYTES + 1).expect("grow");
+        drop(f);
+        assert!(!streamed_previous_render(Path::new(KNOWN_HOSTS_PATH), &big));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        f.set_len(MAX_PREVIOUS_BYTES).expect("shrink");
+        drop(f);
+        // NUL bytes are UTF-8: at the limit it is an earlier render.
+        assert!(streamed_previous_render(Path::new(KNOWN_HOSTS_PATH), &big));
+    }
 }

@@ -880,21 +880,10 @@ mod tests {
     /// broken quote in either part is still caught.
     #[test]
     fn parse_back_catches_an_injection_in_either_half() {
-        let hosts = 2000;
-        let mut text = String::from("keys:\n  - &a age1x # alice\n");
-        let mut recipients = vec!["age1x".to_string()];
-        for i in 0..hosts {
-            text.push_str(&format!("  - &h{i} age1h{i} # host h{i}\n"));
-            recipients.push(format!("age1h{i}"));
-        }
-        text.push_str("creation_rules:\n");
-        for i in 0..hosts {
-            text.push_str(&format!(
-                "  # h{i}\n  - path_regex: '^hosts/h{i}/'\n    key_groups:\n      - age:\n          - *a\n          - *h{i}\n"
-            ));
-        }
+        let (text, recipients) = super::super::yaml_events::sops_text(2000);
         let r: Vec<&str> = recipients.iter().map(String::as_str).collect();
-        assert!(parse_back(&text, &r, hosts).is_ok());
+        let rules = 2001;
+        assert!(parse_back(&text, &r, rules).is_ok());
         let middle = text.len() / 2;
         for at in [text.len() / 3, middle, middle + 300, text.len() - 100] {
             let line = at + text[at..].find('\n').expect("a line") + 1;
@@ -905,7 +894,7 @@ mod tests {
                 "  - path_regex: 'a\n  # b'\n",
             ] {
                 let bad = format!("{}{evil}{}", &text[..line], &text[line..]);
-                assert!(parse_back(&bad, &r, hosts).is_err(), "{evil:?} at {line}");
+                assert!(parse_back(&bad, &r, rules).is_err(), "{evil:?} at {line}");
             }
         }
     }

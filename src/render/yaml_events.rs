@@ -20,10 +20,14 @@ pub enum Event<'e> {
     DocumentEnd {
         implicit: bool,
     },
-    /// A scalar: its anchor, if any, and its value (UTF-8, unescaped).
+    /// A scalar: its anchor, if any, and its value (UTF-8, unescaped);
+    /// `plain` when unquoted (not `'…'`, `"…"`, `|` or `>`), `tagged` when
+    /// it has a tag (`!x`, `!!str`).
     Scalar {
         anchor: Option<&'e [u8]>,
         value: &'e [u8],
+        plain: bool,
+        tagged: bool,
     },
     Alias(&'e [u8]),
     /// The start of a mapping (`true`) or a sequence; `block` in block
@@ -33,6 +37,7 @@ pub enum Event<'e> {
         mapping: bool,
         block: bool,
         column: u64,
+        tagged: bool,
     },
     End,
     /// Stream start or end.
@@ -107,6 +112,8 @@ unsafe fn convert(e: &unsafe_sys::yaml_event_t) -> Event<'_> {
                     e.data.scalar.value,
                     e.data.scalar.length as usize,
                 ),
+                plain: e.data.scalar.style == unsafe_sys::YAML_PLAIN_SCALAR_STYLE,
+                tagged: !e.data.scalar.tag.is_null(),
             },
             unsafe_sys::YAML_ALIAS_EVENT => {
                 Event::Alias(c_bytes(e.data.alias.anchor).unwrap_or_default())
@@ -116,12 +123,14 @@ unsafe fn convert(e: &unsafe_sys::yaml_event_t) -> Event<'_> {
                 mapping: false,
                 block: e.data.sequence_start.style == unsafe_sys::YAML_BLOCK_SEQUENCE_STYLE,
                 column: e.start_mark.column,
+                tagged: !e.data.sequence_start.tag.is_null(),
             },
             unsafe_sys::YAML_MAPPING_START_EVENT => Event::Start {
                 anchor: c_bytes(e.data.mapping_start.anchor),
                 mapping: true,
                 block: e.data.mapping_start.style == unsafe_sys::YAML_BLOCK_MAPPING_STYLE,
                 column: e.start_mark.column,
+                tagged: !e.data.mapping_start.tag.is_null(),
             },
             unsafe_sys::YAML_SEQUENCE_END_EVENT | unsafe_sys::YAML_MAPPING_END_EVENT => Event::End,
             _ => Event::Other,
@@ -290,7 +299,7 @@ impl<'r> SopsTally<'r> {
                 }
             }
             Event::DocumentEnd { implicit } => self.explicit_end |= !implicit,
-            Event::Scalar { anchor, value } => {
+            Event::Scalar { anchor, value, .. } => {
                 self.anchor(anchor);
                 self.node(Node::Scalar(value))?;
             }
@@ -308,6 +317,7 @@ impl<'r> SopsTally<'r> {
                 mapping,
                 block,
                 column,
+                ..
             } => {
                 self.anchor(anchor);
                 self.node(if mapping {
@@ -481,6 +491,30 @@ impl RulesTail {
     }
 }
 
+/// A text laid out as the template lays it out: `hosts` keys, a rule
+/// per host, a catch-all; and its recipients in order (tests of the
+/// read-back and of `secrets::config` share it).
+#[cfg(test)]
+pub(crate) fn sops_text(hosts: usize) -> (String, Vec<String>) {
+    let mut text = String::from("# header\nkeys:\n  - &admin_a age1admin # admin a\n");
+    let mut recipients = vec!["age1admin".to_string()];
+    for i in 0..hosts {
+        text.push_str(&format!("  - &host_h{i} age1h{i} # host h{i}\n"));
+        recipients.push(format!("age1h{i}"));
+    }
+    text.push_str("creation_rules:\n");
+    for i in 0..hosts {
+        text.push_str(&format!(
+            "  # h{i}: admins and the host\n  - path_regex: '^hosts/h{i}/'\n    key_groups:\n      - age:\n          - *admin_a\n          - *host_h{i}\n"
+        ));
+    }
+    text.push_str("  # everything else\n  - path_regex: '.*'\n    key_groups:\n      - age:\n          - *admin_a\n");
+    for i in 0..hosts {
+        text.push_str(&format!("          - *host_h{i}\n"));
+    }
+    (text, recipients)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,28 +529,6 @@ mod tests {
         assert_eq!(tally(text, &["age1x", "age1y"]), Ok((2, false, 2)));
         assert_eq!(tally(text, &["age1x", "age1z"]), Ok((2, true, 2)));
         assert_eq!(tally("creation_rules: []\n", &[]), Ok((0, false, 0)));
-    }
-
-    /// A text laid out as the template lays it out: `hosts` keys, a rule
-    /// per host, a catch-all.
-    fn sops_text(hosts: usize) -> (String, Vec<String>) {
-        let mut text = String::from("# header\nkeys:\n  - &admin_a age1admin # admin a\n");
-        let mut recipients = vec!["age1admin".to_string()];
-        for i in 0..hosts {
-            text.push_str(&format!("  - &host_h{i} age1h{i} # host h{i}\n"));
-            recipients.push(format!("age1h{i}"));
-        }
-        text.push_str("creation_rules:\n");
-        for i in 0..hosts {
-            text.push_str(&format!(
-                "  # h{i}: admins and the host\n  - path_regex: '^hosts/h{i}/'\n    key_groups:\n      - age:\n          - *admin_a\n          - *host_h{i}\n"
-            ));
-        }
-        text.push_str("  # everything else\n  - path_regex: '.*'\n    key_groups:\n      - age:\n          - *admin_a\n");
-        for i in 0..hosts {
-            text.push_str(&format!("          - *host_h{i}\n"));
-        }
-        (text, recipients)
     }
 
     fn line_starts(text: &str) -> impl Iterator<Item = usize> + '_ {

@@ -874,7 +874,8 @@ fn prove(
             .unwrap_or(&s.path)
             .display()
             .to_string();
-        match (config.rule_for(&s.path), after.rule_for(&s.path)) {
+        let before = config.rule_for(&s.path).map_err(AdoptError::from)?;
+        match (before, after.rule_for(&s.path).map_err(AdoptError::from)?) {
             (Some(before), Some(now)) => {
                 files += 1;
                 if set(now) != kept(before) {

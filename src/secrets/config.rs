@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_yaml_ng::Value;
 
+mod stream;
+
 /// One creation rule: where it applies and the age recipients of each key
 /// group it gives (other key types are not this tool's business).
 #[derive(Debug, Clone)]
@@ -21,8 +23,9 @@ pub struct CreationRule {
     /// only when a file reaches it: pve's `.sops.yaml` has a rule a host,
     /// and compiling 10,000 regexes up front took most of `pve check`'s
     /// time (and ~100 MiB) in a rendered fleet. The syntax is checked when
-    /// the config is read ([`parse_rule`]).
-    regex: Option<OnceLock<Option<Regex>>>,
+    /// the config is read ([`parse_rule`]); what is left to fail here is
+    /// the compiled size limit, and then sops stops with an error too.
+    regex: Option<OnceLock<Result<Regex, String>>>,
     /// Age recipients per key group, in the order written, de-duplicated.
     pub groups: Vec<Vec<String>>,
 }
@@ -30,21 +33,40 @@ pub struct CreationRule {
 impl CreationRule {
     /// Whether the rule applies to `rel` (the file's path relative to the
     /// folder of `.sops.yaml`, with `/` separators). Unanchored, as Go's
-    /// `MatchString`.
-    pub fn matches(&self, rel: &str) -> bool {
-        // A pattern that parses but does not compile (only the compiled
-        // size limit is left) matches nothing.
-        self.regex.as_ref().is_none_or(|r| {
-            r.get_or_init(|| Regex::new(&self.path_regex).ok())
-                .as_ref()
-                .is_some_and(|r| r.is_match(rel))
-        })
+    /// `MatchString`. A pattern that parses but does not compile (past the
+    /// compiled size limit) is an error, in regex's words, as sops stops
+    /// at a rule it cannot compile.
+    pub fn matches(&self, rel: &str) -> Result<bool, String> {
+        let Some(regex) = &self.regex else {
+            return Ok(true);
+        };
+        match regex.get_or_init(|| compile(&self.path_regex)) {
+            Ok(r) => Ok(r.is_match(rel)),
+            Err(e) => Err(format!("bad path_regex {:?}: {e}", self.path_regex)),
+        }
     }
 
     /// Every age recipient of the rule, all groups together.
     pub fn recipients(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().flatten().map(String::as_str)
     }
+}
+
+/// `Regex::new` (a test sets a small size limit to reach its error).
+fn compile(pattern: &str) -> Result<Regex, String> {
+    #[cfg(test)]
+    if let Some(limit) = TEST_SIZE_LIMIT.with(std::cell::Cell::get) {
+        return regex::RegexBuilder::new(pattern)
+            .size_limit(limit)
+            .build()
+            .map_err(|e| e.to_string());
+    }
+    Regex::new(pattern).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+thread_local! {
+    static TEST_SIZE_LIMIT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// A parsed `.sops.yaml`.
@@ -105,30 +127,13 @@ impl SopsConfig {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<SopsConfig, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
+        // The usual config streamed (a loaded 10,000-host `.sops.yaml` took
+        // ~40 MiB and most of `pve check`'s time); anything unusual, and
+        // every refusal, the loaded way, which is the reference.
+        let rules = match stream::rules(text) {
+            Some(rules) => rules,
+            None => loaded_rules(path, text)?,
         };
-        let mut doc: Value =
-            serde_yaml_ng::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
-        doc.apply_merge()
-            .map_err(|e| invalid(format!("bad YAML merge key: {e}")))?;
-        let rules = match doc.get("creation_rules") {
-            Some(Value::Sequence(rules)) if !rules.is_empty() => rules,
-            Some(Value::Sequence(_)) | Some(Value::Null) | None => {
-                return Err(invalid(
-                    "the config file does not contain any creation rule".into(),
-                ))
-            }
-            Some(_) => return Err(invalid("`creation_rules` must be a list".into())),
-        };
-        let rules = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                parse_rule(r).map_err(|m| invalid(format!("creation rule {}: {m}", i + 1)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -149,10 +154,23 @@ impl SopsConfig {
         rel.to_string_lossy().replace('\\', "/")
     }
 
-    /// The first rule that applies to `file`, as sops picks it.
-    pub fn rule_for(&self, file: &Path) -> Option<&CreationRule> {
+    /// The first rule that applies to `file`, as sops picks it; an error
+    /// where sops stops, at a rule before it whose pattern cannot compile.
+    pub fn rule_for(&self, file: &Path) -> Result<Option<&CreationRule>, ConfigError> {
         let rel = self.relative(file);
-        self.rules.iter().find(|r| r.matches(&rel))
+        for (i, r) in self.rules.iter().enumerate() {
+            match r.matches(&rel) {
+                Ok(true) => return Ok(Some(r)),
+                Ok(false) => {}
+                Err(message) => {
+                    return Err(ConfigError::Invalid {
+                        path: self.path.clone(),
+                        message: format!("creation rule {}: {message}", i + 1),
+                    })
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// A readable name for a recipient (`host web`), when the config's
@@ -169,27 +187,93 @@ impl SopsConfig {
     }
 }
 
-fn parse_rule(rule: &Value) -> Result<CreationRule, String> {
+/// The creation rules of `text` loaded whole through serde_yaml_ng: what
+/// the stream ([`stream::rules`]) must agree with, and the reader of
+/// whatever it leaves.
+fn loaded_rules(path: &Path, text: &str) -> Result<Vec<CreationRule>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut doc: Value =
+        serde_yaml_ng::from_str(text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+    doc.apply_merge()
+        .map_err(|e| invalid(format!("bad YAML merge key: {e}")))?;
+    let rules = match doc.get("creation_rules") {
+        Some(Value::Sequence(rules)) if !rules.is_empty() => rules,
+        Some(Value::Sequence(_)) | Some(Value::Null) | None => {
+            return Err(invalid(
+                "the config file does not contain any creation rule".into(),
+            ))
+        }
+        Some(_) => return Err(invalid("`creation_rules` must be a list".into())),
+    };
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_rule(r).map_err(|m| invalid(format!("creation rule {}: {m}", i + 1))))
+        .collect()
+}
+
+/// What reading a rule asks of a YAML node, so that one [`parse_rule`]
+/// serves the loaded `Value` and the streamed [`stream::Node`] alike.
+trait Yaml: Sized {
+    /// The node as the rule reading tells kinds apart (no untagging).
+    fn view(&self) -> View<'_, Self>;
+    /// A mapping's value for a string key.
+    fn get(&self, key: &str) -> Option<&Self>;
+    fn is_mapping(&self) -> bool;
+}
+
+enum View<'a, N> {
+    Null,
+    Str(&'a str),
+    Seq(&'a [N]),
+    /// A mapping, number, boolean or tagged node.
+    Other,
+}
+
+impl Yaml for Value {
+    fn view(&self) -> View<'_, Self> {
+        match self {
+            Value::Null => View::Null,
+            Value::String(s) => View::Str(s),
+            Value::Sequence(items) => View::Seq(items),
+            _ => View::Other,
+        }
+    }
+    fn get(&self, key: &str) -> Option<&Self> {
+        Value::get(self, key)
+    }
+    fn is_mapping(&self) -> bool {
+        Value::is_mapping(self)
+    }
+}
+
+fn parse_rule<N: Yaml>(rule: &N) -> Result<CreationRule, String> {
     if !rule.is_mapping() {
         return Err("must be a mapping".into());
     }
-    let path_regex = match rule.get("path_regex") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
+    let path_regex = match rule.get("path_regex").map(N::view) {
+        None | Some(View::Null) => String::new(),
+        Some(View::Str(s)) => s.to_string(),
         Some(_) => return Err("`path_regex` must be a string".into()),
     };
     let regex = if path_regex.is_empty() {
         None
     } else {
         // The parser `Regex::new` runs first, with its defaults: the same
-        // refusals, the same words, without building the matcher.
-        regex_syntax::Parser::new()
-            .parse(&path_regex)
-            .map_err(|e| format!("bad path_regex {path_regex:?}: {e}"))?;
+        // refusals, the same words, without building the matcher. pve's
+        // own patterns (`^hosts/web/`) cannot fail it: those skip it.
+        if !plainly_valid(&path_regex) {
+            regex_syntax::Parser::new()
+                .parse(&path_regex)
+                .map_err(|e| format!("bad path_regex {path_regex:?}: {e}"))?;
+        }
         Some(OnceLock::new())
     };
-    let groups = match rule.get("key_groups") {
-        Some(Value::Sequence(gs)) if !gs.is_empty() => gs
+    let groups = match rule.get("key_groups").map(N::view) {
+        Some(View::Seq(gs)) if !gs.is_empty() => gs
             .iter()
             .map(group_recipients)
             .collect::<Result<Vec<_>, _>>()?,
@@ -203,13 +287,13 @@ fn parse_rule(rule: &Value) -> Result<CreationRule, String> {
 }
 
 /// One key group's age recipients, `merge:` groups appended.
-fn group_recipients(group: &Value) -> Result<Vec<String>, String> {
+fn group_recipients<N: Yaml>(group: &N) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     collect_group(group, &mut out, 0)?;
     Ok(dedup(out))
 }
 
-fn collect_group(group: &Value, out: &mut Vec<String>, depth: usize) -> Result<(), String> {
+fn collect_group<N: Yaml>(group: &N, out: &mut Vec<String>, depth: usize) -> Result<(), String> {
     if depth > 32 {
         return Err("`merge` nests too deeply".into());
     }
@@ -217,9 +301,9 @@ fn collect_group(group: &Value, out: &mut Vec<String>, depth: usize) -> Result<(
         return Err("each key group must be a mapping".into());
     }
     out.extend(key_list(group.get("age"), "age")?);
-    match group.get("merge") {
-        None | Some(Value::Null) => {}
-        Some(Value::Sequence(gs)) => {
+    match group.get("merge").map(N::view) {
+        None | Some(View::Null) => {}
+        Some(View::Seq(gs)) => {
             for g in gs {
                 collect_group(g, out, depth + 1)?;
             }
@@ -231,7 +315,7 @@ fn collect_group(group: &Value, out: &mut Vec<String>, depth: usize) -> Result<(
 
 /// A key list: a comma-separated string or a list of strings, each element
 /// itself split on commas and trimmed, as sops does.
-fn key_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
+fn key_list<N: Yaml>(v: Option<&N>, what: &str) -> Result<Vec<String>, String> {
     let split = |s: &str| -> Vec<String> {
         s.split(',')
             .map(str::trim)
@@ -239,14 +323,14 @@ fn key_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
             .map(String::from)
             .collect()
     };
-    match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(split(s)),
-        Some(Value::Sequence(items)) => {
+    match v.map(N::view) {
+        None | Some(View::Null) => Ok(Vec::new()),
+        Some(View::Str(s)) => Ok(split(s)),
+        Some(View::Seq(items)) => {
             let mut out = Vec::new();
             for item in items {
-                match item {
-                    Value::String(s) => out.extend(split(s)),
+                match item.view() {
+                    View::Str(s) => out.extend(split(s)),
                     _ => return Err(format!("`{what}` entries must be strings")),
                 }
             }
@@ -264,13 +348,31 @@ fn key_list(v: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
 fn dedup(keys: Vec<String>) -> Vec<String> {
     let mut seen = rustc_hash::FxHashSet::default();
     seen.reserve(keys.len());
-    let mut out: Vec<String> = Vec::with_capacity(keys.len());
-    for k in keys {
-        if seen.insert(k.clone()) {
-            out.push(k);
-        }
+    let first: Vec<bool> = keys.iter().map(|k| seen.insert(k.as_str())).collect();
+    drop(seen);
+    keys.into_iter()
+        .zip(first)
+        .filter_map(|(k, first)| first.then_some(k))
+        .collect()
+}
+
+/// Whether `re` is a pattern the regex parser cannot refuse: literal
+/// characters that mean themselves (letters, digits, `/`, `_`, `-`),
+/// anchors `^` and `$`, `.` (alone or as `.*`) and the escape `\.`.
+fn plainly_valid(re: &str) -> bool {
+    let mut bytes = re.bytes();
+    let mut after_dot = false;
+    while let Some(b) = bytes.next() {
+        let dot = match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'_' | b'-' | b'^' | b'$' => false,
+            b'.' => true,
+            b'*' if after_dot => false,
+            b'\\' if bytes.next() == Some(b'.') => false,
+            _ => return false,
+        };
+        after_dot = dot;
     }
-    out
+    true
 }
 
 /// `&host_web age1…` anchors → (`age1…`, `host web`).
@@ -295,6 +397,43 @@ fn anchor_names(text: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    impl SopsConfig {
+        fn rule_for_ok(&self, file: &Path) -> Option<&CreationRule> {
+            self.rule_for(file).expect("every pattern compiles")
+        }
+    }
+
+    /// A pattern past the compiled size limit stops the search for a rule
+    /// with regex's error, as sops stops; a rule before it still wins.
+    #[test]
+    fn a_pattern_that_does_not_compile_is_an_error() {
+        let c = parse("creation_rules:\n  - path_regex: ^a/\n    age: age1a\n  - path_regex: '^b/\\w{50}'\n    age: age1b\n");
+        TEST_SIZE_LIMIT.with(|l| l.set(Some(1000)));
+        let first = c
+            .rule_for(Path::new("/f/secrets/a/x.yaml"))
+            .map(|r| r.map(|r| r.groups.clone()));
+        let second = c
+            .rule_for(Path::new("/f/secrets/b/x.yaml"))
+            .map(|r| r.is_some());
+        TEST_SIZE_LIMIT.with(|l| l.set(None));
+        assert_eq!(
+            first.expect("rule 1 compiles"),
+            Some(vec![vec!["age1a".to_string()]])
+        );
+        let want = regex::RegexBuilder::new("^b/\\w{50}")
+            .size_limit(1000)
+            .build()
+            .expect_err("too big")
+            .to_string();
+        let e = second.expect_err("rule 2 does not compile").to_string();
+        assert_eq!(
+            e,
+            format!(
+                "/f/secrets/.sops.yaml: creation rule 2: bad path_regex \"^b/\\\\w{{50}}\": {want}"
+            )
+        );
+    }
+
     /// An endless `.sops.yaml` (a link to /dev/zero, say) stops at the
     /// limit with an error naming it, instead of filling memory.
     #[test]
@@ -312,9 +451,13 @@ mod tests {
         let c = parse(
             "creation_rules:\n  - path_regex: ^web\\.yaml$\n    age: age1a, age1b\n  - age: [age1a]\n",
         );
-        let web = c.rule_for(Path::new("/f/secrets/web.yaml")).expect("rule");
+        let web = c
+            .rule_for_ok(Path::new("/f/secrets/web.yaml"))
+            .expect("rule");
         assert_eq!(web.groups, vec![vec!["age1a".to_string(), "age1b".into()]]);
-        let other = c.rule_for(Path::new("/f/secrets/db.yaml")).expect("rule");
+        let other = c
+            .rule_for_ok(Path::new("/f/secrets/db.yaml"))
+            .expect("rule");
         assert_eq!(other.groups, vec![vec!["age1a".to_string()]]);
     }
 
@@ -324,10 +467,10 @@ mod tests {
             "keys:\n  - &admin_master age1m\n  - &host_web age1w\ncreation_rules:\n  - path_regex: '^hosts/web/'\n    age: age1ignored\n    key_groups:\n      - age:\n          - *admin_master\n          - *host_web\n          - *admin_master\n        merge:\n          - age: ['age1x,age1y']\n",
         );
         let r = c
-            .rule_for(Path::new("/f/secrets/hosts/web/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/web/a.yaml"))
             .expect("rule");
         assert_eq!(r.groups, vec![vec!["age1m", "age1w", "age1x", "age1y"]]);
-        assert!(c.rule_for(Path::new("/f/secrets/other.yaml")).is_none());
+        assert!(c.rule_for_ok(Path::new("/f/secrets/other.yaml")).is_none());
         assert_eq!(c.name_of("age1w"), Some("host web"));
     }
 
@@ -348,10 +491,10 @@ mod tests {
         let text = "creation_rules:\n  - path_regex: '^hosts/(?:web|web-old)/'\n    age: age1a\n";
         let c = parse(text);
         assert!(c
-            .rule_for(Path::new("/f/secrets/hosts/web-old/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/web-old/a.yaml"))
             .is_some());
         assert!(c
-            .rule_for(Path::new("/f/secrets/hosts/webby/a.yaml"))
+            .rule_for_ok(Path::new("/f/secrets/hosts/webby/a.yaml"))
             .is_none());
     }
 
@@ -359,6 +502,191 @@ mod tests {
     fn repeated_keys_keep_their_first_place() {
         let keys = ["b", "a", "b", "c", "a"].map(String::from).to_vec();
         assert_eq!(dedup(keys), ["b", "a", "c"]);
+    }
+
+    fn summary(rules: &[CreationRule]) -> Vec<(String, bool, Vec<Vec<String>>)> {
+        rules
+            .iter()
+            .map(|r| (r.path_regex.clone(), r.regex.is_some(), r.groups.clone()))
+            .collect()
+    }
+
+    /// The stream reads `text` only when the loaded read accepts it, and
+    /// then to the same rules; returns whether the stream read it.
+    fn stream_agrees(text: &str) -> bool {
+        let loaded = loaded_rules(Path::new("/f/.sops.yaml"), text);
+        let Some(streamed) = stream::rules(text) else {
+            return false;
+        };
+        let loaded = loaded.unwrap_or_else(|e| panic!("streamed, loaded refuses: {e}\n{text}"));
+        assert_eq!(summary(&streamed), summary(&loaded), "{text}");
+        true
+    }
+
+    const USUAL: &[&str] = &[
+        "creation_rules:\n  - path_regex: ^web\\.yaml$\n    age: age1a, age1b\n  - age: [age1a]\n",
+        "keys:\n  - &admin_master age1m\n  - &host_web age1w\ncreation_rules:\n  - path_regex: '^hosts/web/'\n    age: age1ignored\n    key_groups:\n      - age:\n          - *admin_master\n          - *host_web\n          - *admin_master\n        merge:\n          - age: ['age1x,age1y']\n",
+        "creation_rules: [{path_regex: \"a(b|c)\", key_groups: [{age: [x, y]}, {age: z}]}]\n",
+        "# c\nstores: {yaml: {indent: 2}}\ncreation_rules:\n  - path_regex: ''\n    age:\n    pgp: 1\n    shamir_threshold: 2\n  - path_regex: ~\n    key_groups: []\n    age: |\n      age1p,\n      age1q\n",
+        "creation_rules:\n- path_regex: x\n  key_groups:\n  - merge: [{age: a}, {merge: [{age: [b, a]}]}]\n",
+    ];
+
+    #[test]
+    fn the_stream_reads_usual_configs_as_loaded() {
+        for text in USUAL {
+            assert!(stream_agrees(text), "not streamed: {text}");
+        }
+        let (text, _) = crate::render::yaml_events::sops_text(50);
+        assert!(stream_agrees(&text));
+        assert_eq!(parse(&text).rules.len(), 51);
+    }
+
+    /// Hostile or odd YAML: the stream leaves each to the loaded read (or
+    /// reads it to the same rules); the refusals are the loaded read's.
+    #[test]
+    fn the_stream_leaves_the_unusual_to_the_loaded_read() {
+        let odd = [
+            "",
+            "# only a comment\n",
+            "---\n",
+            "- a\n",
+            "creation_rules: []\n",
+            "creation_rules:\n",
+            "creation_rules: x\n",
+            "creation_rules: {a: b}\n",
+            "creation_rules: [a]\n",
+            "creation_rules: [{age: a}]\ncreation_rules: [{age: b}]\n",
+            "creation_rules: [{age: a, age: b}]\n",
+            "creation_rules: [{age: a, 'age': b}]\n",
+            "creation_rules: [{age: [*nope]}]\n",
+            "creation_rules: [{age: *nope}]\n",
+            "k: &m {age: a}\ncreation_rules: [*m]\n",
+            "k: &m {age: a}\ncreation_rules: [{<<: *m}]\n",
+            "k: &m {age: a}\ncreation_rules: [{<<: [*m], path_regex: x}]\n",
+            "creation_rules: [{<<: 1}]\n",
+            "creation_rules: [{'<<': {age: a}}]\n",
+            "creation_rules: [{age: a}]\n---\ncreation_rules: [{age: b}]\n",
+            "creation_rules: [{age: a}]\n...\n",
+            "--- !tag\ncreation_rules: [{age: a}]\n",
+            "creation_rules: !!seq [{age: a}]\n",
+            "creation_rules: [!!map {age: a}]\n",
+            "creation_rules: [{age: !!str a}]\n",
+            "creation_rules: [{path_regex: !!str a, age: b}]\n",
+            "creation_rules: [{age: [!x a]}]\n",
+            "creation_rules: [{path_regex: 1, age: a}]\n",
+            "creation_rules: [{path_regex: 1a, age: a}]\n",
+            "creation_rules: [{path_regex: '1', age: a}]\n",
+            "creation_rules: [{path_regex: true, age: a}]\n",
+            "creation_rules: [{path_regex: .inf, age: a}]\n",
+            "creation_rules: [{path_regex: '(', age: a}]\n",
+            "creation_rules: [{path_regex: [a], age: a}]\n",
+            "creation_rules: [{age: [1]}]\n",
+            "creation_rules: [{age: [null]}]\n",
+            "creation_rules: [{age: 1}]\n",
+            "creation_rules: [{age: {a: b}}]\n",
+            "creation_rules: [{key_groups: [a]}]\n",
+            "creation_rules: [{key_groups: [{merge: a}]}]\n",
+            "creation_rules: [{key_groups: x, age: a}]\n",
+            "creation_rules: [{key_groups: 1, age: a}]\n",
+            "creation_rules: [{1: a, age: b}]\n",
+            "creation_rules: [{~: a, age: b}]\n",
+            "creation_rules: [{[a]: b, age: c}]\n",
+            "creation_rules: [{{a: b}: c, age: d}]\n",
+            "? [a]\n: b\ncreation_rules: [{age: a}]\n",
+            "1: a\n1: b\ncreation_rules: [{age: a}]\n",
+            "x: {a: 1, a: 2}\ncreation_rules: [{age: a}]\n",
+            "x: [{a: 1, a: 2}]\ncreation_rules: [{age: a}]\n",
+            "x: &a [1]\ncreation_rules: [{age: a}]\n",
+            "k: &a age1x\nk2: &a age1y\ncreation_rules: [{age: [*a]}]\n",
+            "creation_rules: [{age: a}]\nk: *nope\n",
+            "creation_rules: [{age: a}]\nbroken: [\n",
+            "creation_rules: [{age: a}]\nbroken: 'x\n",
+            "\tcreation_rules: []\n",
+            "creation_rules: [{age: \"\\xff\"}]\n",
+            "creation_rules:\n  - age: a\n  - a\n",
+            "creation_rules:\n  - age: a\n  - path_regex: a{2,1}\n",
+            "creation_rules:\n  - &r {age: a}\n",
+            "\u{feff}creation_rules: [{age: a}]\n",
+            "&k creation_rules: [{age: a}]\n*k : [{age: b}]\n",
+            "x: &k creation_rules\n*k : [{age: b}]\n",
+            "creation_rules: [{age: a}]\n? x\n",
+            "{creation_rules: [{age: a}], x: [1, 2]}\n",
+            "creation_rules:\n  - key_groups:\n    - &g {age: a}\n    - *g\n",
+        ];
+        for text in odd {
+            stream_agrees(text);
+        }
+        // Nested beyond the stream's depth, and beyond the loaded read's.
+        for depth in [60, 70, 130] {
+            let text = format!(
+                "creation_rules: [{{age: a}}]\nx: {}{}\n",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            stream_agrees(&text);
+        }
+    }
+
+    /// Every fragment put at every line of each usual config: wherever
+    /// the stream reads the result, the loaded read gives the same rules.
+    #[test]
+    fn the_stream_agrees_wherever_a_fragment_lands() {
+        let fragments = [
+            "x: 1\n",
+            "creation_rules: []\n",
+            "  - age: z\n",
+            "    age: z\n",
+            "    path_regex: (\n",
+            "    <<: {age: m}\n",
+            "  - *nope\n",
+            "  - &a age1n\n",
+            "      - *admin_master\n",
+            "---\n",
+            "...\n",
+            "  x: [\n",
+            "    merge: 1\n",
+            "    1: a\n",
+            "    key_groups: [{age: q}]\n",
+            "    age: !!str q\n",
+        ];
+        let mut streamed = 0;
+        for base in USUAL {
+            let starts = (0..base.len()).filter(|&i| i == 0 || base.as_bytes()[i - 1] == b'\n');
+            for at in starts {
+                for f in fragments {
+                    let text = format!("{}{f}{}", &base[..at], &base[at..]);
+                    streamed += stream_agrees(&text) as usize;
+                }
+            }
+        }
+        assert!(streamed > 20, "{streamed}");
+    }
+
+    /// A pattern the syntax check skips is one the regex parser accepts:
+    /// every string up to 4 characters over the skipped alphabet and
+    /// what lies next to it.
+    #[test]
+    fn plainly_valid_patterns_parse() {
+        let alphabet = [
+            'a', 'Z', '0', '/', '_', '-', '^', '$', '.', '*', '\\', '(', '+', '?', ' ',
+        ];
+        let mut words = vec![String::new()];
+        let mut skipped = 0;
+        for _ in 0..4 {
+            words = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            for w in &words {
+                if plainly_valid(w) {
+                    skipped += 1;
+                    assert!(regex_syntax::Parser::new().parse(w).is_ok(), "{w:?}");
+                    assert!(Regex::new(w).is_ok(), "{w:?}");
+                }
+            }
+        }
+        assert!(plainly_valid("^hosts/web-1/") && plainly_valid(".*") && plainly_valid("\\.yaml$"));
+        assert!(skipped > 1000, "{skipped}");
     }
 
     #[test]

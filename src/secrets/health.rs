@@ -71,10 +71,27 @@ pub fn findings(root_dir: &Path, sops_yaml_rel: &Path) -> (Option<SopsConfig>, V
         }
     };
     let mut out = Vec::new();
+    let mut rule_failed = false;
     for scanned in super::scan(&config) {
         let file = scanned.path;
-        let Some(rule) = config.rule_for(&file) else {
-            continue;
+        let rule = match config.rule_for(&file) {
+            Ok(Some(rule)) => rule,
+            Ok(None) => continue,
+            // A pattern sops cannot compile: said once, for `.sops.yaml`.
+            Err(e) => {
+                if !rule_failed {
+                    rule_failed = true;
+                    let reason = match e {
+                        super::config::ConfigError::Io { source, .. } => source.to_string(),
+                        super::config::ConfigError::Invalid { message, .. } => message,
+                    };
+                    out.push(Finding::Unreadable {
+                        file: config.path.clone(),
+                        reason,
+                    });
+                }
+                continue;
+            }
         };
         let meta = match scanned.found {
             Ok((_, m)) => m,

@@ -50,11 +50,13 @@ pub fn candidate_files(config: &SopsConfig) -> Vec<PathBuf> {
 }
 
 /// The secret files: sops files that one of the creation rules covers
-/// (sops cannot re-key a file no rule matches).
+/// (sops cannot re-key a file no rule matches). A file whose search for
+/// a rule stops at a pattern that cannot compile is kept: sops, run on
+/// it, stops with that error, and the run reports it.
 pub fn secret_files(config: &SopsConfig) -> Vec<PathBuf> {
     scan(config)
         .into_iter()
-        .filter(|s| s.found.is_ok() && config.rule_for(&s.path).is_some())
+        .filter(|s| s.found.is_ok() && !matches!(config.rule_for(&s.path), Ok(None)))
         .map(|s| s.path)
         .collect()
 }

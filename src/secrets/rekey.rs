@@ -49,20 +49,30 @@ fn as_set(v: &[String]) -> BTreeSet<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Every secret file a rule covers, with its recipients now and wanted.
-pub fn survey(config: &SopsConfig) -> Vec<FileKeys> {
-    super::scan(config)
-        .into_iter()
-        .filter_map(|s| {
-            let (_, meta) = s.found.ok()?;
-            let rule = config.rule_for(&s.path)?;
-            Some(FileKeys {
-                have: meta.recipients().map(String::from).collect(),
-                want: rule.recipients().map(String::from).collect(),
-                path: s.path,
-            })
-        })
-        .collect()
+/// Every secret file a rule covers, with its recipients now and wanted;
+/// an error (for `.sops.yaml`) when the search for a file's rule stops at
+/// a pattern that cannot compile, as sops would stop.
+pub fn survey(config: &SopsConfig) -> Result<Vec<FileKeys>, (PathBuf, String)> {
+    let mut out = Vec::new();
+    for s in super::scan(config) {
+        let Ok((_, meta)) = s.found else {
+            continue;
+        };
+        let rule = match config.rule_for(&s.path) {
+            Ok(Some(rule)) => rule,
+            Ok(None) => continue,
+            Err(super::config::ConfigError::Invalid { message, .. }) => {
+                return Err((config.path.clone(), message))
+            }
+            Err(e) => return Err((config.path.clone(), e.to_string())),
+        };
+        out.push(FileKeys {
+            have: meta.recipients().map(String::from).collect(),
+            want: rule.recipients().map(String::from).collect(),
+            path: s.path,
+        });
+    }
+    Ok(out)
 }
 
 /// The encrypted values of a sops file (every `ENC[…]`, the MAC among
@@ -132,10 +142,13 @@ pub fn verify_revoked(
 
 /// Checks that every file has exactly the recipients its rule gives.
 pub fn verify_current(config: &SopsConfig, files: &[PathBuf]) -> Problems {
-    let keys: BTreeMap<PathBuf, FileKeys> = survey(config)
-        .into_iter()
-        .map(|k| (k.path.clone(), k))
-        .collect();
+    let keys: BTreeMap<PathBuf, FileKeys> = match survey(config) {
+        Ok(files) => files,
+        Err(problem) => return vec![problem],
+    }
+    .into_iter()
+    .map(|k| (k.path.clone(), k))
+    .collect();
     files
         .iter()
         .filter_map(|f| match keys.get(f) {
@@ -192,8 +205,14 @@ impl Outcome {
 /// starts again finds the same files), then `updatekeys` where the
 /// recipients differ, then the checks.
 pub fn rekey_and_rotate(sops: &Sops, config: &SopsConfig) -> Outcome {
-    let files = survey(config);
     let mut out = Outcome::default();
+    let files = match survey(config) {
+        Ok(files) => files,
+        Err(problem) => {
+            out.problems.push(problem);
+            return out;
+        }
+    };
     let to_rotate: Vec<PathBuf> = files
         .iter()
         .filter(|k| !k.dropped().is_empty())
