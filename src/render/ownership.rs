@@ -114,7 +114,7 @@ pub(super) fn problem_of(
     // to compare (see `Options::paths_only`), and a 10,000-host
     // config.tf.json read whole was 11-20 MB held for a yes. Whatever
     // this cannot prove is read whole below, with its words.
-    if streamed_previous_render(&file.path, &real) {
+    if streamed_previous_render(path, &real) {
         return None;
     }
     let old = match crate::fsutil::read_limited(&real, MAX_PREVIOUS_BYTES) {
