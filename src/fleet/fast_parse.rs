@@ -29,7 +29,9 @@ use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
 
-use super::ir::{self, BinOp, Expr, ExprKind, FlatSetBuilder, Literal, Name, SetDef, StrPart};
+use super::ir::{
+    self, BinOp, Expr, ExprKind, FlatSetBuilder, Ident, Literal, Name, SetDef, StrPart,
+};
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
 /// Below rnix's token-nesting bound (256) and its parser's recursion limit
@@ -692,12 +694,12 @@ impl Parser<'_> {
         let start = self.tok.start;
         let text = match self.tok.kind {
             T::Ident | T::Or => {
-                let text = self.tok_text()?.to_string();
+                let text = Ident::from(self.tok_text()?);
                 self.bump()?;
                 text
             }
             T::Quote | T::IndQuote => {
-                let mut text = String::new();
+                let mut text = Ident::default();
                 for part in self.string()? {
                     match part {
                         StrPart::Literal(l) => text.push_str(&l),
@@ -786,7 +788,7 @@ impl Parser<'_> {
             h += 1;
             let kind = ExprKind::HasAttr {
                 base: Box::new(e),
-                path,
+                path: path.into(),
             };
             e = self.mk(start, kind, h)?;
         }
@@ -869,7 +871,7 @@ impl Parser<'_> {
         };
         let kind = ExprKind::Select {
             base: Box::new(base),
-            path,
+            path: path.into(),
             default,
         };
         self.mk(start, kind, h + 1)
@@ -883,7 +885,7 @@ impl Parser<'_> {
             T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.to_string())]),
             T::Ident => match self.tok_text()? {
                 "__curPos" => return None,
-                name => ExprKind::Var(name.to_string()),
+                name => ExprKind::Var(Ident::from(name)),
             },
             T::Quote | T::IndQuote => return self.string_expr(),
             T::LParen => return self.paren(),

@@ -35,18 +35,18 @@ pub enum ExprKind {
     /// are resolved against the file's folder by the evaluator.
     Path(Vec<StrPart>),
     /// A variable (also `true`, `false` and `null`, which can be shadowed).
-    Var(String),
+    Var(Ident),
     List(Vec<Expr>),
     Set(Rc<SetDef>),
     Let(Rc<SetDef>, Box<Expr>),
     Select {
         base: Box<Expr>,
-        path: Vec<Name>,
+        path: Box<[Name]>,
         default: Option<Box<Expr>>,
     },
     HasAttr {
         base: Box<Expr>,
-        path: Vec<Name>,
+        path: Box<[Name]>,
     },
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
@@ -62,10 +62,15 @@ pub enum StrPart {
     Interpolation(Expr),
 }
 
+/// A variable or attribute name in the tree: most are short enough
+/// (`proxmox`, `vmid`, a host's name) to be held inline, without a heap
+/// block of their own, as the `Value`'s names are.
+pub type Ident = compact_str::CompactString;
+
 /// A static attribute name and where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Name {
-    pub text: String,
+    pub text: Ident,
     pub span: TextRange,
 }
 
@@ -99,7 +104,7 @@ pub struct SetDef {
     /// once, when the set is built, so the scope check can pass over a
     /// fleet's host without walking it.
     pub closed: bool,
-    pub entries: Box<[(String, Entry)]>,
+    pub entries: Box<[(Ident, Entry)]>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,7 +216,7 @@ impl Literal {
     /// A finished set as a literal when it is not `rec` and every entry is
     /// plain data; `nested` as for [`Literal::nested`].
     fn set(def: SetDef, nested: bool) -> Option<Result<Literal, SetDef>> {
-        let plain = |(_, e): &(String, Entry)| match &e.value {
+        let plain = |(_, e): &(Ident, Entry)| match &e.value {
             EntryValue::Expr(e) => e.is_plain(),
             _ => false,
         };
@@ -246,7 +251,7 @@ impl Literal {
                 name_span: entry.name_span,
                 value,
             };
-            out.push((name.into(), attr));
+            out.push((name, attr));
         }
         let value = Value {
             kind: Kind::Attrs(Attrs::from_sorted(out)),
@@ -382,7 +387,7 @@ impl Expr {
 }
 
 impl SetDef {
-    fn new(rec: bool, span: TextRange, entries: Box<[(String, Entry)]>) -> SetDef {
+    fn new(rec: bool, span: TextRange, entries: Box<[(Ident, Entry)]>) -> SetDef {
         let closed = entries.iter().all(|(_, e)| match &e.value {
             EntryValue::Expr(e) => e.is_closed(),
             EntryValue::Nested(set) => set.closed,
@@ -415,7 +420,7 @@ impl SetDef {
 pub struct SetBuilder {
     pub rec: bool,
     pub span: TextRange,
-    entries: BTreeMap<String, Building>,
+    entries: BTreeMap<Ident, Building>,
 }
 
 #[derive(Debug, Clone)]
@@ -612,7 +617,7 @@ impl Building {
 pub struct FlatSetBuilder {
     rec: bool,
     /// In source order until [`FlatSetBuilder::finish`] sorts them.
-    entries: Vec<(String, Entry)>,
+    entries: Vec<(Ident, Entry)>,
     /// Set once a path needs merging; every entry goes here from then on.
     merged: Option<SetBuilder>,
 }
@@ -704,7 +709,7 @@ impl FlatSetBuilder {
 }
 
 /// A merging builder fed `entries` (single names, source order).
-fn replay(rec: bool, entries: Vec<(String, Entry)>) -> Result<SetBuilder, EvalError> {
+fn replay(rec: bool, entries: Vec<(Ident, Entry)>) -> Result<SetBuilder, EvalError> {
     let mut b = SetBuilder::new(rec, TextRange::default());
     for (text, entry) in entries {
         let name = Name {
@@ -839,7 +844,7 @@ fn value_expr(value: Value) -> Expr {
                         name_span: attr.name_span,
                         value,
                     };
-                    (name.to_string(), entry)
+                    (Ident::from(name), entry)
                 })
                 .collect();
             ExprKind::Set(Rc::new(SetDef::new(false, value.span, entries)))

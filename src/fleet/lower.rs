@@ -128,7 +128,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         ast::Expr::Str(s) => ExprKind::Str(string_parts(s, d)?),
         ast::Expr::PathAbs(p) => ExprKind::Path(path_parts(p.parts(), d)?),
         ast::Expr::PathRel(p) => ExprKind::Path(path_parts(p.parts(), d)?),
-        ast::Expr::Ident(i) => ExprKind::Var(ident_text(i)),
+        ast::Expr::Ident(i) => ExprKind::Var(ident_text(i).into()),
         // Nix has no node for parentheses: `a = ({ b = 1; });` merges like
         // `a = { b = 1; };`, and the value's range is the inner one.
         ast::Expr::Paren(p) => return child(p.expr(), span, d),
@@ -147,7 +147,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         }
         ast::Expr::Select(s) => ExprKind::Select {
             base: boxed(s.expr(), span, d)?,
-            path: attr_path(s.attrpath(), span)?,
+            path: attr_path(s.attrpath(), span)?.into(),
             default: match s.default_expr() {
                 Some(e) => Some(Box::new(lower_expr(&e, d)?)),
                 None => None,
@@ -155,7 +155,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         },
         ast::Expr::HasAttr(h) => ExprKind::HasAttr {
             base: boxed(h.expr(), span, d)?,
-            path: attr_path(h.attrpath(), span)?,
+            path: attr_path(h.attrpath(), span)?.into(),
         },
         ast::Expr::BinOp(b) => {
             let op = binop(b.operator(), span)?;
@@ -231,7 +231,7 @@ fn attr_path(path: Option<ast::Attrpath>, span: TextRange) -> Result<Vec<Name>> 
     path.attrs()
         .map(|a| {
             Ok(Name {
-                text: attr_name(&a)?,
+                text: attr_name(&a)?.into(),
                 span: a.syntax().text_range(),
             })
         })
@@ -249,7 +249,7 @@ fn set_def<N: HasEntry>(node: &N, rec: bool, d: usize) -> Result<SetDef> {
                 };
                 for attr in inh.attrs() {
                     let name = Name {
-                        text: attr_name(&attr)?,
+                        text: attr_name(&attr)?.into(),
                         span: attr.syntax().text_range(),
                     };
                     def.inherit(name, from.clone())?;
