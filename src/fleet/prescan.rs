@@ -569,6 +569,12 @@ mod tests {
     /// them: the verdict, the diagnostic and the cost.
     fn same_as_old(text: &str, cut: usize) {
         assert_eq!(check(text), old::check(text), "check {text:?}");
+        same_halves_as_old(text, cut);
+    }
+
+    /// [`same_as_old`] but for the whole text, which does not depend on
+    /// the cut: for many cuts of one text.
+    fn same_halves_as_old(text: &str, cut: usize) {
         assert_eq!(
             check_head(text, cut),
             old::check_head(text, cut),
@@ -596,10 +602,17 @@ mod tests {
         texts.push(format!("{{ a = {}1; }}", "- ".repeat(MAX_PREFIX + 1)));
         texts.push(format!("{{ a = {}; }}", vec!["1"; MAX_CHAIN + 2].join("+")));
         for text in &texts {
-            // Every cut in the small files; a few hundred in the large.
-            let step = (text.len() / 500).max(1);
+            assert_eq!(check(text), old::check(text), "check {text:?}");
+            // Every cut in the small texts (up to 8 KiB: the files, the
+            // run, prefix and chain bounds); 32 cuts, each scanning the
+            // whole 1.2 MB twice over, in the one that crosses the cost.
+            let step = if text.len() <= 8 * 1024 {
+                1
+            } else {
+                text.len() / 32
+            };
             for cut in (0..=text.len()).step_by(step) {
-                same_as_old(text, cut);
+                same_halves_as_old(text, cut);
             }
         }
     }
