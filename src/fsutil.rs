@@ -167,18 +167,7 @@ impl Draft {
         if ours.metadata()?.len() != theirs.metadata()?.len() {
             return Ok(false);
         }
-        let mut a = vec![0u8; 64 * 1024];
-        let mut b = vec![0u8; 64 * 1024];
-        loop {
-            let n = read_full(&mut ours, &mut a)?;
-            let m = read_full(&mut theirs, &mut b[..n.max(1)])?;
-            if n != m || a[..n] != b[..m] {
-                return Ok(false);
-            }
-            if n == 0 {
-                return Ok(true);
-            }
-        }
+        same_bytes(&mut ours, &mut theirs)
     }
 
     /// [`stage`] for the text already written: the destination is checked
@@ -196,9 +185,26 @@ impl Draft {
     }
 }
 
-/// Fills `buf` unless the file ends first; the bytes read.
-fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read as _;
+/// Whether `theirs` holds exactly what `ours` reads, a block at a time:
+/// neither is held whole, and `theirs` is read at most one byte past the
+/// end of `ours`, so a hostile file (/dev/zero) stays finite.
+pub fn same_bytes(mut ours: impl std::io::Read, theirs: &mut File) -> std::io::Result<bool> {
+    let mut a = vec![0u8; 64 * 1024];
+    let mut b = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_full(&mut ours, &mut a)?;
+        let m = read_full(&mut *theirs, &mut b[..n.max(1)])?;
+        if n != m || a[..n] != b[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Fills `buf` unless the reader ends first; the bytes read.
+fn read_full(mut f: impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {

@@ -354,26 +354,7 @@ fn write_sources(
 /// peak). Reads at most one byte more than `contents`, so a hostile
 /// destination (/dev/zero) stays finite.
 pub(crate) fn same_contents(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut block = vec![0u8; 64 * 1024];
-    let mut rest = contents;
-    loop {
-        // One byte past the end of `contents` is enough to see a longer file.
-        let want = rest.len().saturating_add(1).min(block.len());
-        let n = match file.read(&mut block[..want]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return Ok(rest.is_empty());
-        }
-        match rest.strip_prefix(&block[..n]) {
-            Some(r) => rest = r,
-            None => return Ok(false),
-        }
-    }
+    crate::fsutil::same_bytes(contents, &mut std::fs::File::open(path)?)
 }
 
 /// A stale file found by `--check`: its path and a unified diff from the
