@@ -290,6 +290,41 @@ fn a_broken_or_absent_sops_yaml_is_reported_once() {
     );
 }
 
+/// A `path_regex` that parses but is past regex's compiled size limit
+/// (as sops' Go regexp would refuse a pattern it cannot compile): `pve
+/// check` fails naming the file, the rule and the pattern, and no file of
+/// the fleet changes.
+#[test]
+fn a_path_regex_too_big_to_compile_fails_the_check_and_changes_nothing() {
+    let fleet = example_fleet();
+    let root = fleet.path();
+    let k = keys(root);
+    write(
+        root,
+        "secrets/a.yaml",
+        &sops_yaml_file(&[&k.admin.recipient]),
+    );
+    write(
+        root,
+        "secrets/.sops.yaml",
+        &format!(
+            "creation_rules:\n  - path_regex: '^\\w{{1000}}'\n    age: {}\n",
+            k.admin.recipient
+        ),
+    );
+    let before = crate::support::files(root, &[]);
+    let (code, findings) = check(root, &[]);
+    assert_eq!((code, findings.len()), (1, 1), "{findings:#?}");
+    let d = find(&findings, "secret-unreadable", "secrets/.sops.yaml");
+    let message = d["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("creation rule 1: bad path_regex \"^\\\\w{1000}\"")
+            && message.contains("exceeds size limit"),
+        "{d}"
+    );
+    assert_eq!(crate::support::files(root, &[]), before);
+}
+
 #[test]
 fn no_secrets_folder_means_no_findings_and_sops_path_is_honoured() {
     let fleet = example_fleet();
