@@ -43,7 +43,11 @@ pub fn recipient_from_point(point: &[u8; 32]) -> Result<String, KeyError> {
 /// of them (Montgomery's trick) instead of one per key: at 10,000 hosts
 /// the inversions were a seventh of `pve check`.
 pub fn recipients_from_points(points: &[[u8; 32]]) -> Vec<Result<String, KeyError>> {
-    on_cores(points, recipients_on_this_thread)
+    on_cores(points, |part, out| {
+        for (o, r) in out.iter_mut().zip(recipients_on_this_thread(part)) {
+            *o = r;
+        }
+    })
 }
 
 /// What tells recipients apart without writing them: the canonical y of
@@ -58,7 +62,11 @@ pub struct RecipientId([u8; 32]);
 /// point's [`RecipientId`], or the refusal `recipients_from_points` gives.
 /// No inversion and no text: a tenth of the work of the conversion.
 pub fn recipient_ids_from_points(points: &[[u8; 32]]) -> Vec<Result<RecipientId, KeyError>> {
-    on_cores(points, |part| part.iter().map(check_point).collect())
+    on_cores(points, |part, out| {
+        for (o, p) in out.iter_mut().zip(part) {
+            *o = check_point(p);
+        }
+    })
 }
 
 /// The [`RecipientId`] of an `age1...` recipient, or None when no
@@ -80,34 +88,41 @@ pub fn recipient_id(recipient: &str) -> Option<RecipientId> {
     Some(RecipientId(field::to_bytes(&y)))
 }
 
-/// `convert` on parts of `points`, one per core, the results in order.
-fn on_cores<T: Send>(points: &[[u8; 32]], convert: fn(&[[u8; 32]]) -> Vec<T>) -> Vec<T> {
+/// Converts the keys of its first argument into its second.
+type Convert<T> = fn(&[[u8; 32]], &mut [Result<T, KeyError>]);
+
+/// `convert` on parts of `points`, one per core, each writing its part
+/// of the results in place (gathering each thread's own list was a copy
+/// of them all).
+fn on_cores<T: Send>(points: &[[u8; 32]], convert: Convert<T>) -> Vec<Result<T, KeyError>> {
+    // Every result is written; the error is only what the list starts with.
+    let mut out: Vec<Result<T, KeyError>> = points.iter().map(|_| Err(KeyError::Empty)).collect();
     // Halves on the machine's cores, each with its own inversion: at
     // 10,000 hosts this is a fifth of `pve check`.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || points.len() < 512 {
-        return convert(points);
+        convert(points, &mut out);
+        return out;
     }
     let chunk = points.len().div_ceil(threads);
     std::thread::scope(|s| {
         let workers: Vec<_> = points
             .chunks(chunk)
-            .map(|part| {
+            .zip(out.chunks_mut(chunk))
+            .map(|(part, found)| {
                 s.spawn(move || {
-                    let found = convert(part);
+                    convert(part, found);
                     crate::fleet::memory::release_freed();
-                    found
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| match w.join() {
-                Ok(found) => found,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+        for w in workers {
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    out
 }
 
 fn recipients_on_this_thread(points: &[[u8; 32]]) -> Vec<Result<String, KeyError>> {
