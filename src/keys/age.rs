@@ -60,7 +60,8 @@ pub struct RecipientId([u8; 32]);
 
 /// [`recipients_from_points`] for comparing only (`pve check`): each
 /// point's [`RecipientId`], or the refusal `recipients_from_points` gives.
-/// No inversion and no text: a tenth of the work of the conversion.
+/// No inversion and no text: what is left is the test that each point
+/// is on the curve (its Jacobi symbol).
 pub fn recipient_ids_from_points(points: &[[u8; 32]]) -> Vec<Result<RecipientId, KeyError>> {
     on_cores(points, |part, out| {
         for (o, p) in out.iter_mut().zip(part) {
