@@ -43,38 +43,94 @@ pub fn recipient_from_point(point: &[u8; 32]) -> Result<String, KeyError> {
 /// of them (Montgomery's trick) instead of one per key: at 10,000 hosts
 /// the inversions were a seventh of `pve check`.
 pub fn recipients_from_points(points: &[[u8; 32]]) -> Vec<Result<String, KeyError>> {
+    on_cores(points, |part, out| {
+        for (o, r) in out.iter_mut().zip(recipients_on_this_thread(part)) {
+            *o = r;
+        }
+    })
+}
+
+/// What tells recipients apart without writing them: the canonical y of
+/// the Ed25519 point (sign bit cleared, reduced mod p). u = (1 + y) /
+/// (1 − y) is one to one (y = 1 is refused as small order), and a
+/// recipient is u written canonically, so two keys have the same
+/// recipient exactly when they have the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecipientId([u8; 32]);
+
+/// [`recipients_from_points`] for comparing only (`pve check`): each
+/// point's [`RecipientId`], or the refusal `recipients_from_points` gives.
+/// No inversion and no text: what is left is the test that each point
+/// is on the curve (its Jacobi symbol).
+pub fn recipient_ids_from_points(points: &[[u8; 32]]) -> Vec<Result<RecipientId, KeyError>> {
+    on_cores(points, |part, out| {
+        for (o, p) in out.iter_mut().zip(part) {
+            *o = check_point(p);
+        }
+    })
+}
+
+/// The [`RecipientId`] of an `age1...` recipient, or None when no
+/// Ed25519 key converts to it: a converted recipient is always written
+/// the one way Bech32 gives for a u below p, and u = −1 has no y.
+pub fn recipient_id(recipient: &str) -> Option<RecipientId> {
+    let u = parse_recipient(recipient).ok()?;
+    if u[31] & 0x80 != 0 || encode_recipient(&u) != recipient {
+        return None;
+    }
+    let fe = field::y_of(&u);
+    let den = field::add(&fe, &field::ONE);
+    if field::to_bytes(&fe) != u || field::to_bytes(&den) == [0; 32] {
+        return None;
+    }
+    // y = (u − 1) / (u + 1), the inverse of u = (1 + y) / (1 − y).
+    let inv = field::batch_invert(&[den]);
+    let y = field::mul(&field::sub(&fe, &field::ONE), inv.first()?);
+    Some(RecipientId(field::to_bytes(&y)))
+}
+
+/// Converts the keys of its first argument into its second.
+type Convert<T> = fn(&[[u8; 32]], &mut [Result<T, KeyError>]);
+
+/// `convert` on parts of `points`, one per core, each writing its part
+/// of the results in place (gathering each thread's own list was a copy
+/// of them all).
+fn on_cores<T: Send>(points: &[[u8; 32]], convert: Convert<T>) -> Vec<Result<T, KeyError>> {
+    // Every result is written; the error is only what the list starts with.
+    let mut out: Vec<Result<T, KeyError>> = points.iter().map(|_| Err(KeyError::Empty)).collect();
     // Halves on the machine's cores, each with its own inversion: at
     // 10,000 hosts this is a fifth of `pve check`.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads < 2 || points.len() < 512 {
-        return recipients_on_this_thread(points);
+        convert(points, &mut out);
+        return out;
     }
     let chunk = points.len().div_ceil(threads);
     std::thread::scope(|s| {
         let workers: Vec<_> = points
             .chunks(chunk)
-            .map(|part| {
+            .zip(out.chunks_mut(chunk))
+            .map(|(part, found)| {
                 s.spawn(move || {
-                    let recipients = recipients_on_this_thread(part);
+                    convert(part, found);
                     crate::fleet::memory::release_freed();
-                    recipients
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| match w.join() {
-                Ok(found) => found,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+        for w in workers {
+            if let Err(panic) = w.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    out
 }
 
 fn recipients_on_this_thread(points: &[[u8; 32]]) -> Vec<Result<String, KeyError>> {
     // Every point is tested for being on the curve and for small order,
     // refused as one at a time refuses it (see `check_point`).
-    let checked: Vec<Result<(), KeyError>> = points.iter().map(check_point).collect();
+    let checked: Vec<Result<(), KeyError>> =
+        points.iter().map(|p| check_point(p).map(|_| ())).collect();
     let ys: Vec<field::Fe> = points
         .iter()
         .zip(&checked)
@@ -99,10 +155,12 @@ fn recipients_on_this_thread(points: &[[u8; 32]]) -> Vec<Result<String, KeyError
 /// Jacobi symbol answers in a third of the square root's time (the root
 /// itself is never needed: u depends on y alone). Small order depends on
 /// y alone too (both x of a y are torsion points or neither), so it is a
-/// look-up among the torsion points' y.
-fn check_point(point: &[u8; 32]) -> Result<(), KeyError> {
+/// look-up among the torsion points' y. Gives the point's
+/// [`RecipientId`].
+fn check_point(point: &[u8; 32]) -> Result<RecipientId, KeyError> {
     let y = field::y_of(point);
-    if torsion_ys().contains(&field::to_bytes(&y)) {
+    let canonical = field::to_bytes(&y);
+    if torsion_ys().contains(&canonical) {
         return Err(KeyError::SmallOrder);
     }
     let yy = field::square(&y);
@@ -110,7 +168,7 @@ fn check_point(point: &[u8; 32]) -> Result<(), KeyError> {
     let v = field::add(&field::mul(&yy, &field::D), &field::ONE);
     // u/v is a square iff u·v is (v is never 0: −1/d is not a square).
     if field::is_square(&field::mul(&u, &v)) {
-        Ok(())
+        Ok(RecipientId(canonical))
     } else {
         Err(KeyError::InvalidPoint)
     }
@@ -519,6 +577,112 @@ mod tests {
         assert_eq!(recipients_from_points(&many), expected);
     }
 
+    /// Real points, each also negated (the same recipient from other
+    /// bytes), with an invalid one, a small-order one and a repeat.
+    fn mixed_points() -> Vec<[u8; 32]> {
+        let mut points = Vec::new();
+        for k in 1u64..120 {
+            let p = (curve25519_dalek::constants::ED25519_BASEPOINT_POINT
+                * curve25519_dalek::Scalar::from(k * 7919 + 3))
+            .compress()
+            .to_bytes();
+            let mut negated = p;
+            negated[31] ^= 0x80;
+            points.extend([p, negated]);
+        }
+        let mut invalid = [0u8; 32];
+        invalid[0] = 2;
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        points.insert(5, invalid);
+        points.insert(50, identity);
+        points.push(points[7]);
+        points
+    }
+
+    /// The fast path of `pve check` (ids) refuses what the conversion
+    /// refuses, and finds two recipients equal exactly when their texts
+    /// are.
+    #[test]
+    fn ids_are_equal_exactly_when_recipients_are() {
+        // Twice over the threads' threshold: both paths of `on_cores`.
+        for points in [mixed_points(), mixed_points().repeat(3)] {
+            let recipients = recipients_from_points(&points);
+            let ids = recipient_ids_from_points(&points);
+            assert_eq!(ids.len(), recipients.len());
+            for (id, r) in ids.iter().zip(&recipients) {
+                match (id, r) {
+                    (Ok(id), Ok(r)) => assert_eq!(recipient_id(r), Some(*id), "{r}"),
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let mut equal = 0;
+            for (i, a) in ids.iter().enumerate() {
+                for (j, b) in ids.iter().enumerate() {
+                    if let (Ok(a), Ok(b)) = (a, b) {
+                        assert_eq!(a == b, recipients[i] == recipients[j], "{i} {j}");
+                        equal += usize::from(i != j && a == b);
+                    }
+                }
+            }
+            assert!(equal >= 240, "{equal}");
+        }
+    }
+
+    /// An `age1...` text with these 5-bit groups, checksummed.
+    fn bech32_of_groups(groups: &[u8]) -> String {
+        const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+        let mut checksum = RECIPIENT_HRP_CHECKSUM;
+        let mut out = String::from("age1");
+        for g in groups {
+            checksum = polymod_step(checksum, *g);
+            out.push(CHARSET[*g as usize] as char);
+        }
+        for _ in 0..6 {
+            checksum = polymod_step(checksum, 0);
+        }
+        checksum ^= 1;
+        for i in 0..6 {
+            out.push(CHARSET[((checksum >> (5 * (5 - i))) & 31) as usize] as char);
+        }
+        out
+    }
+
+    #[test]
+    fn no_key_has_the_id_of_a_recipient_no_key_converts_to() {
+        let real = recipient_from_point(&mixed_points()[0]).unwrap();
+        assert!(recipient_id(&real).is_some());
+        // The same u with a padding bit set (if the parser takes it).
+        let mut groups: Vec<u8> = real[4..56]
+            .bytes()
+            .map(|c| {
+                b"qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+                    .iter()
+                    .position(|x| *x == c)
+                    .unwrap() as u8
+            })
+            .collect();
+        assert_eq!(bech32_of_groups(&groups), real);
+        groups[51] |= 1;
+        let padded = bech32_of_groups(&groups);
+        assert_ne!(padded, real);
+        assert_eq!(recipient_id(&padded), None);
+        // u = −1 (no y), u = p + 1 (not reduced), u ≥ 2^255, not Bech32.
+        let minus_one = field::to_bytes(&field::sub(&field::y_of(&[0; 32]), &field::ONE));
+        let mut p_plus_one = [0xffu8; 32];
+        p_plus_one[0] = 0xee;
+        p_plus_one[31] = 0x7f;
+        let mut top = [0u8; 32];
+        top[31] = 0x80;
+        for u in [minus_one, p_plus_one, top] {
+            let text = encode_recipient(&u);
+            assert!(parse_recipient(&text).is_ok());
+            assert_eq!(recipient_id(&text), None, "{text}");
+        }
+        assert_eq!(recipient_id("age1short"), None);
+    }
+
     proptest::proptest! {
         #[test]
         fn recipients_encode_as_the_bech32_crate_does(u in proptest::array::uniform32(0u8..)) {
@@ -589,7 +753,7 @@ mod tests {
         }
         let mut refused = 0;
         for p in &edges {
-            assert_eq!(check_point(p), dalek_check(p), "{p:02x?}");
+            assert_eq!(check_point(p).map(|_| ()), dalek_check(p), "{p:02x?}");
             refused += usize::from(check_point(p).is_err());
         }
         // Both kinds of refusal are among them, and acceptances too.
@@ -605,7 +769,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn fast_check_refuses_what_decompression_refuses(bytes in proptest::array::uniform32(0u8..)) {
-            proptest::prop_assert_eq!(check_point(&bytes), dalek_check(&bytes));
+            proptest::prop_assert_eq!(check_point(&bytes).map(|_| ()), dalek_check(&bytes));
         }
 
         #[test]
@@ -617,7 +781,7 @@ mod tests {
             if negate {
                 p[31] ^= 0x80;
             }
-            proptest::prop_assert_eq!(check_point(&p), Ok(()));
+            proptest::prop_assert_eq!(check_point(&p).map(|_| ()), Ok(()));
             proptest::prop_assert_eq!(dalek_check(&p), Ok(()));
         }
     }

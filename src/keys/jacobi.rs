@@ -53,15 +53,13 @@ pub(super) fn is_residue(a: &[u64; 4]) -> bool {
     !negative
 }
 
-/// [`is_residue`] by exact steps alone (what the batches must agree with).
+/// [`is_residue`] by exact steps alone, to the end (what the batches and
+/// [`residue_128`] must agree with).
 #[cfg(test)]
 pub(super) fn is_residue_exact(a: &[u64; 4]) -> bool {
     let (mut a, mut n) = (*a, P);
     let mut negative = false;
     while a != [0; 4] {
-        if a[2] | a[3] | n[2] | n[3] == 0 {
-            return residue_128(wide(&a), wide(&n), negative);
-        }
         exact_step(&mut a, &mut n, &mut negative);
     }
     !negative
@@ -91,6 +89,10 @@ fn batch(a: &mut [u64; 4], n: &mut [u64; 4], negative: &mut bool) -> bool {
     let (mut fa, mut ga, mut f_n, mut g_n) = (1i64, 0i64, 0i64, 1i64);
     let mut sign = *negative;
     let mut left = STEPS;
+    // The sign's flips, in bit 0. The steps are written without branches:
+    // whether to swap is a coin toss, and mispredicted branches were
+    // nearly half of the time.
+    let mut flips = 0u64;
     loop {
         // All the zeros at once, but no more than the halvings left (the
         // sentinel bit).
@@ -100,28 +102,35 @@ fn batch(a: &mut [u64; 4], n: &mut [u64; 4], negative: &mut bool) -> bool {
         f_n <<= zeros;
         g_n <<= zeros;
         left -= zeros;
-        // (2/n) = −1 when n ≡ 3, 5 (mod 8).
-        if zeros & 1 == 1 && matches!(low_n & 7, 3 | 5) {
-            sign = !sign;
-        }
+        // (2/n) = −1 when n ≡ 3, 5 (mod 8): bit 1 of n differs from bit 2.
+        flips ^= u64::from(zeros) & ((low_n >> 1) ^ (low_n >> 2));
         if left == 0 {
             break;
         }
-        if top_a < top_n {
-            // Reciprocity: both ≡ 3 (mod 4) flips the sign.
-            if low_a & low_n & 3 == 3 {
-                sign = !sign;
-            }
-            std::mem::swap(&mut low_a, &mut low_n);
-            std::mem::swap(&mut top_a, &mut top_n);
-            std::mem::swap(&mut fa, &mut f_n);
-            std::mem::swap(&mut ga, &mut g_n);
-        }
+        // All ones when a < n: then swap them.
+        let swap = u64::from(top_a < top_n).wrapping_neg();
+        // Reciprocity: both ≡ 3 (mod 4) flips the sign (both are odd, so
+        // bit 1 of each says it).
+        flips ^= swap & ((low_a & low_n) >> 1);
+        let t = (low_a ^ low_n) & swap;
+        low_a ^= t;
+        low_n ^= t;
+        let t = (top_a ^ top_n) & swap;
+        top_a ^= t;
+        top_n ^= t;
+        let swap = swap as i64;
+        let t = (fa ^ f_n) & swap;
+        fa ^= t;
+        f_n ^= t;
+        let t = (ga ^ g_n) & swap;
+        ga ^= t;
+        g_n ^= t;
         low_a = low_a.wrapping_sub(low_n);
         top_a -= top_n;
         fa -= f_n;
         ga -= g_n;
     }
+    sign ^= flips & 1 == 1;
     let (Some(next_a), Some(next_n)) = (combine(a, n, fa, ga), combine(a, n, f_n, g_n)) else {
         return false;
     };
@@ -193,23 +202,22 @@ fn exact_step(a: &mut [u64; 4], n: &mut [u64; 4], negative: &mut bool) {
     }
 }
 
-/// The same steps on numbers below 2^128, from the sign found so far.
-fn residue_128(mut a: u128, mut n: u128, mut negative: bool) -> bool {
+/// The same steps on numbers below 2^128, from the sign found so far,
+/// without branches as in [`batch`].
+fn residue_128(mut a: u128, mut n: u128, negative: bool) -> bool {
+    let mut flips = u128::from(negative);
     while a != 0 {
         let zeros = a.trailing_zeros();
         a >>= zeros;
-        if zeros % 2 == 1 && matches!(n & 7, 3 | 5) {
-            negative = !negative;
-        }
-        if a < n {
-            std::mem::swap(&mut a, &mut n);
-            if a & 3 == 3 && n & 3 == 3 {
-                negative = !negative;
-            }
-        }
+        flips ^= u128::from(zeros) & ((n >> 1) ^ (n >> 2));
+        let swap = u128::from(a < n).wrapping_neg();
+        flips ^= swap & ((a & n) >> 1);
+        let t = (a ^ n) & swap;
+        a ^= t;
+        n ^= t;
         a -= n;
     }
-    !negative
+    flips & 1 == 0
 }
 
 fn trailing_zeros(a: &[u64; 4]) -> u32 {

@@ -9,7 +9,8 @@ mod jacobi;
 pub mod openssh;
 
 pub use age::{
-    identity_from_seed, parse_recipient, recipient_from_point, recipients_from_points, ssh_to_age,
+    identity_from_seed, parse_recipient, recipient_from_point, recipient_id,
+    recipient_ids_from_points, recipients_from_points, ssh_to_age, RecipientId,
 };
 pub use openssh::{private_key_to_age, Passphrase};
 

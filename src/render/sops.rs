@@ -165,20 +165,38 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
         ));
     }
 
+    let admin_aliases: Vec<&str> = admins.iter().map(|a| a.anchor.as_str()).collect();
+    let admin_names: Vec<&str> = sops.admins.keys().map(String::as_str).collect();
+
     // A placeholder (the `public-key` rule let it through as a warning):
     // the host has no key yet.
-    let keyed: Vec<(&crate::fleet::model::Host, _, [u8; 32])> = loaded
-        .fleet
-        .hosts
-        .iter()
-        .filter_map(|h| {
-            let k = h.public_key.as_ref()?;
-            Some((h, k, *h.public_point()?.as_ref().ok()?))
-        })
-        .collect();
+    let mut keyed = Vec::new();
+    let mut points: Vec<[u8; 32]> = Vec::new();
+    for h in &loaded.fleet.hosts {
+        if let (Some(k), Some(Ok(p))) = (&h.public_key, h.public_point()) {
+            keyed.push((h, k));
+            points.push(*p);
+        }
+    }
+    if options.paths_only {
+        // `pve check` needs only the refusals: the recipients compared
+        // without their text, and the rules for their own mistakes (a
+        // host's anchor only names it in the text).
+        first_shared_recipient(loaded, &admins, &keyed, &points)?;
+        extra_rules(
+            loaded,
+            &HostRecipients(Vec::new()),
+            &admin_names,
+            &admin_aliases,
+        )?;
+        // Nothing below refuses: what is left is the text, which `pve
+        // check` does not need (a file that starts with the header is ours,
+        // and so would the text be).
+        return Ok(String::new());
+    }
     // All keys at once: one field inversion for the whole fleet.
-    let points: Vec<[u8; 32]> = keyed.iter().map(|(_, _, p)| *p).collect();
     let converted = keys::recipients_from_points(&points);
+    drop(points);
     // The first refusal in host order: a key that does not convert, or a
     // recipient an admin or an earlier host has already.
     let mut seen: HashMap<&str, (Who, TextRange)> =
@@ -188,18 +206,10 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
             .iter()
             .map(|a| (a.recipient.as_str(), (a.who, a.span))),
     );
-    for ((h, k, _), recipient) in keyed.iter().zip(&converted) {
-        let recipient = recipient.as_ref().map_err(|e| {
-            invalid(
-                loaded,
-                Diagnostic::error(
-                    Code::BadPublicKey,
-                    k.span,
-                    format!("`{}.publicKey` cannot be converted to an age recipient: {e}", h.name),
-                )
-                .help("copy /etc/ssh/ssh_host_ed25519_key.pub of the host exactly, or let `pve integrate` write it"),
-            )
-        })?;
+    for ((h, k), recipient) in keyed.iter().zip(&converted) {
+        let recipient = recipient
+            .as_ref()
+            .map_err(|e| unconvertible(loaded, h, k, e))?;
         let who = Who::Host(&h.name);
         if let Some(first) = seen.get(recipient.as_str()) {
             return Err(duplicate_recipient(
@@ -212,16 +222,10 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     }
     drop(seen);
     let mut hosts = Vec::with_capacity(keyed.len());
-    for ((h, k, _), recipient) in keyed.into_iter().zip(converted) {
+    for ((h, k), recipient) in keyed.into_iter().zip(converted) {
         let Ok(recipient) = recipient else { continue };
-        // `pve check` needs no anchors: they only name keys in the text.
-        let anchor = if options.paths_only {
-            String::new()
-        } else {
-            unique_anchor(&mut anchors, "host", &h.name)
-        };
         let r = Recipient {
-            anchor,
+            anchor: unique_anchor(&mut anchors, "host", &h.name),
             recipient,
             who: Who::Host(&h.name),
             span: k.span,
@@ -233,8 +237,6 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     hosts.sort_by(|a, b| a.0.cmp(b.0));
     let hosts = HostRecipients(hosts);
 
-    let admin_aliases: Vec<&str> = admins.iter().map(|a| a.anchor.as_str()).collect();
-    let admin_names: Vec<&str> = sops.admins.keys().map(String::as_str).collect();
     // The host rules and the catch-all give only the hosts that take
     // secrets; `_sops.rules` gives whom it names.
     let taking: HashSet<&str> = loaded
@@ -247,12 +249,6 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     let takes = |name: &str| taking.contains(name);
 
     let mut rules = extra_rules(loaded, &hosts, &admin_names, &admin_aliases)?;
-    if options.paths_only {
-        // Nothing below refuses: what is left is the text, which `pve
-        // check` does not need (a file that starts with the header is ours,
-        // and so would the text be).
-        return Ok(String::new());
-    }
     rules.extend(loaded.fleet.hosts.iter().map(|h| {
         let r = hosts.get(h.name.as_str()).filter(|_| h.takes_secrets());
         Rule {
@@ -342,6 +338,71 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
         parse_back(&text, &recipients, rule_count)?;
     }
     Ok(text)
+}
+
+/// The error for host `h`, whose `publicKey` `k` does not convert.
+fn unconvertible(
+    loaded: &Loaded,
+    h: &crate::fleet::model::Host,
+    k: &crate::fleet::Spanned<String>,
+    e: &KeyError,
+) -> AppError {
+    invalid(
+        loaded,
+        Diagnostic::error(
+            Code::BadPublicKey,
+            k.span,
+            format!("`{}.publicKey` cannot be converted to an age recipient: {e}", h.name),
+        )
+        .help("copy /etc/ssh/ssh_host_ed25519_key.pub of the host exactly, or let `pve integrate` write it"),
+    )
+}
+
+/// The first refusal of the hosts' recipients in host order, as the
+/// conversion finds it in `render_sops_yaml_with` (a key that does not
+/// convert, or a recipient an admin or an earlier host has already), for
+/// `pve check`: recipients are compared by [`keys::RecipientId`] and
+/// written out only for the message (at 10,000 hosts the conversion and
+/// its strings were nearly all of check's rendering).
+fn first_shared_recipient(
+    loaded: &Loaded,
+    admins: &[Recipient],
+    keyed: &[(&crate::fleet::model::Host, &crate::fleet::Spanned<String>)],
+    points: &[[u8; 32]],
+) -> Result<(), AppError> {
+    let ids = keys::recipient_ids_from_points(points);
+    // Who has each recipient: index i < admins.len() is admin i, else
+    // host i − admins.len() of `keyed`.
+    let mut seen: HashMap<keys::RecipientId, usize> =
+        HashMap::with_capacity_and_hasher(keyed.len() + admins.len(), Default::default());
+    for (i, a) in admins.iter().enumerate() {
+        // None: no key converts to it, so no host can share it.
+        if let Some(id) = keys::recipient_id(&a.recipient) {
+            seen.insert(id, i);
+        }
+    }
+    for (i, (((h, k), id), point)) in keyed.iter().zip(ids).zip(points).enumerate() {
+        let id = id.map_err(|e| unconvertible(loaded, h, k, &e))?;
+        let first = match seen.entry(id) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(admins.len() + i);
+                continue;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+        };
+        let first = match first.checked_sub(admins.len()) {
+            None => (admins[first].who, admins[first].span),
+            Some(j) => (Who::Host(&keyed[j].0.name), keyed[j].1.span),
+        };
+        let recipient =
+            keys::recipient_from_point(point).map_err(|e| unconvertible(loaded, h, k, &e))?;
+        return Err(duplicate_recipient(
+            loaded,
+            (Who::Host(&h.name), &recipient, k.span),
+            first,
+        ));
+    }
+    Ok(())
 }
 
 fn admin_recipient(s: &str) -> Result<String, KeyError> {
@@ -808,6 +869,76 @@ fn host_folders(h: &crate::fleet::model::Host) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `pve check`'s fast path (recipients compared by id, no text)
+    /// refuses what the full rendering refuses, with the same diagnostic,
+    /// and passes what it passes.
+    #[test]
+    fn check_refuses_what_render_refuses() {
+        use crate::check::testing::{KEY_A, KEY_B};
+        let age_of = |k: &str| keys::ssh_to_age(k).expect("a real key");
+        let invalid =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let small =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        // KEY_A with the sign bit of x flipped: another point, the same
+        // recipient.
+        use base64::Engine as _;
+        let mut negated = crate::keys::parse_ed25519_public(KEY_A).expect("a real key");
+        negated[31] ^= 0x80;
+        let negated = format!(
+            "ssh-ed25519 {}",
+            base64::engine::general_purpose::STANDARD
+                .encode([&[0, 0, 0, 11][..], b"ssh-ed25519", &[0, 0, 0, 32], &negated].concat())
+        );
+        let other = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+        let fleet = |admins: &str, a: &str, b: &str, c: &str| {
+            format!(
+                r#"{{ _sops = {{ admins = {{ {admins} }}; rules = [ {{ path_regex = "^x/"; hosts = [ "b" ]; }} ]; }};
+  a = {{ publicKey = "{a}"; }}; b = {{ publicKey = "{b}"; }}; c = {{ publicKey = "{c}"; }}; }}"#
+            )
+        };
+        let me = |r: &str| format!("me = \"{r}\";");
+        let cases = [
+            fleet(&me(other), KEY_A, KEY_B, "ssh-ed25519 AAAA"),
+            fleet(&me(other), KEY_A, KEY_B, KEY_A),
+            fleet(&me(other), KEY_A, &negated, KEY_B),
+            fleet(&me(other), KEY_B, invalid, KEY_B),
+            fleet(&me(other), small, KEY_A, KEY_A),
+            fleet(&me(&age_of(KEY_B)), KEY_A, KEY_B, invalid),
+            fleet(&me(KEY_B), KEY_A, "", KEY_B),
+            fleet(
+                &[me(other).as_str(), "you = \"", KEY_A, "\";"].concat(),
+                small,
+                "",
+                KEY_A,
+            ),
+            fleet(&me(other), KEY_A, KEY_B, other),
+            fleet(&me(other), KEY_A, KEY_B, "")
+                .replace(r#"hosts = [ "b" ]"#, r#"hosts = [ "nope" ]"#),
+        ];
+        let mut refused = 0;
+        for text in cases {
+            let path = std::env::temp_dir().join("pve-sops-fast-path-test/hosts.nix");
+            let loaded =
+                crate::fleet::load_source(crate::fleet::SourceFile::new(path, text.clone()))
+                    .expect("the test fleet loads");
+            let render = |paths_only| {
+                let options = super::super::Options {
+                    skip_read_back: true,
+                    paths_only,
+                    ..Default::default()
+                };
+                super::super::without_gates(|| render_sops_yaml_with(&loaded, options))
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            };
+            let full = render(false);
+            assert_eq!(render(true), full, "{text}");
+            refused += usize::from(full.is_err());
+        }
+        assert_eq!(refused, 8);
+    }
 
     #[test]
     fn anchors_are_unique_and_plain() {
