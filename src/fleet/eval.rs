@@ -20,7 +20,7 @@ use std::rc::Rc;
 use rowan::TextRange;
 
 use super::budget::Budget;
-use super::ir::{BinOp, EntryValue, Expr, ExprKind, Literal, Name, SetDef, StrPart};
+use super::ir::{AttrPath, BinOp, EntryValue, Expr, ExprKind, Literal, SetDef, StrPart};
 use super::value::{Attr, Attrs, CompactString, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
@@ -838,30 +838,30 @@ impl<'a> Evaluator<'a> {
     fn select(
         &self,
         base: &'a Expr,
-        path: &'a [Name],
+        path: &'a AttrPath,
         default: Option<&'a Expr>,
         env: &Env<'a>,
     ) -> Result<Lazy<'a>> {
         let mut cur = self.eval(base, env)?;
-        for name in path {
+        for (name, span) in path.iter() {
             let found = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match (found, default) {
                 (Some(t), _) => cur = self.force(&t)?,
                 (None, Some(default)) => return self.eval(default, env),
-                (None, None) => return self.select_one(&cur, &name.text, name.span),
+                (None, None) => return self.select_one(&cur, name, span),
             }
         }
         Ok(cur)
     }
 
-    fn has_attr(&self, base: &'a Expr, path: &'a [Name], env: &Env<'a>) -> Result<bool> {
+    fn has_attr(&self, base: &'a Expr, path: &'a AttrPath, env: &Env<'a>) -> Result<bool> {
         let mut cur = self.eval(base, env)?;
-        for name in path {
+        for (name, _) in path.iter() {
             let next = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match next {

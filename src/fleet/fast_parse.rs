@@ -28,9 +28,10 @@
 use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
+use rustc_hash::FxHashMap;
 
 use super::ir::{
-    self, BinOp, Expr, ExprKind, FlatSetBuilder, Ident, Literal, Name, SetDef, StrPart,
+    self, AttrPath, BinOp, Expr, ExprKind, FlatSetBuilder, Ident, Literal, Name, SetDef, StrPart,
 };
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
@@ -138,6 +139,9 @@ impl<'a> Parser<'a> {
             no_literals: 0,
             close: false,
             skip: (usize::MAX, usize::MAX),
+            paths: FxHashMap::default(),
+            path_names: Vec::new(),
+            set_buffers: Vec::new(),
         }
     }
 
@@ -189,6 +193,13 @@ struct Parser<'a> {
     /// Bytes to read as whitespace when trivia starts at the first
     /// ([`parse_tail`]); `usize::MAX` once skipped (or with none).
     skip: (usize, usize),
+    /// Each select path's text read so far, and its names (see
+    /// [`Parser::attrpath`]).
+    paths: FxHashMap<&'a str, Rc<Box<[Name]>>>,
+    /// The names of the path being read (kept to reuse its buffer).
+    path_names: Vec<Name>,
+    /// The entry buffers of finished sets, for the next ones.
+    set_buffers: ir::SetBuffers,
 }
 
 /// Byte classes: the lexer's loops over names, runs and whitespace take
@@ -232,7 +243,7 @@ fn is_space(c: u8) -> bool {
     CLASS[usize::from(c)] & SPACE != 0
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     // ---------------------------------------------------------------- lexer
 
     /// Consumes the current token and lexes the next one.
@@ -595,13 +606,13 @@ impl Parser<'_> {
         if self.tok.kind == T::LBrace {
             return None;
         }
-        let mut def = FlatSetBuilder::new(true);
+        let mut def = FlatSetBuilder::new(true, self.set_buffers.pop().unwrap_or_default());
         let hb = self.bindings(&mut def, T::In)?;
         self.bump()?;
         let body = self.expr()?;
         let h = hb.max(self.h) + 1;
         self.leave();
-        let mut def = def.finish(self.span(start)).ok()?;
+        let mut def = def.finish(self.span(start), &mut self.set_buffers).ok()?;
         self.settle_scope(&mut def)?;
         let body = self.settled(body)?;
         self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
@@ -672,10 +683,28 @@ impl Parser<'_> {
         Some(h)
     }
 
-    fn attrpath(&mut self) -> Option<Vec<Name>> {
-        let mut path = Vec::with_capacity(1);
-        self.attrpath_into(&mut path)?;
-        Some(path)
+    /// A select's or `?`'s path: one block of names for each distinct
+    /// text (the names and their relative spans follow from the text),
+    /// shared by every place that writes it.
+    fn attrpath(&mut self) -> Option<AttrPath> {
+        let begin = self.tok.start;
+        let mut names = std::mem::take(&mut self.path_names);
+        names.clear();
+        self.attrpath_into(&mut names)?;
+        let src: &'a str = self.text;
+        let text = &src[begin..self.prev_end];
+        let start = TextSize::from(begin as u32);
+        let shared = match self.paths.get(text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let names = names.iter().map(|n| AttrPath::relative(n, start));
+                let shared = Rc::new(names.collect::<Box<[Name]>>());
+                self.paths.insert(text, shared.clone());
+                shared
+            }
+        };
+        self.path_names = names;
+        Some(AttrPath::shared(start, shared))
     }
 
     fn attrpath_into(&mut self, path: &mut Vec<Name>) -> Option<()> {
@@ -788,7 +817,7 @@ impl Parser<'_> {
             h += 1;
             let kind = ExprKind::HasAttr {
                 base: Box::new(e),
-                path: path.into(),
+                path,
             };
             e = self.mk(start, kind, h)?;
         }
@@ -871,7 +900,7 @@ impl Parser<'_> {
         };
         let kind = ExprKind::Select {
             base: Box::new(base),
-            path: path.into(),
+            path,
             default,
         };
         self.mk(start, kind, h + 1)
@@ -943,11 +972,11 @@ impl Parser<'_> {
     fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
         self.enter()?;
         self.bump()?;
-        let mut def = FlatSetBuilder::new(rec);
+        let mut def = FlatSetBuilder::new(rec, self.set_buffers.pop().unwrap_or_default());
         let h = self.bindings(&mut def, T::RBrace)?;
         self.bump()?;
         self.leave();
-        let def = def.finish(self.span(start)).ok()?;
+        let def = def.finish(self.span(start), &mut self.set_buffers).ok()?;
         // Its attributes' sets are settled with it: a path may still add
         // to them.
         if rec && binds_builtins(&def) {
@@ -1255,6 +1284,44 @@ mod tests {
             "if a then b else c",
         ] {
             same(t);
+        }
+    }
+
+    #[test]
+    fn a_path_written_again_is_one_block_with_its_own_spans() {
+        let text = "let d.a.b = { c = 1; }; in [ d.a.b.c (d.a.b.c) (d . a.b.c) (d.\"a\".b.c) (x ? a.b.c) (d.a.b.c or 2) ]";
+        same(text);
+        let Some(ExprKind::Let(_, body)) = parse(text).map(|e| e.kind) else {
+            panic!("a let");
+        };
+        let ExprKind::List(items) = body.kind else {
+            panic!("a list");
+        };
+        let paths: Vec<&AttrPath> = items
+            .iter()
+            .map(|e| match &e.kind {
+                ExprKind::Select { path, .. } | ExprKind::HasAttr { path, .. } => path,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The same text `a.b.c` after any base: one block; quoted: its own.
+        let shared = |i: usize, j: usize| paths[i].same_block(paths[j]);
+        assert!(shared(0, 1) && shared(0, 2) && shared(0, 4) && shared(0, 5));
+        assert!(!shared(0, 3), "{paths:?}");
+        // Each keeps where its names are written (`same` compared them
+        // with lower's too).
+        let written = [
+            ("d.a.b.c (", 2),
+            ("d.a.b.c)", 2),
+            ("d . a", 4),
+            ("d.\"a", 2),
+            ("x ? a", 4),
+            ("d.a.b.c or", 2),
+        ];
+        for (path, (at, skip)) in paths.iter().zip(written) {
+            let first = (text.find(at).expect("written") + skip) as u32;
+            let (name, span) = path.iter().next().expect("a name");
+            assert_eq!((name, u32::from(span.start())), ("a", first), "{at}");
         }
     }
 

@@ -11,7 +11,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 use super::eval::{EvalError, MAX_DEPTH};
-use super::ir::{BinOp, Expr, ExprKind, Name, SetBuilder, SetDef, StrPart};
+use super::ir::{AttrPath, BinOp, Expr, ExprKind, Name, SetBuilder, SetDef, StrPart};
 
 type Result<T> = std::result::Result<T, EvalError>;
 
@@ -147,7 +147,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         }
         ast::Expr::Select(s) => ExprKind::Select {
             base: boxed(s.expr(), span, d)?,
-            path: attr_path(s.attrpath(), span)?.into(),
+            path: AttrPath::new(&attr_path(s.attrpath(), span)?),
             default: match s.default_expr() {
                 Some(e) => Some(Box::new(lower_expr(&e, d)?)),
                 None => None,
@@ -155,7 +155,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         },
         ast::Expr::HasAttr(h) => ExprKind::HasAttr {
             base: boxed(h.expr(), span, d)?,
-            path: attr_path(h.attrpath(), span)?.into(),
+            path: AttrPath::new(&attr_path(h.attrpath(), span)?),
         },
         ast::Expr::BinOp(b) => {
             let op = binop(b.operator(), span)?;
