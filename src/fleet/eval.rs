@@ -511,7 +511,7 @@ impl<'a> Evaluator<'a> {
         // inline), not through a copy on the heap.
         let literal_text = |parts: &[StrPart]| match parts {
             [] => Some(CompactString::default()),
-            [StrPart::Literal(l)] => Some(CompactString::from(l.as_str())),
+            [StrPart::Literal(l)] => Some(l.clone()),
             _ => None,
         };
         let direct = match &e.kind {

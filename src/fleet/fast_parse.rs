@@ -911,7 +911,7 @@ impl<'a> Parser<'a> {
         let kind = match self.tok.kind {
             T::Int => ExprKind::Int(self.tok_text()?.parse().ok()?),
             T::Float => ExprKind::Float(self.tok_text()?.parse().ok()?),
-            T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.to_string())]),
+            T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.into())]),
             T::Ident => match self.tok_text()? {
                 "__curPos" => return None,
                 name => ExprKind::Var(Ident::from(name)),
@@ -1037,7 +1037,7 @@ impl<'a> Parser<'a> {
         // Start of the current literal run, and of the text not yet copied.
         let mut run_start = i;
         let mut copied = i;
-        let mut lit = String::new();
+        let mut lit = Ident::default();
         loop {
             // Ordinary text runs to the next byte that may end it (a
             // string without one is unterminated: bail).
@@ -1173,7 +1173,7 @@ fn normalized_by_rnix(literal: &str, interpolations: Vec<Expr>) -> Option<Vec<St
         .normalized_parts()
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Some(StrPart::Literal(l)),
+            InterpolPart::Literal(l) => Some(StrPart::Literal(l.into())),
             InterpolPart::Interpolation(_) => ours.next().map(StrPart::Interpolation),
         })
         .collect::<Option<Vec<_>>>()?;

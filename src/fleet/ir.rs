@@ -58,7 +58,8 @@ pub enum ExprKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrPart {
-    Literal(String),
+    /// Most strings are one short literal: held inline, no heap block.
+    Literal(Ident),
     Interpolation(Expr),
 }
 
@@ -390,12 +391,12 @@ fn plain_value(e: Expr) -> Option<(Value, Spent)> {
         ExprKind::Float(f) => (Kind::Float(f), scalar(0)),
         ExprKind::Str(mut parts) => {
             let text = match parts.pop() {
-                None => String::new(),
+                None => Ident::default(),
                 Some(StrPart::Literal(text)) if parts.is_empty() => text,
                 Some(_) => return None,
             };
             let cost = scalar(text.len());
-            (Kind::Str(text.into()), cost)
+            (Kind::Str(text), cost)
         }
         ExprKind::Var(name) => match name.as_str() {
             "true" => (Kind::Bool(true), scalar(0)),
@@ -1004,8 +1005,8 @@ fn value_expr(value: Value) -> Expr {
         Kind::Int(i) => ExprKind::Int(i),
         Kind::Float(f) => ExprKind::Float(f),
         Kind::Str(s) if s.is_empty() => ExprKind::Str(Vec::new()),
-        Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s.to_string())]),
-        Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string())]),
+        Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s)]),
+        Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string().into())]),
         Kind::List(items) => ExprKind::List(items.into_vec().into_iter().map(value_expr).collect()),
         Kind::Attrs(attrs) => {
             let entries = attrs

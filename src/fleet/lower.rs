@@ -195,7 +195,7 @@ fn literal(lit: &ast::Literal) -> Result<ExprKind> {
                 .map_err(|_| EvalError::new(span, "invalid floating-point literal"))?,
         ),
         ast::LiteralKind::Uri(u) => {
-            ExprKind::Str(vec![StrPart::Literal(u.syntax().text().to_string())])
+            ExprKind::Str(vec![StrPart::Literal(u.syntax().text().to_string().into())])
         }
     })
 }
@@ -204,7 +204,7 @@ fn string_parts(s: &ast::Str, d: usize) -> Result<Vec<StrPart>> {
     s.normalized_parts()
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Ok(StrPart::Literal(l)),
+            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.into())),
             InterpolPart::Interpolation(i) => {
                 let span = i.syntax().text_range();
                 Ok(StrPart::Interpolation(child(i.expr(), span, d)?))
@@ -217,7 +217,7 @@ fn path_parts(parts: Vec<InterpolPart<ast::PathContent>>, d: usize) -> Result<Ve
     parts
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.text().to_string())),
+            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.text().into())),
             InterpolPart::Interpolation(i) => {
                 let span = i.syntax().text_range();
                 Ok(StrPart::Interpolation(child(i.expr(), span, d)?))
