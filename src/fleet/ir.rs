@@ -31,6 +31,10 @@ pub enum ExprKind {
     Float(f64),
     /// A string, or a URI literal (a string with no parts to interpolate).
     Str(Vec<StrPart>),
+    /// A string that is one literal, not empty: most strings, kept without
+    /// the heap block of a list of parts (the fast parser's; lower gives
+    /// `Str`).
+    PlainStr(Ident),
     /// The path's text, absolute when it starts with `/`; relative paths
     /// are resolved against the file's folder by the evaluator.
     Path(Vec<StrPart>),
@@ -398,6 +402,10 @@ fn plain_value(e: Expr) -> Option<(Value, Spent)> {
             let cost = scalar(text.len());
             (Kind::Str(text), cost)
         }
+        ExprKind::PlainStr(text) => {
+            let cost = scalar(text.len());
+            (Kind::Str(text), cost)
+        }
         ExprKind::Var(name) => match name.as_str() {
             "true" => (Kind::Bool(true), scalar(0)),
             "false" => (Kind::Bool(false), scalar(0)),
@@ -430,6 +438,7 @@ impl Expr {
                 [StrPart::Literal(text)] => !text.is_empty(),
                 _ => false,
             },
+            ExprKind::PlainStr(_) => true,
             ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
             _ => false,
         }
@@ -441,6 +450,7 @@ impl Expr {
     pub fn is_closed(&self) -> bool {
         match &self.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) => true,
+            ExprKind::PlainStr(_) => true,
             ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
             ExprKind::Str(parts) | ExprKind::Path(parts) => {
                 parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
@@ -924,6 +934,7 @@ impl Expr {
                 None => ExprKind::Var("<literal read>".into()),
             },
             ExprKind::Str(parts) => ExprKind::Str(parts_without(parts)),
+            ExprKind::PlainStr(text) => ExprKind::Str(vec![StrPart::Literal(text)]),
             ExprKind::Path(parts) => ExprKind::Path(parts_without(parts)),
             ExprKind::List(items) => {
                 ExprKind::List(items.into_iter().map(Expr::without_literals).collect())
