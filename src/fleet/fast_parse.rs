@@ -1012,18 +1012,22 @@ impl<'a> Parser<'a> {
 
     fn string_expr(&mut self) -> Option<Expr> {
         let start = self.tok.start;
-        let mut parts = self.string()?;
+        let body = self.string_body()?;
         let h = self.h;
         // Most strings are one literal (10,000 hosts have 50,000 strings):
-        // no list of parts for them.
-        let kind = match parts.as_mut_slice() {
-            [StrPart::Literal(text)] if !text.is_empty() => {
-                ExprKind::PlainStr(std::mem::take(text))
-            }
-            _ => {
-                parts.shrink_to_fit();
-                ExprKind::Str(parts)
-            }
+        // no list of parts for them, not even for a moment.
+        let kind = match body {
+            Ok(text) if !text.is_empty() => ExprKind::PlainStr(text),
+            Ok(text) => ExprKind::Str(vec![StrPart::Literal(text)]),
+            Err(mut parts) => match parts.as_mut_slice() {
+                [StrPart::Literal(text)] if !text.is_empty() => {
+                    ExprKind::PlainStr(std::mem::take(text))
+                }
+                _ => {
+                    parts.shrink_to_fit();
+                    ExprKind::Str(parts)
+                }
+            },
         };
         self.mk(start, kind, h)
     }
@@ -1033,13 +1037,20 @@ impl<'a> Parser<'a> {
     /// between interpolations (never an empty one), escapes processed,
     /// `$$` kept as written. Leaves `self.h` at the string's height.
     fn string(&mut self) -> Option<Vec<StrPart>> {
+        Some(match self.string_body()? {
+            Ok(text) => vec![StrPart::Literal(text)],
+            Err(parts) => parts,
+        })
+    }
+
+    /// [`Parser::string`], a `"` string of one literal given as its text
+    /// (`Ok`), without a list of parts.
+    fn string_body(&mut self) -> Option<Result<Ident, Vec<StrPart>>> {
         if self.tok.kind == T::IndQuote {
-            return self.indented_string();
+            return self.indented_string().map(Err);
         }
         self.enter()?;
-        // Most strings are one literal: one slot, so that shrinking the
-        // vector afterwards costs nothing.
-        let mut parts = Vec::with_capacity(1);
+        let mut parts = Vec::new();
         let mut h = 0;
         let mut i = self.pos;
         // Start of the current literal run, and of the text not yet copied.
@@ -1091,13 +1102,16 @@ impl<'a> Parser<'a> {
             }
         }
         lit.push_str(self.text.get(copied..i)?);
-        if i > run_start {
-            parts.push(StrPart::Literal(lit));
-        }
         self.leave();
         self.resume_at(i + 1)?;
         self.h = h + 1;
-        Some(parts)
+        if i > run_start {
+            if parts.is_empty() {
+                return Some(Ok(lit));
+            }
+            parts.push(StrPart::Literal(lit));
+        }
+        Some(Err(parts))
     }
 
     /// `${ expr }` from just after `${`; returns the expression and the
