@@ -20,7 +20,7 @@ use std::rc::Rc;
 use rowan::TextRange;
 
 use super::budget::Budget;
-use super::ir::{BinOp, EntryValue, Expr, ExprKind, Literal, Name, SetDef, StrPart};
+use super::ir::{AttrPath, BinOp, EntryValue, Expr, ExprKind, Literal, SetDef, StrPart};
 use super::value::{Attr, Attrs, CompactString, Kind, Value};
 
 /// Deeper than this and evaluation stops with an error instead of risking
@@ -187,7 +187,7 @@ fn pending<'a>(code: Code<'a>, env: &Env<'a>) -> Thunk<'a> {
 fn delay<'a>(e: &'a Expr, env: &Env<'a>) -> Thunk<'a> {
     let literal_parts = |parts: &[StrPart]| parts.iter().all(|p| matches!(p, StrPart::Literal(_)));
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) => Thunk::Literal(e),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::PlainStr(_) => Thunk::Literal(e),
         ExprKind::Str(parts) | ExprKind::Path(parts) if literal_parts(parts) => Thunk::Literal(e),
         _ => pending(Code::Expr(e), env),
     }
@@ -511,7 +511,7 @@ impl<'a> Evaluator<'a> {
         // inline), not through a copy on the heap.
         let literal_text = |parts: &[StrPart]| match parts {
             [] => Some(CompactString::default()),
-            [StrPart::Literal(l)] => Some(CompactString::from(l.as_str())),
+            [StrPart::Literal(l)] => Some(l.clone()),
             _ => None,
         };
         let direct = match &e.kind {
@@ -519,7 +519,9 @@ impl<'a> Evaluator<'a> {
             ExprKind::Str(parts) | ExprKind::Path(parts) => {
                 parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
             }
-            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::List(_) => true,
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::List(_) | ExprKind::PlainStr(_) => {
+                true
+            }
             _ => false,
         };
         if !direct {
@@ -549,6 +551,10 @@ impl<'a> Evaluator<'a> {
                 };
                 self.budget.bytes(s.len(), span)?;
                 Kind::Str(s)
+            }
+            ExprKind::PlainStr(text) => {
+                self.budget.bytes(text.len(), span)?;
+                Kind::Str(text.clone())
             }
             ExprKind::Path(parts) => {
                 let p = self.path(parts, env)?;
@@ -666,6 +672,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Int(i) => LV::Int(*i),
             ExprKind::Float(f) => LV::Float(*f),
             ExprKind::Str(parts) => LV::Str(self.interpolate(parts, env)?.into()),
+            ExprKind::PlainStr(text) => LV::Str(text.as_str().into()),
             ExprKind::Path(parts) => LV::Path(Rc::new(self.path(parts, env)?)),
             ExprKind::Var(name) => {
                 let t = env
@@ -838,30 +845,30 @@ impl<'a> Evaluator<'a> {
     fn select(
         &self,
         base: &'a Expr,
-        path: &'a [Name],
+        path: &'a AttrPath,
         default: Option<&'a Expr>,
         env: &Env<'a>,
     ) -> Result<Lazy<'a>> {
         let mut cur = self.eval(base, env)?;
-        for name in path {
+        for (name, span) in path.iter() {
             let found = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match (found, default) {
                 (Some(t), _) => cur = self.force(&t)?,
                 (None, Some(default)) => return self.eval(default, env),
-                (None, None) => return self.select_one(&cur, &name.text, name.span),
+                (None, None) => return self.select_one(&cur, name, span),
             }
         }
         Ok(cur)
     }
 
-    fn has_attr(&self, base: &'a Expr, path: &'a [Name], env: &Env<'a>) -> Result<bool> {
+    fn has_attr(&self, base: &'a Expr, path: &'a AttrPath, env: &Env<'a>) -> Result<bool> {
         let mut cur = self.eval(base, env)?;
-        for name in path {
+        for (name, _) in path.iter() {
             let next = match &cur.v {
-                LV::Attrs(attrs) => attrs.get(name.text.as_str()).map(|(_, t)| t.clone()),
+                LV::Attrs(attrs) => attrs.get(name).map(|(_, t)| t.clone()),
                 _ => None,
             };
             match next {
@@ -1182,6 +1189,35 @@ mod tests {
         ] {
             // `run` checks that every way agrees (some of these fail).
             let _agreed = run(text, true);
+        }
+    }
+
+    #[test]
+    fn a_lone_string_reads_and_spends_as_its_list_of_parts() {
+        // The fast parser keeps a string of one literal as `PlainStr`;
+        // without literals it is written out as lower's `Str` of one part.
+        let text = "let x = 1; s = \"abc\"; in { a = \"s\"; b = x; c = [ \"t\" x ]; d = s + \"d\"; e = { f = s; } // { g = \"h\"; }; i = \"\"; j = ''k''; l = \"${s}m\"; }";
+        let expr = fast_parse::parse(text).expect("parses");
+        let ExprKind::Let(_, body) = &expr.kind else {
+            panic!("a let");
+        };
+        let ExprKind::Set(def) = &body.kind else {
+            panic!("a set");
+        };
+        let a = def
+            .entries
+            .iter()
+            .find(|(n, _)| n == "a")
+            .map(|(_, e)| &e.value);
+        assert!(
+            matches!(a, Some(EntryValue::Expr(Expr { kind: ExprKind::PlainStr(s), .. })) if s == "s"),
+            "{a:?}"
+        );
+        for direct in [true, false] {
+            let (v, _) = run(text, direct);
+            let v = v.expect("evaluates");
+            let d = v.as_attrs().and_then(|a| a.get("d")).map(|a| &a.value.kind);
+            assert!(matches!(d, Some(Kind::Str(s)) if s == "abcd"), "{d:?}");
         }
     }
 

@@ -28,9 +28,10 @@
 use std::rc::Rc;
 
 use rowan::{TextRange, TextSize};
+use rustc_hash::FxHashMap;
 
 use super::ir::{
-    self, BinOp, Expr, ExprKind, FlatSetBuilder, Ident, Literal, Name, SetDef, StrPart,
+    self, AttrPath, BinOp, Expr, ExprKind, FlatSetBuilder, Ident, Literal, Name, SetDef, StrPart,
 };
 
 /// Nested constructs (and parse_expr calls) deeper than this bail out.
@@ -138,6 +139,9 @@ impl<'a> Parser<'a> {
             no_literals: 0,
             close: false,
             skip: (usize::MAX, usize::MAX),
+            paths: FxHashMap::default(),
+            path_names: Vec::new(),
+            set_buffers: Vec::new(),
         }
     }
 
@@ -189,6 +193,13 @@ struct Parser<'a> {
     /// Bytes to read as whitespace when trivia starts at the first
     /// ([`parse_tail`]); `usize::MAX` once skipped (or with none).
     skip: (usize, usize),
+    /// Each select path's text read so far, and its names (see
+    /// [`Parser::attrpath`]).
+    paths: FxHashMap<&'a str, Rc<Box<[Name]>>>,
+    /// The names of the path being read (kept to reuse its buffer).
+    path_names: Vec<Name>,
+    /// The entry buffers of finished sets, for the next ones.
+    set_buffers: ir::SetBuffers,
 }
 
 /// Byte classes: the lexer's loops over names, runs and whitespace take
@@ -232,7 +243,7 @@ fn is_space(c: u8) -> bool {
     CLASS[usize::from(c)] & SPACE != 0
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     // ---------------------------------------------------------------- lexer
 
     /// Consumes the current token and lexes the next one.
@@ -595,13 +606,13 @@ impl Parser<'_> {
         if self.tok.kind == T::LBrace {
             return None;
         }
-        let mut def = FlatSetBuilder::new(true);
+        let mut def = FlatSetBuilder::new(true, self.set_buffers.pop().unwrap_or_default());
         let hb = self.bindings(&mut def, T::In)?;
         self.bump()?;
         let body = self.expr()?;
         let h = hb.max(self.h) + 1;
         self.leave();
-        let mut def = def.finish(self.span(start)).ok()?;
+        let mut def = def.finish(self.span(start), &mut self.set_buffers).ok()?;
         self.settle_scope(&mut def)?;
         let body = self.settled(body)?;
         self.mk(start, ExprKind::Let(Rc::new(def), Box::new(body)), h)
@@ -672,10 +683,28 @@ impl Parser<'_> {
         Some(h)
     }
 
-    fn attrpath(&mut self) -> Option<Vec<Name>> {
-        let mut path = Vec::with_capacity(1);
-        self.attrpath_into(&mut path)?;
-        Some(path)
+    /// A select's or `?`'s path: one block of names for each distinct
+    /// text (the names and their relative spans follow from the text),
+    /// shared by every place that writes it.
+    fn attrpath(&mut self) -> Option<AttrPath> {
+        let begin = self.tok.start;
+        let mut names = std::mem::take(&mut self.path_names);
+        names.clear();
+        self.attrpath_into(&mut names)?;
+        let src: &'a str = self.text;
+        let text = &src[begin..self.prev_end];
+        let start = TextSize::from(begin as u32);
+        let shared = match self.paths.get(text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let names = names.iter().map(|n| AttrPath::relative(n, start));
+                let shared = Rc::new(names.collect::<Box<[Name]>>());
+                self.paths.insert(text, shared.clone());
+                shared
+            }
+        };
+        self.path_names = names;
+        Some(AttrPath::shared(start, shared))
     }
 
     fn attrpath_into(&mut self, path: &mut Vec<Name>) -> Option<()> {
@@ -788,7 +817,7 @@ impl Parser<'_> {
             h += 1;
             let kind = ExprKind::HasAttr {
                 base: Box::new(e),
-                path: path.into(),
+                path,
             };
             e = self.mk(start, kind, h)?;
         }
@@ -871,7 +900,7 @@ impl Parser<'_> {
         };
         let kind = ExprKind::Select {
             base: Box::new(base),
-            path: path.into(),
+            path,
             default,
         };
         self.mk(start, kind, h + 1)
@@ -882,7 +911,7 @@ impl Parser<'_> {
         let kind = match self.tok.kind {
             T::Int => ExprKind::Int(self.tok_text()?.parse().ok()?),
             T::Float => ExprKind::Float(self.tok_text()?.parse().ok()?),
-            T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.to_string())]),
+            T::Path => ExprKind::Path(vec![StrPart::Literal(self.tok_text()?.into())]),
             T::Ident => match self.tok_text()? {
                 "__curPos" => return None,
                 name => ExprKind::Var(Ident::from(name)),
@@ -943,11 +972,11 @@ impl Parser<'_> {
     fn set(&mut self, start: usize, rec: bool) -> Option<Expr> {
         self.enter()?;
         self.bump()?;
-        let mut def = FlatSetBuilder::new(rec);
+        let mut def = FlatSetBuilder::new(rec, self.set_buffers.pop().unwrap_or_default());
         let h = self.bindings(&mut def, T::RBrace)?;
         self.bump()?;
         self.leave();
-        let def = def.finish(self.span(start)).ok()?;
+        let def = def.finish(self.span(start), &mut self.set_buffers).ok()?;
         // Its attributes' sets are settled with it: a path may still add
         // to them.
         if rec && binds_builtins(&def) {
@@ -983,12 +1012,24 @@ impl Parser<'_> {
 
     fn string_expr(&mut self) -> Option<Expr> {
         let start = self.tok.start;
-        let mut parts = self.string()?;
-        // Most strings are one literal: keep one slot, not the four a
-        // growing vector reserves (10,000 hosts have 50,000 strings).
-        parts.shrink_to_fit();
+        let body = self.string_body()?;
         let h = self.h;
-        self.mk(start, ExprKind::Str(parts), h)
+        // Most strings are one literal (10,000 hosts have 50,000 strings):
+        // no list of parts for them, not even for a moment.
+        let kind = match body {
+            Ok(text) if !text.is_empty() => ExprKind::PlainStr(text),
+            Ok(text) => ExprKind::Str(vec![StrPart::Literal(text)]),
+            Err(mut parts) => match parts.as_mut_slice() {
+                [StrPart::Literal(text)] if !text.is_empty() => {
+                    ExprKind::PlainStr(std::mem::take(text))
+                }
+                _ => {
+                    parts.shrink_to_fit();
+                    ExprKind::Str(parts)
+                }
+            },
+        };
+        self.mk(start, kind, h)
     }
 
     /// The body of a `"` string (the current token is its opening quote),
@@ -996,19 +1037,26 @@ impl Parser<'_> {
     /// between interpolations (never an empty one), escapes processed,
     /// `$$` kept as written. Leaves `self.h` at the string's height.
     fn string(&mut self) -> Option<Vec<StrPart>> {
+        Some(match self.string_body()? {
+            Ok(text) => vec![StrPart::Literal(text)],
+            Err(parts) => parts,
+        })
+    }
+
+    /// [`Parser::string`], a `"` string of one literal given as its text
+    /// (`Ok`), without a list of parts.
+    fn string_body(&mut self) -> Option<Result<Ident, Vec<StrPart>>> {
         if self.tok.kind == T::IndQuote {
-            return self.indented_string();
+            return self.indented_string().map(Err);
         }
         self.enter()?;
-        // Most strings are one literal: one slot, so that shrinking the
-        // vector afterwards costs nothing.
-        let mut parts = Vec::with_capacity(1);
+        let mut parts = Vec::new();
         let mut h = 0;
         let mut i = self.pos;
         // Start of the current literal run, and of the text not yet copied.
         let mut run_start = i;
         let mut copied = i;
-        let mut lit = String::new();
+        let mut lit = Ident::default();
         loop {
             // Ordinary text runs to the next byte that may end it (a
             // string without one is unterminated: bail).
@@ -1054,13 +1102,16 @@ impl Parser<'_> {
             }
         }
         lit.push_str(self.text.get(copied..i)?);
-        if i > run_start {
-            parts.push(StrPart::Literal(lit));
-        }
         self.leave();
         self.resume_at(i + 1)?;
         self.h = h + 1;
-        Some(parts)
+        if i > run_start {
+            if parts.is_empty() {
+                return Some(Ok(lit));
+            }
+            parts.push(StrPart::Literal(lit));
+        }
+        Some(Err(parts))
     }
 
     /// `${ expr }` from just after `${`; returns the expression and the
@@ -1144,7 +1195,7 @@ fn normalized_by_rnix(literal: &str, interpolations: Vec<Expr>) -> Option<Vec<St
         .normalized_parts()
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Some(StrPart::Literal(l)),
+            InterpolPart::Literal(l) => Some(StrPart::Literal(l.into())),
             InterpolPart::Interpolation(_) => ours.next().map(StrPart::Interpolation),
         })
         .collect::<Option<Vec<_>>>()?;
@@ -1255,6 +1306,44 @@ mod tests {
             "if a then b else c",
         ] {
             same(t);
+        }
+    }
+
+    #[test]
+    fn a_path_written_again_is_one_block_with_its_own_spans() {
+        let text = "let d.a.b = { c = 1; }; in [ d.a.b.c (d.a.b.c) (d . a.b.c) (d.\"a\".b.c) (x ? a.b.c) (d.a.b.c or 2) ]";
+        same(text);
+        let Some(ExprKind::Let(_, body)) = parse(text).map(|e| e.kind) else {
+            panic!("a let");
+        };
+        let ExprKind::List(items) = body.kind else {
+            panic!("a list");
+        };
+        let paths: Vec<&AttrPath> = items
+            .iter()
+            .map(|e| match &e.kind {
+                ExprKind::Select { path, .. } | ExprKind::HasAttr { path, .. } => path,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // The same text `a.b.c` after any base: one block; quoted: its own.
+        let shared = |i: usize, j: usize| paths[i].same_block(paths[j]);
+        assert!(shared(0, 1) && shared(0, 2) && shared(0, 4) && shared(0, 5));
+        assert!(!shared(0, 3), "{paths:?}");
+        // Each keeps where its names are written (`same` compared them
+        // with lower's too).
+        let written = [
+            ("d.a.b.c (", 2),
+            ("d.a.b.c)", 2),
+            ("d . a", 4),
+            ("d.\"a", 2),
+            ("x ? a", 4),
+            ("d.a.b.c or", 2),
+        ];
+        for (path, (at, skip)) in paths.iter().zip(written) {
+            let first = (text.find(at).expect("written") + skip) as u32;
+            let (name, span) = path.iter().next().expect("a name");
+            assert_eq!((name, u32::from(span.start())), ("a", first), "{at}");
         }
     }
 

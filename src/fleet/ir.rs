@@ -12,7 +12,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
-use rowan::TextRange;
+use rowan::{TextRange, TextSize};
 use rustc_hash::FxHashMap;
 
 use super::budget::Spent;
@@ -31,6 +31,10 @@ pub enum ExprKind {
     Float(f64),
     /// A string, or a URI literal (a string with no parts to interpolate).
     Str(Vec<StrPart>),
+    /// A string that is one literal, not empty: most strings, kept without
+    /// the heap block of a list of parts (the fast parser's; lower gives
+    /// `Str`).
+    PlainStr(Ident),
     /// The path's text, absolute when it starts with `/`; relative paths
     /// are resolved against the file's folder by the evaluator.
     Path(Vec<StrPart>),
@@ -41,12 +45,12 @@ pub enum ExprKind {
     Let(Rc<SetDef>, Box<Expr>),
     Select {
         base: Box<Expr>,
-        path: Box<[Name]>,
+        path: AttrPath,
         default: Option<Box<Expr>>,
     },
     HasAttr {
         base: Box<Expr>,
-        path: Box<[Name]>,
+        path: AttrPath,
     },
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
@@ -58,7 +62,8 @@ pub enum ExprKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StrPart {
-    Literal(String),
+    /// Most strings are one short literal: held inline, no heap block.
+    Literal(Ident),
     Interpolation(Expr),
 }
 
@@ -72,6 +77,71 @@ pub type Ident = compact_str::CompactString;
 pub struct Name {
     pub text: Ident,
     pub span: TextRange,
+}
+
+/// The attribute path of a select (`a.b.c`) or of `?`: its names, with
+/// spans counted from where the path starts. A path written many times
+/// over (`defaults.proxmox.cores` in every host) is then the same block
+/// each time, and the fast parser keeps one per distinct text: a select's
+/// path is 32 bytes a name, and a fleet can hold thousands of long ones.
+#[derive(Clone)]
+pub struct AttrPath {
+    /// Where the first name is written.
+    start: TextSize,
+    /// The names, their spans relative to `start`: behind a thin pointer,
+    /// so that a select stays as small as the largest other node.
+    names: Rc<Box<[Name]>>,
+}
+
+impl AttrPath {
+    /// The path of `names` (spans in the text, as written; not empty).
+    pub fn new(names: &[Name]) -> AttrPath {
+        let start = names.first().map_or(TextSize::from(0), |n| n.span.start());
+        AttrPath {
+            start,
+            names: Rc::new(names.iter().map(|n| AttrPath::relative(n, start)).collect()),
+        }
+    }
+
+    /// A path whose names (relative to `start`) another path already holds.
+    pub(super) fn shared(start: TextSize, names: Rc<Box<[Name]>>) -> AttrPath {
+        AttrPath { start, names }
+    }
+
+    /// `name` with its span counted from `start` (where its path begins).
+    pub(super) fn relative(name: &Name, start: TextSize) -> Name {
+        Name {
+            text: name.text.clone(),
+            span: name.span - start,
+        }
+    }
+
+    /// Each name's text and its span in the text.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, TextRange)> {
+        self.names
+            .iter()
+            .map(move |n| (n.text.as_str(), n.span + self.start))
+    }
+}
+
+#[cfg(test)]
+impl AttrPath {
+    /// Whether the two paths share their names' block.
+    pub fn same_block(&self, other: &AttrPath) -> bool {
+        Rc::ptr_eq(&self.names, &other.names)
+    }
+}
+
+impl PartialEq for AttrPath {
+    fn eq(&self, other: &AttrPath) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,12 +395,16 @@ fn plain_value(e: Expr) -> Option<(Value, Spent)> {
         ExprKind::Float(f) => (Kind::Float(f), scalar(0)),
         ExprKind::Str(mut parts) => {
             let text = match parts.pop() {
-                None => String::new(),
+                None => Ident::default(),
                 Some(StrPart::Literal(text)) if parts.is_empty() => text,
                 Some(_) => return None,
             };
             let cost = scalar(text.len());
-            (Kind::Str(text.into()), cost)
+            (Kind::Str(text), cost)
+        }
+        ExprKind::PlainStr(text) => {
+            let cost = scalar(text.len());
+            (Kind::Str(text), cost)
         }
         ExprKind::Var(name) => match name.as_str() {
             "true" => (Kind::Bool(true), scalar(0)),
@@ -364,6 +438,7 @@ impl Expr {
                 [StrPart::Literal(text)] => !text.is_empty(),
                 _ => false,
             },
+            ExprKind::PlainStr(_) => true,
             ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
             _ => false,
         }
@@ -375,6 +450,7 @@ impl Expr {
     pub fn is_closed(&self) -> bool {
         match &self.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) => true,
+            ExprKind::PlainStr(_) => true,
             ExprKind::Var(name) => matches!(name.as_str(), "true" | "false" | "null"),
             ExprKind::Str(parts) | ExprKind::Path(parts) => {
                 parts.iter().all(|p| matches!(p, StrPart::Literal(_)))
@@ -721,11 +797,23 @@ fn cmp_names(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.len().cmp(&b.len())
 }
 
+/// Entry buffers for the sets being built, lent out and given back: each
+/// set is then one exact-size allocation, not the three or four of a
+/// growing vector, each in an allocator size class of its own that a
+/// large file's thousands of sets leave behind as pages touched once.
+pub type SetBuffers = Vec<Vec<(Ident, Entry)>>;
+
+/// Sets with more entries than this keep their buffer (see
+/// [`FlatSetBuilder::finish`]).
+const LENT_ENTRIES: usize = 64;
+
 impl FlatSetBuilder {
-    pub fn new(rec: bool) -> Self {
+    /// A builder that collects its entries in `buffer` (empty), one of
+    /// [`SetBuffers`]; [`FlatSetBuilder::finish`] gives it back.
+    pub fn new(rec: bool, buffer: Vec<(Ident, Entry)>) -> Self {
         FlatSetBuilder {
             rec,
-            entries: Vec::new(),
+            entries: buffer,
             merged: None,
         }
     }
@@ -775,8 +863,14 @@ impl FlatSetBuilder {
         Ok(self.merged.insert(merged))
     }
 
-    pub fn finish(mut self, span: TextRange) -> Result<SetDef, EvalError> {
+    /// The set, its entry buffer (emptied) put back in `buffers`.
+    pub fn finish(
+        mut self,
+        span: TextRange,
+        buffers: &mut SetBuffers,
+    ) -> Result<SetDef, EvalError> {
         if let Some(mut merged) = self.merged {
+            buffers.push(self.entries);
             merged.span = span;
             return Ok(merged.finish());
         }
@@ -791,7 +885,16 @@ impl FlatSetBuilder {
             merged.span = span;
             return Ok(merged.finish());
         }
-        Ok(SetDef::new(self.rec, span, self.entries.into_boxed_slice()))
+        if self.entries.capacity() > LENT_ENTRIES {
+            // A large set (a fleet's hosts) keeps its buffer: shrunk in
+            // place, not copied.
+            return Ok(SetDef::new(self.rec, span, self.entries.into_boxed_slice()));
+        }
+        // Collected from a draining iterator of known length: allocated
+        // once, at the exact size.
+        let entries: Box<[(Ident, Entry)]> = self.entries.drain(..).collect();
+        buffers.push(self.entries);
+        Ok(SetDef::new(self.rec, span, entries))
     }
 }
 
@@ -831,6 +934,7 @@ impl Expr {
                 None => ExprKind::Var("<literal read>".into()),
             },
             ExprKind::Str(parts) => ExprKind::Str(parts_without(parts)),
+            ExprKind::PlainStr(text) => ExprKind::Str(vec![StrPart::Literal(text)]),
             ExprKind::Path(parts) => ExprKind::Path(parts_without(parts)),
             ExprKind::List(items) => {
                 ExprKind::List(items.into_iter().map(Expr::without_literals).collect())
@@ -912,8 +1016,8 @@ fn value_expr(value: Value) -> Expr {
         Kind::Int(i) => ExprKind::Int(i),
         Kind::Float(f) => ExprKind::Float(f),
         Kind::Str(s) if s.is_empty() => ExprKind::Str(Vec::new()),
-        Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s.to_string())]),
-        Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string())]),
+        Kind::Str(s) => ExprKind::Str(vec![StrPart::Literal(s)]),
+        Kind::Path(p) => ExprKind::Path(vec![StrPart::Literal(p.display().to_string().into())]),
         Kind::List(items) => ExprKind::List(items.into_vec().into_iter().map(value_expr).collect()),
         Kind::Attrs(attrs) => {
             let entries = attrs
@@ -947,6 +1051,14 @@ fn value_expr(value: Value) -> Expr {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn nodes_stay_small() {
+        // A fleet's tree has a node per value outside its literals.
+        assert_eq!(std::mem::size_of::<ExprKind>(), 40);
+        assert_eq!(std::mem::size_of::<Expr>(), 48);
+        assert_eq!(std::mem::size_of::<AttrPath>(), 16);
+    }
 
     proptest::proptest! {
         #[test]

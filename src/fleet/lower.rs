@@ -11,7 +11,7 @@ use rowan::ast::AstNode;
 use rowan::TextRange;
 
 use super::eval::{EvalError, MAX_DEPTH};
-use super::ir::{BinOp, Expr, ExprKind, Name, SetBuilder, SetDef, StrPart};
+use super::ir::{AttrPath, BinOp, Expr, ExprKind, Name, SetBuilder, SetDef, StrPart};
 
 type Result<T> = std::result::Result<T, EvalError>;
 
@@ -147,7 +147,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         }
         ast::Expr::Select(s) => ExprKind::Select {
             base: boxed(s.expr(), span, d)?,
-            path: attr_path(s.attrpath(), span)?.into(),
+            path: AttrPath::new(&attr_path(s.attrpath(), span)?),
             default: match s.default_expr() {
                 Some(e) => Some(Box::new(lower_expr(&e, d)?)),
                 None => None,
@@ -155,7 +155,7 @@ fn lower_expr(expr: &ast::Expr, depth: usize) -> Result<Expr> {
         },
         ast::Expr::HasAttr(h) => ExprKind::HasAttr {
             base: boxed(h.expr(), span, d)?,
-            path: attr_path(h.attrpath(), span)?.into(),
+            path: AttrPath::new(&attr_path(h.attrpath(), span)?),
         },
         ast::Expr::BinOp(b) => {
             let op = binop(b.operator(), span)?;
@@ -195,7 +195,7 @@ fn literal(lit: &ast::Literal) -> Result<ExprKind> {
                 .map_err(|_| EvalError::new(span, "invalid floating-point literal"))?,
         ),
         ast::LiteralKind::Uri(u) => {
-            ExprKind::Str(vec![StrPart::Literal(u.syntax().text().to_string())])
+            ExprKind::Str(vec![StrPart::Literal(u.syntax().text().to_string().into())])
         }
     })
 }
@@ -204,7 +204,7 @@ fn string_parts(s: &ast::Str, d: usize) -> Result<Vec<StrPart>> {
     s.normalized_parts()
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Ok(StrPart::Literal(l)),
+            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.into())),
             InterpolPart::Interpolation(i) => {
                 let span = i.syntax().text_range();
                 Ok(StrPart::Interpolation(child(i.expr(), span, d)?))
@@ -217,7 +217,7 @@ fn path_parts(parts: Vec<InterpolPart<ast::PathContent>>, d: usize) -> Result<Ve
     parts
         .into_iter()
         .map(|part| match part {
-            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.text().to_string())),
+            InterpolPart::Literal(l) => Ok(StrPart::Literal(l.text().into())),
             InterpolPart::Interpolation(i) => {
                 let span = i.syntax().text_range();
                 Ok(StrPart::Interpolation(child(i.expr(), span, d)?))

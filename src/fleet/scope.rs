@@ -49,7 +49,9 @@ fn walk<'a>(expr: &'a Expr, scopes: &mut Scopes<'a>, depth: usize) -> Result<(),
     }
     let d = depth + 1;
     match &expr.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) => Ok(()),
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Literal(_) | ExprKind::PlainStr(_) => {
+            Ok(())
+        }
         ExprKind::Str(parts) | ExprKind::Path(parts) => parts.iter().try_for_each(|p| match p {
             StrPart::Literal(_) => Ok(()),
             StrPart::Interpolation(e) => walk(e, scopes, d),
