@@ -141,9 +141,10 @@ enum Body {
 /// [`render_with`] for [`write_outputs`] under `dir`: `config.tf.json`
 /// goes straight to a temp file beside its destination (a 10,000-host file
 /// is 11-20 MB, and holding it whole was `pve render`'s peak), while the
-/// other outputs render. Where no temp file can be made (its folder does
-/// not exist yet, ...) it is text, as from `render_with`, and writing it
-/// reports what is wrong.
+/// other outputs render (a folder that does not exist yet is made only
+/// when the files are written: see `Draft::beside`). Where no temp file
+/// can be made (a read-only folder, ...) it is text, as from
+/// `render_with`, and writing it reports what is wrong.
 pub fn render_for(
     loaded: &Loaded,
     targets: &[Target],
