@@ -165,6 +165,21 @@ impl Draft {
         self.tmp.as_file()
     }
 
+    /// Writes what was written to the disk now, where [`Draft::stage`]
+    /// would later: called while other work still runs, it takes the sync
+    /// (a few milliseconds for a large file) off the end of the command,
+    /// and the stage's own sync finds little left to do. Skipped when the
+    /// file at `path` has the draft's length: most likely the same text,
+    /// which is then not written at all. A failure is left to the stage's
+    /// sync to report.
+    pub fn sync_early(&self, path: &Path) {
+        let file = self.tmp.as_file();
+        let len = |m: std::io::Result<std::fs::Metadata>| m.ok().map(|m| m.len());
+        if len(std::fs::metadata(path)).is_none_or(|old| Some(old) != len(file.metadata())) {
+            let _ = file.sync_data();
+        }
+    }
+
     /// What was written.
     pub fn read_back(&self) -> std::io::Result<String> {
         std::fs::read_to_string(self.tmp.path())

@@ -205,10 +205,13 @@ fn render_one(
                 tofu::check_renders(loaded)?;
                 return Ok(text(path, String::new()));
             }
-            if let Some(draft) = dir.and_then(|d| Draft::beside(&d.join(&path))) {
+            let dest = dir.map(|d| d.join(&path));
+            if let Some((draft, dest)) = dest.and_then(|d| Some((Draft::beside(&d)?, d))) {
                 // A failed write (a full disk) is left to staging the text
                 // to report, where it always has been.
                 if tofu::write_json_as(loaded, options.compact, draft.file())?.is_ok() {
+                    // `.sops.yaml` is still rendering on another thread.
+                    draft.sync_early(&dest);
                     return Ok(Output {
                         path,
                         body: Body::Drafted(draft),
