@@ -220,20 +220,54 @@ fn render_one(
             }
             text(path, tofu::render_json_as(loaded, options.compact)?)
         }
-        Target::Sops => text(
-            sops::config_path(loaded)?,
-            sops::render_sops_yaml_with(loaded, options)?,
-        ),
-        Target::KnownHosts => text(
-            PathBuf::from(KNOWN_HOSTS_PATH),
+        Target::Sops => {
+            let path = sops::config_path(loaded)?;
+            let Some(dir) = dir.filter(|_| !options.paths_only) else {
+                return Ok(text(path, sops::render_sops_yaml_with(loaded, options)?));
+            };
+            let mut draft = None;
+            let contents = sops::render_sops_yaml_beside(
+                loaded,
+                options,
+                Some(&mut |t: &str| draft = draft_text(dir, &path, t)),
+            )?;
+            match draft {
+                Some(d) => Output {
+                    path,
+                    body: Body::Drafted(d),
+                },
+                None => text(path, contents),
+            }
+        }
+        Target::KnownHosts => {
+            let path = PathBuf::from(KNOWN_HOSTS_PATH);
             if options.paths_only {
                 known_hosts::check_renders(loaded)?;
-                String::new()
-            } else {
-                known_hosts::render(loaded)?
-            },
-        ),
+                return Ok(text(path, String::new()));
+            }
+            let contents = known_hosts::render(loaded)?;
+            match dir.and_then(|d| draft_text(d, &path, &contents)) {
+                Some(d) => Output {
+                    path,
+                    body: Body::Drafted(d),
+                },
+                None => text(path, contents),
+            }
+        }
     })
+}
+
+/// `text` written to a temp file beside `dir/path` and synced there and
+/// then, on the thread that rendered it, not at the end of `pve render`
+/// (see [`Draft::sync_early`]); `None` where that cannot be done, and
+/// staging the text reports why.
+fn draft_text(dir: &Path, path: &Path, text: &str) -> Option<Draft> {
+    use std::io::Write as _;
+    let dest = dir.join(path);
+    let draft = Draft::beside(&dest)?;
+    draft.file().write_all(text.as_bytes()).ok()?;
+    draft.sync_early(&dest);
+    Some(draft)
 }
 
 /// Whether writing under `dir` writes into the fleet itself (and so needs
