@@ -260,10 +260,15 @@ fn render_one(
 /// `text` written to a temp file beside `dir/path` and synced there and
 /// then, on the thread that rendered it, not at the end of `pve render`
 /// (see [`Draft::sync_early`]); `None` where that cannot be done, and
-/// staging the text reports why.
+/// staging the text reports why. Also `None` when the file there has the
+/// text's length: most likely the same text, which is then compared and
+/// not written at all.
 fn draft_text(dir: &Path, path: &Path, text: &str) -> Option<Draft> {
     use std::io::Write as _;
     let dest = dir.join(path);
+    if std::fs::metadata(&dest).is_ok_and(|m| m.len() == text.len() as u64) {
+        return None;
+    }
     let draft = Draft::beside(&dest)?;
     draft.file().write_all(text.as_bytes()).ok()?;
     draft.sync_early(&dest);
