@@ -133,15 +133,26 @@ pub struct Draft {
 
 impl Draft {
     /// A temp file beside the file `path` leads to, or `None` when there is
-    /// no simple place for one (the folder does not exist, the destination
-    /// is no writable regular file, the folder is read-only...): the caller
-    /// then keeps the text in memory and [`stage`] reports what is wrong,
-    /// when it is time to.
+    /// no simple place for one (the destination is no writable regular
+    /// file, the folder is read-only...): the caller then keeps the text in
+    /// memory and [`stage`] reports what is wrong, when it is time to.
+    ///
+    /// When the folder does not exist yet (a first `pve render`), the temp
+    /// file goes in the nearest folder above it that does: that is the file
+    /// system the folder will be made on, so [`Draft::stage`] moves it in
+    /// with a rename. Writing it as it is made keeps an 11-20 MB text out of
+    /// memory and its copy to the disk off the end of `pve render`, where
+    /// nothing else runs beside it.
     pub fn beside(path: &Path) -> Option<Draft> {
-        let (_, dir, _) = destination(path).ok()?;
-        if !dir.is_dir() {
-            return None;
-        }
+        let (_, folder, _) = destination(path).ok()?;
+        let dir = folder
+            .ancestors()
+            .map(|a| match a.as_os_str().is_empty() {
+                true => Path::new("."),
+                false => a,
+            })
+            .find(|a| a.is_dir())?
+            .to_path_buf();
         let tmp = tempfile::Builder::new()
             .prefix(".pve-tmp-")
             .tempfile_in(&dir)
@@ -152,6 +163,21 @@ impl Draft {
     /// The temp file, to write the text to.
     pub fn file(&self) -> &File {
         self.tmp.as_file()
+    }
+
+    /// Writes what was written to the disk now, where [`Draft::stage`]
+    /// would later: called while other work still runs, it takes the sync
+    /// (a few milliseconds for a large file) off the end of the command,
+    /// and the stage's own sync finds little left to do. Skipped when the
+    /// file at `path` has the draft's length: most likely the same text,
+    /// which is then not written at all. A failure is left to the stage's
+    /// sync to report.
+    pub fn sync_early(&self, path: &Path) {
+        let file = self.tmp.as_file();
+        let len = |m: std::io::Result<std::fs::Metadata>| m.ok().map(|m| m.len());
+        if len(std::fs::metadata(path)).is_none_or(|old| Some(old) != len(file.metadata())) {
+            let _ = file.sync_data();
+        }
     }
 
     /// What was written.
@@ -171,17 +197,47 @@ impl Draft {
     }
 
     /// [`stage`] for the text already written: the destination is checked
-    /// as `stage` checks it, the mode set and the file synced. Should the
-    /// destination have moved to another folder since the draft began (a
-    /// link changed), the text is copied there.
+    /// as `stage` checks it, the mode set and the file synced. A draft made
+    /// above a folder that did not exist (see [`Draft::beside`]), or whose
+    /// destination has moved to another folder since it began (a link
+    /// changed), is moved there by a rename; where that cannot be done the
+    /// text is copied there, as `stage` writes it (and with its errors).
     pub fn stage(self, path: &Path, new_mode: Option<u32>) -> Result<Staged, AppError> {
         let (dest, dir, existing) = destination(path)?;
-        if dir != self.dir {
-            let text =
-                std::fs::read(self.tmp.path()).map_err(|e| write_failed(path, "write", e))?;
-            return stage(path, &text, new_mode);
+        if dir == self.dir {
+            return finish(self.tmp, dest, path, existing.as_ref(), new_mode);
         }
-        finish(self.tmp, dest, path, existing.as_ref(), new_mode)
+        match self.move_into(&dir) {
+            Ok(tmp) => finish(tmp, dest, path, existing.as_ref(), new_mode),
+            Err(tmp) => {
+                let text = std::fs::read(tmp.path()).map_err(|e| write_failed(path, "write", e))?;
+                stage(path, &text, new_mode)
+            }
+        }
+    }
+
+    /// The temp file renamed into `dir` (made first, as `stage` makes it),
+    /// under a temp name of its own there; the file back when any step
+    /// fails (another file system, no right to make the folder...).
+    fn move_into(self, dir: &Path) -> Result<tempfile::NamedTempFile, tempfile::NamedTempFile> {
+        let tmp = self.tmp;
+        if std::fs::create_dir_all(dir).is_err() {
+            return Err(tmp);
+        }
+        // A name that is ours in `dir`: the rename replaces the empty file
+        // made for it, and the name is removed again should anything fail
+        // before the commit.
+        let Ok(place) = tempfile::Builder::new()
+            .prefix(".pve-tmp-")
+            .tempfile_in(dir)
+        else {
+            return Err(tmp);
+        };
+        let (_, name) = place.into_parts();
+        match tmp.persist(&name) {
+            Ok(file) => Ok(tempfile::NamedTempFile::from_parts(file, name)),
+            Err(e) => Err(e.file),
+        }
     }
 }
 
@@ -579,11 +635,80 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), text);
         let left: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(left.len(), 1, "no temp file left");
-        // No folder: no draft (staging the text makes it, and says why not).
-        assert!(Draft::beside(&dir.path().join("none/a.json")).is_none());
         // Dropped: nothing left.
         drop(Draft::beside(&p).expect("a draft"));
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    /// A draft for a folder that does not exist yet is made in the nearest
+    /// one above and staged as the text would be: the folders made, the
+    /// same bytes and mode, no temp file left anywhere; where the folder
+    /// cannot be made, the same error as staging the text.
+    #[test]
+    fn a_draft_above_a_missing_folder_stages_like_a_text() {
+        use std::io::Write as _;
+        let text = b"{\"a\": 1}\n";
+        let root = tempfile::tempdir().expect("tempdir");
+        let by_text = root.path().join("text/vms/tofu/config.tf.json");
+        let by_draft = root.path().join("draft/vms/tofu/config.tf.json");
+        std::fs::create_dir_all(root.path().join("text")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("draft")).expect("mkdir");
+        stage(&by_text, text, Some(0o644))
+            .expect("stage")
+            .commit()
+            .expect("commit");
+        let draft = Draft::beside(&by_draft).expect("a draft above the missing folders");
+        draft.file().write_all(text).expect("write");
+        assert!(
+            !root.path().join("draft/vms").exists(),
+            "no folder made before staging"
+        );
+        let staged = draft.stage(&by_draft, Some(0o644)).expect("stage");
+        assert!(!by_draft.exists(), "not before commit");
+        staged.commit().expect("commit");
+        assert_eq!(std::fs::read(&by_draft).expect("read"), text);
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode(&by_draft), mode(&by_text));
+        for sub in ["draft", "draft/vms", "draft/vms/tofu"] {
+            let names: Vec<_> = std::fs::read_dir(root.path().join(sub))
+                .expect("ls")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(
+                names.len(),
+                1,
+                "only the file or folder written in {sub}: {names:?}"
+            );
+        }
+        // A draft dropped before staging leaves nothing behind.
+        let other = root.path().join("draft/new/a.json");
+        drop(Draft::beside(&other).expect("a draft"));
+        assert_eq!(
+            std::fs::read_dir(root.path().join("draft"))
+                .expect("ls")
+                .count(),
+            1
+        );
+        // A file where a folder should be: the error of staging the text.
+        std::fs::write(root.path().join("blocked"), "x").expect("write");
+        let blocked = root.path().join("blocked/tofu/a.json");
+        let draft = Draft::beside(&blocked).expect("a draft in the root");
+        draft.file().write_all(text).expect("write");
+        let want = stage(&blocked, text, Some(0o644))
+            .err()
+            .expect("no folder")
+            .to_string();
+        let got = draft
+            .stage(&blocked, Some(0o644))
+            .err()
+            .expect("no folder")
+            .to_string();
+        assert_eq!(got, want);
+        assert_eq!(
+            std::fs::read_dir(root.path()).expect("ls").count(),
+            3,
+            "no temp file left"
+        );
     }
 
     #[test]

@@ -141,9 +141,10 @@ enum Body {
 /// [`render_with`] for [`write_outputs`] under `dir`: `config.tf.json`
 /// goes straight to a temp file beside its destination (a 10,000-host file
 /// is 11-20 MB, and holding it whole was `pve render`'s peak), while the
-/// other outputs render. Where no temp file can be made (its folder does
-/// not exist yet, ...) it is text, as from `render_with`, and writing it
-/// reports what is wrong.
+/// other outputs render (a folder that does not exist yet is made only
+/// when the files are written: see `Draft::beside`). Where no temp file
+/// can be made (a read-only folder, ...) it is text, as from
+/// `render_with`, and writing it reports what is wrong.
 pub fn render_for(
     loaded: &Loaded,
     targets: &[Target],
@@ -204,10 +205,13 @@ fn render_one(
                 tofu::check_renders(loaded)?;
                 return Ok(text(path, String::new()));
             }
-            if let Some(draft) = dir.and_then(|d| Draft::beside(&d.join(&path))) {
+            let dest = dir.map(|d| d.join(&path));
+            if let Some((draft, dest)) = dest.and_then(|d| Some((Draft::beside(&d)?, d))) {
                 // A failed write (a full disk) is left to staging the text
                 // to report, where it always has been.
                 if tofu::write_json_as(loaded, options.compact, draft.file())?.is_ok() {
+                    // `.sops.yaml` is still rendering on another thread.
+                    draft.sync_early(&dest);
                     return Ok(Output {
                         path,
                         body: Body::Drafted(draft),
@@ -216,20 +220,59 @@ fn render_one(
             }
             text(path, tofu::render_json_as(loaded, options.compact)?)
         }
-        Target::Sops => text(
-            sops::config_path(loaded)?,
-            sops::render_sops_yaml_with(loaded, options)?,
-        ),
-        Target::KnownHosts => text(
-            PathBuf::from(KNOWN_HOSTS_PATH),
+        Target::Sops => {
+            let path = sops::config_path(loaded)?;
+            let Some(dir) = dir.filter(|_| !options.paths_only) else {
+                return Ok(text(path, sops::render_sops_yaml_with(loaded, options)?));
+            };
+            let mut draft = None;
+            let contents = sops::render_sops_yaml_beside(
+                loaded,
+                options,
+                Some(&mut |t: &str| draft = draft_text(dir, &path, t)),
+            )?;
+            match draft {
+                Some(d) => Output {
+                    path,
+                    body: Body::Drafted(d),
+                },
+                None => text(path, contents),
+            }
+        }
+        Target::KnownHosts => {
+            let path = PathBuf::from(KNOWN_HOSTS_PATH);
             if options.paths_only {
                 known_hosts::check_renders(loaded)?;
-                String::new()
-            } else {
-                known_hosts::render(loaded)?
-            },
-        ),
+                return Ok(text(path, String::new()));
+            }
+            let contents = known_hosts::render(loaded)?;
+            match dir.and_then(|d| draft_text(d, &path, &contents)) {
+                Some(d) => Output {
+                    path,
+                    body: Body::Drafted(d),
+                },
+                None => text(path, contents),
+            }
+        }
     })
+}
+
+/// `text` written to a temp file beside `dir/path` and synced there and
+/// then, on the thread that rendered it, not at the end of `pve render`
+/// (see [`Draft::sync_early`]); `None` where that cannot be done, and
+/// staging the text reports why. Also `None` when the file there has the
+/// text's length: most likely the same text, which is then compared and
+/// not written at all.
+fn draft_text(dir: &Path, path: &Path, text: &str) -> Option<Draft> {
+    use std::io::Write as _;
+    let dest = dir.join(path);
+    if std::fs::metadata(&dest).is_ok_and(|m| m.len() == text.len() as u64) {
+        return None;
+    }
+    let draft = Draft::beside(&dest)?;
+    draft.file().write_all(text.as_bytes()).ok()?;
+    draft.sync_early(&dest);
+    Some(draft)
 }
 
 /// Whether writing under `dir` writes into the fleet itself (and so needs

@@ -114,6 +114,18 @@ pub fn render_sops_yaml(loaded: &Loaded) -> Result<String, AppError> {
 
 /// [`render_sops_yaml`], read back (the default) or not, as `options` say.
 pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result<String, AppError> {
+    render_sops_yaml_beside(loaded, options, None)
+}
+
+/// [`render_sops_yaml_with`], handing the text to `beside` (on a thread of
+/// its own) while it is read back: `pve render` writes it to its temp file
+/// then, instead of after. A text the read-back refuses is refused all the
+/// same.
+pub(crate) fn render_sops_yaml_beside(
+    loaded: &Loaded,
+    options: super::Options,
+    beside: Option<&mut (dyn FnMut(&str) + Send)>,
+) -> Result<String, AppError> {
     gate(loaded, GATE)?;
     let path = config_path(loaded)?;
     let prefix = secrets_prefix(loaded, &path)?;
@@ -334,8 +346,19 @@ pub fn render_sops_yaml_with(loaded: &Loaded, options: super::Options) -> Result
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    if !options.skip_read_back {
-        parse_back(&text, &recipients, rule_count)?;
+    match beside {
+        Some(beside) if !options.skip_read_back => std::thread::scope(|s| {
+            let text = &text;
+            let written = s.spawn(move || beside(text));
+            let read = parse_back(text, &recipients, rule_count);
+            if let Err(panic) = written.join() {
+                std::panic::resume_unwind(panic);
+            }
+            read
+        })?,
+        Some(beside) => beside(&text),
+        None if !options.skip_read_back => parse_back(&text, &recipients, rule_count)?,
+        None => {}
     }
     Ok(text)
 }

@@ -191,6 +191,48 @@ fn out_dir_and_single_targets() {
     assert!(out.path().join("secrets/.sops.yaml").is_file());
 }
 
+/// A first render into an empty folder (no `vms/`, no `secrets/`: the
+/// files are drafted in the folder above and moved in) writes the same
+/// bytes as a render in place, and a refusal found late (`.sops.yaml`'s,
+/// after the other files were drafted) leaves the folder empty.
+#[test]
+fn a_first_render_into_an_empty_folder_writes_all_or_nothing() {
+    let d = fleet();
+    let out = tempfile::tempdir().unwrap();
+    let o = pve(
+        d.path(),
+        &["render", "--out-dir", out.path().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let committed = snapshot(d.path());
+    let written = snapshot(out.path());
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        [
+            Path::new("secrets/.sops.yaml"),
+            Path::new("vms/known_hosts"),
+            Path::new("vms/tofu/config.tf.json"),
+        ]
+    );
+    for (path, bytes) in &written {
+        assert_eq!(Some(bytes), committed.get(path), "{}", path.display());
+    }
+    edit(
+        d.path(),
+        "master = \"age17044m9wgakla6pzftf4srtl3h5mcsr85jysgt5fg23zpnta8sfdqhzn452\";",
+        "master = \"alice@example.org\";",
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let o = pve(
+        d.path(),
+        &["render", "--out-dir", empty.path().to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("`_sops.admins.master`"), "{}", err(&o));
+    let left: Vec<_> = std::fs::read_dir(empty.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
+}
+
 /// The bad inputs of issue 3: each a clear message naming the place in
 /// hosts.nix, exit 2, and not one byte written.
 #[test]
