@@ -129,6 +129,10 @@ pub struct Draft {
     tmp: tempfile::NamedTempFile,
     /// The folder the temp file is in.
     dir: PathBuf,
+    /// Why [`Draft::sync_early`] failed: reported by the stage, because a
+    /// second sync of the same file can succeed after the first lost the
+    /// data (Linux reports a write-back error once per open file).
+    sync_failed: Option<std::io::Error>,
 }
 
 impl Draft {
@@ -157,7 +161,11 @@ impl Draft {
             .prefix(".pve-tmp-")
             .tempfile_in(&dir)
             .ok()?;
-        Some(Draft { tmp, dir })
+        Some(Draft {
+            tmp,
+            dir,
+            sync_failed: None,
+        })
     }
 
     /// The temp file, to write the text to.
@@ -170,13 +178,15 @@ impl Draft {
     /// (a few milliseconds for a large file) off the end of the command,
     /// and the stage's own sync finds little left to do. Skipped when the
     /// file at `path` has the draft's length: most likely the same text,
-    /// which is then not written at all. A failure is left to the stage's
-    /// sync to report.
-    pub fn sync_early(&self, path: &Path) {
+    /// which is then not written at all. A failure is kept for the stage
+    /// to report (see `sync_failed`).
+    pub fn sync_early(&mut self, path: &Path) {
         let file = self.tmp.as_file();
         let len = |m: std::io::Result<std::fs::Metadata>| m.ok().map(|m| m.len());
         if len(std::fs::metadata(path)).is_none_or(|old| Some(old) != len(file.metadata())) {
-            let _ = file.sync_data();
+            if let Err(e) = file.sync_data() {
+                self.sync_failed.get_or_insert(e);
+            }
         }
     }
 
@@ -204,6 +214,9 @@ impl Draft {
     /// text is copied there, as `stage` writes it (and with its errors).
     pub fn stage(self, path: &Path, new_mode: Option<u32>) -> Result<Staged, AppError> {
         let (dest, dir, existing) = destination(path)?;
+        if let Some(e) = self.sync_failed {
+            return Err(write_failed(path, "write", e));
+        }
         if dir == self.dir {
             return finish(self.tmp, dest, path, existing.as_ref(), new_mode);
         }
@@ -637,6 +650,29 @@ mod tests {
         assert_eq!(left.len(), 1, "no temp file left");
         // Dropped: nothing left.
         drop(Draft::beside(&p).expect("a draft"));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    /// An early sync that failed fails the stage, though a second sync of
+    /// the file would succeed: Linux reports a lost write-back once. The
+    /// destination stays as it was and no temp file is left.
+    #[test]
+    fn an_early_sync_that_failed_fails_the_stage() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("a.json");
+        std::fs::write(&p, "old").expect("write");
+        let mut draft = Draft::beside(&p).expect("a draft");
+        draft.file().write_all(b"new text").expect("write");
+        draft.sync_early(&p);
+        assert!(
+            draft.sync_failed.is_none(),
+            "a sync that worked is no error"
+        );
+        draft.sync_failed = Some(std::io::Error::from_raw_os_error(libc::EIO));
+        let e = draft.stage(&p, None).err().expect("the sync's error");
+        assert!(e.to_string().contains("a.json"), "{e}");
+        assert_eq!(std::fs::read_to_string(&p).expect("read"), "old");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
     }
 

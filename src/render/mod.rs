@@ -206,7 +206,7 @@ fn render_one(
                 return Ok(text(path, String::new()));
             }
             let dest = dir.map(|d| d.join(&path));
-            if let Some((draft, dest)) = dest.and_then(|d| Some((Draft::beside(&d)?, d))) {
+            if let Some((mut draft, dest)) = dest.and_then(|d| Some((Draft::beside(&d)?, d))) {
                 // A failed write (a full disk) is left to staging the text
                 // to report, where it always has been.
                 if tofu::write_json_as(loaded, options.compact, draft.file())?.is_ok() {
@@ -269,7 +269,7 @@ fn draft_text(dir: &Path, path: &Path, text: &str) -> Option<Draft> {
     if std::fs::metadata(&dest).is_ok_and(|m| m.len() == text.len() as u64) {
         return None;
     }
-    let draft = Draft::beside(&dest)?;
+    let mut draft = Draft::beside(&dest)?;
     draft.file().write_all(text.as_bytes()).ok()?;
     draft.sync_early(&dest);
     Some(draft)
