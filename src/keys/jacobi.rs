@@ -112,19 +112,10 @@ fn batch(a: &mut [u64; 4], n: &mut [u64; 4], negative: &mut bool) -> bool {
         // Reciprocity: both ≡ 3 (mod 4) flips the sign (both are odd, so
         // bit 1 of each says it).
         flips ^= swap & ((low_a & low_n) >> 1);
-        let t = (low_a ^ low_n) & swap;
-        low_a ^= t;
-        low_n ^= t;
-        let t = (top_a ^ top_n) & swap;
-        top_a ^= t;
-        top_n ^= t;
-        let swap = swap as i64;
-        let t = (fa ^ f_n) & swap;
-        fa ^= t;
-        f_n ^= t;
-        let t = (ga ^ g_n) & swap;
-        ga ^= t;
-        g_n ^= t;
+        swap_if(swap, &mut low_a, &mut low_n);
+        swap_if(swap, &mut top_a, &mut top_n);
+        swap_if(swap as i64, &mut fa, &mut f_n);
+        swap_if(swap as i64, &mut ga, &mut g_n);
         low_a = low_a.wrapping_sub(low_n);
         top_a -= top_n;
         fa -= f_n;
@@ -138,6 +129,18 @@ fn batch(a: &mut [u64; 4], n: &mut [u64; 4], negative: &mut bool) -> bool {
     *n = next_n;
     *negative = sign;
     true
+}
+
+/// Swaps `x` and `y` when `mask` is all ones, leaves them when it is zero,
+/// without a branch (see [`batch`]).
+#[inline(always)]
+fn swap_if<T>(mask: T, x: &mut T, y: &mut T)
+where
+    T: Copy + std::ops::BitXor<Output = T> + std::ops::BitAnd<Output = T>,
+{
+    let t = (*x ^ *y) & mask;
+    *x = *x ^ t;
+    *y = *y ^ t;
 }
 
 /// The number of bits of the larger of a and n.
@@ -212,9 +215,7 @@ fn residue_128(mut a: u128, mut n: u128, negative: bool) -> bool {
         flips ^= u128::from(zeros) & ((n >> 1) ^ (n >> 2));
         let swap = u128::from(a < n).wrapping_neg();
         flips ^= swap & ((a & n) >> 1);
-        let t = (a ^ n) & swap;
-        a ^= t;
-        n ^= t;
+        swap_if(swap, &mut a, &mut n);
         a -= n;
     }
     flips & 1 == 0

@@ -44,6 +44,20 @@ fn sops_yaml(k: &Keys) -> String {
     )
 }
 
+/// The example fleet with one secret file, for the admin alone, and no
+/// `.sops.yaml` yet.
+fn fleet_with_one_secret() -> (tempfile::TempDir, Keys) {
+    let fleet = example_fleet();
+    let root = fleet.path();
+    let k = keys(root);
+    write(
+        root,
+        "secrets/a.yaml",
+        &sops_yaml_file(&[&k.admin.recipient]),
+    );
+    (fleet, k)
+}
+
 /// `pve check --format json` → (exit code, the secret-* findings).
 fn check(root: &Path, extra: &[&str]) -> (i32, Vec<Json>) {
     let mut args = vec!["check", "--format", "json"];
@@ -253,14 +267,8 @@ fn files_that_are_not_sops_files_are_unreadable_errors() {
 
 #[test]
 fn a_broken_or_absent_sops_yaml_is_reported_once() {
-    let fleet = example_fleet();
+    let (fleet, _) = fleet_with_one_secret();
     let root = fleet.path();
-    let k = keys(root);
-    write(
-        root,
-        "secrets/a.yaml",
-        &sops_yaml_file(&[&k.admin.recipient]),
-    );
     let (code, findings) = check(root, &[]);
     assert_eq!(code, 1);
     assert_eq!(findings.len(), 1);
@@ -296,14 +304,8 @@ fn a_broken_or_absent_sops_yaml_is_reported_once() {
 /// the fleet changes.
 #[test]
 fn a_path_regex_too_big_to_compile_fails_the_check_and_changes_nothing() {
-    let fleet = example_fleet();
+    let (fleet, k) = fleet_with_one_secret();
     let root = fleet.path();
-    let k = keys(root);
-    write(
-        root,
-        "secrets/a.yaml",
-        &sops_yaml_file(&[&k.admin.recipient]),
-    );
     write(
         root,
         "secrets/.sops.yaml",
