@@ -343,43 +343,37 @@ fn write_sources(
         }
         .into());
     }
-    // Every destination checked, in order, before anything is staged. A
-    // draft is compared with the file it replaces (a read of both) once,
-    // here.
+    // Every destination checked, in order, before anything is staged. Each
+    // output is compared with the file it replaces (a read of it) once,
+    // here: the check asks when the file exists; one it did not ask about
+    // is new, or not ours (refused).
     let paths = ownership::PathValues::of(loaded);
-    let mut drafted_same = Vec::with_capacity(files.len());
+    let mut unchanged = Vec::with_capacity(files.len());
     for (path, source) in &files {
         let found = std::cell::Cell::new(false);
-        let same = |real: &Path| match source {
-            Source::Text(t) => ownership::same_text(real, t),
-            Source::Drafted(d) => {
-                found.set(d.same_as(real).unwrap_or(false));
-                found.get()
-            }
+        let same = |real: &Path| {
+            found.set(match source {
+                Source::Text(t) => ownership::same_text(real, t),
+                Source::Drafted(d) => d.same_as(real).unwrap_or(false),
+            });
+            found.get()
         };
         if let Some(d) = ownership::problem_of(loaded, &paths, dir, path, &same) {
             return Err(invalid(loaded, d));
         }
-        drafted_same.push(found.get());
+        unchanged.push(found.get());
     }
     let mut staged = Vec::new();
-    for ((path, source), drafted_same) in files.into_iter().zip(drafted_same) {
+    for ((path, source), unchanged) in files.into_iter().zip(unchanged) {
+        if unchanged {
+            continue;
+        }
         let target = dir.join(&path);
         // New files hold no secret and belong in the repository like any
         // other (0644); a replaced file keeps its owner and mode.
         let s = match source {
-            Source::Text(t) => {
-                if same_contents(&target, t.as_bytes()).unwrap_or(false) {
-                    continue;
-                }
-                stage(&target, t.as_bytes(), Some(0o644))?
-            }
-            Source::Drafted(d) => {
-                if drafted_same {
-                    continue;
-                }
-                d.stage(&target, Some(0o644))?
-            }
+            Source::Text(t) => stage(&target, t.as_bytes(), Some(0o644))?,
+            Source::Drafted(d) => d.stage(&target, Some(0o644))?,
         };
         staged.push((path, s));
     }
