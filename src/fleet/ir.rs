@@ -513,7 +513,21 @@ struct Entries {
 /// Up to this many entries a name is looked for front to back.
 const ENTRIES_UNINDEXED: usize = 16;
 
+/// Each name of `list` to its position.
+fn index_of(list: &[(Ident, Building)]) -> FxHashMap<Ident, usize> {
+    list.iter()
+        .enumerate()
+        .map(|(j, (n, _))| (n.clone(), j))
+        .collect()
+}
+
 impl Entries {
+    /// `list` as it is (its names distinct), indexed when it is long.
+    fn from_list(list: Vec<(Ident, Building)>) -> Entries {
+        let index = (list.len() > ENTRIES_UNINDEXED).then(|| index_of(&list));
+        Entries { list, index }
+    }
+
     fn position(&self, name: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(name).copied(),
@@ -539,12 +553,7 @@ impl Entries {
                 index.insert(name.clone(), i);
             }
             None if i >= ENTRIES_UNINDEXED => {
-                let mut index: FxHashMap<Ident, usize> = self
-                    .list
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (n, _))| (n.clone(), j))
-                    .collect();
+                let mut index = index_of(&self.list);
                 index.insert(name.clone(), i);
                 self.index = Some(index);
             }
@@ -633,20 +642,7 @@ impl SetBuilder {
                 (name, b)
             })
             .collect();
-        let mut entries = Entries {
-            list: entries,
-            index: None,
-        };
-        if entries.list.len() > ENTRIES_UNINDEXED {
-            entries.index = Some(
-                entries
-                    .list
-                    .iter()
-                    .enumerate()
-                    .map(|(j, (n, _))| (n.clone(), j))
-                    .collect(),
-            );
-        }
+        let entries = Entries::from_list(entries);
         SetBuilder {
             rec: set.rec,
             span: set.span,
