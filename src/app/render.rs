@@ -16,18 +16,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
         skip_read_back: false,
         paths_only: false,
     };
-    let targets: &[Target] = match args.what {
-        What::All => &[],
-        What::Tofu => &[Target::Tofu],
-        What::Sops => &[Target::Sops],
-        What::KnownHosts => &[Target::KnownHosts],
+    let targets = match args.what {
+        What::All => render::all_targets(&loaded),
+        What::Tofu => vec![Target::Tofu],
+        What::Sops => vec![Target::Sops],
+        What::KnownHosts => vec![Target::KnownHosts],
     };
     let dir = args.out_dir.unwrap_or_else(|| loaded.root_dir.clone());
     if args.check {
-        let files = match args.what {
-            What::All => render::all_with(&loaded, options)?,
-            _ => render::render_with(&loaded, targets, options)?,
-        };
+        let files = render::render_with(&loaded, &targets, options)?;
         let stale = render::check(&dir, &files)?;
         if stale.is_empty() {
             report.note(&format!(
@@ -51,10 +48,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<u8> {
     }
     // config.tf.json is written to a temp file beside its destination while
     // it renders (see `render::render_for`).
-    let outputs = match args.what {
-        What::All => render::all_for(&loaded, options, &dir)?,
-        _ => render::render_for(&loaded, targets, options, &dir)?,
-    };
+    let outputs = render::render_for(&loaded, &targets, options, &dir)?;
     let paths: Vec<_> = outputs.iter().map(|o| o.path.clone()).collect();
     let lock = if render::writes_into_fleet(&loaded, &dir) {
         Some(RepoLock::take(&loaded.root_dir)?)

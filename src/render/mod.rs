@@ -59,12 +59,9 @@ pub fn all_with(loaded: &Loaded, options: Options) -> Result<Vec<RenderedFile>, 
     render_with(loaded, &all_targets(loaded), options)
 }
 
-/// [`all_with`] for writing under `dir` (see [`render_for`]).
-pub fn all_for(loaded: &Loaded, options: Options, dir: &Path) -> Result<Vec<Output>, AppError> {
-    render_for(loaded, &all_targets(loaded), options, dir)
-}
-
-fn all_targets(loaded: &Loaded) -> Vec<Target> {
+/// Every output the fleet has: `.sops.yaml` only when hosts.nix has
+/// `_sops`.
+pub fn all_targets(loaded: &Loaded) -> Vec<Target> {
     let mut targets = vec![Target::Tofu, Target::KnownHosts];
     if loaded.fleet.sops.span.is_some() {
         targets.push(Target::Sops);
