@@ -197,3 +197,29 @@ pub(crate) mod testing {
         rule(&loaded).iter().map(|d| d.code.as_str()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Code;
+    use crate::fleet::{load_source, SourceFile};
+
+    /// The per-host rules' split (the first part on the calling thread, the
+    /// rest on their own) against one pass in host order, for every count
+    /// of hosts around the part sizes (64 hosts at the least).
+    #[test]
+    fn per_host_findings_come_in_host_order_however_the_hosts_are_split() {
+        for n in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
+            let hosts: String = (0..n).map(|i| format!("  h{i:03} = {{ }};\n")).collect();
+            let text = format!("{{\n{hosts}}}\n");
+            let path = std::env::temp_dir().join("pve-per-host-test/hosts.nix");
+            let loaded = load_source(SourceFile::new(path, text)).expect("the fleet loads");
+            let finding =
+                |h: &Host| Diagnostic::warning(Code::MissingFile, h.name_span, h.name.clone());
+            let serial: Vec<Diagnostic> = loaded.fleet.hosts.iter().map(finding).collect();
+            let split = per_host_in_parallel(&loaded, |h, out| out.push(finding(h)));
+            assert_eq!(split, serial, "{n} hosts");
+            assert_eq!(split.len(), n);
+        }
+    }
+}
