@@ -69,9 +69,9 @@ pub fn purge_for_input(len: usize) {
 
 /// Has mimalloc reserve its address space 256 MiB at a time instead of
 /// 1 GiB: an arena's bookkeeping grows with its size and is written when
-/// the arena is made, 34 page faults of the 403 of `pve --version` (the
-/// peak of a 10,000-host check is below 60 MiB; a larger run reserves
-/// more arenas). Call it before the first allocation.
+/// the arena is made, 34 page faults of the 403 of `pve --version` (a
+/// 10,000-host check peaks at 41-65 MiB; a larger run reserves more
+/// arenas). Call it before the first allocation.
 pub fn smaller_arenas() {
     // SAFETY: as in `purge_at_once`.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_RESERVE, 256 * 1024) }
