@@ -74,11 +74,11 @@ pub fn to_writer<T: Serialize, W: io::Write>(
 
 /// serde_json's `Serializer`, call for call on the same [`Formatter`], but
 /// for its strings: serde_json looks every byte up in its escape table,
-/// one at a time (at 10,000 hosts about half of writing config.tf.json),
-/// where this tests eight at once (see [`next_escaped`]). The text is the
-/// same to the byte (the tests compare the two). Only what config.tf.json
-/// is made of is written: no bytes, no enum variant with data, and keys
-/// that are strings.
+/// one at a time (at 10,000 hosts, 8.6 MB of strings and keys: 44 % of
+/// writing config.tf.json), where this tests eight at once (see
+/// [`next_escaped`]). The text is the same to the byte (the tests compare
+/// the two). Only what config.tf.json is made of is written: no bytes, no
+/// enum variant with data, and keys that are strings.
 struct Json<W, F> {
     out: W,
     f: F,
@@ -111,8 +111,10 @@ impl<W: io::Write, F: Formatter> Json<W, F> {
 
 /// The first [`escaped`] byte of `bytes` from `from` on, eight bytes at a
 /// time: in each word, a byte below 0x20, or equal to `"` or `\\`, sets
-/// its top bit in the mask. A borrow can only set bits above a byte that
-/// is one, so the lowest bit set is always a real one.
+/// its top bit in the mask. A subtraction borrows only out of a byte that
+/// is such a byte, and only into the bytes above it, so a byte whose bit
+/// is set wrongly always has a real one below it: the lowest bit set is
+/// exact.
 fn next_escaped(bytes: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const TOPS: u64 = ONES << 7;
