@@ -25,7 +25,11 @@ pub fn check_renders(loaded: &Loaded) -> Result<(), AppError> {
 /// The exact bytes of `vms/known_hosts`.
 pub fn render(loaded: &Loaded) -> Result<String, AppError> {
     gate(loaded, GATE)?;
-    let mut out = String::from(crate::known_hosts::HEADER);
+    // Room for every line at once (about 100 bytes a host): grown by
+    // doubling, the text was copied and faulted in about twice over.
+    let mut out =
+        String::with_capacity(crate::known_hosts::HEADER.len() + 128 * loaded.fleet.hosts.len());
+    out.push_str(crate::known_hosts::HEADER);
     for h in &loaded.fleet.hosts {
         // Placeholders (no key yet) are skipped; real errors were refused
         // by the gate.

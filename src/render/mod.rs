@@ -516,7 +516,23 @@ pub fn tf_escape(s: &str) -> String {
     if !s.as_bytes().contains(&b'{') {
         return s.to_owned();
     }
-    s.replace("${", "$${").replace("%{", "%%{")
+    // One pass, doubling the `$` or `%` before each `{` (two `replace`s
+    // set up a substring search each, and a 10,000-host fleet whose
+    // descriptions hold `${` spent more on that than on the rest of its
+    // strings).
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut run = 0;
+    for i in 1..bytes.len() {
+        if bytes[i] == b'{' && matches!(bytes[i - 1], b'$' | b'%') {
+            // `i` is at an ASCII byte: a char boundary.
+            out.push_str(&s[run..i]);
+            out.push(char::from(bytes[i - 1]));
+            run = i;
+        }
+    }
+    out.push_str(&s[run..]);
+    out
 }
 
 #[cfg(test)]
@@ -593,6 +609,9 @@ mod tests {
         #[test]
         fn escaped_strings_read_back_literally(s in "[$%{}a ]{0,12}|.{0,24}") {
             proptest::prop_assert_eq!(hcl_literal(&tf_escape(&s)), Some(s.clone()));
+            // The one pass writes what the two replacements it stands for
+            // do.
+            proptest::prop_assert_eq!(tf_escape(&s), s.replace("${", "$${").replace("%{", "%%{"));
         }
     }
 }

@@ -336,9 +336,21 @@ pub(crate) fn render_sops_yaml_beside(
     }
     let recipients: Vec<&str> = keys.iter().map(|k| k.recipient).collect();
     let rule_count = rules.len();
+    // The text's length, near enough, made room for at once: grown by
+    // doubling, a 10,000-host text (2.7 MB) was copied and faulted in
+    // about twice over.
+    let size = keys
+        .iter()
+        .map(|k| k.anchor.len() + k.recipient.len() + k.comment.len() + 12)
+        .chain(rules.iter().map(|r| {
+            let aliases: usize = r.aliases.iter().map(|a| a.len() + 14).sum();
+            r.path_regex.len() + r.comment.len() + aliases + 64
+        }))
+        .sum::<usize>()
+        + 512;
     let doc = SopsYaml { keys, rules };
-    let mut text = doc
-        .render()
+    let mut text = String::with_capacity(size);
+    doc.render_into(&mut text)
         .map_err(|e| super::RenderError::SopsTemplate { source: e })?;
     // Not needed for the read-back, which holds the text and its own
     // buffers.
@@ -852,9 +864,11 @@ fn parse_back(text: &str, recipients: &[&str], rules: usize) -> Result<(), AppEr
     {
         return Err(wrong(format!("it holds the line break U+{:04X}", c as u32)));
     }
-    // Read as a stream of events: only what is compared is kept (the
-    // loaded document of a 10,000-host file took about 40 MiB); a large
-    // text in two parts on two threads (see `SopsTally::read_in_two`).
+    // A text of the template's plain lines is tallied without the parser
+    // (see `SopsTally::read_rendered`); any other is read as a stream of
+    // events: only what is compared is kept (the loaded document of a
+    // 10,000-host file took about 40 MiB); a large text in two parts on
+    // two threads (see `SopsTally::read_in_two`).
     let doc = super::yaml_events::SopsTally::read(text, recipients).map_err(wrong)?;
     if doc.keys_differ || doc.keys != recipients.len() {
         return Err(wrong(format!(
@@ -961,6 +975,40 @@ mod tests {
             refused += usize::from(full.is_err());
         }
         assert_eq!(refused, 8);
+    }
+
+    /// A fleet's rendered text, with renamed hosts, extra rules and a
+    /// host that takes no secrets, is read back without the parser (see
+    /// `SopsTally::read_rendered`), to the tally the parser gives.
+    #[test]
+    fn a_rendered_text_is_read_back_without_the_parser() {
+        use crate::check::testing::{KEY_A, KEY_B};
+        let text = format!(
+            r#"{{ _sops = {{ admins = {{ me = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"; }}; rules = [ {{ path_regex = "^x/.*"; hosts = [ "a" ]; }} ]; }};
+  a = {{ publicKey = "{KEY_A}"; renamedFrom = [ "old-a" ]; }}; b = {{ publicKey = "{KEY_B}"; secrets = false; }}; c = {{ }}; }}"#
+        );
+        let path = std::env::temp_dir().join("pve-sops-read-back-test/hosts.nix");
+        let loaded = crate::fleet::load_source(crate::fleet::SourceFile::new(path, text))
+            .expect("the test fleet loads");
+        let rendered = super::super::without_gates(|| render_sops_yaml(&loaded)).expect("renders");
+        let recipients: Vec<&str> = rendered
+            .lines()
+            .filter_map(|l| l.strip_prefix("  - &")?.split(' ').nth(1))
+            .collect();
+        let rules = rendered.matches("\n  - path_regex:").count();
+        assert!(recipients.len() >= 2 && rules >= 3, "{rendered}");
+        let yaml = super::super::yaml_events::SopsTally::read_rendered(&rendered, &recipients)
+            .expect("read without the parser");
+        let whole = super::super::yaml_events::SopsTally::read_whole(&rendered, &recipients)
+            .expect("read with the parser");
+        assert_eq!(
+            (yaml.keys, yaml.keys_differ, yaml.rules),
+            (whole.keys, whole.keys_differ, whole.rules)
+        );
+        assert_eq!(
+            (yaml.keys, yaml.keys_differ, yaml.rules),
+            (recipients.len(), false, rules)
+        );
     }
 
     #[test]
