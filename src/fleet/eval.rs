@@ -13,7 +13,6 @@
 //! silent wrap-around of older Nix.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -199,14 +198,28 @@ fn delay<'a>(e: &'a Expr, env: &Env<'a>) -> Thunk<'a> {
 type Env<'a> = Rc<Scope<'a>>;
 
 struct Scope<'a> {
-    vars: RefCell<HashMap<&'a str, Thunk<'a>>>,
+    /// Sorted by name (a `rec` set's or `let`'s entries come sorted), so a
+    /// name is found by a binary search: hashing each variable read cost
+    /// more than the search on a fleet whose hosts read `let` values.
+    vars: RefCell<Vec<(&'a str, Thunk<'a>)>>,
     parent: Option<Env<'a>>,
 }
 
 impl<'a> Scope<'a> {
+    fn new(vars: Vec<(&'a str, Thunk<'a>)>, parent: Option<Env<'a>>) -> Scope<'a> {
+        debug_assert!(vars.windows(2).all(|w| w[0].0 < w[1].0));
+        Scope {
+            vars: RefCell::new(vars),
+            parent,
+        }
+    }
+
     fn lookup(&self, name: &str) -> Option<Thunk<'a>> {
-        if let Some(t) = self.vars.borrow().get(name) {
-            return Some(t.clone());
+        {
+            let vars = self.vars.borrow();
+            if let Ok(i) = vars.binary_search_by(|(n, _)| (*n).cmp(name)) {
+                return Some(vars[i].1.clone());
+            }
         }
         self.parent.as_ref().and_then(|p| p.lookup(name))
     }
@@ -254,10 +267,7 @@ impl<'a> Evaluator<'a> {
             depth: Cell::new(0),
             budget: Budget::default(),
             rec_scopes: RefCell::new(Vec::new()),
-            no_scope: Rc::new(Scope {
-                vars: RefCell::new(HashMap::new()),
-                parent: None,
-            }),
+            no_scope: Rc::new(Scope::new(Vec::new(), None)),
             direct: true,
         }
     }
@@ -269,19 +279,15 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn eval_strict(&self, expr: &'a Expr) -> Result<Value> {
-        let env = Rc::new(Scope {
-            vars: RefCell::new(HashMap::new()),
-            parent: None,
-        });
         // The builtins were written nowhere: an empty span, replaced by
         // the name's own span wherever one is read (see `ExprKind::Var`).
         let nowhere = TextRange::empty(0.into());
-        {
-            let mut vars = env.vars.borrow_mut();
-            vars.insert("true", done(LV::Bool(true), nowhere));
-            vars.insert("false", done(LV::Bool(false), nowhere));
-            vars.insert("null", done(LV::Null, nowhere));
-        }
+        let builtins = vec![
+            ("false", done(LV::Bool(false), nowhere)),
+            ("null", done(LV::Null, nowhere)),
+            ("true", done(LV::Bool(true), nowhere)),
+        ];
+        let env = Rc::new(Scope::new(builtins, None));
         if self.direct {
             // Plain data at the top (a fleet without `let` values in its
             // hosts): its value is taken, not rebuilt. A `let` around it
@@ -776,10 +782,7 @@ impl<'a> Evaluator<'a> {
     fn bind(&self, def: &'a SetDef, env: &Env<'a>) -> (Env<'a>, LAttrs<'a>) {
         let rec = def.rec;
         let scope = if rec {
-            Rc::new(Scope {
-                vars: RefCell::new(HashMap::new()),
-                parent: Some(env.clone()),
-            })
+            Rc::new(Scope::new(Vec::new(), Some(env.clone())))
         } else {
             env.clone()
         };
@@ -813,9 +816,8 @@ impl<'a> Evaluator<'a> {
         }
         if rec {
             let mut vars = scope.vars.borrow_mut();
-            for (name, (_, t)) in &attrs.0 {
-                vars.insert(name, t.clone());
-            }
+            vars.extend(attrs.0.iter().map(|(name, (_, t))| (*name, t.clone())));
+            debug_assert!(vars.windows(2).all(|w| w[0].0 < w[1].0));
             self.rec_scopes.borrow_mut().push(scope.clone());
         }
         (scope, attrs)
@@ -1175,6 +1177,41 @@ mod tests {
             assert_eq!(got.1, want.1, "{text}: direct {d}, literals {l}");
         }
         want
+    }
+
+    proptest::proptest! {
+        /// Every name of a `let` and a `rec` set reads its own value,
+        /// whatever order the bindings are written in (the scopes are
+        /// searched as sorted lists).
+        #[test]
+        fn every_bound_name_reads_its_own_value(
+            names in proptest::collection::btree_set("[a-d]{1,3}|[a-z][a-z0-9_]{0,6}", 1..24),
+            reversed in proptest::bool::ANY,
+        ) {
+            const RESERVED: &[&str] = &[
+                "out", "if", "then", "else", "in", "let", "or", "rec", "with", "assert",
+                "inherit", "true", "false", "null",
+            ];
+            let mut names: Vec<&String> =
+                names.iter().filter(|n| !RESERVED.contains(&n.as_str())).collect();
+            proptest::prop_assume!(!names.is_empty());
+            if reversed {
+                names.reverse();
+            }
+            let binds: String = names.iter().enumerate().map(|(i, n)| format!("{n} = {i}; ")).collect();
+            let reads: String = names.iter().map(|n| format!("{n} ")).collect();
+            let inherit: String = names.iter().map(|n| format!("{n} ")).collect();
+            let text = format!("let {binds}in rec {{ out = [ {reads}]; inherit {inherit}; }}");
+            let value = run(&text, true).0.expect("it evaluates");
+            let attrs = value.as_attrs().expect("a set");
+            let out = attrs.get("out").expect("out");
+            let Kind::List(items) = &out.value.kind else { panic!("a list") };
+            for (i, (item, name)) in items.iter().zip(&names).enumerate() {
+                proptest::prop_assert_eq!(&item.kind, &Kind::Int(i as i64), "{}", name);
+                let inherited = attrs.get(name.as_str()).expect("inherited");
+                proptest::prop_assert_eq!(&inherited.value.kind, &Kind::Int(i as i64));
+            }
+        }
     }
 
     #[test]

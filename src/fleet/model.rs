@@ -294,6 +294,11 @@ pub struct SopsConfig {
 /// `strict`, for keys it was not asked about.
 struct Reader<'a> {
     attrs: &'a Attrs,
+    /// The [`signature`]s of the set's names, or'ed: most keys a reader
+    /// asks for are not in the set (a host's `proxmox` writes about 7 of
+    /// its 23), and a clear bit answers those without a search (which was
+    /// a twentieth of reading a 10,000-host fleet).
+    names: u64,
     /// What the keys' names follow in messages, in two parts (e.g. the
     /// host's name and `.proxmox.`): joined only when there is a message,
     /// not for every host.
@@ -301,8 +306,37 @@ struct Reader<'a> {
     diags: &'a mut Vec<Diagnostic>,
 }
 
+/// One bit of 64 for a name, from its length and its first and last bytes
+/// (the keys a reader asks for mostly differ there).
+fn signature(name: &[u8]) -> u64 {
+    let (first, last) = match name {
+        [] => (0, 0),
+        [first, .., last] => (*first, *last),
+        [only] => (*only, *only),
+    };
+    let bit = (name.len() as u32).wrapping_mul(7) ^ u32::from(first) ^ u32::from(last) << 2;
+    1 << (bit % 64)
+}
+
 impl<'a> Reader<'a> {
+    fn new(
+        attrs: &'a Attrs,
+        context: (&'a str, &'static str),
+        diags: &'a mut Vec<Diagnostic>,
+    ) -> Reader<'a> {
+        let names = attrs.keys().fold(0, |m, n| m | signature(n.as_bytes()));
+        Reader {
+            attrs,
+            names,
+            context,
+            diags,
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&'a Value> {
+        if self.names & signature(key.as_bytes()) == 0 {
+            return None;
+        }
         self.attrs.get(key).map(|a| &a.value)
     }
 
@@ -595,22 +629,18 @@ fn read_host(
     attrs: &Attrs,
     diags: &mut Vec<Diagnostic>,
 ) -> Host {
-    let mut r = Reader {
-        attrs,
-        context: (name, "."),
-        diags,
-    };
+    let mut r = Reader::new(attrs, (name, "."), diags);
     let configuration_file = r.path("configurationFile");
     let home_file = r.path("homeFile");
     let hostname = r.string("hostname");
     let ssh_alias = r.string("sshAlias");
     let public_key = r.string("publicKey");
     let secrets = r.bool("secrets");
-    let renamed_from = read_renamed_from(name, attrs, r.diags);
-    let proxmox = attrs
+    let renamed_from = read_renamed_from(name, r.get("renamedFrom"), r.diags);
+    let proxmox = r
         .get("proxmox")
-        .and_then(|a| expect_set(&a.value, (name, ".proxmox"), diags).map(|p| (a.value.span, p)))
-        .map(|(span, p)| Box::new(read_proxmox_spec(name, span, p, diags)));
+        .and_then(|v| expect_set(v, (name, ".proxmox"), r.diags).map(|p| (v.span, p)))
+        .map(|(span, p)| Box::new(read_proxmox_spec(name, span, p, r.diags)));
     Host {
         name: name.to_string(),
         name_span,
@@ -632,10 +662,10 @@ fn read_host(
 /// `renamedFrom = "old";` or `renamedFrom = [ "older" "old" ];`.
 fn read_renamed_from(
     host: &str,
-    attrs: &Attrs,
+    value: Option<&Value>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Spanned<String>> {
-    let Some(v) = attrs.get("renamedFrom").map(|a| &a.value) else {
+    let Some(v) = value else {
         return Vec::new();
     };
     let items: Vec<&Value> = match &v.kind {
@@ -674,11 +704,7 @@ fn read_proxmox_spec(
     attrs: &Attrs,
     diags: &mut Vec<Diagnostic>,
 ) -> ProxmoxSpec {
-    let mut r = Reader {
-        attrs,
-        context: (host, ".proxmox."),
-        diags,
-    };
+    let mut r = Reader::new(attrs, (host, ".proxmox."), diags);
     r.reject_unknown(PROXMOX_KEYS);
     let disk = match r.get("disk") {
         Some(v) => match &v.kind {
@@ -721,8 +747,8 @@ fn read_proxmox_spec(
         vlan: r.int("vlan"),
         mac_address: r.string("macAddress"),
     };
-    let virtiofs = match attrs.get("virtiofs") {
-        Some(a) => read_virtiofs(host, &a.value, diags).into_boxed_slice(),
+    let virtiofs = match r.get("virtiofs") {
+        Some(v) => read_virtiofs(host, v, r.diags).into_boxed_slice(),
         None => Box::default(),
     };
     ProxmoxSpec { virtiofs, ..spec }
@@ -756,11 +782,7 @@ fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virt
         .into_iter()
         .filter_map(|item| {
             let attrs = expect_set(item, (host, ".proxmox.virtiofs"), diags)?;
-            let mut r = Reader {
-                attrs,
-                context: (host, ".proxmox.virtiofs."),
-                diags,
-            };
+            let mut r = Reader::new(attrs, (host, ".proxmox.virtiofs."), diags);
             r.reject_unknown(VIRTIOFS_KEYS);
             Some(Virtiofs {
                 mapping: r
@@ -778,11 +800,7 @@ fn read_virtiofs(host: &str, v: &Value, diags: &mut Vec<Diagnostic>) -> Vec<Virt
 
 fn read_proxmox_config(v: &Value, diags: &mut Vec<Diagnostic>) -> Option<ProxmoxConfig> {
     let attrs = expect_set(v, ("_proxmox", ""), diags)?;
-    let mut r = Reader {
-        attrs,
-        context: ("_proxmox.", ""),
-        diags,
-    };
+    let mut r = Reader::new(attrs, ("_proxmox.", ""), diags);
     r.reject_unknown(PROXMOX_CONFIG_KEYS);
     let (vmid_range, vmid_range_span) = match r.get("vmidRange") {
         Some(range) => match range
@@ -905,11 +923,7 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
     let Some(attrs) = expect_set(v, ("_sops", ""), diags) else {
         return SopsConfig::default();
     };
-    let mut r = Reader {
-        attrs,
-        context: ("_sops.", ""),
-        diags,
-    };
+    let mut r = Reader::new(attrs, ("_sops.", ""), diags);
     let path = r.string("path");
     let rules = r.get("rules").cloned();
     let catch_all = r.bool("catchAll");
@@ -942,6 +956,32 @@ fn read_sops(v: &Value, diags: &mut Vec<Diagnostic>) -> SopsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The reader finds what the set holds and nothing else: a name's
+        /// signature bit only ever skips a search that would find nothing.
+        #[test]
+        fn the_reader_finds_exactly_the_sets_names(
+            names in proptest::collection::btree_set("[a-zA-Z_]{0,12}|vmid|cores|disk|name", 0..20),
+            probe in "[a-zA-Z_]{0,12}|vmid|cores|disk|name|memory|bios",
+        ) {
+            let entries: Vec<(compact_str::CompactString, crate::fleet::value::Attr)> = names
+                .iter()
+                .map(|n| {
+                    let value = Value { kind: Kind::Null, span: TextRange::default() };
+                    let attr = crate::fleet::value::Attr { name_span: TextRange::default(), value };
+                    (compact_str::CompactString::from(n.as_str()), attr)
+                })
+                .collect();
+            let attrs = Attrs::from_sorted(entries);
+            let mut diags = Vec::new();
+            let r = Reader::new(&attrs, ("h", "."), &mut diags);
+            proptest::prop_assert_eq!(r.get(&probe).is_some(), names.contains(&probe));
+            for n in &names {
+                proptest::prop_assert!(r.get(n).is_some());
+            }
+        }
+    }
 
     #[test]
     fn hosts_stay_small() {
