@@ -56,11 +56,7 @@ pub fn parse(text: &str) -> Option<Expr> {
 /// `text[..cut]` followed by a `}` (at offset `cut`), as if the file
 /// ended there, without copying it.
 pub fn parse_head(text: &str, cut: usize) -> Option<Expr> {
-    // rowan's offsets are u32, the `}` included.
-    u32::try_from(cut.checked_add(1)?).ok()?;
-    let mut p = Parser::new(text.get(..cut)?);
-    p.close = true;
-    p.run()
+    parse_part(text, None, Some(cut))
 }
 
 /// The rest of a read split ([`split`](super::split)): the file with the
@@ -68,11 +64,34 @@ pub fn parse_head(text: &str, cut: usize) -> Option<Expr> {
 /// whitespace, without copying it. `None` unless the `{` is just before
 /// them.
 pub fn parse_tail(text: &str, skip: std::ops::Range<usize>) -> Option<Expr> {
-    let mut p = Parser::new(text);
-    p.skip = (skip.start, skip.end);
+    parse_part(text, Some(skip), None)
+}
+
+/// One part of a read split at several cuts: the file with the bytes
+/// `skip` read as whitespace (as [`parse_tail`]; the parts before this
+/// one), and, with an `end`, cut there and closed by a `}` (as
+/// [`parse_head`]; the parts after it). Without copying the text.
+pub fn parse_part(
+    text: &str,
+    skip: Option<std::ops::Range<usize>>,
+    end: Option<usize>,
+) -> Option<Expr> {
+    let mut p = match end {
+        Some(cut) => {
+            // rowan's offsets are u32, the `}` included.
+            u32::try_from(cut.checked_add(1)?).ok()?;
+            let mut p = Parser::new(text.get(..cut)?);
+            p.close = true;
+            p
+        }
+        None => Parser::new(text),
+    };
+    if let Some(skip) = &skip {
+        p.skip = (skip.start, skip.end);
+    }
     let e = p.run()?;
     // Skipped it must have been: else this read the whole file.
-    (p.skip.0 == usize::MAX).then_some(e)
+    (skip.is_none() || p.skip.0 == usize::MAX).then_some(e)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1254,6 +1273,27 @@ mod tests {
                 plain(parse(&tail_copy(text, open, cut))),
                 "tail {cut}"
             );
+        }
+    }
+
+    /// The copy a middle part ([`parse_part`] with a skip and an end)
+    /// stands for.
+    fn middle_copy(text: &str, open: usize, start: usize, end: usize) -> String {
+        let blank = " ".repeat(start - open - 1);
+        format!("{}{blank}{}}}", &text[..open + 1], &text[start..end])
+    }
+
+    #[test]
+    fn a_middle_part_reads_as_its_copy_at_every_pair_of_cuts() {
+        let text = "let k = [ \"a\" ]; in {\n  a = 1; # c\n  b = { c = k; };\n  /* x */ d = ''s'';\n  e = \"}\"; f = 2.5;\n}\n";
+        let open = text.find("{\n").expect("body");
+        let plain = |e: Option<Expr>| e.map(Expr::without_literals);
+        for start in open + 1..text.len() {
+            for end in start + 1..text.len() {
+                let part = plain(parse_part(text, Some(open + 1..start), Some(end)));
+                let copy = plain(parse(&middle_copy(text, open, start, end)));
+                assert_eq!(part, copy, "{start}..{end}");
+            }
         }
     }
 

@@ -234,7 +234,7 @@ const EVAL_STACK: usize = 256 * 1024 * 1024;
 /// ([`split`]); `None` where the cut does not apply. For tests: the result
 /// must be the serial read's whenever it is `Some`.
 pub fn evaluate_text_split_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
-    on_eval_thread(|| Ok(split::evaluate_at(text, base_dir, cut))).unwrap_or(None)
+    on_eval_thread(|| Ok(split::evaluate_at(text, base_dir, &[cut]))).unwrap_or(None)
 }
 
 /// The value and typed fleet of hosts.nix read serially, as
@@ -258,7 +258,17 @@ pub fn load_text_split_at(
     base_dir: &Path,
     cut: usize,
 ) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
-    on_eval_thread(|| Ok(split::load_at(text, base_dir, cut))).unwrap_or(None)
+    load_text_split_at_cuts(text, base_dir, &[cut])
+}
+
+/// [`load_text_split_at`] with the file cut at each of `cuts`, in order:
+/// its parts read (and typed) by two threads.
+pub fn load_text_split_at_cuts(
+    text: &str,
+    base_dir: &Path,
+    cuts: &[usize],
+) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+    on_eval_thread(|| Ok(split::load_at(text, base_dir, cuts))).unwrap_or(None)
 }
 
 /// Runs `work` on a thread with a large stack, so that deep but legal

@@ -45,10 +45,43 @@ pub fn check(text: &str) -> Result<(), Diagnostic> {
 /// frame and the file's both without a pending chain), the only state
 /// [`check_tail`] can start from. `Ok(None)` when it stops anywhere else.
 pub fn check_head(text: &str, cut: usize) -> Result<Option<u64>, Diagnostic> {
+    check_part(text, None, Some(cut))
+}
+
+/// The rest of a read split at `cut`: scans `text[cut..]` from the state
+/// [`check_head`] accepted, and gives its cost. The whole file passes
+/// [`check`] when both parts pass and their costs sum to at most
+/// [`MAX_COST`].
+pub fn check_tail(text: &str, cut: usize) -> Result<u64, Diagnostic> {
+    Ok(check_part(text, Some(cut), None)?.unwrap_or(0))
+}
+
+/// One part of a read split at several cuts: the text from the cut
+/// `start` (from the file's start with `None`) to the cut `end` (to the
+/// file's end with `None`). From a cut it scans from the state
+/// [`check_head`] accepts there. A part that stops at a cut gives its cost
+/// only when it stops in that state too ([`check_head`]); the last part,
+/// when the file ends as [`check`] requires. The whole file passes
+/// [`check`] when every part of one split passes and their costs sum to
+/// at most [`MAX_COST`].
+pub fn check_part(
+    text: &str,
+    start: Option<usize>,
+    end: Option<usize>,
+) -> Result<Option<u64>, Diagnostic> {
     let b = text.as_bytes();
     let mut s = Scan::default();
     s.frames.push(Frame::new(Open::Bracket, 0));
-    let (end, mode) = s.scan(b, 0, cut, Mode::Code)?;
+    if let Some(start) = start {
+        s.frames.push(Frame::new(Open::Bracket, start));
+    }
+    let start = start.unwrap_or(0);
+    let Some(cut) = end else {
+        s.scan(b, start, b.len(), Mode::Code)?;
+        s.finish(b.len())?;
+        return Ok(Some(s.cost));
+    };
+    let (end, mode) = s.scan(b, start, cut, Mode::Code)?;
     let clean = |f: &Frame| f.open == Open::Bracket && f.chain == 0;
     let between_bindings = end == cut
         && mode == Mode::Code
@@ -57,20 +90,6 @@ pub fn check_head(text: &str, cut: usize) -> Result<Option<u64>, Diagnostic> {
         && s.prefix == 0
         && !s.after_operand;
     Ok(between_bindings.then_some(s.cost))
-}
-
-/// The rest of a read split at `cut`: scans `text[cut..]` from the state
-/// [`check_head`] accepted, and gives its cost. The whole file passes
-/// [`check`] when both parts pass and their costs sum to at most
-/// [`MAX_COST`].
-pub fn check_tail(text: &str, cut: usize) -> Result<u64, Diagnostic> {
-    let b = text.as_bytes();
-    let mut s = Scan::default();
-    s.frames.push(Frame::new(Open::Bracket, 0));
-    s.frames.push(Frame::new(Open::Bracket, cut));
-    s.scan(b, cut, b.len(), Mode::Code)?;
-    s.finish(b.len())?;
-    Ok(s.cost)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -563,6 +582,40 @@ mod tests {
         assert!(head <= MAX_COST && tail <= MAX_COST);
         assert!(head + tail > MAX_COST);
         assert!(check(&text).is_err());
+        // In three parts, the same sum.
+        let second = cut + names.len() / 2;
+        assert!(text[second..].starts_with("  n"));
+        let middle = check_part(&text, Some(cut), Some(second)).ok().flatten();
+        let last = check_tail(&text, second).ok();
+        let parts = [check_head(&text, second).ok().flatten(), middle, last];
+        assert_eq!(
+            Some(head + tail),
+            check_head(&text, cut)
+                .ok()
+                .flatten()
+                .zip(middle)
+                .zip(last)
+                .map(|((a, b), c)| a + b + c)
+        );
+        assert!(parts.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn a_middle_part_stops_only_between_top_bindings() {
+        let text = "let k = 1; in {\n  a = { x = 1; };\n  b = [ k \"s;\" ];\n  c = 2;\n}\n";
+        let (b, c) = (
+            text.find("  b").unwrap_or_default(),
+            text.find("  c").unwrap_or_default(),
+        );
+        assert!(check_part(text, Some(b), Some(c)).ok().flatten().is_some());
+        for inside in ["k \"", "s;", "2;"] {
+            let at = text.find(inside).unwrap_or_default() + 1;
+            assert_eq!(
+                check_part(text, Some(b), Some(at)).ok().flatten(),
+                None,
+                "{inside}"
+            );
+        }
     }
 
     /// The whole check, and both parts at `cut`, as the old prescan gives

@@ -5,35 +5,47 @@
 //! It applies to the usual shape only: `{ ... }` or `let ... in { ... }`
 //! whose body is a set that is not `rec`. A value there sees the `let`
 //! bindings but never its siblings, so the set can be cut between two
-//! bindings and each part evaluated on its own, the `let` bindings in both:
+//! bindings and each part evaluated on its own, the `let` bindings in all:
 //!
-//! - the head is `text[..cut]` with a `}` after it: every offset, hence
-//!   every span, is the file's, except the set's own end;
-//! - the tail is the file with `text[open + 1..cut]` (the head's bindings)
-//!   read as whitespace: offsets unchanged again.
+//! - a part is the file with `text[open + 1..start]` (the bindings of the
+//!   parts before it) read as whitespace, up to its end and a `}` after
+//!   it (the last part: to the end of the file): every offset, hence every
+//!   span, is the file's, except the set's own end.
 //!
 //! Neither is a copy: the fast parser reads the file's own bytes that way
-//! ([`fast_parse::parse_head`], [`fast_parse::parse_tail`]).
+//! ([`fast_parse::parse_part`]).
 //!
-//! The cut is found by a guess (a line at the bindings' indentation, near
-//! the middle) and proved by the parse: the head only parses, closing the
-//! body set with the appended `}`, when the cut falls between two bindings
-//! of that set in code (not in a string or comment), and then the tail's
-//! tokens from the cut on are the file's. The prescan is split at the same
-//! place ([`prescan::check_head`]). The two sets are merged by name.
+//! The file is cut into more parts than there are threads, and each
+//! thread takes the next part left until none is: the two threads then
+//! finish within a part of each other however their parts' costs differ,
+//! and also when the other programs on the machine take one core for a
+//! while (two halves of the same CPU time, one per thread, finished up to
+//! a fifth of the read apart when another program ran).
+//!
+//! The cuts are found by a guess (a line at the bindings' indentation,
+//! near an even share of the bytes) and proved by the parse: a part only
+//! parses, closing the body set with the appended `}`, when its end falls
+//! between two bindings of that set in code (not in a string or comment),
+//! and then the next part's tokens from the cut on are the file's. The
+//! prescan is split at the same places ([`prescan::check_part`]). The
+//! parts' sets are merged by name.
 //!
 //! Anything else gives `None` and the caller reads the file serially, which
 //! owns every diagnostic: a part that fails to parse, scan or evaluate, a
-//! name defined in both parts (a duplicate, or attribute paths that Nix
+//! name defined in two parts (a duplicate, or attribute paths that Nix
 //! would merge), or budgets that together exceed one evaluation's.
 //! Whenever `Some` is returned it is the serial read's value exactly (see
 //! tests/it/parallel_read.rs): each part is the same tokens read the same
 //! way, and a part never spends less than its share of the serial read (a
-//! `let` value forced in both parts is counted twice), so within the
+//! `let` value forced in several parts is counted in each), so within the
 //! summed budget the serial read is within its own.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use compact_str::CompactString;
 use rowan::TextRange;
 
 use super::budget::Spent;
@@ -48,41 +60,69 @@ use crate::diag::Diagnostic;
 /// on a large file (`benches/`: a 1,000-host fleet is about 450 KB).
 pub const MIN_PARALLEL_BYTES: usize = 128 * 1024;
 
-/// Where the file is cut: the body set's `{` and the first byte of the
-/// tail (the start of a line).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A part is about this large or larger: each reads the `let` bindings
+/// again and starts a parser and an evaluator of its own. Small parts
+/// also cost less to read (`nopaths-let-spread` at 10,000 hosts, 32 parts
+/// against 16: 9 % fewer page faults, 5 % less CPU): each part's syntax,
+/// freed before the next is read, is smaller.
+const MIN_PART_BYTES: usize = 128 * 1024;
+
+/// And at least this many times the bytes before the body set (the `let`
+/// bindings, read by every part).
+const PART_PER_LET: usize = 8;
+
+/// At most this many parts: each merged with the others by name.
+pub const MAX_PARTS: usize = 32;
+
+/// Where the file is cut: the body set's `{` and the first byte of each
+/// part after the first (the start of a line), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub open: usize,
-    pub cut: usize,
+    pub cuts: Vec<usize>,
 }
 
 /// The file's value read on two threads, or `None` (read it serially).
-/// Runs the head on this thread: call it on a thread with a large stack.
+/// Runs one thread's parts on this thread: call it on a thread with a
+/// large stack.
 pub fn evaluate(text: &str, base_dir: &Path) -> Option<Value> {
     let plan = plan(text)?;
-    read_planned(text, base_dir, plan, false).map(|(value, _)| value)
+    read_planned(text, base_dir, &plan, false).map(|(value, _)| value)
 }
 
 /// [`evaluate`], and the fleet typed from it, each part's hosts on its
 /// thread: what [`Fleet::from_value`] gives on the value.
 pub fn load(text: &str, base_dir: &Path) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
     let plan = plan(text)?;
-    let (value, typed) = read_planned(text, base_dir, plan, true)?;
+    let (value, typed) = read_planned(text, base_dir, &plan, true)?;
     let (fleet, diagnostics) = typed.finish();
     Some((value, fleet, diagnostics))
 }
 
-/// The file cut at `cut` (any offset): `None` unless it falls between two
-/// bindings of the body set. For tests, which try every offset.
-pub fn evaluate_at(text: &str, base_dir: &Path, cut: usize) -> Option<Value> {
+/// The file cut at `cuts` (any offsets): `None` unless each falls between
+/// two bindings of the body set, in order. For tests, which try every
+/// offset.
+pub fn evaluate_at(text: &str, base_dir: &Path, cuts: &[usize]) -> Option<Value> {
     let open = body_open(text.as_bytes())?;
-    read_planned(text, base_dir, Plan { open, cut }, false).map(|(value, _)| value)
+    let plan = Plan {
+        open,
+        cuts: cuts.to_vec(),
+    };
+    read_planned(text, base_dir, &plan, false).map(|(value, _)| value)
 }
 
-/// [`load`] with the file cut at `cut`; for tests, as [`evaluate_at`].
-pub fn load_at(text: &str, base_dir: &Path, cut: usize) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
+/// [`load`] with the file cut at `cuts`; for tests, as [`evaluate_at`].
+pub fn load_at(
+    text: &str,
+    base_dir: &Path,
+    cuts: &[usize],
+) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
     let open = body_open(text.as_bytes())?;
-    let (value, typed) = read_planned(text, base_dir, Plan { open, cut }, true)?;
+    let plan = Plan {
+        open,
+        cuts: cuts.to_vec(),
+    };
+    let (value, typed) = read_planned(text, base_dir, &plan, true)?;
     let (fleet, diagnostics) = typed.finish();
     Some((value, fleet, diagnostics))
 }
@@ -92,10 +132,26 @@ pub fn plan(text: &str) -> Option<Plan> {
     if text.len() < MIN_PARALLEL_BYTES {
         return None;
     }
+    let open = body_open(text.as_bytes())?;
+    plan_in(text, part_count(text.len(), open))
+}
+
+/// Where to cut a file of the usual shape into `parts` parts (fewer where
+/// two fall on one line), whatever its size; [`plan`] chooses how many.
+pub fn plan_in(text: &str, parts: usize) -> Option<Plan> {
     let b = text.as_bytes();
     let open = body_open(b)?;
-    let cut = find_cut(b, open)?;
-    Some(Plan { open, cut })
+    let cuts = find_cuts(b, open, parts)?;
+    Some(Plan { open, cuts })
+}
+
+/// How many parts a file of `len` bytes whose body set opens at `open` is
+/// cut into: more as it grows, and an even number (with three, one thread
+/// would read two of them while the other idles).
+fn part_count(len: usize, open: usize) -> usize {
+    let part = MIN_PART_BYTES.max(open.saturating_mul(PART_PER_LET));
+    let parts = len.saturating_sub(open) / part;
+    parts.next_multiple_of(2).clamp(2, MAX_PARTS)
 }
 
 /// The value, and with `typed` every top-level attribute typed
@@ -103,44 +159,87 @@ pub fn plan(text: &str) -> Option<Plan> {
 fn read_planned(
     text: &str,
     base_dir: &Path,
-    plan: Plan,
+    plan: &Plan,
     typed: bool,
 ) -> Option<(Value, FleetBuilder)> {
-    let Plan { open, cut } = plan;
-    if !(open < cut && cut <= text.len() && text.is_char_boundary(cut)) {
+    let open = plan.open;
+    // Where each part starts, and the file's end.
+    let mut bounds = Vec::with_capacity(plan.cuts.len() + 2);
+    bounds.push(0);
+    bounds.extend_from_slice(&plan.cuts);
+    bounds.push(text.len());
+    let in_order = bounds.windows(2).all(|w| w[0] < w[1]);
+    let cuts_ok = plan
+        .cuts
+        .iter()
+        .all(|&c| c > open && text.is_char_boundary(c));
+    if plan.cuts.is_empty() || !in_order || !cuts_ok {
         return None;
     }
-    let (head, tail) = std::thread::scope(|s| {
-        let tail = std::thread::Builder::new()
+    let parts = bounds.len() - 1;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Takes the next part left until none is, or one has failed (the file
+    // is then read serially: the rest would be wasted).
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= parts || failed.load(Ordering::Relaxed) {
+                return done;
+            }
+            // The first part starts at the file's start, the last ends at
+            // its end; the others at cuts.
+            let start = (i > 0).then_some(bounds[i]);
+            let end = (i + 1 < parts).then_some(bounds[i + 1]);
+            let part = read_part(text, base_dir, open, start, end, typed);
+            match part {
+                Some(part) => done.push((i, part)),
+                None => {
+                    failed.store(true, Ordering::Relaxed);
+                    return done;
+                }
+            }
+        }
+    };
+    let (mine, theirs) = std::thread::scope(|s| {
+        let other = std::thread::Builder::new()
             .name("nix-eval-tail".into())
             .stack_size(super::EVAL_STACK)
             .spawn_scoped(s, || {
-                let tail = read_tail(text, base_dir, open, cut, typed);
+                let done = work();
                 super::memory::release_freed();
-                tail
+                done
             })
             .ok()?;
-        let head = read_head(text, base_dir, open, cut, typed);
-        Some((head, tail.join().ok()?))
+        let mine = work();
+        Some((mine, other.join().ok()?))
     })?;
-    let (head, tail) = (head?, tail?);
-    let within = prescan_within(head.prescan_cost, tail.prescan_cost)
-        && head.spent.plus(tail.spent).within_limits();
-    if !within {
+    if failed.load(Ordering::Relaxed) {
         return None;
     }
-    // The tail's set ends where the file's does.
-    let span = tail.value.span;
-    let (attrs, typed) = merge(head, tail)?;
+    let mut slots: Vec<Option<Part>> = (0..parts).map(|_| None).collect();
+    for (i, part) in mine.into_iter().chain(theirs) {
+        slots[i] = Some(part);
+    }
+    let parts: Vec<Part> = slots.into_iter().collect::<Option<_>>()?;
+    let prescan_cost = parts
+        .iter()
+        .try_fold(0u64, |sum, p| sum.checked_add(p.prescan_cost))?;
+    let spent = parts
+        .iter()
+        .fold(Spent::default(), |sum, p| sum.plus(p.spent));
+    if prescan_cost > prescan::MAX_COST || !spent.within_limits() {
+        return None;
+    }
+    // The last part's set ends where the file's does.
+    let span = parts.last()?.value.span;
+    let (attrs, typed) = merge(parts)?;
     let value = Value {
         kind: Kind::Attrs(attrs),
         span,
     };
     Some((value, typed))
-}
-
-fn prescan_within(head: u64, tail: u64) -> bool {
-    head.saturating_add(tail) <= prescan::MAX_COST
 }
 
 /// One part's value and what reading it cost.
@@ -152,19 +251,26 @@ struct Part {
     typed: Vec<Typed>,
 }
 
-fn read_head(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
-    let prescan_cost = prescan::check_head(text, cut).ok()??;
-    let expr = fast_parse::parse_head(text, cut)?;
-    // The appended `}` must close the body set, opened at `open`.
-    let want = TextRange::new(to_size(open)?, to_size(cut + 1)?);
-    (body_set_span(&expr)? == want).then_some(())?;
-    evaluate_part(expr, base_dir, prescan_cost, typed)
-}
-
-fn read_tail(text: &str, base_dir: &Path, open: usize, cut: usize, typed: bool) -> Option<Part> {
-    let prescan_cost = prescan::check_tail(text, cut).ok()?;
-    let expr = fast_parse::parse_tail(text, open + 1..cut)?;
-    (body_set_span(&expr)?.start() == to_size(open)?).then_some(())?;
+/// The part from the cut `start` to the cut `end` of a file whose body
+/// set opens at `open` (from the file's start, to its end, with `None`).
+fn read_part(
+    text: &str,
+    base_dir: &Path,
+    open: usize,
+    start: Option<usize>,
+    end: Option<usize>,
+    typed: bool,
+) -> Option<Part> {
+    let prescan_cost = prescan::check_part(text, start, end).ok()??;
+    // Each part but the first skips the bindings before it.
+    let skip = start.map(|start| open + 1..start);
+    let expr = fast_parse::parse_part(text, skip, end)?;
+    // The set must open at `open`, and the appended `}` close it.
+    let span = body_set_span(&expr)?;
+    (span.start() == to_size(open)?).then_some(())?;
+    if let Some(end) = end {
+        (span.end() == to_size(end + 1)?).then_some(())?;
+    }
     evaluate_part(expr, base_dir, prescan_cost, typed)
 }
 
@@ -207,47 +313,50 @@ fn evaluate_part(expr: Expr, base_dir: &Path, prescan_cost: u64, typed: bool) ->
     })
 }
 
-/// The two parts' sets as one, sorted by name, and their typed attributes
-/// put together in the same order; `None` when a name is in both (the
+/// The parts' sets as one, sorted by name, and their typed attributes put
+/// together in the same order; `None` when a name is in two parts (the
 /// serial read reports or merges it).
-fn merge(head: Part, tail: Part) -> Option<(Attrs, FleetBuilder)> {
-    let (Kind::Attrs(head_attrs), Kind::Attrs(tail_attrs)) = (head.value.kind, tail.value.kind)
-    else {
-        return None;
-    };
-    let (head_attrs, tail_attrs) = (head_attrs.into_sorted_vec(), tail_attrs.into_sorted_vec());
-    let len = head_attrs.len() + tail_attrs.len();
-    let mut out: Vec<(_, Attr)> = Vec::with_capacity(len);
-    let mut typed = FleetBuilder::with_capacity(head.typed.len() + tail.typed.len());
+fn merge(parts: Vec<Part>) -> Option<(Attrs, FleetBuilder)> {
+    let mut sets = Vec::with_capacity(parts.len());
+    let mut typed = Vec::with_capacity(parts.len());
+    for part in parts {
+        let Kind::Attrs(attrs) = part.value.kind else {
+            return None;
+        };
+        sets.push(attrs.into_sorted_vec());
+        typed.push(part.typed);
+    }
+    let order = merge_order(&sets)?;
+    let mut out = Vec::with_capacity(order.len());
+    let mut fleet = FleetBuilder::with_capacity(typed.iter().map(Vec::len).sum());
     // Each part's typed attributes, when there are any, go with its
     // attributes one for one.
-    let (mut a, mut b) = (
-        head_attrs.into_iter().peekable(),
-        tail_attrs.into_iter().peekable(),
-    );
-    let (mut ta, mut tb) = (head.typed.into_iter(), tail.typed.into_iter());
-    loop {
-        let from_head = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => return None,
-            },
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let (entry, t) = if from_head {
-            (a.next(), ta.next())
-        } else {
-            (b.next(), tb.next())
-        };
-        out.extend(entry);
-        if let Some(t) = t {
-            typed.add(t);
+    let mut sets: Vec<_> = sets.into_iter().map(Vec::into_iter).collect();
+    let mut typed: Vec<_> = typed.into_iter().map(Vec::into_iter).collect();
+    for k in order {
+        out.extend(sets[k].next());
+        if let Some(t) = typed[k].next() {
+            fleet.add(t);
         }
     }
-    Some((Attrs::from_sorted(out), typed))
+    Some((Attrs::from_sorted(out), fleet))
+}
+
+/// For each entry of the merged sets, in name order, the set it comes
+/// from; `None` when two sets have a name in common.
+fn merge_order(sets: &[Vec<(CompactString, Attr)>]) -> Option<Vec<usize>> {
+    let first = |k: usize, at: usize| sets[k].get(at).map(|e| Reverse((e.0.as_bytes(), k, at)));
+    let mut heap: BinaryHeap<_> = (0..sets.len()).filter_map(|k| first(k, 0)).collect();
+    let mut order = Vec::with_capacity(sets.iter().map(Vec::len).sum());
+    while let Some(Reverse((name, k, at))) = heap.pop() {
+        // Each set's names differ: an equal one is another set's.
+        if heap.peek().is_some_and(|Reverse((next, ..))| *next == name) {
+            return None;
+        }
+        order.push(k);
+        heap.extend(first(k, at + 1));
+    }
+    Some(order)
 }
 
 // ------------------------------------------------------------------ guesses
@@ -329,13 +438,31 @@ fn is_name_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'\'' | b'-')
 }
 
-/// A line near the middle of the body that starts a binding at the
-/// bindings' indentation, whose first name differs from the binding
-/// before it (so `h.a = 1; h.b = 2;` is not cut between its two paths).
-fn find_cut(b: &[u8], open: usize) -> Option<usize> {
+/// `parts - 1` cuts, each at a line near an even share of the body that
+/// starts a binding at the bindings' indentation, whose first name
+/// differs from the binding before it (so `h.a = 1; h.b = 2;` is not cut
+/// between its two paths); fewer where two shares find the same line,
+/// `None` where none is found.
+fn find_cuts(b: &[u8], open: usize, parts: usize) -> Option<Vec<usize>> {
     let indent = bindings_indent(b, open)?;
-    let middle = open + (b.len() - open) / 2;
-    let mut line = find(b, middle, b"\n")? + 1;
+    let body = b.len() - open;
+    let mut cuts: Vec<usize> = Vec::with_capacity(parts);
+    for k in 1..parts {
+        let from = open + body / parts * k;
+        let Some(cut) = find_cut(b, from.max(cuts.last().map_or(0, |&c| c)), indent) else {
+            break;
+        };
+        if cuts.last().is_none_or(|&c| c < cut) {
+            cuts.push(cut);
+        }
+    }
+    (!cuts.is_empty()).then_some(cuts)
+}
+
+/// The first line after the one `from` is on that starts a binding at
+/// `indent` whose first name differs from the binding before it.
+fn find_cut(b: &[u8], from: usize, indent: usize) -> Option<usize> {
+    let mut line = find(b, from, b"\n")? + 1;
     let mut previous: Option<&[u8]> = None;
     while line < b.len() {
         if let Some(name) = binding_name(b, line, indent) {
@@ -405,8 +532,68 @@ mod tests {
     #[test]
     fn the_cut_is_at_a_binding_line_with_a_new_name() {
         let text = "{\n  a.x = 1;\n  a.y = 2;\n  b.x = 3;\n  b.y = 4;\n  c = 5;\n}\n";
-        let cut = find_cut(text.as_bytes(), 0);
-        assert_eq!(cut, text.find("  c = 5"));
+        let cuts = find_cuts(text.as_bytes(), 0, 2);
+        assert_eq!(cuts, text.find("  c = 5").map(|c| vec![c]));
+    }
+
+    #[test]
+    fn cuts_fall_in_order_near_even_shares_between_hosts() {
+        let hosts: String = (0..400)
+            .map(|i| format!("  h{i:03}.a = 1;\n  h{i:03}.b = 2;\n"))
+            .collect();
+        let text = format!("{{\n{hosts}}}\n");
+        let b = text.as_bytes();
+        let cuts = find_cuts(b, 0, 4).expect("cuts");
+        assert_eq!(cuts.len(), 3);
+        for (k, &cut) in cuts.iter().enumerate() {
+            // At a host's first line, within a host of its share.
+            assert!(text[cut..].starts_with("  h") && text[cut..].contains(".a = 1"));
+            assert_eq!(&text[cut + 6..cut + 8], ".a", "{k}");
+            let share = text.len() * (k + 1) / 4;
+            assert!(cut.abs_diff(share) < 64, "{k}: {cut} far from {share}");
+        }
+        // More parts than lines: each cut once, in order.
+        let few = "{\n  a = 1;\n  b = 2;\n  c = 3;\n}\n";
+        let cuts = find_cuts(few.as_bytes(), 0, 32).expect("cuts");
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]), "{cuts:?}");
+    }
+
+    #[test]
+    fn parts_are_even_in_number_and_bounded() {
+        assert_eq!(part_count(MIN_PARALLEL_BYTES, 0), 2);
+        // Three and a half parts' worth: four, not three.
+        assert_eq!(part_count(MIN_PART_BYTES * 7 / 2, 0), 4);
+        assert_eq!(part_count(MIN_PART_BYTES * 10, 0), 10);
+        assert_eq!(part_count(usize::MAX / 2, 0), MAX_PARTS);
+        // A `let` of 1 MB is read by every part: fewer, larger parts.
+        let len = 40 * 1024 * 1024;
+        assert_eq!(part_count(len, 1024 * 1024), 4);
+    }
+
+    #[test]
+    fn sets_are_merged_in_name_order_and_a_shared_name_refuses_them() {
+        let set = |names: &[&str]| -> Vec<(CompactString, Attr)> {
+            let attr = Attr {
+                name_span: TextRange::default(),
+                value: Value {
+                    kind: Kind::Null,
+                    span: TextRange::default(),
+                },
+            };
+            names
+                .iter()
+                .map(|n| (CompactString::from(*n), attr.clone()))
+                .collect()
+        };
+        let sets = [
+            set(&["b", "d"]),
+            set(&[]),
+            set(&["a", "c", "e"]),
+            set(&["bb"]),
+        ];
+        assert_eq!(merge_order(&sets), Some(vec![2, 0, 3, 2, 0, 2]));
+        let sets = [set(&["a", "x"]), set(&["b"]), set(&["x", "z"])];
+        assert_eq!(merge_order(&sets), None);
     }
 
     #[test]

@@ -5,10 +5,15 @@
 //! and its diagnostic, is what the user sees).
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
 
 use crate::support::{nix_eval, repo_root};
 use pve_fleet::fleet::{
-    load_source, load_text_serially, load_text_split_at, split, SourceFile, Value,
+    load_source, load_text_serially, load_text_split_at, load_text_split_at_cuts, split,
+    SourceFile, Value,
 };
 
 type Read = (
@@ -28,19 +33,30 @@ fn same_read(a: &Read, b: &Read) -> bool {
 /// an accepted cut reads differently from the serial read, or when the
 /// serial read refuses the file and a cut is accepted.
 fn check_cuts(text: &str, base: &Path, cuts: impl Iterator<Item = usize>) -> usize {
+    check_cut_sets(text, base, cuts.map(|cut| vec![cut]))
+}
+
+/// [`check_cuts`] for reads cut at several places: each item of `sets` is
+/// one read's cuts, in order.
+fn check_cut_sets(text: &str, base: &Path, sets: impl Iterator<Item = Vec<usize>>) -> usize {
     let serial = load_text_serially(text, base);
     let mut accepted = 0;
-    for cut in cuts {
-        let Some(parallel) = load_text_split_at(text, base, cut) else {
+    for cuts in sets {
+        let parallel = match cuts.as_slice() {
+            // The entry point for one cut, as the older tests call it.
+            [cut] => load_text_split_at(text, base, *cut),
+            _ => load_text_split_at_cuts(text, base, &cuts),
+        };
+        let Some(parallel) = parallel else {
             continue;
         };
         match &serial {
             Ok(s) => assert!(
                 same_read(s, &parallel),
-                "cut at {cut} reads differently:\n{text}"
+                "cuts at {cuts:?} read differently:\n{text}"
             ),
             Err(d) => panic!(
-                "cut at {cut} accepted a file the serial read refuses ({}):\n{text}",
+                "cuts at {cuts:?} accepted a file the serial read refuses ({}):\n{text}",
                 d.message
             ),
         }
@@ -58,9 +74,15 @@ fn every_offset(text: &str) -> impl Iterator<Item = usize> + '_ {
 }
 
 fn generated(shape: &str, hosts: usize) -> (tempfile::TempDir, String) {
+    generated_with(shape, hosts, &[])
+}
+
+/// [`generated`] with more options for scripts/gen-fleet.
+fn generated_with(shape: &str, hosts: usize, options: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = std::process::Command::new("python3")
         .arg(repo_root().join("scripts/gen-fleet"))
+        .args(options)
         .args(["--shape", shape, &hosts.to_string()])
         .arg(dir.path())
         .status()
@@ -102,7 +124,15 @@ fn large_generated_fleets_are_planned_and_read_as_serially() {
         assert!(text.len() >= split::MIN_PARALLEL_BYTES, "{shape} too small");
         let plan = split::plan(&text).unwrap_or_else(|| panic!("{shape}: no plan"));
         assert_eq!(
-            check_cuts(&text, dir.path(), [plan.cut].into_iter()),
+            check_cut_sets(&text, dir.path(), [plan.cuts].into_iter()),
+            1,
+            "{shape}"
+        );
+        // In as many parts as a large fleet, each thread taking several.
+        let many = split::plan_in(&text, split::MAX_PARTS).expect("planned");
+        assert!(many.cuts.len() >= split::MAX_PARTS / 2, "{shape}: {many:?}");
+        assert_eq!(
+            check_cut_sets(&text, dir.path(), [many.cuts].into_iter()),
             1,
             "{shape}"
         );
@@ -282,8 +312,9 @@ fn files_below_the_threshold_are_not_planned() {
     let at = padded(split::MIN_PARALLEL_BYTES);
     assert_eq!(split::plan(&below), None);
     let plan = split::plan(&at).expect("planned at the threshold");
+    assert_eq!(plan.cuts.len(), 1, "two parts for a file this small");
     let dir = tempfile::tempdir().expect("tempdir");
-    assert_eq!(check_cuts(&at, dir.path(), [plan.cut].into_iter()), 1);
+    assert_eq!(check_cut_sets(&at, dir.path(), [plan.cuts].into_iter()), 1);
     for text in [below, at] {
         let file = SourceFile::new(dir.path().join("hosts.nix"), text.clone());
         let loaded = load_source(file).expect("loads");
@@ -311,4 +342,100 @@ fn a_large_file_with_an_error_reports_the_serial_diagnostic() {
     let shown = err.to_string();
     assert!(shown.contains(&serial.message), "{shown}");
     assert!(shown.contains("hosts.nix:6002:10"), "{shown}");
+}
+
+/// A large fleet is cut into many parts, more than there are threads (so
+/// that a thread slowed by other programs takes fewer of them).
+#[test]
+fn a_large_fleet_is_read_in_many_parts_as_serially() {
+    let (dir, text) = generated_with("nopaths-nolet-line", 10000, &["--long", "40"]);
+    let plan = split::plan(&text).expect("planned");
+    assert_eq!(plan.cuts.len() + 1, split::MAX_PARTS);
+    assert_eq!(
+        check_cut_sets(&text, dir.path(), [plan.cuts].into_iter()),
+        1
+    );
+}
+
+/// Two cuts at every pair of lines of a small fleet, and of the tricky
+/// text: each accepted read in three parts is the serial read.
+#[test]
+fn every_two_line_cuts_read_as_serially() {
+    let (dir, text) = generated("nopaths-let-spread", 4);
+    let texts = [(text.as_str(), dir.path()), (TRICKY, dir.path())];
+    for (text, base) in texts {
+        let lines: Vec<usize> = line_starts(text).collect();
+        let pairs = lines
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &a)| lines[i + 1..].iter().map(move |&b| vec![a, b]));
+        let accepted = check_cut_sets(text, base, pairs);
+        assert!(accepted >= 10, "only {accepted} pairs accepted");
+    }
+}
+
+/// Each generated shape at 12 hosts, kept for the property below.
+fn small_fleet(shape: usize) -> &'static (tempfile::TempDir, String) {
+    static FLEETS: OnceLock<Vec<(tempfile::TempDir, String)>> = OnceLock::new();
+    &FLEETS.get_or_init(|| SHAPES.iter().map(|s| generated(s, 12)).collect())[shape]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any number of cuts at any lines, or at any offsets, in any shape:
+    /// accepted only where the read is the serial one.
+    #[test]
+    fn cuts_anywhere_read_as_serially(
+        shape in 0..SHAPES.len(),
+        at_lines in any::<bool>(),
+        picks in proptest::collection::vec(any::<Index>(), 1..8),
+    ) {
+        let (dir, text) = small_fleet(shape);
+        let places: Vec<usize> = if at_lines {
+            line_starts(text).collect()
+        } else {
+            every_offset(text).collect()
+        };
+        let mut cuts: Vec<usize> = picks.iter().map(|i| *i.get(&places)).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        check_cut_sets(text, dir.path(), [cuts].into_iter());
+    }
+
+    /// Cuts at a random subset of the lines where a host's first binding
+    /// starts, so that every read is accepted: in many parts, each read by
+    /// the thread that is free first.
+    #[test]
+    fn many_cuts_between_hosts_read_as_serially(
+        shape in 0..SHAPES.len(),
+        keep in proptest::collection::vec(any::<bool>(), 16),
+    ) {
+        let (dir, text) = small_fleet(shape);
+        let cuts: Vec<usize> = host_starts(text)
+            .into_iter()
+            .zip(keep.iter().cycle())
+            .filter_map(|(at, k)| k.then_some(at))
+            .collect();
+        prop_assume!(!cuts.is_empty());
+        prop_assert_eq!(check_cut_sets(text, dir.path(), [cuts].into_iter()), 1);
+    }
+}
+
+/// The lines where a host's first binding starts (`  hostN = ...` or the
+/// first of its `  hostN.x = ...`).
+fn host_starts(text: &str) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut previous = "";
+    for at in line_starts(text) {
+        let Some(line) = text[at..].strip_prefix("  host") else {
+            continue;
+        };
+        let name = line.split(['.', ' ']).next().unwrap_or_default();
+        if name != previous {
+            starts.push(at);
+        }
+        previous = name;
+    }
+    starts
 }
