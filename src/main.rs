@@ -88,6 +88,5 @@ extern "C" fn no_huge_pages() {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
     // Also before mimalloc's first arena: its options are read then.
-    pve_fleet::fleet::memory::purge_at_once();
     pve_fleet::fleet::memory::smaller_arenas();
 }

@@ -52,9 +52,7 @@ impl Context {
     }
 
     pub fn load(&self) -> Result<Loaded> {
-        let file = fleet::SourceFile::read(&self.hosts_path()?)?;
-        fleet::memory::purge_for_input(file.text.len());
-        Ok(fleet::load_source(file)?)
+        Ok(fleet::load(&self.hosts_path()?)?)
     }
 }
 
