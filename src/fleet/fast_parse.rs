@@ -52,25 +52,26 @@ pub fn parse(text: &str) -> Option<Expr> {
     p.run()
 }
 
-/// The first part of a read split at `cut` ([`split`](super::split)):
-/// `text[..cut]` followed by a `}` (at offset `cut`), as if the file
-/// ended there, without copying it.
+/// `text[..cut]` followed by a `}`: [`parse_part`] from the file's start
+/// (for the tests, which compare it with its copy).
+#[cfg(test)]
 pub fn parse_head(text: &str, cut: usize) -> Option<Expr> {
     parse_part(text, None, Some(cut))
 }
 
-/// The rest of a read split ([`split`](super::split)): the file with the
-/// bytes `skip` (those right after the body's `{`, up to the cut) read as
-/// whitespace, without copying it. `None` unless the `{` is just before
-/// them.
+/// The file with the bytes `skip` read as whitespace: [`parse_part`] to
+/// the file's end (for the tests, as [`parse_head`]).
+#[cfg(test)]
 pub fn parse_tail(text: &str, skip: std::ops::Range<usize>) -> Option<Expr> {
     parse_part(text, Some(skip), None)
 }
 
-/// One part of a read split at several cuts: the file with the bytes
-/// `skip` read as whitespace (as [`parse_tail`]; the parts before this
-/// one), and, with an `end`, cut there and closed by a `}` (as
-/// [`parse_head`]; the parts after it). Without copying the text.
+/// One part of a read split at cuts ([`split`](super::split)): the file
+/// with the bytes `skip` (those right after the body's `{`, up to the
+/// part's start: the parts before it) read as whitespace, and, with an
+/// `end`, cut there and closed by a `}` (at offset `end`), as if the file
+/// ended there. Without copying the text. `None` unless the `{` is just
+/// before the skipped bytes.
 pub fn parse_part(
     text: &str,
     skip: Option<std::ops::Range<usize>>,
@@ -207,10 +208,10 @@ struct Parser<'a> {
     /// per name: no literals there (it takes a literal's value on its
     /// first and only read).
     no_literals: u32,
-    /// A `}` still to be read at the end of the text ([`parse_head`]).
+    /// A `}` still to be read at the end of the text ([`parse_part`]).
     close: bool,
     /// Bytes to read as whitespace when trivia starts at the first
-    /// ([`parse_tail`]); `usize::MAX` once skipped (or with none).
+    /// ([`parse_part`]); `usize::MAX` once skipped (or with none).
     skip: (usize, usize),
     /// Each select path's text read so far, and its names (see
     /// [`Parser::attrpath`]).

@@ -38,32 +38,30 @@ pub fn check(text: &str) -> Result<(), Diagnostic> {
     s.run(text.as_bytes())
 }
 
-/// The first part of a read split at `cut` (see
-/// [`split`](super::split)): scans `text[..cut]` exactly as [`check`]
-/// does, and gives the cost spent so far when the scan stops between two
-/// bindings of a set at the top of the file (code, not a string; the set's
-/// frame and the file's both without a pending chain), the only state
-/// [`check_tail`] can start from. `Ok(None)` when it stops anywhere else.
+/// The first part of a read split at `cut`: [`check_part`] from the
+/// file's start (tests, and the old prescan's oracle, compare it).
+#[cfg(test)]
 pub fn check_head(text: &str, cut: usize) -> Result<Option<u64>, Diagnostic> {
     check_part(text, None, Some(cut))
 }
 
-/// The rest of a read split at `cut`: scans `text[cut..]` from the state
-/// [`check_head`] accepted, and gives its cost. The whole file passes
-/// [`check`] when both parts pass and their costs sum to at most
-/// [`MAX_COST`].
+/// The rest of a read split at `cut`: [`check_part`] to the file's end.
+#[cfg(test)]
 pub fn check_tail(text: &str, cut: usize) -> Result<u64, Diagnostic> {
     Ok(check_part(text, Some(cut), None)?.unwrap_or(0))
 }
 
-/// One part of a read split at several cuts: the text from the cut
-/// `start` (from the file's start with `None`) to the cut `end` (to the
-/// file's end with `None`). From a cut it scans from the state
-/// [`check_head`] accepts there. A part that stops at a cut gives its cost
-/// only when it stops in that state too ([`check_head`]); the last part,
-/// when the file ends as [`check`] requires. The whole file passes
-/// [`check`] when every part of one split passes and their costs sum to
-/// at most [`MAX_COST`].
+/// One part of a read split at several cuts (see [`split`](super::split)):
+/// the text from the cut `start` (from the file's start with `None`) to the
+/// cut `end` (to the file's end with `None`), scanned exactly as [`check`]
+/// scans it. A part that stops at a cut gives the cost it spent only when
+/// the scan stops there between two bindings of a set at the top of the
+/// file (code, not a string; the set's frame and the file's both without a
+/// pending chain), the only state the next part can start from (a part
+/// from a cut starts in it); `Ok(None)` when it stops anywhere else. The
+/// last part gives its cost when the file ends as [`check`] requires. The
+/// whole file passes [`check`] when every part of one split passes and
+/// their costs sum to at most [`MAX_COST`].
 pub fn check_part(
     text: &str,
     start: Option<usize>,

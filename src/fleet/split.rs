@@ -103,12 +103,7 @@ pub fn load(text: &str, base_dir: &Path) -> Option<(Value, Fleet, Vec<Diagnostic
 /// two bindings of the body set, in order. For tests, which try every
 /// offset.
 pub fn evaluate_at(text: &str, base_dir: &Path, cuts: &[usize]) -> Option<Value> {
-    let open = body_open(text.as_bytes())?;
-    let plan = Plan {
-        open,
-        cuts: cuts.to_vec(),
-    };
-    read_planned(text, base_dir, &plan, false).map(|(value, _)| value)
+    read_planned(text, base_dir, &plan_at(text, cuts)?, false).map(|(value, _)| value)
 }
 
 /// [`load`] with the file cut at `cuts`; for tests, as [`evaluate_at`].
@@ -117,14 +112,18 @@ pub fn load_at(
     base_dir: &Path,
     cuts: &[usize],
 ) -> Option<(Value, Fleet, Vec<Diagnostic>)> {
-    let open = body_open(text.as_bytes())?;
-    let plan = Plan {
-        open,
-        cuts: cuts.to_vec(),
-    };
-    let (value, typed) = read_planned(text, base_dir, &plan, true)?;
+    let (value, typed) = read_planned(text, base_dir, &plan_at(text, cuts)?, true)?;
     let (fleet, diagnostics) = typed.finish();
     Some((value, fleet, diagnostics))
+}
+
+/// The plan of a file cut at the given `cuts` (for the tests).
+fn plan_at(text: &str, cuts: &[usize]) -> Option<Plan> {
+    let open = body_open(text.as_bytes())?;
+    Some(Plan {
+        open,
+        cuts: cuts.to_vec(),
+    })
 }
 
 /// Where to cut a large file of the usual shape.
