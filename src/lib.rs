@@ -15,6 +15,7 @@
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod cores;
 pub mod diag;
 pub mod error;
 pub mod fleet;

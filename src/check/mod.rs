@@ -90,7 +90,7 @@ pub(crate) fn per_host_in_parallel(
     check: impl Fn(&crate::fleet::Host, &mut Vec<Diagnostic>) + Sync,
 ) -> Vec<Diagnostic> {
     let hosts = &l.fleet.hosts;
-    let chunk = hosts.len().div_ceil(cores()).max(64);
+    let chunk = hosts.len().div_ceil(crate::cores::available()).max(64);
     let run = |part: &[crate::fleet::Host]| {
         let mut out = Vec::new();
         for h in part {
@@ -114,14 +114,6 @@ pub(crate) fn per_host_in_parallel(
         }
         out
     })
-}
-
-/// The cores this process may use, asked once: the standard library reads
-/// the cgroup's CPU quota from /proc and /sys at each call (a dozen
-/// system calls), and the rules ask for every run.
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Each host with its set as hosts.nix wrote it (`None` when it is not

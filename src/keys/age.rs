@@ -100,7 +100,7 @@ fn on_cores<T: Send>(points: &[[u8; 32]], convert: Convert<T>) -> Vec<Result<T, 
     let mut out: Vec<Result<T, KeyError>> = points.iter().map(|_| Err(KeyError::Empty)).collect();
     // Halves on the machine's cores, each with its own inversion: at
     // 10,000 hosts this is a fifth of `pve check`.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores::available();
     if threads < 2 || points.len() < 512 {
         convert(points, &mut out);
         return out;
