@@ -208,6 +208,13 @@ const RULE_COLUMN: u64 = 2;
 const SPLIT_FROM: usize = 64 * 1024;
 
 impl<'r> SopsTally<'r> {
+    /// What the tests compare between two reads: the keys, whether one
+    /// differs from the recipient meant, and the rules.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, bool, usize) {
+        (self.keys, self.keys_differ, self.rules)
+    }
+
     /// Reads `text` and tallies it against `recipients`; a large text in
     /// two parts on two threads when it can (see [`Self::read_in_two`]),
     /// else (and whenever the two parts do not prove the whole) in one.
@@ -632,7 +639,7 @@ mod tests {
     use super::*;
 
     fn tally(text: &str, recipients: &[&str]) -> Result<(usize, bool, usize), String> {
-        SopsTally::read(text, recipients).map(|t| (t.keys, t.keys_differ, t.rules))
+        SopsTally::read(text, recipients).map(|t| t.counts())
     }
 
     #[test]
@@ -659,11 +666,7 @@ mod tests {
             let whole = SopsTally::read_whole(text, recipients).unwrap_or_else(|e| {
                 panic!("the parts pass at {cut}, the whole fails: {e}\n{text}")
             });
-            assert_eq!(
-                (t.keys, t.keys_differ, t.rules),
-                (whole.keys, whole.keys_differ, whole.rules),
-                "cut at {cut}:\n{text}"
-            );
+            assert_eq!(t.counts(), whole.counts(), "cut at {cut}:\n{text}");
         }
         split
     }
@@ -685,7 +688,7 @@ mod tests {
         let cut = rule_cut(&text).expect("a cut");
         assert!(text[cut..].starts_with("  # h"), "{}", &text[cut..cut + 20]);
         let t = SopsTally::read_in_two(&text, cut, &r).expect("read in two");
-        assert_eq!((t.keys, t.keys_differ, t.rules), (1001, false, 1001));
+        assert_eq!(t.counts(), (1001, false, 1001));
         assert_eq!(tally(&text, &r), Ok((1001, false, 1001)));
     }
 
@@ -705,8 +708,7 @@ mod tests {
                 "  - *nope\n",
             ] {
                 let bad = format!("{}{evil}{}", &text[..line], &text[line..]);
-                let whole =
-                    SopsTally::read_whole(&bad, &r).map(|t| (t.keys, t.keys_differ, t.rules));
+                let whole = SopsTally::read_whole(&bad, &r).map(|t| t.counts());
                 assert_eq!(tally(&bad, &r), whole, "{evil:?} at {line}");
                 assert_ne!(whole, Ok((1001, false, 1001)), "{evil:?} at {line}");
             }
@@ -761,11 +763,7 @@ mod tests {
         };
         let whole = SopsTally::read_whole(text, recipients)
             .unwrap_or_else(|e| panic!("read_rendered passes, the parser fails: {e}\n{text}"));
-        assert_eq!(
-            (fast.keys, fast.keys_differ, fast.rules),
-            (whole.keys, whole.keys_differ, whole.rules),
-            "{text}"
-        );
+        assert_eq!(fast.counts(), whole.counts(), "{text}");
         true
     }
 
