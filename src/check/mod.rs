@@ -3,6 +3,7 @@
 
 pub mod allow;
 mod fast_hash;
+mod root_dir;
 mod rules;
 
 use crate::diag::{Diagnostic, RuleId};
@@ -80,41 +81,70 @@ pub fn check_all(loaded: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
-/// Runs `check` for every host, spread over the machine's cores (the
-/// rules that read thousands of files spend their time in system calls),
-/// and returns the findings in host order. The first part runs on the
-/// calling thread, which would otherwise only wait: one thread fewer to
-/// start and end (a stack to map, fault in and hand back) per call.
+/// Runs `check` for every host that `wants` it, spread over the
+/// machine's cores (the rules that read thousands of files spend their
+/// time in system calls), and returns the findings in host order.
+///
+/// Threads start only when enough hosts have work: a fleet without the
+/// files a rule reads would otherwise pay a thread's start and end for
+/// nothing, on a machine whose cores the render rule keeps busy. The hosts
+/// are taken a few at a time from a shared counter, so a thread that
+/// starts late (its core taken) holds nobody up: the calling thread has
+/// taken the rest.
 pub(crate) fn per_host_in_parallel(
     l: &Loaded,
-    check: impl Fn(&crate::fleet::Host, &mut Vec<Diagnostic>) + Sync,
+    wants: impl Fn(&Host) -> bool,
+    check: impl Fn(&Host, &mut Vec<Diagnostic>) + Sync,
 ) -> Vec<Diagnostic> {
-    let hosts = &l.fleet.hosts;
-    let chunk = hosts.len().div_ceil(crate::cores::available()).max(64);
-    let run = |part: &[crate::fleet::Host]| {
+    let todo: Vec<&Host> = l.fleet.hosts.iter().filter(|h| wants(h)).collect();
+    let threads = crate::cores::available().min(todo.len() / MIN_HOSTS_A_THREAD);
+    if threads < 2 {
         let mut out = Vec::new();
-        for h in part {
+        for h in todo {
             check(h, &mut out);
         }
-        out
+        return out;
+    }
+    let batches = todo.chunks(HOSTS_A_BATCH).collect::<Vec<_>>();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(batch) = batches.get(i) else {
+                return done;
+            };
+            let mut out = Vec::new();
+            for h in *batch {
+                check(h, &mut out);
+            }
+            done.push((i, out));
+        }
     };
-    let mut parts = hosts.chunks(chunk);
-    let Some(first) = parts.next() else {
-        return Vec::new();
-    };
-    std::thread::scope(|s| {
-        let run = &run;
-        let workers: Vec<_> = parts.map(|part| s.spawn(move || run(part))).collect();
-        let mut out = run(first);
+    let mut done = std::thread::scope(|s| {
+        let take = &take;
+        let workers: Vec<_> = (1..threads).map(|_| s.spawn(take)).collect();
+        let mut done = take();
         for w in workers {
             match w.join() {
-                Ok(found) => out.extend(found),
+                Ok(found) => done.extend(found),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        out
-    })
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().flat_map(|(_, out)| out).collect()
 }
+
+/// Fewer hosts with work than this per thread are checked on the calling
+/// thread alone (a host's files cost about 10 µs; a thread about as much
+/// as a few dozen hosts).
+const MIN_HOSTS_A_THREAD: usize = 64;
+
+/// Hosts a thread takes at a time: small enough that the threads end
+/// together, large enough that the counter is not contended.
+const HOSTS_A_BATCH: usize = 16;
 
 /// Each host with its set as hosts.nix wrote it (`None` when it is not
 /// a set). The model's hosts and the file's top-level names are both
@@ -196,22 +226,33 @@ mod tests {
     use crate::diag::Code;
     use crate::fleet::{load_source, SourceFile};
 
-    /// The per-host rules' split (the first part on the calling thread, the
-    /// rest on their own) against one pass in host order, for every count
-    /// of hosts around the part sizes (64 hosts at the least).
+    /// The per-host rules' split (batches taken by the threads from a
+    /// shared counter) against one pass in host order, for every count of
+    /// hosts around the thresholds and batch sizes, with every host or
+    /// every third one wanting the check.
     #[test]
     fn per_host_findings_come_in_host_order_however_the_hosts_are_split() {
-        for n in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
-            let hosts: String = (0..n).map(|i| format!("  h{i:03} = {{ }};\n")).collect();
+        for (n, every) in [0usize, 1, 63, 64, 65, 127, 128, 129, 200, 1000, 1003]
+            .into_iter()
+            .flat_map(|n| [(n, 1), (n, 3)])
+        {
+            let hosts: String = (0..n).map(|i| format!("  h{i:04} = {{ }};\n")).collect();
             let text = format!("{{\n{hosts}}}\n");
             let path = std::env::temp_dir().join("pve-per-host-test/hosts.nix");
             let loaded = load_source(SourceFile::new(path, text)).expect("the fleet loads");
             let finding =
                 |h: &Host| Diagnostic::warning(Code::MissingFile, h.name_span, h.name.clone());
-            let serial: Vec<Diagnostic> = loaded.fleet.hosts.iter().map(finding).collect();
-            let split = per_host_in_parallel(&loaded, |h, out| out.push(finding(h)));
-            assert_eq!(split, serial, "{n} hosts");
-            assert_eq!(split.len(), n);
+            let wants = |h: &Host| {
+                let i: usize = h.name[1..].parse().expect("h followed by a number");
+                i.is_multiple_of(every)
+            };
+            let serial: Vec<Diagnostic> = (loaded.fleet.hosts.iter())
+                .filter(|h| wants(h))
+                .map(finding)
+                .collect();
+            let split = per_host_in_parallel(&loaded, wants, |h, out| out.push(finding(h)));
+            assert_eq!(split, serial, "{n} hosts, every {every}th");
+            assert_eq!(split.len(), n.div_ceil(every));
         }
     }
 }

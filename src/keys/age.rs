@@ -106,17 +106,21 @@ fn on_cores<T: Send>(points: &[[u8; 32]], convert: Convert<T>) -> Vec<Result<T, 
         return out;
     }
     let chunk = points.len().div_ceil(threads);
+    // The first part on this thread, which would otherwise only wait.
+    let (mine, theirs) = points.split_at(chunk);
+    let (mine_found, rest_found) = out.split_at_mut(chunk);
     std::thread::scope(|s| {
-        let workers: Vec<_> = points
-            .chunks(chunk)
-            .zip(out.chunks_mut(chunk))
-            .map(|(part, found)| {
+        let workers: Vec<_> = rest_found
+            .chunks_mut(chunk)
+            .zip(theirs.chunks(chunk))
+            .map(|(found, part)| {
                 s.spawn(move || {
                     convert(part, found);
                     crate::fleet::memory::release_freed();
                 })
             })
             .collect();
+        convert(mine, mine_found);
         for w in workers {
             if let Err(panic) = w.join() {
                 std::panic::resume_unwind(panic);

@@ -7,27 +7,28 @@ use rnix::ast::{self, HasEntry};
 use rowan::ast::AstNode;
 
 use super::files::{missing_file, reads_configuration};
+use crate::check::root_dir::RootDir;
 use crate::diag::{Code, Diagnostic};
 use crate::fleet::lower::attr_name;
 use crate::fleet::{Host, Loaded};
 
 pub fn configuration_files(l: &Loaded) -> Vec<Diagnostic> {
-    crate::check::per_host_in_parallel(l, |h, out| {
-        if reads_configuration(h) {
-            check_configuration(l, h, out);
-        }
+    let root = RootDir::open(&l.root_dir);
+    crate::check::per_host_in_parallel(l, reads_configuration, |h, out| {
+        check_configuration(l, &root, h, out)
     })
 }
 
-fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
+fn check_configuration(l: &Loaded, root: &RootDir, h: &Host, out: &mut Vec<Diagnostic>) {
     let Some(cfg) = &h.configuration_file else {
         return;
     };
-    let read = crate::fsutil::read_limited(&cfg.value, crate::fleet::source::MAX_FILE_BYTES)
+    let read = root
+        .read_limited(&cfg.value, crate::fleet::source::MAX_FILE_BYTES)
         .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other));
     let text = match read {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || cfg.value.is_dir() => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || root.is_dir(&cfg.value) => {
             out.push(missing_file(l, h, "configurationFile", cfg));
             return;
         }
@@ -35,13 +36,15 @@ fn check_configuration(l: &Loaded, h: &Host, out: &mut Vec<Diagnostic>) {
         Err(_) => return,
     };
     // Parsing thousands of files is the slow part of `pve check`; skip it
-    // when no finding is possible: nothing mentions systemd-boot or disko
-    // and the hardware configuration exists.
-    let hw_exists = cfg
-        .value
-        .with_file_name("hardware-configuration.nix")
-        .exists();
-    if hw_exists && !text.contains("systemd-boot") && !text.contains("disko") {
+    // when no finding is possible: nothing mentions systemd-boot or disko,
+    // and the hardware configuration is not imported or exists (each
+    // finding needs its word in the text).
+    let may_find = text.contains("systemd-boot") || text.contains("disko");
+    if !may_find && !text.contains("hardware-configuration.nix") {
+        return;
+    }
+    let hw_exists = root.exists(&cfg.value.with_file_name("hardware-configuration.nix"));
+    if hw_exists && !may_find {
         return;
     }
     let findings = scan(&text);

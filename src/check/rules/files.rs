@@ -7,6 +7,7 @@
 //! web = { configurationFile = ./hosts/web/configuratoin.nix; };   # missing-file
 //! ```
 
+use crate::check::root_dir::RootDir;
 use crate::diag::{Code, Diagnostic};
 use crate::fleet::{Host, Loaded, Spanned};
 
@@ -20,7 +21,11 @@ pub fn reads_configuration(h: &Host) -> bool {
 }
 
 pub fn host_files(l: &Loaded) -> Vec<Diagnostic> {
-    crate::check::per_host_in_parallel(l, |h, out| {
+    let wants = |h: &Host| {
+        h.home_file.is_some() || (h.configuration_file.is_some() && !reads_configuration(h))
+    };
+    let root = RootDir::open(&l.root_dir);
+    crate::check::per_host_in_parallel(l, wants, |h, out| {
         for (key, f) in [
             ("configurationFile", &h.configuration_file),
             ("homeFile", &h.home_file),
@@ -31,7 +36,7 @@ pub fn host_files(l: &Loaded) -> Vec<Diagnostic> {
             if key == "configurationFile" && reads_configuration(h) {
                 continue;
             }
-            if !f.value.is_file() {
+            if !root.is_file(&f.value) {
                 out.push(missing_file(l, h, key, f));
             }
         }
