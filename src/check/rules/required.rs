@@ -41,14 +41,23 @@ fn absent(p: &ProxmoxSpec, written: Option<&Attrs>, key: &str) -> bool {
         "cores" => p.cores.is_some(),
         _ => p.memory.is_some(),
     };
+    // A key the model read is there: only an absent one needs the search
+    // for a misspelling (a scan of the set against every known key).
+    if typed {
+        return false;
+    }
     let Some(attrs) = written else {
-        return !typed;
+        return true;
     };
+    // Written but of another type: the type's finding, not this one.
+    if attrs.contains_key(key) {
+        return false;
+    }
     let misspelled = attrs.iter().any(|(k, _)| {
         !PROXMOX_KEYS.contains(&k.as_str())
             && did_you_mean(k, PROXMOX_KEYS.iter().copied()) == Some(key)
     });
-    !typed && !attrs.contains_key(key) && !misspelled
+    !misspelled
 }
 
 fn missing_keys(h: &Host, p: &ProxmoxSpec, missing: &[&str]) -> Option<Diagnostic> {
