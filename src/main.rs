@@ -5,14 +5,14 @@ use std::io::Write as _;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
-use pve_fleet::cli::{self, Cli};
+use pve_fleet::cli;
 
 fn main() {
     no_core_dumps();
-    // `try_parse`: help, version and usage errors end through `exit_now`
-    // too (clap's own exit prints the same and flushes the same way).
-    let cli = Cli::try_parse().unwrap_or_else(|e| {
+    // Help, version and usage errors come back as errors and end through
+    // `exit_now` too (clap's own exit prints the same and flushes the same
+    // way).
+    let cli = cli::parse().unwrap_or_else(|e| {
         let _ = e.print();
         exit_now(e.exit_code())
     });

@@ -1,14 +1,3 @@
-/// Validate hosts.nix: every host spec, the files it points at, and the
-/// template rules.
-///
-/// Errors fail the check (exit 1); warnings are shown and fail it only with
-/// --strict. A file that cannot be read or evaluated exits 2.
-///
-/// A host's `checks.allow = [ "disko" ];` (or the fleet's `_checks.allow`)
-/// sets the findings of a rule or code aside, as clippy's `allow`: counted
-/// in the summary ("1 allowed"), `"allowed": true` in JSON. Syntax and
-/// evaluation errors and missing required keys cannot be allowed: without
-/// them nothing can be rendered. `--show-allowed` lists them, one line each.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  pve check\n  pve check --strict --format json | jq '.[] | select(.code == \"duplicate-vmid\")'\n  pve host set web checks.allow '[ \"disko\" ]'    a VM installed with disko\n  pve check --show-allowed                       what the allows set aside"

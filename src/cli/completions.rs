@@ -1,7 +1,3 @@
-/// Print a shell completion script for pve.
-///
-/// The script completes subcommands, flags and their values. Load it in
-/// the running shell, or save it where the shell loads completions from.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 pve completions bash > ~/.local/share/bash-completion/completions/pve\n  \
@@ -22,9 +18,6 @@ pub enum Shell {
     Fish,
 }
 
-/// Write pve's manual pages: pve.1 and one page per subcommand
-/// (pve-check.1, pve-host-add.1, ...). The package installs them; this
-/// command is how it makes them.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve man --out share/man/man1 && man -l share/man/man1/pve.1")]
 pub struct ManArgs {

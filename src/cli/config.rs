@@ -2,14 +2,6 @@
 
 use clap::Subcommand;
 
-/// Read or change the fleet's settings: the `_` sets of hosts.nix.
-///
-/// KEY is a dotted path that starts with a settings set: `_proxmox.host`,
-/// `_proxmox.templateVmid`, `_sops.admins.alice`. `set` changes hosts.nix
-/// in place with the same editor as `pve host set` (every other byte stays),
-/// creating `_proxmox` or `_sops` (and any set below) when hosts.nix has
-/// none. An edit that would make `pve check` fail is shown and refused
-/// (exit 1, the file unchanged) unless --force is given.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 pve config get _proxmox.templateVmid\n  \

@@ -31,8 +31,6 @@ PVE_LOG=1 shows every command run.
 Exit codes: 0 every host deployed; 2 bad input (unknown host or tag, a readonly VM, an unfinished run
 without --resume/--fresh); 3 a build, a copy or a host failed (the summary says which and what was done).";
 
-/// Update running hosts to what the flake says, with a Proxmox snapshot
-/// to fall back to.
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {

@@ -2,14 +2,6 @@
 
 use clap::Subcommand;
 
-/// Change hosts.nix: set an attribute, add, remove or rename a host.
-///
-/// Edits keep every other byte of the file (comments, layout, line
-/// endings). After each edit pve evaluates the file again and writes it only
-/// if exactly the asked-for value changed; writes are atomic and take the
-/// repository lock. `--dry-run` prints a unified diff instead of writing.
-/// A `set` or `add` that would make `pve check` fail is shown and refused
-/// (exit 1, the file unchanged) unless `--force`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 pve host set web1 proxmox.cores 4\n  \

@@ -1,34 +1,6 @@
 //! `pve init`: a new fleet in the current folder.
 
-/// Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore.
-///
-/// Writes, in the current folder (or the folder of -f FILE; init never
-/// looks for a hosts.nix in a parent folder):
-///
-///   hosts.nix          `_proxmox` (from the flags, else asked, with
-///                      defaults) and `_sops` with you as the admin
-///   hosts/vm_base/     the base every new VM's folder is copied from
-///   flake.nix          the consumer flake using `lib.mkFleet`
-///   .gitignore         the lines for what pve writes but must not be
-///                      committed (.pve.lock, vms/tofu/.state/, vms/.journal/)
-///
-/// The admin's age recipient comes from --admin-age-recipient, else the
-/// identity sops itself would use (SOPS_AGE_KEY_FILE, then
-/// $XDG_CONFIG_HOME/sops/age/keys.txt or ~/.config/sops/age/keys.txt; only
-/// its public recipient is written), else ~/.ssh/id_ed25519.pub converted as
-/// ssh-to-age does.
-///
-/// Nothing is overwritten: an existing hosts.nix stops init (exit 1, nothing
-/// written); any other file that exists is kept as it is, and .gitignore only
-/// gets the lines it lacks. Works in an empty folder or in an existing flake
-/// repository (its flake.nix is kept: add pve-fleet to it as docs/flake.md
-/// shows). Afterwards `pve check` passes and `pve render` writes
-/// vms/tofu/config.tf.json, secrets/.sops.yaml and vms/known_hosts.
 #[derive(Debug, clap::Args)]
-#[command(
-    verbatim_doc_comment,
-    about = "Start a fleet here: hosts.nix, hosts/vm_base/, flake.nix, .gitignore"
-)]
 #[command(after_help = "Examples:\n  \
 pve init                                            asks for the Proxmox settings\n  \
 pve init --proxmox-host 192.168.1.12 --node pve --storage local-lvm --template-vmid 9000\n  \

@@ -25,8 +25,6 @@ Exit codes: 0 done; 2 bad input (unknown host, bad IP/VMID, unconfirmed host key
 run without --resume); 3 a remote host or tool failed (Proxmox, SSH, nixos-rebuild, Tailscale, sops,
 a host key mismatch).";
 
-/// Integrate a new VM into the fleet: hardware config, NixOS, Tailscale,
-/// host key, publicKey in hosts.nix, secrets re-keyed. Resumable.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {

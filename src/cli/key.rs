@@ -1,6 +1,5 @@
 use std::path::PathBuf;
 
-/// Key conversions (no ssh-to-age binary needed).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve key to-age \"$(cat /etc/ssh/ssh_host_ed25519_key.pub)\"")]
 pub struct Args {

@@ -1,17 +1,6 @@
 //! `pve new`: the wizard (or flags + --yes), then the steps of
 //! `workflow::new`, with rollback offered when a step fails.
 
-/// Create a VM: host entry, host folder, plan, apply.
-///
-/// Asks for the name, SSH alias, VMID (default: the next free one), a
-/// description, cores, memory, disk and storage, each with its default and
-/// checked as `pve check` would. Then writes the hosts.nix entry and
-/// `hosts/<name>/`, plans the new VM with OpenTofu, shows the plan, asks, and
-/// applies it; finally prints the `pve integrate` command. Every answer can
-/// be given as a flag; with --yes the defaults fill in the rest and nothing is
-/// asked (without a terminal, --yes is required). When a step fails, pve
-/// offers to roll back (with --yes it rolls back): hosts.nix is restored byte
-/// for byte, the host folder removed, a created VM destroyed again.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
 pve new                                            the wizard\n  \

@@ -1,12 +1,5 @@
 use std::path::PathBuf;
 
-/// Write the files that follow from hosts.nix: vms/tofu/config.tf.json
-/// (OpenTofu), secrets/.sops.yaml (sops recipients) and vms/known_hosts.
-///
-/// The same hosts.nix always renders the same bytes. Every file is rendered
-/// before any is written, so an error writes nothing; each write is atomic.
-/// With --check nothing is written: a file that differs from what hosts.nix
-/// renders is shown as a unified diff and the exit code is 1.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  pve render\n  pve render --check          # in CI: fail when a committed file is stale\n  pve render tofu --out-dir /tmp/out\n  pve render --compact        # config.tf.json one VM per line, at any size"

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-/// Work on the fleet's sops configuration.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  pve secrets adopt --dry-run")]
 pub struct Args {

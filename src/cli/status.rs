@@ -21,16 +21,6 @@ Exit codes:
   2  bad input: hosts.nix cannot be read, an unknown host or tag
   3  Proxmox cannot be reached or answered nonsense";
 
-/// Show the fleet as it is: state, usage, address and drift of every host.
-///
-/// One round trip to the cluster (`pvesh get /cluster/resources`) gives
-/// every VM's node, state, uptime, CPU and memory use, tags and sizes;
-/// then, for the VMs on this node, `qm config` (on-boot) and the guest
-/// agent (the address), at most 6 at a time and 10 seconds each
-/// (`--agent-timeout`). Every
-/// value hosts.nix sets that differs live is drift; VMs in
-/// `_proxmox.vmidRange` that hosts.nix does not know are listed as "not in
-/// hosts.nix", hosts without `proxmox` as "not a VM".
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {

@@ -1,17 +1,6 @@
 //! `pve plan`, `pve apply`, `pve output`, `pve destroy`: OpenTofu in
 //! `vms/tofu/.state` with the config rendered from hosts.nix.
 
-/// Plan the changes hosts.nix asks for, and save the plan.
-///
-/// Renders the OpenTofu config from hosts.nix into the working folder, runs
-/// `tofu init` when the provider or backend settings changed, refuses when
-/// the state is empty but the VMs already exist on Proxmox, then runs
-/// `tofu plan` and saves the plan with the hash of the config it was made
-/// from. `pve apply` applies that plan only while hosts.nix stays the same.
-/// When `_proxmox.backend` changed (say from local to pg) while a state
-/// exists, it asks before copying the state there (--yes accepts; without
-/// a terminal and without --yes it stops, exit 2). When another run holds
-/// the state lock, it says who holds it and how the lock is freed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  pve plan && pve apply\n  pve plan --yes            after moving `_proxmox.backend` to pg: copy the state there\n\n",
@@ -28,12 +17,6 @@ pub struct PlanArgs {
     pub guard: GuardArgs,
 }
 
-/// Apply the saved plan, or plan again and ask.
-///
-/// A plan saved by `pve plan` is applied only when it was made from the
-/// current hosts.nix and the state has not changed since. Otherwise pve plans
-/// again, shows the plan and asks before applying; without a terminal it
-/// refuses unless --yes is given. Exits 1 when you answer no.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!(
     "Examples:\n  pve plan && pve apply      review, then apply exactly that plan\n  pve apply --yes            plan and apply from a script\n\n",
@@ -50,10 +33,6 @@ pub struct ApplyArgs {
     pub guard: GuardArgs,
 }
 
-/// Print OpenTofu's outputs (IP addresses and the like).
-///
-/// Runs `tofu output` in the working folder; with --json its JSON is passed
-/// through unchanged. Sensitive outputs are printed in clear text with --json.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  pve output\n  pve output --json | jq 'map_values(.value)'\n  pve output --json NAME"
@@ -67,11 +46,6 @@ pub struct OutputArgs {
     pub name: Option<String>,
 }
 
-/// Destroy every VM the OpenTofu state manages.
-///
-/// Plans the destroy, shows it, and asks you to type `destroy` (or --yes),
-/// then applies exactly that plan. To remove one VM, use `pve remove`.
-/// Exits 1 when you do not confirm.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!(
     "Example:\n  pve destroy\n\n",

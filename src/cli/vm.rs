@@ -2,6 +2,7 @@
 //! points. Flags are validated here (VMIDs, names, readonly VMs) before
 //! anything connects; the work is in `remote::proxmox`.
 
+use clap::builder::Resettable;
 use clap::Subcommand;
 
 pub const EXAMPLES: &str = "\
@@ -227,15 +228,61 @@ pub enum Op {
     },
 }
 
-/// `pve vm`'s help: the same examples as proxmox-ops, spelled as `pve vm`
-/// (one clap definition serves both binaries).
-pub fn as_pve_vm(cmd: clap::Command) -> clap::Command {
+/// `pve vm`: proxmox-ops's arguments (one clap definition serves both
+/// binaries), their examples spelled `pve vm`.
+///
+/// The renaming is part of defining the arguments rather than a
+/// `mut_subcommand` on pve's tree: when `vm`'s arguments are deferred
+/// (`super::Lazy`), they do not exist yet when the tree is made.
+#[derive(Debug)]
+pub struct PveVm(pub Args);
+
+impl clap::Args for PveVm {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        as_pve_vm(cmd, <Args as clap::Args>::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        as_pve_vm(cmd, <Args as clap::Args>::augment_args_for_update)
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        <Args as clap::Args>::group_id()
+    }
+}
+
+impl clap::FromArgMatches for PveVm {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Args::from_arg_matches(matches).map(PveVm)
+    }
+
+    fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        Args::from_arg_matches_mut(matches).map(PveVm)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(
+        &mut self,
+        matches: &mut clap::ArgMatches,
+    ) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+/// `augment` (`Args`'s) on `cmd`, with `pve vm`'s description and examples.
+fn as_pve_vm(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    // `Args`'s description is proxmox-ops's. pve's `Vm` variant gives its
+    // own: after this when the tree is made at once, before it (kept here)
+    // when `vm` is deferred.
+    let about = Resettable::from(cmd.get_about().cloned());
+    let long_about = Resettable::from(cmd.get_long_about().cloned());
+    let cmd = augment(cmd).about(about).long_about(long_about);
     let rename = |c: clap::Command| match c.get_after_help().map(|h| h.to_string()) {
         Some(h) => c.after_help(h.replace("proxmox-ops ", "pve vm ")),
         None => c,
     };
-    // In one pass: `mut_subcommand` per name took each command out of the
-    // list and put it back, a fifth of every run's start (0.37 M
-    // instructions of `pve --version`'s 1.84 M).
     rename(cmd).mut_subcommands(rename)
 }
