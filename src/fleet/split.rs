@@ -326,19 +326,46 @@ fn merge(parts: Vec<Part>) -> Option<(Attrs, FleetBuilder)> {
         typed.push(part.typed);
     }
     let order = merge_order(&sets)?;
+    // The attributes and the typed hosts are put in order on two threads
+    // when there are many: each is a few MB moved into fresh memory (at
+    // 10,000 hosts, 3 ms of a serial stretch where the other core idles).
+    if order.len() < PARALLEL_MERGE {
+        return Some((merged_sets(sets, &order), merged_typed(typed, &order)));
+    }
+    std::thread::scope(|s| {
+        let typed = s.spawn(|| merged_typed(typed, &order));
+        let sets = merged_sets(sets, &order);
+        match typed.join() {
+            Ok(typed) => Some((sets, typed)),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Fewer entries than this are merged on one thread.
+const PARALLEL_MERGE: usize = 2048;
+
+/// The parts' sets as one, in `order` (see [`merge_order`]).
+fn merged_sets(sets: Vec<Vec<(CompactString, Attr)>>, order: &[usize]) -> Attrs {
     let mut out = Vec::with_capacity(order.len());
-    let mut fleet = FleetBuilder::with_capacity(typed.iter().map(Vec::len).sum());
-    // Each part's typed attributes, when there are any, go with its
-    // attributes one for one.
     let mut sets: Vec<_> = sets.into_iter().map(Vec::into_iter).collect();
-    let mut typed: Vec<_> = typed.into_iter().map(Vec::into_iter).collect();
-    for k in order {
+    for &k in order {
         out.extend(sets[k].next());
+    }
+    Attrs::from_sorted(out)
+}
+
+/// The parts' typed attributes in `order`: each part's, when there are
+/// any, go with its attributes one for one.
+fn merged_typed(typed: Vec<Vec<Typed>>, order: &[usize]) -> FleetBuilder {
+    let mut fleet = FleetBuilder::with_capacity(typed.iter().map(Vec::len).sum());
+    let mut typed: Vec<_> = typed.into_iter().map(Vec::into_iter).collect();
+    for &k in order {
         if let Some(t) = typed[k].next() {
             fleet.add(t);
         }
     }
-    Some((Attrs::from_sorted(out), fleet))
+    fleet
 }
 
 /// For each entry of the merged sets, in name order, the set it comes
