@@ -231,6 +231,8 @@ impl<'a> Scope<'a> {
 pub struct Evaluator<'a> {
     /// Absolute folder of the file: relative paths start here.
     base_dir: PathBuf,
+    /// `base_dir` normalised, once (see [`Evaluator::path`]).
+    normal_base: std::cell::OnceCell<PathBuf>,
     depth: Cell<usize>,
     /// What this evaluation may still spend.
     budget: Budget,
@@ -264,6 +266,7 @@ impl<'a> Evaluator<'a> {
     pub fn new(base_dir: &Path) -> Self {
         Evaluator {
             base_dir: base_dir.to_path_buf(),
+            normal_base: std::cell::OnceCell::new(),
             depth: Cell::new(0),
             budget: Budget::default(),
             rec_scopes: RefCell::new(Vec::new()),
@@ -768,12 +771,24 @@ impl<'a> Evaluator<'a> {
 
     fn path(&self, parts: &'a [StrPart], env: &Env<'a>) -> Result<PathBuf> {
         let text = self.interpolate(parts, env)?;
+        Ok(self.resolve(&text))
+    }
+
+    /// A path literal's text as the absolute, normalised path it names.
+    fn resolve(&self, text: &str) -> PathBuf {
+        // `./a/b` whose names are all plain (no `.`, `..` or empty one):
+        // the normalised folder and the names as written, without walking
+        // the folder's components again for each of a fleet's paths.
+        if let Some(rest) = text.strip_prefix("./").filter(|r| plain_names(r)) {
+            let base = self.normal_base.get_or_init(|| normalize(&self.base_dir));
+            return base.join(rest);
+        }
         let joined = if text.starts_with('/') {
             PathBuf::from(text)
         } else {
             self.base_dir.join(text)
         };
-        Ok(normalize(&joined))
+        normalize(&joined)
     }
 
     /// Binds the entries of a set definition. For `rec` sets and `let` (whose
@@ -1126,6 +1141,12 @@ fn less(a: &Lazy<'_>, b: &Lazy<'_>, span: TextRange) -> Result<bool> {
     }
 }
 
+/// Whether `rest` is names separated by single `/`, none of them `.` or
+/// `..` (what [`normalize`] leaves as it is).
+fn plain_names(rest: &str) -> bool {
+    rest.split('/').all(|n| !matches!(n, "" | "." | ".."))
+}
+
 /// Lexical normalisation, as Nix's canonPath: `.` dropped, `..` pops.
 pub fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
@@ -1180,6 +1201,28 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A path literal resolves as the full walk of its folder and
+        /// its text gives it, plain names or not, whatever the folder's
+        /// spelling.
+        #[test]
+        fn paths_resolve_as_normalized_joins(
+            base in proptest::sample::select(vec!["/", "/f", "/a/b/../f", "/a/./f", "/a/f/", "/f/.."]),
+            lead in proptest::sample::select(vec!["./", "../", "/", "", "./../"]),
+            names in proptest::collection::vec(
+                proptest::sample::select(vec!["a", "b.nix", ".", "..", "", "x-y_1"]),
+                0..5,
+            ),
+        ) {
+            let text = format!("{lead}{}", names.join("/"));
+            let evaluator = Evaluator::new(Path::new(base));
+            let want = if text.starts_with('/') {
+                normalize(Path::new(&text))
+            } else {
+                normalize(&Path::new(base).join(&text))
+            };
+            proptest::prop_assert_eq!(evaluator.resolve(&text), want, "{} in {}", text, base);
+        }
+
         /// Every name of a `let` and a `rec` set reads its own value,
         /// whatever order the bindings are written in (the scopes are
         /// searched as sorted lists).
