@@ -344,24 +344,30 @@ fn keep_owner_and_mode(file: &File, old: &std::fs::Metadata) -> std::io::Result<
 /// the file system first. More than `limit` bytes is an error of kind
 /// `FileTooLarge` whose message names the limit.
 pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read as _;
     let file = File::open(path)?;
     // Sized from the file's length (a hint only: the limit holds whatever
     // the file does while it is read), so a large file is read into one
     // allocation in one system call instead of a dozen doubling ones.
     let hint = file.metadata().map_or(0, |m| m.len()).min(limit);
-    let mut buf = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).saturating_add(1));
-    file.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > limit {
-        return Err(too_large(limit));
-    }
-    Ok(buf)
+    let capacity = usize::try_from(hint).unwrap_or(0).saturating_add(1);
+    read_limited_into(file, limit, capacity)
 }
 
 /// [`read_limited`] for any reader (stdin, a child's output).
 pub fn read_limited_from(r: impl std::io::Read, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_limited_into(r, limit, 0)
+}
+
+/// `r` read to its end into a buffer of `capacity` bytes to begin with
+/// (room for the whole of a small file: one read, and one more that finds
+/// the end), refused past `limit` as [`read_limited`] refuses.
+pub fn read_limited_into(
+    r: impl std::io::Read,
+    limit: u64,
+    capacity: usize,
+) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(capacity);
     r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(too_large(limit));

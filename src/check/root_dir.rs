@@ -11,8 +11,8 @@
 
 #[cfg(test)]
 use std::io::ErrorKind;
-use std::io::{Error, Result};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Result;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -47,13 +47,8 @@ impl<'a> RootDir<'a> {
     }
 
     fn file_type(&self, path: &Path) -> Option<FileType> {
-        let Some((fd, rel)) = self.relative(path) else {
-            let meta = std::fs::metadata(path).ok()?;
-            return Some(FileType::from_raw_mode(
-                std::os::unix::fs::MetadataExt::mode(&meta),
-            ));
-        };
-        let stat = rustix::fs::statat(fd, rel, AtFlags::empty()).ok()?;
+        let (dir, path) = self.at(path);
+        let stat = rustix::fs::statat(dir, path, AtFlags::empty()).ok()?;
         Some(FileType::from_raw_mode(stat.st_mode))
     }
 
@@ -62,12 +57,21 @@ impl<'a> RootDir<'a> {
     /// asking the file's size first: a host's configuration is a few
     /// hundred bytes, read in one call (and one more that finds its end).
     pub fn read_limited(&self, path: &Path, limit: u64) -> Result<Vec<u8>> {
-        let Some((dir, rel)) = self.relative(path) else {
-            return crate::fsutil::read_limited(path, limit);
-        };
+        let (dir, path) = self.at(path);
         let flags = OFlags::RDONLY | OFlags::CLOEXEC;
-        let file = rustix::fs::openat(dir, rel, flags, Mode::empty())?;
-        read_to_end(&file, limit)
+        let file = std::fs::File::from(rustix::fs::openat(dir, path, flags, Mode::empty())?);
+        let capacity = FIRST_READ.min(
+            usize::try_from(limit)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        );
+        crate::fsutil::read_limited_into(file, limit, capacity)
+    }
+
+    /// Where to look `path` up: the open root and `path` relative to it,
+    /// else the working folder and `path` as it is (what std does).
+    fn at<'p>(&self, path: &'p Path) -> (BorrowedFd<'_>, &'p Path) {
+        self.relative(path).unwrap_or((rustix::fs::CWD, path))
     }
 
     /// The open root and `path` relative to it; `None` for a path that is
@@ -79,7 +83,7 @@ impl<'a> RootDir<'a> {
     /// bytes, then a `/` (or the root ending in one). The kernel reads
     /// `root/rest` as `rest` from the folder `root` named when it was
     /// opened, whatever either holds (`.`, `..`, repeated `/`).
-    fn relative<'p>(&self, path: &'p Path) -> Option<(std::os::fd::BorrowedFd<'_>, &'p Path)> {
+    fn relative<'p>(&self, path: &'p Path) -> Option<(BorrowedFd<'_>, &'p Path)> {
         use std::os::unix::ffi::OsStrExt as _;
         let fd = self.fd.as_ref()?.as_fd();
         let bytes = path.as_os_str().as_bytes();
@@ -96,27 +100,6 @@ impl<'a> RootDir<'a> {
             return Some((fd, Path::new(".")));
         }
         Some((fd, Path::new(std::ffi::OsStr::from_bytes(rest))))
-    }
-}
-
-/// Reads an open file to its end, refusing more than `limit` bytes.
-fn read_to_end(file: &OwnedFd, limit: u64) -> Result<Vec<u8>> {
-    let limit_len = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_READ.min(limit_len.saturating_add(1)));
-    loop {
-        if buf.len() > limit_len {
-            return Err(crate::fsutil::too_large(limit));
-        }
-        if buf.len() == buf.capacity() {
-            // Doubling, up to one byte past the limit (which refuses).
-            let more = buf.capacity().min(limit_len.saturating_add(1) - buf.len());
-            buf.reserve_exact(more.max(1));
-        }
-        match rustix::io::read(file, rustix::buffer::spare_capacity(&mut buf)) {
-            Ok(0) => return Ok(buf),
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::from(e)),
-        }
     }
 }
 
